@@ -1,0 +1,102 @@
+"""One error hierarchy for every step of a transfer.
+
+Each class says whether trying again can help. The DAG layer lets a
+``RetriableError`` retry and fails a ``TerminalError`` at once; the CLI maps
+both to exit codes. Messages name the object (file, field, host, key) and the
+next step, and never carry secrets, key material or record values.
+
+    TransferError
+    ├── TerminalError                 trying again will not help
+    │   ├── ConfigError               agreement/protocol YAML is wrong (file + key path)
+    │   ├── AgreementNotLive          lapsed, not yet in force, or not in the Tier 1 register
+    │   ├── SecretMissing             a secret the flow needs was not provided
+    │   ├── SourceError               extract failed: missing file, broken CSV, schema drift
+    │   ├── QualityBlocked            a characteristic with policy ``block`` failed
+    │   ├── PrivacyError              a field cannot be minimised/pseudonymised as declared
+    │   ├── KeyRefused                recipient key not pinned, expired, revoked or weak
+    │   ├── HostKeyMismatch           SFTP host key unknown or changed
+    │   ├── DeliveryRefused           login refused or remote path not permitted
+    │   ├── DeliveryConflict          a different file already sits under the final name
+    │   └── LedgerTampered            the hash chain or its anchor does not verify
+    └── RetriableError                a later attempt may succeed
+        ├── SourceUnavailable         database or file store not reachable
+        └── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+"""
+
+from __future__ import annotations
+
+
+class TransferError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    retriable: bool = False
+
+
+class TerminalError(TransferError):
+    """Trying again without a change to config, data or keys will not help."""
+
+
+class RetriableError(TransferError):
+    """A later attempt may succeed (network, a server restarting)."""
+
+    retriable = True
+
+
+class ConfigError(TerminalError):
+    """Agreement or protocol configuration is invalid.
+
+    ``problems`` holds every problem found, so a data engineer fixes them all
+    in one pass instead of one per run.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class AgreementNotLive(TerminalError):
+    """The agreement does not allow a transfer on this date."""
+
+
+class SecretMissing(TerminalError):
+    """A secret (connection, pseudonymisation key, staging key) is not set."""
+
+
+class SourceError(TerminalError):
+    """The extract cannot be read as agreed."""
+
+
+class SourceUnavailable(RetriableError):
+    """The source system could not be reached."""
+
+
+class QualityBlocked(TerminalError):
+    """A data-quality characteristic whose policy is ``block`` failed."""
+
+
+class PrivacyError(TerminalError):
+    """Minimisation, pseudonymisation or generalisation could not be applied."""
+
+
+class KeyRefused(TerminalError):
+    """The recipient's OpenPGP key must not be used."""
+
+
+class HostKeyMismatch(TerminalError):
+    """The SFTP server's host key is not the pinned one."""
+
+
+class DeliveryRefused(TerminalError):
+    """The SFTP server refused our login or the remote directory."""
+
+
+class DeliveryConflict(TerminalError):
+    """A different file already exists under the name we would deliver."""
+
+
+class DeliveryUnavailable(RetriableError):
+    """The SFTP server could not be reached or the upload did not complete."""
+
+
+class LedgerTampered(TerminalError):
+    """The ledger's hash chain or head anchor does not verify."""
