@@ -1,0 +1,113 @@
+"""Synthetic source data for the demo, tests and benchmarks.
+
+No real person is in here: names come from short lists, NHS numbers are
+generated with a valid Modulus 11 check digit in the 999 range that NHS
+Digital reserves for testing, and postcodes are Rotherham districts.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+FORENAMES = ["Amelia", "Oliver", "Isla", "Jack", "Ava", "Harry", "Mia", "George", "Lily", "Noah", "Sophie", "Leo"]
+SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Hall", "Green"]
+DISTRICTS = ["S60", "S61", "S62", "S63", "S65", "S66"]
+RISK = ["low", "medium", "high"]
+CATEGORY = ["neglect", "physical", "sexual", "emotional", "exploitation"]
+COMPLAINTS = ["fall", "head injury", "burn", "ingestion", "fracture", "breathing difficulty"]
+
+
+def nhs_check_digit(nine: str) -> int | None:
+    """Modulus 11 check digit for nine digits, or None when no valid digit exists."""
+    total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        return 0
+    return None if check == 10 else check
+
+
+def nhs_number(rng: random.Random) -> str:
+    """A valid test-range NHS number (starts 999)."""
+    while True:
+        nine = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
+        check = nhs_check_digit(nine)
+        if check is not None:
+            return nine + str(check)
+
+
+def _postcode(rng: random.Random) -> str:
+    return f"{rng.choice(DISTRICTS)} {rng.randrange(1, 10)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
+
+
+def _dob(rng: random.Random, on: date) -> str:
+    return (on - timedelta(days=rng.randrange(365, 17 * 365))).isoformat()
+
+
+def referrals(n: int, logical_date: date, *, seed: int = 1) -> pd.DataFrame:
+    """Children's Services referrals made on ``logical_date`` (flow A's source table)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "referral_id": f"R{i:06d}",
+                "nhs_number": nhs_number(rng),
+                "forename": rng.choice(FORENAMES),
+                "surname": rng.choice(SURNAMES),
+                "date_of_birth": _dob(rng, logical_date),
+                "postcode": _postcode(rng),
+                "referral_date": logical_date.isoformat(),
+                "risk_level": rng.choice(RISK),
+                "category": rng.choice(CATEGORY),
+            }
+        )
+    return pd.DataFrame(rows, dtype=object)
+
+
+def ed_attendances(n: int, logical_date: date, *, seed: int = 2) -> pd.DataFrame:
+    """Emergency Department attendances of children on ``logical_date`` (flow B's export)."""
+    rng = random.Random(seed)
+    day = datetime.combine(logical_date, datetime.min.time())
+    rows = []
+    for i in range(n):
+        number = nhs_number(rng)
+        if i % 3 == 0:  # exports often carry the printed form "999 123 4567"
+            number = f"{number[:3]} {number[3:6]} {number[6:]}"
+        rows.append(
+            {
+                "attendance_id": f"ED{logical_date:%Y%m%d}{i:05d}",
+                "nhs_number": number,
+                "date_of_birth": _dob(rng, logical_date),
+                "postcode": _postcode(rng),
+                "arrived_at": (day + timedelta(minutes=rng.randrange(24 * 60))).isoformat(),
+                "presenting_complaint": rng.choice(COMPLAINTS),
+                "safeguarding_flag": rng.choice(["Y", "N", "N", "N"]),
+            }
+        )
+    return pd.DataFrame(rows, dtype=object)
+
+
+def write_referrals_table(url: str, frame: pd.DataFrame, *, table: str = "referrals") -> None:
+    """Create (or replace) the case-system table in a SQLite or PostgreSQL database."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    typed = frame.copy()
+    for column in ("date_of_birth", "referral_date"):
+        typed[column] = pd.to_datetime(typed[column]).dt.date
+    try:
+        typed.to_sql(table, engine, if_exists="replace", index=False)
+    finally:
+        engine.dispose()
+
+
+def write_ed_csv(export_dir: Path, logical_date: date, frame: pd.DataFrame) -> Path:
+    """Write the trust's nightly export as ``ed/attendances_<date>.csv``."""
+    path = Path(export_dir) / "ed" / f"attendances_{logical_date.isoformat()}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path

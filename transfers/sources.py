@@ -1,0 +1,154 @@
+"""Extract: read a flow's rows from the sender's system, batch by batch.
+
+Every value leaves this module as a string (dates as ISO 8601) or None, so
+quality checks and pseudonyms see the same text whether the source was a
+database or a CSV file, and a number never turns into ``12.0`` on the way.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from transfers.agreement import Source, check_relative_path
+from transfers.connections import ConnInfo
+from transfers.errors import ConfigError, SourceError, SourceUnavailable
+
+
+def _text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):  # NaN
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        raise SourceError("the source returned a binary column; select text columns only")
+    return str(value)
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as str or None, column names as str."""
+    out = pd.DataFrame({str(col): [_text(v) for v in frame[col].tolist()] for col in frame.columns}, dtype=object)
+    return out
+
+
+def sqlalchemy_url(conn: ConnInfo) -> str:
+    """Build a SQLAlchemy URL from an Airflow-style connection."""
+    from sqlalchemy.engine import URL
+
+    if conn.extra.get("sqlalchemy_url"):
+        return str(conn.extra["sqlalchemy_url"])
+    kind = conn.conn_type.lower()
+    if kind == "sqlite":
+        if not conn.host:
+            raise ConfigError(f"connection {conn.conn_id!r}: a sqlite connection needs host = the database file path")
+        return f"sqlite:///{conn.host}"
+    drivers = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
+    if kind not in drivers:
+        raise ConfigError(
+            f"connection {conn.conn_id!r}: type {conn.conn_type!r} is not a supported SQL source "
+            "(postgres, sqlite, or give extra.sqlalchemy_url)"
+        )
+    return URL.create(
+        drivers[kind],
+        username=conn.login,
+        password=conn.password,
+        host=conn.host,
+        port=conn.port,
+        database=conn.schema,
+    ).render_as_string(hide_password=False)
+
+
+def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
+    """Run the flow's query with ``:ds`` bound to the logical date, in batches."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    query_path = config_dir / check_relative_path(source.query or "", "source.query")
+    try:
+        query = query_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
+    where = f"connection {conn.conn_id!r} ({conn.conn_type}"
+    where += f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})"
+    engine = create_engine(sqlalchemy_url(conn))
+    try:
+        with engine.connect() as connection:
+            # Stream on the server side so a large extract is never all in memory.
+            connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
+            result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+            columns = [str(c) for c in result.keys()]
+            yielded = False
+            while True:
+                rows = result.fetchmany(source.batch_rows)
+                if not rows:
+                    break
+                yielded = True
+                yield as_text(pd.DataFrame.from_records(rows, columns=columns))
+            if not yielded:
+                yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    except OperationalError as exc:
+        raise SourceUnavailable(f"{where}: cannot run {query_path.name}: {type(exc.orig).__name__}") from None
+    except SQLAlchemyError as exc:
+        # The driver's message can quote SQL, never row values; keep only its first line.
+        first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+        raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
+    finally:
+        engine.dispose()
+
+
+def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
+    """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
+    base = conn.extra.get("path") or conn.host
+    if not base:
+        raise ConfigError(f"connection {conn.conn_id!r}: a file connection needs extra.path (the export directory)")
+    relative = check_relative_path((source.path or "").format(ds=logical_date.isoformat()), "source.path")
+    path = Path(base) / relative
+    if not path.is_file():
+        raise SourceError(f"{path}: the extract for {logical_date} is not there (connection {conn.conn_id!r})")
+    try:
+        reader = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            chunksize=source.batch_rows,
+            on_bad_lines="error",
+            encoding="utf-8",
+        )
+        empty = True
+        for chunk in reader:
+            empty = False
+            yield chunk.astype(object).where(chunk.notna(), None)
+        if empty:
+            yield pd.DataFrame()
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"{path}: the file is empty (no header row)") from None
+    except pd.errors.ParserError as exc:
+        # pandas names the line ("Expected 5 fields in line 12, saw 6"); it holds no values.
+        raise SourceError(f"{path}: broken CSV: {str(exc).strip()}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise SourceError(f"{path}: broken CSV: {exc}") from None
+
+
+def extract(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
+    """The extract step's entry point: batches of text columns."""
+    if source.kind == "sql":
+        return extract_sql(source, conn, config_dir=config_dir, logical_date=logical_date)
+    return extract_csv(source, conn, logical_date=logical_date)
