@@ -81,14 +81,18 @@ class Staging:
             self._write(target / f"part-{parts:05d}.csv.fernet", batch.to_csv(index=False).encode("utf-8"))
             rows += len(batch)
             parts += 1
-        (target / "columns.json").write_text(json.dumps(seen_columns or []))
+        (target / "columns.json").write_text(json.dumps({"columns": seen_columns or [], "rows": rows}))
         return {"rows": rows, "parts": parts, "columns": seen_columns or []}
 
     def columns(self, stage: str) -> list[str]:
         path = self.run_dir / stage / "columns.json"
         if not path.exists():
             raise SourceError(f"{self.run_dir}: stage {stage!r} has not run for this flow and date")
-        return json.loads(path.read_text())
+        return json.loads(path.read_text())["columns"]
+
+    def rows(self, stage: str) -> int:
+        self.columns(stage)
+        return json.loads((self.run_dir / stage / "columns.json").read_text())["rows"]
 
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order; one empty frame if there were no rows."""

@@ -1,0 +1,381 @@
+"""One flow run, (flow, logical date), as a sequence of steps.
+
+Each step is a plain function taking a :class:`FlowRun` plus the resolved
+credentials it needs, and returning a small JSON-able dict (counts, names,
+hashes) — what a DAG task may put in XCom. The DAG runs them as separate tasks
+so the grid shows which stage failed; :func:`run_flow` runs them in one go for
+the CLI. Personal data passes between steps only as encrypted staging files.
+
+Re-running a (flow, date) is safe: a recipient already in the ledger is not
+sent to again, the encrypted outbox of a run is reused rather than re-made (a
+new encryption would be a different file under the same name), and a file the
+recipient already holds is recognised by its hash and recorded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from transfers.agreement import Config, FlowRef, Recipient, check_live
+from transfers.connections import ConnInfo
+from transfers.errors import QualityBlocked, SourceError
+from transfers.logs import get_logger
+from transfers.settings import Settings
+from transfers.staging import Staging
+
+log = get_logger(__name__)
+
+
+@dataclass
+class FlowRun:
+    """Where one (flow, logical date) keeps its state, and the clock it uses."""
+
+    settings: Settings
+    config: Config
+    ref: FlowRef
+    logical_date: date
+    staging_key: str | bytes
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+
+    @property
+    def ds(self) -> str:
+        return self.logical_date.isoformat()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.home / "runs" / self.ref.agreement.id / self.ref.flow.id / self.ds
+
+    def outbox_dir(self, recipient: Recipient) -> Path:
+        return self.settings.home / "outbox" / self.ref.agreement.id / self.ref.flow.id / self.ds / recipient.partner
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.settings.home / "reports" / self.ref.agreement.id / self.ref.flow.id
+
+    @property
+    def staging(self) -> Staging:
+        return Staging(self.run_dir, self.staging_key)
+
+    @property
+    def base_name(self) -> str:
+        return f"{self.ref.agreement.id}_{self.ref.flow.id}_{self.ds}"
+
+    def disclosure_key(self, recipient: Recipient) -> str:
+        return f"disclosure:{self.ref.key}:{self.ds}:{recipient.partner}"
+
+    def recipient(self, partner: str) -> Recipient:
+        for recipient in self.ref.flow.to:
+            if recipient.partner == partner:
+                return recipient
+        raise SourceError(f"flow {self.ref.key} has no recipient {partner!r}")
+
+    def _ctx(self, **extra: object) -> dict:
+        return {"flow": self.ref.key, "logical_date": self.ds, **extra}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def check(run: FlowRun, ledger) -> dict:  # noqa: ANN001
+    """Refuse to start unless the agreement is live; say who still needs the data."""
+    check_live(run.ref.agreement, run.config.protocol, run.today)
+    pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
+    log.info("agreement live", **run._ctx(pending=pending))
+    return {"live": True, "pending": pending}
+
+
+def extract(run: FlowRun, conn: ConnInfo) -> dict:
+    """Read the source into encrypted staging batches."""
+    from transfers.sources import extract as read_source
+
+    batches = read_source(run.ref.flow.source, conn, config_dir=run.config.root, logical_date=run.logical_date)
+    counts = run.staging.write_batches("extract", batches)
+    log.info("extracted", **run._ctx(rows=counts["rows"], batches=counts["parts"]))
+    return {"rows": counts["rows"], "batches": counts["parts"], "columns": len(counts["columns"])}
+
+
+def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
+    """Check the six characteristics, write the data owner's report, apply the policy."""
+    from transfers.quality import check_quality
+
+    history = [e.payload for e in ledger.entries(kind="quality", flow=run.ref.key)][-10:]
+    outcome = check_quality(
+        run.staging.read_batches("extract"),
+        run.ref.flow,
+        agreement_id=run.ref.agreement.id,
+        logical_date=run.logical_date,
+        report_dir=run.reports_dir,
+        history=history,
+    )
+    summary = outcome.summary()
+    ledger.append(
+        "quality",
+        agreement=run.ref.agreement.id,
+        flow=run.ref.key,
+        logical_date=run.logical_date,
+        payload=summary,
+    )
+    run.staging.write_json("quarantine", sorted(list(k) for k in outcome.quarantined_keys))
+    log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys)))
+    if outcome.blocked:
+        details = ", ".join(
+            f"{d} ({outcome.dimensions[d].failing_rows} of {outcome.rows} rows)" for d in outcome.blocked
+        )
+        raise QualityBlocked(
+            f"flow {run.ref.key} on {run.ds}: blocked by data quality: {details}; nothing was sent. "
+            f"The data owner's report is {outcome.report_html}"
+        )
+    return {
+        "rows": outcome.rows,
+        "quarantined": len(outcome.quarantined_keys),
+        "report": str(outcome.report_html) if outcome.report_html else None,
+    }
+
+
+def prepare(run: FlowRun, pseudonym_key: bytes | None) -> dict:
+    """Hold back quarantined rows, then minimise, pseudonymise and generalise."""
+    from transfers.privacy import apply_privacy
+
+    flow = run.ref.flow
+    held = {tuple(k) for k in (run.staging.read_json("quarantine", []) or [])}
+    totals = {"rows_in": 0, "rows_out": 0, "held_back": 0}
+
+    def batches() -> Iterator[pd.DataFrame]:
+        for batch in run.staging.read_batches("extract"):
+            totals["rows_in"] += len(batch)
+            if held and len(batch):
+                keys = batch[flow.key_fields].astype(str).apply(tuple, axis=1)
+                keep = ~keys.isin(held)
+                totals["held_back"] += int((~keep).sum())
+                batch = batch[keep]
+            safe, _stats = apply_privacy(batch, flow, key=pseudonym_key, logical_date=run.logical_date)
+            totals["rows_out"] += len(safe)
+            yield safe
+
+    run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
+    log.info("prepared", **run._ctx(**totals))
+    return totals
+
+
+def _delivery_parts(run: FlowRun) -> Iterator[tuple[bytes, int]]:
+    """The prepared rows as CSV files of at most ``delivery_max_rows`` rows each."""
+    limit = run.settings.delivery_max_rows
+    columns = run.staging.columns("prepared")
+    buffer: list[pd.DataFrame] = []
+    count = 0
+    yielded = False
+
+    def flush() -> tuple[bytes, int]:
+        frame = pd.concat(buffer) if buffer else pd.DataFrame(columns=columns)
+        out = io.StringIO()
+        frame.to_csv(out, index=False, columns=columns)
+        return out.getvalue().encode("utf-8"), len(frame)
+
+    for batch in run.staging.read_batches("prepared"):
+        start = 0
+        while start < len(batch):
+            take = batch.iloc[start : start + (limit - count)]
+            buffer.append(take)
+            count += len(take)
+            start += len(take)
+            if count >= limit:
+                yield flush()
+                buffer, count, yielded = [], 0, True
+    if buffer or not yielded:
+        yield flush()
+
+
+def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
+    """Encrypt the prepared rows to the recipient's pinned key, into its outbox."""
+    from transfers.crypto import encrypt_to_file, load_recipient_key
+
+    recipient = run.recipient(partner)
+    outbox = run.outbox_dir(recipient)
+    manifest_path = outbox / f"{run.base_name}.manifest.json"
+    if manifest_path.exists():
+        # A previous attempt sealed this outbox: sending a fresh encryption would put a
+        # different file under a name the recipient may already hold.
+        manifest = json.loads(manifest_path.read_text())
+        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"])))
+        return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
+
+    key = load_recipient_key(run.settings.keys / recipient.key_file, recipient.pgp_fingerprint)
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = []
+    for name, (plaintext, rows) in _delivery_parts_named(run):
+        encrypted = encrypt_to_file(plaintext, key, outbox / name, filename=name.removesuffix(".pgp"))
+        files.append({"name": name, "size": encrypted.size, "sha256": encrypted.sha256, "rows": rows})
+        del plaintext
+    head = ledger.head()
+    manifest = {
+        "agreement": run.ref.agreement.id,
+        "flow": run.ref.flow.id,
+        "logical_date": run.ds,
+        "sender": run.ref.flow.from_,
+        "recipient": partner,
+        "recipient_fingerprint": recipient.pgp_fingerprint,
+        "fields": run.ref.flow.shared_fields,
+        "rows": sum(f["rows"] for f in files),
+        "files": files,
+        # The ledger's head travels with every delivery, so a ledger cut short
+        # after this point can be shown against a copy held by the recipient.
+        "ledger_head": {"seq": head.seq, "hash": head.hash} if head else None,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, manifest_path)
+    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
+    return {"files": len(files), "rows": manifest["rows"], "reused": False}
+
+
+def _delivery_parts_named(run: FlowRun) -> Iterator[tuple[str, tuple[bytes, int]]]:
+    """Name parts from the row count known up front, so only one part is in memory."""
+    rows = run.staging.rows("prepared")
+    total = max(1, -(-rows // run.settings.delivery_max_rows))
+    for i, part in enumerate(_delivery_parts(run), start=1):
+        name = f"{run.base_name}.csv.pgp" if total == 1 else f"{run.base_name}_part{i:03d}of{total:03d}.csv.pgp"
+        yield name, part
+
+
+def deliver(run: FlowRun, partner: str, target, ledger) -> dict:  # noqa: ANN001
+    """Upload the sealed outbox to the recipient and record the disclosure once."""
+    from transfers.delivery import deliver_file, open_sftp
+
+    recipient = run.recipient(partner)
+    existing = ledger.find(run.disclosure_key(recipient))
+    if existing is not None:
+        log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))
+        return {"status": "already-delivered", "ledger_seq": existing.seq}
+    outbox = run.outbox_dir(recipient)
+    manifest_path = outbox / f"{run.base_name}.manifest.json"
+    if not manifest_path.exists():
+        raise SourceError(f"{outbox}: nothing packaged for {partner} on {run.ds}; run the package step first")
+    manifest = json.loads(manifest_path.read_text())
+    receipts = []
+    with open_sftp(target) as session:
+        # Data files first, the manifest last: a recipient that sees the manifest
+        # knows every file it lists is complete.
+        for item in manifest["files"]:
+            receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
+        receipts.append(deliver_file(session, manifest_path, manifest_path.name))
+    statuses = {r.status for r in receipts}
+    status = "reconciled" if statuses == {"reconciled"} else "delivered"
+    agreement = run.ref.agreement
+    entry, created = ledger.append(
+        "disclosure",
+        agreement=agreement.id,
+        flow=run.ref.key,
+        logical_date=run.logical_date,
+        recipient=partner,
+        dedupe_key=run.disclosure_key(recipient),
+        payload={
+            "status": status,
+            "sender": run.ref.flow.from_,
+            "purposes": agreement.purposes,
+            "legal_basis": agreement.legal_basis,
+            "fields": manifest["fields"],
+            "rows": manifest["rows"],
+            "recipient_fingerprint": recipient.pgp_fingerprint,
+            "host": f"{target.host}:{target.port}",
+            "remote_dir": target.remote_dir,
+            "pseudonym_key_id": agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
+            "files": [
+                {"remote_path": r.remote_path, "size": r.size, "sha256": r.sha256, "status": r.status}
+                for r in receipts
+            ],
+        },
+    )
+    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
+    return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq}
+
+
+def cleanup(run: FlowRun) -> dict:
+    """Remove the run's working files; the encrypted outbox stays for retention."""
+    run.staging.clear()
+    try:
+        run.run_dir.rmdir()
+    except OSError:
+        pass
+    return {"cleared": str(run.run_dir)}
+
+
+# --------------------------------------------------------------------------- one call
+
+
+@dataclass
+class Resolvers:
+    """How the caller turns ids from config into credentials."""
+
+    connection: Callable[[str], ConnInfo]
+    secret: Callable[[str], str]
+
+
+def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
+    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``."""
+    from transfers.delivery import SftpTarget
+    from transfers.errors import ConfigError
+
+    host_key = conn.extra.get("host_key")
+    if not host_key:
+        raise ConfigError(
+            f"connection {conn.conn_id!r}: extra.host_key is missing; pin the server's host key "
+            f"(the 'ssh-ed25519 AAAA...' line from ssh-keyscan, checked with the partner)"
+        )
+    return SftpTarget(
+        host=conn.host or "",
+        port=conn.port or 22,
+        username=conn.login or "",
+        host_key=str(host_key),
+        password=conn.password,
+        private_key=conn.extra.get("private_key"),
+        remote_dir=recipient.path,
+    )
+
+
+def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
+    setting = run.ref.agreement.pseudonymisation
+    if setting is None:
+        return None
+    return hashlib.sha256(secret(setting.key_secret).encode("utf-8")).digest()
+
+
+def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None) -> dict:
+    """Every step for one (flow, logical date); working files are removed whatever happens."""
+    say = progress or (lambda _msg: None)
+    ledger = run.settings.open_ledger()
+    results: dict[str, object] = {}
+    try:
+        say("checking the agreement")
+        results["check"] = check(run, ledger)
+        pending = results["check"]["pending"]
+        if not pending:
+            say("already delivered to every recipient: nothing to do")
+            results["status"] = "already-delivered"
+            return results
+        say("extracting")
+        results["extract"] = extract(run, resolvers.connection(run.ref.flow.source.connection))
+        say("checking data quality")
+        results["quality"] = assess(run, ledger)
+        say("minimising and pseudonymising")
+        results["prepare"] = prepare(run, pseudonym_key(run, resolvers.secret))
+        for partner in pending:
+            recipient = run.recipient(partner)
+            say(f"encrypting for {partner}")
+            results[f"package:{partner}"] = package(run, partner, ledger)
+            say(f"delivering to {partner}")
+            target = sftp_target(resolvers.connection(recipient.sftp), recipient)
+            results[f"deliver:{partner}"] = deliver(run, partner, target, ledger)
+        results["status"] = "delivered"
+        return results
+    finally:
+        cleanup(run)

@@ -1,0 +1,44 @@
+"""Runtime settings, from ``TRANSFERS_*`` environment variables.
+
+Secrets are not settings: they are resolved by name through Airflow
+Variables/Connections or their ``AIRFLOW_VAR_*``/``AIRFLOW_CONN_*`` variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where a deployment keeps its config and its state."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSFERS_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path("var"), description="state: runs, outbox archive, reports, ledger")
+    config_dir: Path = Field(default=PROJECT_ROOT / "config", description="protocol.yaml and agreements/")
+    keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
+    ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
+    delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")
+
+    @property
+    def keys(self) -> Path:
+        return self.keys_dir or self.config_dir.parent / "keys"
+
+    @property
+    def ledger_database(self) -> str:
+        return self.ledger_url or f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+
+    @property
+    def ledger_anchor(self) -> Path:
+        return self.home / "ledger.head"
+
+    def open_ledger(self):  # noqa: ANN201 - imported lazily to keep DAG parsing light
+        from transfers.ledger import Ledger
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        return Ledger(self.ledger_database, anchor_path=self.ledger_anchor)
