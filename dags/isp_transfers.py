@@ -1,0 +1,193 @@
+"""Airflow DAGs for isp-transfers: one DAG per Tier 2 data flow, plus the daily retention purge.
+
+Built from the agreements under ``TRANSFERS_CONFIG_DIR`` (default: the project's
+``config/``). Only YAML and environment variables are read at parse time; every
+step runs in ``transfers.pipeline``, imported inside the task, and tasks pass
+small values (counts, names) only. Credentials come from Airflow Connections
+and Variables (so from any secrets backend) and are masked in task logs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, task
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.log import mask_secret
+
+from transfers.agreement import FlowRef, load_config
+
+CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
+TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")
+STAGING_KEY = "transfers_staging_key"
+
+DEFAULT_ARGS = {
+    "owner": "isp-transfers",
+    # A dropped connection is retried; a terminal error (bad data, wrong key,
+    # lapsed agreement) fails at once through AirflowFailException below.
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+}
+
+
+def _connection(conn_id: str):  # noqa: ANN202
+    from transfers.connections import ConnInfo
+
+    conn = Connection.get(conn_id)
+    extra = conn.extra_dejson or {}
+    for secret in (conn.password, extra.get("private_key")):
+        if secret:
+            mask_secret(secret)
+    return ConnInfo(
+        conn_id=conn_id,
+        conn_type=conn.conn_type or "",
+        host=conn.host,
+        port=conn.port,
+        login=conn.login,
+        password=conn.password,
+        schema=conn.schema,
+        extra=extra,
+    )
+
+
+def _secret(name: str) -> str:
+    value = Variable.get(name, default=None)
+    if not value:
+        from transfers.errors import SecretMissing
+
+        raise SecretMissing(f"Airflow Variable {name!r} is not set (or AIRFLOW_VAR_{name.upper()})")
+    mask_secret(value)
+    return value
+
+
+def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
+    """Run one pipeline step; terminal errors fail the task without retries."""
+    from transfers.errors import TransferError
+    from transfers.pipeline import FlowRun
+    from transfers.settings import Settings
+
+    settings = Settings(config_dir=CONFIG_DIR)
+    config = load_config(CONFIG_DIR)
+    try:
+        run = FlowRun(settings, config, config.flow(ref_key), logical_date.date(), staging_key=_secret(STAGING_KEY))
+        return fn(run, settings, *args)
+    except TransferError as exc:
+        if exc.retriable:
+            raise
+        raise AirflowFailException(str(exc)) from None
+
+
+def build_flow_dag(ref: FlowRef) -> DAG:
+    """One flow: check >> extract >> quality >> prepare >> (encrypt >> deliver) per recipient >> cleanup."""
+    flow, agreement = ref.flow, ref.agreement
+    shared = ", ".join(flow.shared_fields)
+    doc = (
+        f"### {agreement.name}: Data Flow {flow.id}\n\n{flow.name}.\n\n"
+        f"* from **{flow.from_}** to **{', '.join(r.partner for r in flow.to)}**\n"
+        f"* fields shared: {shared} (everything else is dropped)\n"
+        f"* agreement in force {agreement.in_force} to {agreement.review_by}; file `{ref.path.name}`\n"
+    )
+    with DAG(
+        dag_id=ref.key,
+        description=flow.name,
+        schedule=CronDataIntervalTimetable(flow.schedule, timezone=TIMEZONE),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["isp-transfers", agreement.id],
+        doc_md=doc,
+    ) as dag:
+
+        @task.short_circuit(task_id="check_agreement")
+        def check_agreement(logical_date=None) -> bool:  # noqa: ANN001
+            from transfers.pipeline import check
+
+            result = _step(ref.key, logical_date, lambda run, s: check(run, s.open_ledger()))
+            return bool(result["pending"])
+
+        @task(task_id="extract")
+        def extract(logical_date=None) -> dict:  # noqa: ANN001
+            from transfers.pipeline import extract as step
+
+            return _step(ref.key, logical_date, lambda run, s: step(run, _connection(flow.source.connection)))
+
+        @task(task_id="quality")
+        def quality(logical_date=None) -> dict:  # noqa: ANN001
+            from transfers.pipeline import assess
+
+            return _step(ref.key, logical_date, lambda run, s: assess(run, s.open_ledger()))
+
+        @task(task_id="minimise_pseudonymise")
+        def prepare(logical_date=None) -> dict:  # noqa: ANN001
+            from transfers.pipeline import prepare as step
+            from transfers.pipeline import pseudonym_key
+
+            return _step(ref.key, logical_date, lambda run, s: step(run, pseudonym_key(run, _secret)))
+
+        @task(trigger_rule="all_done", task_id="cleanup")
+        def cleanup(logical_date=None) -> dict:  # noqa: ANN001
+            from transfers.pipeline import cleanup as step
+
+            return _step(ref.key, logical_date, lambda run, s: step(run))
+
+        prepared = check_agreement() >> extract() >> quality() >> prepare()
+        done = cleanup()
+        for recipient in flow.to:
+
+            @task(task_id=f"encrypt_{recipient.partner}")
+            def encrypt(partner: str, logical_date=None) -> dict:  # noqa: ANN001
+                from transfers.pipeline import package
+
+                return _step(ref.key, logical_date, lambda run, s: package(run, partner, s.open_ledger()))
+
+            @task(task_id=f"deliver_{recipient.partner}")
+            def deliver(partner: str, sftp: str, logical_date=None) -> dict:  # noqa: ANN001
+                from transfers.pipeline import deliver as step
+                from transfers.pipeline import sftp_target
+
+                def go(run, s):  # noqa: ANN001, ANN202
+                    target = sftp_target(_connection(sftp), run.recipient(partner))
+                    return step(run, partner, target, s.open_ledger())
+
+                return _step(ref.key, logical_date, go)
+
+            prepared >> encrypt(recipient.partner) >> deliver(recipient.partner, recipient.sftp) >> done
+    return dag
+
+
+def build_retention_dag() -> DAG:
+    """Daily: delete what every flow's retention periods say must go, with evidence."""
+    with DAG(
+        dag_id="isp-retention",
+        description="Retention purge for every flow (staging, reports, partners' SFTP copies)",
+        schedule=CronDataIntervalTimetable(os.environ.get("TRANSFERS_PURGE_SCHEDULE", "0 4 * * *"), timezone=TIMEZONE),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["isp-transfers", "retention"],
+    ) as dag:
+
+        @task(task_id="purge")
+        def purge() -> dict:
+            from transfers.retention import execute_purge, plan_purge
+            from transfers.settings import Settings
+
+            settings = Settings(config_dir=CONFIG_DIR)
+            config = load_config(CONFIG_DIR)
+            ledger = settings.open_ledger()
+            items = plan_purge(settings, config, ledger)
+            report = execute_purge(items, settings, config, ledger, _connection)
+            if report.failed:
+                # Fail visibly; whatever was not deleted stays due and is retried.
+                raise RuntimeError(f"{len(report.failed)} deletion(s) failed: " + "; ".join(report.failed))
+            return {"due": len(items), "deleted": report.deleted}
+
+        purge()
+    return dag
+
+
+for _ref in load_config(CONFIG_DIR).flows():
+    globals()[f"dag_{_ref.key.replace('-', '_').replace('.', '__')}"] = build_flow_dag(_ref)
+retention_dag = build_retention_dag()
