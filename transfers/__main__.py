@@ -1,0 +1,3 @@
+from transfers.cli import main
+
+main()
