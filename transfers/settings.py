@@ -17,7 +17,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Where a deployment keeps its config and its state."""
 
-    model_config = SettingsConfigDict(env_prefix="TRANSFERS_", extra="ignore", frozen=True)
+    # Docker/Kubernetes secrets: /run/secrets/transfers_ledger_url overrides nothing set in env.
+    model_config = SettingsConfigDict(
+        env_prefix="TRANSFERS_",
+        extra="ignore",
+        frozen=True,
+        secrets_dir="/run/secrets" if Path("/run/secrets").is_dir() else None,
+    )
 
     home: Path = Field(default=Path("var"), description="state: runs, outbox archive, reports, ledger")
     config_dir: Path = Field(default=PROJECT_ROOT / "config", description="protocol.yaml and agreements/")
