@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         secrets_dir="/run/secrets" if Path("/run/secrets").is_dir() else None,
     )
 
-    home: Path = Field(default=Path("var"), description="state: runs, outbox archive, reports, ledger")
+    home: Path = Field(default=PROJECT_ROOT / "var", description="state: runs, outbox archive, reports, ledger")
     config_dir: Path = Field(default=PROJECT_ROOT / "config", description="protocol.yaml and agreements/")
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
