@@ -87,26 +87,28 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
     where += f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})"
     engine = create_engine(sqlalchemy_url(conn))
     try:
-        with engine.connect() as connection:
+        try:
+            connection = engine.connect()
+        except OperationalError as exc:
+            raise SourceUnavailable(f"{where}: cannot connect: {type(exc.orig).__name__}") from None
+        with connection:
             # Stream on the server side so a large extract is never all in memory.
             connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
-            result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
-            columns = [str(c) for c in result.keys()]
-            yielded = False
-            while True:
-                rows = result.fetchmany(source.batch_rows)
-                if not rows:
-                    break
-                yielded = True
-                yield as_text(pd.DataFrame.from_records(rows, columns=columns))
+            try:
+                result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+                columns = [str(c) for c in result.keys()]
+                yielded = False
+                while rows := result.fetchmany(source.batch_rows):
+                    yielded = True
+                    yield as_text(pd.DataFrame.from_records(rows, columns=columns))
+            except SQLAlchemyError as exc:
+                if getattr(exc, "connection_invalidated", False):
+                    raise SourceUnavailable(f"{where}: connection lost while running {query_path.name}") from None
+                # The driver's message can quote SQL, never row values; keep only its first line.
+                first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+                raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
             if not yielded:
                 yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    except OperationalError as exc:
-        raise SourceUnavailable(f"{where}: cannot run {query_path.name}: {type(exc.orig).__name__}") from None
-    except SQLAlchemyError as exc:
-        # The driver's message can quote SQL, never row values; keep only its first line.
-        first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
-        raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
     finally:
         engine.dispose()
 

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from transfers.agreement import Source
+from transfers.connections import ConnInfo
+from transfers.devkit import synthetic
+from transfers.errors import SourceError
+from transfers.sources import extract
+
+DAY = date(2026, 11, 23)
+
+
+def csv_source(**kw) -> Source:
+    return Source(kind="csv", connection="exports", path="ed/attendances_{ds}.csv", **kw)
+
+
+def test_csv_extract_in_batches_keeps_text_as_text(tmp_path):
+    frame = synthetic.ed_attendances(7, DAY)
+    frame.loc[0, "attendance_id"] = "00123"  # a leading zero must survive
+    synthetic.write_ed_csv(tmp_path, DAY, frame)
+    conn = ConnInfo("exports", "fs", extra={"path": str(tmp_path)})
+
+    batches = list(extract(csv_source(batch_rows=3), conn, config_dir=tmp_path, logical_date=DAY))
+
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert batches[0].loc[0, "attendance_id"] == "00123"
+
+
+def test_missing_extract_names_the_file(tmp_path):
+    conn = ConnInfo("exports", "fs", extra={"path": str(tmp_path)})
+    with pytest.raises(SourceError, match=r"attendances_2026-11-23\.csv"):
+        list(extract(csv_source(), conn, config_dir=tmp_path, logical_date=DAY))
+
+
+def test_broken_csv_names_the_file_and_line(tmp_path):
+    path = tmp_path / "ed" / "attendances_2026-11-23.csv"
+    path.parent.mkdir()
+    path.write_text("a,b\n1,2\n3,4,5\n")
+    conn = ConnInfo("exports", "fs", extra={"path": str(tmp_path)})
+    with pytest.raises(SourceError) as caught:
+        list(extract(csv_source(), conn, config_dir=tmp_path, logical_date=DAY))
+    assert "attendances_2026-11-23.csv" in str(caught.value) and "line 3" in str(caught.value)
+
+
+def test_sqlite_extract_binds_the_logical_date_and_returns_iso_text(tmp_path):
+    db = tmp_path / "cases.db"
+    rows = synthetic.referrals(5, DAY)
+    other_day = synthetic.referrals(3, date(2026, 11, 1))
+    other_day["referral_id"] = ["R900000", "R900001", "R900002"]
+    other_day["referral_date"] = "2026-11-01"
+    synthetic.write_referrals_table(f"sqlite:///{db}", pd.concat([rows, other_day]))
+    (tmp_path / "q.sql").write_text("SELECT * FROM referrals WHERE referral_date = :ds ORDER BY referral_id")
+    source = Source(kind="sql", connection="cs_case_db", query="q.sql")
+
+    batches = list(extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)), config_dir=tmp_path,
+                           logical_date=DAY))
+
+    got = pd.concat(batches)
+    assert got["referral_id"].tolist() == rows["referral_id"].tolist()
+    assert got["date_of_birth"].tolist() == rows["date_of_birth"].tolist()
+
+
+def test_sql_error_names_the_query_file_and_connection(tmp_path):
+    db = tmp_path / "cases.db"
+    synthetic.write_referrals_table(f"sqlite:///{db}", synthetic.referrals(2, DAY))
+    (tmp_path / "q.sql").write_text("SELECT no_such_column FROM referrals")
+    source = Source(kind="sql", connection="cs_case_db", query="q.sql")
+    with pytest.raises(SourceError) as caught:
+        list(extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)), config_dir=tmp_path, logical_date=DAY))
+    assert "q.sql" in str(caught.value) and "cs_case_db" in str(caught.value)
