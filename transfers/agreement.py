@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from transfers.durations import Duration, parse_duration
 from transfers.errors import AgreementNotLive, ConfigError
@@ -98,12 +98,14 @@ class Protocol(_Strict):
     exceptional_grounds: list[Named]
     quality_characteristics: list[Named]
 
-    @model_validator(mode="after")
-    def _six_characteristics(self) -> Protocol:
-        ids = tuple(c.id for c in self.quality_characteristics)
+    # A field validator, so the error is reported at "quality_characteristics", not "(top level)".
+    @field_validator("quality_characteristics")
+    @classmethod
+    def _six_characteristics(cls, value: list[Named]) -> list[Named]:
+        ids = [c.id for c in value]
         if sorted(ids) != sorted(DIMENSIONS):
-            raise ValueError(f"quality_characteristics must be exactly {', '.join(DIMENSIONS)}")
-        return self
+            raise ValueError(f"must be exactly {', '.join(DIMENSIONS)} (found: {', '.join(ids) or 'none'})")
+        return value
 
     def signatory(self, partner_id: str) -> Signatory | None:
         return next((s for s in self.signatories if s.id == partner_id), None)
@@ -369,15 +371,25 @@ class Agreement(_Strict):
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_slug(v, "agreement id")))
 
-    @model_validator(mode="after")
-    def _dates_and_ids(self) -> Agreement:
-        if self.review_by <= self.in_force:
-            raise ValueError(f"review_by {self.review_by} must be after in_force {self.in_force}")
-        ids = [f.id for f in self.flows]
+    # Field validators rather than one model validator, so the error is reported
+    # at its key ("review_by", "flows") instead of "(top level)".
+    @field_validator("review_by")
+    @classmethod
+    def _review_after_in_force(cls, value: date, info: ValidationInfo) -> date:
+        in_force = info.data.get("in_force")
+        if in_force is not None and value <= in_force:
+            raise ValueError(f"{value} must be after in_force {in_force}")
+        return value
+
+    @field_validator("flows")
+    @classmethod
+    def _unique_flow_ids(cls, flows: list[Flow]) -> list[Flow]:
+        ids = [f.id for f in flows]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ValueError(f"flow ids must be unique (repeated: {', '.join(dupes)})")
-        return self
+            where = ", ".join(f"flows[{n}].id" for n, i in enumerate(ids) if i in dupes)
+            raise ValueError(f"flow ids must be unique: {', '.join(map(repr, dupes))} repeated at {where}")
+        return flows
 
     def flow(self, flow_id: str) -> Flow:
         for flow in self.flows:

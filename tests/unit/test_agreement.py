@@ -1,0 +1,448 @@
+"""Every way an agreement can be wrong gets one clear error: the file, the key path, the value.
+
+Broken configs are made per test: the real ``config/`` is copied to ``tmp_path``
+and the sample agreement edited as data (no broken fixture files are committed).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from transfers.agreement import check_live, load_config
+from transfers.errors import AgreementNotLive, ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = "mash-referrals.yaml"
+INSIDE = date(2026, 11, 24)  # inside the sample's in_force 2026-04-01 .. review_by 2027-03-31
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(ROOT / "config", target)
+    return target
+
+
+def edit(config_dir: Path, change: Callable[[dict[str, Any]], None], name: str = SAMPLE) -> Path:
+    """Apply ``change`` to an agreement's YAML as data and write it back."""
+    path = config_dir / "agreements" / name
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def problems(config_dir: Path, today: date | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir, today=today)
+    return str(caught.value)
+
+
+def assert_names(message: str, path: Path, key_path: str, value: str) -> None:
+    """The message names the file, then the key path, and shows the bad value."""
+    assert re.search(rf"{re.escape(str(path))}: {re.escape(key_path)}: .*{re.escape(value)}", message), message
+
+
+def flow(data: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return data["flows"][index]
+
+
+# --------------------------------------------------------------------------- the sample loads
+
+
+def test_the_sample_config_loads(config_dir):
+    config = load_config(config_dir, today=INSIDE)
+    assert [ref.key for ref in config.flows()] == ["mash-referrals.A", "mash-referrals.B"]
+
+
+# --------------------------------------------------------------------------- malformed files
+
+
+def test_malformed_yaml_names_the_file_and_line(config_dir):
+    path = config_dir / "agreements" / SAMPLE
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, start=1) if text.startswith("drawn_up_by:"))
+    lines[line - 1] = "drawn_up_by: RMBC: Information Governance"  # a second ':' in a plain scalar
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    message = problems(config_dir)
+
+    assert f"{path}: not valid YAML (line {line}, column" in message
+
+
+def test_malformed_protocol_names_the_file_and_line(config_dir):
+    path = config_dir / "protocol.yaml"
+    text = path.read_text(encoding="utf-8").replace("signatories:\n", "signatories:\n  - {id: broken\n", 1)
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("  - {id: broken") + 1
+
+    message = problems(config_dir)
+
+    assert message.startswith(f"{path}: not valid YAML (line ")
+    assert re.search(rf"line {line}|line {line + 1}", message)
+
+
+def test_an_agreement_that_is_not_a_mapping_is_refused(config_dir):
+    path = config_dir / "agreements" / SAMPLE
+    path.write_text("- just\n- a list\n", encoding="utf-8")
+
+    assert str(path) in problems(config_dir)
+
+
+# --------------------------------------------------------------------------- Tier 1 register
+
+
+def test_unknown_partner_is_not_a_tier1_signatory(config_dir):
+    path = edit(config_dir, lambda d: d["partners"].__setitem__(1, "syp"))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "partners[1]", "'syp' is not a Tier 1 signatory")
+
+
+def test_a_signatory_that_has_not_signed_may_not_share(config_dir):
+    protocol = config_dir / "protocol.yaml"
+    data = yaml.safe_load(protocol.read_text(encoding="utf-8"))
+    police = next(s for s in data["signatories"] if s["id"] == "south-yorkshire-police")
+    police["signed"] = None
+    protocol.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path = config_dir / "agreements" / SAMPLE
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "partners[1]", "'south-yorkshire-police' had not signed")
+
+
+def test_a_signature_after_in_force_is_too_late(config_dir):
+    path = edit(config_dir, lambda d: d.update(in_force=date(2024, 3, 1)))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "partners[0]", "had not signed the overarching protocol by in_force 2024-03-01")
+
+
+def test_flow_sender_must_be_a_partner_of_the_agreement(config_dir):
+    path = edit(config_dir, lambda d: flow(d, 1).update({"from": "dwp"}))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "flows[1].from", "'dwp' is not a partner of this agreement")
+
+
+def test_flow_recipient_must_be_a_partner_of_the_agreement(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["to"][0].update(partner="dwp"))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "flows[0].to[0].partner", "'dwp' is not a partner of this agreement")
+    assert "partners: rotherham-childrens-services, south-yorkshire-police, rotherham-nhs-ft" in message
+
+
+def test_a_flow_cannot_send_to_its_own_sender(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["to"][0].update(partner="rotherham-childrens-services"))
+
+    assert_names(problems(config_dir), path, "flows[0].to[0].partner", "cannot send to its own sender")
+
+
+def test_owner_and_controller_must_be_partners(config_dir):
+    def change(d: dict[str, Any]) -> None:
+        d["owners"][0]["partner"] = "dwp"
+        d["retention"]["controller"] = "cps"
+
+    path = edit(config_dir, change)
+    message = problems(config_dir)
+
+    assert_names(message, path, "owners[0].partner", "'dwp' is not a partner")
+    assert_names(message, path, "retention.controller", "'cps' is not a partner")
+
+
+def test_unknown_purpose(config_dir):
+    path = edit(config_dir, lambda d: d["purposes"].append("curiosity"))
+
+    assert_names(problems(config_dir), path, "purposes[3]", "'curiosity' is not a purpose in the Tier 1 register")
+
+
+def test_unknown_legal_basis(config_dir):
+    path = edit(config_dir, lambda d: d["legal_basis"].insert(0, "gdpr-vibes"))
+
+    assert_names(problems(config_dir), path, "legal_basis[0]", "'gdpr-vibes' is not a legal basis")
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def test_lapsed_review_by_is_reported_with_today(config_dir):
+    path = config_dir / "agreements" / SAMPLE
+
+    message = problems(config_dir, today=date(2027, 4, 1))
+
+    assert_names(message, path, "review_by", "2027-03-31 has passed")
+    load_config(config_dir)  # without today= the DAG loader still sees it (its runs then refuse)
+
+
+def test_not_yet_in_force_is_reported_with_today(config_dir):
+    path = config_dir / "agreements" / SAMPLE
+
+    message = problems(config_dir, today=date(2026, 3, 31))
+
+    assert_names(message, path, "in_force", "2026-04-01 is in the future")
+
+
+def test_review_by_must_come_after_in_force(config_dir):
+    path = edit(config_dir, lambda d: d.update(review_by=d["in_force"]))
+
+    assert_names(problems(config_dir), path, "review_by", "2026-04-01 must be after in_force 2026-04-01")
+
+
+def test_a_date_that_is_not_a_date(config_dir):
+    path = edit(config_dir, lambda d: d.update(review_by="next spring"))
+
+    assert_names(problems(config_dir), path, "review_by", "date")
+
+
+# --------------------------------------------------------------------------- shape and values
+
+
+@pytest.mark.parametrize(
+    ("change", "key_path"),
+    [
+        (
+            lambda d: flow(d)["fields"]["referral_id"].update(chekcs=flow(d)["fields"]["referral_id"].pop("checks")),
+            "flows[0].fields.referral_id.chekcs",
+        ),
+        (lambda d: d.update(purpse="typo"), "purpse"),
+        (lambda d: flow(d, 1)["to"][0].update(fingerprint="x"), "flows[1].to[0].fingerprint"),
+        (lambda d: flow(d)["quality"].update(on_fail={}), "flows[0].quality.on_fail"),
+    ],
+)
+def test_unknown_keys_are_errors_not_ignored(config_dir, change, key_path):
+    path = edit(config_dir, change)
+
+    assert_names(problems(config_dir), path, key_path, "unknown key")
+
+
+def test_a_missing_required_key(config_dir):
+    path = edit(config_dir, lambda d: d.pop("drawn_up_by"))
+
+    assert_names(problems(config_dir), path, "drawn_up_by", "required key is missing")
+
+
+@pytest.mark.parametrize(
+    ("change", "key_path", "value"),
+    [
+        (lambda d: flow(d)["retention"].update(staging="7 days"), "flows[0].retention.staging", "'7 days'"),
+        (lambda d: flow(d, 1)["retention"].update(remote="P"), "flows[1].retention.remote", "'P'"),
+        (lambda d: d["retention"].update(period="P0D"), "retention.period", "'P0D' is a zero duration"),
+        (lambda d: flow(d)["quality"].update(max_age="3d"), "flows[0].quality.max_age", "'3d'"),
+        (
+            lambda d: flow(d)["fields"]["referral_date"]["checks"].update(recent="thirty days"),
+            "flows[0].fields.referral_date.checks.recent",
+            "'thirty days'",
+        ),
+    ],
+)
+def test_bad_durations(config_dir, change, key_path, value):
+    path = edit(config_dir, change)
+
+    assert_names(problems(config_dir), path, key_path, value)
+
+
+@pytest.mark.parametrize(
+    "fingerprint",
+    [
+        "DEADBEEF",  # too short (a key id, not a fingerprint)
+        "89FB F484 4549 14D4 8044  6C20 F954 8A12 F8B9 2CCG",  # not hex
+        "89FB F484 4549 14D4 8044  6C20 F954 8A12 F8B9 2CCD 00",  # too long
+    ],
+)
+def test_bad_fingerprints(config_dir, fingerprint):
+    path = edit(config_dir, lambda d: flow(d)["to"][0].update(pgp_fingerprint=fingerprint))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "flows[0].to[0].pgp_fingerprint", f"{fingerprint!r} is not an OpenPGP v4 fingerprint")
+
+
+def test_fingerprints_are_normalised(config_dir):
+    edit(config_dir, lambda d: flow(d)["to"][0].update(pgp_fingerprint="89fbf484454914d480446c20f9548a12f8b92ccd"))
+
+    recipient = load_config(config_dir).flow("mash-referrals.A").flow.to[0]
+
+    assert recipient.pgp_fingerprint == "89FBF484454914D480446C20F9548A12F8B92CCD"
+
+
+@pytest.mark.parametrize(
+    ("remote", "why"),
+    [
+        ("../x", "must not contain '..'"),
+        ("inbound/../../etc", "must not contain '..'"),
+        ("/abs", "must be relative, not absolute"),
+        ("C:/inbound", "must be relative, not absolute"),
+        ("inbound\nmash", "contains a control character"),
+    ],
+)
+def test_remote_paths_cannot_escape(config_dir, remote, why):
+    path = edit(config_dir, lambda d: flow(d)["to"][0].update(path=remote))
+
+    assert_names(problems(config_dir), path, "flows[0].to[0].path", f"{remote!r} {why}")
+
+
+@pytest.mark.parametrize("query", ["../secrets.sql", "/etc/passwd"])
+def test_source_paths_cannot_escape(config_dir, query):
+    path = edit(config_dir, lambda d: flow(d)["source"].update(query=query))
+
+    assert_names(problems(config_dir), path, "flows[0].source", repr(query))
+
+
+def test_a_query_file_that_does_not_exist(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["source"].update(query="sql/missing.sql"))
+
+    assert_names(problems(config_dir), path, "flows[0].source.query", "'sql/missing.sql' not found")
+
+
+def test_generalise_without_to(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["fields"]["postcode"].pop("to"))
+
+    assert_names(problems(config_dir), path, "flows[0].fields.postcode", "share: generalise needs 'to'")
+
+
+def test_to_on_a_field_that_is_not_generalised(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["fields"]["risk_level"].update(to="year"))
+
+    assert_names(problems(config_dir), path, "flows[0].fields.risk_level", "this field is share: keep")
+
+
+def test_a_generalisation_level_that_does_not_exist(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["fields"]["postcode"].update(to="street"))
+
+    assert_names(problems(config_dir), path, "flows[0].fields.postcode.to", "'year', 'month', 'district' or 'sector'")
+
+
+def test_subject_must_be_a_field(config_dir):
+    path = edit(config_dir, lambda d: flow(d).update(subject="person_id"))
+
+    assert_names(problems(config_dir), path, "flows[0]", "subject 'person_id' is not one of the flow's fields")
+
+
+def test_record_key_must_be_a_field(config_dir):
+    path = edit(config_dir, lambda d: flow(d, 1).update(record_key="visit_id"))
+
+    assert_names(problems(config_dir), path, "flows[1]", "record_key 'visit_id' is not one of the flow's fields")
+
+
+def test_pseudonymise_without_a_key_secret(config_dir):
+    path = edit(config_dir, lambda d: d.pop("pseudonymisation"))
+
+    message = problems(config_dir)
+
+    assert_names(message, path, "flows[0].fields", "pseudonymise is used but the agreement has no 'pseudonymisation")
+    assert_names(message, path, "flows[1].fields", "pseudonymise")
+
+
+def test_duplicate_flow_ids(config_dir):
+    path = edit(config_dir, lambda d: flow(d, 1).update(id="A"))
+
+    assert_names(problems(config_dir), path, "flows", "'A' repeated at flows[0].id, flows[1].id")
+
+
+def test_file_name_must_match_id(config_dir):
+    (config_dir / "agreements" / SAMPLE).rename(config_dir / "agreements" / "mash.yaml")
+    path = config_dir / "agreements" / "mash.yaml"
+
+    assert_names(problems(config_dir), path, "id", "'mash-referrals' must match the file name ('mash')")
+
+
+def test_a_protocol_without_the_six_characteristics(config_dir):
+    path = config_dir / "protocol.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["quality_characteristics"] = data["quality_characteristics"][:5]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    assert_names(problems(config_dir), path, "quality_characteristics", "must be exactly accuracy")
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def test_every_problem_in_a_file_is_reported_together(config_dir):
+    def change(d: dict[str, Any]) -> None:
+        flow(d)["to"][0]["partner"] = "syp"  # a cross-check
+        d["purposes"][0] = "curiosity"  # another cross-check
+
+    path = edit(config_dir, change)
+    message = problems(config_dir)
+
+    assert_names(message, path, "flows[0].to[0].partner", "'syp'")
+    assert_names(message, path, "purposes[0]", "'curiosity'")
+
+
+def test_every_shape_problem_in_a_file_is_reported_together(config_dir):
+    def change(d: dict[str, Any]) -> None:
+        flow(d)["to"][0]["pgp_fingerprint"] = "DEADBEEF"
+        flow(d, 1)["retention"]["staging"] = "a week"
+        flow(d, 1)["fields"]["nhs_number"]["chekcs"] = {}
+
+    path = edit(config_dir, change)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir)
+
+    assert len(caught.value.problems) == 3
+    message = str(caught.value)
+    assert_names(message, path, "flows[0].to[0].pgp_fingerprint", "'DEADBEEF'")
+    assert_names(message, path, "flows[1].retention.staging", "'a week'")
+    assert_names(message, path, "flows[1].fields.nhs_number.chekcs", "unknown key")
+
+
+def test_problems_in_every_file_are_reported_together(config_dir):
+    broken = config_dir / "agreements" / "broken.yaml"
+    broken.write_text("id: broken\nname: [unclosed\n", encoding="utf-8")
+    path = edit(config_dir, lambda d: d["partners"].__setitem__(1, "syp"))
+
+    message = problems(config_dir)
+
+    assert f"{broken}: not valid YAML" in message
+    assert_names(message, path, "partners[1]", "'syp'")
+
+
+# --------------------------------------------------------------------------- check_live
+
+
+@pytest.fixture
+def sample(config_dir):
+    config = load_config(config_dir)
+    return config.agreement("mash-referrals").agreement, config.protocol
+
+
+@pytest.mark.parametrize("on", [date(2026, 4, 1), INSIDE, date(2027, 3, 31)])
+def test_check_live_passes_inside_the_window(sample, on):
+    agreement, protocol = sample
+    check_live(agreement, protocol, on)  # the first and last days count
+
+
+def test_check_live_refuses_a_lapsed_agreement(sample):
+    agreement, protocol = sample
+    with pytest.raises(AgreementNotLive, match=r"agreement mash-referrals: lapsed on 2027-03-31 .*nothing was sent"):
+        check_live(agreement, protocol, date(2027, 4, 1))
+
+
+def test_check_live_refuses_an_agreement_not_yet_in_force(sample):
+    agreement, protocol = sample
+    with pytest.raises(AgreementNotLive, match=r"agreement mash-referrals: not in force until 2026-04-01"):
+        check_live(agreement, protocol, date(2026, 3, 31))
+
+
+def test_check_live_refuses_a_partner_that_left_the_register(sample):
+    agreement, protocol = sample
+    shrunk = protocol.model_copy(
+        update={"signatories": [s for s in protocol.signatories if s.id != "rotherham-nhs-ft"]}
+    )
+    with pytest.raises(AgreementNotLive, match="'rotherham-nhs-ft' is not a Tier 1 signatory"):
+        check_live(agreement, shrunk, INSIDE)

@@ -1,0 +1,335 @@
+"""Minimise, pseudonymise and generalise one batch before it leaves the sender.
+
+This step is the allow-list of invariant 2 and the pseudonymisation of
+invariant 3. It works on one batch at a time (a ``DataFrame`` whose cells are
+strings or null), so a large extract never has to be held whole:
+
+* only fields the flow shares (``share`` other than ``drop``) come out, in the
+  order the agreement lists them; every other column, including ones the
+  agreement never mentions, is dropped;
+* ``pseudonymise`` fields become keyed HMAC-SHA256 pseudonyms (hex), computed on
+  the normalised identifier so ``"943 476 5919"`` and ``"9434765919"`` match;
+* ``generalise`` fields become a year or month (dates) or a postcode district
+  or sector. A value that cannot be generalised becomes null and is counted:
+  it never passes through in clear.
+
+``PrivacyStats`` says what was done, in counts and field names only, never
+values, so it can go to logs, XCom and the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import pandas as pd
+
+from transfers.agreement import Flow
+from transfers.errors import PrivacyError
+
+# HMAC-SHA256 is only as strong as its key; anything shorter than 128 bits is a
+# mistake (a placeholder or a truncated secret), not a key.
+MIN_KEY_BYTES = 16
+
+_WHITESPACE = re.compile(r"\s+")
+# Date part of an ISO 8601 date or date-time; the rest (time, offset) is checked
+# by ``datetime.fromisoformat`` so e.g. "2012-05-01Tgarbage" is refused.
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](.+))?$")
+# UK postcode: outward code (area + district) and inward code (sector digit +
+# unit letters). Checked after removing whitespace and upper-casing.
+_OUTWARD = r"(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR)"
+_POSTCODE = re.compile(rf"^({_OUTWARD})([0-9])([A-Z]{{2}})$")
+_OUTWARD_ONLY = re.compile(rf"^{_OUTWARD}$")
+
+
+@dataclass
+class PrivacyStats:
+    """What ``apply_privacy`` did to a batch: counts and field names, never values.
+
+    Attributes:
+        flow: the flow id.
+        logical_date: the run's logical date (ISO).
+        rows_in: rows in the batch.
+        rows_out: rows returned (privacy never drops rows, so equal to ``rows_in``).
+        fields_out: the shared fields, in output order.
+        fields_dropped: columns removed: fields marked ``drop`` and columns the
+            agreement does not name.
+        pseudonymised: per field, values replaced by a pseudonym.
+        generalised: per field, values replaced by their year/month/district/sector.
+        nulled: per field, non-empty values that could not be generalised and
+            were replaced by null instead of passing through in clear.
+    """
+
+    flow: str
+    logical_date: str
+    rows_in: int = 0
+    rows_out: int = 0
+    fields_out: list[str] = field(default_factory=list)
+    fields_dropped: list[str] = field(default_factory=list)
+    pseudonymised: dict[str, int] = field(default_factory=dict)
+    generalised: dict[str, int] = field(default_factory=dict)
+    nulled: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy (for logs, XCom and the ledger)."""
+        return asdict(self)
+
+    def merge(self, other: PrivacyStats) -> PrivacyStats:
+        """Totals of two batches of the same run (e.g. to log once per run)."""
+
+        def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {name: a.get(name, 0) + b.get(name, 0) for name in dict.fromkeys([*a, *b])}
+
+        return PrivacyStats(
+            flow=self.flow,
+            logical_date=self.logical_date,
+            rows_in=self.rows_in + other.rows_in,
+            rows_out=self.rows_out + other.rows_out,
+            fields_out=self.fields_out or other.fields_out,
+            fields_dropped=list(dict.fromkeys([*self.fields_dropped, *other.fields_dropped])),
+            pseudonymised=add(self.pseudonymised, other.pseudonymised),
+            generalised=add(self.generalised, other.generalised),
+            nulled=add(self.nulled, other.nulled),
+        )
+
+
+# --------------------------------------------------------------------------- single values
+
+
+def _is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # list-like cells are not null
+        return False
+
+
+def normalise_identifier(value: str) -> str:
+    """Remove all whitespace and upper-case, so one person's identifier has one form."""
+    return _WHITESPACE.sub("", value).upper()
+
+
+def pseudonymise(value: str, key: bytes) -> str:
+    """Keyed pseudonym of an identifier: HMAC-SHA256 of its normalised form, in hex.
+
+    Stable across runs for one key, different for a different key, and not
+    reversible or guessable without the key (unlike a plain hash, which anyone
+    can compute for every possible NHS number).
+
+    Args:
+        value: the identifier, e.g. an NHS number (``"943 476 5919"``).
+        key: the HMAC key (at least 16 bytes), from the agreement's key secret.
+
+    Raises:
+        PrivacyError: the key is missing or too short, or the identifier is
+            empty once whitespace is removed.
+    """
+    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
+    if not isinstance(value, str):
+        raise PrivacyError(f"an identifier to pseudonymise must be text, not {type(value).__name__}")
+    normal = normalise_identifier(value)
+    if not normal:
+        raise PrivacyError("an empty identifier cannot be pseudonymised")
+    return hmac.new(bytes(key), normal.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def generalise_date(value: Any, to: Literal["year", "month"]) -> str | None:
+    """A date as its year (``"2012"``) or month (``"2012-05"``).
+
+    Accepts ISO ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS`` text (or a ``date``).
+
+    Returns:
+        The generalised value, or None if the value is null or not a real date:
+        an unparseable value is never passed through.
+
+    Raises:
+        ValueError: ``to`` is not a date level.
+    """
+    if to not in ("year", "month"):
+        raise ValueError(f"a date generalises to 'year' or 'month', not {to!r}")
+    day: date | None
+    if isinstance(value, datetime | date):  # datetime and pd.Timestamp are dates too
+        day = value if not _is_null(value) else None
+    elif isinstance(value, str):
+        day = _parse_iso_date(value.strip())
+    else:
+        day = None
+    if day is None:
+        return None
+    return f"{day.year:04d}" if to == "year" else f"{day.year:04d}-{day.month:02d}"
+
+
+def _parse_iso_date(text: str) -> date | None:
+    match = _ISO_DATE.match(text)
+    if not match:
+        return None
+    try:
+        day = date(int(match[1]), int(match[2]), int(match[3]))
+        if match[4] is not None:
+            datetime.fromisoformat(text)  # only to refuse a malformed time part
+    except ValueError:
+        return None
+    return day
+
+
+def generalise_postcode(value: Any, to: Literal["district", "sector"]) -> str | None:
+    """A UK postcode as its district (``"S60"``) or sector (``"S60 2"``).
+
+    Case and spacing are normalised first (``"s602ab"`` → ``"S60"``). A value
+    that is already just an outward code generalises to its district.
+
+    Returns:
+        The generalised value, or None if the value is null or is not a
+        postcode at the requested level: it is never passed through.
+
+    Raises:
+        ValueError: ``to`` is not a postcode level.
+    """
+    if to not in ("district", "sector"):
+        raise ValueError(f"a postcode generalises to 'district' or 'sector', not {to!r}")
+    if not isinstance(value, str):
+        return None
+    normal = normalise_identifier(value)
+    match = _POSTCODE.match(normal)
+    if match:
+        return match[1] if to == "district" else f"{match[1]} {match[2]}"
+    # An outward code alone is already a district. Only when written without
+    # inner spaces: "S6 0" could be district S6 with sector digit 0, and must
+    # not come out as a (wrong, and finer) district "S60".
+    outward = value.strip().upper()
+    if to == "district" and _OUTWARD_ONLY.match(outward):
+        return outward
+    return None
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def apply_privacy(
+    batch: pd.DataFrame, flow: Flow, *, key: bytes | None, logical_date: date
+) -> tuple[pd.DataFrame, PrivacyStats]:
+    """Keep only the flow's shared fields, pseudonymised and generalised as agreed.
+
+    Args:
+        batch: one batch of the extract; cells are strings or null.
+        flow: the flow whose ``fields`` say what is shared and how.
+        key: the HMAC key from the agreement's pseudonymisation secret; needed
+            when a shared field is ``share: pseudonymise``.
+        logical_date: the run's logical date (recorded in the stats).
+
+    Returns:
+        The batch with exactly ``flow.shared_fields`` as columns, in that order
+        (nulls as None), and what was done to it.
+
+    Raises:
+        PrivacyError: a shared field is missing from the batch, or a key is
+            needed and not given. No message carries record values or key material.
+    """
+    specs = {name: spec for name, spec in flow.fields.items() if spec.share != "drop"}
+    missing = [name for name in specs if name not in batch.columns]
+    if missing:
+        raise PrivacyError(
+            f"flow {flow.id}: field(s) {', '.join(map(repr, missing))} shared by the agreement "
+            "are not in the extract; nothing was prepared. Check the source query or file "
+            "against the agreement's fields."
+        )
+    needs_key = [name for name, spec in specs.items() if spec.share == "pseudonymise"]
+    if needs_key and (key is None or len(key) < MIN_KEY_BYTES):
+        # Checked up front, even for an empty batch, so a missing secret fails
+        # the first run rather than the first run that happens to have rows.
+        problem = "is missing" if not key else f"is shorter than {MIN_KEY_BYTES} bytes"
+        raise PrivacyError(
+            f"flow {flow.id}: field(s) {', '.join(map(repr, needs_key))} must be pseudonymised but the "
+            f"pseudonymisation key {problem}: set the secret named by the agreement's "
+            "pseudonymisation.key_secret; nothing was prepared"
+        )
+
+    stats = PrivacyStats(
+        flow=flow.id,
+        logical_date=logical_date.isoformat(),
+        rows_in=len(batch),
+        fields_out=list(specs),
+        fields_dropped=[str(c) for c in batch.columns if c not in specs],
+    )
+    out: dict[str, list[Any]] = {}
+    for name, spec in specs.items():
+        column = batch[name]
+        if isinstance(column, pd.DataFrame):
+            # Two source columns with one name: which one the agreement means is unknowable.
+            raise PrivacyError(f"flow {flow.id}: the extract has more than one column named {name!r}")
+        values = column.tolist()
+        if spec.share == "keep":
+            out[name] = [None if _is_null(v) else v for v in values]
+        elif spec.share == "pseudonymise":
+            assert key is not None  # checked above; narrows the type
+            out[name], done, nulled = _pseudonymise_all(values, key, flow.id, name)
+            stats.pseudonymised[name] = done
+            stats.nulled[name] = nulled
+        else:
+            out[name], done, nulled = _generalise_all(values, spec.to, flow.id, name)
+            stats.generalised[name] = done
+            stats.nulled[name] = nulled
+
+    safe = pd.DataFrame(out, columns=list(specs), index=batch.index, dtype=object)
+    stats.rows_out = len(safe)
+    return safe, stats
+
+
+def _blank(value: Any) -> bool:
+    return _is_null(value) or (isinstance(value, str) and not value.strip())
+
+
+def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
+    result: list[str | None] = []
+    done = 0
+    for value in values:
+        if _blank(value):
+            # An empty cell holds no identifier; it stays empty rather than
+            # becoming the pseudonym of "" (which would link every blank).
+            result.append(None)
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise PrivacyError(
+                f"flow {flow_id}: field {name!r} holds a {type(value).__name__}, not text; "
+                "extracts must be read as text so identifiers keep their exact form"
+            )
+        result.append(pseudonymise(value, key))
+        done += 1
+    # Every non-blank identifier gets a pseudonym, so nothing is nulled here;
+    # the count is kept so every transformed field reports the same keys.
+    return result, done, 0
+
+
+def _generalise_all(values: list[Any], to: str | None, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
+    convert: Callable[[Any, Any], str | None]
+    if to in ("year", "month"):
+        convert = generalise_date
+    elif to in ("district", "sector"):
+        convert = generalise_postcode
+    else:  # the agreement model refuses this; guard against a hand-built FieldSpec
+        raise PrivacyError(f"flow {flow_id}: field {name!r} is share: generalise without a level ('to')")
+    result: list[str | None] = []
+    done = nulled = 0
+    for value in values:
+        if _blank(value):
+            result.append(None)
+            continue
+        general = convert(value, to)
+        if general is None:
+            nulled += 1  # never fall back to the value itself: that would leak it in clear
+        else:
+            done += 1
+        result.append(general)
+    return result, done, nulled
