@@ -1,0 +1,154 @@
+"""Reports for people: the data owner's quality scorecard.
+
+A report is one self-contained HTML file (inline CSS, no script, no external
+link or URL of any kind) because a data owner opens it on a locked-down machine and it
+must never call out. A Content-Security-Policy of ``default-src 'none'`` backs
+that up should a later template slip. Reports are rendered from plain data
+(counts, field names, the agreement's words) handed in by the step that made
+them; this package never sees a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from transfers.agreement import DIMENSIONS
+
+# Section 4 of the protocol (config/protocol.yaml, quality_characteristics), in its order.
+CHARACTERISTICS: dict[str, tuple[str, str]] = {
+    "accuracy": (
+        "Accuracy",
+        "Data should be accurate so as to present a fair picture of circumstances and enable informed decision-making.",
+    ),
+    "validity": (
+        "Validity",
+        "Data should represent clearly and appropriately the intended result and follow the rules and definitions.",
+    ),
+    "reliability": (
+        "Reliability",
+        "Data should reflect stable and consistent data collection processes with controls and verification.",
+    ),
+    "timeliness": (
+        "Timeliness",
+        "Data input should occur on a regular ongoing basis rather than being stored to be input later.",
+    ),
+    "relevance": ("Relevance", "Information collected should comprise the specific items of interest only."),
+    "completeness": ("Completeness", "All the relevant data must be recorded."),
+}
+assert tuple(CHARACTERISTICS) == DIMENSIONS  # noqa: S101 - a mismatch is a programming error
+
+_OUTCOMES = ("pass", "warn", "quarantine", "block")
+_TREND_RUNS = 10
+
+_env = Environment(
+    loader=PackageLoader("transfers.reports", "templates"),
+    autoescape=True,  # every value is escaped; nothing in a report is trusted markup
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["share"] = lambda part, whole: f"{part / whole:.1%}" if whole else "–"
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def trend_rows(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The last runs' failing-row counts per characteristic, oldest first, this run last.
+
+    ``history`` items are earlier runs' summaries as stored in the ledger. Only
+    dates, counts and known outcome words are taken from them, so a malformed
+    entry shows as blanks rather than as text in the report.
+    """
+    rows = []
+    for item in [*list(history)[-_TREND_RUNS:], current]:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            day = date.fromisoformat(str(item.get("logical_date"))).isoformat()
+        except ValueError:
+            day = "?"
+        dims = item.get("dimensions") if isinstance(item.get("dimensions"), Mapping) else {}
+        cells = {}
+        for d in DIMENSIONS:
+            entry = dims.get(d) if isinstance(dims.get(d), Mapping) else {}
+            outcome = entry.get("outcome")
+            cells[d] = {
+                "failing": _count(entry.get("failing_rows")),
+                "outcome": outcome if outcome in _OUTCOMES else None,
+            }
+        rows.append({"logical_date": day, "rows": _count(item.get("rows")), "cells": cells, "current": item is current})
+    return rows
+
+
+def render_quality_html(document: Mapping[str, Any], *, history: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The data owner's scorecard for one run, as a self-contained HTML page.
+
+    Args:
+        document: the run's report document (see ``transfers.quality.report_document``).
+        history: earlier runs' summaries, oldest first; shown as a trend table when given.
+    """
+    template = _env.get_template("quality.html.j2")
+    return template.render(
+        doc=document,
+        dimensions=DIMENSIONS,
+        characteristics=CHARACTERISTICS,
+        checks_of={d: [c for c in document["checks"] if c["dimension"] == d] for d in DIMENSIONS},
+        warned=[d for d in DIMENSIONS if document["dimensions"][d]["outcome"] == "warn"],
+        trend=trend_rows(history, document) if history else [],
+    )
+
+
+def write_quality_report(
+    document: Mapping[str, Any], report_dir: Path, *, history: Sequence[Mapping[str, Any]] = ()
+) -> tuple[Path, Path]:
+    """Write ``quality_<flow>_<date>.html`` and ``.json`` into ``report_dir``.
+
+    The directory is created owner-only (0700) and each file is written to a
+    temporary name, flushed and renamed, so a reader never sees half a report
+    and a re-run replaces the old one whole. Files are 0600: they describe
+    records of named people (counts only, but by flow and date).
+
+    Returns:
+        (html path, json path).
+    """
+    stem = f"quality_{document['flow']}_{document['logical_date']}"
+    _private_dir(report_dir)
+    html_path = report_dir / f"{stem}.html"
+    json_path = report_dir / f"{stem}.json"
+    _write_atomic(json_path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    _write_atomic(html_path, render_quality_html(document, history=history).encode("utf-8"))
+    return html_path, json_path
+
+
+def _private_dir(path: Path) -> None:
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
