@@ -1,0 +1,517 @@
+"""Delivery step: upload encrypted files to a partner's SFTP server, host key pinned.
+
+``open_sftp`` connects with paramiko's ``RejectPolicy`` (never auto-adding a
+key), only the pinned host key accepted, no agent or ``~/.ssh`` keys, and weak
+algorithms switched off. ``deliver_file`` never shows the recipient a partial
+file and never replaces a different file under the same name: it uploads under
+a hidden temporary name, checks size and SHA-256 read back from the server,
+then renames. A re-run that finds the identical file already there reports it
+``"reconciled"`` instead of sending it again.
+
+Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not the pinned
+one), ``DeliveryRefused`` (login or path refused), ``DeliveryConflict`` (a
+different file under the final name), ``DeliveryUnavailable`` (server down,
+connection dropped, upload cut short: retriable). Messages name the server
+and path, never a password or key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import posixpath
+import socket
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import paramiko
+
+from transfers.errors import (
+    ConfigError,
+    DeliveryConflict,
+    DeliveryRefused,
+    DeliveryUnavailable,
+    HostKeyMismatch,
+    TransferError,
+)
+
+__all__ = [
+    "Receipt",
+    "RemoteFile",
+    "SftpSession",
+    "SftpTarget",
+    "deliver_file",
+    "list_remote",
+    "open_sftp",
+    "remove_remote",
+]
+
+#: Algorithms paramiko must never negotiate: CBC and 3DES ciphers, MD5/SHA-1
+#: MACs, SHA-1 key exchange, SHA-1 RSA and DSA signatures. paramiko 5 already
+#: drops some of these; naming them anyway keeps older paramiko releases safe.
+DISABLED_ALGORITHMS: dict[str, list[str]] = {
+    "ciphers": [
+        "3des-cbc",
+        "aes128-cbc",
+        "aes192-cbc",
+        "aes256-cbc",
+        "blowfish-cbc",
+        "arcfour",
+        "arcfour128",
+        "arcfour256",
+    ],
+    "macs": [
+        "hmac-md5",
+        "hmac-md5-96",
+        "hmac-sha1",
+        "hmac-sha1-96",
+        "hmac-md5-etm@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+    ],
+    "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"],
+    "keys": ["ssh-rsa", "ssh-dss"],  # host key signatures (RSA stays usable as rsa-sha2-256/512)
+    "pubkeys": ["ssh-rsa", "ssh-dss"],  # our own login signature
+}
+_CHUNK = 32 * 1024  # paramiko's SFTP packet payload size
+
+
+def _check_path(value: object, what: str, *, plain_name: bool = False) -> str:
+    """A remote path from config, made safe: relative, no ``..``, no control characters.
+
+    Returns the path with empty and ``.`` segments dropped (``"."`` for the home
+    directory). Raises ``ConfigError`` naming the value.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} {value!r}: must be a string")
+    rule = (
+        "must be a plain file name (no '/', not starting with '.', no NUL or newline)"
+        if plain_name
+        else "must be a relative path inside the SFTP home (no '..' segment, no leading '/', no NUL or newline)"
+    )
+    if any(c in value for c in "\x00\n\r\\") or value.startswith("/"):
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    if plain_name and (len(parts) != 1 or parts[0] != value or value.startswith(".")):
+        # A leading dot is reserved for our temporary names, which recipients ignore.
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    return "/".join(parts) or "."
+
+
+def _parse_host_key(line: str) -> paramiko.PKey:
+    """The key in a pinned ``ssh-ed25519 AAAA...`` line (a known_hosts host field is allowed)."""
+    fields = line.split()
+    if len(fields) >= 3 and not fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        fields = fields[1:]  # "host keytype base64" as in known_hosts
+    if len(fields) < 2:
+        raise ValueError("expected '<key type> <base64>'")
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        return paramiko.PKey.from_type_string(fields[0], blob)
+    except (binascii.Error, paramiko.SSHException, ValueError, TypeError) as exc:
+        raise ValueError(f"not a {fields[0]} public key ({type(exc).__name__})") from None
+
+
+@dataclass(frozen=True)
+class SftpTarget:
+    """Where and how to deliver: one recipient's SFTP server and directory.
+
+    Attributes:
+        host: Server name or address.
+        port: TCP port.
+        username: Login name.
+        host_key: The pinned public host key, one line: ``"ssh-ed25519 AAAA..."``
+            (as ``ssh-keyscan`` prints it, checked with the partner).
+        password: Login password, if the server uses one (never shown in repr).
+        private_key: Unencrypted OpenSSH/PEM private key text (never shown in repr).
+        remote_dir: Directory relative to the login's home; created if missing.
+    """
+
+    host: str
+    port: int
+    username: str
+    host_key: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    remote_dir: str = "."
+
+    def __post_init__(self) -> None:
+        where = f"SFTP target {self.username}@{self.host}:{self.port}"
+        problems = []
+        if not self.host or any(c in self.host for c in "\x00\n\r /"):
+            problems.append(f"{where}: host {self.host!r} is not a host name")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            problems.append(f"{where}: port {self.port!r} is not a TCP port")
+        if not self.username:
+            problems.append(f"{where}: username is empty")
+        try:
+            _parse_host_key(self.host_key)
+        except (ValueError, AttributeError) as exc:
+            problems.append(
+                f"{where}: host_key {str(self.host_key)[:40]!r}... is not a pinned public key line "
+                f"('ssh-ed25519 AAAA...'): {exc}"
+            )
+        try:
+            object.__setattr__(self, "remote_dir", _check_path(self.remote_dir, f"{where}: remote_dir"))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as messages name the server."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What ``deliver_file`` left on the server."""
+
+    remote_path: str  # relative to the login's home, e.g. "inbound/mash/x.csv.pgp"
+    size: int
+    sha256: str
+    status: Literal["delivered", "reconciled"]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A regular file in a remote directory."""
+
+    name: str
+    size: int
+    mtime: datetime
+
+
+class SftpSession:
+    """An open SFTP connection to one target; made by ``open_sftp``."""
+
+    def __init__(self, target: SftpTarget, client: paramiko.SSHClient, sftp: paramiko.SFTPClient) -> None:
+        self.target = target
+        self.client = client
+        self.sftp = sftp
+
+    def __repr__(self) -> str:
+        return f"SftpSession({self.target.username}@{self.target.address})"
+
+
+class _RejectUnpinned(paramiko.RejectPolicy):
+    """paramiko's RejectPolicy, raising our error with both fingerprints.
+
+    Only reached when the server offers a key of another type than the pinned
+    one (paramiko raises ``BadHostKeyException`` for a changed key of the same
+    type); either way nothing is accepted that is not pinned.
+    """
+
+    def __init__(self, target: SftpTarget, pinned: paramiko.PKey) -> None:
+        self.target, self.pinned = target, pinned
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyMismatch(_mismatch(self.target, self.pinned, key))
+
+
+def _mismatch(target: SftpTarget, pinned: paramiko.PKey, offered: paramiko.PKey) -> str:
+    return (
+        f"SFTP server {target.address}: host key {offered.get_name()} {offered.fingerprint} is not the pinned "
+        f"{pinned.get_name()} {pinned.fingerprint}; nothing was sent. The server's key changed or this is not "
+        "the partner's server: confirm the new key with the partner by another channel before changing the pin"
+    )
+
+
+def _client_key(target: SftpTarget) -> paramiko.PKey | None:
+    if not target.private_key:
+        return None
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(target.private_key))
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    # Never quote the key: name the target and what is expected.
+    raise ConfigError(
+        f"SFTP target {target.username}@{target.address}: private_key is not an unencrypted "
+        "OpenSSH or PEM private key (Ed25519, ECDSA or RSA)"
+    )
+
+
+@contextmanager
+def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSession]:
+    """Connect to ``target``, accepting only its pinned host key, and open SFTP.
+
+    Args:
+        target: The server, its pinned host key and the credentials.
+        timeout: Seconds for connecting, the SSH banner, authentication and
+            each SFTP request; a stalled server raises ``DeliveryUnavailable``.
+
+    Yields:
+        The session; the connection is closed when the block ends.
+
+    Raises:
+        HostKeyMismatch: The server's host key is not the pinned one.
+        DeliveryRefused: Login refused, or the server offers only weak algorithms.
+        DeliveryUnavailable: Not reachable, timed out, or the connection dropped.
+    """
+    pinned = _parse_host_key(target.host_key)
+    pkey = _client_key(target)
+    client = paramiko.SSHClient()
+    # paramiko looks a non-standard port up as "[host]:port", as OpenSSH writes it.
+    client.get_host_keys().add(
+        target.host if target.port == 22 else f"[{target.host}]:{target.port}", pinned.get_name(), pinned
+    )
+    client.set_missing_host_key_policy(_RejectUnpinned(target, pinned))
+    where = f"SFTP server {target.address}"
+    try:
+        client.connect(
+            hostname=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            pkey=pkey,
+            allow_agent=False,
+            look_for_keys=False,  # only the credentials we were given
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+            disabled_algorithms=DISABLED_ALGORITHMS,
+        )
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(timeout)
+    except BaseException as exc:
+        client.close()
+        if isinstance(exc, TransferError):
+            raise
+        if isinstance(exc, paramiko.BadHostKeyException):
+            raise HostKeyMismatch(_mismatch(target, exc.expected_key, exc.key)) from None
+        if isinstance(exc, paramiko.AuthenticationException):
+            raise DeliveryRefused(
+                f"{where}: login as {target.username!r} refused ({type(exc).__name__}); "
+                "check the connection's credentials with the partner"
+            ) from None
+        if isinstance(exc, paramiko.IncompatiblePeer):
+            raise DeliveryRefused(
+                f"{where}: no algorithm in common ({exc}); we refuse CBC ciphers, SHA-1 "
+                "and MD5; ask the partner to enable modern ones"
+            ) from None
+        if isinstance(exc, (OSError, EOFError, paramiko.SSHException)):
+            raise DeliveryUnavailable(
+                f"{where}: cannot connect ({_reason(exc)}); a later attempt may succeed"
+            ) from None
+        raise
+    try:
+        yield SftpSession(target, client, sftp)
+    finally:
+        client.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+@contextmanager
+def _remote(session: SftpSession, action: str) -> Iterator[None]:
+    """Map an SFTP failure during ``action`` to our errors."""
+    try:
+        yield
+    except TransferError:
+        raise
+    except PermissionError:
+        raise DeliveryRefused(f"SFTP server {session.target.address}: {action}: permission denied") from None
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise DeliveryUnavailable(
+            f"SFTP server {session.target.address}: {action} failed ({_reason(exc)}); a later attempt may succeed"
+        ) from None
+
+
+def _stat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+    try:
+        return sftp.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _makedirs(session: SftpSession, path: str) -> None:
+    sftp, current = session.sftp, ""
+    for part in [] if path == "." else path.split("/"):
+        current = f"{current}/{part}" if current else part
+        attrs = _stat(sftp, current)
+        if attrs is None:
+            try:
+                sftp.mkdir(current)
+            except OSError:
+                if _stat(sftp, current) is None:  # not made by a concurrent attempt either
+                    raise
+                continue
+        elif not stat.S_ISDIR(attrs.st_mode or 0):
+            raise DeliveryRefused(f"sftp://{session.target.address}/{current}: exists and is not a directory")
+
+
+def _local_digest(path: Path) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _remote_digest(sftp: paramiko.SFTPClient, path: str) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with sftp.open(path, "rb") as fh:
+        fh.prefetch()  # pipelined reads: one round trip per window, not per chunk
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Receipt:
+    """Upload one file into the target's ``remote_dir`` so the recipient sees it whole or not at all.
+
+    If a file already sits under ``remote_name`` with the same size and
+    SHA-256 (a re-run after a crash), nothing is sent and the receipt says
+    ``"reconciled"``. Otherwise the file goes to ``.{remote_name}.partial``,
+    its size and SHA-256 are read back and checked, and it is renamed to
+    ``remote_name`` with ``posix_rename``. Any failure removes the temporary file.
+
+    Args:
+        session: From ``open_sftp``.
+        local_path: The (encrypted) file to send.
+        remote_name: Final file name, a plain name (no directory).
+
+    Returns:
+        The remote path, size, SHA-256 and status.
+
+    Raises:
+        ConfigError: ``remote_name`` is not a plain file name.
+        DeliveryConflict: A different file already sits under ``remote_name``.
+        DeliveryRefused: The server refused a directory or file operation.
+        DeliveryUnavailable: The connection failed or the upload did not verify.
+    """
+    name = _check_path(remote_name, "remote file name", plain_name=True)
+    directory = session.target.remote_dir
+    final = name if directory == "." else posixpath.join(directory, name)
+    temp = posixpath.join(posixpath.dirname(final), f".{name}.partial")
+    size, sha256 = _local_digest(Path(local_path))
+    sftp = session.sftp
+    where = f"sftp://{session.target.address}/{final}"
+
+    with _remote(session, f"preparing {directory!r}"):
+        _makedirs(session, directory)
+        existing = _stat(sftp, final)
+    if existing is not None:
+        with _remote(session, f"checking the existing {final}"):
+            if (
+                stat.S_ISREG(existing.st_mode or 0)
+                and existing.st_size == size
+                and _remote_digest(sftp, final) == (size, sha256)
+            ):
+                return Receipt(final, size, sha256, "reconciled")
+        raise DeliveryConflict(
+            f"{where}: a different file already sits under this name ({existing.st_size} bytes there, ours "
+            f"{size} bytes, sha256 {sha256[:16]}...); not overwriting. Ask the recipient whether it was "
+            "collected, and remove it only once it is accounted for"
+        )
+
+    with Path(local_path).open("rb") as local:  # opened first: a local error is not the server's
+        try:
+            with _remote(session, f"uploading {temp}"):
+                if _stat(sftp, temp) is not None:
+                    sftp.remove(temp)  # left by an attempt that crashed; ours by its name
+                with sftp.open(temp, "wx") as remote:
+                    # Pipelined writes are fast over a WAN, but paramiko does not report a
+                    # failed pipelined write at all: the read-back below is what catches it.
+                    remote.set_pipelined(True)
+                    while chunk := local.read(_CHUNK):
+                        remote.write(chunk)
+            with _remote(session, f"reading back {temp}"):
+                # put(confirm=True) would compare sizes only; compare the bytes.
+                sent = _remote_digest(sftp, temp)
+            if sent != (size, sha256):
+                raise DeliveryUnavailable(
+                    f"{where}: the uploaded copy does not match ({sent[0]} of {size} bytes"
+                    f"{', different content' if sent[0] == size else ''}); "
+                    "a later attempt may succeed"
+                )
+            with _remote(session, f"renaming {temp} to {final}"):
+                if _stat(sftp, final) is not None:  # appeared while we uploaded
+                    raise DeliveryConflict(
+                        f"{where}: a file appeared under this name during the upload; not overwriting"
+                    )
+                sftp.posix_rename(temp, final)
+                landed = _stat(sftp, final)
+            if landed is None or landed.st_size != size:
+                raise DeliveryUnavailable(f"{where}: not found with {size} bytes after the rename")
+        except BaseException:
+            # The recipient must never see a partial file, whatever went wrong.
+            _discard(sftp, temp)
+            raise
+    return Receipt(final, size, sha256, "delivered")
+
+
+def _discard(sftp: paramiko.SFTPClient, path: str) -> None:
+    try:
+        sftp.remove(path)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # already gone, or the connection is down; the next attempt removes it
+
+
+def remove_remote(session: SftpSession, remote_path: str) -> bool:
+    """Delete one delivered file and prove it is gone.
+
+    Args:
+        session: From ``open_sftp``.
+        remote_path: As in a ``Receipt`` (relative to the login's home).
+
+    Returns:
+        ``True`` if it was deleted now, ``False`` if it was already absent
+        (for example, collected by the recipient).
+
+    Raises:
+        ConfigError: The path is absolute or escapes the home directory.
+        DeliveryRefused: It is not a regular file, or it is still there after deletion.
+        DeliveryUnavailable: The connection failed.
+    """
+    path = _check_path(remote_path, "remote path")
+    sftp = session.sftp
+    with _remote(session, f"deleting {path}"):
+        attrs = _stat(sftp, path)
+        if attrs is None:
+            return False
+        if not stat.S_ISREG(attrs.st_mode or 0):
+            raise DeliveryRefused(f"sftp://{session.target.address}/{path}: not a regular file; not deleting")
+        sftp.remove(path)
+        if _stat(sftp, path) is not None:
+            raise DeliveryRefused(f"sftp://{session.target.address}/{path}: still present after deletion")
+    return True
+
+
+def list_remote(session: SftpSession, remote_dir: str) -> list[RemoteFile]:
+    """The regular files in ``remote_dir`` (including our hidden ``.partial`` ones), by name.
+
+    A directory that does not exist lists as empty.
+    """
+    path = _check_path(remote_dir, "remote_dir")
+    with _remote(session, f"listing {path}"):
+        try:
+            entries = session.sftp.listdir_attr(path)
+        except FileNotFoundError:
+            return []
+    return sorted(
+        (
+            RemoteFile(e.filename, e.st_size or 0, datetime.fromtimestamp(e.st_mtime or 0, UTC))
+            for e in entries
+            if stat.S_ISREG(e.st_mode or 0)
+        ),
+        key=lambda f: f.name,
+    )
