@@ -13,7 +13,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, task
+from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, task, teardown
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
@@ -126,14 +126,20 @@ def build_flow_dag(ref: FlowRef) -> DAG:
 
             return _step(ref.key, logical_date, lambda run, s: step(run, pseudonym_key(run, _secret)))
 
-        @task(trigger_rule="all_done", task_id="cleanup")
+        # A teardown runs whatever happened upstream, and, unlike an all_done
+        # leaf, leaves the run's state to the real stages: a failed transfer
+        # stays red. A failed cleanup shows red on its own task in the grid.
+        @teardown
+        @task(task_id="cleanup")
         def cleanup(logical_date=None) -> dict:  # noqa: ANN001
             from transfers.pipeline import cleanup as step
 
             return _step(ref.key, logical_date, lambda run, s: step(run))
 
-        prepared = check_agreement() >> extract() >> quality() >> prepare()
+        extracted = extract()
+        prepared = check_agreement() >> extracted >> quality() >> prepare()
         done = cleanup()
+        extracted >> done
         for recipient in flow.to:
 
             @task(task_id=f"encrypt_{recipient.partner}")

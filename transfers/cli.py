@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from transfers.errors import ConfigError, LedgerTampered, RetriableError, TransferError
@@ -28,15 +29,16 @@ keys_app = typer.Typer(help="Keys and secrets for a deployment.", no_args_is_hel
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a long path or message stays on one line, so it can be copied whole.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_LEDGER, EXIT_RETRY = 1, 2, 3, 75
 
 
 def _fail(exc: TransferError) -> NoReturn:
     kind = "temporary failure" if exc.retriable else "error"
-    err.print(f"[bold red]{kind}:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]{kind}:[/] {escape(str(exc))}", highlight=False)
     if isinstance(exc, ConfigError):
         raise typer.Exit(EXIT_CONFIG)
     if isinstance(exc, LedgerTampered):
@@ -79,7 +81,7 @@ def validate(
     except ConfigError as exc:
         err.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
         for problem in exc.problems:
-            err.print(f"  - {problem}", highlight=False)
+            err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
     problems = []
     table = Table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
@@ -100,7 +102,7 @@ def validate(
     if problems:
         err.print(f"[bold red]{len(problems)} problem(s):[/]")
         for problem in problems:
-            err.print(f"  - {problem}", highlight=False)
+            err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG)
     out.print(table)
     out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {len(config.flows())} flow(s)")
@@ -173,7 +175,7 @@ def purge(
         _fail(exc)
     out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed")
     for failure in report.failed:
-        err.print(f"  - {failure}", highlight=False)
+        err.print(f"  - {escape(str(failure))}", highlight=False)
     if report.failed:
         raise typer.Exit(EXIT_RETRY)
 
@@ -189,7 +191,7 @@ def ledger_verify() -> None:
     if not report.ok:
         err.print(f"[bold red]ledger FAILED verification[/] ({settings.ledger_database.split('@')[-1]}):")
         for problem in report.problems:
-            err.print(f"  - {problem}", highlight=False)
+            err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
     out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor verified")
 

@@ -16,6 +16,19 @@ import sys
 import structlog
 
 
+class _StderrLogger:
+    """Writes to whatever ``sys.stderr`` is at call time.
+
+    Binding the stream when the logger is made breaks under test runners and
+    Airflow's task runner, which swap ``sys.stderr`` after modules are imported.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = error = critical = exception = msg
+
+
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     renderer = (
         structlog.processors.JSONRenderer()
@@ -24,7 +37,7 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     )
     level = logging.getLevelName(os.environ.get("TRANSFERS_LOG_LEVEL", "INFO").upper())
     return structlog.wrap_logger(
-        structlog.PrintLogger(file=sys.stderr),
+        _StderrLogger(),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

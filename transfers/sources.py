@@ -73,6 +73,41 @@ def sqlalchemy_url(conn: ConnInfo) -> str:
     ).render_as_string(hide_password=False)
 
 
+def strip_sql_comments(query: str) -> str:
+    """Remove ``--`` and ``/* */`` comments outside quoted strings.
+
+    SQLAlchemy's ``text()`` finds ``:name`` binds inside comments too, while the
+    database skips comments, so a comment that mentions ``:ds`` makes the two
+    disagree on the number of parameters (SQLite refuses the query).
+    """
+    out: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n:
+                if query[end] == ch:
+                    if end + 1 < n and query[end + 1] == ch:  # doubled quote inside a string
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(query[i : end + 1])
+            i = end + 1
+        elif query.startswith("--", i):
+            end = query.find("\n", i)
+            i = n if end == -1 else end
+        elif query.startswith("/*", i):
+            end = query.find("*/", i + 2)
+            out.append(" ")
+            i = n if end == -1 else end + 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
     """Run the flow's query with ``:ds`` bound to the logical date, in batches."""
     from sqlalchemy import create_engine, text
@@ -80,7 +115,7 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
 
     query_path = config_dir / check_relative_path(source.query or "", "source.query")
     try:
-        query = query_path.read_text(encoding="utf-8")
+        query = strip_sql_comments(query_path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
     where = f"connection {conn.conn_id!r} ({conn.conn_type}"

@@ -9,7 +9,8 @@ from transfers.agreement import Source
 from transfers.connections import ConnInfo
 from transfers.devkit import synthetic
 from transfers.errors import SourceError
-from transfers.sources import extract
+from transfers.settings import PROJECT_ROOT
+from transfers.sources import extract, strip_sql_comments
 
 DAY = date(2026, 11, 23)
 
@@ -72,3 +73,20 @@ def test_sql_error_names_the_query_file_and_connection(tmp_path):
     with pytest.raises(SourceError) as caught:
         list(extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)), config_dir=tmp_path, logical_date=DAY))
     assert "q.sql" in str(caught.value) and "cs_case_db" in str(caught.value)
+
+
+def test_shipped_query_with_ds_in_its_comments_runs_on_sqlite(tmp_path):
+    # The sample query's comments mention :ds; only the real bind may count.
+    db = tmp_path / "cases.db"
+    synthetic.write_referrals_table(f"sqlite:///{db}", synthetic.referrals(4, DAY))
+    source = Source(kind="sql", connection="cs_case_db", query="sql/mash_referrals.sql")
+
+    batches = list(extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)),
+                           config_dir=PROJECT_ROOT / "config", logical_date=DAY))
+
+    assert sum(len(b) for b in batches) == 4
+
+
+def test_comment_stripping_keeps_quoted_text_and_drops_comments():
+    query = "SELECT '--not a comment', \"a/*b*/\" -- says :ds\nFROM t /* :ds */ WHERE d = :ds AND s = 'it''s'"
+    assert strip_sql_comments(query) == "SELECT '--not a comment', \"a/*b*/\" \nFROM t   WHERE d = :ds AND s = 'it''s'"

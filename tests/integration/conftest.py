@@ -1,0 +1,168 @@
+"""A sender's world for end-to-end tests, made of real parts.
+
+The source is a fresh database in the local PostgreSQL, the recipients' SFTP
+server is the private OpenSSH ``sshd`` from ``tests/conftest.py``, and the
+recipient who decrypts is the real ``gpg``. The config is a copy of the
+project's sample agreement, pinned to keys generated for this test session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import require_part
+from transfers.agreement import Config, load_config
+from transfers.connections import ConnInfo
+from transfers.devkit import synthetic
+from transfers.pipeline import FlowRun, Resolvers
+from transfers.settings import PROJECT_ROOT, Settings
+from transfers.staging import new_staging_key
+
+PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+LOGICAL_DATE = datetime.now(UTC).date() - timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def pg_source():
+    """A throwaway PostgreSQL database holding the case system's ``referrals`` table."""
+    from sqlalchemy import create_engine, text
+
+    name = f"isp_src_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means the part is not there
+        admin.dispose()
+        require_part("PostgreSQL on 127.0.0.1:5432", False, f"{type(exc).__name__}: {str(exc)[:200]}")
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@dataclass
+class World:
+    """Everything one test's flow runs need; each test gets its own."""
+
+    root: Path
+    config: Config
+    settings: Settings
+    connections: dict[str, ConnInfo]
+    remote_root: Path  # where this test's deliveries land on the shared sshd
+    secrets: dict[str, str] = field(default_factory=dict)
+    staging_key: str = field(default_factory=new_staging_key)
+
+    def resolvers(self) -> Resolvers:
+        def connection(conn_id: str) -> ConnInfo:
+            return self.connections[conn_id]
+
+        def secret(name: str) -> str:
+            return self.secrets[name]
+
+        return Resolvers(connection, secret)
+
+    def run(self, flow_key: str, logical_date: date = LOGICAL_DATE) -> FlowRun:
+        return FlowRun(self.settings, self.config, self.config.flow(flow_key), logical_date,
+                       staging_key=self.staging_key)
+
+    def reload(self) -> None:
+        self.config = load_config(self.settings.config_dir)
+
+    def delivered(self, remote_dir: str) -> list[Path]:
+        """The encrypted files in one of this test's remote directories."""
+        return sorted((self.remote_root / remote_dir).glob("*.pgp"))
+
+    def remote_names(self, remote_dir: str) -> list[str]:
+        path = self.remote_root / remote_dir
+        return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+
+def sftp_conn(conn_id: str, sshd, host_key: str | None = None) -> ConnInfo:
+    return ConnInfo(
+        conn_id=conn_id,
+        conn_type="sftp",
+        host=sshd.host,
+        port=sshd.port,
+        login=sshd.username,
+        extra={"host_key": host_key or sshd.host_key_line, "private_key": sshd.client_private_key},
+    )
+
+
+def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None) -> Path:  # noqa: ANN001
+    """Copy config/: recipients pinned to ``fingerprint``, remote paths under a prefix, live today."""
+    config_dir = root / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    path = config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    today = datetime.now(UTC).date()
+    data["in_force"], data["review_by"] = today - timedelta(days=60), today + timedelta(days=300)
+    for flow in data["flows"]:
+        for recipient in flow["to"]:
+            recipient["pgp_fingerprint"] = fingerprint
+            recipient["path"] = f"{remote_prefix}/{recipient['path']}"
+    if edit:
+        edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config_dir
+
+
+@pytest.fixture
+def world(tmp_path, sshd, gpg_partner, pg_source) -> World:
+    """The sample agreement's two flows, wired to real PostgreSQL, sshd and gpg."""
+    url, _name = pg_source
+    synthetic.write_referrals_table(url, synthetic.referrals(40, LOGICAL_DATE))
+    exports = tmp_path / "exports"
+    synthetic.write_ed_csv(exports, LOGICAL_DATE, synthetic.ed_attendances(30, LOGICAL_DATE))
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    config_dir = write_config(tmp_path, gpg_partner.fingerprint, prefix)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for partner in ("south-yorkshire-police", "rotherham-childrens-services"):
+        shutil.copy(gpg_partner.public_key_path, keys / f"{partner}.asc")
+    pg = url.split("@", 1)[1]
+    host_port, database = pg.split("/", 1)
+    host, port = host_port.split(":")
+    settings = Settings(home=tmp_path / "state", config_dir=config_dir, keys_dir=keys)
+    return World(
+        root=tmp_path,
+        config=load_config(config_dir),
+        settings=settings,
+        connections={
+            "cs_case_db": ConnInfo("cs_case_db", "postgres", host=host, port=int(port), login="postgres",
+                                   schema=database),
+            "rft_exports": ConnInfo("rft_exports", "fs", extra={"path": str(exports)}),
+            "syp_sftp": sftp_conn("syp_sftp", sshd),
+            "cs_sftp": sftp_conn("cs_sftp", sshd),
+        },
+        remote_root=sshd.root / prefix,
+        secrets={"mash_pseudonym_key": "test-pseudonym-key-" + uuid.uuid4().hex},
+    )
+
+
+def read_delivery(gpg_partner, path: Path) -> pd.DataFrame:
+    """Decrypt a delivered file with the real gpg, as the recipient would."""
+    import io
+
+    plaintext = gpg_partner.home.decrypt(path)
+    return pd.read_csv(io.BytesIO(plaintext), dtype=str, keep_default_na=False)
+
+
+def files_containing(root: Path, needles: list[str]) -> list[Path]:
+    """Every file under ``root`` whose bytes contain any of ``needles`` in clear."""
+    hits = []
+    encoded = [n.encode() for n in needles if n]
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if any(n in data for n in encoded):
+                hits.append(path)
+    return hits

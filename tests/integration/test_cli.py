@@ -1,0 +1,125 @@
+"""The CLI as an IG officer or data engineer uses it: ledger verify, purge, run, validate."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.integration.conftest import LOGICAL_DATE
+from tests.integration.test_dag_run import conn_json
+from transfers.cli import app
+from transfers.pipeline import run_flow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli(world, monkeypatch):
+    """Run ``transfers ...`` with the environment a user would set for this world."""
+    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
+    monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
+    monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
+    for conn_id, conn in world.connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_run_from_the_cli_delivers_and_reports(cli, world):
+    result = cli("run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat())
+
+    assert result.exit_code == 0, result.output
+    assert "south-yorkshire-police: delivered" in result.output
+    assert len(world.delivered("inbound/mash")) == 1
+
+
+def test_ledger_verify_passes_fresh_and_names_the_entry_edited_by_hand(cli, world):
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    ok = cli("ledger", "verify")
+    assert ok.exit_code == 0, ok.output
+    assert "ledger ok" in ok.output
+
+    db = sqlite3.connect(world.settings.home / "ledger.db")
+    disclosure_seq = db.execute("SELECT seq FROM ledger_entries WHERE kind = 'disclosure'").fetchone()[0]
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f'DROP TRIGGER "{name}"')  # someone with database access removes the guard
+    edited = db.execute("UPDATE ledger_entries SET payload = replace(payload, '\"rows\":40', '\"rows\":4') "
+                        "WHERE seq = ?", (disclosure_seq,))
+    assert edited.rowcount == 1
+    db.commit()
+    db.close()
+
+    bad = cli("ledger", "verify")
+    assert bad.exit_code == 3
+    assert f"entry {disclosure_seq}: hash does not match its contents" in bad.output
+
+
+def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_evidence(cli, world):
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    outbox = sorted((world.settings.home / "outbox").rglob("*.pgp"))
+    remote = world.delivered("inbound/mash")
+    assert outbox and remote
+
+    # Within every period: nothing is due.
+    assert "nothing is due" in cli("purge", "--dry-run").output
+
+    later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()  # past staging P7D and remote P14D
+    listed = cli("purge", "--dry-run", "--now", later)
+    assert listed.exit_code == 0
+    assert "staging" in listed.output and "remote" in listed.output
+    assert all(p.exists() for p in outbox + remote)  # a dry run deletes nothing
+
+    done = cli("purge", "--now", later)
+    assert done.exit_code == 0, done.output
+    assert not any(p.exists() for p in outbox + remote)
+    purges = list(world.settings.open_ledger().entries(kind="purge"))
+    places = {e.payload["place"] for e in purges}
+    assert {"staging", "remote"} <= places
+    for entry in purges:
+        assert entry.payload["sha256"] and entry.payload["deleted_at"] and entry.payload["rule"]
+    # Reports (P90D) are not yet due and are kept.
+    assert list((world.settings.home / "reports").rglob("*.html"))
+
+
+def test_a_failed_remote_deletion_is_reported_and_retried_next_time(cli, world, monkeypatch):
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    remote = world.delivered("inbound/mash")
+    later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    down = conn_json(world.connections["syp_sftp"]).replace(f'"port": {world.connections["syp_sftp"].port}',
+                                                             '"port": 1')
+    monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", down)
+
+    failed = cli("purge", "--now", later)
+    assert failed.exit_code == 75
+    assert "will retry" in failed.output
+    assert all(p.exists() for p in remote)
+
+    monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", conn_json(world.connections["syp_sftp"]))
+    retried = cli("purge", "--now", later)
+    assert retried.exit_code == 0, retried.output
+    assert not any(p.exists() for p in remote)
+
+
+def test_validate_accepts_the_world_and_refuses_a_key_that_does_not_match_its_pin(cli, world):
+    assert cli("validate").exit_code == 0
+    other = world.settings.keys / "south-yorkshire-police.asc"
+    other.write_text("")  # the key file was emptied by mistake
+    result = cli("validate")
+    assert result.exit_code == 2
+    assert "south-yorkshire-police.asc" in result.output
+
+
+def test_project_config_validates_with_committed_keys():
+    runner = CliRunner()
+    env = {k: None for k in os.environ if k.startswith("TRANSFERS_")}
+    result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output

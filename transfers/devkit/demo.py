@@ -1,0 +1,173 @@
+"""The demo: both sample flows, end to end, through Airflow, on this machine only.
+
+Everything a real deployment gets from partners is made here at run time:
+the recipients' OpenPGP key pairs (with ``gpg``, as a partner would), their
+SFTP servers (a local stand-in on 127.0.0.1 with a pinned host key), the
+sender's source systems (a synthetic SQLite case database and a CSV export),
+and the secrets. Nothing is written outside ``var/demo`` and nothing leaves
+the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from transfers.devkit import synthetic
+from transfers.devkit.gpg import GpgHome
+from transfers.devkit.sftp_server import SftpStandIn
+from transfers.settings import PROJECT_ROOT
+from transfers.staging import new_staging_key
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def client_key() -> tuple[str, str]:
+    """A fresh Ed25519 SSH key for the sender: (private OpenSSH text, public line)."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return private, public
+
+
+def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> dict[str, str]:
+    """Copy config/ and pin each recipient to a key pair generated now."""
+    config_dir = workspace / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    keys_dir = workspace / "keys"
+    keys_dir.mkdir()
+    path = config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    if not data["in_force"] <= today <= data["review_by"]:
+        say(f"the sample agreement is not live today ({data['in_force']} to {data['review_by']}): "
+            "the demo copy moves its dates so it can run")
+        data["in_force"], data["review_by"] = today - timedelta(days=30), today + timedelta(days=335)
+    fingerprints: dict[str, str] = {}
+    for flow in data["flows"]:
+        for recipient in flow["to"]:
+            partner = recipient["partner"]
+            if partner not in fingerprints:
+                fingerprints[partner] = gpg.generate_key(f"{partner} (demo) <{partner}@demo.invalid>", algo="cv25519")
+                gpg.export_public(fingerprints[partner], keys_dir / f"{partner}.asc")
+            recipient["pgp_fingerprint"] = fingerprints[partner]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return fingerprints
+
+
+def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
+    workspace = PROJECT_ROOT / "var" / "demo"
+    if workspace.exists():
+        shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
+    today = datetime.now(UTC).date()
+    logical_date = today - timedelta(days=1)
+
+    say("generating the recipients' OpenPGP keys with gpg (as each partner would)")
+    gpg = GpgHome(workspace / "partners-gnupg")
+    fingerprints = prepare_config(workspace, gpg, today)
+    for partner, fpr in fingerprints.items():
+        print(f"    {partner}: {fpr}")
+
+    say(f"making synthetic source data for {logical_date}")
+    case_db = workspace / "sources" / "case-system.db"
+    case_db.parent.mkdir(parents=True)
+    synthetic.write_referrals_table(f"sqlite:///{case_db}", synthetic.referrals(120, logical_date))
+    exports = workspace / "sources" / "trust-exports"
+    synthetic.write_ed_csv(exports, logical_date, synthetic.ed_attendances(80, logical_date))
+
+    say("starting a local SFTP server for each recipient on 127.0.0.1 (host keys pinned)")
+    private, public = client_key()
+    servers: dict[str, SftpStandIn] = {}
+    for partner in fingerprints:
+        root = workspace / "partners-sftp" / partner
+        root.mkdir(parents=True)
+        server = SftpStandIn(root, authorized_key=public, host_key_path=workspace / f"hostkey-{partner}")
+        server.start()
+        servers[partner] = server
+        print(f"    {partner}: 127.0.0.1:{server.port}")
+
+    airflow_home = workspace / "airflow"
+    state = workspace / "state"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "TRANSFERS_CONFIG_DIR": str(workspace / "config"),
+        "TRANSFERS_KEYS_DIR": str(workspace / "keys"),
+        "TRANSFERS_HOME": str(state),
+        "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": new_staging_key(),
+        "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": os.urandom(32).hex(),
+        "AIRFLOW_CONN_CS_CASE_DB": json.dumps({"conn_type": "sqlite", "host": str(case_db)}),
+        "AIRFLOW_CONN_RFT_EXPORTS": json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}}),
+    }
+    sftp_conn = {"south-yorkshire-police": "AIRFLOW_CONN_SYP_SFTP", "rotherham-childrens-services": "AIRFLOW_CONN_CS_SFTP"}
+    for partner, server in servers.items():
+        env[sftp_conn[partner]] = json.dumps({
+            "conn_type": "sftp", "host": "127.0.0.1", "port": server.port, "login": "transfers",
+            "extra": {"host_key": server.host_key_line, "private_key": private},
+        })
+    airflow = [sys.executable, "-m", "airflow"]
+    try:
+        say("initialising Airflow's metadata database (SQLite, under var/demo/airflow)")
+        started = time.monotonic()
+        subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        print(f"    done in {time.monotonic() - started:.0f}s")
+        for dag_id in ("mash-referrals.A", "mash-referrals.B"):
+            say(f"running DAG {dag_id} for {logical_date} through Airflow (airflow dags test)")
+            log_path = workspace / f"{dag_id}.log"
+            with log_path.open("w") as log:
+                result = subprocess.run([*airflow, "dags", "test", dag_id, logical_date.isoformat()],
+                                        env=env, stdout=log, stderr=subprocess.STDOUT)
+            if result.returncode != 0:
+                print(f"    FAILED: see {log_path}")
+                return 1
+            print(f"    ok (Airflow log: {log_path})")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    say("checking each delivery as the recipient would: gpg --decrypt")
+    delivered = sorted((workspace / "partners-sftp").rglob("*.pgp"))
+    if len(delivered) < 2:
+        print(f"    FAILED: expected a delivery per flow, found {len(delivered)}")
+        return 1
+    for path in delivered:
+        rows = gpg.decrypt(path).decode().splitlines()
+        print(f"    {path.relative_to(workspace)}: {len(rows) - 1} rows; columns: {rows[0]}")
+
+    verify = subprocess.run([sys.executable, "-m", "transfers", "ledger", "verify"], env=env,
+                            capture_output=True, text=True)
+    print(f"    {verify.stdout.strip() or verify.stderr.strip()}")
+    reports = sorted((state / "reports").rglob("*.html"))
+    print()
+    say("done. Where to look:")
+    print(f"  delivered (encrypted) files: {workspace / 'partners-sftp'}/<partner>/inbound/...")
+    for path in delivered:
+        print(f"      {path}")
+    print("  quality reports for data owners:")
+    for path in reports:
+        print(f"      {path}")
+    print(f"  disclosure ledger: {state / 'ledger.db'}  (check it: TRANSFERS_HOME={state} uv run transfers ledger verify)")
+    print("  decrypt a delivery as the recipient:")
+    print(f"      GNUPGHOME={gpg.path} gpg --decrypt {delivered[0]}")
+    return 0 if verify.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
