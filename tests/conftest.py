@@ -240,3 +240,11 @@ def gpg_home(tmp_path: Path) -> Iterator[Any]:
     home = _gpg_home(tmp_path / "gnupg")
     yield home
     home.close()
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Debian's headless Chromium, for opening reports offline (see tests/browser.py)."""
+    from tests.browser import chromium_path
+
+    require_part("chromium", chromium_path() is not None, "apt-get install chromium")
