@@ -166,16 +166,26 @@ class FieldChecks(_Strict):
 class FieldSpec(_Strict):
     """How one source field is shared; a field not listed is never shared."""
 
-    share: Literal["keep", "pseudonymise", "generalise", "drop"]
-    to: Literal["year", "month", "district", "sector"] | None = None
+    share: Literal["keep", "pseudonymise", "generalise", "mask", "drop"]
+    to: Literal["year", "month", "age_band", "district", "sector"] | None = None
+    # age_band: lower bounds of the bands in whole years at the logical date (last band open-ended).
+    bands: list[int] | None = None
+    keep_last: int = Field(default=0, ge=0, le=4)  # mask: characters left visible at the end
     checks: FieldChecks = FieldChecks()
 
     @model_validator(mode="after")
     def _generalise_needs_level(self) -> FieldSpec:
         if self.share == "generalise" and self.to is None:
-            raise ValueError("share: generalise needs 'to' (year, month, district or sector)")
+            raise ValueError("share: generalise needs 'to' (year, month, age_band, district or sector)")
         if self.share != "generalise" and self.to is not None:
             raise ValueError(f"'to' only applies to share: generalise (this field is share: {self.share})")
+        if self.bands is not None:
+            if self.to != "age_band":
+                raise ValueError("'bands' only applies to share: generalise, to: age_band")
+            if not self.bands or self.bands != sorted(set(self.bands)) or self.bands[0] < 0:
+                raise ValueError("bands must be distinct, increasing, non-negative ages, e.g. [0, 5, 10, 16, 18]")
+        if self.keep_last and self.share != "mask":
+            raise ValueError(f"'keep_last' only applies to share: mask (this field is share: {self.share})")
         return self
 
 
@@ -264,14 +274,124 @@ class QualityPolicy(_Strict):
         return self.on_failure.get(dimension, "block")  # type: ignore[arg-type]
 
 
+class RemoteRetention(_Strict):
+    """The copy left on the recipient's SFTP server until it collects it."""
+
+    period: str
+    # Deleting on a partner's server needs its agreement; without it the copy is theirs to remove.
+    sender_may_remove: bool = False
+
+    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ArchiveRetention(_Strict):
+    """Encrypted deliveries archived after delivery: a local directory or an S3 bucket/prefix."""
+
+    period: str
+    dir: str | None = None  # local: relative to TRANSFERS_HOME, or absolute
+    bucket: str | None = None  # S3 (versioned or not: every version is deleted)
+    prefix: str = ""
+    connection: str | None = None  # S3: connection id (aws type; extra.endpoint_url, region_name)
+
+    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> ArchiveRetention:
+        if (self.dir is None) == (self.bucket is None):
+            raise ValueError("an archive is either 'dir' (a local directory) or 'bucket' (S3), exactly one")
+        if self.bucket is not None:
+            if not _BUCKET.match(self.bucket):
+                raise ValueError(f"bucket {self.bucket!r} is not a valid S3 bucket name")
+            if not self.connection or not _CONN_ID.match(self.connection):
+                raise ValueError("an S3 archive needs 'connection' (a connection id holding endpoint and credentials)")
+            if self.prefix:
+                check_relative_path(self.prefix, "archive prefix")
+        elif self.dir is not None and (not self.dir.strip() or any(c in self.dir for c in "\x00\n\r")):
+            raise ValueError(f"archive dir {self.dir!r} must be a plain directory path")
+        return self
+
+
 class FlowRetention(_Strict):
-    """How long each copy made by a flow is kept by the sender."""
+    """How long each copy made by a flow is kept, place by place (ISO 8601 periods)."""
 
-    staging: str  # encrypted deliveries kept locally (the archive)
-    remote: str  # the copy on the partner's SFTP server, if uncollected
+    staging: str  # the run's working files and the encrypted outbox, reused on a retry
+    remote: RemoteRetention  # a bare period is accepted: the sender may then not remove it
+    archive: ArchiveRetention | None = None  # no archive unless one is named
     reports: str = "P90D"  # quality reports: they name records, so they expire too
+    notices: str = "P90D"  # rectification and withdrawal notices (they name records)
+    logs: str = "P30D"  # run logs kept under TRANSFERS_HOME/logs
 
-    _dur = field_validator("staging", "remote", "reports")(classmethod(lambda cls, v: _check_duration(v)))
+    _dur = field_validator("staging", "reports", "notices", "logs")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @field_validator("remote", mode="before")
+    @classmethod
+    def _remote_period(cls, value: Any) -> Any:
+        # Checked here so a bad bare period is reported at "remote", where it was written.
+        return {"period": _check_duration(value)} if isinstance(value, str) else value
+
+
+class SubjectSource(_Strict):
+    """A consent register or opt-out list: a CSV file or SQL table, one row per subject (and change)."""
+
+    kind: Literal["csv", "sql"]
+    connection: str
+    path: str | None = None  # csv: relative to the connection's directory
+    table: str | None = None  # sql: a table (or view) name, optionally schema-qualified
+    subject: str = "subject"  # column holding the identifier (normalised before matching)
+    status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
+    effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
+
+    @model_validator(mode="after")
+    def _where(self) -> SubjectSource:
+        if self.kind == "csv" and not self.path:
+            raise ValueError("a csv subject list needs 'path'")
+        if self.kind == "sql" and not (self.table and re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", self.table)):
+            raise ValueError("a sql subject list needs 'table' (a plain, optionally schema-qualified, name)")
+        if self.path:
+            check_relative_path(self.path, "subject list path")
+        return self
+
+
+class SharingBasis(_Strict):
+    """Why a flow may share: the subject's consent, or a statutory basis and exceptional ground (3.1, 5)."""
+
+    basis: Literal["consent", "statutory"] = "consent"
+    legal_basis: str | None = None  # statutory: an id from the Tier 1 legal bases
+    ground: str | None = None  # statutory: an id from the protocol's exceptional grounds
+    justification: str | None = None  # statutory: why sharing without consent is justified
+    override_opt_outs: bool = False  # statutory: send withdrawn / opted-out subjects too (explicit)
+    consent_register: SubjectSource | None = None  # withdrawn / restricted subjects
+    opt_outs: SubjectSource | None = None  # national data opt-out list
+
+    @model_validator(mode="after")
+    def _statutory(self) -> SharingBasis:
+        if self.basis == "statutory":
+            missing = [k for k in ("legal_basis", "ground", "justification") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"basis: statutory needs {', '.join(missing)} (protocol 3.1 and 5)")
+            if len((self.justification or "").split()) < 5:
+                raise ValueError("justification must say, in words, why sharing without consent is justified")
+        elif self.override_opt_outs:
+            raise ValueError("override_opt_outs only applies to basis: statutory")
+        return self
+
+
+class Deceased(_Strict):
+    """Records of people who have died: excluded (the default) or sent under caution (protocol 5)."""
+
+    handling: Literal["exclude", "send_with_caution"] = "exclude"
+    date_of_death: str  # the flow field holding the date of death (usually share: drop)
+
+
+class DisclosureRisk(_Strict):
+    """k-anonymity over the quasi-identifiers of what is about to be sent."""
+
+    quasi_identifiers: list[str] = Field(min_length=1)
+    min_k: int = Field(default=1, ge=1)
+    on_failure: Literal["warn", "block"] = "warn"
 
 
 class Flow(_Strict):
@@ -288,6 +408,9 @@ class Flow(_Strict):
     fields: dict[str, FieldSpec] = Field(min_length=1)
     quality: QualityPolicy = QualityPolicy()
     retention: FlowRetention
+    consent: SharingBasis = SharingBasis()
+    deceased: Deceased | None = None
+    disclosure_risk: DisclosureRisk | None = None
 
     @field_validator("id")
     @classmethod
@@ -308,6 +431,12 @@ class Flow(_Strict):
                 raise ValueError(f"record_key {key!r} is not one of the flow's fields")
         if not self.shared_fields:
             raise ValueError("the flow shares no field (every field is share: drop)")
+        if self.deceased is not None and self.deceased.date_of_death not in self.fields:
+            raise ValueError(f"deceased.date_of_death {self.deceased.date_of_death!r} is not one of the flow's fields")
+        if self.disclosure_risk is not None:
+            bad = [q for q in self.disclosure_risk.quasi_identifiers if q not in self.shared_fields]
+            if bad:
+                raise ValueError(f"disclosure_risk.quasi_identifiers {', '.join(map(repr, bad))} are not shared fields")
         return self
 
     @property
@@ -344,6 +473,9 @@ class ControllerRetention(_Strict):
 class Pseudonymisation(_Strict):
     key_secret: str  # name of the secret holding the HMAC key (Airflow Variable / env)
     key_id: str = "k1"  # recorded with each disclosure so a rotation is visible
+    # Agreements naming the same linkage domain (and secret) give one person one pseudonym;
+    # without it every agreement has its own key, so recipients cannot link across agreements.
+    linkage_domain: str | None = None
 
 
 class Agreement(_Strict):
@@ -551,6 +683,14 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
                 )
             elif recipient.partner == flow.from_:
                 problems.append(f"{where} flows[{fi}].to[{ri}].partner: a flow cannot send to its own sender")
+        basis = flow.consent
+        if basis.legal_basis and protocol.legal_basis(basis.legal_basis) is None:
+            problems.append(f"{where} flows[{fi}].consent.legal_basis: {basis.legal_basis!r} is not a legal basis "
+                            "in the Tier 1 register (Appendix A)")
+        grounds = [g.id for g in protocol.exceptional_grounds]
+        if basis.ground and basis.ground not in grounds:
+            problems.append(f"{where} flows[{fi}].consent.ground: {basis.ground!r} is not an exceptional ground "
+                            f"of the protocol (grounds: {', '.join(grounds)})")
         uses_pseudonyms = any(spec.share == "pseudonymise" for spec in flow.fields.values())
         if uses_pseudonyms and agreement.pseudonymisation is None:
             problems.append(
@@ -633,8 +773,11 @@ def check_live(agreement: Agreement, protocol: Protocol, on: date) -> None:
 
 
 def retention_periods(flow: Flow) -> dict[str, Duration]:
-    return {
-        "staging": parse_duration(flow.retention.staging),
-        "remote": parse_duration(flow.retention.remote),
-        "reports": parse_duration(flow.retention.reports),
-    }
+    """Each place's period; ``archive`` only when the flow names an archive."""
+    r = flow.retention
+    periods = {"staging": parse_duration(r.staging), "remote": parse_duration(r.remote.period),
+               "reports": parse_duration(r.reports), "notices": parse_duration(r.notices),
+               "logs": parse_duration(r.logs)}
+    if r.archive is not None:
+        periods["archive"] = parse_duration(r.archive.period)
+    return periods

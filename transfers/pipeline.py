@@ -14,7 +14,6 @@ recipient already holds is recognised by its hash and recorded once.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -115,6 +114,7 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
         logical_date=run.logical_date,
         report_dir=run.reports_dir,
         history=history,
+        expectations_dir=run.config.root.parent / "expectations",
     )
     summary = outcome.summary()
     ledger.append(
@@ -343,10 +343,13 @@ def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
 
 
 def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
+    from transfers.privacy import derive_key
+
     setting = run.ref.agreement.pseudonymisation
     if setting is None:
         return None
-    return hashlib.sha256(secret(setting.key_secret).encode("utf-8")).digest()
+    domain = setting.linkage_domain or run.ref.agreement.id
+    return derive_key(secret(setting.key_secret), domain=domain, key_id=setting.key_id)
 
 
 def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None) -> dict:

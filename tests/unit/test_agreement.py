@@ -323,7 +323,7 @@ def test_to_on_a_field_that_is_not_generalised(config_dir):
 def test_a_generalisation_level_that_does_not_exist(config_dir):
     path = edit(config_dir, lambda d: flow(d)["fields"]["postcode"].update(to="street"))
 
-    assert_names(problems(config_dir), path, "flows[0].fields.postcode.to", "'year', 'month', 'district' or 'sector'")
+    assert_names(problems(config_dir), path, "flows[0].fields.postcode.to", "'year', 'month', 'age_band', 'district' or 'sector'")
 
 
 def test_subject_must_be_a_field(config_dir):

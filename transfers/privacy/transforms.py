@@ -9,9 +9,15 @@ strings or null), so a large extract never has to be held whole:
   agreement never mentions, is dropped;
 * ``pseudonymise`` fields become keyed HMAC-SHA256 pseudonyms (hex), computed on
   the normalised identifier so ``"943 476 5919"`` and ``"9434765919"`` match;
-* ``generalise`` fields become a year or month (dates) or a postcode district
-  or sector. A value that cannot be generalised becomes null and is counted:
-  it never passes through in clear.
+* ``generalise`` fields become a year, month or age band at the logical date
+  (dates) or a postcode district or sector. A value that cannot be generalised
+  becomes null and is counted: it never passes through in clear;
+* ``mask`` fields keep only their length's worth of ``*`` and, if declared,
+  their last few characters.
+
+Keys: :func:`derive_key` turns the agreement's secret into one HMAC key per
+(linkage domain, key id), so two agreements only share pseudonyms when they
+declare the same linkage domain, and a new key id gives new pseudonyms.
 
 ``PrivacyStats`` says what was done, in counts and field names only, never
 values, so it can go to logs, XCom and the ledger.
@@ -29,7 +35,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from transfers.agreement import Flow
+from transfers.agreement import FieldSpec, Flow
 from transfers.errors import PrivacyError
 
 # HMAC-SHA256 is only as strong as its key; anything shorter than 128 bits is a
@@ -60,9 +66,10 @@ class PrivacyStats:
         fields_dropped: columns removed: fields marked ``drop`` and columns the
             agreement does not name.
         pseudonymised: per field, values replaced by a pseudonym.
-        generalised: per field, values replaced by their year/month/district/sector.
+        generalised: per field, values replaced by their year/month/age band/district/sector.
         nulled: per field, non-empty values that could not be generalised and
             were replaced by null instead of passing through in clear.
+        masked: per field, values replaced by a mask.
     """
 
     flow: str
@@ -74,6 +81,7 @@ class PrivacyStats:
     pseudonymised: dict[str, int] = field(default_factory=dict)
     generalised: dict[str, int] = field(default_factory=dict)
     nulled: dict[str, int] = field(default_factory=dict)
+    masked: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (for logs, XCom and the ledger)."""
@@ -95,6 +103,7 @@ class PrivacyStats:
             pseudonymised=add(self.pseudonymised, other.pseudonymised),
             generalised=add(self.generalised, other.generalised),
             nulled=add(self.nulled, other.nulled),
+            masked=add(self.masked, other.masked),
         )
 
 
@@ -182,6 +191,66 @@ def _parse_iso_date(text: str) -> date | None:
     return day
 
 
+DEFAULT_AGE_BANDS = (0, 5, 10, 16, 18)
+
+
+def age_band(value: Any, on: date, bands: list[int] | tuple[int, ...] | None = None) -> str | None:
+    """A date of birth as an age band at ``on`` (the logical date): ``"10-15"``, ``"18+"``.
+
+    Returns:
+        The band, or None if the value is null, not a date, after ``on`` or
+        younger than the first band: it is never passed through.
+    """
+    limits = list(bands or DEFAULT_AGE_BANDS)
+    if isinstance(value, datetime):
+        born: date | None = value.date()
+    elif isinstance(value, date):
+        born = value
+    elif isinstance(value, str):
+        born = _parse_iso_date(value.strip())
+    else:
+        born = None
+    if born is None or born > on:
+        return None
+    years = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    for low, high in zip(limits, [*limits[1:], None], strict=True):
+        if years >= low and (high is None or years < high):
+            return f"{low}+" if high is None else f"{low}-{high - 1}"
+    return None
+
+
+def mask(value: Any, keep_last: int = 0) -> str | None:
+    """``"*"`` for every character except the last ``keep_last`` (at most a quarter of the value)."""
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    visible = min(keep_last, len(text) // 4)
+    return "*" * (len(text) - visible) + (text[len(text) - visible :] if visible else "")
+
+
+def derive_key(secret: str | bytes, *, domain: str, key_id: str) -> bytes:
+    """The HMAC key for one linkage domain and key id, from the agreement's secret.
+
+    The domain is the agreement id unless agreements declare a shared linkage
+    domain. Deriving (rather than using the secret itself) means one secret can
+    serve several agreements without linking them, and a key id change is a new
+    key even if the secret was not changed.
+    """
+    raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    if len(raw) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation secret for {domain!r} must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
+    label = f"isp-transfers/pseudonym/v1/{domain}/{key_id}".encode()
+    return hmac.new(hashlib.sha256(raw).digest(), label, hashlib.sha256).digest()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short, non-reversible tag of a key, so the ledger can show a rotation without the key."""
+    return hmac.new(bytes(key), b"isp-transfers/key-fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
 def generalise_postcode(value: Any, to: Literal["district", "sector"]) -> str | None:
     """A UK postcode as its district (``"S60"``) or sector (``"S60 2"``).
 
@@ -225,7 +294,7 @@ def apply_privacy(
         flow: the flow whose ``fields`` say what is shared and how.
         key: the HMAC key from the agreement's pseudonymisation secret; needed
             when a shared field is ``share: pseudonymise``.
-        logical_date: the run's logical date (recorded in the stats).
+        logical_date: the run's logical date (recorded in the stats; ages are at this date).
 
     Returns:
         The batch with exactly ``flow.shared_fields`` as columns, in that order
@@ -275,8 +344,11 @@ def apply_privacy(
             out[name], done, nulled = _pseudonymise_all(values, key, flow.id, name)
             stats.pseudonymised[name] = done
             stats.nulled[name] = nulled
+        elif spec.share == "mask":
+            out[name] = [mask(v, spec.keep_last) for v in values]
+            stats.masked[name] = sum(v is not None for v in out[name])
         else:
-            out[name], done, nulled = _generalise_all(values, spec.to, flow.id, name)
+            out[name], done, nulled = _generalise_all(values, spec, logical_date, flow.id, name)
             stats.generalised[name] = done
             stats.nulled[name] = nulled
 
@@ -312,12 +384,20 @@ def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) ->
     return result, done, 0
 
 
-def _generalise_all(values: list[Any], to: str | None, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
+def _generalise_all(
+    values: list[Any], spec: FieldSpec, on: date, flow_id: str, name: str
+) -> tuple[list[str | None], int, int]:
+    to = spec.to
     convert: Callable[[Any, Any], str | None]
     if to in ("year", "month"):
         convert = generalise_date
     elif to in ("district", "sector"):
         convert = generalise_postcode
+    elif to == "age_band":
+        bands = spec.bands
+
+        def convert(value: Any, _to: Any) -> str | None:
+            return age_band(value, on, bands)
     else:  # the agreement model refuses this; guard against a hand-built FieldSpec
         raise PrivacyError(f"flow {flow_id}: field {name!r} is share: generalise without a level ('to')")
     result: list[str | None] = []
