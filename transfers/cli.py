@@ -206,3 +206,8 @@ def keys_staging() -> None:
 
 def main() -> None:  # pragma: no cover - console script
     sys.exit(app())
+
+
+from transfers.cli_quality import register as _quality  # noqa: E402
+
+_quality(app)

@@ -1,0 +1,79 @@
+"""Checks of the extract as a whole (rows, columns, staleness), judged once every batch is seen."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from transfers.agreement import Flow
+from transfers.durations import parse_duration
+from transfers.quality.checks import Check
+from transfers.quality.outcome import CheckResult
+from transfers.quality.rules import _IDENTIFIER, _midnight
+
+
+def _judge_extract(
+    check: Check,
+    flow: Flow,
+    logical_date: date,
+    *,
+    rows: int,
+    batches: int,
+    missing: set[str],
+    extra: set[str],
+    repeated: set[str],
+    newest: dict[str, pd.Timestamp | None],
+) -> CheckResult:
+    kind = check.id.split(".")[1]
+    note: str | None = None
+    ok: bool | None
+    if kind == "rows":
+        ok = rows > 0
+        note = None if ok else "the extract is empty"
+    elif kind == "present":
+        ok = None if batches == 0 else check.field not in missing
+        note = "no batch was read" if batches == 0 else (None if ok else "column missing from the extract")
+    elif kind == "no_extra":
+        ok = None if batches == 0 else not (extra or repeated)
+        if batches == 0:
+            note = "no batch was read"
+        elif not ok:
+            note = _describe_columns(extra, repeated, all_missing=missing >= set(flow.fields))
+    else:  # max_age
+        top = newest.get(check.field or "")
+        if top is None:
+            ok, note = None, "no record has a readable value to judge the extract's age by"
+        else:
+            since = parse_duration(flow.quality.max_age or "").before(_midnight(logical_date))
+            ok = top.to_pydatetime() >= since
+            if not ok:
+                age = (_midnight(logical_date) - top.to_pydatetime()).days
+                note = f"the newest value is {age} day(s) before the logical date: the extract looks stale"
+    return CheckResult(check.id, check.dimension, check.description, check.field, "extract", None, None, ok, note)
+
+
+def _describe_columns(extra: set[str], repeated: set[str], *, all_missing: bool) -> str:
+    """Name unexpected columns, unless the names could be data.
+
+    A CSV read without its header row turns the first record into column names:
+    then no agreed column is found, and the names are not shown.
+    """
+    parts = []
+    if extra:
+        if all_missing:
+            parts.append(
+                f"{len(extra)} unexpected column(s) and no agreed column: the extract may lack its header "
+                "row, so the names are not shown"
+            )
+        else:
+            shown = sorted(c for c in extra if _IDENTIFIER.match(c))
+            hidden = len(extra) - len(shown)
+            text = f"unexpected column(s): {', '.join(shown)}" if shown else "unexpected column(s)"
+            if hidden:
+                text += f" and {hidden} whose names are not identifiers (not shown)"
+            parts.append(text + " (dropped before sending by minimisation)")
+    if repeated:
+        shown = [] if all_missing else sorted(c for c in repeated if _IDENTIFIER.match(c))
+        parts.append(f"column(s) named more than once: {', '.join(shown) or len(repeated)}")
+    return "; ".join(parts)

@@ -1,0 +1,198 @@
+"""check_quality: run the suite over every batch and decide each characteristic's outcome."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transfers.agreement import DIMENSIONS, Flow
+from transfers.quality.extract_checks import _judge_extract
+from transfers.quality.gxrun import _RESULT_FORMAT, _batch_definition, _raised, gx
+from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
+from transfers.quality.prepare import _Preparer
+from transfers.quality.report import report_document
+from transfers.quality.suite import flow_checks
+
+
+@dataclass
+class _Tally:
+    judged: int = 0
+    failing: int = 0
+    errors: int = 0
+    rows: list[np.ndarray] = field(default_factory=list)
+    keys: set[tuple[str, ...]] = field(default_factory=set)
+
+
+def _mostly_met(judged: int, failing: int, mostly: float) -> bool:
+    # Same rule as GX, applied to the totals of every batch; nothing judged passes.
+    return judged == 0 or (judged - failing) / judged >= mostly
+
+
+def _key_frame(batch: pd.DataFrame, key_fields: list[str]) -> pd.DataFrame:
+    """The record keys of a batch by position, from the source values (not the checks' cleaned copy)."""
+    frame = batch.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame.loc[:, ~frame.columns.duplicated()].reindex(columns=key_fields)
+
+
+def _key_tuples(keys: pd.DataFrame, positions: Sequence[int]) -> set[tuple[str, ...]]:
+    # The same rendering as the pipeline's ``batch[key_fields].astype(str)``, so the keys match there.
+    return set(keys.iloc[list(positions)].astype(str).itertuples(index=False, name=None))
+
+
+def check_quality(
+    batches: Iterable[pd.DataFrame],
+    flow: Flow,
+    *,
+    agreement_id: str,
+    logical_date: date,
+    report_dir: Path | None,
+    history: Sequence[dict] = (),
+    expectations_dir: Path | None = None,
+) -> QualityOutcome:
+    """Check the six characteristics over every batch and write the data owner's scorecard.
+
+    Args:
+        batches: the extract, as text (str or None) DataFrames; read once, one at a time.
+        flow: the agreed flow: its field checks, record key and quality policy.
+        agreement_id: for the report header.
+        logical_date: the date the run is for; "future" and "recent" are judged against it.
+        report_dir: where ``quality_<flow>_<date>.html`` and ``.json`` go (created 0700);
+            None writes no report.
+        history: earlier runs' :meth:`QualityOutcome.summary` dicts, oldest first, for the trend table.
+        expectations_dir: where hand-written suites are (``<dir>/<agreement>/<flow>.json``); None: none.
+
+    Returns:
+        The outcome. It does not raise when a ``block`` characteristic fails:
+        the caller raises ``QualityBlocked`` with ``outcome.blocked``.
+    """
+    checks = flow_checks(flow, agreement_id=agreement_id, logical_date=logical_date, expectations_dir=expectations_dir)
+    by_id = {ch.id: ch for ch in checks}
+    suite = gx.ExpectationSuite(
+        name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.expectation is not None]
+    )
+    quarantine = {d for d in DIMENSIONS if flow.quality.policy(d) == "quarantine"}
+    preparer = _Preparer(flow, checks)
+    tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
+    agreed = set(flow.fields)
+    missing: set[str] = set()
+    extra: set[str] = set()
+    repeated: set[str] = set()
+    rows = n_batches = 0
+
+    for batch in batches:
+        n_batches += 1
+        names = [str(c) for c in batch.columns]
+        missing |= agreed - set(names)
+        extra |= set(names) - agreed
+        repeated |= {c for c in names if names.count(c) > 1}
+        frame = preparer.prepare(batch)
+        keys: pd.DataFrame | None = None
+        if len(frame):
+            with warnings.catch_warnings():
+                # pandas warns when an agreement's pattern has capture groups; the match is still right
+                warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
+                result = (
+                    _batch_definition()
+                    .get_batch(batch_parameters={"dataframe": frame})
+                    .validate(suite, result_format=_RESULT_FORMAT)
+                )
+            for res in result.results:
+                check = by_id[res.expectation_config.meta["check"]]
+                tally = tallies[check.id]
+                if _raised(res.exception_info):
+                    tally.errors += 1
+                    continue
+                counts = res.result or {}
+                element = int(counts.get("element_count") or 0)
+                missing_values = int(counts.get("missing_count") or 0)
+                tally.judged += element if check.counts_nulls else element - missing_values
+                tally.failing += int(counts.get("unexpected_count") or 0)
+                positions = counts.get("unexpected_index_list") or []
+                if positions:
+                    tally.rows.append(np.asarray(positions, dtype=np.int64) + rows)
+                    if check.dimension in quarantine:
+                        keys = _key_frame(batch, flow.key_fields) if keys is None else keys
+                        tally.keys |= _key_tuples(keys, positions)
+        rows += len(frame)
+
+    results: list[CheckResult] = []
+    for ch in checks:
+        if ch.scope == "rows":
+            t = tallies[ch.id]
+            ok = t.errors == 0 and _mostly_met(t.judged, t.failing, ch.mostly)
+            note = f"could not be evaluated on {t.errors} batch(es)" if t.errors else None
+            results.append(
+                CheckResult(ch.id, ch.dimension, ch.description, ch.field, "rows", t.judged, t.failing, ok, note)
+            )
+        else:
+            results.append(
+                _judge_extract(
+                    ch,
+                    flow,
+                    logical_date,
+                    rows=rows,
+                    batches=n_batches,
+                    missing=missing,
+                    extra=extra,
+                    repeated=repeated,
+                    newest=preparer.newest,
+                )
+            )
+
+    dimensions: dict[str, DimensionResult] = {}
+    quarantined: set[tuple[str, ...]] = set()
+    for d in DIMENSIONS:
+        mine = [r for r in results if r.dimension == d]
+        failed = [r for r in mine if r.success is False]
+        # A record failing two checks of a characteristic counts once.
+        flagged = [part for r in failed if r.scope == "rows" for part in tallies[r.id].rows]
+        n_failing = int(np.unique(np.concatenate(flagged)).size) if flagged else 0
+        policy = flow.quality.policy(d)
+        notes = [f"{r.id}: {r.note}" for r in mine if r.note]
+        if not mine:
+            notes.append("the agreement sets no check of this characteristic")
+        if d == "timeliness" and flow.quality.max_age and not preparer.recent:
+            notes.append("quality.max_age is set but no field has a 'recent' check, so the extract's age is not judged")
+        outcome: Outcome = "pass"
+        if failed:
+            outcome = policy
+            whole = [r for r in failed if r.scope == "extract" or tallies[r.id].errors]
+            if policy == "quarantine" and whole:
+                # Quarantine holds back failing records; a failure of the extract as
+                # a whole names no record to hold back, so nothing may be sent.
+                outcome = "block"
+                notes.append("a failure of the whole extract cannot be quarantined record by record: blocked")
+            if outcome == "quarantine":
+                for r in failed:
+                    quarantined |= tallies[r.id].keys
+        dimensions[d] = DimensionResult(
+            d, len(mine), sum(r.success is True for r in mine), len(failed), n_failing, rows, policy, outcome, notes
+        )
+
+    outcome = QualityOutcome(
+        rows=rows,
+        dimensions=dimensions,
+        blocked=[d for d in DIMENSIONS if dimensions[d].outcome == "block"],
+        quarantined_keys=quarantined,
+        report_html=None,
+        report_json=None,
+        agreement_id=agreement_id,
+        flow_id=flow.id,
+        logical_date=logical_date,
+        batches=n_batches,
+        checks=results,
+    )
+    if report_dir is not None:
+        from transfers.reports import write_quality_report
+
+        outcome.report_html, outcome.report_json = write_quality_report(
+            report_document(outcome, flow), Path(report_dir), history=history
+        )
+    return outcome
