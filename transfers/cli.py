@@ -173,19 +173,28 @@ def purge(
         report = execute_purge(items, settings, config, ledger, env_connection, now=moment)
     except TransferError as exc:
         _fail(exc)
-    out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed")
+    out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held for runs in progress")
+    for held in report.held:
+        out.print(f"  - held: {escape(str(held))}", highlight=False)
     for failure in report.failed:
         err.print(f"  - {escape(str(failure))}", highlight=False)
     if report.failed:
-        raise typer.Exit(EXIT_RETRY)
+        # Not silently skipped: the job fails, the ledger has a purge-failed entry, and it stays due.
+        raise typer.Exit(EXIT_FAILED)
 
 
 @ledger_app.command("verify")
-def ledger_verify() -> None:
-    """Recompute the hash chain and compare it with its anchor."""
+def ledger_verify(
+    now: Annotated[str | None, typer.Option("--now", help="check retention as on this date")] = None,
+) -> None:
+    """Recompute the hash chain and compare it with its anchor; check nothing is held past its retention."""
+    from transfers.retention.audit import verify_retention
+
     settings = _settings()
     try:
         report = settings.open_ledger().verify()
+        if report.ok:
+            verify_retention(settings, report, now and _parse_date(now, "--now"))
     except TransferError as exc:
         _fail(exc)
     if not report.ok:
@@ -193,7 +202,8 @@ def ledger_verify() -> None:
         for problem in report.problems:
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
-    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor verified")
+    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor verified, "
+              f"every disclosed copy purged or within retention")
 
 
 @keys_app.command("staging")

@@ -86,7 +86,11 @@ class FlowRun:
 
 def check(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     """Refuse to start unless the agreement is live; say who still needs the data."""
+    from transfers.retention.running import mark_running
+
     check_live(run.ref.agreement, run.config.protocol, run.today)
+    # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
+    mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
     pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
     log.info("agreement live", **run._ctx(pending=pending))
     return {"live": True, "pending": pending}
@@ -247,9 +251,13 @@ def _delivery_parts_named(run: FlowRun) -> Iterator[tuple[str, tuple[bytes, int]
         yield name, part
 
 
-def deliver(run: FlowRun, partner: str, target, ledger) -> dict:  # noqa: ANN001
-    """Upload the sealed outbox to the recipient and record the disclosure once."""
+def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> dict:  # noqa: ANN001
+    """Upload the sealed outbox to the recipient, record the disclosure once, archive what was sent.
+
+    ``connection`` resolves the archive's connection when the flow archives to S3.
+    """
     from transfers.delivery import deliver_file, open_sftp
+    from transfers.retention.archive import archive_delivery
 
     recipient = run.recipient(partner)
     existing = ledger.find(run.disclosure_key(recipient))
@@ -296,16 +304,22 @@ def deliver(run: FlowRun, partner: str, target, ledger) -> dict:  # noqa: ANN001
         },
     )
     log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
-    return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq}
+    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
+                                [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger, connection)
+    return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
+            "archived": archived.get("archived", 0)}
 
 
 def cleanup(run: FlowRun) -> dict:
     """Remove the run's working files; the encrypted outbox stays for retention."""
+    from transfers.retention.running import clear_running
+
     run.staging.clear()
     try:
         run.run_dir.rmdir()
     except OSError:
         pass
+    clear_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
     return {"cleared": str(run.run_dir)}
 
 
@@ -377,7 +391,7 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
             results[f"package:{partner}"] = package(run, partner, ledger)
             say(f"delivering to {partner}")
             target = sftp_target(resolvers.connection(recipient.sftp), recipient)
-            results[f"deliver:{partner}"] = deliver(run, partner, target, ledger)
+            results[f"deliver:{partner}"] = deliver(run, partner, target, ledger, connection=resolvers.connection)
         results["status"] = "delivered"
         return results
     finally:

@@ -1,0 +1,257 @@
+"""Retention per flow and place: the agreement's periods, and a purge of local places with a controlled clock.
+
+Remote (real sshd) and S3 (a local S3 endpoint) places are in
+``tests/integration/test_retention.py``; here every place is a real directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require_part
+from transfers.agreement import load_config, retention_periods
+from transfers.errors import ConfigError
+from transfers.retention import execute_purge, inventory, plan_purge
+from transfers.retention.audit import retention_gaps
+from transfers.retention.running import clear_running, mark_running
+from transfers.settings import PROJECT_ROOT, Settings
+
+SAMPLE = "mash-referrals.yaml"
+DS = "2026-11-20"
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", target)
+    return target
+
+
+def edit(config_dir: Path, change) -> Path:  # noqa: ANN001
+    path = config_dir / "agreements" / SAMPLE
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def problems(config_dir: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir)
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------- the agreement's periods
+
+
+def test_the_sample_names_a_period_for_every_place(config_dir):
+    config = load_config(config_dir)
+    for ref in config.flows():
+        periods = retention_periods(ref.flow)
+        assert set(periods) == {"staging", "archive", "remote", "reports", "notices", "logs"}
+        assert ref.flow.retention.remote.sender_may_remove is True
+
+
+@pytest.mark.parametrize(
+    ("change", "key_path", "message"),
+    [
+        (lambda r: r.update(remote={"sender_may_remove": True}), "flows[0].retention.remote.period",
+         "required key is missing"),
+        (lambda r: r.update(archive={"dir": "archive"}), "flows[0].retention.archive.period",
+         "required key is missing"),
+        (lambda r: r.pop("staging"), "flows[0].retention.staging", "required key is missing"),
+        (lambda r: r.update(notices="90 days"), "flows[0].retention.notices", "'90 days'"),
+        (lambda r: r.update(logs="P0D"), "flows[0].retention.logs", "zero duration"),
+        (lambda r: r.update(archive={"period": "P1Y", "dir": "a", "bucket": "isp-archive", "connection": "s3"}),
+         "flows[0].retention.archive", "exactly one"),
+        (lambda r: r.update(archive={"period": "P1Y", "bucket": "isp-archive"}), "flows[0].retention.archive",
+         "needs 'connection'"),
+        (lambda r: r.update(archive={"period": "P1Y", "bucket": "No_Such", "connection": "s3"}),
+         "flows[0].retention.archive", "'No_Such' is not a valid S3 bucket name"),
+        (lambda r: r.update(archive={"period": "P1Y", "bucket": "isp-archive", "connection": "s3",
+                                     "prefix": "../up"}), "flows[0].retention.archive", "'..'"),
+        (lambda r: r.update(remote={"period": "P14D", "sender_may_remove": True, "when": 1}),
+         "flows[0].retention.remote.when", "unknown key"),
+    ],
+)
+def test_a_place_without_a_valid_period_or_store_names_the_file_and_key(config_dir, change, key_path, message):
+    path = edit(config_dir, lambda d: change(d["flows"][0]["retention"]))
+
+    text = problems(config_dir)
+    assert f"{path}: {key_path}: " in text, text
+    assert message in text.split(f"{path}: {key_path}: ", 1)[1].splitlines()[0]
+
+
+def test_a_bare_remote_period_does_not_let_the_sender_delete_on_the_partners_server(config_dir):
+    edit(config_dir, lambda d: d["flows"][0]["retention"].update(remote="P14D"))
+
+    flow = load_config(config_dir).flow("mash-referrals.A").flow
+    assert flow.retention.remote.period == "P14D"
+    assert flow.retention.remote.sender_may_remove is False
+
+
+# --------------------------------------------------------------------------- purging local places
+
+
+@pytest.fixture
+def world(tmp_path, config_dir):
+    """Settings on a fresh home, the sample config and an empty SQLite ledger."""
+    settings = Settings(home=tmp_path / "home", config_dir=config_dir)
+    config = load_config(config_dir)
+    ledger = settings.open_ledger()
+    yield settings, config, ledger
+    ledger.close()
+
+
+def put(path: Path, text: str = "ciphertext") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def copies(home: Path, flow: str = "A", ds: str = DS) -> dict[str, Path]:
+    """One file in every local place of one (flow, date)."""
+    base = Path("mash-referrals") / flow
+    return {
+        "staging": put(home / "outbox" / base / ds / "south-yorkshire-police" / f"mash-referrals_{flow}_{ds}.csv.pgp"),
+        "runs": put(home / "runs" / base / ds / "extract" / "part-0001.bin"),
+        "archive": put(home / "archive" / base / ds / "south-yorkshire-police" / f"mash-referrals_{flow}_{ds}.csv.pgp"),
+        "reports": put(home / "reports" / base / f"quality_{ds}.html"),
+        "notices": put(home / "notices" / base / f"rectification_{ds}.csv"),
+        "logs": put(home / "logs" / base / f"{ds}.log"),
+    }
+
+
+def never_connect(conn_id: str):  # noqa: ANN201
+    raise AssertionError(f"no connection should be needed for local places ({conn_id})")
+
+
+def test_each_local_place_is_purged_when_its_own_period_ends_and_kept_before(world):
+    settings, config, ledger = world
+    files = copies(settings.home)
+    start = datetime.now(UTC)
+
+    # Sample periods: staging P7D, logs P30D, reports and notices P90D, archive P6M.
+    for days, gone in [(1, set()), (8, {"staging", "runs"}), (31, {"staging", "runs", "logs"}),
+                       (91, {"staging", "runs", "logs", "reports", "notices"}),
+                       (190, {"staging", "runs", "logs", "reports", "notices", "archive"})]:
+        now = start + timedelta(days=days)
+        items = plan_purge(settings, config, ledger, now=now)
+        report = execute_purge(items, settings, config, ledger, never_connect, now=now)
+        assert report.failed == [] and report.held == []
+        assert {p for p, f in files.items() if not f.exists()} == gone, f"after {days} days"
+
+    purges = list(ledger.entries(kind="purge"))
+    assert sorted(e.payload["place"] for e in purges) == sorted(files)
+    for entry in purges:
+        p = entry.payload
+        assert p["path"] == str(files[p["place"]])
+        assert p["size"] == len("ciphertext")
+        assert len(p["sha256"]) == 64
+        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["deleted_at"])
+        assert datetime.fromisoformat(p["created"]) < datetime.fromisoformat(p["due"])
+        assert p["rule"].startswith("retention.")
+        assert p["verified"].startswith("absent after deletion")
+    assert not (settings.home / "outbox" / "mash-referrals").exists()  # emptied folders are pruned too
+
+
+def test_only_the_flow_asked_for_is_purged(world):
+    settings, config, ledger = world
+    a, b = copies(settings.home, "A"), copies(settings.home, "B")
+    now = datetime.now(UTC) + timedelta(days=8)
+
+    items = plan_purge(settings, config, ledger, now=now, only_flow="mash-referrals.B")
+    execute_purge(items, settings, config, ledger, never_connect, now=now)
+
+    assert a["staging"].exists() and not b["staging"].exists()
+
+
+def test_a_run_in_progress_keeps_its_copies_until_it_ends(world):
+    settings, config, ledger = world
+    files = copies(settings.home)
+    other = copies(settings.home, ds="2026-11-19")
+    mark_running(settings.home, "mash-referrals", "A", DS)
+    now = datetime.now(UTC) + timedelta(days=8)
+
+    report = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
+                           never_connect, now=now)
+
+    assert files["staging"].exists() and files["runs"].exists()
+    assert not other["staging"].exists()  # another date of the same flow is not held
+    assert any(DS in h and "in progress" in h for h in report.held)
+    clear_running(settings.home, "mash-referrals", "A", DS)
+    execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger, never_connect, now=now)
+    assert not files["staging"].exists()
+
+
+@contextlib.contextmanager
+def undeletable(folder: Path):
+    """Make ``folder``'s files impossible to delete: chmod for a normal user; root ignores
+    permissions, so as root the directory is made immutable (``chattr +i``)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+        return
+    made = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    require_part("chattr +i (a directory even root cannot delete from)", bool(made), "e2fsprogs on ext4/xfs")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_deletion_that_fails_is_recorded_reported_and_retried_on_the_next_run(world):
+    settings, config, ledger = world
+    files = copies(settings.home)
+    now = datetime.now(UTC) + timedelta(days=8)
+
+    with undeletable(files["staging"].parent):
+        report = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
+                               never_connect, now=now)
+        assert files["staging"].exists()
+        assert len(report.failed) == 1 and str(files["staging"]) in report.failed[0]
+        assert "will retry on the next purge" in report.failed[0]
+        assert not files["runs"].exists()  # one failure does not stop the others
+        failed = list(ledger.entries(kind="purge-failed"))
+        assert [e.payload["path"] for e in failed] == [str(files["staging"])]
+        # Still due, so the next plan lists it again: nothing is silently skipped.
+        assert str(files["staging"]) in [i.path for i in plan_purge(settings, config, ledger, now=now)]
+        assert any(str(files["staging"]) in g for g in retention_gaps(settings, config, ledger, now=now))
+
+    retried = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
+                            never_connect, now=now)
+    assert retried.failed == [] and retried.deleted == 1
+    assert not files["staging"].exists()
+    assert retention_gaps(settings, config, ledger, now=now) == []
+
+
+def test_inventory_lists_what_is_held_with_due_dates(world):
+    settings, config, ledger = world
+    files = copies(settings.home)
+
+    held = {i.place: i for i in inventory(settings, config, ledger)}
+
+    assert set(held) == set(files)
+    assert (held["archive"].due - held["archive"].created).days in range(181, 185)  # P6M
+    assert (held["staging"].due - held["staging"].created) == timedelta(days=7)
+    assert held["staging"].logical_date == DS
+
+
+def test_mark_running_is_idempotent_and_keeps_the_first_start(tmp_path):
+    first = mark_running(tmp_path, "a", "A", DS).read_text()
+    assert mark_running(tmp_path, "a", "A", DS).read_text() == first
+    clear_running(tmp_path, "a", "A", DS)
+    clear_running(tmp_path, "a", "A", DS)  # clearing twice is harmless
+    assert not (tmp_path / "running" / "a" / "A" / f"{DS}.json").exists()
+    assert date.fromisoformat(DS)

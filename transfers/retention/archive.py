@@ -1,0 +1,95 @@
+"""The archive of encrypted deliveries: a copy of what was sent, kept for ``retention.archive``.
+
+Only ciphertext is archived (the recipient's key opens it, not ours), so the
+archive proves what left without holding personal data in clear. Each archived
+file is a ledger entry (kind ``archive``) with its place, size, hash and due
+date; the purge deletes it when due and records that too. Archiving is
+idempotent: a retry finds the ledger entry and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from transfers.agreement import ArchiveRetention, FlowRef
+from transfers.connections import ConnInfo
+from transfers.durations import parse_duration
+from transfers.errors import ConfigError
+from transfers.logs import get_logger
+from transfers.retention.local import sha256_file
+
+log = get_logger(__name__)
+
+
+def local_root(home: Path, archive: ArchiveRetention) -> Path:
+    folder = Path(archive.dir or "")
+    return folder if folder.is_absolute() else home / folder
+
+
+def location(home: Path, archive: ArchiveRetention, ref: FlowRef, ds: str, partner: str, name: str) -> str:
+    """Where one file of one delivery is archived (local path or ``s3://bucket/key``)."""
+    parts = (ref.agreement.id, ref.flow.id, ds, partner, name)
+    if archive.bucket:
+        prefix = archive.prefix.strip("/")
+        return f"s3://{archive.bucket}/" + "/".join(([prefix] if prefix else []) + list(parts))
+    return str(local_root(home, archive).joinpath(*parts))
+
+
+def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Path, names: list[str], ledger,  # noqa: ANN001
+                     connection: Callable[[str], ConnInfo] | None = None, *, now: datetime | None = None) -> dict:
+    """Copy a delivery's encrypted files (and manifest) from ``outbox`` to the flow's archive.
+
+    Returns:
+        ``{"archived": n, "already": m}``; ``{}`` when the flow has no archive.
+
+    Raises:
+        ConfigError: An S3 archive is named but no way to resolve its connection was given.
+        DeliveryUnavailable / DeliveryRefused: The S3 endpoint failed (the run is retried).
+        OSError: The local archive could not be written.
+    """
+    archive = ref.flow.retention.archive
+    if archive is None:
+        return {}
+    period = parse_duration(archive.period)
+    s3 = None
+    if archive.bucket:
+        if connection is None:
+            raise ConfigError(f"{ref.path}: flow {ref.flow.id}: retention.archive is S3 bucket {archive.bucket!r} "
+                              f"but no connection resolver was given for {archive.connection!r}")
+        from transfers.retention import s3 as s3mod
+
+        s3 = s3mod.client(connection(archive.connection or ""))
+    done = already = 0
+    for name in names:
+        key = f"archive:{ref.key}:{ds}:{partner}:{name}"
+        if ledger.find(key) is not None:
+            already += 1
+            continue
+        source = outbox / name
+        size, digest = source.stat().st_size, sha256_file(source)
+        where = location(home, archive, ref, ds, partner, name)
+        if s3 is not None:
+            from transfers.retention import s3 as s3mod
+
+            s3mod.put(s3, source, where, sha256=digest)
+        else:
+            target = Path(where)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        at = now or datetime.now(UTC)
+        ledger.append("archive", agreement=ref.agreement.id, flow=ref.key,
+                      logical_date=datetime.fromisoformat(ds).date(), recipient=partner, dedupe_key=key,
+                      payload={"place": "archive", "store": "s3" if s3 is not None else "local", "path": where,
+                               "size": size, "sha256": digest, "created": at.isoformat(timespec="seconds"),
+                               "due": period.after(at).isoformat(timespec="seconds"),
+                               "rule": f"retention.archive {archive.period}"},
+                      at=at)
+        done += 1
+    log.info("archived", flow=ref.key, logical_date=ds, recipient=partner, files=done, already=already)
+    return {"archived": done, "already": already}

@@ -1,0 +1,73 @@
+"""Retention audit for ``transfers ledger verify``: nothing disclosed is held past its date.
+
+For each disclosure in the ledger, each file the sender may remove was either
+purged (a ``purge`` entry) or is still within its period; each archived copy
+likewise; and no local copy is still on disk past its due date. Every gap is
+one line naming the ledger entry, the copy and its due date.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from transfers.agreement import Config, retention_periods
+from transfers.errors import ConfigError
+from transfers.retention import sftp
+from transfers.retention.purge import inventory, s3_purge_key
+
+
+def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = None) -> list[str]:  # noqa: ANN001
+    """One line per copy held past its retention period, or disclosure whose copies cannot be accounted for."""
+    now = now or datetime.now(UTC)
+    gaps: list[str] = []
+    for entry in ledger.entries(kind="disclosure"):
+        try:
+            ref = config.flow(entry.flow or "")
+        except ConfigError:
+            gaps.append(f"entry {entry.seq}: disclosure of {entry.flow} on {entry.logical_date}: the flow is no "
+                        f"longer in the config, so the retention of its copies cannot be checked")
+            continue
+        remote = ref.flow.retention.remote
+        if not remote.sender_may_remove:
+            continue  # the recipient removes its own copy
+        due = retention_periods(ref.flow)["remote"].after(entry.at)
+        for item in entry.payload.get("files", []):
+            if due <= now and ledger.find(sftp.purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
+                gaps.append(f"entry {entry.seq}: disclosure {ref.key} {entry.logical_date} to {entry.recipient}: "
+                            f"remote copy {item['remote_path']} was due for deletion on {due:%Y-%m-%d} "
+                            f"and has no purge record")
+    for entry in ledger.entries(kind="archive"):
+        payload = entry.payload
+        due = datetime.fromisoformat(payload["due"])
+        if due > now:
+            continue
+        purged = (ledger.find(s3_purge_key(payload["path"])) if payload.get("store") == "s3"
+                  else _local_purged(ledger, entry.flow, payload["path"]))
+        if not purged:
+            gaps.append(f"entry {entry.seq}: archived copy {payload['path']} was due for deletion on "
+                        f"{due:%Y-%m-%d} and has no purge record")
+    for item in inventory(settings, config, ledger):
+        if item.store == "local" and item.is_due(now):
+            gaps.append(f"{item.place} copy {item.path} ({item.flow}) is still held, due for deletion on "
+                        f"{item.due:%Y-%m-%d} ({item.rule})")
+    return gaps
+
+
+def _local_purged(ledger, flow: str | None, path: str) -> bool:  # noqa: ANN001
+    return any(e.payload.get("path") == path for e in ledger.entries(kind="purge", flow=flow))
+
+
+def verify_retention(settings, report, on=None) -> None:  # noqa: ANN001
+    """Add retention gaps to a ledger ``VerifyReport`` (``transfers ledger verify``).
+
+    Args:
+        settings: Runtime settings (config dir, home, ledger).
+        report: The chain report; each gap becomes one problem starting ``retention:``.
+        on: Check as at the end of this date instead of now (a ``date``).
+    """
+    from transfers.agreement import load_config
+
+    now = datetime.combine(on, datetime.max.time(), UTC) if on else datetime.now(UTC)
+    config = load_config(settings.config_dir)
+    with settings.open_ledger() as ledger:
+        report.problems.extend(f"retention: {gap}" for gap in retention_gaps(settings, config, ledger, now=now))

@@ -1,0 +1,53 @@
+"""What a purge works on: one held copy (``PurgeItem``) and what a purge did (``PurgeReport``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: Places a flow leaves copies in, in the order a purge visits them.
+PLACES = ("staging", "runs", "archive", "reports", "notices", "logs", "remote")
+
+
+@dataclass(frozen=True)
+class PurgeItem:
+    """One copy held somewhere, with the rule that says when it must go.
+
+    Attributes:
+        place: One of ``PLACES``.
+        flow: Flow key ``<agreement>.<flow>``.
+        path: A local path, ``s3://bucket/key``, or a remote path relative to the SFTP home.
+        created: When the copy was made.
+        due: When its period ends (``created`` + period).
+        rule: The agreement key and period, e.g. ``retention.staging P7D``.
+        recipient: The partner holding a remote copy.
+        size: Bytes, when known before deletion (remote and S3 copies, from the ledger).
+        sha256: Hex digest, when known before deletion.
+        logical_date: The run date the copy belongs to, when its path says so.
+        store: ``local``, ``s3`` or ``sftp``.
+    """
+
+    place: str
+    flow: str
+    path: str
+    created: datetime
+    due: datetime
+    rule: str
+    recipient: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    logical_date: str | None = None
+    store: str = "local"
+
+    def is_due(self, now: datetime) -> bool:
+        return self.due <= now
+
+
+@dataclass
+class PurgeReport:
+    """What ``execute_purge`` did. Nothing due is left out: each item is deleted, failed or held."""
+
+    deleted: int = 0
+    failed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # due, but a run in progress still needs it
+    entries: list[int] = field(default_factory=list)  # ledger seq of each deletion recorded

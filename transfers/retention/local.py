@@ -1,0 +1,66 @@
+"""Local places: files under a directory, dated by their modification time."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from transfers.durations import Duration
+from transfers.retention.items import PurgeItem
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def logical_date_of(path: Path, root: Path) -> str | None:
+    """The run date a copy belongs to: the first ``YYYY-MM-DD`` in its path under ``root``."""
+    for part in path.relative_to(root).parts:
+        found = _DATE.search(part)
+        if found:
+            return found.group(0)
+    return None
+
+
+def scan(place: str, flow: str, root: Path, period: Duration, rule: str) -> Iterator[PurgeItem]:
+    """Every file under ``root`` (due or not), with its due date."""
+    if not root.is_dir():
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        yield PurgeItem(place, flow, str(path), created, period.after(created), rule,
+                        logical_date=logical_date_of(path, root))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def delete(item: PurgeItem) -> tuple[int, str, str]:
+    """Delete one local file and prove it is gone: ``(size, sha256, how it was checked)``.
+
+    Raises:
+        OSError: It could not be read or deleted (read-only directory...), or is still there.
+    """
+    path = Path(item.path)
+    size, digest = path.stat().st_size, sha256_file(path)
+    path.unlink()
+    if path.exists() or path.is_symlink():
+        raise OSError(f"{path} is still there after deletion")
+    return size, digest, "absent after deletion (stat: no such file)"
+
+
+def prune_empty_dirs(root: Path) -> None:
+    """Remove directories left empty under ``root`` (not ``root`` itself)."""
+    if not root.is_dir():
+        return
+    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # not empty, or not ours to remove: either way nothing is lost

@@ -1,0 +1,210 @@
+"""Plan and carry out a purge: what is held where, what is due, delete it with evidence.
+
+Places and their periods (keys under ``flows[].retention`` in the agreement):
+
+==========  ==================================================  ======================
+place       what                                                period
+==========  ==================================================  ======================
+staging     the encrypted outbox, reused if a run is retried    ``staging``
+runs        working files a killed run could not clear          ``staging``
+archive     encrypted deliveries, local directory or S3         ``archive.period``
+reports     the data owner's quality reports (they name rows)   ``reports``
+notices     rectification and withdrawal notices                ``notices``
+logs        run logs under ``<home>/logs``                      ``logs``
+remote      the copy on the recipient's SFTP server             ``remote.period`` (if
+                                                                ``sender_may_remove``)
+==========  ==================================================  ======================
+
+Every deletion is checked (the object is gone afterwards) and recorded in the
+ledger (kind ``purge``: place, path, size, sha256, created, due, deleted_at,
+rule). A deletion that fails is recorded too (kind ``purge-failed``), reported,
+and stays due, so the next purge tries again. A copy belonging to a run still
+in progress is held back and listed, never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from transfers.agreement import Config, FlowRef, retention_periods
+from transfers.connections import ConnInfo
+from transfers.errors import TransferError
+from transfers.logs import get_logger
+from transfers.retention import local, sftp
+from transfers.retention.archive import local_root
+from transfers.retention.items import PLACES, PurgeItem, PurgeReport
+from transfers.retention.running import running_dates
+
+log = get_logger(__name__)
+
+#: Local places: (place, directory under home, period key).
+_LOCAL = (("staging", "outbox", "staging"), ("runs", "runs", "staging"), ("reports", "reports", "reports"),
+          ("notices", "notices", "notices"), ("logs", "logs", "logs"))
+
+
+def s3_purge_key(url: str) -> str:
+    return f"purge:archive:{url}"
+
+
+def _s3_held(ref: FlowRef, ledger, period) -> list[PurgeItem]:  # noqa: ANN001
+    rule = f"retention.archive {period}"
+    items = []
+    for entry in ledger.entries(kind="archive", flow=ref.key):
+        payload = entry.payload
+        if payload.get("store") != "s3" or ledger.find(s3_purge_key(payload["path"])) is not None:
+            continue
+        created = datetime.fromisoformat(payload["created"])
+        items.append(PurgeItem("archive", ref.key, payload["path"], created, period.after(created), rule,
+                               entry.recipient, payload.get("size"), payload.get("sha256"),
+                               entry.logical_date.isoformat() if entry.logical_date else None, "s3"))
+    return items
+
+
+def inventory(settings, config: Config, ledger, *, only_flow: str | None = None) -> list[PurgeItem]:  # noqa: ANN001
+    """Every copy held now, in every place, due or not (local places by listing, others from the ledger)."""
+    items: list[PurgeItem] = []
+    for ref in config.flows():
+        if only_flow and ref.key != only_flow:
+            continue
+        periods = retention_periods(ref.flow)
+        base = (ref.agreement.id, ref.flow.id)
+        for place, folder, key in _LOCAL:
+            items.extend(local.scan(place, ref.key, settings.home.joinpath(folder, *base), periods[key],
+                                    f"retention.{key} {periods[key]}"))
+        archive = ref.flow.retention.archive
+        if archive is not None and archive.bucket:
+            items.extend(_s3_held(ref, ledger, periods["archive"]))
+        elif archive is not None:
+            items.extend(local.scan("archive", ref.key, local_root(settings.home, archive).joinpath(*base),
+                                    periods["archive"], f"retention.archive {periods['archive']}"))
+        items.extend(sftp.held(ref, ledger, periods["remote"]))
+    return sorted(items, key=lambda i: (PLACES.index(i.place), i.flow, i.path))
+
+
+def plan_purge(settings, config: Config, ledger, *, now: datetime | None = None,  # noqa: ANN001
+               only_flow: str | None = None) -> list[PurgeItem]:
+    """Everything past its retention period at ``now``, in every place."""
+    now = now or datetime.now(UTC)
+    return [i for i in inventory(settings, config, ledger, only_flow=only_flow) if i.is_due(now)]
+
+
+class _Recorder:
+    """Writes each outcome to the ledger and the report."""
+
+    def __init__(self, config: Config, ledger, report: PurgeReport, now: datetime) -> None:  # noqa: ANN001
+        self.config, self.ledger, self.report, self.now = config, ledger, report, now
+
+    def _common(self, item: PurgeItem) -> dict:
+        return {"place": item.place, "store": item.store, "path": item.path,
+                "created": item.created.isoformat(timespec="seconds"),
+                "due": item.due.isoformat(timespec="seconds"), "rule": item.rule}
+
+    def deleted(self, item: PurgeItem, size: int | None, sha256: str | None, check: str,
+                note: str | None = None, dedupe: str | None = None, **extra: object) -> None:
+        ref = self.config.flow(item.flow)
+        if dedupe is None:
+            dedupe = (sftp.purge_key(item.flow, item.recipient, item.path) if item.place == "remote"
+                      else f"purge:{item.place}:{item.path}:{sha256}:{item.created.isoformat()}")
+        payload = {**self._common(item), "size": size, "sha256": sha256,
+                   "deleted_at": self.now.isoformat(timespec="seconds"), "verified": check, **extra}
+        if note:
+            payload["note"] = note
+        entry, _ = self.ledger.append("purge", agreement=ref.agreement.id, flow=item.flow,
+                                      logical_date=_date(item.logical_date), recipient=item.recipient,
+                                      dedupe_key=dedupe, payload=payload, at=self.now)
+        self.report.deleted += 1
+        self.report.entries.append(entry.seq)
+
+    def failed(self, item: PurgeItem, reason: str) -> None:
+        ref = self.config.flow(item.flow)
+        self.report.failed.append(f"{item.place} {item.flow} {item.path}: {reason}; will retry on the next purge")
+        try:
+            self.ledger.append("purge-failed", agreement=ref.agreement.id, flow=item.flow,
+                               logical_date=_date(item.logical_date), recipient=item.recipient,
+                               payload={**self._common(item), "error": reason[:500],
+                                        "attempted_at": self.now.isoformat(timespec="seconds")}, at=self.now)
+        except TransferError as exc:  # the failure is still reported; the ledger being down is its own problem
+            self.report.failed.append(f"ledger: could not record the failed deletion of {item.path}: {exc}")
+
+
+def _date(ds: str | None):  # noqa: ANN202
+    return datetime.fromisoformat(ds).date() if ds else None
+
+
+def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # noqa: ANN001
+                  connection: Callable[[str], ConnInfo], *, now: datetime | None = None) -> PurgeReport:
+    """Delete each item, prove it is gone, record it; failures are recorded and stay due.
+
+    Copies of a (flow, date) whose run is in progress are held back (listed in ``held``).
+    """
+    now = now or datetime.now(UTC)
+    report = PurgeReport()
+    rec = _Recorder(config, ledger, report, now)
+    busy: dict[str, set[str]] = {}
+    todo: list[PurgeItem] = []
+    for item in items:
+        ref = config.flow(item.flow)
+        running = busy.setdefault(item.flow, running_dates(settings.home, ref.agreement.id, ref.flow.id))
+        if item.logical_date and item.logical_date in running:
+            report.held.append(f"{item.place} {item.flow} {item.path}: run for {item.logical_date} in progress; "
+                               f"kept until it ends")
+        else:
+            todo.append(item)
+
+    for item in (i for i in todo if i.store == "local"):
+        try:
+            size, digest, check = local.delete(item)
+        except FileNotFoundError:
+            continue  # gone between plan and delete (another purge): nothing held, nothing to prove
+        except OSError as exc:
+            rec.failed(item, exc.strerror or str(exc))
+            continue
+        rec.deleted(item, size, digest, check)
+
+    _purge_s3([i for i in todo if i.store == "s3"], config, connection, rec)
+
+    groups: dict[tuple[str, str], list[PurgeItem]] = {}
+    for item in (i for i in todo if i.store == "sftp"):
+        groups.setdefault((item.flow, item.recipient or ""), []).append(item)
+    for (flow_key, _partner), group in groups.items():
+        sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed)
+
+    for _place, folder, _key in _LOCAL:
+        local.prune_empty_dirs(settings.home / folder)
+    for ref in config.flows():
+        if ref.flow.retention.archive is not None and ref.flow.retention.archive.dir:
+            local.prune_empty_dirs(local_root(settings.home, ref.flow.retention.archive))
+    log.info("purge done", deleted=report.deleted, failed=len(report.failed), held=len(report.held))
+    return report
+
+
+def _purge_s3(items: list[PurgeItem], config: Config, connection: Callable[[str], ConnInfo], rec: _Recorder) -> None:
+    from transfers.retention import s3
+
+    clients: dict[str, object] = {}
+    for item in items:
+        archive = config.flow(item.flow).flow.retention.archive
+        conn_id = archive.connection if archive is not None else None
+        try:
+            if conn_id is None:
+                raise TransferError(f"flow {item.flow} no longer names an S3 archive; delete {item.path} by hand")
+            if conn_id not in clients:
+                clients[conn_id] = s3.client(connection(conn_id))
+            count, check = s3.delete_all_versions(clients[conn_id], item.path)
+        except TransferError as exc:
+            rec.failed(item, str(exc))
+            continue
+        rec.deleted(item, item.size, item.sha256, check, dedupe=s3_purge_key(item.path),
+                    note=None if count else "already absent", versions_deleted=count)
+
+
+def local_paths(settings, ref: FlowRef) -> list[Path]:  # noqa: ANN001
+    """The local directories a flow's copies live in (for audits and tests)."""
+    base = (ref.agreement.id, ref.flow.id)
+    paths = [settings.home.joinpath(folder, *base) for _p, folder, _k in _LOCAL]
+    archive = ref.flow.retention.archive
+    if archive is not None and archive.dir:
+        paths.append(local_root(settings.home, archive).joinpath(*base))
+    return paths

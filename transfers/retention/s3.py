@@ -1,0 +1,107 @@
+"""The S3 archive: put encrypted deliveries there, and delete them with every version.
+
+The store is reached through a connection (Airflow ``aws`` type or the same JSON
+in ``AIRFLOW_CONN_<ID>``): ``login``/``password`` are the access key and secret,
+``extra.endpoint_url`` points at an S3-compatible endpoint (MinIO, Ceph, a test
+server), ``extra.region_name`` the region. In a versioned bucket a plain delete
+only adds a delete marker and the data stays; so a purge deletes every version
+and every delete marker of the key, then lists the key again to prove nothing
+is left.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transfers.connections import ConnInfo
+from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable
+
+
+def client(conn: ConnInfo) -> Any:
+    """A boto3 S3 client for ``conn`` (imported here: boto3 is slow to import)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    extra = dict(conn.extra or {})
+    endpoint = extra.get("endpoint_url") or (f"http://{conn.host}:{conn.port}" if conn.host and conn.port else None)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=conn.login or extra.get("aws_access_key_id"),
+        aws_secret_access_key=conn.password or extra.get("aws_secret_access_key"),
+        region_name=extra.get("region_name", "eu-west-2"),
+        config=BotoConfig(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=30,
+                          s3={"addressing_style": "path"}),
+    )
+
+
+def split(url: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``."""
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise ConfigError(f"{url!r} is not an s3://bucket/key address")
+    bucket, key = url[5:].split("/", 1)
+    return bucket, key
+
+
+def _errors(action: str, url: str, exc: Exception) -> Exception:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code in ("AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return DeliveryRefused(f"{url}: {action} refused by the S3 endpoint ({code})")
+        return DeliveryUnavailable(f"{url}: {action} failed at the S3 endpoint ({code}); try again")
+    if isinstance(exc, EndpointConnectionError | ConnectionError | OSError):
+        return DeliveryUnavailable(f"{url}: {action}: the S3 endpoint cannot be reached ({type(exc).__name__})")
+    return DeliveryUnavailable(f"{url}: {action} failed ({type(exc).__name__})")
+
+
+def put(s3: Any, local: Path, url: str, *, sha256: str) -> None:
+    """Upload ``local`` to ``url``, then check the stored size."""
+    bucket, key = split(url)
+    try:
+        with local.open("rb") as fh:
+            s3.put_object(Bucket=bucket, Key=key, Body=fh, Metadata={"sha256": sha256})
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds; all become ours
+        raise _errors("archiving", url, exc) from None
+    if head.get("ContentLength") != local.stat().st_size:
+        raise DeliveryRefused(f"{url}: stored size {head.get('ContentLength')} differs from {local.stat().st_size}")
+
+
+def versions(s3: Any, url: str) -> list[dict]:
+    """Every version and delete marker stored under exactly this key."""
+    bucket, key = split(url)
+    found: list[dict] = []
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+    try:
+        while True:
+            page = s3.list_object_versions(**kwargs)
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if item["Key"] == key:
+                    found.append({"VersionId": item.get("VersionId") or "null", "Size": item.get("Size", 0)})
+            if not page.get("IsTruncated"):
+                return found
+            kwargs.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page.get("NextVersionIdMarker"))
+    except Exception as exc:  # noqa: BLE001
+        raise _errors("listing versions", url, exc) from None
+
+
+def delete_all_versions(s3: Any, url: str) -> tuple[int, str]:
+    """Delete every version of ``url``; list again to prove none is left.
+
+    Returns:
+        ``(versions deleted, how it was checked)``; 0 when it was already gone.
+    """
+    bucket, key = split(url)
+    found = versions(s3, url)
+    try:
+        for item in found:
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=item["VersionId"])
+    except Exception as exc:  # noqa: BLE001
+        raise _errors("deleting", url, exc) from None
+    left = versions(s3, url)
+    if left:
+        raise DeliveryRefused(f"{url}: {len(left)} version(s) still stored after deletion")
+    return len(found), "no version or delete marker left (ListObjectVersions)"

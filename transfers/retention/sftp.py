@@ -1,0 +1,70 @@
+"""The recipient's SFTP server: copies the sender delivered and may remove once their period ends.
+
+What is there comes from the ledger (each disclosure lists its files), not from
+listing the server: the sender only ever deletes what it can show it sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from transfers.agreement import FlowRef
+from transfers.connections import ConnInfo
+from transfers.durations import Duration
+from transfers.retention.items import PurgeItem
+
+
+def purge_key(flow: str, recipient: str | None, path: str) -> str:
+    return f"purge:remote:{flow}:{recipient}:{path}"
+
+
+def held(ref: FlowRef, ledger, period: Duration) -> Iterator[PurgeItem]:  # noqa: ANN001
+    """Each delivered file not yet recorded as purged, with its due date."""
+    if not ref.flow.retention.remote.sender_may_remove:
+        return  # the recipient's copy is the recipient's to remove
+    rule = f"retention.remote {period}"
+    for entry in ledger.entries(kind="disclosure", flow=ref.key):
+        due = period.after(entry.at)
+        for item in entry.payload.get("files", []):
+            if ledger.find(purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
+                yield PurgeItem("remote", ref.key, item["remote_path"], entry.at, due, rule, entry.recipient,
+                                item.get("size"), item.get("sha256"),
+                                entry.logical_date.isoformat() if entry.logical_date else None, "sftp")
+
+
+def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str], ConnInfo],
+                 record: Callable[[PurgeItem, int | None, str | None, str, str | None], None],
+                 fail: Callable[[PurgeItem, str], None]) -> int:
+    """Delete one recipient's due copies over one connection; returns how many were recorded."""
+    from transfers.delivery import open_sftp, remove_remote
+    from transfers.errors import TransferError
+    from transfers.pipeline import sftp_target
+
+    partner = items[0].recipient or ""
+    recipient = next((r for r in ref.flow.to if r.partner == partner), None)
+    if recipient is None:
+        for item in items:
+            fail(item, f"{partner} is no longer a recipient of {ref.key}: its connection is unknown; delete by hand")
+        return 0
+    done, handled = 0, set()
+    try:
+        target = sftp_target(connection(recipient.sftp), recipient)
+        with open_sftp(target) as session:
+            for item in items:
+                try:
+                    existed = remove_remote(session, item.path)
+                except TransferError as exc:
+                    if exc.retriable:
+                        raise
+                    handled.add(item.path)
+                    fail(item, str(exc))
+                    continue
+                handled.add(item.path)
+                note = None if existed else "already absent (collected by the recipient)"
+                record(item, item.size, item.sha256, "absent after deletion (SFTP stat: no such file)", note)
+                done += 1
+    except TransferError as exc:
+        for item in items:
+            if item.path not in handled:
+                fail(item, str(exc))
+    return done
