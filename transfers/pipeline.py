@@ -145,13 +145,16 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     }
 
 
-def prepare(run: FlowRun, pseudonym_key: bytes | None) -> dict:
-    """Hold back quarantined rows, then minimise, pseudonymise and generalise."""
+def prepare(run: FlowRun, pseudonym_key: bytes | None, *, ledger=None,  # noqa: ANN001
+            connection: Callable[[str], ConnInfo] | None = None, lookup_key: bytes | None = None) -> dict:
+    """Hold back quarantined rows, exclude who may not be sent, then minimise, pseudonymise and generalise."""
     from transfers.privacy import apply_privacy
+    from transfers.privacy.step import Screening
 
     flow = run.ref.flow
     held = {tuple(k) for k in (run.staging.read_json("quarantine", []) or [])}
-    totals = {"rows_in": 0, "rows_out": 0, "held_back": 0}
+    totals: dict = {"rows_in": 0, "rows_out": 0, "held_back": 0}
+    screening = Screening(run, key=pseudonym_key, lookup=lookup_key, connection=connection)
 
     def batches() -> Iterator[pd.DataFrame]:
         for batch in run.staging.read_batches("extract"):
@@ -161,11 +164,14 @@ def prepare(run: FlowRun, pseudonym_key: bytes | None) -> dict:
                 keep = ~keys.isin(held)
                 totals["held_back"] += int((~keep).sum())
                 batch = batch[keep]
+            batch = screening.screen(batch)
             safe, _stats = apply_privacy(batch, flow, key=pseudonym_key, logical_date=run.logical_date)
+            screening.sent(batch, safe)
             totals["rows_out"] += len(safe)
             yield safe
 
     run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
+    totals.update(screening.finish(ledger))
     log.info("prepared", **run._ctx(**totals))
     return totals
 
@@ -278,6 +284,10 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
         receipts.append(deliver_file(session, manifest_path, manifest_path.name))
     statuses = {r.status for r in receipts}
     status = "reconciled" if statuses == {"reconciled"} else "delivered"
+    from transfers.privacy.step import record_disclosure
+
+    # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
+    subjects = record_disclosure(run, partner, run.disclosure_key(recipient))
     agreement = run.ref.agreement
     entry, created = ledger.append(
         "disclosure",
@@ -297,6 +307,7 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
             "host": f"{target.host}:{target.port}",
             "remote_dir": target.remote_dir,
             "pseudonym_key_id": agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
+            "subjects": subjects,
             "files": [
                 {"remote_path": r.remote_path, "size": r.size, "sha256": r.sha256, "status": r.status}
                 for r in receipts
@@ -384,7 +395,11 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
         say("checking data quality")
         results["quality"] = assess(run, ledger)
         say("minimising and pseudonymising")
-        results["prepare"] = prepare(run, pseudonym_key(run, resolvers.secret))
+        from transfers.privacy.step import subject_lookup_key
+
+        results["prepare"] = prepare(run, pseudonym_key(run, resolvers.secret), ledger=ledger,
+                                     connection=resolvers.connection,
+                                     lookup_key=subject_lookup_key(run, resolvers.secret))
         for partner in pending:
             recipient = run.recipient(partner)
             say(f"encrypting for {partner}")
@@ -392,6 +407,10 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
             say(f"delivering to {partner}")
             target = sftp_target(resolvers.connection(recipient.sftp), recipient)
             results[f"deliver:{partner}"] = deliver(run, partner, target, ledger, connection=resolvers.connection)
+        from transfers.notices import notify_withdrawals
+
+        # A withdrawal that reached the register since the last run is told to every earlier recipient.
+        results["notices"] = notify_withdrawals(run, resolvers, ledger)
         results["status"] = "delivered"
         return results
     finally:

@@ -1,0 +1,174 @@
+"""Withdrawal and correction notices to every partner that received a subject (protocol 3.1).
+
+The recipients are found from the subject index beside the ledger (see
+:mod:`transfers.privacy.subjects`): every (flow, recipient) whose disclosures
+included the subject. Each gets one OpenPGP-encrypted JSON notice, over the
+same pinned SFTP channel and into the same directory as its deliveries,
+naming the subject only by the pseudonym(s) that recipient was sent. Each
+notice is a ``notice`` ledger entry, with a dedupe key so a retry or the next
+nightly run never sends the same notice twice. A partner that never received
+the subject gets nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from transfers.agreement import Config
+from transfers.connections import ConnInfo
+from transfers.errors import TransferError
+from transfers.logs import get_logger
+from transfers.privacy.subjects import SubjectIndex
+
+log = get_logger(__name__)
+
+Kind = Literal["withdrawal", "correction"]
+
+ACTIONS = {
+    "withdrawal": (
+        "The data subject's consent to sharing has been withdrawn (or processing restricted). "
+        "Under section 3.1 of the Information Sharing Protocol, stop further processing of the records "
+        "received for this subject unless you hold your own lawful basis, and tell your IG lead."
+    ),
+    "correction": (
+        "A record disclosed to you for this subject has been rectified by the sender. Treat the fields "
+        "listed as inaccurate until the corrected record arrives in the next delivery, and correct your copy."
+    ),
+}
+
+
+@dataclass
+class NoticeResult:
+    agreement: str
+    flow: str
+    recipient: str
+    status: str  # sent | already-sent
+    ledger_seq: int
+    remote_path: str | None
+
+
+def send_notices(settings: Any, config: Config, ledger: Any, connection: Callable[[str], ConnInfo], *,
+                 kind: Kind, lookups: dict[str, str], occasion: str, fields: list[str] | None = None,
+                 index: SubjectIndex | None = None) -> list[NoticeResult]:
+    """Send one ``kind`` notice to every (flow, recipient) that received the subject.
+
+    Args:
+        lookups: agreement id -> the subject's lookup under that agreement's lookup key.
+        occasion: makes the dedupe key (``withdrawn`` for a withdrawal: told once; a reference for a correction).
+        fields: for a correction, the names of the fields that were rectified (never their values).
+
+    Raises:
+        TransferError: after trying every recipient, the first failure (the others were still sent).
+    """
+    own_index = index is None
+    index = index or SubjectIndex.for_settings(settings)
+    try:
+        received: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for agreement_id, lookup in lookups.items():
+            for event in index.events([lookup], event="disclosed"):
+                if event.agreement != agreement_id:
+                    continue
+                slot = received.setdefault((event.agreement, event.flow or "", event.recipient or ""),
+                                           {"lookup": lookup, "pseudonyms": {}, "dates": set()})
+                if event.pseudonym:
+                    slot["pseudonyms"][event.pseudonym] = event.key_id
+                if event.logical_date:
+                    slot["dates"].add(event.logical_date.isoformat())
+        results: list[NoticeResult] = []
+        failures: list[TransferError] = []
+        for (agreement_id, flow_key, partner), slot in sorted(received.items()):
+            try:
+                results.append(_send_one(settings, config, ledger, connection, index, kind=kind, occasion=occasion,
+                                         fields=fields or [], agreement_id=agreement_id, flow_key=flow_key,
+                                         partner=partner, slot=slot))
+            except TransferError as exc:
+                log.error("notice not sent", flow=flow_key, recipient=partner, kind=kind, error=str(exc))
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        return results
+    finally:
+        if own_index:
+            index.close()
+
+
+def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[str], ConnInfo],
+              index: SubjectIndex, *, kind: Kind, occasion: str, fields: list[str], agreement_id: str,
+              flow_key: str, partner: str, slot: dict[str, Any]) -> NoticeResult:
+    from transfers.crypto import encrypt_to_file, load_recipient_key
+    from transfers.delivery import deliver_file, open_sftp
+    from transfers.pipeline import sftp_target
+
+    lookup = slot["lookup"]
+    dedupe = f"notice:{kind}:{flow_key}:{partner}:{lookup}:{occasion}"
+    existing = ledger.find(dedupe)
+    if existing is not None:
+        return NoticeResult(agreement_id, flow_key, partner, "already-sent", existing.seq,
+                            (existing.payload.get("file") or {}).get("remote_path"))
+    ref = config.flow(flow_key)
+    recipient = next((r for r in ref.flow.to if r.partner == partner), None)
+    if recipient is None:
+        raise TransferError(f"flow {flow_key}: {partner!r} received this subject but is no longer a recipient "
+                            "in the agreement; send the notice by hand and record it")
+    tag = hashlib.sha256(dedupe.encode()).hexdigest()[:12]
+    name = f"{agreement_id}_{ref.flow.id}_{kind}-notice_{tag}.json.pgp"
+    local = settings.home / "notices" / agreement_id / ref.flow.id / partner / name
+    pseudonyms = sorted(slot["pseudonyms"])
+    if not local.exists():
+        # Made once: a retry re-sends the same bytes, so the server's copy reconciles rather than conflicts.
+        notice = {
+            "notice": kind,
+            "agreement": agreement_id,
+            "flow": ref.flow.id,
+            "sender": ref.flow.from_,
+            "recipient": partner,
+            "subject": {"field": ref.flow.subject, "pseudonyms": pseudonyms,
+                        "key_ids": sorted({k for k in slot["pseudonyms"].values() if k})},
+            "disclosures": sorted(slot["dates"]),
+            "fields": fields,
+            "action": ACTIONS[kind],
+            "reference": tag,
+            "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        key = load_recipient_key(settings.keys / recipient.key_file, recipient.pgp_fingerprint)
+        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"))
+    target = sftp_target(connection(recipient.sftp), recipient)
+    with open_sftp(target) as session:
+        receipt = deliver_file(session, local, name)
+    entry, _created = ledger.append(
+        "notice", agreement=agreement_id, flow=flow_key, recipient=partner, dedupe_key=dedupe,
+        payload={"notice": kind, "pseudonyms": pseudonyms, "fields": fields, "reference": tag,
+                 "recipient_fingerprint": recipient.pgp_fingerprint, "host": f"{target.host}:{target.port}",
+                 "file": {"remote_path": receipt.remote_path, "size": receipt.size, "sha256": receipt.sha256,
+                          "status": receipt.status}},
+    )
+    index.record([{"event": "notice", "agreement": agreement_id, "flow": flow_key, "logical_date": None,
+                   "recipient": partner, "lookup": lookup, "pseudonym": pseudonyms[0] if pseudonyms else None,
+                   "key_id": slot["pseudonyms"].get(pseudonyms[0]) if pseudonyms else None,
+                   "detail": kind, "ref": dedupe}])
+    log.info("notice sent", flow=flow_key, recipient=partner, kind=kind, ledger_seq=entry.seq)
+    return NoticeResult(agreement_id, flow_key, partner, "sent", entry.seq, receipt.remote_path)
+
+
+def notify_withdrawals(run: Any, resolvers: Any, ledger: Any) -> dict:
+    """The nightly part: tell earlier recipients of every subject the register now shows as withdrawn."""
+    lookups = run.staging.read_json("withdrawn_lookups", []) or []
+    sent = already = 0
+    if not lookups:
+        return {"sent": 0, "already_sent": 0}
+    index = SubjectIndex.for_settings(run.settings)
+    try:
+        for lookup in lookups:
+            for result in send_notices(run.settings, run.config, ledger, resolvers.connection, kind="withdrawal",
+                                       lookups={run.ref.agreement.id: lookup}, occasion="withdrawn", index=index):
+                sent += result.status == "sent"
+                already += result.status == "already-sent"
+    finally:
+        index.close()
+    return {"sent": sent, "already_sent": already}

@@ -1,0 +1,229 @@
+"""The privacy side of the prepare step: exclusions, subjects sent, k check, ledger entries.
+
+``pipeline.prepare`` reads the extract batch by batch; for each batch
+:class:`Screening` first removes the rows that may not be sent (consent
+withdrawn or restricted, national data opt-out, deceased), then, after the
+field transforms, notes which subjects are being sent and counts the
+quasi-identifier groups. :meth:`Screening.finish` writes the ledger entries
+(what was excluded and why, the k found, any sharing without consent, a key
+rotation) and blocks the run if the flow asks for a k that was not reached.
+
+Only counts, reasons, keyed lookups and pseudonyms are recorded, never an identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from transfers.connections import ConnInfo
+from transfers.consent import REASONS, SubjectLists, load_subject_lists
+from transfers.errors import PrivacyError
+from transfers.logs import get_logger
+from transfers.privacy.risk import DisclosureRiskBlocked, GroupCounter, KResult
+from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
+from transfers.privacy.transforms import key_fingerprint, normalise_identifier, pseudonymise
+
+log = get_logger(__name__)
+
+
+def subject_lookup_key(run: Any, secret: Callable[[str], str]) -> bytes | None:
+    """The run's local lookup key (None when the agreement has no pseudonymisation secret)."""
+    setting = run.ref.agreement.pseudonymisation
+    if setting is None:
+        return None
+    return lookup_key(secret(setting.key_secret), run.ref.agreement.id)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip()
+
+
+class Screening:
+    """Exclusions and subject bookkeeping for one prepare step."""
+
+    def __init__(self, run: Any, *, key: bytes | None, lookup: bytes | None,
+                 connection: Callable[[str], ConnInfo] | None) -> None:
+        self.run = run
+        self.flow = run.ref.flow
+        self.key = key
+        self.lookup = lookup
+        self.lists: SubjectLists = load_subject_lists(self.flow.consent, connection, run.logical_date)
+        self.statutory = self.flow.consent.basis == "statutory"
+        self.override = self.statutory and self.flow.consent.override_opt_outs
+        self.excluded: Counter[str] = Counter()
+        self.overridden: Counter[str] = Counter()
+        self.deceased_sent = 0
+        self.unchecked = 0
+        self.rows_sent = 0
+        self.groups = GroupCounter(self.flow.disclosure_risk) if self.flow.disclosure_risk else None
+        # A fresh reference per attempt: a failed attempt's subjects never count as sent.
+        self.ref = f"prepared:{run.ref.key}:{run.ds}:{uuid.uuid4().hex}"
+        self.index = SubjectIndex.for_settings(run.settings) if lookup is not None else None
+        setting = run.ref.agreement.pseudonymisation
+        self.key_id = setting.key_id if setting else None
+
+    def _event(self, subject: str, event: str, detail: str | None, pseudonym: str | None, ref: str) -> dict:
+        assert self.lookup is not None
+        return {"event": event, "agreement": self.run.ref.agreement.id, "flow": self.run.ref.key,
+                "logical_date": self.run.logical_date, "recipient": None, "lookup": lookup_of(subject, self.lookup),
+                "pseudonym": pseudonym, "key_id": self.key_id, "detail": detail, "ref": ref}
+
+    def screen(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """The batch without the rows that may not be sent; the excluded are counted and recorded."""
+        if not len(batch):
+            return batch
+        subject_col = self.flow.subject
+        if subject_col not in batch.columns:
+            raise PrivacyError(f"flow {self.run.ref.key}: the subject field {subject_col!r} is not in the extract")
+        deceased = self.flow.deceased
+        if deceased is not None and deceased.date_of_death not in batch.columns:
+            raise PrivacyError(f"flow {self.run.ref.key}: deceased.date_of_death field {deceased.date_of_death!r} "
+                               "is not in the extract; nothing was prepared")
+        keep: list[bool] = []
+        events: list[dict] = []
+        subjects = batch[subject_col].tolist()
+        deaths = batch[deceased.date_of_death].tolist() if deceased else [None] * len(batch)
+        for raw, death in zip(subjects, deaths, strict=True):
+            subject = None if _blank(raw) else normalise_identifier(str(raw))
+            reason = self.lists.reason(subject) if subject else None
+            if subject is None:
+                self.unchecked += 1
+            if reason is None and not _blank(death):
+                reason = "deceased"
+            send = True
+            if reason == "deceased":
+                if deceased is not None and deceased.handling == "send_with_caution":
+                    self.deceased_sent += 1
+                else:
+                    send = False
+            elif reason is not None:
+                if self.override:
+                    self.overridden[reason] += 1
+                else:
+                    send = False
+            if not send:
+                self.excluded[reason] += 1  # type: ignore[index]
+                if subject and self.lookup is not None:
+                    events.append(self._event(subject, "excluded", reason, None,
+                                              f"excluded:{self.run.ref.key}:{self.run.ds}"))
+            keep.append(send)
+        if events and self.index is not None:
+            self.index.record(events)
+        return batch[pd.Series(keep, index=batch.index)]
+
+    def sent(self, raw: pd.DataFrame, safe: pd.DataFrame) -> None:
+        """Note the subjects of rows about to be sent, and count their quasi-identifier groups."""
+        self.rows_sent += len(safe)
+        if self.groups is not None:
+            self.groups.add(safe)
+        if self.index is None or not len(raw):
+            return
+        subject_col = self.flow.subject
+        shown = self.flow.fields[subject_col].share == "pseudonymise"
+        events = []
+        for raw_value, safe_value in zip(raw[subject_col].tolist(), safe[subject_col].tolist() if shown
+                                         else [None] * len(raw), strict=True):
+            if _blank(raw_value):
+                continue
+            subject = normalise_identifier(str(raw_value))
+            # The pseudonym the recipient holds; if the subject field is not sent as a
+            # pseudonym, the agreement key's pseudonym still identifies it in notices.
+            pseudonym = safe_value if shown else (pseudonymise(subject, self.key) if self.key else None)
+            events.append(self._event(subject, "prepared", None, pseudonym, self.ref))
+        self.index.record(events)
+
+    # ------------------------------------------------------------------ end of the step
+
+    def finish(self, ledger: Any) -> dict:
+        run = self.run
+        agreement, flow = run.ref.agreement, self.flow
+        result: dict[str, Any] = {
+            "excluded": {r: self.excluded[r] for r in REASONS if self.excluded[r]},
+            "basis": flow.consent.basis,
+        }
+        if flow.deceased is not None:
+            result["deceased"] = {"handling": flow.deceased.handling,
+                                  "excluded": self.excluded["deceased"], "sent_with_caution": self.deceased_sent}
+        if self.overridden:
+            result["opt_outs_overridden"] = dict(self.overridden)
+        if self.unchecked and (flow.consent.consent_register or flow.consent.opt_outs):
+            result["unchecked_no_subject_id"] = self.unchecked
+        k: KResult | None = self.groups.result() if self.groups is not None else None
+        if k is not None:
+            result["k"] = k.to_dict()
+        if ledger is not None:
+            self._record_key(ledger)
+            payload = {**result, "rows_sent": self.rows_sent,
+                       "pseudonym_key_id": self.key_id}
+            ledger.append("privacy", agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date,
+                          dedupe_key=f"privacy:{run.ref.key}:{run.ds}:{_digest(payload)}", payload=payload)
+            if self.statutory:
+                basis = flow.consent
+                no_consent = {"legal_basis": basis.legal_basis, "ground": basis.ground,
+                              "justification": basis.justification, "override_opt_outs": basis.override_opt_outs,
+                              "rows": self.rows_sent, "opt_outs_overridden": dict(self.overridden)}
+                ledger.append("shared-without-consent", agreement=agreement.id, flow=run.ref.key,
+                              logical_date=run.logical_date,
+                              dedupe_key=f"no-consent:{run.ref.key}:{run.ds}:{_digest(no_consent)}",
+                              payload=no_consent)
+        run.staging.write_json("subjects_ref", self.ref if self.index is not None else None)
+        withdrawn = sorted(self.lists.withdrawn | self.lists.restricted)
+        run.staging.write_json("withdrawn_lookups", [lookup_of(s, self.lookup) for s in withdrawn]
+                               if self.lookup is not None else [])
+        if k is not None and not k.passed:
+            where = f"flow {run.ref.key} on {run.ds}"
+            quasi = ", ".join(k.quasi_identifiers)
+            if k.on_failure == "block":
+                raise DisclosureRiskBlocked(
+                    f"{where}: blocked by disclosure risk: smallest group k={k.k} is below min_k={k.min_k} "
+                    f"on quasi-identifiers ({quasi}); nothing was sent. Generalise further or review the agreement")
+            log.warning("disclosure risk below min_k", flow=run.ref.key, logical_date=run.ds, k=k.k, min_k=k.min_k)
+        if self.index is not None:
+            self.index.close()
+        return result
+
+    def _record_key(self, ledger: Any) -> None:
+        """Record the key in use; a different key id or key than last time is a rotation."""
+        setting = self.run.ref.agreement.pseudonymisation
+        if setting is None or self.key is None:
+            return
+        agreement = self.run.ref.agreement
+        domain = setting.linkage_domain or agreement.id
+        fingerprint = key_fingerprint(self.key)
+        previous = None
+        for entry in ledger.entries(kind="pseudonym-key", agreement=agreement.id):
+            if entry.payload.get("domain") == domain:
+                previous = entry.payload
+        current = {"domain": domain, "key_id": setting.key_id, "key_fingerprint": fingerprint}
+        if previous is not None and {k: previous.get(k) for k in current} == current:
+            return
+        event = "first-use" if previous is None else "rotation"
+        ledger.append("pseudonym-key", agreement=agreement.id, flow=self.run.ref.key,
+                      logical_date=self.run.logical_date,
+                      dedupe_key=f"pseudonym-key:{agreement.id}:{domain}:{setting.key_id}:{fingerprint}",
+                      payload={**current, "event": event,
+                               "previous": {k: previous.get(k) for k in current} if previous else None})
+
+
+def record_disclosure(run: Any, recipient: str, disclosure_key: str) -> dict | None:
+    """Copy the prepared subjects to the disclosure; return the count and hash for its ledger entry."""
+    ref = run.staging.read_json("subjects_ref", None)
+    if not ref:
+        return None
+    index = SubjectIndex.for_settings(run.settings)
+    try:
+        index.copy_prepared(ref, disclosure_ref=disclosure_key, recipient=recipient)
+        return index.digest("disclosed", disclosure_key)
+    finally:
+        index.close()
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

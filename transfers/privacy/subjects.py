@@ -1,0 +1,154 @@
+"""Which subjects each disclosure, exclusion and notice concerned, by pseudonym only.
+
+Kept in a table beside the ledger (same database) so ledger payloads stay
+small: a disclosure's ledger entry carries the count and a SHA-256 over the
+sorted pseudonyms, which ties this table's rows to the hash chain.
+
+Each row holds two keyed values, never the identifier:
+
+* ``lookup``: the subject under a local lookup key that never leaves the
+  sender and does not change when the sharing key rotates, so IG can find a
+  person's whole history (``transfers subject history``);
+* ``pseudonym``: the pseudonym the recipient was sent (under ``key_id``), so a
+  withdrawal or correction notice names the subject the way that recipient knows.
+
+Rows are only added; a unique ``(event, ref, lookup)`` makes re-runs record nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from transfers.privacy.transforms import derive_key, pseudonymise
+
+TABLE = "subject_events"
+_LOOKUP_KEY_ID = "local-lookup"
+
+
+def lookup_key(secret: str | bytes, agreement_id: str) -> bytes:
+    """The sender-only key under which a subject is found again, whatever the sharing key id."""
+    return derive_key(secret, domain=f"lookup/{agreement_id}", key_id=_LOOKUP_KEY_ID)
+
+
+def lookup_of(identifier: str, key: bytes) -> str:
+    return pseudonymise(identifier, key)
+
+
+@dataclass(frozen=True)
+class SubjectEvent:
+    at: datetime
+    event: str  # disclosed | excluded | prepared | notice
+    agreement: str
+    flow: str | None
+    logical_date: date | None
+    recipient: str | None
+    pseudonym: str | None
+    key_id: str | None
+    detail: str | None
+    ref: str
+
+
+def _define(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        TABLE,
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("agreement", sa.String(200), nullable=False),
+        sa.Column("flow", sa.String(200)),
+        sa.Column("logical_date", sa.Date()),
+        sa.Column("recipient", sa.String(200)),
+        sa.Column("lookup", sa.String(64), nullable=False),
+        sa.Column("pseudonym", sa.String(64)),
+        sa.Column("key_id", sa.String(100)),
+        sa.Column("detail", sa.String(200)),
+        sa.Column("ref", sa.String(500), nullable=False),
+        sa.UniqueConstraint("event", "ref", "lookup", name=f"uq_{TABLE}"),
+        sa.Index(f"ix_{TABLE}_lookup", "lookup"),
+        sa.Index(f"ix_{TABLE}_ref", "event", "ref"),
+    )
+
+
+class SubjectIndex:
+    """The ``subject_events`` table in the ledger's database."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        self.table = _define(sa.MetaData())
+        self.table.metadata.create_all(self.engine, checkfirst=True)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> SubjectIndex:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings.ledger_database)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+
+            return insert(self.table).on_conflict_do_nothing()
+        return sa.insert(self.table).prefix_with("OR IGNORE")
+
+    def record(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add events (each a dict of the table's columns; ``at`` defaults to now)."""
+        now = datetime.now(UTC)
+        batch = [{"at": now, **row} for row in rows]
+        if batch:
+            with self.engine.begin() as conn:
+                conn.execute(self._insert(), batch)
+
+    def copy_prepared(self, prepared_ref: str, *, disclosure_ref: str, recipient: str) -> None:
+        """Turn one prepare step's subjects into the disclosure to ``recipient``, in SQL (nothing in memory)."""
+        t = self.table
+        select = sa.select(
+            sa.literal(datetime.now(UTC), sa.DateTime(timezone=True)), sa.literal("disclosed"), t.c.agreement,
+            t.c.flow, t.c.logical_date, sa.literal(recipient), t.c.lookup, t.c.pseudonym, t.c.key_id, t.c.detail,
+            sa.literal(disclosure_ref),
+        ).where(t.c.event == "prepared", t.c.ref == prepared_ref)
+        columns = ["at", "event", "agreement", "flow", "logical_date", "recipient", "lookup", "pseudonym", "key_id",
+                   "detail", "ref"]
+        with self.engine.begin() as conn:
+            conn.execute(self._insert().from_select(columns, select))
+
+    def digest(self, event: str, ref: str) -> dict[str, Any]:
+        """Count and SHA-256 over the sorted pseudonyms of one event (for the ledger entry)."""
+        t = self.table
+        digest, count = hashlib.sha256(), 0
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True).execute(
+                sa.select(t.c.pseudonym).where(t.c.event == event, t.c.ref == ref).order_by(t.c.pseudonym))
+            for (pseudonym,) in rows:
+                digest.update(f"{pseudonym or ''}\n".encode())
+                count += 1
+        return {"subjects": count, "subjects_sha256": digest.hexdigest()}
+
+    def events(self, lookups: Iterable[str], *, event: str | None = None) -> list[SubjectEvent]:
+        """Every event about the given lookups (one person, under each agreement's lookup key), oldest first."""
+        wanted = list(set(lookups))
+        if not wanted:
+            return []
+        t = self.table
+        query = sa.select(t).where(t.c.lookup.in_(wanted), t.c.event != "prepared")
+        if event is not None:
+            query = query.where(t.c.event == event)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.at, t.c.id)).all()
+        return [
+            SubjectEvent(_aware(r.at), r.event, r.agreement, r.flow, r.logical_date, r.recipient, r.pseudonym,
+                         r.key_id, r.detail, r.ref)
+            for r in rows
+        ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
