@@ -155,7 +155,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
 
                 def go(run, s):  # noqa: ANN001, ANN202
                     target = sftp_target(_connection(sftp), run.recipient(partner))
-                    return step(run, partner, target, s.open_ledger())
+                    return step(run, partner, target, s.open_ledger(), connection=_connection)
 
                 return _step(ref.key, logical_date, go)
 
