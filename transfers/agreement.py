@@ -139,6 +139,19 @@ class FieldChecks(_Strict):
     max: float | None = None
     max_length: int | None = None
     recent: str | None = None  # timeliness: within this period before the logical date
+    after: str | None = None  # accuracy: cross-field order, this date is not before that field's date
+    districts: list[str] | None = None  # accuracy: the postcode's district is in this reference list
+    mostly: float = Field(default=1.0, gt=0, le=1)  # share of records that must pass this field's other checks
+
+    @field_validator("districts")
+    @classmethod
+    def _districts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        bad = [d for d in value if not re.fullmatch(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]?", str(d))]
+        if bad or not value:
+            raise ValueError(f"districts must be postcode districts such as S60 (not: {', '.join(map(repr, bad))})")
+        return [d.upper() for d in value]
 
     @field_validator("required")
     @classmethod
@@ -264,6 +277,11 @@ class QualityPolicy(_Strict):
 
     on_failure: dict[Dimension, Policy] = {}
     max_age: str | None = None  # timeliness: newest record no older than this before the logical date
+    # reliability: drift against the flow's recent runs (from the ledger's quality entries)
+    row_count_drift: float | None = Field(default=None, gt=0)  # rows within this share of the recent median
+    null_rate_drift: float | None = Field(default=None, gt=0, le=1)  # a field's null share rises by at most this
+    history_runs: int = Field(default=10, ge=1, le=100)  # how many earlier runs make the baseline
+    min_history: int = Field(default=3, ge=1)  # fewer earlier runs than this: "no history yet"
 
     @field_validator("max_age")
     @classmethod
@@ -429,6 +447,9 @@ class Flow(_Strict):
         for key in self.key_fields:
             if key not in self.fields:
                 raise ValueError(f"record_key {key!r} is not one of the flow's fields")
+        for name, spec in self.fields.items():
+            if spec.checks.after is not None and spec.checks.after not in self.fields:
+                raise ValueError(f"fields.{name}.checks.after: {spec.checks.after!r} is not one of the flow's fields")
         if not self.shared_fields:
             raise ValueError("the flow shares no field (every field is share: drop)")
         if self.deceased is not None and self.deceased.date_of_death not in self.fields:

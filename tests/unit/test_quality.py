@@ -439,7 +439,12 @@ def test_report_is_self_contained_names_all_six_and_holds_no_record_values(tmp_p
     assert stat.S_IMODE(outcome.report_html.stat().st_mode) == 0o600
     assert stat.S_IMODE(outcome.report_json.stat().st_mode) == 0o600
     run(clean(), report_dir=report_dir)  # a re-run replaces the report whole, leaving no temporary file
-    assert sorted(p.name for p in report_dir.iterdir()) == ["quality_T_2026-06-02.html", "quality_T_2026-06-02.json"]
+    assert sorted(p.name for p in report_dir.iterdir()) == [
+        "quality_T_2026-06-02.html",
+        "quality_T_2026-06-02.json",
+        "rectification_T_2026-06-02.csv",
+        "rectification_T_2026-06-02.html",
+    ]
     assert "All six characteristics passed" in outcome.report_html.read_text(encoding="utf-8")
 
 
@@ -455,7 +460,8 @@ def test_report_shows_the_trend_of_earlier_runs(tmp_path):
     html = outcome.report_html.read_text(encoding="utf-8")
     assert "Recent runs" in html and "2026-05-31" in html and "(this run)" in html
     assert "<script" not in html.lower() and "lots" not in html and "<b>9" not in html and "<i>x" not in html
-    assert "Recent runs" not in run(clean(), report_dir=tmp_path / "again").report_html.read_text(encoding="utf-8")
+    first = run(clean(), report_dir=tmp_path / "again").report_html.read_text(encoding="utf-8")
+    assert "No earlier run of this flow is recorded yet" in first
 
 
 def test_summary_is_small_json_counts_only():

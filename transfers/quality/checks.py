@@ -49,6 +49,11 @@ def plan_checks(flow: Flow, *, logical_date: date) -> list[Check]:
 
     def row(dimension: str, kind: str, name: str | None, description: str, expectation_cls: Any, **kwargs: Any) -> None:
         check_id = f"{dimension}.{kind}.{name}" if name else f"{dimension}.{kind}"
+        share = flow.fields[name].checks.mostly if name else 1.0
+        if dimension != "completeness" and share < 1.0:
+            # the field's tolerance: this share of the records judged must pass
+            kwargs["mostly"] = share
+            description += f" (at least {share:.0%} of records)"
         checks.append(
             Check(
                 id=check_id,
@@ -99,6 +104,27 @@ def plan_checks(flow: Flow, *, logical_date: date) -> list[Check]:
                 E.ExpectColumnValuesToBeBetween,
                 column=_derived("when", name),
                 min_value=_midnight(c.not_before),
+            )
+        if c.after is not None:
+            row(
+                "accuracy",
+                "order",
+                name,
+                f"{name} is not before {c.after} (on the same record)",
+                E.ExpectColumnValuesToBeInSet,
+                column=_derived("order", name),
+                value_set=[True],
+            )
+        if c.districts is not None:
+            shown = ", ".join(c.districts[:12]) + (f" and {len(c.districts) - 12} more" if len(c.districts) > 12 else "")
+            row(
+                "accuracy",
+                "district",
+                name,
+                f"{name} is in a district of the reference list ({shown})",
+                E.ExpectColumnValuesToBeInSet,
+                column=_derived("district", name),
+                value_set=list(c.districts),
             )
         # validity
         if c.format in ("date", "datetime"):
@@ -234,6 +260,23 @@ def plan_checks(flow: Flow, *, logical_date: date) -> list[Check]:
         extract("relevance", "present", name, f"the agreed field {name} is a column of the extract")
     extract("relevance", "no_extra", None, f"the extract has no column beyond the {len(flow.fields)} agreed fields")
     extract("completeness", "rows", None, "the extract has at least one record")
+    q = flow.quality
+    if q.row_count_drift is not None:
+        extract(
+            "reliability",
+            "row_count",
+            None,
+            f"the row count is within {q.row_count_drift:.0%} of the median of the last {q.history_runs} runs",
+        )
+    if q.null_rate_drift is not None:
+        for name in flow.fields:
+            extract(
+                "reliability",
+                "null_rate",
+                name,
+                f"the share of records missing {name} is at most {q.null_rate_drift:.0%} above its average "
+                f"over the last {q.history_runs} runs",
+            )
 
     order = {d: i for i, d in enumerate(DIMENSIONS)}
     return sorted(checks, key=lambda ch: order[ch.dimension])  # stable: field order kept within a characteristic

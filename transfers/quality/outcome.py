@@ -76,6 +76,10 @@ class QualityOutcome:
     logical_date: date | None = None
     batches: int = 0
     checks: list[CheckResult] = field(default_factory=list)
+    nulls: dict[str, int] = field(default_factory=dict)  # missing values per agreed field, for drift
+    rectification_csv: Path | None = None
+    rectification_html: Path | None = None
+    records_to_fix: int = 0
 
     def summary(self) -> dict[str, Any]:
         """Small and JSON-able, counts only: safe for the ledger, logs and XCom."""
@@ -88,4 +92,6 @@ class QualityOutcome:
             "blocked": list(self.blocked),
             "quarantined": len(self.quarantined_keys),
             "dimensions": {d: self.dimensions[d].counts() for d in DIMENSIONS},
+            "nulls": dict(self.nulls),
+            "records_to_fix": self.records_to_fix,
         }

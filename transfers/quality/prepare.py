@@ -9,7 +9,15 @@ import pandas as pd
 
 from transfers.agreement import Flow
 from transfers.quality.checks import Check
-from transfers.quality.rules import _DATE_TEXT, _DATETIME_TEXT, _HASH_KEYS, _KEY_COLUMN, _derived, nhs_number_valid
+from transfers.quality.rules import (
+    _DATE_TEXT,
+    _DATETIME_TEXT,
+    _HASH_KEYS,
+    _KEY_COLUMN,
+    _derived,
+    nhs_number_valid,
+    postcode_district,
+)
 
 # --------------------------------------------------------------------------- per-batch preparation
 
@@ -33,6 +41,11 @@ class _Preparer:
         self.nhs = [n for n in flow.fields if _derived("nhs", n) in cols]
         self.numbers = [n for n in flow.fields if _derived("number", n) in cols]
         self.unique = [n for n in flow.fields if _derived("first", n) in cols]
+        self.order = {n: s.checks.after for n, s in flow.fields.items() if _derived("order", n) in cols}
+        self.districts = [n for n in flow.fields if _derived("district", n) in cols]
+        # both sides of an order check are compared as parsed dates
+        self.when += [n for n in dict.fromkeys([*self.order, *self.order.values()]) if n and n not in self.when]
+        self.nulls: dict[str, int] = dict.fromkeys(flow.fields, 0)  # per field, for drift against history
         self.recent = [n for n, s in flow.fields.items() if s.checks.recent is not None]
         self.seen: dict[str, set[int]] = {name: set() for name in self.unique}
         self.seen_keys: set[int] = set()
@@ -55,6 +68,14 @@ class _Preparer:
                 top = parsed.max()
                 current = self.newest[name]
                 self.newest[name] = top if current is None or top > current else current
+        for name, other in self.order.items():
+            data[_derived("order", name)] = _not_before(data[_derived("when", name)], data[_derived("when", other)])
+        for name in self.districts:
+            data[_derived("district", name)] = pd.Series(
+                [None if v is None else postcode_district(v) for v in data[name].tolist()], dtype=object
+            )
+        for name in self.flow.fields:
+            self.nulls[name] += int(data[name].isna().sum())
         for name in self.nhs:
             data[_derived("nhs", name)] = _map_present(data[name], lambda v: nhs_number_valid(str(v)))
         for name in self.numbers:
@@ -84,6 +105,13 @@ class _Preparer:
                 seen.add(digest)
                 out.append(True)
         return pd.Series(out, dtype=object)
+
+
+def _not_before(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    """True where ``later`` is on or after ``earlier``; None where either date is missing or unreadable."""
+    both = later.notna() & earlier.notna()
+    ok = (later >= earlier).to_numpy()
+    return pd.Series([bool(o) if b else None for o, b in zip(ok, both.to_numpy(), strict=True)], dtype=object)
 
 
 def _blank_to_null(column: pd.Series) -> pd.Series:

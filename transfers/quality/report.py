@@ -37,4 +37,11 @@ def report_document(outcome: QualityOutcome, flow: Flow) -> dict[str, Any]:
             for d in DIMENSIONS
         },
         "checks": [r.to_dict() for r in outcome.checks],
+        "rectification": {
+            "records": outcome.records_to_fix,
+            "csv": outcome.rectification_csv.name,
+            "html": outcome.rectification_csv.with_suffix(".html").name,
+        }
+        if outcome.rectification_csv is not None
+        else None,
     }

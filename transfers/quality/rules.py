@@ -44,6 +44,21 @@ def nhs_number_valid(value: str) -> bool:
     return check != 10 and check == int(digits[9])
 
 
+_POSTCODE_RE = re.compile(_POSTCODE)
+
+
+def postcode_district(value: object) -> str | None:
+    """The district (outward code, e.g. ``S60``) of a UK postcode; None if ``value`` is not a postcode.
+
+    A value that is not a postcode is validity's to report, not a second accuracy failure.
+    """
+    text = str(value).strip()
+    if not _POSTCODE_RE.match(text):
+        return None
+    compact = text.replace(" ", "").upper()
+    return compact[:-3]
+
+
 def _whole_match(pattern: str) -> str:
     """The agreement says the value must match: anchor the pattern at both ends.
 

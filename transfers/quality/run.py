@@ -7,15 +7,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from transfers.agreement import DIMENSIONS, Flow
+from transfers.quality.checks import Check
 from transfers.quality.extract_checks import _judge_extract
 from transfers.quality.gxrun import _RESULT_FORMAT, _batch_definition, _raised, gx
+from transfers.quality.history import judge_drift
 from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
 from transfers.quality.prepare import _Preparer
+from transfers.quality.rectify import Rectification
 from transfers.quality.report import report_document
 from transfers.quality.suite import flow_checks
 
@@ -73,54 +77,26 @@ def check_quality(
         the caller raises ``QualityBlocked`` with ``outcome.blocked``.
     """
     checks = flow_checks(flow, agreement_id=agreement_id, logical_date=logical_date, expectations_dir=expectations_dir)
-    by_id = {ch.id: ch for ch in checks}
     suite = gx.ExpectationSuite(
         name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.expectation is not None]
     )
     quarantine = {d for d in DIMENSIONS if flow.quality.policy(d) == "quarantine"}
     preparer = _Preparer(flow, checks)
     tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
-    agreed = set(flow.fields)
     missing: set[str] = set()
     extra: set[str] = set()
     repeated: set[str] = set()
-    rows = n_batches = 0
-
-    for batch in batches:
-        n_batches += 1
-        names = [str(c) for c in batch.columns]
-        missing |= agreed - set(names)
-        extra |= set(names) - agreed
-        repeated |= {c for c in names if names.count(c) > 1}
-        frame = preparer.prepare(batch)
-        keys: pd.DataFrame | None = None
-        if len(frame):
-            with warnings.catch_warnings():
-                # pandas warns when an agreement's pattern has capture groups; the match is still right
-                warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
-                result = (
-                    _batch_definition()
-                    .get_batch(batch_parameters={"dataframe": frame})
-                    .validate(suite, result_format=_RESULT_FORMAT)
-                )
-            for res in result.results:
-                check = by_id[res.expectation_config.meta["check"]]
-                tally = tallies[check.id]
-                if _raised(res.exception_info):
-                    tally.errors += 1
-                    continue
-                counts = res.result or {}
-                element = int(counts.get("element_count") or 0)
-                missing_values = int(counts.get("missing_count") or 0)
-                tally.judged += element if check.counts_nulls else element - missing_values
-                tally.failing += int(counts.get("unexpected_count") or 0)
-                positions = counts.get("unexpected_index_list") or []
-                if positions:
-                    tally.rows.append(np.asarray(positions, dtype=np.int64) + rows)
-                    if check.dimension in quarantine:
-                        keys = _key_frame(batch, flow.key_fields) if keys is None else keys
-                        tally.keys |= _key_tuples(keys, positions)
-        rows += len(frame)
+    stem = f"{flow.id}_{logical_date.isoformat()}"
+    notice = Rectification(Path(report_dir), stem, flow.key_fields) if report_dir is not None else None
+    try:
+        rows, n_batches = _validate_batches(
+            batches, flow, checks, suite, preparer, tallies, quarantine, notice, missing, extra, repeated
+        )
+    except BaseException:
+        if notice is not None:
+            notice.abort()
+        raise
+    rectification = notice.close() if notice is not None else None
 
     results: list[CheckResult] = []
     for ch in checks:
@@ -130,6 +106,10 @@ def check_quality(
             note = f"could not be evaluated on {t.errors} batch(es)" if t.errors else None
             results.append(
                 CheckResult(ch.id, ch.dimension, ch.description, ch.field, "rows", t.judged, t.failing, ok, note)
+            )
+        elif ch.id.startswith(("reliability.row_count", "reliability.null_rate.")):
+            results.append(
+                judge_drift(ch, flow.quality, logical_date, rows=rows, nulls=preparer.nulls, history=history)
             )
         else:
             results.append(
@@ -188,11 +168,72 @@ def check_quality(
         logical_date=logical_date,
         batches=n_batches,
         checks=results,
+        nulls=dict(preparer.nulls),
+        rectification_csv=rectification,
+        records_to_fix=len(notice.records) if notice is not None else 0,
     )
     if report_dir is not None:
-        from transfers.reports import write_quality_report
+        from transfers.reports import write_quality_report, write_rectification_html
 
         outcome.report_html, outcome.report_json = write_quality_report(
             report_document(outcome, flow), Path(report_dir), history=history
         )
+        outcome.rectification_html = write_rectification_html(outcome, flow, Path(report_dir))
     return outcome
+
+
+def _validate_batches(
+    batches: Iterable[pd.DataFrame],
+    flow: Flow,
+    checks: Sequence[Check],
+    suite: Any,
+    preparer: _Preparer,
+    tallies: dict[str, _Tally],
+    quarantine: set[str],
+    notice: Rectification | None,
+    missing: set[str],
+    extra: set[str],
+    repeated: set[str],
+) -> tuple[int, int]:
+    """Validate every batch with GX, summing counts into ``tallies``; returns (rows, batches)."""
+    by_id = {ch.id: ch for ch in checks}
+    agreed = set(flow.fields)
+    rows = n_batches = 0
+    for batch in batches:
+        n_batches += 1
+        names = [str(c) for c in batch.columns]
+        missing |= agreed - set(names)
+        extra |= set(names) - agreed
+        repeated |= {c for c in names if names.count(c) > 1}
+        frame = preparer.prepare(batch)
+        keys: pd.DataFrame | None = None
+        if len(frame):
+            with warnings.catch_warnings():
+                # pandas warns when an agreement's pattern has capture groups; the match is still right
+                warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
+                result = (
+                    _batch_definition()
+                    .get_batch(batch_parameters={"dataframe": frame})
+                    .validate(suite, result_format=_RESULT_FORMAT)
+                )
+            for res in result.results:
+                check = by_id[res.expectation_config.meta["check"]]
+                tally = tallies[check.id]
+                if _raised(res.exception_info):
+                    tally.errors += 1
+                    continue
+                counts = res.result or {}
+                element = int(counts.get("element_count") or 0)
+                missing_values = int(counts.get("missing_count") or 0)
+                tally.judged += element if check.counts_nulls else element - missing_values
+                tally.failing += int(counts.get("unexpected_count") or 0)
+                positions = counts.get("unexpected_index_list") or []
+                if positions:
+                    tally.rows.append(np.asarray(positions, dtype=np.int64) + rows)
+                    keys = _key_frame(batch, flow.key_fields) if keys is None else keys
+                    if check.dimension in quarantine:
+                        tally.keys |= _key_tuples(keys, positions)
+                    if notice is not None:
+                        notice.add(keys, positions, rows, check)
+        rows += len(frame)
+    return rows, n_batches

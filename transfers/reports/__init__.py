@@ -3,9 +3,11 @@
 A report is one self-contained HTML file (inline CSS, no script, no external
 link or URL of any kind) because a data owner opens it on a locked-down machine and it
 must never call out. A Content-Security-Policy of ``default-src 'none'`` backs
-that up should a later template slip. Reports are rendered from plain data
+that up should a later template slip. The scorecard is rendered from plain data
 (counts, field names, the agreement's words) handed in by the step that made
-them; this package never sees a record.
+it. The rectification notice is the one report that names records (by record
+key, never a field's value): it stays with the sender, in the same 0700
+reports directory, under the same retention.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def render_quality_html(document: Mapping[str, Any], *, history: Sequence[Mappin
         characteristics=CHARACTERISTICS,
         checks_of={d: [c for c in document["checks"] if c["dimension"] == d] for d in DIMENSIONS},
         warned=[d for d in DIMENSIONS if document["dimensions"][d]["outcome"] == "warn"],
-        trend=trend_rows(history, document) if history else [],
+        trend=trend_rows(history, document),
     )
 
 
@@ -122,7 +124,7 @@ def write_quality_report(
         (html path, json path).
     """
     stem = f"quality_{document['flow']}_{document['logical_date']}"
-    _private_dir(report_dir)
+    private_dir(report_dir)
     html_path = report_dir / f"{stem}.html"
     json_path = report_dir / f"{stem}.json"
     _write_atomic(json_path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"))
@@ -130,7 +132,32 @@ def write_quality_report(
     return html_path, json_path
 
 
-def _private_dir(path: Path) -> None:
+def write_rectification_html(outcome: Any, flow: Any, report_dir: Path) -> Path | None:
+    """Render the rectification notice's CSV (``outcome.rectification_csv``) as a self-contained HTML page."""
+    from transfers.quality.rectify import HTML_ROWS, read_notice
+
+    if outcome.rectification_csv is None:
+        return None
+    csv_path = Path(outcome.rectification_csv)
+    rows = read_notice(csv_path, HTML_ROWS + 1)
+    html = _env.get_template("rectification.html.j2").render(
+        agreement=outcome.agreement_id,
+        flow=flow,
+        logical_date=outcome.logical_date.isoformat() if outcome.logical_date else "",
+        rows=rows[:HTML_ROWS],
+        more=len(rows) > HTML_ROWS,
+        records=outcome.records_to_fix,
+        csv_name=csv_path.name,
+        characteristics=CHARACTERISTICS,
+    )
+    path = csv_path.with_suffix(".html")
+    private_dir(report_dir)
+    _write_atomic(path, html.encode("utf-8"))
+    return path
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents owner-only (0700)."""
     missing = []
     probe = path
     while not probe.exists():

@@ -1,0 +1,82 @@
+"""The rectification notice: every record the data owner should fix, and why.
+
+Section 1.5 of the protocol asks partners to tell the data owner about
+information found to be inaccurate. The notice lists, per failing record and
+check: the record key, its row in the extract, the field, the problem (the
+check's plain-English expectation, never the value found) and the
+characteristic. It names records, so it is personal data: it is written only
+to the sender's reports directory (0700, files 0600, kept under the flow's
+``retention.reports``) and is never packaged or delivered.
+
+Rows are streamed to the CSV batch by batch, so a large extract with many
+defects does not hold them all in memory; the HTML shows the first
+``HTML_ROWS`` and points to the CSV for the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from transfers.quality.checks import Check
+
+COLUMNS = ("record_key", "row", "field", "problem", "characteristic", "check")
+HTML_ROWS = 5000
+
+
+class Rectification:
+    """Collects failing records into ``rectification_<flow>_<date>.csv`` while the checks run."""
+
+    def __init__(self, report_dir: Path, stem: str, key_fields: Sequence[str]) -> None:
+        from transfers.reports import private_dir
+
+        self.dir = Path(report_dir)
+        private_dir(self.dir)
+        self.path = self.dir / f"rectification_{stem}.csv"
+        self.key_fields = list(key_fields)
+        fd, self._tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{self.path.name}.", suffix=".tmp")  # 0600
+        self._fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(COLUMNS)
+        self.count = 0
+        self.records: set[int] = set()
+
+    def add(self, keys: pd.DataFrame, positions: Sequence[int], offset: int, check: Check) -> None:
+        """Record that the rows at ``positions`` of a batch (starting at extract row ``offset``) fail ``check``."""
+        picked = keys.iloc[list(positions)]
+        field = ", ".join(self.key_fields) if check.id == "reliability.record_key" else (check.field or "")
+        for pos, values in zip(positions, picked.itertuples(index=False, name=None), strict=True):
+            shown = [("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)) for v in values]
+            key = " / ".join(shown) if any(shown) else ""
+            row = offset + int(pos)
+            self._writer.writerow((key, row + 1, field, check.description, check.dimension, check.id))
+            self.records.add(row)
+            self.count += 1
+
+    def close(self) -> Path:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+
+def read_notice(path: Path, limit: int | None = None) -> list[dict[str, str]]:
+    """The notice's rows (at most ``limit``), for the HTML page and for tests."""
+    out = []
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            if limit is not None and i >= limit:
+                break
+            out.append(row)
+    return out

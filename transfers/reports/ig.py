@@ -1,0 +1,172 @@
+"""The IG officer's evidence report: what was disclosed, on what basis, and what was destroyed.
+
+``transfers report ig --from D --to D`` writes one self-contained HTML page (inline
+CSS, no script, no URL: it is opened on locked-down office machines) and one CSV
+per section. Everything comes from the ledger and the config, plus a listing of
+what is held now (``transfers.retention.inventory``); no record value is read.
+
+Sections:
+    disclosures     by agreement, flow, recipient and month: purposes, legal basis, rows, fields
+    without_consent each share without consent: legal basis, ground, justification, rows
+    purges          a certificate of destruction per deleted copy (and failed attempts)
+    held            every copy held now with its due date; overdue ones highlighted
+    agreements      agreements lapsed or due for review within 30 days
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from transfers.agreement import Config
+
+REVIEW_WINDOW_DAYS = 30
+
+_env = Environment(loader=PackageLoader("transfers.reports", "templates"), autoescape=True,
+                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def is_without_consent(kind: str) -> bool:
+    """Ledger kinds that record a share without consent (``shared-without-consent`` and variants)."""
+    k = kind.replace("_", "-")
+    return "without-consent" in k or k in ("no-consent", "statutory-share")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    return str(value)
+
+
+def build(settings, config: Config, ledger, start: date, end: date, *, now: datetime | None = None) -> dict:  # noqa: ANN001
+    """The report's figures as plain data (what the HTML and the CSVs show).
+
+    Args:
+        start, end: Inclusive dates; entries recorded in this range are reported.
+        now: The moment "held now", "overdue" and "due for review" are judged at.
+    """
+    from transfers.retention import inventory
+
+    now = now or datetime.now(UTC)
+    since = datetime.combine(start, time.min, UTC)
+    until = datetime.combine(end + timedelta(days=1), time.min, UTC)
+    names = config.protocol.name_of
+    disclosures: dict[tuple, dict] = {}
+    without: list[dict] = []
+    purges: list[dict] = []
+    failures: list[dict] = []
+    for entry in ledger.entries(since=since, until=until):
+        p = entry.payload
+        if entry.kind == "disclosure":
+            month = (entry.logical_date or entry.at.date()).strftime("%Y-%m")
+            group = disclosures.setdefault((entry.agreement, entry.flow, entry.recipient, month), {
+                "agreement": entry.agreement, "flow": entry.flow, "recipient": entry.recipient,
+                "recipient_name": names(entry.recipient or ""), "period": month, "disclosures": 0, "rows": 0,
+                "purposes": [], "legal_basis": [], "fields": [], "first": None, "last": None, "seqs": []})
+            group["disclosures"] += 1
+            group["rows"] += int(p.get("rows") or 0)
+            for key in ("purposes", "legal_basis", "fields"):
+                group[key] += [v for v in p.get(key) or [] if v not in group[key]]
+            day = (entry.logical_date or entry.at.date()).isoformat()
+            group["first"] = min(group["first"] or day, day)
+            group["last"] = max(group["last"] or day, day)
+            group["seqs"].append(entry.seq)
+        elif is_without_consent(entry.kind):
+            without.append({"seq": entry.seq, "at": entry.at.isoformat(timespec="seconds"), "agreement": entry.agreement,
+                            "flow": entry.flow, "logical_date": entry.logical_date.isoformat() if entry.logical_date
+                            else "", "legal_basis": _text(p.get("legal_basis")),
+                            "ground": _text(p.get("ground") or p.get("grounds")),
+                            "justification": _text(p.get("justification")),
+                            "rows": int(p.get("rows") or p.get("count") or p.get("subjects") or 0),
+                            "override_opt_outs": bool(p.get("override_opt_outs"))})
+        elif entry.kind == "purge":
+            purges.append({"seq": entry.seq, "hash": entry.hash, "agreement": entry.agreement, "flow": entry.flow,
+                           "recipient": entry.recipient or "",
+                           **{k: p.get(k) for k in ("place", "store", "path", "size", "sha256", "created", "due",
+                                                     "deleted_at", "rule", "verified", "note")},
+                           "versions_deleted": p.get("versions_deleted")})
+        elif entry.kind == "purge-failed":
+            failures.append({"seq": entry.seq, "flow": entry.flow, "place": p.get("place"), "path": p.get("path"),
+                             "due": p.get("due"), "attempted_at": p.get("attempted_at"), "error": p.get("error")})
+    held = []
+    for item in inventory(settings, config, ledger):
+        held.append({"place": item.place, "store": item.store, "flow": item.flow, "path": item.path,
+                     "recipient": item.recipient or "", "created": item.created.isoformat(timespec="seconds"),
+                     "due": item.due.isoformat(timespec="seconds"), "rule": item.rule,
+                     "overdue": item.is_due(now), "days_left": (item.due - now).days})
+    held.sort(key=lambda h: (not h["overdue"], h["due"]))
+    today = now.date()
+    agreements = []
+    for loaded in sorted(config.agreements, key=lambda a: a.agreement.id):
+        a = loaded.agreement
+        status = ("lapsed" if a.review_by < today else
+                  "due for review" if a.review_by <= today + timedelta(days=REVIEW_WINDOW_DAYS) else
+                  "not yet in force" if a.in_force > today else "in force")
+        agreements.append({"id": a.id, "name": a.name, "version": a.version, "in_force": a.in_force.isoformat(),
+                           "review_by": a.review_by.isoformat(), "status": status,
+                           "days_to_review": (a.review_by - today).days, "file": loaded.path.name})
+    return {
+        "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),
+        "disclosures": sorted(disclosures.values(), key=lambda g: (g["agreement"], g["flow"] or "",
+                                                                    g["recipient"] or "", g["period"])),
+        "without_consent": without, "purges": purges, "purge_failures": failures, "held": held,
+        "agreements": agreements,
+        "totals": {"disclosures": sum(g["disclosures"] for g in disclosures.values()),
+                   "rows": sum(g["rows"] for g in disclosures.values()),
+                   "without_consent": len(without), "without_consent_rows": sum(w["rows"] for w in without),
+                   "purged": len(purges), "purge_failures": len(failures), "held": len(held),
+                   "overdue": sum(1 for h in held if h["overdue"]),
+                   "lapsed": sum(1 for a in agreements if a["status"] == "lapsed"),
+                   "due_for_review": sum(1 for a in agreements if a["status"] == "due for review")},
+    }
+
+
+def render_html(doc: dict) -> str:
+    return _env.get_template("ig.html.j2").render(doc=doc)
+
+
+_CSV = {
+    "disclosures": ["agreement", "flow", "recipient", "recipient_name", "period", "disclosures", "rows", "purposes",
+                    "legal_basis", "fields", "first", "last", "seqs"],
+    "without_consent": ["seq", "at", "agreement", "flow", "logical_date", "legal_basis", "ground", "justification",
+                        "rows", "override_opt_outs"],
+    "purges": ["seq", "hash", "agreement", "flow", "recipient", "place", "store", "path", "size", "sha256", "created",
+               "due", "deleted_at", "rule", "verified", "versions_deleted", "note"],
+    "purge_failures": ["seq", "flow", "place", "path", "due", "attempted_at", "error"],
+    "held": ["place", "store", "flow", "path", "recipient", "created", "due", "rule", "overdue", "days_left"],
+    "agreements": ["id", "name", "version", "in_force", "review_by", "status", "days_to_review", "file"],
+}
+
+
+def render_csv(doc: dict, section: str) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=_CSV[section], extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in doc[section]:
+        writer.writerow({k: _text(v) if isinstance(v, list | tuple | dict) else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def write_ig_report(doc: dict, out_dir: Path) -> list[Path]:
+    """Write ``ig_<from>_<to>.html`` and one CSV per section; returns the paths, HTML first."""
+    from transfers.reports import _private_dir, _write_atomic
+
+    _private_dir(out_dir)
+    stem = f"ig_{doc['from']}_{doc['to']}"
+    html = out_dir / f"{stem}.html"
+    _write_atomic(html, render_html(doc).encode("utf-8"))
+    paths = [html]
+    for section in _CSV:
+        path = out_dir / f"{stem}_{section}.csv"
+        _write_atomic(path, render_csv(doc, section).encode("utf-8"))
+        paths.append(path)
+    return paths
