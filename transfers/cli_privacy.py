@@ -1,0 +1,123 @@
+"""``transfers consent withdraw``, ``transfers correct`` and ``transfers subject history``.
+
+The identifier given on the command line is only ever used to compute each
+agreement's keyed lookup; it is never printed, logged or recorded. Pass ``-``
+to read it from standard input instead, keeping it out of shell history and
+the process list.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from transfers.errors import ConfigError, TransferError
+
+SUBJECT_HELP = "the subject's identifier (e.g. NHS number); '-' reads it from standard input"
+
+
+def _identifier(value: str) -> str:
+    text = sys.stdin.readline() if value == "-" else value
+    if not text.strip():
+        raise ConfigError("no subject identifier given")
+    return text.strip()
+
+
+def subject_lookups(config, identifier: str, secret) -> dict[str, str]:  # noqa: ANN001
+    """agreement id -> the subject's lookup under that agreement's local lookup key."""
+    from transfers.privacy.subjects import lookup_key, lookup_of
+
+    lookups = {}
+    for item in config.agreements:
+        setting = item.agreement.pseudonymisation
+        if setting is None:
+            continue  # no key: this agreement records no subjects
+        lookups[item.agreement.id] = lookup_of(identifier, lookup_key(secret(setting.key_secret), item.agreement.id))
+    return lookups
+
+
+def register(app: typer.Typer) -> None:
+    from transfers import cli
+
+    consent_app = typer.Typer(help="Consent: tell partners when it is withdrawn.", no_args_is_help=True)
+    subject_app = typer.Typer(help="One data subject's trail (subject access requests, complaints).",
+                              no_args_is_help=True)
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(subject_app, name="subject")
+
+    def _notices(kind: str, subject: str, occasion: str, fields: list[str]) -> None:
+        from transfers.agreement import load_config
+        from transfers.connections import env_connection, env_secret
+        from transfers.notices import send_notices
+
+        settings = cli._settings()
+        try:
+            config = load_config(settings.config_dir)
+            lookups = subject_lookups(config, _identifier(subject), env_secret)
+            results = send_notices(settings, config, settings.open_ledger(), env_connection, kind=kind,
+                                   lookups=lookups, occasion=occasion, fields=fields)
+        except TransferError as exc:
+            cli._fail(exc)
+        if not results:
+            cli.out.print(f"no partner has received this subject: no {kind} notice sent")
+            return
+        for r in results:
+            cli.out.print(f"{r.flow} -> {r.recipient}: {kind} notice {r.status} "
+                          f"({escape(r.remote_path or '')}, ledger entry {r.ledger_seq})", highlight=False)
+
+    @consent_app.command("withdraw")
+    def withdraw(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
+        """Send a withdrawal notice to every partner that received the subject (once per partner and flow).
+
+        Record the withdrawal in the consent register too, so later runs exclude the subject.
+        """
+        _notices("withdrawal", subject, "withdrawn", [])
+
+    @app.command("correct")
+    def correct(
+        subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)],
+        fields: Annotated[str, typer.Option("--fields", help="comma-separated names of the fields rectified")],
+        reference: Annotated[str, typer.Option("--reference", help="your rectification reference (one notice "
+                                                                   "per reference and partner)")],
+    ) -> None:
+        """Send a correction notice to every partner that received a record of the subject now rectified."""
+        names = [f.strip() for f in fields.split(",") if f.strip()]
+        if not names:
+            cli.err.print("[bold red]error:[/] --fields names no field")
+            raise typer.Exit(cli.EXIT_CONFIG)
+        _notices("correction", subject, f"correction:{reference}", names)
+
+    @subject_app.command("history")
+    def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
+        """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""
+        from transfers.agreement import load_config
+        from transfers.connections import env_secret
+        from transfers.privacy.subjects import SubjectIndex
+
+        settings = cli._settings()
+        try:
+            config = load_config(settings.config_dir)
+            lookups = subject_lookups(config, _identifier(subject), env_secret)
+            index = SubjectIndex.for_settings(settings)
+            try:
+                events = [e for e in index.events(lookups.values()) if lookups.get(e.agreement)]
+            finally:
+                index.close()
+            ledger = settings.open_ledger() if events else None
+        except TransferError as exc:
+            cli._fail(exc)
+        if not events:
+            return
+        table = Table("when", "what", "flow", "logical date", "recipient", "detail", "pseudonym (key id)",
+                      "ledger entry")
+        for e in events:
+            entry = ledger.find(e.ref) if ledger is not None and e.event in ("disclosed", "notice") else None
+            table.add_row(f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
+                          e.logical_date.isoformat() if e.logical_date else "", e.recipient or "", e.detail or "",
+                          f"{e.pseudonym[:16]}... ({e.key_id})" if e.pseudonym else "",
+                          str(entry.seq) if entry else "")
+        cli.out.print(table)
