@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,9 +160,7 @@ def render_csv(doc: dict, section: str) -> str:
 
 def write_ig_report(doc: dict, out_dir: Path) -> list[Path]:
     """Write ``ig_<from>_<to>.html`` and one CSV per section; returns the paths, HTML first."""
-    from transfers.reports import _private_dir, _write_atomic
-
-    _private_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = f"ig_{doc['from']}_{doc['to']}"
     html = out_dir / f"{stem}.html"
     _write_atomic(html, render_html(doc).encode("utf-8"))
@@ -170,3 +170,17 @@ def write_ig_report(doc: dict, out_dir: Path) -> list[Path]:
         _write_atomic(path, render_csv(doc, section).encode("utf-8"))
         paths.append(path)
     return paths
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name (0600) and rename, so a reader never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
