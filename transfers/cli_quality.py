@@ -53,7 +53,144 @@ def expectations_export(
               f"({kept} hand-written expectation(s) kept)", highlight=False)
 
 
+def _print_summary(doc: dict, title: str) -> None:
+    """One line per characteristic: plain text, so it reads the same in a terminal, a log or a ticket."""
+    from transfers.agreement import DIMENSIONS
+    from transfers.cli import out
+
+    out.print(title, highlight=False)
+    rows = doc.get("rows") or 0
+    for d in DIMENSIONS:
+        r = doc["dimensions"][d]
+        share = f"{r['failing_rows'] / rows:.1%}" if rows else "-"
+        out.print(f"  {d:<13} {r['checks']:>3} checks: {r['passed']} passed, {r['failed']} failed; "
+                  f"{r['failing_rows']} records failing ({share}); on failure {r['policy']}: {r['outcome']}",
+                  highlight=False)
+
+
+def _verdict(doc: dict) -> str:
+    if doc.get("blocked"):
+        return f"[bold red]blocked[/] by {', '.join(doc['blocked'])}: nothing would be sent"
+    if doc.get("quarantined"):
+        return f"[yellow]{doc['quarantined']} record(s) held back[/], the rest cleared to send"
+    if any(doc["dimensions"][d]["outcome"] == "warn" for d in doc["dimensions"]):
+        return "[yellow]cleared to send with warnings[/]"
+    return "[green]all six characteristics passed[/]: cleared to send"
+
+
+def _print_paths(paths: dict[str, Path | None]) -> None:
+    from transfers.cli import out
+
+    for label, path in paths.items():
+        if path is not None and Path(path).exists():
+            out.print(f"  {label}: {escape(str(path))}", highlight=False)
+
+
+def _notes(doc: dict) -> None:
+    from transfers.cli import out
+
+    for d, r in doc["dimensions"].items():
+        for note in r.get("notes", []):
+            out.print(f"  {d}: {escape(str(note))}", highlight=False)
+
+
+def check(flow: FlowArg, date_: DateOpt = None) -> None:
+    """Dry run: extract FLOW for --date and check its quality. Sends nothing and writes no ledger entry.
+
+    Prints the scorecard summary; the reports go to reports/<agreement>/<flow>/dry-run/.
+    Exits 1 when a characteristic would block the transfer.
+    """
+    from transfers.agreement import load_config
+    from transfers.cli import EXIT_FAILED, _fail, _parse_date, _settings, out
+    from transfers.connections import env_connection
+    from transfers.quality.dry_run import dry_run
+    from transfers.quality.report import report_document
+
+    logical_date = _parse_date(date_)
+    settings = _settings()
+    try:
+        config = load_config(settings.config_dir)
+        ref = config.flow(flow)
+        with out.status(f"{ref.key} {logical_date}: extracting and checking (dry run)"):
+            outcome = dry_run(settings, config, ref, logical_date, env_connection)
+    except TransferError as exc:
+        _fail(exc)
+    doc = report_document(outcome, ref.flow)
+    _print_summary(doc, f"{ref.key} {logical_date}: {outcome.rows} records (dry run, nothing sent)")
+    _notes(doc)
+    out.print(_verdict(doc))
+    out.print(f"  records to fix: {outcome.records_to_fix}")
+    _print_paths({"scorecard": outcome.report_html, "scorecard (JSON)": outcome.report_json,
+                  "rectification notice": outcome.rectification_html,
+                  "rectification notice (CSV)": outcome.rectification_csv})
+    if outcome.blocked:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@report_app.command("quality")
+def report_quality(flow: FlowArg, date_: DateOpt = None) -> None:
+    """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
+    import json
+
+    from transfers.agreement import load_config
+    from transfers.cli import EXIT_CONFIG, _fail, _parse_date, _settings, err, out
+    from transfers.quality.dry_run import reports_dir
+
+    settings = _settings()
+    try:
+        ref = load_config(settings.config_dir).flow(flow)
+    except TransferError as exc:
+        _fail(exc)
+    folder = reports_dir(settings, ref)
+    prefix = f"quality_{ref.flow.id}_"
+    if date_ is None:
+        found = sorted(folder.glob(f"{prefix}*.json")) if folder.is_dir() else []
+        if not found:
+            err.print(f"[bold red]error:[/] no quality report for {ref.key} under {escape(str(folder))}; "
+                      f"run the flow (or `transfers check {ref.key}`) first", highlight=False)
+            raise typer.Exit(EXIT_CONFIG)
+        json_path = found[-1]  # ISO dates sort in date order
+    else:
+        json_path = folder / f"{prefix}{_parse_date(date_).isoformat()}.json"
+        if not json_path.is_file():
+            err.print(f"[bold red]error:[/] no quality report for {ref.key} on {date_} ({escape(str(json_path))})",
+                      highlight=False)
+            raise typer.Exit(EXIT_CONFIG)
+    doc = json.loads(json_path.read_text(encoding="utf-8"))
+    _print_summary(doc, f"{ref.key} {doc['logical_date']}: {doc['rows']} records")
+    _notes(doc)
+    out.print(_verdict(doc).replace("would be", "was"))
+    stem = json_path.stem.removeprefix("quality_")
+    rect = doc.get("rectification") or {}
+    if rect:
+        out.print(f"  records to fix: {rect.get('records', 0)}")
+    _print_paths({"scorecard": json_path.with_suffix(".html"), "scorecard (JSON)": json_path,
+                  "rectification notice": folder / f"rectification_{stem}.html",
+                  "rectification notice (CSV)": folder / f"rectification_{stem}.csv"})
+    _trend(settings, ref.key)
+
+
+def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
+    """The last runs from the ledger (counts only): failing records per characteristic."""
+    from transfers.cli import out
+    from transfers.reports import trend_rows
+
+    try:
+        entries = settings.open_ledger().entries(kind="quality", flow=flow_key)
+    except TransferError:
+        return
+    history = [e.payload for e in entries]
+    if len(history) < 2:
+        return
+    rows = trend_rows(history[:-1], history[-1])
+    out.print("  recent runs (records failing per characteristic):")
+    for row in rows:
+        cells = ", ".join(f"{d} {c['failing']}" for d, c in row["cells"].items() if c["failing"])
+        out.print(f"    {row['logical_date']}: {row['rows']} records; {cells or 'no failures'}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the quality commands to the ``transfers`` app."""
+    app.command("check")(check)
     app.add_typer(expectations_app, name="expectations")
     app.add_typer(report_app, name="report")

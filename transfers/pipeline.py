@@ -110,7 +110,9 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     """Check the six characteristics, write the data owner's report, apply the policy."""
     from transfers.quality import check_quality
 
-    history = [e.payload for e in ledger.entries(kind="quality", flow=run.ref.key)][-10:]
+    # enough entries for the drift baseline, allowing for re-runs of a day (one counts per day)
+    keep = 2 * max(10, run.ref.flow.quality.history_runs)
+    history = [e.payload for e in ledger.entries(kind="quality", flow=run.ref.key)][-keep:]
     outcome = check_quality(
         run.staging.read_batches("extract"),
         run.ref.flow,
@@ -142,6 +144,8 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
         "rows": outcome.rows,
         "quarantined": len(outcome.quarantined_keys),
         "report": str(outcome.report_html) if outcome.report_html else None,
+        "rectification": str(outcome.rectification_html) if outcome.rectification_html else None,
+        "records_to_fix": outcome.records_to_fix,
     }
 
 

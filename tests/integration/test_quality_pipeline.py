@@ -1,0 +1,237 @@
+"""Quality through the whole pipeline: block, quarantine and warn as the recipient sees them (decrypted
+with the real gpg from the real sshd), drift over several runs, the rectification notice kept by the
+sender, the dry run and the report command, and the reports opened offline in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.browser import render_offline
+from tests.integration.conftest import LOGICAL_DATE, files_containing, read_delivery
+from tests.integration.test_dag_run import conn_json
+from transfers.devkit import synthetic
+from transfers.errors import QualityBlocked
+from transfers.pipeline import run_flow
+
+pytestmark = pytest.mark.integration
+
+FLOW_B = "mash-referrals.B"
+REMOTE_B = "inbound/ed-attendances"
+BAD_NHS = "9990001236"  # the check digit of 999000123 is 5
+SIX = ("Accuracy", "Validity", "Reliability", "Timeliness", "Relevance", "Completeness")
+
+
+def edit_flow_b(world, **quality) -> None:  # noqa: ANN001, ANN003
+    """Change flow B's quality policy in this world's copy of the agreement."""
+    path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    flow = next(f for f in data["flows"] if f["id"] == "B")
+    on_failure = quality.pop("on_failure", {})
+    flow["quality"]["on_failure"].update(on_failure)
+    flow["quality"].update(quality)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    world.reload()
+
+
+def export_b(world, day, frame) -> None:  # noqa: ANN001
+    synthetic.write_ed_csv(world.root / "exports", day, frame)
+
+
+def notice_rows(path) -> list[dict[str, str]]:  # noqa: ANN001
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def quality_entries(world) -> list[dict]:  # noqa: ANN001
+    return [e.payload for e in world.settings.open_ledger().entries(kind="quality", flow=FLOW_B)]
+
+
+def test_block_sends_nothing_and_the_notice_names_the_record(world):
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[4, "nhs_number"] = BAD_NHS
+    export_b(world, LOGICAL_DATE, frame)
+    run = world.run(FLOW_B)
+
+    with pytest.raises(QualityBlocked, match=r"blocked by data quality: accuracy \(1 of 30 rows\); nothing was sent"):
+        run_flow(run, world.resolvers())
+
+    assert world.remote_names(REMOTE_B) == []
+    ledger = world.settings.open_ledger()
+    (entry,) = ledger.entries(kind="quality", flow=FLOW_B)
+    assert entry.payload["blocked"] == ["accuracy"] and entry.payload["records_to_fix"] == 1
+    assert BAD_NHS not in str(entry.payload)
+    assert list(ledger.entries(kind="disclosure")) == []
+    rows = notice_rows(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.csv")
+    assert [(r["record_key"], r["field"], r["characteristic"]) for r in rows] == [
+        (frame.at[4, "attendance_id"], "nhs_number", "accuracy")
+    ]
+
+
+def test_quarantine_holds_back_exactly_the_failing_records(world, gpg_partner):
+    edit_flow_b(world, on_failure={"accuracy": "quarantine"})
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[3, "nhs_number"] = BAD_NHS
+    frame.at[17, "nhs_number"] = "1234567890"
+    frame.at[22, "date_of_birth"] = (LOGICAL_DATE + timedelta(days=30)).isoformat()  # born in the future
+    export_b(world, LOGICAL_DATE, frame)
+    failing = {frame.at[i, "attendance_id"] for i in (3, 17, 22)}
+    run = world.run(FLOW_B)
+
+    results = run_flow(run, world.resolvers())
+
+    assert results["quality"]["quarantined"] == 3
+    (delivered,) = world.delivered(REMOTE_B)
+    received = read_delivery(gpg_partner, delivered)
+    assert set(received["attendance_id"]) == set(frame["attendance_id"]) - failing
+    assert len(received) == 27
+    # the notice lists exactly the held-back records, and stays with the sender
+    notice = run.reports_dir / f"rectification_B_{LOGICAL_DATE}.csv"
+    assert {r["record_key"] for r in notice_rows(notice)} == failing
+    assert {r["characteristic"] for r in notice_rows(notice)} == {"accuracy"}
+    held = sorted(failing)
+    assert files_containing(world.remote_root, held) == []
+    assert files_containing(world.settings.home / "outbox", held) == []
+    assert world.remote_names(REMOTE_B) == sorted(p.name for p in (world.remote_root / REMOTE_B).iterdir())
+    assert not any("rectification" in name for name in world.remote_names(REMOTE_B))
+
+
+def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner):
+    edit_flow_b(world, on_failure={"validity": "warn"})
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[5, "safeguarding_flag"] = "maybe"
+    frame.at[9, "postcode"] = "not a postcode"
+    export_b(world, LOGICAL_DATE, frame)
+    run = world.run(FLOW_B)
+
+    results = run_flow(run, world.resolvers())
+
+    assert results["quality"]["quarantined"] == 0 and results["quality"]["records_to_fix"] == 2
+    (delivered,) = world.delivered(REMOTE_B)
+    received = read_delivery(gpg_partner, delivered)
+    assert set(received["attendance_id"]) == set(frame["attendance_id"])
+    (entry,) = quality_entries(world)
+    assert entry["dimensions"]["validity"] == {
+        "checks": 4, "passed": 2, "failed": 2, "failing_rows": 2, "policy": "warn", "outcome": "warn",
+    }
+
+
+def test_row_count_and_null_rate_drift_over_several_runs(world):
+    edit_flow_b(world, row_count_drift=0.5, null_rate_drift=0.2, min_history=3)
+    days = [LOGICAL_DATE - timedelta(days=k) for k in (5, 4, 3, 2, 1)]
+    reports = {}
+    for i, day in enumerate(days[:4]):
+        export_b(world, day, synthetic.ed_attendances(30 + i, day, seed=10 + i))
+        run = world.run(FLOW_B, day)
+        run_flow(run, world.resolvers())
+        reports[day] = run.reports_dir / f"quality_B_{day}.json"
+
+    import json
+
+    def row_count(day):  # noqa: ANN001, ANN202
+        doc = json.loads(reports[day].read_text())
+        return next(c for c in doc["checks"] if c["id"] == "reliability.row_count")
+
+    # three runs with no (or too little) history, said plainly; the fourth is judged and passes
+    for n, day in enumerate(days[:3]):
+        check = row_count(day)
+        assert check["success"] is None
+        assert check["note"].startswith(f"no history yet: {n} earlier run(s) of this flow, 3 needed")
+    assert row_count(days[3])["success"] is True
+
+    # the fifth extract has a third of the usual rows: blocked, nothing sent for that day
+    export_b(world, days[4], synthetic.ed_attendances(10, days[4], seed=20))
+    with pytest.raises(QualityBlocked, match="reliability"):
+        run_flow(world.run(FLOW_B, days[4]), world.resolvers())
+    last = quality_entries(world)[-1]
+    assert last["logical_date"] == days[4].isoformat() and last["blocked"] == ["reliability"]
+
+    # the same day again with the usual row count, but postcode suddenly missing on half the records
+    frame = synthetic.ed_attendances(31, days[4], seed=21)
+    frame.loc[:15, "postcode"] = None
+    export_b(world, days[4], frame)
+    run = world.run(FLOW_B, days[4])
+    with pytest.raises(QualityBlocked, match="reliability"):
+        run_flow(run, world.resolvers())
+    doc = json.loads((run.reports_dir / f"quality_B_{days[4]}.json").read_text())
+    null_rate = next(c for c in doc["checks"] if c["id"] == "reliability.null_rate.postcode")
+    assert null_rate["success"] is False and "51.6% of records miss postcode, against 0.0%" in null_rate["note"]
+    assert next(c for c in doc["checks"] if c["id"] == "reliability.row_count")["success"] is True
+    assert world.remote_names(REMOTE_B) and not any(days[4].isoformat() in n for n in world.remote_names(REMOTE_B))
+
+
+@pytest.fixture
+def cli(world, monkeypatch):
+    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
+    monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
+    monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
+    for conn_id, conn in world.connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app_(), list(args), catch_exceptions=False)
+
+
+def app_():  # noqa: ANN201
+    from transfers.cli import app
+
+    return app
+
+
+def test_check_is_a_dry_run_and_report_quality_prints_summary_and_paths(world, cli):
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[2, "nhs_number"] = BAD_NHS
+    export_b(world, LOGICAL_DATE, frame)
+
+    dry = cli("check", FLOW_B, "--date", LOGICAL_DATE.isoformat())
+
+    assert dry.exit_code == 1, dry.output
+    assert "dry run, nothing sent" in dry.output and "blocked by accuracy" in dry.output
+    for name in ("accuracy", "validity", "reliability", "timeliness", "relevance", "completeness"):
+        assert name in dry.output
+    assert "records to fix: 1" in dry.output
+    assert world.remote_names(REMOTE_B) == []
+    assert quality_entries(world) == []  # a dry run is not history
+    dry_dir = world.settings.home / "reports" / "mash-referrals" / "B" / "dry-run"
+    assert f"{dry_dir}/quality_B_{LOGICAL_DATE}.html" in dry.output
+    assert not (world.settings.home / "runs" / "mash-referrals" / "B" / f"{LOGICAL_DATE}.check").exists()
+
+    no_report = cli("report", "quality", FLOW_B)
+    assert no_report.exit_code == 2 and "no quality report" in no_report.output
+
+    frame.at[2, "nhs_number"] = synthetic.ed_attendances(30, LOGICAL_DATE).at[2, "nhs_number"]
+    export_b(world, LOGICAL_DATE, frame)
+    assert cli("run", FLOW_B, "--date", LOGICAL_DATE.isoformat()).exit_code == 0
+    report = cli("report", "quality", FLOW_B, "--date", LOGICAL_DATE.isoformat())
+    assert report.exit_code == 0, report.output
+    assert "all six characteristics passed" in report.output and "30 records" in report.output
+    reports = world.settings.home / "reports" / "mash-referrals" / "B"
+    for name in (f"quality_B_{LOGICAL_DATE}.html", f"quality_B_{LOGICAL_DATE}.json",
+                 f"rectification_B_{LOGICAL_DATE}.html", f"rectification_B_{LOGICAL_DATE}.csv"):
+        assert str(reports / name) in report.output
+
+
+def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
+    edit_flow_b(world, on_failure={"validity": "warn", "accuracy": "quarantine"})
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[1, "nhs_number"] = BAD_NHS
+    frame.at[6, "safeguarding_flag"] = "maybe"
+    export_b(world, LOGICAL_DATE, frame)
+    run = world.run(FLOW_B)
+    run_flow(run, world.resolvers())
+
+    scorecard = render_offline(run.reports_dir / f"quality_B_{LOGICAL_DATE}.html")
+    assert scorecard.requests == []
+    for name in SIX:
+        assert f'<section id="{name.lower()}">' in scorecard.dom and name in scorecard.dom
+    assert "Records to fix" in scorecard.dom and "Recent runs" in scorecard.dom
+
+    notice = render_offline(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.html")
+    assert notice.requests == []
+    for i in (1, 6):
+        assert frame.at[i, "attendance_id"] in notice.dom
+    assert BAD_NHS not in notice.dom and "maybe" not in notice.dom
