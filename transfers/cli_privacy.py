@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from transfers.errors import ConfigError, TransferError
 
@@ -112,12 +111,12 @@ def register(app: typer.Typer) -> None:
             cli._fail(exc)
         if not events:
             return
-        table = Table("when", "what", "flow", "logical date", "recipient", "detail", "pseudonym (key id)",
-                      "ledger entry")
+        # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
+        cli.out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry",
+                      highlight=False)
         for e in events:
             entry = ledger.find(e.ref) if ledger is not None and e.event in ("disclosed", "notice") else None
-            table.add_row(f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
-                          e.logical_date.isoformat() if e.logical_date else "", e.recipient or "", e.detail or "",
-                          f"{e.pseudonym[:16]}... ({e.key_id})" if e.pseudonym else "",
-                          str(entry.seq) if entry else "")
-        cli.out.print(table)
+            cells = [f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
+                     e.logical_date.isoformat() if e.logical_date else "-", e.recipient or "-", e.detail or "-",
+                     f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(entry.seq) if entry else "-"]
+            cli.out.print(escape("\t".join(cells)), highlight=False)

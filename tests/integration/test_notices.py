@@ -1,0 +1,136 @@
+"""Withdrawal and correction notices: one per partner that received the subject, none to anyone else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.integration.conftest import LOGICAL_DATE, files_containing
+from tests.integration.privacy_world import (
+    add_recipient,
+    edit_agreement,
+    flow_of,
+    notices,
+    payloads,
+    pseudonyms,
+    sent,
+    write_ed,
+    write_list,
+)
+from tests.integration.test_dag_run import conn_json
+from transfers.cli import app
+from transfers.devkit import synthetic
+from transfers.pipeline import run_flow
+
+pytestmark = pytest.mark.integration
+
+SYP, HEALTH, CS = "inbound/mash", "inbound/mash-health", "inbound/ed-attendances"
+
+
+@pytest.fixture
+def cli(world, monkeypatch):
+    """``transfers ...`` with the environment a user would set for this world (connections read at call time)."""
+
+    def invoke(*args: str, stdin: str | None = None):
+        monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
+        monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
+        monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
+        monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
+        for conn_id, conn in world.connections.items():
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
+        return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def shared_twice(world, sshd, gpg_partner):
+    """Flow A's referrals sent to the police and to the trust; flow B's (other children) to Children's Services."""
+    add_recipient(world, sshd, gpg_partner, "A", "rotherham-nhs-ft", "rft_sftp", HEALTH)
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    run_flow(world.run("mash-referrals.B"), world.resolvers())
+    return list(synthetic.referrals(40, LOGICAL_DATE)["nhs_number"])
+
+
+def test_withdrawal_sends_one_notice_to_each_partner_that_received_the_subject_and_none_to_others(
+        world, gpg_partner, cli, shared_twice):
+    subject = shared_twice[0]
+    printed = f"{subject[:3]} {subject[3:6]} {subject[6:]}"  # as a caseworker might type it
+
+    result = cli("consent", "withdraw", printed)
+
+    assert result.exit_code == 0, result.output
+    pseudonym = pseudonyms(world, "mash-referrals.A", [subject])[subject]
+    for remote_dir in (SYP, HEALTH):
+        [notice] = notices(world, gpg_partner, remote_dir)
+        assert notice["notice"] == "withdrawal"
+        assert notice["subject"]["pseudonyms"] == [pseudonym]
+        assert notice["subject"]["key_ids"] == ["mash-2026-04"]
+        assert notice["disclosures"] == [LOGICAL_DATE.isoformat()]
+        # The pseudonym in the notice is the one this partner was sent.
+        assert pseudonym in set(sent(world, gpg_partner, remote_dir)["nhs_number"])
+    assert notices(world, gpg_partner, CS) == []
+    entries = payloads(world, "notice")
+    assert len(entries) == 2 and {e["notice"] for e in entries} == {"withdrawal"}
+    assert subject not in result.output and printed not in result.output
+    assert files_containing(world.settings.home, [subject, printed]) == []
+
+    again = cli("consent", "withdraw", subject)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already-sent") == 2
+    assert len(payloads(world, "notice")) == 2
+    assert all(len(notices(world, gpg_partner, d)) == 1 for d in (SYP, HEALTH))
+
+
+def test_withdrawing_a_subject_nobody_received_sends_nothing(world, gpg_partner, cli, shared_twice):
+    result = cli("consent", "withdraw", "-", stdin="9990000018\n")
+    assert result.exit_code == 0, result.output
+    assert "no partner has received this subject" in result.output
+    assert payloads(world, "notice") == []
+    assert all(notices(world, gpg_partner, d) == [] for d in (SYP, HEALTH, CS))
+
+
+def test_correction_notices_name_the_fields_and_are_sent_once_per_reference(world, gpg_partner, cli, shared_twice):
+    subject = shared_twice[1]
+    first = cli("correct", subject, "--fields", "risk_level, category", "--reference", "RECT-1")
+    again = cli("correct", subject, "--fields", "risk_level,category", "--reference", "RECT-1")
+    other = cli("correct", subject, "--fields", "postcode", "--reference", "RECT-2")
+
+    assert first.exit_code == again.exit_code == other.exit_code == 0, first.output + other.output
+    for remote_dir in (SYP, HEALTH):
+        sent_notices = sorted(notices(world, gpg_partner, remote_dir), key=lambda n: n["fields"])
+        assert [n["notice"] for n in sent_notices] == ["correction", "correction"]
+        assert [n["fields"] for n in sent_notices] == [["postcode"], ["risk_level", "category"]]
+    assert notices(world, gpg_partner, CS) == []
+    assert len(payloads(world, "notice")) == 4
+
+
+def test_the_nightly_run_tells_earlier_recipients_when_the_register_gains_a_withdrawal(world, gpg_partner):
+    day1 = LOGICAL_DATE - timedelta(days=1)
+    write_ed(world, synthetic.ed_attendances(30, day1), day1)
+    run_flow(world.run("mash-referrals.B", day1), world.resolvers())
+    numbers = [n.replace(" ", "") for n in synthetic.ed_attendances(30, LOGICAL_DATE)["nhs_number"]]
+
+    register = write_list(world, "consent.csv", [{"subject": numbers[7], "status": "withdrawn",
+                                                  "effective": "2026-01-01"}])
+    edit_agreement(world, lambda d: flow_of(d, "B")["consent"].update(
+        consent_register={"kind": "csv", "connection": "rft_exports", "path": register}))
+    results = run_flow(world.run("mash-referrals.B"), world.resolvers())
+
+    assert results["notices"] == {"sent": 1, "already_sent": 0}
+    [notice] = notices(world, gpg_partner, CS)
+    pseudonym = pseudonyms(world, "mash-referrals.B", [numbers[7]])[numbers[7]]
+    assert notice["notice"] == "withdrawal" and notice["subject"]["pseudonyms"] == [pseudonym]
+    assert notice["disclosures"] == [day1.isoformat()]  # today's delivery left the subject out
+    today = [f for f in world.delivered(CS) if LOGICAL_DATE.isoformat() in f.name and "notice" not in f.name]
+    from tests.integration.conftest import read_delivery
+
+    assert pseudonym not in set(read_delivery(gpg_partner, today[0])["nhs_number"])
+    # Another night with the withdrawal still in the register: already told, nothing sent again.
+    day3 = day1 - timedelta(days=1)
+    write_ed(world, synthetic.ed_attendances(30, day3), day3)
+    assert run_flow(world.run("mash-referrals.B", day3), world.resolvers())["notices"] == {"sent": 0,
+                                                                                          "already_sent": 1}
+    assert len(payloads(world, "notice")) == 1 and len(notices(world, gpg_partner, CS)) == 1

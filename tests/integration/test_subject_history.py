@@ -1,0 +1,70 @@
+"""``transfers subject history``: one person's whole trail for IG, and nothing at all for a stranger."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import LOGICAL_DATE
+from tests.integration.privacy_world import edit_agreement, flow_of, write_list
+from tests.integration.test_notices import HEALTH, cli, shared_twice  # noqa: F401 - fixtures
+from transfers.devkit import synthetic
+from transfers.pipeline import run_flow
+
+pytestmark = pytest.mark.integration
+
+
+def rows(output: str) -> list[str]:
+    return [line for line in output.splitlines() if LOGICAL_DATE.isoformat() in line or "notice" in line]
+
+
+def test_history_lists_every_disclosure_and_notice_for_the_subject(world, cli, shared_twice):  # noqa: F811
+    subject = shared_twice[0]
+    assert cli("consent", "withdraw", subject).exit_code == 0
+
+    result = cli("subject", "history", subject)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    disclosed = [line for line in lines if "disclosed" in line]
+    noticed = [line for line in lines if " notice " in f" {line} "]
+    assert len(disclosed) == 2 and len(noticed) == 2
+    assert any("south-yorkshire-police" in line for line in disclosed)
+    assert any("rotherham-nhs-ft" in line for line in disclosed)
+    assert all("mash-referrals.A" in line and LOGICAL_DATE.isoformat() in line for line in disclosed)
+    assert all("withdrawal" in line for line in noticed)
+    assert "rotherham-childrens-services" not in result.output  # flow B never carried this child
+    assert subject not in result.output
+
+
+def test_history_shows_an_exclusion(world, cli):  # noqa: F811
+    numbers = [n.replace(" ", "") for n in synthetic.ed_attendances(30, LOGICAL_DATE)["nhs_number"]]
+    register = write_list(world, "consent.csv", [{"subject": numbers[2], "status": "restricted",
+                                                  "effective": "2026-01-01"}])
+    edit_agreement(world, lambda d: flow_of(d, "B")["consent"].update(
+        consent_register={"kind": "csv", "connection": "rft_exports", "path": register}))
+    run_flow(world.run("mash-referrals.B"), world.resolvers())
+
+    result = cli("subject", "history", numbers[2])
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "excluded" in line]
+    assert "restricted" in line and "mash-referrals.B" in line
+    assert "disclosed" not in result.output
+
+
+def test_history_prints_nothing_for_a_stranger(world, cli, shared_twice):  # noqa: F811
+    result = cli("subject", "history", "999 000 0018")
+    assert result.exit_code == 0
+    assert result.output == ""
+
+
+def test_history_without_the_key_is_an_error_not_an_empty_answer(world, cli, shared_twice, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", raising=False)
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+
+    result = CliRunner().invoke(app, ["subject", "history", shared_twice[0]])
+    assert result.exit_code != 0
+    assert "mash_pseudonym_key" in result.output
+    assert HEALTH  # the two-partner world was built
