@@ -221,5 +221,5 @@ def main() -> None:  # pragma: no cover - console script
 from transfers.cli_quality import register as _quality  # noqa: E402
 
 _quality(app)
-from transfers.cli_ig import register as _ig; _ig(app)  # noqa: E402, E702 - after the other "report" commands
+from transfers.cli_ig import register as _ig; _ig(app)  # noqa: E402, E702, I001 - after the other "report" commands
 from transfers.cli_privacy import register as _privacy; _privacy(app)  # noqa: E402, E702, I001
