@@ -123,8 +123,20 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         def prepare(logical_date=None) -> dict:  # noqa: ANN001
             from transfers.pipeline import prepare as step
             from transfers.pipeline import pseudonym_key
+            from transfers.privacy.step import subject_lookup_key
 
-            return _step(ref.key, logical_date, lambda run, s: step(run, pseudonym_key(run, _secret)))
+            return _step(ref.key, logical_date, lambda run, s: step(
+                run, pseudonym_key(run, _secret), ledger=s.open_ledger(), connection=_connection,
+                lookup_key=subject_lookup_key(run, _secret)))
+
+        @task(task_id="notify_withdrawals")
+        def notify(logical_date=None) -> dict:  # noqa: ANN001
+            """Withdrawals the register gained since earlier deliveries: a notice to each earlier recipient."""
+            from transfers.notices import notify_withdrawals
+            from transfers.pipeline import Resolvers
+
+            return _step(ref.key, logical_date, lambda run, s: notify_withdrawals(
+                run, Resolvers(_connection, _secret), s.open_ledger()))
 
         # A teardown runs whatever happened upstream, and, unlike an all_done
         # leaf, leaves the run's state to the real stages: a failed transfer
@@ -140,6 +152,8 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         prepared = check_agreement() >> extracted >> quality() >> prepare()
         done = cleanup()
         extracted >> done
+        notified = notify()
+        notified >> done
         for recipient in flow.to:
 
             @task(task_id=f"encrypt_{recipient.partner}")
@@ -159,7 +173,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
 
                 return _step(ref.key, logical_date, go)
 
-            prepared >> encrypt(recipient.partner) >> deliver(recipient.partner, recipient.sftp) >> done
+            prepared >> encrypt(recipient.partner) >> deliver(recipient.partner, recipient.sftp) >> notified
     return dag
 
 

@@ -1,0 +1,93 @@
+"""k-anonymity counting, consent register semantics and the subject index, without servers."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from transfers.agreement import DisclosureRisk, SharingBasis
+from transfers.connections import ConnInfo
+from transfers.consent import load_subject_lists
+from transfers.errors import ConfigError, SourceError
+from transfers.privacy.risk import GroupCounter, smallest_group
+from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
+
+DAY = date(2026, 11, 24)
+POLICY = DisclosureRisk(quasi_identifiers=["yob", "district"], min_k=3, on_failure="block")
+
+
+def test_k_is_the_smallest_group_over_all_batches():
+    a = pd.DataFrame({"yob": ["2012", "2012", "2013"], "district": ["S60", "S60", "S61"]})
+    b = pd.DataFrame({"yob": ["2013", "2013", None], "district": ["S61", "S61", "S60"]})
+    counter = GroupCounter(POLICY)
+    counter.add(a)
+    counter.add(b)
+    result = counter.result()
+    assert (result.k, result.groups, result.rows) == (1, 3, 6)  # the null birth year is a group of one
+    assert not result.passed
+    assert smallest_group(b.iloc[:2], POLICY).k == 2
+
+
+def test_no_rows_means_no_k_and_nothing_to_block():
+    result = smallest_group(pd.DataFrame({"yob": [], "district": []}), POLICY)
+    assert result.k is None and result.passed
+
+
+def _csv(tmp_path: Path, name: str, rows: list[dict]) -> str:
+    pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    return name
+
+
+def _conn(tmp_path: Path):  # noqa: ANN202
+    return lambda _id: ConnInfo("lists", "fs", extra={"path": str(tmp_path)})
+
+
+def test_the_latest_register_row_in_effect_on_the_logical_date_wins(tmp_path):
+    path = _csv(tmp_path, "register.csv", [
+        {"subject": "943 476 5919", "status": "withdrawn", "effective": "2026-01-01"},
+        {"subject": "9434765919", "status": "given", "effective": "2026-06-01"},  # consent given again
+        {"subject": "9991234567", "status": "Withdrawn", "effective": "2026-11-24"},  # from the logical date
+        {"subject": "9997654321", "status": "restricted", "effective": "2026-11-25"},  # not yet
+        {"subject": "9990000018", "status": "restricted", "effective": "2026-03-01"},
+    ])
+    basis = SharingBasis(consent_register={"kind": "csv", "connection": "lists", "path": path})
+    lists = load_subject_lists(basis, _conn(tmp_path), DAY)
+    assert lists.withdrawn == {"9991234567"}
+    assert lists.restricted == {"9990000018"}
+    assert lists.reason("9434765919") is None
+
+
+def test_a_declared_list_without_a_way_to_read_it_fails_closed(tmp_path):
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "none.csv"})
+    with pytest.raises(ConfigError, match="no connection resolver"):
+        load_subject_lists(basis, None, DAY)
+    with pytest.raises(SourceError, match="opt-out list is not there"):
+        load_subject_lists(basis, _conn(tmp_path), DAY)
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = _csv(tmp_path, "opt.csv", [{"nhs": "9434765919"}])
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": path, "status": None,
+                                   "effective": None})
+    with pytest.raises(ConfigError, match="'subject' not found"):
+        load_subject_lists(basis, _conn(tmp_path), DAY)
+
+
+def test_subject_index_records_once_and_finds_by_lookup_only(tmp_path):
+    index = SubjectIndex(f"sqlite:///{tmp_path / 'ledger.db'}")
+    key = lookup_key("a-long-enough-test-secret-0123456789", "mash-referrals")
+    mine, other = lookup_of("943 476 5919", key), lookup_of("9991234567", key)
+    assert mine == lookup_of("9434765919", key)
+    row = {"event": "prepared", "agreement": "mash-referrals", "flow": "mash-referrals.A",
+           "logical_date": DAY, "recipient": None, "pseudonym": "p1", "key_id": "k1", "detail": None, "ref": "r1"}
+    index.record([{**row, "lookup": mine}, {**row, "lookup": other, "pseudonym": "p2"}])
+    index.record([{**row, "lookup": mine}])  # a re-run adds nothing
+    index.copy_prepared("r1", disclosure_ref="d1", recipient="syp")
+    index.copy_prepared("r1", disclosure_ref="d1", recipient="syp")
+    assert [(e.event, e.recipient, e.pseudonym) for e in index.events([mine])] == [("disclosed", "syp", "p1")]
+    assert index.digest("disclosed", "d1")["subjects"] == 2
+    assert index.events([lookup_of("9990000018", key)]) == []
+    index.close()
