@@ -65,6 +65,7 @@ def _flow(fields: dict) -> Flow:
     data = base.model_dump(by_alias=True)
     data["fields"] = fields
     data["record_key"] = None
+    data["disclosure_risk"] = None  # the sample's quasi-identifiers are not among these fields
     data["subject"] = next(iter(fields))
     return Flow.model_validate(data)
 
