@@ -196,3 +196,17 @@ def test_rectification_streams_rows_across_batches(tmp_path):
 def test_no_report_dir_means_no_notice():
     outcome = run_quality(pd.DataFrame(clean()))
     assert outcome.rectification_csv is None and outcome.rectification_html is None
+
+
+def test_vectorised_modulus_11_agrees_with_the_rule_value_by_value():
+    from transfers.devkit import synthetic
+    from transfers.quality import nhs_number_valid
+    from transfers.quality.prepare import nhs_numbers_valid
+
+    values = list(synthetic.referrals(300, DAY)["nhs_number"]) + [
+        "9990001236", "999 000 1235", "1234567890", "123456789", "12345678901", "", "   ", "abcdefghij",
+        "９９９０００１２３５", "999000123X", "0000000000", "4010232137", None,
+    ]
+    got = nhs_numbers_valid(pd.Series(values, dtype=object)).tolist()
+    assert got == [None if v is None else nhs_number_valid(v) for v in values]
+    assert any(got) and not all(v for v in got if v is not None)

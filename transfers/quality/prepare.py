@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from transfers.agreement import Flow
@@ -15,7 +16,6 @@ from transfers.quality.rules import (
     _HASH_KEYS,
     _KEY_COLUMN,
     _derived,
-    nhs_number_valid,
     postcode_district,
 )
 
@@ -77,7 +77,7 @@ class _Preparer:
         for name in self.flow.fields:
             self.nulls[name] += int(data[name].isna().sum())
         for name in self.nhs:
-            data[_derived("nhs", name)] = _map_present(data[name], lambda v: nhs_number_valid(str(v)))
+            data[_derived("nhs", name)] = nhs_numbers_valid(data[name])
         for name in self.numbers:
             data[_derived("number", name)] = pd.to_numeric(data[name], errors="coerce")
         for name in self.unique:
@@ -105,6 +105,25 @@ class _Preparer:
                 seen.add(digest)
                 out.append(True)
         return pd.Series(out, dtype=object)
+
+
+def nhs_numbers_valid(column: pd.Series) -> pd.Series:
+    """:func:`nhs_number_valid` for a whole column at once (None where missing), vectorised with numpy.
+
+    The Modulus 11 rule per value in Python was the slowest part of a batch.
+    """
+    present = column.notna().to_numpy()
+    text = column.astype("string").str.replace(" ", "", regex=False)
+    shaped = text.str.fullmatch(r"[0-9]{10}").fillna(False).to_numpy(dtype=bool)
+    ok = np.zeros(len(column), dtype=bool)
+    if shaped.any():
+        raw = "".join(text[shaped].tolist()).encode("ascii")
+        digits = (np.frombuffer(raw, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
+        check = 11 - (digits[:, :9] @ np.arange(10, 1, -1)) % 11
+        check[check == 11] = 0
+        ok[shaped] = (check != 10) & (check == digits[:, 9])
+    return pd.Series([bool(v) if p else None for v, p in zip(ok.tolist(), present.tolist(), strict=True)],
+                     dtype=object)
 
 
 def _not_before(later: pd.Series, earlier: pd.Series) -> pd.Series:
