@@ -125,3 +125,24 @@ def test_cli_export_writes_the_sample_flow_suite(tmp_path):
     document = json.loads(path.read_text())
     assert document["name"] == "mash-referrals.A"
     assert any(e["meta"]["check"] == "accuracy.nhs_number.nhs_number" for e in document["expectations"])
+
+
+def test_checked_in_suites_load_and_the_sample_data_passes_them():
+    from transfers.agreement import load_config
+    from transfers.devkit import synthetic
+    from transfers.quality import check_quality
+
+    config = load_config(ROOT / "config")
+    files = sorted((ROOT / "expectations").glob("*/*.json"))
+    assert files, "expectations/ should hold the sample flows' suites"
+    for path in files:
+        ref = config.flow(f"{path.parent.name}.{path.stem}")
+        load_expectations(path, ref.flow)  # raises ConfigError naming the file if one is malformed
+    ref = config.flow("mash-referrals.B")
+    outcome = check_quality(
+        iter([synthetic.ed_attendances(40, DAY)]), ref.flow, agreement_id="mash-referrals", logical_date=DAY,
+        report_dir=None, expectations_dir=ROOT / "expectations",
+    )
+    shape = next(c for c in outcome.checks if c.id == "validity.attendance_id_shape")
+    assert (shape.judged, shape.failing, shape.success) == (40, 0, True)
+    assert outcome.blocked == []

@@ -17,14 +17,24 @@ Two kinds of check:
   row numbers are summed over batches, so ``required: 0.95`` and uniqueness
   hold for the whole extract, not for each batch.
 * **extract checks** judge the extract as a whole (it has rows, its columns are
-  the agreed ones, it is not stale). They are a few comparisons in our code,
+  the agreed ones, it is not stale, its row count and null rates have not
+  drifted from the flow's recent runs). They are a few comparisons in our code,
   made once every batch has been seen.
 
-This is the only module that imports great_expectations. GX results carry the
-failing values (personal data), so they are read here for counts and row
-numbers only and never leave: :meth:`QualityOutcome.summary` and the reports
-hold counts, field names and the agreement's own words; quarantined rows are
-named by their record keys, which stay in memory for the pipeline.
+Modules: ``rules`` (value rules), ``checks`` (checks derived from the
+agreement), ``suite`` (merging hand-written expectations from
+``expectations/``, export), ``prepare`` (per-batch derived columns), ``gxrun``
+(GX plumbing), ``run`` (:func:`check_quality`), ``extract_checks`` and
+``history`` (drift), ``outcome``, ``report`` (the scorecard's data),
+``rectify`` (the rectification notice) and ``dry_run`` (``transfers check``).
+
+Only this package imports great_expectations (through ``gxrun``, which turns
+its analytics off first). GX results carry the failing values (personal data),
+so they are read for counts and row numbers only and never leave:
+:meth:`QualityOutcome.summary` and the scorecard hold counts, field names and
+the agreement's own words. Records are named, by record key only, in two
+places: the quarantine set (in memory for the pipeline) and the rectification
+notice, which stays in the sender's reports directory.
 """
 
 
