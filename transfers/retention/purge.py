@@ -64,6 +64,8 @@ def _s3_held(ref: FlowRef, ledger, period) -> list[PurgeItem]:  # noqa: ANN001
 
 def inventory(settings, config: Config, ledger, *, only_flow: str | None = None) -> list[PurgeItem]:  # noqa: ANN001
     """Every copy held now, in every place, due or not (local places by listing, others from the ledger)."""
+    if only_flow:
+        config.flow(only_flow)  # an unknown flow is an error naming the known ones, not "nothing due"
     items: list[PurgeItem] = []
     for ref in config.flows():
         if only_flow and ref.key != only_flow:
