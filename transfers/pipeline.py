@@ -262,7 +262,7 @@ def _delivery_parts_named(run: FlowRun) -> Iterator[tuple[str, tuple[bytes, int]
 
 
 def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> dict:  # noqa: ANN001
-    """Upload the sealed outbox to the recipient, record the disclosure once, archive what was sent.
+    """Archive the sealed outbox, upload it to the recipient, record the disclosure once.
 
     ``connection`` resolves the archive's connection when the flow archives to S3.
     """
@@ -279,6 +279,10 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     if not manifest_path.exists():
         raise SourceError(f"{outbox}: nothing packaged for {partner} on {run.ds}; run the package step first")
     manifest = json.loads(manifest_path.read_text())
+    # Archived before it is sent: if archiving fails nothing leaves, and the retry archives it
+    # (idempotent), so every disclosure has its archived copy.
+    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
+                                [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger, connection)
     receipts = []
     with open_sftp(target) as session:
         # Data files first, the manifest last: a recipient that sees the manifest
@@ -319,8 +323,6 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
         },
     )
     log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
-    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
-                                [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger, connection)
     return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
 

@@ -181,3 +181,23 @@ def test_a_copy_the_sender_may_not_remove_is_left_on_the_partners_server(places)
     assert cli("purge", "--now", day(20)).exit_code == 0
     assert all(p.exists() for p in remote)
     assert not [e for e in world.settings.open_ledger().entries(kind="purge") if e.payload["place"] == "remote"]
+
+
+def test_a_delivery_is_archived_before_it_is_sent_so_an_archive_outage_sends_nothing(places):
+    from transfers.errors import RetriableError
+
+    world, _cli, _client, _prefix, s3_versions = places
+    working = world.connections["archive_s3"]
+    world.connections["archive_s3"] = s3_conn(f"http://127.0.0.1:{_free_port()}")  # the S3 endpoint is down
+
+    with pytest.raises(RetriableError, match="S3 endpoint"):
+        run_flow(world.run("mash-referrals.A"), world.resolvers())
+    ledger = world.settings.open_ledger()
+    assert world.delivered("inbound/mash") == []
+    assert list(ledger.entries(kind="disclosure")) == [] and s3_versions() == []
+
+    world.connections["archive_s3"] = working
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    assert len(world.delivered("inbound/mash")) == 1
+    archived = [e.payload["path"] for e in ledger.entries(kind="archive")]
+    assert len(archived) == 2 and sorted(f"s3://{BUCKET}/{k}" for k, _v in s3_versions()) == sorted(archived)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from transfers.agreement import Config, retention_periods
 from transfers.errors import ConfigError
 from transfers.retention import sftp
-from transfers.retention.purge import inventory, s3_purge_key
+from transfers.retention.purge import inventory
 
 
 def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = None) -> list[str]:  # noqa: ANN001
@@ -36,14 +36,13 @@ def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = N
                 gaps.append(f"entry {entry.seq}: disclosure {ref.key} {entry.logical_date} to {entry.recipient}: "
                             f"remote copy {item['remote_path']} was due for deletion on {due:%Y-%m-%d} "
                             f"and has no purge record")
+    purged_paths = {e.payload.get("path") for e in ledger.entries(kind="purge")}  # one pass, not one per copy
     for entry in ledger.entries(kind="archive"):
         payload = entry.payload
         due = datetime.fromisoformat(payload["due"])
         if due > now:
             continue
-        purged = (ledger.find(s3_purge_key(payload["path"])) if payload.get("store") == "s3"
-                  else _local_purged(ledger, entry.flow, payload["path"]))
-        if not purged:
+        if payload["path"] not in purged_paths:
             gaps.append(f"entry {entry.seq}: archived copy {payload['path']} was due for deletion on "
                         f"{due:%Y-%m-%d} and has no purge record")
     for item in inventory(settings, config, ledger):
@@ -52,9 +51,6 @@ def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = N
                         f"{item.due:%Y-%m-%d} ({item.rule})")
     return gaps
 
-
-def _local_purged(ledger, flow: str | None, path: str) -> bool:  # noqa: ANN001
-    return any(e.payload.get("path") == path for e in ledger.entries(kind="purge", flow=flow))
 
 
 def verify_retention(settings, report, on=None) -> None:  # noqa: ANN001
