@@ -362,6 +362,13 @@ class SubjectSource(_Strict):
     status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
 
+    @field_validator("connection")
+    @classmethod
+    def _conn(cls, value: str) -> str:
+        if not _CONN_ID.match(value):
+            raise ValueError(f"{value!r} is not a valid connection id (lower-case, digits, '_')")
+        return value
+
     @model_validator(mode="after")
     def _where(self) -> SubjectSource:
         if self.kind == "csv" and not self.path:
@@ -712,6 +719,9 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
         if basis.ground and basis.ground not in grounds:
             problems.append(f"{where} flows[{fi}].consent.ground: {basis.ground!r} is not an exceptional ground "
                             f"of the protocol (grounds: {', '.join(grounds)})")
+        if (basis.consent_register or basis.opt_outs) and agreement.pseudonymisation is None:
+            problems.append(f"{where} flows[{fi}].consent: a consent register or opt-out list needs the agreement's "
+                            "'pseudonymisation: {key_secret: ...}': exclusions and notices are recorded by pseudonym")
         uses_pseudonyms = any(spec.share == "pseudonymise" for spec in flow.fields.values())
         if uses_pseudonyms and agreement.pseudonymisation is None:
             problems.append(

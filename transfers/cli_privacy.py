@@ -90,6 +90,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(cli.EXIT_CONFIG)
         _notices("correction", subject, f"correction:{reference}", names)
 
+    @subject_app.command("verify")
+    def verify() -> None:
+        """Check the subjects recorded for every disclosure against the count and hash in its ledger entry."""
+        from transfers.privacy.subjects import SubjectIndex, verify_subjects
+
+        settings = cli._settings()
+        try:
+            index = SubjectIndex.for_settings(settings)
+            try:
+                checked, problems = verify_subjects(settings.open_ledger(), index)
+            finally:
+                index.close()
+        except TransferError as exc:
+            cli._fail(exc)
+        if problems:
+            cli.err.print(f"[bold red]subject records FAILED verification[/] ({len(problems)} disclosure(s)):")
+            for problem in problems:
+                cli.err.print(f"  - {escape(problem)}", highlight=False)
+            raise typer.Exit(cli.EXIT_LEDGER)
+        cli.out.print(f"[green]subject records ok[/]: {checked} disclosure(s) match their ledger entries")
+
     @subject_app.command("history")
     def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""

@@ -68,3 +68,23 @@ def test_history_without_the_key_is_an_error_not_an_empty_answer(world, cli, sha
     assert result.exit_code != 0
     assert "mash_pseudonym_key" in result.output
     assert HEALTH  # the two-partner world was built
+
+
+def test_subject_records_verify_against_the_ledger_and_a_removed_row_is_named(world, cli, shared_twice):  # noqa: F811
+    import sqlite3
+
+    ok = cli("subject", "verify")
+    assert ok.exit_code == 0, ok.output
+    assert "3 disclosure(s) match" in ok.output  # flow A to two partners, flow B to one
+
+    db = sqlite3.connect(world.settings.home / "ledger.db")
+    removed = db.execute("DELETE FROM subject_events WHERE id = (SELECT min(id) FROM subject_events "
+                         "WHERE event = 'disclosed' AND recipient = 'rotherham-nhs-ft')")
+    assert removed.rowcount == 1
+    db.commit()
+    db.close()
+
+    bad = cli("subject", "verify")
+    assert bad.exit_code == 3
+    assert "rotherham-nhs-ft" in bad.output and "39 subject(s)" in bad.output and "says 40" in bad.output
+    assert "south-yorkshire-police" not in bad.output

@@ -150,5 +150,25 @@ class SubjectIndex:
         ]
 
 
+def verify_subjects(ledger: Any, index: SubjectIndex) -> tuple[int, list[str]]:
+    """Check every disclosure's recorded subjects against the count and hash in its ledger entry.
+
+    The table is not hash-chained itself; this is what makes a removed, added or
+    altered row show. Returns the number of disclosures checked and the problems found.
+    """
+    checked, problems = 0, []
+    for entry in ledger.entries(kind="disclosure"):
+        recorded = entry.payload.get("subjects")
+        if not recorded or not entry.dedupe_key:
+            continue
+        checked += 1
+        found = index.digest("disclosed", entry.dedupe_key)
+        if found != {"subjects": recorded.get("subjects"), "subjects_sha256": recorded.get("subjects_sha256")}:
+            problems.append(f"ledger entry {entry.seq} ({entry.flow} {entry.logical_date} to {entry.recipient}): "
+                            f"{found['subjects']} subject(s) recorded beside the ledger, the entry says "
+                            f"{recorded.get('subjects')}, and their hash differs (rows removed, added or edited?)")
+    return checked, problems
+
+
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
