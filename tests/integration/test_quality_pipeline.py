@@ -235,3 +235,74 @@ def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     for i in (1, 6):
         assert frame.at[i, "attendance_id"] in notice.dom
     assert BAD_NHS not in notice.dom and "maybe" not in notice.dom
+
+
+def edit_flow_b_fields(world, **checks) -> None:  # noqa: ANN001, ANN003
+    path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    flow = next(f for f in data["flows"] if f["id"] == "B")
+    for name, extra in checks.items():
+        flow["fields"][name]["checks"].update(extra)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    world.reload()
+
+
+def test_seeded_defects_through_the_pipeline_then_the_clean_set_passes_all_six(world, gpg_partner):
+    edit_flow_b_fields(world, arrived_at={"after": "date_of_birth"},
+                       postcode={"districts": ["S60", "S61", "S62", "S63", "S65", "S66"]})
+    clean = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame = clean.copy()
+    frame.at[1, "nhs_number"] = BAD_NHS  # accuracy: check digit
+    frame.at[2, "date_of_birth"] = (LOGICAL_DATE + timedelta(days=3)).isoformat()  # accuracy: future, and after arrival
+    frame.at[3, "postcode"] = "S1 2AB"  # accuracy: a district outside the reference list
+    frame.at[4, "postcode"] = "ZZ99 QQQ"  # validity: not a postcode
+    frame.at[5, "attendance_id"] = frame.at[0, "attendance_id"]  # reliability: duplicate key
+    frame.at[6, "arrived_at"] = (pd_day(LOGICAL_DATE) - timedelta(days=20)).isoformat()  # timeliness: stale record
+    frame.at[7, "safeguarding_flag"] = None  # completeness
+    frame.at[8, "safeguarding_flag"] = ""  # completeness
+    frame["ethnicity"] = "not agreed"  # relevance: an extra column
+    export_b(world, LOGICAL_DATE, frame)
+    run = world.run(FLOW_B)
+
+    with pytest.raises(QualityBlocked, match="accuracy .*validity .*reliability"):
+        run_flow(run, world.resolvers())
+
+    (entry,) = quality_entries(world)
+    failing = {d: (v["failed"], v["failing_rows"]) for d, v in entry["dimensions"].items() if v["failed"]}
+    assert failing == {
+        "accuracy": (4, 3),  # nhs, not_future and order (one record), district
+        "validity": (1, 1),
+        "reliability": (1, 1),
+        "timeliness": (1, 1),
+        "relevance": (1, 0),
+        "completeness": (1, 2),
+    }
+    key = frame["attendance_id"]
+    notice = {(r["record_key"], r["check"]) for r in notice_rows(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.csv")}
+    assert notice == {
+        (key[1], "accuracy.nhs_number.nhs_number"),
+        (key[2], "accuracy.not_future.date_of_birth"),
+        (key[2], "accuracy.order.arrived_at"),
+        (key[3], "accuracy.district.postcode"),
+        (key[4], "validity.format.postcode"),
+        (key[5], "reliability.record_key"),
+        (key[6], "timeliness.recent.arrived_at"),
+        (key[7], "completeness.required.safeguarding_flag"),
+        (key[8], "completeness.required.safeguarding_flag"),
+    }
+    assert world.remote_names(REMOTE_B) == []
+
+    export_b(world, LOGICAL_DATE, clean)
+    results = run_flow(world.run(FLOW_B), world.resolvers())
+    passed = quality_entries(world)[-1]
+    assert {d: v["outcome"] for d, v in passed["dimensions"].items()} == dict.fromkeys(
+        ("accuracy", "validity", "reliability", "timeliness", "relevance", "completeness"), "pass")
+    assert results["quality"]["records_to_fix"] == 0
+    (delivered,) = world.delivered(REMOTE_B)
+    assert len(read_delivery(gpg_partner, delivered)) == 30
+
+
+def pd_day(day):  # noqa: ANN001, ANN201
+    from datetime import datetime
+
+    return datetime.combine(day, datetime.min.time())
