@@ -98,7 +98,8 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     """Dry run: extract FLOW for --date and check its quality. Sends nothing and writes no ledger entry.
 
     Prints the scorecard summary; the reports go to reports/<agreement>/<flow>/dry-run/.
-    Exits 1 when a characteristic would block the transfer.
+    Exits 1 when a characteristic would block the transfer. The agreement need not be in force
+    yet: checking a source before go-live is what a dry run is for.
     """
     from transfers.agreement import load_config
     from transfers.cli import EXIT_FAILED, _fail, _parse_date, _settings, out

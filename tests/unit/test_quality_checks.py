@@ -210,3 +210,13 @@ def test_vectorised_modulus_11_agrees_with_the_rule_value_by_value():
     got = nhs_numbers_valid(pd.Series(values, dtype=object)).tolist()
     assert got == [None if v is None else nhs_number_valid(v) for v in values]
     assert any(got) and not all(v for v in got if v is not None)
+
+
+def test_rectification_html_escapes_record_keys(tmp_path):
+    data = clean()
+    data.at[2, "referral_id"] = "<script>alert(1)</script>"  # fails the pattern: listed by this key
+    outcome = run_quality(data, report_dir=tmp_path)
+    (row,) = read_notice(outcome.rectification_csv)
+    assert row["record_key"] == "<script>alert(1)</script>" and row["check"] == "validity.pattern.referral_id"
+    html = outcome.rectification_html.read_text(encoding="utf-8")
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
