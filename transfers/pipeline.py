@@ -89,9 +89,11 @@ def check(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     from transfers.retention.running import mark_running
 
     check_live(run.ref.agreement, run.config.protocol, run.today)
-    # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
-    mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
     pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
+    if pending:
+        # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
+        # Only when there is work: the DAG short-circuits otherwise and may skip its cleanup.
+        mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
     log.info("agreement live", **run._ctx(pending=pending))
     return {"live": True, "pending": pending}
 
