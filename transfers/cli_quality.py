@@ -129,7 +129,10 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
 
 
 @report_app.command("quality")
-def report_quality(flow: FlowArg, date_: DateOpt = None) -> None:
+def report_quality(
+    flow: FlowArg,
+    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: the latest run)")] = None,
+) -> None:
     """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
     import json
 
