@@ -140,6 +140,10 @@ def run(
     quality = results.get("quality", {})
     out.print(f"[green]{ref.key} {logical_date}[/]: {results['extract']['rows']} rows extracted, "
               f"{results['prepare']['rows_out']} sent, {quality.get('quarantined', 0)} held back")
+    from transfers.cli_privacy import privacy_summary
+
+    if summary := privacy_summary(results.get("prepare", {}), results.get("notices")):
+        out.print(f"  {escape(summary)}", highlight=False)
     for key, value in results.items():
         if key.startswith("deliver:"):
             out.print(f"  {key.split(':', 1)[1]}: {value['status']} ({value['files']} files, ledger entry {value['ledger_seq']})")

@@ -39,6 +39,27 @@ def subject_lookups(config, identifier: str, secret) -> dict[str, str]:  # noqa:
     return lookups
 
 
+def privacy_summary(prepared: dict, notices: dict | None = None) -> str:
+    """One line for ``transfers run``: exclusions by reason, deceased handling, k, notices sent."""
+    parts = []
+    excluded = prepared.get("excluded") or {}
+    if excluded:
+        parts.append("excluded " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in excluded.items()))
+    if prepared.get("opt_outs_overridden"):
+        parts.append("sent despite " + ", ".join(f"{n} {r.replace('_', ' ')}"
+                                                for r, n in prepared["opt_outs_overridden"].items()))
+    if (deceased := prepared.get("deceased")) and deceased.get("sent_with_caution"):
+        parts.append(f"{deceased['sent_with_caution']} deceased sent with caution")
+    if prepared.get("basis") == "statutory":
+        parts.append("shared without consent (recorded in the ledger)")
+    if (k := prepared.get("k")) and k.get("k") is not None:
+        parts.append(f"k={k['k']} on {', '.join(k['quasi_identifiers'])}"
+                     + ("" if k["passed"] else f" (below min_k {k['min_k']})"))
+    if notices and notices.get("sent"):
+        parts.append(f"{notices['sent']} withdrawal notice(s) sent")
+    return "privacy: " + "; ".join(parts) if parts else ""
+
+
 def register(app: typer.Typer) -> None:
     from transfers import cli
 

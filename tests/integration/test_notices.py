@@ -134,3 +134,12 @@ def test_the_nightly_run_tells_earlier_recipients_when_the_register_gains_a_with
     assert run_flow(world.run("mash-referrals.B", day3), world.resolvers())["notices"] == {"sent": 0,
                                                                                           "already_sent": 1}
     assert len(payloads(world, "notice")) == 1 and len(notices(world, gpg_partner, CS)) == 1
+
+
+def test_run_from_the_cli_reports_the_privacy_outcome(world, cli):
+    result = cli("run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat())
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "privacy:" in line]
+    assert "shared without consent" in line
+    k = payloads(world, "privacy", "mash-referrals.A")[0]["k"]["k"]
+    assert f"k={k} on date_of_birth, postcode" in line

@@ -91,3 +91,15 @@ def test_subject_index_records_once_and_finds_by_lookup_only(tmp_path):
     assert index.digest("disclosed", "d1")["subjects"] == 2
     assert index.events([lookup_of("9990000018", key)]) == []
     index.close()
+
+
+def test_the_run_summary_names_reasons_counts_and_k_but_no_values():
+    from transfers.cli_privacy import privacy_summary
+
+    line = privacy_summary({"excluded": {"withdrawn": 2, "opted_out": 1}, "basis": "consent",
+                            "deceased": {"handling": "send_with_caution", "excluded": 0, "sent_with_caution": 1},
+                            "k": {"k": 2, "quasi_identifiers": ["yob", "district"], "passed": False, "min_k": 3}},
+                           {"sent": 1, "already_sent": 0})
+    assert line == ("privacy: excluded 2 withdrawn, 1 opted out; 1 deceased sent with caution; "
+                    "k=2 on yob, district (below min_k 3); 1 withdrawal notice(s) sent")
+    assert privacy_summary({"basis": "consent", "excluded": {}}) == ""
