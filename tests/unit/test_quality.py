@@ -459,6 +459,9 @@ def test_report_shows_the_trend_of_earlier_runs(tmp_path):
     outcome = run(clean(), report_dir=tmp_path, history=[hostile, earlier])
     html = outcome.report_html.read_text(encoding="utf-8")
     assert "Recent runs" in html and "2026-05-31" in html and "(this run)" in html
+    trend = json.loads(outcome.report_json.read_text(encoding="utf-8"))["trend"]
+    assert [row["logical_date"] for row in trend] == ["?", "2026-05-31", "2026-06-02"]
+    assert trend[1]["cells"]["validity"] == {"failing": 1, "outcome": "block"} and trend[0]["rows"] is None
     assert "<script" not in html.lower() and "lots" not in html and "<b>9" not in html and "<i>x" not in html
     first = run(clean(), report_dir=tmp_path / "again").report_html.read_text(encoding="utf-8")
     assert "No earlier run of this flow is recorded yet" in first

@@ -127,7 +127,9 @@ def write_quality_report(
     private_dir(report_dir)
     html_path = report_dir / f"{stem}.html"
     json_path = report_dir / f"{stem}.json"
-    _write_atomic(json_path, (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    # the JSON carries the same trend as the page: earlier runs' dates, counts and outcome words only
+    trend = [{k: v for k, v in row.items() if k != "current"} for row in trend_rows(history, document)]
+    _write_atomic(json_path, (json.dumps({**document, "trend": trend}, indent=2) + "\n").encode("utf-8"))
     _write_atomic(html_path, render_quality_html(document, history=history).encode("utf-8"))
     return html_path, json_path
 
