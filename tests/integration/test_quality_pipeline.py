@@ -105,6 +105,7 @@ def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner):
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[5, "safeguarding_flag"] = "maybe"
     frame.at[9, "postcode"] = "not a postcode"
+    frame["ethnicity"] = "not agreed"  # relevance (warn): reported, and still dropped before sending
     export_b(world, LOGICAL_DATE, frame)
     run = world.run(FLOW_B)
 
@@ -114,7 +115,9 @@ def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner):
     (delivered,) = world.delivered(REMOTE_B)
     received = read_delivery(gpg_partner, delivered)
     assert set(received["attendance_id"]) == set(frame["attendance_id"])
+    assert "ethnicity" not in received.columns and "not agreed" not in received.to_csv()
     (entry,) = quality_entries(world)
+    assert entry["dimensions"]["relevance"]["outcome"] == "warn"
     assert entry["dimensions"]["validity"] == {
         "checks": 4, "passed": 2, "failed": 2, "failing_rows": 2, "policy": "warn", "outcome": "warn",
     }
