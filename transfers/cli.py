@@ -172,7 +172,7 @@ def purge(
         for item in items:
             table.add_row(item.place, item.flow, item.path, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
         out.print(table if items else "nothing is due for deletion")
-        if dry_run or not items:
+        if dry_run:
             return
         report = execute_purge(items, settings, config, ledger, env_connection, now=moment)
     except TransferError as exc:

@@ -45,6 +45,13 @@ def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = N
         if payload["path"] not in purged_paths:
             gaps.append(f"entry {entry.seq}: archived copy {payload['path']} was due for deletion on "
                         f"{due:%Y-%m-%d} and has no purge record")
+    from transfers.retention.journal import journal_path
+
+    pending = journal_path(settings.home)
+    if pending.exists():
+        count = sum(1 for line in pending.read_text().splitlines() if line.strip())
+        gaps.append(f"{count} deletion(s) done while the ledger was down are not yet recorded ({pending}); "
+                    f"the next purge writes them")
     for item in inventory(settings, config, ledger):
         if item.store == "local" and item.is_due(now):
             gaps.append(f"{item.place} copy {item.path} ({item.flow}) is still held, due for deletion on "

@@ -32,7 +32,7 @@ from transfers.agreement import Config, FlowRef, retention_periods
 from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.logs import get_logger
-from transfers.retention import local, sftp
+from transfers.retention import journal, local, sftp
 from transfers.retention.archive import local_root
 from transfers.retention.items import PLACES, PurgeItem, PurgeReport
 from transfers.retention.running import running_dates
@@ -95,8 +95,8 @@ def plan_purge(settings, config: Config, ledger, *, now: datetime | None = None,
 class _Recorder:
     """Writes each outcome to the ledger and the report."""
 
-    def __init__(self, config: Config, ledger, report: PurgeReport, now: datetime) -> None:  # noqa: ANN001
-        self.config, self.ledger, self.report, self.now = config, ledger, report, now
+    def __init__(self, config: Config, ledger, report: PurgeReport, now: datetime, home: Path) -> None:  # noqa: ANN001
+        self.config, self.ledger, self.report, self.now, self.home = config, ledger, report, now, home
 
     def _common(self, item: PurgeItem) -> dict:
         return {"place": item.place, "store": item.store, "path": item.path,
@@ -113,10 +113,19 @@ class _Recorder:
                    "deleted_at": self.now.isoformat(timespec="seconds"), "verified": check, **extra}
         if note:
             payload["note"] = note
-        entry, _ = self.ledger.append("purge", agreement=ref.agreement.id, flow=item.flow,
-                                      logical_date=_date(item.logical_date), recipient=item.recipient,
-                                      dedupe_key=dedupe, payload=payload, at=self.now)
+        record = {"agreement": ref.agreement.id, "flow": item.flow, "logical_date": _date(item.logical_date),
+                  "recipient": item.recipient, "dedupe_key": dedupe, "payload": payload}
         self.report.deleted += 1
+        try:
+            entry, _ = self.ledger.append("purge", **record, at=self.now)
+        except TransferError as exc:
+            # Deleted and checked, but not recorded: the record must not be lost with the ledger down.
+            where = journal.keep(self.home, {**record, "kind": "purge", "at": self.now.isoformat(),
+                                             "logical_date": item.logical_date})
+            self.report.failed.append(f"{item.place} {item.flow} {item.path}: deleted and checked, but the ledger "
+                                      f"is unavailable ({exc}); the record is kept in {where} and written to the "
+                                      f"ledger on the next purge")
+            return
         self.report.entries.append(entry.seq)
 
     def failed(self, item: PurgeItem, reason: str) -> None:
@@ -143,7 +152,10 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     """
     now = now or datetime.now(UTC)
     report = PurgeReport()
-    rec = _Recorder(config, ledger, report, now)
+    replayed = journal.replay(settings.home, ledger)  # records a previous purge could not write
+    if replayed:
+        log.info("journalled purge records written to the ledger", records=replayed)
+    rec = _Recorder(config, ledger, report, now, settings.home)
     busy: dict[str, set[str]] = {}
     todo: list[PurgeItem] = []
     for item in items:
