@@ -210,6 +210,9 @@ def _purge_s3(items: list[PurgeItem], config: Config, connection: Callable[[str]
         except TransferError as exc:
             rec.failed(item, str(exc))
             continue
+        except ValueError as exc:  # boto3 refuses a malformed endpoint or region before any request
+            rec.failed(item, f"connection {conn_id!r}: {exc}")
+            continue
         rec.deleted(item, item.size, item.sha256, check, dedupe=s3_purge_key(item.path),
                     note=None if count else "already absent", versions_deleted=count)
 
