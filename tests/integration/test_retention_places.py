@@ -10,6 +10,7 @@ PostgreSQL and the recipient's copy is made by the real pipeline.
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -159,6 +160,14 @@ def test_deletions_that_fail_because_servers_are_down_are_reported_recorded_and_
     gaps = cli("ledger", "verify", "--now", day(40))
     assert gaps.exit_code == 3
     assert "has no purge record" in gaps.output and "remote copy" in gaps.output and "archived copy" in gaps.output
+    # The IG report lists each failed attempt, and the copies as held and overdue.
+    out = world.root / "ig"
+    assert cli("report", "ig", "--from", day(0), "--to", day(40), "--now", day(40), "--out", str(out)).exit_code == 0
+    with (out / f"ig_{day(0)}_{day(40)}_purge_failures.csv").open() as fh:
+        assert sorted(r["path"] for r in csv.DictReader(fh)) == sorted(e.payload["path"] for e in attempts)
+    with (out / f"ig_{day(0)}_{day(40)}_held.csv").open() as fh:
+        overdue = {r["path"] for r in csv.DictReader(fh) if r["overdue"] == "True"}
+    assert {e.payload["path"] for e in attempts} <= overdue
 
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", conn_json(world.connections["archive_s3"]))
     monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", conn_json(sftp))
