@@ -247,6 +247,9 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
         "ledger_head": {"seq": head.seq, "hash": head.hash} if head else None,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    from transfers.privacy.step import seal_subjects
+
+    seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
     tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, manifest_path)
@@ -297,7 +300,7 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     from transfers.privacy.step import record_disclosure
 
     # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
-    subjects = record_disclosure(run, partner, run.disclosure_key(recipient))
+    subjects = record_disclosure(run, partner, run.disclosure_key(recipient), outbox)
     agreement = run.ref.agreement
     entry, created = ledger.append(
         "disclosure",

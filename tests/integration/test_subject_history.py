@@ -88,3 +88,45 @@ def test_subject_records_verify_against_the_ledger_and_a_removed_row_is_named(wo
     assert bad.exit_code == 3
     assert "rotherham-nhs-ft" in bad.output and "39 subject(s)" in bad.output and "says 40" in bad.output
     assert "south-yorkshire-police" not in bad.output
+
+
+def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_prepared_again(world, gpg_partner):
+    from tests.integration.conftest import read_delivery
+    from tests.integration.privacy_world import write_ed
+    from transfers.pipeline import assess, deliver, extract, package, prepare, pseudonym_key, sftp_target
+    from transfers.privacy.step import subject_lookup_key
+    from transfers.privacy.subjects import SubjectIndex
+
+    run = world.run("mash-referrals.B")
+    resolvers = world.resolvers()
+    ledger = world.settings.open_ledger()
+    partner = "rotherham-childrens-services"
+
+    def prepare_from(frame) -> None:  # noqa: ANN001
+        write_ed(world, frame, LOGICAL_DATE)
+        extract(run, resolvers.connection("rft_exports"))
+        assess(run, ledger)
+        prepare(run, pseudonym_key(run, resolvers.secret), ledger=ledger, connection=resolvers.connection,
+                lookup_key=subject_lookup_key(run, resolvers.secret))
+
+    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE))
+    package(run, partner, ledger)  # sealed; then the task fails before delivery
+    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE, seed=99))  # the retry sees other rows
+    assert package(run, partner, ledger)["reused"] is True
+    recipient = run.recipient(partner)
+    result = deliver(run, partner, sftp_target(resolvers.connection(recipient.sftp), recipient), ledger)
+
+    [delivered] = world.delivered("inbound/ed-attendances")
+    in_file = set(read_delivery(gpg_partner, delivered)["nhs_number"])
+    index = SubjectIndex.for_settings(world.settings)
+    disclosure = run.disclosure_key(recipient)
+    t = index.table
+    with index.engine.connect() as conn:
+        import sqlalchemy as sa
+
+        recorded = {r[0] for r in conn.execute(sa.select(t.c.pseudonym).where(t.c.event == "disclosed",
+                                                                               t.c.ref == disclosure))}
+    index.close()
+    assert recorded == in_file and len(recorded) == 30
+    entry = ledger.find(disclosure)
+    assert entry.seq == result["ledger_seq"] and entry.payload["subjects"]["subjects"] == 30

@@ -18,6 +18,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -212,9 +213,33 @@ class Screening:
                                "previous": {k: previous.get(k) for k in current} if previous else None})
 
 
-def record_disclosure(run: Any, recipient: str, disclosure_key: str) -> dict | None:
-    """Copy the prepared subjects to the disclosure; return the count and hash for its ledger entry."""
-    ref = run.staging.read_json("subjects_ref", None)
+def _outbox_key(run: Any, outbox: Path) -> str:
+    return f"{run.ref.key}:{run.ds}:{outbox.name}"
+
+
+def seal_subjects(run: Any, outbox: Path) -> None:
+    """Record which prepare step's subjects a recipient's sealed outbox holds.
+
+    The outbox is reused on a retry while a retry prepares again under a new
+    reference, so the reference must stay with the outbox, not the run.
+    """
+    index = SubjectIndex.for_settings(run.settings)
+    try:
+        index.seal(_outbox_key(run, outbox), run.staging.read_json("subjects_ref", None))
+    finally:
+        index.close()
+
+
+def record_disclosure(run: Any, recipient: str, disclosure_key: str, outbox: Path | None = None) -> dict | None:
+    """Copy the delivered outbox's subjects to the disclosure; return the count and hash for its ledger entry."""
+    if outbox is not None:
+        index = SubjectIndex.for_settings(run.settings)
+        try:
+            ref = index.sealed(_outbox_key(run, outbox))
+        finally:
+            index.close()
+    else:
+        ref = run.staging.read_json("subjects_ref", None)
     if not ref:
         return None
     index = SubjectIndex.for_settings(run.settings)

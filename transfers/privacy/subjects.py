@@ -76,13 +76,37 @@ def _define(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def _define_seals(metadata: sa.MetaData) -> sa.Table:
+    # Which prepare step's subjects a recipient's sealed outbox holds (the outbox outlives the run).
+    return sa.Table(
+        "subject_seals",
+        metadata,
+        sa.Column("outbox", sa.String(500), primary_key=True),
+        sa.Column("ref", sa.String(500), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 class SubjectIndex:
-    """The ``subject_events`` table in the ledger's database."""
+    """The ``subject_events`` (and ``subject_seals``) tables in the ledger's database."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
-        self.table = _define(sa.MetaData())
-        self.table.metadata.create_all(self.engine, checkfirst=True)
+        metadata = sa.MetaData()
+        self.table = _define(metadata)
+        self.seals = _define_seals(metadata)
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def seal(self, outbox: str, ref: str | None) -> None:
+        """Say which prepared subjects ``outbox`` holds (None: none recorded), replacing an unsealed attempt's."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.seals).where(self.seals.c.outbox == outbox))
+            if ref:
+                conn.execute(sa.insert(self.seals).values(outbox=outbox, ref=ref, at=datetime.now(UTC)))
+
+    def sealed(self, outbox: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(self.seals.c.ref).where(self.seals.c.outbox == outbox)).scalar()
 
     @classmethod
     def for_settings(cls, settings: Any) -> SubjectIndex:
