@@ -73,15 +73,18 @@ def load_subject_lists(basis: SharingBasis, connection: Callable[[str], ConnInfo
         latest: dict[str, tuple[str, str]] = {}
         for frame in _read(source, connection(source.connection), what):
             _check_columns(frame, source, what)
-            for row in frame.itertuples(index=False):
-                raw = getattr(row, source.subject)
-                if raw is None or (isinstance(raw, float) and pd.isna(raw)) or not str(raw).strip():
+            # Columns by name, not attribute: a header such as "NHS Number" is not an identifier.
+            subjects = frame[source.subject].tolist()
+            effectives = frame[source.effective].tolist() if source.effective else [None] * len(frame)
+            statuses = frame[source.status].tolist() if source.status else [None] * len(frame)
+            for raw, when, state in zip(subjects, effectives, statuses, strict=True):
+                if _text(raw) is None:
                     continue
                 subject = normalise_identifier(str(raw))
-                effective = _cell(row, source.effective) or ""
+                effective = _text(when) or ""
                 if effective and effective[:10] > on.isoformat():
                     continue  # not yet in effect on the logical date
-                status = (_cell(row, source.status) or "opted_out").lower() if source.status else "opted_out"
+                status = (_text(state) or "").lower() if source.status else "opted_out"
                 if subject not in latest or effective >= latest[subject][0]:
                     latest[subject] = (effective, status)
         for subject, (_effective, status) in latest.items():
@@ -94,13 +97,11 @@ def load_subject_lists(basis: SharingBasis, connection: Callable[[str], ConnInfo
     return lists
 
 
-def _cell(row: object, column: str | None) -> str | None:
-    if column is None:
-        return None
-    value = getattr(row, column)
+def _text(value: object) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
-    return str(value).strip()
+    text = str(value).strip()
+    return text or None
 
 
 def _check_columns(frame: pd.DataFrame, source: SubjectSource, what: str) -> None:

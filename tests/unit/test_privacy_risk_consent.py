@@ -103,3 +103,11 @@ def test_the_run_summary_names_reasons_counts_and_k_but_no_values():
     assert line == ("privacy: excluded 2 withdrawn, 1 opted out; 1 deceased sent with caution; "
                     "k=2 on yob, district (below min_k 3); 1 withdrawal notice(s) sent")
     assert privacy_summary({"basis": "consent", "excluded": {}}) == ""
+
+
+def test_column_names_with_spaces_and_dates_as_dates_are_read(tmp_path):
+    pd.DataFrame({"NHS Number": ["943 476 5919"], "Opted out on": ["2026-02-01T09:00:00"]}).to_csv(
+        tmp_path / "opt.csv", index=False)
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "opt.csv", "subject": "NHS Number",
+                                   "status": None, "effective": "Opted out on"})
+    assert load_subject_lists(basis, _conn(tmp_path), DAY).opted_out == {"9434765919"}
