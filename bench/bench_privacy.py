@@ -51,9 +51,9 @@ def main(rows: int, withdrawn: int) -> None:
         register.to_csv(work / "register.csv", index=False)
         config = load_config(PROJECT_ROOT / "config")
         ref = config.flow("mash-referrals.A")
-        flow = ref.flow.model_copy(update={"consent": ref.flow.consent.model_copy(update={
-            "consent_register": {"kind": "csv", "connection": "lists", "path": "register.csv"}})})
-        flow = type(ref.flow).model_validate(flow.model_dump(by_alias=True))
+        data = ref.flow.model_dump(by_alias=True)
+        data["consent"]["consent_register"] = {"kind": "csv", "connection": "lists", "path": "register.csv"}
+        flow = type(ref.flow).model_validate(data)
         ref = type(ref)(ref.agreement, flow, ref.path)
         settings = Settings(home=work / "state", config_dir=PROJECT_ROOT / "config")
         run = FlowRun(settings, config, ref, DAY, staging_key=new_staging_key())
@@ -76,7 +76,9 @@ def main(rows: int, withdrawn: int) -> None:
                          lambda: record_disclosure(run, "south-yorkshire-police", "disclosure:bench"))
         print(f"excluded {result['excluded']}, k={result['k']['k']}, subjects recorded {subjects['subjects']:,}")
         size = (work / "state" / "ledger.db").stat().st_size
-        print(f"subject_events on disk: {size / 1e6:,.1f} MB ({size / max(1, rows):,.0f} bytes per row sent)")
+        per = size / max(1, subjects["subjects"])
+        print(f"subject tables on disk: {size / 1e6:,.1f} MB ({per:,.0f} bytes per subject sent, "
+              "prepared + disclosed rows and their indexes)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:,.0f} MB")
 

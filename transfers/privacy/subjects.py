@@ -71,8 +71,8 @@ def _define(metadata: sa.MetaData) -> sa.Table:
         sa.Column("detail", sa.String(200)),
         sa.Column("ref", sa.String(500), nullable=False),
         sa.UniqueConstraint("event", "ref", "lookup", name=f"uq_{TABLE}"),
+        # (event, ref) lookups use the unique constraint's index; no second one.
         sa.Index(f"ix_{TABLE}_lookup", "lookup"),
-        sa.Index(f"ix_{TABLE}_ref", "event", "ref"),
     )
 
 
