@@ -106,6 +106,19 @@ def test_statutory_sends_withdrawn_subjects_only_when_the_flow_overrides_and_rec
     assert entry["opt_outs_overridden"] == ({"withdrawn": 1, "restricted": 1} if override else {})
     excluded = payloads(world, "privacy", "mash-referrals.A")[-1]["excluded"]
     assert excluded == ({} if override else {"withdrawn": 1, "restricted": 1})
+    # A subject access request shows the sharing without consent, and an override, per person.
+    from transfers.privacy.step import subject_lookup_key
+    from transfers.privacy.subjects import SubjectIndex, lookup_of
+
+    key = subject_lookup_key(world.run("mash-referrals.A"), lambda n: world.secrets[n])
+    index = SubjectIndex.for_settings(world.settings)
+    withdrawn = [(e.event, e.detail) for e in index.events([lookup_of(numbers[0], key)])]
+    other = [(e.event, e.detail) for e in index.events([lookup_of(numbers[5], key)])]
+    index.close()
+    # Sent under the override, the recipient is still told of the withdrawal (protocol 3.1).
+    assert withdrawn == ([("disclosed", "without consent: safeguarding; withdrawn overridden"),
+                          ("notice", "withdrawal")] if override else [("excluded", "withdrawn")])
+    assert other == [("disclosed", "without consent: safeguarding")]
 
 
 def _with_deaths(on) -> tuple[list[str], object]:  # noqa: ANN001

@@ -137,8 +137,16 @@ class Screening:
             # The pseudonym the recipient holds; if the subject field is not sent as a
             # pseudonym, the agreement key's pseudonym still identifies it in notices.
             pseudonym = safe_value if shown else (pseudonymise(subject, self.key) if self.key else None)
-            events.append(self._event(subject, "prepared", None, pseudonym, self.ref))
+            events.append(self._event(subject, "prepared", self._detail(subject), pseudonym, self.ref))
         self.index.record(events)
+
+    def _detail(self, subject: str) -> str | None:
+        """What a subject access request must show about this disclosure: shared without consent, and why."""
+        if not self.statutory:
+            return None
+        detail = f"without consent: {self.flow.consent.ground}"
+        reason = self.lists.reason(subject)
+        return f"{detail}; {reason.replace('_', ' ')} overridden" if reason else detail
 
     # ------------------------------------------------------------------ end of the step
 
