@@ -81,6 +81,25 @@ def test_one_subject_keeps_one_pseudonym_across_runs_and_a_new_one_after_key_rot
     assert keys[0]["key_fingerprint"] != keys[1]["key_fingerprint"]
     assert world.secrets["mash_pseudonym_key"] not in str(keys)
 
+    # One person, found under both keys; a withdrawal names them by every pseudonym the recipient holds.
+    from tests.integration.privacy_world import notices
+    from transfers.notices import send_notices
+    from transfers.privacy.step import subject_lookup_key
+    from transfers.privacy.subjects import SubjectIndex, lookup_of
+
+    subject = synthetic.ed_attendances(30, DAY2)["nhs_number"][0]
+    lookup = lookup_of(subject, subject_lookup_key(world.run("mash-referrals.B"), lambda n: world.secrets[n]))
+    index = SubjectIndex.for_settings(world.settings)
+    trail = [(e.logical_date, e.pseudonym, e.key_id) for e in index.events([lookup], event="disclosed")]
+    index.close()
+    assert sorted(trail) == sorted([(third_day, rotated[0], "mash-2026-10"), (DAY2, first[0], "mash-2026-04"),
+                                    (LOGICAL_DATE, first[0], "mash-2026-04")])
+    send_notices(world.settings, world.config, world.settings.open_ledger(), world.resolvers().connection,
+                 kind="withdrawal", lookups={"mash-referrals": lookup}, occasion="withdrawn")
+    [notice] = notices(world, gpg_partner, ED_DIR)
+    assert notice["subject"]["pseudonyms"] == sorted([first[0], rotated[0]])
+    assert notice["subject"]["key_ids"] == ["mash-2026-04", "mash-2026-10"]
+
 
 def _second_agreement(world, linkage_domain: str | None) -> None:  # noqa: ANN001
     """The same agreement again under another id (and its own remote directories), same secret."""
