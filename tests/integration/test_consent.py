@@ -161,3 +161,27 @@ def test_a_register_that_is_missing_stops_the_run_rather_than_sending_everyone(w
     with pytest.raises(SourceError, match="consent register is not there"):
         run_flow(world.run("mash-referrals.B"), world.resolvers())
     assert world.delivered(ED_DIR) == []
+
+
+def test_overriding_an_opt_out_does_not_override_the_deceased_choice(world, gpg_partner):
+    dead, frame = _with_deaths(LOGICAL_DATE)
+    write_ed(world, frame, LOGICAL_DATE)
+    opt_outs = write_list(world, "opt_outs.csv", [{"subject": dead[0]}])
+
+    def declare(data: dict) -> None:
+        flow = flow_of(data, "B")
+        flow["fields"]["date_of_death"] = {"share": "drop"}
+        flow["deceased"] = {"date_of_death": "date_of_death"}
+        flow["consent"] = {"basis": "statutory", "legal_basis": "children-act-1989", "ground": "safeguarding",
+                           "justification": "Children seen with injuries must be known to the MASH the same day.",
+                           "override_opt_outs": True,
+                           "opt_outs": {"kind": "csv", "connection": "rft_exports", "path": opt_outs,
+                                        "status": None, "effective": None}}
+
+    edit_agreement(world, declare)
+    results = run_flow(world.run("mash-referrals.B"), world.resolvers())
+
+    names = pseudonyms(world, "mash-referrals.B", dead)
+    assert not {names[d] for d in dead} & set(sent(world, gpg_partner, ED_DIR)["nhs_number"])
+    assert results["prepare"]["excluded"] == {"deceased": 2}
+    assert "opt_outs_overridden" not in results["prepare"]

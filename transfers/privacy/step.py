@@ -96,25 +96,24 @@ class Screening:
             reason = self.lists.reason(subject) if subject else None
             if subject is None:
                 self.unchecked += 1
-            if reason is None and not _blank(death):
-                reason = "deceased"
-            send = True
-            if reason == "deceased":
-                if deceased is not None and deceased.handling == "send_with_caution":
-                    self.deceased_sent += 1
-                else:
-                    send = False
-            elif reason is not None:
-                if self.override:
-                    self.overridden[reason] += 1
-                else:
-                    send = False
-            if not send:
-                self.excluded[reason] += 1  # type: ignore[index]
+            dead = not _blank(death)
+            # Each check on its own: overriding an opt-out never also overrides the deceased choice.
+            excluded = None
+            if reason is not None and not self.override:
+                excluded = reason
+            elif dead and (deceased is None or deceased.handling != "send_with_caution"):
+                excluded = "deceased"
+            if excluded is not None:
+                self.excluded[excluded] += 1
                 if subject and self.lookup is not None:
-                    events.append(self._event(subject, "excluded", reason, None,
+                    events.append(self._event(subject, "excluded", excluded, None,
                                               f"excluded:{self.run.ref.key}:{self.run.ds}"))
-            keep.append(send)
+            else:
+                if reason is not None:
+                    self.overridden[reason] += 1
+                if dead:
+                    self.deceased_sent += 1
+            keep.append(excluded is None)
         if events and self.index is not None:
             self.index.record(events)
         return batch[pd.Series(keep, index=batch.index)]
