@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from transfers.agreement import Config
 from transfers.connections import ConnInfo
-from transfers.errors import TransferError
+from transfers.errors import ConfigError, TransferError
 from transfers.logs import get_logger
 from transfers.privacy.subjects import SubjectIndex
 
@@ -113,7 +113,7 @@ def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[
     ref = config.flow(flow_key)
     recipient = next((r for r in ref.flow.to if r.partner == partner), None)
     if recipient is None:
-        raise TransferError(f"flow {flow_key}: {partner!r} received this subject but is no longer a recipient "
+        raise ConfigError(f"flow {flow_key}: {partner!r} received this subject but is no longer a recipient "
                             "in the agreement; send the notice by hand and record it")
     tag = hashlib.sha256(dedupe.encode()).hexdigest()[:12]
     name = f"{agreement_id}_{ref.flow.id}_{kind}-notice_{tag}.json.pgp"
