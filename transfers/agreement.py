@@ -401,6 +401,11 @@ class SharingBasis(_Strict):
                 raise ValueError("justification must say, in words, why sharing without consent is justified")
         elif self.override_opt_outs:
             raise ValueError("override_opt_outs only applies to basis: statutory")
+        elif "basis" in self.model_fields_set and self.consent_register is None:
+            # Declaring consent without the register that records withdrawals would send
+            # everyone, including those who withdrew: the opposite of what it says.
+            raise ValueError("basis: consent needs consent_register, where withdrawals and "
+                             "restrictions are recorded (protocol 3.1)")
         return self
 
 

@@ -121,7 +121,9 @@ def world(tmp_path, sshd, gpg_partner, pg_source) -> World:
     url, _name = pg_source
     synthetic.write_referrals_table(url, synthetic.referrals(40, LOGICAL_DATE))
     exports = tmp_path / "exports"
-    synthetic.write_ed_csv(exports, LOGICAL_DATE, synthetic.ed_attendances(30, LOGICAL_DATE))
+    attendances = synthetic.ed_attendances(30, LOGICAL_DATE)
+    synthetic.write_ed_csv(exports, LOGICAL_DATE, attendances)
+    synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), LOGICAL_DATE)  # nobody withdrew
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     config_dir = write_config(tmp_path, gpg_partner.fingerprint, prefix)
     keys = tmp_path / "keys"

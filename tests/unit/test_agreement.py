@@ -446,3 +446,10 @@ def test_check_live_refuses_a_partner_that_left_the_register(sample):
     )
     with pytest.raises(AgreementNotLive, match="'rotherham-nhs-ft' is not a Tier 1 signatory"):
         check_live(agreement, shrunk, INSIDE)
+
+
+def test_consent_basis_without_a_register_is_refused(config_dir):
+    # Saying "consent" with nowhere to read withdrawals from would send those who withdrew.
+    path = edit(config_dir, lambda d: flow(d, 1)["consent"].pop("consent_register"))
+
+    assert_names(problems(config_dir), path, "flows[1].consent", "basis: consent needs consent_register")

@@ -87,7 +87,10 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
     case_db.parent.mkdir(parents=True)
     synthetic.write_referrals_table(f"sqlite:///{case_db}", synthetic.referrals(120, logical_date))
     exports = workspace / "sources" / "trust-exports"
-    synthetic.write_ed_csv(exports, logical_date, synthetic.ed_attendances(80, logical_date))
+    attendances = synthetic.ed_attendances(80, logical_date)
+    synthetic.write_ed_csv(exports, logical_date, attendances)
+    # A few patients withdrew consent or opted out: flow B (basis consent) leaves them out.
+    synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), logical_date, withdrawn=3, opted_out=2)
 
     say("starting a local SFTP server for each recipient on 127.0.0.1 (host keys pinned)")
     private, public = client_key()
@@ -155,6 +158,17 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
                             capture_output=True, text=True)
     print(f"    {verify.stdout.strip() or verify.stderr.strip()}")
     reports = sorted((state / "reports").rglob("*.html"))
+
+    say("writing the IG officer's evidence: the disclosure report and the signed-agreement document")
+    ig_dir = workspace / "ig"
+    agreement_doc = workspace / "ig" / "mash-referrals-agreement.html"
+    ig_dir.mkdir(exist_ok=True)
+    for command in (["report", "ig", "--from", logical_date.isoformat(), "--to", today.isoformat(), "--out", str(ig_dir)],
+                    ["agreement", "render", "mash-referrals", "--format", "html", "--out", str(agreement_doc)]):
+        done = subprocess.run([sys.executable, "-m", "transfers", *command], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"    FAILED: transfers {' '.join(command[:2])}: {done.stderr.strip()[-500:]}")
+            return 1
     print()
     say("done. Where to look:")
     print(f"  delivered (encrypted) files: {workspace / 'partners-sftp'}/<partner>/inbound/...")
@@ -162,6 +176,9 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
         print(f"      {path}")
     print("  quality reports for data owners:")
     for path in reports:
+        print(f"      {path}")
+    print("  for the IG officer (disclosures, shares without consent, retention; the agreement as signed):")
+    for path in sorted(ig_dir.glob("*.html")):
         print(f"      {path}")
     print(f"  disclosure ledger: {state / 'ledger.db'}  (check it: TRANSFERS_HOME={state} uv run transfers ledger verify)")
     print("  decrypt a delivery as the recipient:")

@@ -111,3 +111,29 @@ def write_ed_csv(export_dir: Path, logical_date: date, frame: pd.DataFrame) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
+
+
+def write_consent_lists(
+    export_dir: Path, subjects: list[str], logical_date: date, *, withdrawn: int = 0, opted_out: int = 0
+) -> tuple[Path, Path]:
+    """The trust's consent register and national opt-out list, as the sample flow B reads them.
+
+    The first ``withdrawn`` subjects withdrew consent ten days before the logical
+    date; the next ``opted_out`` are on the opt-out list. Both files always exist,
+    with their header, so a run can tell "nobody withdrew" from "no register".
+    """
+    register = Path(export_dir) / "consent" / "register.csv"
+    opt_outs = Path(export_dir) / "opt-outs" / "national.csv"
+    effective = (logical_date - timedelta(days=10)).isoformat()
+    pd.DataFrame(
+        {"subject": subjects[:withdrawn], "status": ["withdrawn"] * len(subjects[:withdrawn]),
+         "effective": [effective] * len(subjects[:withdrawn])},
+        columns=["subject", "status", "effective"],
+    ).pipe(_write_csv, register)
+    pd.DataFrame({"subject": subjects[withdrawn : withdrawn + opted_out]}, columns=["subject"]).pipe(_write_csv, opt_outs)
+    return register, opt_outs
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
