@@ -401,11 +401,6 @@ class SharingBasis(_Strict):
                 raise ValueError("justification must say, in words, why sharing without consent is justified")
         elif self.override_opt_outs:
             raise ValueError("override_opt_outs only applies to basis: statutory")
-        elif "basis" in self.model_fields_set and self.consent_register is None:
-            # Declaring consent without the register that records withdrawals would send
-            # everyone, including those who withdrew: the opposite of what it says.
-            raise ValueError("basis: consent needs consent_register, where withdrawals and "
-                             "restrictions are recorded (protocol 3.1)")
         return self
 
 
@@ -724,6 +719,11 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
         if basis.ground and basis.ground not in grounds:
             problems.append(f"{where} flows[{fi}].consent.ground: {basis.ground!r} is not an exceptional ground "
                             f"of the protocol (grounds: {', '.join(grounds)})")
+        if basis.basis == "consent" and "basis" in basis.model_fields_set and basis.consent_register is None:
+            # A file that says "consent" but names no register of withdrawals would send
+            # everyone, those who withdrew included: the opposite of what it declares.
+            problems.append(f"{where} flows[{fi}].consent: basis: consent needs consent_register, where "
+                            "withdrawals and restrictions are recorded (protocol 3.1)")
         if (basis.consent_register or basis.opt_outs) and agreement.pseudonymisation is None:
             problems.append(f"{where} flows[{fi}].consent: a consent register or opt-out list needs the agreement's "
                             "'pseudonymisation: {key_secret: ...}': exclusions and notices are recorded by pseudonym")
