@@ -16,10 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from transfers.durations import Duration, parse_duration
 from transfers.errors import AgreementNotLive, ConfigError
@@ -31,6 +40,16 @@ Policy = Literal["block", "quarantine", "warn"]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _FLOW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _CONN_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def _connection_id(value: str) -> str:
+    if not _CONN_ID.match(value):
+        raise ValueError(f"{value!r} is not a valid connection id (lower-case, digits, '_')")
+    return value
+
+
+#: An Airflow connection id as the agreement names it (never credentials).
+ConnectionId = Annotated[str, AfterValidator(_connection_id)]
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _HEX40 = re.compile(r"^[0-9A-F]{40}$")
 
@@ -206,17 +225,10 @@ class Source(_Strict):
     """Where the sender's extract comes from."""
 
     kind: Literal["sql", "csv"]
-    connection: str
+    connection: ConnectionId
     query: str | None = None  # sql: a file under config/ holding the query
     path: str | None = None  # csv: a path under the connection's base directory; {ds} = logical date
     batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
-
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, value: str) -> str:
-        if not _CONN_ID.match(value):
-            raise ValueError(f"{value!r} is not a valid connection id (lower-case, digits, '_')")
-        return value
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Source:
@@ -234,17 +246,10 @@ class Recipient(_Strict):
     """One recipient of a flow and how its copy reaches it."""
 
     partner: str
-    sftp: str  # connection id resolved at run time (Airflow Connection / env)
+    sftp: ConnectionId  # connection id resolved at run time (Airflow Connection / env)
     path: str  # remote directory, relative to the SFTP login directory
     pgp_fingerprint: str
     pgp_key: str | None = None  # file under keys/; default <partner>.asc
-
-    @field_validator("sftp")
-    @classmethod
-    def _conn(cls, value: str) -> str:
-        if not _CONN_ID.match(value):
-            raise ValueError(f"{value!r} is not a valid connection id (lower-case, digits, '_')")
-        return value
 
     @field_validator("path")
     @classmethod
@@ -355,19 +360,12 @@ class SubjectSource(_Strict):
     """A consent register or opt-out list: a CSV file or SQL table, one row per subject (and change)."""
 
     kind: Literal["csv", "sql"]
-    connection: str
+    connection: ConnectionId
     path: str | None = None  # csv: relative to the connection's directory
     table: str | None = None  # sql: a table (or view) name, optionally schema-qualified
     subject: str = "subject"  # column holding the identifier (normalised before matching)
     status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
-
-    @field_validator("connection")
-    @classmethod
-    def _conn(cls, value: str) -> str:
-        if not _CONN_ID.match(value):
-            raise ValueError(f"{value!r} is not a valid connection id (lower-case, digits, '_')")
-        return value
 
     @model_validator(mode="after")
     def _where(self) -> SubjectSource:

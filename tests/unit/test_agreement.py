@@ -453,3 +453,15 @@ def test_consent_basis_without_a_register_is_refused(config_dir):
     path = edit(config_dir, lambda d: flow(d, 1)["consent"].pop("consent_register"))
 
     assert_names(problems(config_dir), path, "flows[1].consent", "basis: consent needs consent_register")
+
+
+@pytest.mark.parametrize(("change", "key_path"), [
+    (lambda d: flow(d, 0)["source"].update(connection="CS DB"), "flows[0].source.connection"),
+    (lambda d: flow(d, 0)["to"][0].update(sftp="syp-sftp"), "flows[0].to[0].sftp"),
+    (lambda d: flow(d, 1)["consent"]["consent_register"].update(connection="../exports"),
+     "flows[1].consent.consent_register.connection"),
+])
+def test_connection_ids_are_checked_wherever_they_appear(config_dir, change, key_path):
+    path = edit(config_dir, change)
+
+    assert_names(problems(config_dir), path, key_path, "is not a valid connection id")

@@ -129,8 +129,8 @@ def write_quality_report(
     json_path = report_dir / f"{stem}.json"
     # the JSON carries the same trend as the page: earlier runs' dates, counts and outcome words only
     trend = [{k: v for k, v in row.items() if k != "current"} for row in trend_rows(history, document)]
-    _write_atomic(json_path, (json.dumps({**document, "trend": trend}, indent=2) + "\n").encode("utf-8"))
-    _write_atomic(html_path, render_quality_html(document, history=history).encode("utf-8"))
+    write_atomic(json_path, (json.dumps({**document, "trend": trend}, indent=2) + "\n").encode("utf-8"))
+    write_atomic(html_path, render_quality_html(document, history=history).encode("utf-8"))
     return html_path, json_path
 
 
@@ -154,7 +154,7 @@ def write_rectification_html(outcome: Any, flow: Any, report_dir: Path) -> Path 
     )
     path = csv_path.with_suffix(".html")
     private_dir(report_dir)
-    _write_atomic(path, html.encode("utf-8"))
+    write_atomic(path, html.encode("utf-8"))
     return path
 
 
@@ -170,7 +170,8 @@ def private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name (0600) and rename, so a reader never sees half a report."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "wb") as fh:

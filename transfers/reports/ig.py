@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
+from transfers.reports import write_atomic
 
 REVIEW_WINDOW_DAYS = 30
 
@@ -163,24 +162,10 @@ def write_ig_report(doc: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = f"ig_{doc['from']}_{doc['to']}"
     html = out_dir / f"{stem}.html"
-    _write_atomic(html, render_html(doc).encode("utf-8"))
+    write_atomic(html, render_html(doc).encode("utf-8"))
     paths = [html]
     for section in _CSV:
         path = out_dir / f"{stem}_{section}.csv"
-        _write_atomic(path, render_csv(doc, section).encode("utf-8"))
+        write_atomic(path, render_csv(doc, section).encode("utf-8"))
         paths.append(path)
     return paths
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name (0600) and rename, so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
