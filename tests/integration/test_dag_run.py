@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -91,3 +93,25 @@ def test_a_lapsed_agreement_stops_the_dag_before_extract(world, sshd, airflow_ho
     assert result.returncode != 0, output[-3000:]
     assert "lapsed on 2025-12-31" in output
     assert world.delivered("inbound/ed-attendances") == []
+
+
+def test_the_retention_dag_purges_through_airflow_with_evidence(world, sshd, airflow_home):
+    from transfers.pipeline import run_flow
+
+    run_flow(world.run("mash-referrals.B"), world.resolvers())
+    reports = world.settings.home / "reports" / "mash-referrals" / "B"
+    scorecard = next(reports.glob("quality_B_*.html"))
+    long_ago = (datetime.now(UTC) - timedelta(days=120)).timestamp()
+    os.utime(scorecard, (long_ago, long_ago))  # older than the flow's reports period (P90D)
+    delivered = world.delivered("inbound/ed-attendances")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "isp-retention", LOGICAL_DATE.isoformat()],
+        env=airflow_env(world, airflow_home), capture_output=True, text=True, timeout=600,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not scorecard.exists()
+    assert all(p.exists() for p in delivered)  # the partner's copy is within its period
+    purges = [e.payload for e in world.settings.open_ledger().entries(kind="purge")]
+    assert [p["path"] for p in purges] == [str(scorecard)]
