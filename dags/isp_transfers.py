@@ -65,6 +65,7 @@ def _secret(name: str) -> str:
 def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
     """Run one pipeline step; terminal errors fail the task without retries."""
     from transfers.errors import TransferError
+    from transfers.logs import run_log
     from transfers.pipeline import FlowRun
     from transfers.settings import Settings
 
@@ -72,7 +73,8 @@ def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
     config = load_config(CONFIG_DIR)
     try:
         run = FlowRun(settings, config, config.flow(ref_key), logical_date.date(), staging_key=_secret(STAGING_KEY))
-        return fn(run, settings, *args)
+        with run_log(run.log_path):  # the run's own log, beside Airflow's task logs, under retention
+            return fn(run, settings, *args)
     except TransferError as exc:
         if exc.retriable:
             raise

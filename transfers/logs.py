@@ -12,8 +12,27 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 import structlog
+
+# The run whose log file also gets each line: a flow run's own log, kept under
+# <home>/logs and deleted on the flow's ``retention.logs`` period.
+_run_log: ContextVar[Path | None] = ContextVar("transfers_run_log", default=None)
+
+
+@contextmanager
+def run_log(path: Path) -> Iterator[Path]:
+    """Also append every log line written inside the block to ``path`` (0600, folder 0700)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = _run_log.set(path)
+    try:
+        yield path
+    finally:
+        _run_log.reset(token)
 
 
 class _StderrLogger:
@@ -25,6 +44,11 @@ class _StderrLogger:
 
     def msg(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+        path = _run_log.get()
+        if path is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(message + "\n")
 
     debug = info = warning = error = critical = exception = msg
 

@@ -27,7 +27,7 @@ import pandas as pd
 from transfers.agreement import Config, FlowRef, Recipient, check_live
 from transfers.connections import ConnInfo
 from transfers.errors import QualityBlocked, SourceError
-from transfers.logs import get_logger
+from transfers.logs import get_logger, run_log
 from transfers.settings import Settings
 from transfers.staging import Staging
 
@@ -59,6 +59,10 @@ class FlowRun:
     @property
     def reports_dir(self) -> Path:
         return self.settings.home / "reports" / self.ref.agreement.id / self.ref.flow.id
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.home / "logs" / self.ref.agreement.id / self.ref.flow.id / f"{self.ds}.log"
 
     @property
     def staging(self) -> Staging:
@@ -389,7 +393,16 @@ def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
 
 
 def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None) -> dict:
-    """Every step for one (flow, logical date); working files are removed whatever happens."""
+    """Every step for one (flow, logical date); working files are removed whatever happens.
+
+    The steps' log lines (names, counts, paths; never record values) also go to the
+    run's own log file, which retention deletes on the flow's ``logs`` period.
+    """
+    with run_log(run.log_path):
+        return _run_steps(run, resolvers, progress)
+
+
+def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], None] | None) -> dict:
     say = progress or (lambda _msg: None)
     ledger = run.settings.open_ledger()
     results: dict[str, object] = {}

@@ -159,3 +159,15 @@ def test_no_plaintext_personal_data_is_left_on_disk_after_success_or_failure(wor
     needles += [n.replace(" ", "") for n in ed["nhs_number"]] + list(ed["nhs_number"]) + list(ed["postcode"])
     assert files_containing(world.settings.home, needles) == []
     assert not (world.settings.home / "runs" / "mash-referrals" / "B" / LOGICAL_DATE.isoformat() / "extract").exists()
+
+
+def test_a_run_keeps_its_own_log_without_record_values(world, sshd):
+    source = synthetic.referrals(40, LOGICAL_DATE)
+    run = world.run("mash-referrals.A")
+
+    run_flow(run, world.resolvers())
+
+    text = run.log_path.read_text()
+    for event in ("agreement live", "extracted", "quality checked", "prepared", "encrypted", "delivered"):
+        assert event in text
+    assert files_containing(run.log_path.parent, list(source["nhs_number"]) + list(source["surname"])) == []

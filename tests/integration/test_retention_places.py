@@ -111,12 +111,15 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     assert cli("purge", "--now", day(20)).exit_code == 0
     assert not any(p.exists() for p in remote)
     assert all(p.exists() for p in local_archive) and len(s3_versions()) == 3
+    run_logs = sorted((home / "logs").rglob("*.log"))
+    assert len(run_logs) == 2  # one per flow run, still within logs (P30D)
 
-    # Day 40: past archive (P30D): local archive and every S3 version and marker go.
+    # Day 40: past archive and logs (P30D): local archive, every S3 version and marker, the run logs go.
     done = cli("purge", "--now", day(40))
     assert done.exit_code == 0, done.output
     assert not any(p.exists() for p in local_archive)
     assert s3_versions() == []
+    assert not any(p.exists() for p in run_logs)
     # Reports (P90D) are still within their period and kept.
     assert list((home / "reports").rglob("*.html"))
 
@@ -125,7 +128,8 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     for entry in purges:
         by_place.setdefault((entry.payload["place"], entry.payload["store"]), []).append(entry.payload)
     assert {k: len(v) for k, v in by_place.items()} == {
-        ("staging", "local"): 4, ("remote", "sftp"): 4, ("archive", "local"): 2, ("archive", "s3"): 2}
+        ("staging", "local"): 4, ("remote", "sftp"): 4, ("archive", "local"): 2, ("archive", "s3"): 2,
+        ("logs", "local"): 2}
     assert sorted(p["path"] for p in by_place[("remote", "sftp")] if p["path"].endswith(".pgp")) == sorted(
         str(p.relative_to(world.remote_root.parent)) for p in remote)
     s3_data = next(p for p in by_place[("archive", "s3")] if p["path"].endswith(".pgp"))
