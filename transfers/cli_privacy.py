@@ -152,6 +152,8 @@ def register(app: typer.Typer) -> None:
         except TransferError as exc:
             cli._fail(exc)
         if not events:
+            # Stdout stays empty (nothing concerns this person); the note is for the reader.
+            cli.err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
             return
         # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
         cli.out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry",

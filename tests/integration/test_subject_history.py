@@ -55,7 +55,8 @@ def test_history_shows_an_exclusion(world, cli):  # noqa: F811
 def test_history_prints_nothing_for_a_stranger(world, cli, shared_twice):  # noqa: F811
     result = cli("subject", "history", "999 000 0018")
     assert result.exit_code == 0
-    assert result.output == ""
+    assert result.stdout == ""
+    assert "no disclosure, exclusion or notice is recorded for this subject" in result.stderr
 
 
 def test_history_without_the_key_is_an_error_not_an_empty_answer(world, cli, shared_twice, monkeypatch):  # noqa: F811

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -119,6 +120,12 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
         "AIRFLOW_CONN_CS_CASE_DB": json.dumps({"conn_type": "sqlite", "host": str(case_db)}),
         "AIRFLOW_CONN_RFT_EXPORTS": json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}}),
     }
+    # The demo's own throwaway settings (synthetic data, keys made for this run), kept so
+    # the user can go on exploring with the CLI: set -a; . var/demo/demo.env; set +a
+    env_file = workspace / "demo.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()
+                                if k.startswith(("TRANSFERS_", "AIRFLOW_VAR_", "AIRFLOW_CONN_"))))
     sftp_conn = {"south-yorkshire-police": "AIRFLOW_CONN_SYP_SFTP", "rotherham-childrens-services": "AIRFLOW_CONN_CS_SFTP"}
     for partner, server in servers.items():
         env[sftp_conn[partner]] = json.dumps({
@@ -181,6 +188,11 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
     for path in sorted(ig_dir.glob("*.html")):
         print(f"      {path}")
     print(f"  disclosure ledger: {state / 'ledger.db'}  (check it: TRANSFERS_HOME={state} uv run transfers ledger verify)")
+    print("  explore with the CLI, on the demo's settings (the partners' SFTP stand-ins have stopped):")
+    print(f"      set -a; . {env_file}; set +a")
+    print("      uv run transfers report quality mash-referrals.B")
+    print("      uv run transfers subject history <an NHS number from var/demo/sources/trust-exports/ed/>")
+    print("      uv run transfers purge --dry-run --now <a date a few weeks on>")
     print("  decrypt a delivery as the recipient:")
     print(f"      GNUPGHOME={gpg.path} gpg --decrypt {delivered[0]}")
     return 0 if verify.returncode == 0 else 1
