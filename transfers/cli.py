@@ -36,6 +36,14 @@ err = Console(stderr=True, soft_wrap=True)
 EXIT_FAILED, EXIT_CONFIG, EXIT_LEDGER, EXIT_RETRY = 1, 2, 3, 75
 
 
+def _table(*headers: str, title: str) -> Table:
+    """A table whose cells fold onto more lines rather than being cut: a path must stay whole."""
+    table = Table(*headers, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
 def _fail(exc: TransferError) -> NoReturn:
     kind = "temporary failure" if exc.retriable else "error"
     err.print(f"[bold red]{kind}:[/] {escape(str(exc))}", highlight=False)
@@ -84,7 +92,7 @@ def validate(
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
     problems = []
-    table = Table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
+    table = _table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
     for ref in config.flows():
         for recipient in ref.flow.to:
             key_path = settings.keys / recipient.key_file
@@ -168,9 +176,12 @@ def purge(
         config = load_config(settings.config_dir)
         ledger = settings.open_ledger()
         items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
-        table = Table("place", "flow", "path", "created", "due", title="due for deletion" if dry_run else "deleting")
+        home = f"{settings.home.resolve()}/"
+        title = "due for deletion" if dry_run else "deleting"
+        table = _table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
         for item in items:
-            table.add_row(item.place, item.flow, item.path, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
+            shown = item.path.removeprefix(home)
+            table.add_row(item.place, item.flow, shown, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
         out.print(table if items else "nothing is due for deletion")
         if dry_run:
             return
