@@ -8,6 +8,7 @@ project's sample agreement, pinned to keys generated for this test session.
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ def pg_source():
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means the part is not there
+    except Exception as exc:
         admin.dispose()
         require_part("PostgreSQL on 127.0.0.1:5432", False, f"{type(exc).__name__}: {str(exc)[:200]}")
     yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", name
@@ -97,7 +98,7 @@ def sftp_conn(conn_id: str, sshd, host_key: str | None = None) -> ConnInfo:
     )
 
 
-def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None) -> Path:  # noqa: ANN001
+def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None) -> Path:
     """Copy config/: recipients pinned to ``fingerprint``, remote paths under a prefix, live today."""
     config_dir = root / "config"
     shutil.copytree(PROJECT_ROOT / "config", config_dir)
@@ -168,3 +169,34 @@ def files_containing(root: Path, needles: list[str]) -> list[Path]:
             if any(n in data for n in encoded):
                 hits.append(path)
     return hits
+
+
+def conn_json(conn: ConnInfo) -> str:
+    """A connection as a user writes it in ``AIRFLOW_CONN_<ID>`` (JSON form)."""
+    return json.dumps({
+        "conn_type": conn.conn_type, "host": conn.host, "port": conn.port, "login": conn.login,
+        "password": conn.password, "schema": conn.schema, "extra": dict(conn.extra),
+    })
+
+
+@pytest.fixture
+def cli(world, monkeypatch):
+    """``transfers ...`` with the environment a user would set for this world.
+
+    The environment is set at each call, from ``world.connections`` as they are
+    then, so a test can take a server down by changing its connection.
+    """
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+
+    def invoke(*args: str, stdin: str | None = None):
+        monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
+        monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
+        monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
+        monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
+        for conn_id, conn in world.connections.items():
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
+        return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
+
+    return invoke

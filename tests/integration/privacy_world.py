@@ -50,7 +50,7 @@ def write_list(world: World, name: str, rows: list[dict]) -> str:
     return f"lists/{name}"
 
 
-def add_recipient(world: World, sshd, gpg_partner, flow_id: str, partner: str, conn_id: str, path: str) -> None:  # noqa: ANN001
+def add_recipient(world: World, sshd, gpg_partner, flow_id: str, partner: str, conn_id: str, path: str) -> None:
     """Send ``flow_id`` to one more partner (own SFTP connection, own directory, pinned key)."""
     shutil.copy(gpg_partner.public_key_path, world.settings.keys / f"{partner}.asc")
     world.connections[conn_id] = sftp_conn(conn_id, sshd)
@@ -65,17 +65,17 @@ def key_for(world: World, flow_key: str) -> bytes:
     return key
 
 
-def pseudonyms(world: World, flow_key: str, identifiers) -> dict[str, str]:  # noqa: ANN001
+def pseudonyms(world: World, flow_key: str, identifiers) -> dict[str, str]:
     key = key_for(world, flow_key)
     return {i: pseudonymise(i, key) for i in identifiers}
 
 
-def sent(world: World, gpg_partner, remote_dir: str) -> pd.DataFrame:  # noqa: ANN001
+def sent(world: World, gpg_partner, remote_dir: str) -> pd.DataFrame:
     frames = [read_delivery(gpg_partner, f) for f in world.delivered(remote_dir) if "notice" not in f.name]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def notices(world: World, gpg_partner, remote_dir: str) -> list[dict]:  # noqa: ANN001
+def notices(world: World, gpg_partner, remote_dir: str) -> list[dict]:
     """Every notice in a recipient's directory, decrypted with the real gpg."""
     return [json.loads(gpg_partner.home.decrypt(p)) for p in world.delivered(remote_dir) if "-notice_" in p.name]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -10,28 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.conftest import LOGICAL_DATE
-from tests.integration.test_dag_run import conn_json
 from transfers.cli import app
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cli(world, monkeypatch):
-    """Run ``transfers ...`` with the environment a user would set for this world."""
-    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
-    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
-    monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
-    monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
-    for conn_id, conn in world.connections.items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_run_from_the_cli_delivers_and_reports(cli, world):
@@ -90,20 +73,19 @@ def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_ev
     assert list((world.settings.home / "reports").rglob("*.html"))
 
 
-def test_a_failed_remote_deletion_is_reported_and_retried_next_time(cli, world, monkeypatch):
+def test_a_failed_remote_deletion_is_reported_and_retried_next_time(cli, world):
     run_flow(world.run("mash-referrals.A"), world.resolvers())
     remote = world.delivered("inbound/mash")
     later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
-    down = conn_json(world.connections["syp_sftp"]).replace(f'"port": {world.connections["syp_sftp"].port}',
-                                                             '"port": 1')
-    monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", down)
+    up = world.connections["syp_sftp"]
+    world.connections["syp_sftp"] = dataclasses.replace(up, port=1)  # the partner's server is down
 
     failed = cli("purge", "--now", later)
     assert failed.exit_code == 1  # failed deletions fail the purge; they stay due and are retried
     assert "will retry" in failed.output
     assert all(p.exists() for p in remote)
 
-    monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", conn_json(world.connections["syp_sftp"]))
+    world.connections["syp_sftp"] = up
     retried = cli("purge", "--now", later)
     assert retried.exit_code == 0, retried.output
     assert not any(p.exists() for p in remote)

@@ -121,7 +121,7 @@ def test_statutory_sends_withdrawn_subjects_only_when_the_flow_overrides_and_rec
     assert other == [("disclosed", "without consent: safeguarding")]
 
 
-def _with_deaths(on) -> tuple[list[str], object]:  # noqa: ANN001
+def _with_deaths(on) -> tuple[list[str], object]:
     frame = synthetic.ed_attendances(30, on)
     frame["date_of_death"] = None
     frame.loc[[5, 6], "date_of_death"] = (on - timedelta(days=3)).isoformat()

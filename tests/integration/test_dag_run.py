@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,17 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.conftest import LOGICAL_DATE, read_delivery
+from tests.integration.conftest import LOGICAL_DATE, conn_json, read_delivery
 from transfers.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-
-
-def conn_json(conn) -> str:  # noqa: ANN001
-    return json.dumps({
-        "conn_type": conn.conn_type, "host": conn.host, "port": conn.port, "login": conn.login,
-        "password": conn.password, "schema": conn.schema, "extra": dict(conn.extra),
-    })
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def _base_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))}
 
 
-def airflow_env(world, airflow_home) -> dict:  # noqa: ANN001
+def airflow_env(world, airflow_home) -> dict:
     env = {
         **_base_env(),
         "AIRFLOW_HOME": str(airflow_home),

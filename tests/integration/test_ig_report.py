@@ -17,27 +17,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from tests.browser import chromium_path, render_offline
 from tests.conftest import require_part
-from tests.integration.test_dag_run import conn_json
-from transfers.cli import app
 from transfers.pipeline import run_flow
 from transfers.retention import inventory
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(world, monkeypatch):
-    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
-    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
-    monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
-    for conn_id, conn in world.connections.items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def _number(dom: str, element_id: str) -> int:

@@ -32,7 +32,7 @@ def admin():
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means the part is not there
+    except Exception as exc:
         engine.dispose()
         reason = f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}: {str(exc)[:200]}"
         if os.environ.get("CI", "").lower() == "true":
@@ -61,7 +61,7 @@ def ledger(schema, anchor):
         yield opened
 
 
-def sql(admin, *statements: str) -> None:  # noqa: ANN001
+def sql(admin, *statements: str) -> None:
     """Run raw SQL in one transaction, as someone with database access could."""
     import sqlalchemy as sa
 
@@ -70,18 +70,18 @@ def sql(admin, *statements: str) -> None:  # noqa: ANN001
             conn.execute(sa.text(statement))
 
 
-def scalar(admin, statement: str):  # noqa: ANN001, ANN201
+def scalar(admin, statement: str):
     import sqlalchemy as sa
 
     with admin.connect() as conn:
         return conn.execute(sa.text(statement)).scalar_one()
 
 
-def fill(ledger: Ledger, n: int):  # noqa: ANN201
+def fill(ledger: Ledger, n: int):
     return [ledger.append("quality", agreement="mash", flow="mash/a", payload={"i": i})[0] for i in range(n)]
 
 
-def entry_problems(report) -> list[str]:  # noqa: ANN001
+def entry_problems(report) -> list[str]:
     return [p for p in report.problems if p.startswith("entry ")]
 
 
@@ -169,7 +169,7 @@ def test_entries_filters(ledger):
                                          ("disclosure", "mash", "mash/b", 2), ("purge", "other", None, 3)]:
         ledger.append(kind, agreement=agreement, flow=flow, at=t0 + timedelta(hours=hours))
 
-    def seqs(**filters) -> list[int]:  # noqa: ANN003
+    def seqs(**filters) -> list[int]:
         return [e.seq for e in ledger.entries(**filters)]
 
     assert seqs(kind="disclosure") == [1, 3]

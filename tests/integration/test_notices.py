@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.integration.conftest import LOGICAL_DATE, files_containing
 from tests.integration.privacy_world import (
@@ -19,8 +18,6 @@ from tests.integration.privacy_world import (
     write_ed,
     write_list,
 )
-from tests.integration.test_dag_run import conn_json
-from transfers.cli import app
 from transfers.devkit import synthetic
 from transfers.pipeline import run_flow
 
@@ -29,20 +26,6 @@ pytestmark = pytest.mark.integration
 SYP, HEALTH, CS = "inbound/mash", "inbound/mash-health", "inbound/ed-attendances"
 
 
-@pytest.fixture
-def cli(world, monkeypatch):
-    """``transfers ...`` with the environment a user would set for this world (connections read at call time)."""
-
-    def invoke(*args: str, stdin: str | None = None):
-        monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
-        monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
-        monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
-        monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
-        for conn_id, conn in world.connections.items():
-            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
-        return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

@@ -51,12 +51,12 @@ def test_fields_are_transformed_at_their_declared_level_and_nothing_else_leaves(
     assert [p[-2:] for p in frame["phone"]] == [p[-2:] for p in source["phone"]]
 
 
-def _run_day(world, on):  # noqa: ANN001, ANN202
+def _run_day(world, on):
     write_ed(world, synthetic.ed_attendances(30, on), on)  # same seed: the same children again
     return run_flow(world.run("mash-referrals.B", on), world.resolvers())
 
 
-def _by_attendance_order(world, gpg_partner, on) -> list[str]:  # noqa: ANN001
+def _by_attendance_order(world, gpg_partner, on) -> list[str]:
     files = [f for f in world.delivered(ED_DIR) if on.isoformat() in f.name]
     from tests.integration.conftest import read_delivery
 
@@ -101,7 +101,7 @@ def test_one_subject_keeps_one_pseudonym_across_runs_and_a_new_one_after_key_rot
     assert notice["subject"]["key_ids"] == ["mash-2026-04", "mash-2026-10"]
 
 
-def _second_agreement(world, linkage_domain: str | None) -> None:  # noqa: ANN001
+def _second_agreement(world, linkage_domain: str | None) -> None:
     """The same agreement again under another id (and its own remote directories), same secret."""
     import yaml
 
@@ -132,7 +132,7 @@ def test_agreements_get_different_pseudonyms_unless_they_share_a_linkage_domain(
         assert not set(ours) & set(theirs)
 
 
-def _crafted(on):  # noqa: ANN001, ANN202
+def _crafted(on):
     """Ten attendances whose (birth year, district) groups have sizes 4, 3, 2 and 1: k = 1."""
     frame = synthetic.ed_attendances(10, on)
     groups = [("2014-03-01", "S60 1AA")] * 4 + [("2014-06-01", "S61 2BB")] * 3 + [("2015-01-01", "S60 3CC")] * 2 \

@@ -9,11 +9,9 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from tests.browser import render_offline
 from tests.integration.conftest import LOGICAL_DATE, files_containing, read_delivery
-from tests.integration.test_dag_run import conn_json
 from transfers.devkit import synthetic
 from transfers.errors import QualityBlocked
 from transfers.pipeline import run_flow
@@ -26,7 +24,7 @@ BAD_NHS = "9990001236"  # the check digit of 999000123 is 5
 SIX = ("Accuracy", "Validity", "Reliability", "Timeliness", "Relevance", "Completeness")
 
 
-def edit_flow_b(world, **quality) -> None:  # noqa: ANN001, ANN003
+def edit_flow_b(world, **quality) -> None:
     """Change flow B's quality policy in this world's copy of the agreement."""
     path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
     data = yaml.safe_load(path.read_text())
@@ -38,16 +36,16 @@ def edit_flow_b(world, **quality) -> None:  # noqa: ANN001, ANN003
     world.reload()
 
 
-def export_b(world, day, frame) -> None:  # noqa: ANN001
+def export_b(world, day, frame) -> None:
     synthetic.write_ed_csv(world.root / "exports", day, frame)
 
 
-def notice_rows(path) -> list[dict[str, str]]:  # noqa: ANN001
+def notice_rows(path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
-def quality_entries(world) -> list[dict]:  # noqa: ANN001
+def quality_entries(world) -> list[dict]:
     return [e.payload for e in world.settings.open_ledger().entries(kind="quality", flow=FLOW_B)]
 
 
@@ -135,7 +133,7 @@ def test_row_count_and_null_rate_drift_over_several_runs(world):
 
     import json
 
-    def row_count(day):  # noqa: ANN001, ANN202
+    def row_count(day):
         doc = json.loads(reports[day].read_text())
         return next(c for c in doc["checks"] if c["id"] == "reliability.row_count")
 
@@ -165,24 +163,6 @@ def test_row_count_and_null_rate_drift_over_several_runs(world):
     assert null_rate["success"] is False and "51.6% of records miss postcode, against 0.0%" in null_rate["note"]
     assert next(c for c in doc["checks"] if c["id"] == "reliability.row_count")["success"] is True
     assert world.remote_names(REMOTE_B) and not any(days[4].isoformat() in n for n in world.remote_names(REMOTE_B))
-
-
-@pytest.fixture
-def cli(world, monkeypatch):
-    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
-    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
-    monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
-    monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
-    for conn_id, conn in world.connections.items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app_(), list(args), catch_exceptions=False)
-
-
-def app_():  # noqa: ANN201
-    from transfers.cli import app
-
-    return app
 
 
 def test_check_is_a_dry_run_and_report_quality_prints_summary_and_paths(world, cli):
@@ -240,7 +220,7 @@ def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     assert BAD_NHS not in notice.dom and "maybe" not in notice.dom
 
 
-def edit_flow_b_fields(world, **checks) -> None:  # noqa: ANN001, ANN003
+def edit_flow_b_fields(world, **checks) -> None:
     path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
     data = yaml.safe_load(path.read_text())
     flow = next(f for f in data["flows"] if f["id"] == "B")
@@ -305,7 +285,7 @@ def test_seeded_defects_through_the_pipeline_then_the_clean_set_passes_all_six(w
     assert len(read_delivery(gpg_partner, delivered)) == 30
 
 
-def pd_day(day):  # noqa: ANN001, ANN201
+def pd_day(day):
     from datetime import datetime
 
     return datetime.combine(day, datetime.min.time())

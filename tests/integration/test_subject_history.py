@@ -6,7 +6,7 @@ import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.privacy_world import edit_agreement, flow_of, write_list
-from tests.integration.test_notices import HEALTH, cli, shared_twice  # noqa: F401 - fixtures
+from tests.integration.test_notices import HEALTH, shared_twice  # noqa: F401 - fixtures
 from transfers.devkit import synthetic
 from transfers.pipeline import run_flow
 
@@ -36,7 +36,7 @@ def test_history_lists_every_disclosure_and_notice_for_the_subject(world, cli, s
     assert subject not in result.output
 
 
-def test_history_shows_an_exclusion(world, cli):  # noqa: F811
+def test_history_shows_an_exclusion(world, cli):
     numbers = [n.replace(" ", "") for n in synthetic.ed_attendances(30, LOGICAL_DATE)["nhs_number"]]
     register = write_list(world, "consent.csv", [{"subject": numbers[2], "status": "restricted",
                                                   "effective": "2026-01-01"}])
@@ -103,7 +103,7 @@ def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_pr
     ledger = world.settings.open_ledger()
     partner = "rotherham-childrens-services"
 
-    def prepare_from(frame) -> None:  # noqa: ANN001
+    def prepare_from(frame) -> None:
         write_ed(world, frame, LOGICAL_DATE)
         extract(run, resolvers.connection("rft_exports"))
         assess(run, ledger)
