@@ -84,7 +84,28 @@ def agreement_render(
     out.print(f"written {escape(str(output))}", highlight=False)
 
 
+def agreement_schema(
+    output: Annotated[Path | None, typer.Option("--out", help="file to write (default: print)")] = None,
+) -> None:
+    """The JSON Schema of an agreement file, for editors that complete and check YAML as you type."""
+    import json
+
+    from transfers.agreement import Agreement
+    from transfers.cli import out
+
+    schema = Agreement.model_json_schema(by_alias=True)
+    schema["title"] = "Tier 2 data sharing agreement (isp-transfers)"
+    text = json.dumps(schema, indent=2) + "\n"
+    if output is None:
+        print(text, end="")
+        return
+    output.write_text(text, encoding="utf-8")
+    out.print(f"written {escape(str(output))}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``report ig`` and ``agreement render`` to the ``transfers`` app."""
+    """Add ``report ig``, ``agreement render`` and ``agreement schema`` to the ``transfers`` app."""
     _group(app, "report", "Reports for people.").command("ig")(report_ig)
-    _group(app, "agreement", "Tier 2 agreements as documents.").command("render")(agreement_render)
+    agreement = _group(app, "agreement", "Tier 2 agreements as documents.")
+    agreement.command("render")(agreement_render)
+    agreement.command("schema")(agreement_schema)
