@@ -717,7 +717,11 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
         if basis.ground and basis.ground not in grounds:
             problems.append(f"{where} flows[{fi}].consent.ground: {basis.ground!r} is not an exceptional ground "
                             f"of the protocol (grounds: {', '.join(grounds)})")
-        if basis.basis == "consent" and "basis" in basis.model_fields_set and basis.consent_register is None:
+        if "consent" not in flow.model_fields_set:
+            problems.append(f"{where} flows[{fi}].consent: every flow declares why it may share: "
+                            "'basis: consent' with a consent_register, or 'basis: statutory' with "
+                            "legal_basis, ground and justification (protocol 3.1 and 5)")
+        elif basis.basis == "consent" and "basis" in basis.model_fields_set and basis.consent_register is None:
             # A file that says "consent" but names no register of withdrawals would send
             # everyone, those who withdrew included: the opposite of what it declares.
             problems.append(f"{where} flows[{fi}].consent: basis: consent needs consent_register, where "

@@ -465,3 +465,9 @@ def test_connection_ids_are_checked_wherever_they_appear(config_dir, change, key
     path = edit(config_dir, change)
 
     assert_names(problems(config_dir), path, key_path, "is not a valid connection id")
+
+
+def test_a_flow_must_declare_its_basis_for_sharing(config_dir):
+    path = edit(config_dir, lambda d: flow(d, 0).pop("consent"))
+
+    assert_names(problems(config_dir), path, "flows[0].consent", "every flow declares why it may share")
