@@ -344,7 +344,7 @@ class FlowRetention(_Strict):
     remote: RemoteRetention  # a bare period is accepted: the sender may then not remove it
     archive: ArchiveRetention | None = None  # no archive unless one is named
     reports: str = "P90D"  # quality reports: they name records, so they expire too
-    notices: str = "P90D"  # rectification and withdrawal notices (they name records)
+    notices: str = "P90D"  # copies of withdrawal and correction notices sent to partners
     logs: str = "P30D"  # run logs kept under TRANSFERS_HOME/logs
 
     _dur = field_validator("staging", "reports", "notices", "logs")(classmethod(lambda cls, v: _check_duration(v)))

@@ -8,8 +8,8 @@ place       what                                                period
 staging     the encrypted outbox, reused if a run is retried    ``staging``
 runs        working files a killed run could not clear          ``staging``
 archive     encrypted deliveries, local directory or S3         ``archive.period``
-reports     the data owner's quality reports (they name rows)   ``reports``
-notices     rectification and withdrawal notices                ``notices``
+reports     scorecards, rectification notices (record keys)     ``reports``
+notices     withdrawal and correction notices sent to partners ``notices``
 logs        run logs under ``<home>/logs``                      ``logs``
 remote      the copy on the recipient's SFTP server             ``remote.period`` (if
                                                                 ``sender_may_remove``)
