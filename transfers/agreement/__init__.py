@@ -1,0 +1,49 @@
+"""Tier 1 register and Tier 2 agreements: load, check, and decide if a flow may run.
+
+An agreement is written once as YAML under ``config/agreements/`` in the shape of
+Appendix C of the protocol. It is the single source for the document IG signs
+and for the DAGs that run. Loading reports every problem at once, each naming
+the file and the key path, e.g.::
+
+    config/agreements/mash-referrals.yaml: flows[0].to[0].partner: 'syp' is not a
+    partner of this agreement (partners: rotherham-childrens-services, ...)
+
+Modules: ``common`` (ids, paths, durations), ``protocol`` (Tier 1), ``flow``
+(a data flow), ``tier2`` (the agreement), ``load`` (reading and checking config/).
+"""
+
+from transfers.agreement.common import DIMENSIONS, ConnectionId, Dimension, Policy, check_relative_path
+from transfers.agreement.flow import (
+    ArchiveRetention,
+    Deceased,
+    DisclosureRisk,
+    FieldChecks,
+    FieldSpec,
+    Flow,
+    FlowRetention,
+    QualityPolicy,
+    Recipient,
+    RemoteRetention,
+    SharingBasis,
+    Source,
+    SubjectSource,
+)
+from transfers.agreement.load import (
+    Config,
+    FlowRef,
+    LoadedAgreement,
+    check_live,
+    load_config,
+    load_protocol,
+    retention_periods,
+)
+from transfers.agreement.protocol import Named, Protocol, ProtocolInfo, Signatory
+from transfers.agreement.tier2 import Agreement, ControllerRetention, Owner, Pseudonymisation, Revision
+
+__all__ = [
+    "DIMENSIONS", "Agreement", "ArchiveRetention", "Config", "ConnectionId", "ControllerRetention", "Deceased",
+    "Dimension", "DisclosureRisk", "FieldChecks", "FieldSpec", "Flow", "FlowRef", "FlowRetention",
+    "LoadedAgreement", "Named", "Owner", "Policy", "Protocol", "ProtocolInfo", "Pseudonymisation",
+    "QualityPolicy", "Recipient", "RemoteRetention", "Revision", "SharingBasis", "Signatory", "Source",
+    "SubjectSource", "check_live", "check_relative_path", "load_config", "load_protocol", "retention_periods",
+]

@@ -1,0 +1,355 @@
+"""A Tier 2 data flow: source, fields and how each is shared, checks, policy, retention, basis."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from transfers.agreement.common import (
+    _CONN_ID,
+    _FIELD,
+    _FLOW_ID,
+    _HEX40,
+    ConnectionId,
+    Dimension,
+    Policy,
+    _check_duration,
+    _Strict,
+    check_relative_path,
+)
+
+
+class FieldChecks(_Strict):
+    """Checks on one field; each switches on an expectation of one characteristic."""
+
+    required: bool | float = False  # completeness; a float is the share that must be present
+    unique: bool = False  # reliability
+    nhs_number: bool = False  # accuracy: Modulus 11 check digit
+    not_future: bool = False  # accuracy: a date not after the logical date
+    not_before: date | None = None  # accuracy: a date floor
+    format: Literal["postcode", "date", "datetime", "email", "integer", "number"] | None = None
+    pattern: str | None = None  # validity: a regular expression the value must match
+    in_: list[str | int] | None = Field(default=None, alias="in")  # validity: allowed values
+    min: float | None = None  # validity
+    max: float | None = None
+    max_length: int | None = None
+    recent: str | None = None  # timeliness: within this period before the logical date
+    after: str | None = None  # accuracy: cross-field order, this date is not before that field's date
+    districts: list[str] | None = None  # accuracy: the postcode's district is in this reference list
+    mostly: float = Field(default=1.0, gt=0, le=1)  # share of records that must pass this field's other checks
+
+    @field_validator("districts")
+    @classmethod
+    def _districts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        bad = [d for d in value if not re.fullmatch(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]?", str(d))]
+        if bad or not value:
+            raise ValueError(f"districts must be postcode districts such as S60 (not: {', '.join(map(repr, bad))})")
+        return [d.upper() for d in value]
+
+    @field_validator("required")
+    @classmethod
+    def _share(cls, value: bool | float) -> bool | float:
+        if not isinstance(value, bool) and not 0 < value <= 1:
+            raise ValueError("required as a number is the share that must be present, in (0, 1]")
+        return value
+
+    @field_validator("recent")
+    @classmethod
+    def _recent(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from None
+        return value
+
+
+class FieldSpec(_Strict):
+    """How one source field is shared; a field not listed is never shared."""
+
+    share: Literal["keep", "pseudonymise", "generalise", "mask", "drop"]
+    to: Literal["year", "month", "age_band", "district", "sector"] | None = None
+    # age_band: lower bounds of the bands in whole years at the logical date (last band open-ended).
+    bands: list[int] | None = None
+    keep_last: int = Field(default=0, ge=0, le=4)  # mask: characters left visible at the end
+    checks: FieldChecks = FieldChecks()
+
+    @model_validator(mode="after")
+    def _generalise_needs_level(self) -> FieldSpec:
+        if self.share == "generalise" and self.to is None:
+            raise ValueError("share: generalise needs 'to' (year, month, age_band, district or sector)")
+        if self.share != "generalise" and self.to is not None:
+            raise ValueError(f"'to' only applies to share: generalise (this field is share: {self.share})")
+        if self.bands is not None:
+            if self.to != "age_band":
+                raise ValueError("'bands' only applies to share: generalise, to: age_band")
+            if not self.bands or self.bands != sorted(set(self.bands)) or self.bands[0] < 0:
+                raise ValueError("bands must be distinct, increasing, non-negative ages, e.g. [0, 5, 10, 16, 18]")
+        if self.keep_last and self.share != "mask":
+            raise ValueError(f"'keep_last' only applies to share: mask (this field is share: {self.share})")
+        return self
+
+
+class Source(_Strict):
+    """Where the sender's extract comes from."""
+
+    kind: Literal["sql", "csv"]
+    connection: ConnectionId
+    query: str | None = None  # sql: a file under config/ holding the query
+    path: str | None = None  # csv: a path under the connection's base directory; {ds} = logical date
+    batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Source:
+        if self.kind == "sql" and not self.query:
+            raise ValueError("a sql source needs 'query' (a .sql file under config/)")
+        if self.kind == "csv" and not self.path:
+            raise ValueError("a csv source needs 'path' (relative to the connection's directory)")
+        for value in (self.query, self.path):
+            if value:
+                check_relative_path(value, "source path")
+        return self
+
+
+class Recipient(_Strict):
+    """One recipient of a flow and how its copy reaches it."""
+
+    partner: str
+    sftp: ConnectionId  # connection id resolved at run time (Airflow Connection / env)
+    path: str  # remote directory, relative to the SFTP login directory
+    pgp_fingerprint: str
+    pgp_key: str | None = None  # file under keys/; default <partner>.asc
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_relative_path(value, "remote path")
+
+    @field_validator("pgp_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str) -> str:
+        normal = value.replace(" ", "").upper()
+        if not _HEX40.match(normal):
+            raise ValueError(
+                f"{value!r} is not an OpenPGP v4 fingerprint (40 hex digits; "
+                "ask the recipient for the output of `gpg --fingerprint`)"
+            )
+        return normal
+
+    @field_validator("pgp_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return None if value is None else check_relative_path(value, "pgp_key")
+
+    @property
+    def key_file(self) -> str:
+        return self.pgp_key or f"{self.partner}.asc"
+
+
+class QualityPolicy(_Strict):
+    """What a failure of each characteristic does. Unset characteristics block."""
+
+    on_failure: dict[Dimension, Policy] = {}
+    max_age: str | None = None  # timeliness: newest record no older than this before the logical date
+    # reliability: drift against the flow's recent runs (from the ledger's quality entries)
+    row_count_drift: float | None = Field(default=None, gt=0)  # rows within this share of the recent median
+    null_rate_drift: float | None = Field(default=None, gt=0, le=1)  # a field's null share rises by at most this
+    history_runs: int = Field(default=10, ge=1, le=100)  # how many earlier runs make the baseline
+    min_history: int = Field(default=3, ge=1)  # fewer earlier runs than this: "no history yet"
+
+    @field_validator("max_age")
+    @classmethod
+    def _age(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+    def policy(self, dimension: str) -> Policy:
+        return self.on_failure.get(dimension, "block")  # type: ignore[arg-type]
+
+
+class RemoteRetention(_Strict):
+    """The copy left on the recipient's SFTP server until it collects it."""
+
+    period: str
+    # Deleting on a partner's server needs its agreement; without it the copy is theirs to remove.
+    sender_may_remove: bool = False
+
+    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ArchiveRetention(_Strict):
+    """Encrypted deliveries archived after delivery: a local directory or an S3 bucket/prefix."""
+
+    period: str
+    dir: str | None = None  # local: relative to TRANSFERS_HOME, or absolute
+    bucket: str | None = None  # S3 (versioned or not: every version is deleted)
+    prefix: str = ""
+    connection: str | None = None  # S3: connection id (aws type; extra.endpoint_url, region_name)
+
+    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> ArchiveRetention:
+        if (self.dir is None) == (self.bucket is None):
+            raise ValueError("an archive is either 'dir' (a local directory) or 'bucket' (S3), exactly one")
+        if self.bucket is not None:
+            if not _BUCKET.match(self.bucket):
+                raise ValueError(f"bucket {self.bucket!r} is not a valid S3 bucket name")
+            if not self.connection or not _CONN_ID.match(self.connection):
+                raise ValueError("an S3 archive needs 'connection' (a connection id holding endpoint and credentials)")
+            if self.prefix:
+                check_relative_path(self.prefix, "archive prefix")
+        elif self.dir is not None and (not self.dir.strip() or any(c in self.dir for c in "\x00\n\r")):
+            raise ValueError(f"archive dir {self.dir!r} must be a plain directory path")
+        return self
+
+
+class FlowRetention(_Strict):
+    """How long each copy made by a flow is kept, place by place (ISO 8601 periods)."""
+
+    staging: str  # the run's working files and the encrypted outbox, reused on a retry
+    remote: RemoteRetention  # a bare period is accepted: the sender may then not remove it
+    archive: ArchiveRetention | None = None  # no archive unless one is named
+    reports: str = "P90D"  # quality reports: they name records, so they expire too
+    notices: str = "P90D"  # copies of withdrawal and correction notices sent to partners
+    logs: str = "P30D"  # run logs kept under TRANSFERS_HOME/logs
+
+    _dur = field_validator("staging", "reports", "notices", "logs")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @field_validator("remote", mode="before")
+    @classmethod
+    def _remote_period(cls, value: Any) -> Any:
+        # Checked here so a bad bare period is reported at "remote", where it was written.
+        return {"period": _check_duration(value)} if isinstance(value, str) else value
+
+
+class SubjectSource(_Strict):
+    """A consent register or opt-out list: a CSV file or SQL table, one row per subject (and change)."""
+
+    kind: Literal["csv", "sql"]
+    connection: ConnectionId
+    path: str | None = None  # csv: relative to the connection's directory
+    table: str | None = None  # sql: a table (or view) name, optionally schema-qualified
+    subject: str = "subject"  # column holding the identifier (normalised before matching)
+    status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
+    effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
+
+    @model_validator(mode="after")
+    def _where(self) -> SubjectSource:
+        if self.kind == "csv" and not self.path:
+            raise ValueError("a csv subject list needs 'path'")
+        if self.kind == "sql" and not (self.table and re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", self.table)):
+            raise ValueError("a sql subject list needs 'table' (a plain, optionally schema-qualified, name)")
+        if self.path:
+            check_relative_path(self.path, "subject list path")
+        return self
+
+
+class SharingBasis(_Strict):
+    """Why a flow may share: the subject's consent, or a statutory basis and exceptional ground (3.1, 5)."""
+
+    basis: Literal["consent", "statutory"] = "consent"
+    legal_basis: str | None = None  # statutory: an id from the Tier 1 legal bases
+    ground: str | None = None  # statutory: an id from the protocol's exceptional grounds
+    justification: str | None = None  # statutory: why sharing without consent is justified
+    override_opt_outs: bool = False  # statutory: send withdrawn / opted-out subjects too (explicit)
+    consent_register: SubjectSource | None = None  # withdrawn / restricted subjects
+    opt_outs: SubjectSource | None = None  # national data opt-out list
+
+    @model_validator(mode="after")
+    def _statutory(self) -> SharingBasis:
+        if self.basis == "statutory":
+            missing = [k for k in ("legal_basis", "ground", "justification") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"basis: statutory needs {', '.join(missing)} (protocol 3.1 and 5)")
+            if len((self.justification or "").split()) < 5:
+                raise ValueError("justification must say, in words, why sharing without consent is justified")
+        elif self.override_opt_outs:
+            raise ValueError("override_opt_outs only applies to basis: statutory")
+        return self
+
+
+class Deceased(_Strict):
+    """Records of people who have died: excluded (the default) or sent under caution (protocol 5)."""
+
+    handling: Literal["exclude", "send_with_caution"] = "exclude"
+    date_of_death: str  # the flow field holding the date of death (usually share: drop)
+
+
+class DisclosureRisk(_Strict):
+    """k-anonymity over the quasi-identifiers of what is about to be sent."""
+
+    quasi_identifiers: list[str] = Field(min_length=1)
+    min_k: int = Field(default=1, ge=1)
+    on_failure: Literal["warn", "block"] = "warn"
+
+
+class Flow(_Strict):
+    """One Tier 2 data flow (Data Flow A, B, ...)."""
+
+    id: str
+    name: str
+    from_: str = Field(alias="from")
+    to: list[Recipient] = Field(min_length=1)
+    schedule: str = "0 2 * * *"
+    source: Source
+    subject: str
+    record_key: list[str] | str | None = None
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    quality: QualityPolicy = QualityPolicy()
+    retention: FlowRetention
+    consent: SharingBasis = SharingBasis()
+    deceased: Deceased | None = None
+    disclosure_risk: DisclosureRisk | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _FLOW_ID.match(value):
+            raise ValueError(f"{value!r} is not a valid flow id (letters, digits, '_' or '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_known(self) -> Flow:
+        bad = [name for name in self.fields if not _FIELD.match(name)]
+        if bad:
+            raise ValueError(f"field names must be identifiers: {', '.join(map(repr, bad))}")
+        if self.subject not in self.fields:
+            raise ValueError(f"subject {self.subject!r} is not one of the flow's fields")
+        for key in self.key_fields:
+            if key not in self.fields:
+                raise ValueError(f"record_key {key!r} is not one of the flow's fields")
+        for name, spec in self.fields.items():
+            if spec.checks.after is not None and spec.checks.after not in self.fields:
+                raise ValueError(f"fields.{name}.checks.after: {spec.checks.after!r} is not one of the flow's fields")
+        if not self.shared_fields:
+            raise ValueError("the flow shares no field (every field is share: drop)")
+        if self.deceased is not None and self.deceased.date_of_death not in self.fields:
+            raise ValueError(f"deceased.date_of_death {self.deceased.date_of_death!r} is not one of the flow's fields")
+        if self.disclosure_risk is not None:
+            bad = [q for q in self.disclosure_risk.quasi_identifiers if q not in self.shared_fields]
+            if bad:
+                raise ValueError(f"disclosure_risk.quasi_identifiers {', '.join(map(repr, bad))} are not shared fields")
+        return self
+
+    @property
+    def key_fields(self) -> list[str]:
+        if self.record_key is None:
+            return [self.subject]
+        return [self.record_key] if isinstance(self.record_key, str) else list(self.record_key)
+
+    @property
+    def shared_fields(self) -> list[str]:
+        return [name for name, spec in self.fields.items() if spec.share != "drop"]
