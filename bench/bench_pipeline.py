@@ -11,15 +11,14 @@ cost is the network's.
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
+from timing import peak_rss_mb, timed
 
 from transfers.agreement import load_config
 from transfers.devkit import synthetic
@@ -28,14 +27,6 @@ from transfers.staging import Staging, new_staging_key
 
 DAY = date(2026, 11, 23)
 BATCH = 50_000
-
-
-def timed(label: str, rows: int, fn):  # noqa: ANN001, ANN201
-    start = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - start
-    print(f"{label:<28} {seconds:8.2f} s   {rows / seconds if seconds else 0:12,.0f} rows/s", flush=True)
-    return value
 
 
 def main(rows: int) -> None:
@@ -66,14 +57,14 @@ def main(rows: int) -> None:
         gpg.export_public(fpr, work / "bench.asc")
         recipient = load_recipient_key(work / "bench.asc", fpr)
         plaintext = pd.concat(list(staging.read_batches("prepared"))).to_csv(index=False).encode()
-        print(f"{'delivery file size':<28} {len(plaintext) / 1e6:8.1f} MB plaintext")
+        print(f"{'delivery file size':<34} {len(plaintext) / 1e6:8.1f} MB plaintext")
         out = work / "out.csv.pgp"
         timed("encrypt (pgpy, AES-256)", rows, lambda: encrypt_to_file(plaintext, recipient, out, filename="out.csv"))
         timed("decrypt (gpg, recipient)", rows, lambda: subprocess.run(
             ["gpg", "--homedir", str(gpg.path), "--batch", "--quiet", "--decrypt", "--output", "/dev/null", str(out)],
             check=True))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{'peak resident memory':<28} {peak:8.0f} MB")
+    peak = peak_rss_mb()
+    print(f"{'peak resident memory':<34} {peak:8.0f} MB")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ and the peak resident memory. Figures only: nothing here asserts a time.
 
 from __future__ import annotations
 
-import resource
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
+from timing import peak_rss_mb, timed
 
 from transfers.agreement import load_config
 from transfers.connections import ConnInfo
@@ -27,14 +26,6 @@ from transfers.staging import new_staging_key
 
 DAY = date(2026, 11, 23)
 BATCH = 50_000
-
-
-def timed(label: str, rows: int, fn):  # noqa: ANN001, ANN201
-    start = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - start
-    print(f"{label:<34} {seconds:8.2f} s   {rows / seconds if seconds else 0:12,.0f} rows/s", flush=True)
-    return value
 
 
 def main(rows: int, withdrawn: int) -> None:
@@ -79,7 +70,7 @@ def main(rows: int, withdrawn: int) -> None:
         per = size / max(1, subjects["subjects"])
         print(f"subject tables on disk: {size / 1e6:,.1f} MB ({per:,.0f} bytes per subject sent, "
               "prepared + disclosed rows and their indexes)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(f"peak resident memory: {peak:,.0f} MB")
 
 
