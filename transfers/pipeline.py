@@ -346,7 +346,25 @@ def cleanup(run: FlowRun) -> dict:
     except OSError:
         pass
     clear_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
-    return {"cleared": str(run.run_dir)}
+    return {"cleared": str(run.run_dir), "prepared_subject_rows_removed": _forget_prepared_subjects(run)}
+
+
+def _forget_prepared_subjects(run: FlowRun) -> int | None:
+    """Once every recipient has this date's disclosure, its "prepared" subject rows have done their job."""
+    from transfers.privacy.subjects import SubjectIndex
+
+    try:
+        ledger = run.settings.open_ledger()
+        if any(ledger.find(run.disclosure_key(r)) is None for r in run.ref.flow.to):
+            return None  # a retry still needs them to record who the sealed outbox holds
+        index = SubjectIndex.for_settings(run.settings)
+        try:
+            return index.forget_prepared(run.ref.key, run.logical_date)
+        finally:
+            index.close()
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not hide the run's own outcome
+        log.warning("prepared subject rows kept", **run._ctx(error=type(exc).__name__))
+        return None
 
 
 # --------------------------------------------------------------------------- one call

@@ -131,3 +131,38 @@ def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_pr
     assert recorded == in_file and len(recorded) == 30
     entry = ledger.find(disclosure)
     assert entry.seq == result["ledger_seq"] and entry.payload["subjects"]["subjects"] == 30
+
+
+def prepared_rows(world, flow_key: str) -> int:
+    import sqlalchemy as sa
+
+    from transfers.privacy.subjects import SubjectIndex
+
+    index = SubjectIndex.for_settings(world.settings)
+    t = index.table
+    try:
+        with index.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t).where(
+                t.c.event == "prepared", t.c.flow == flow_key)).scalar()
+    finally:
+        index.close()
+
+
+def test_working_subject_rows_go_once_every_recipient_has_its_disclosure(world, cli):
+    import dataclasses
+
+    from transfers.errors import DeliveryUnavailable
+
+    up = world.connections["cs_sftp"]
+    world.connections["cs_sftp"] = dataclasses.replace(up, port=1)  # the recipient's server is down
+    with pytest.raises(DeliveryUnavailable):
+        run_flow(world.run("mash-referrals.B"), world.resolvers())
+    assert prepared_rows(world, "mash-referrals.B") == 30  # kept: the retry records who the outbox holds
+
+    world.connections["cs_sftp"] = up
+    result = run_flow(world.run("mash-referrals.B"), world.resolvers())
+
+    assert result["deliver:rotherham-childrens-services"]["status"] == "delivered"
+    assert prepared_rows(world, "mash-referrals.B") == 0
+    verified = cli("subject", "verify")
+    assert verified.exit_code == 0, verified.output  # the disclosed rows are untouched

@@ -144,6 +144,20 @@ class SubjectIndex:
         with self.engine.begin() as conn:
             conn.execute(self._insert().from_select(columns, select))
 
+    def forget_prepared(self, flow_key: str, logical_date: date) -> int:
+        """Drop the working "prepared" rows of one (flow, date) once every recipient's disclosure is recorded.
+
+        They only carry subjects from the prepare step to the disclosure; kept after
+        that they would be a second, unneeded copy of every pseudonym sent.
+        """
+        t = self.table
+        prefix = f"prepared:{flow_key}:{logical_date.isoformat()}:"
+        with self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(t).where(t.c.event == "prepared", t.c.flow == flow_key,
+                                                   t.c.logical_date == logical_date)).rowcount
+            conn.execute(sa.delete(self.seals).where(self.seals.c.ref.startswith(prefix, autoescape=True)))
+        return int(gone or 0)
+
     def digest(self, event: str, ref: str) -> dict[str, Any]:
         """Count and SHA-256 over the sorted pseudonyms of one event (for the ledger entry)."""
         t = self.table
