@@ -177,13 +177,12 @@ def report_quality(
 def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
     """The last runs from the ledger (counts only): failing records per characteristic."""
     from transfers.cli import out
-    from transfers.reports import trend_rows
+    from transfers.reports import TREND_RUNS, trend_rows
 
     try:
-        entries = settings.open_ledger().entries(kind="quality", flow=flow_key)
+        history = [e.payload for e in settings.open_ledger().latest(TREND_RUNS + 1, kind="quality", flow=flow_key)]
     except TransferError:
         return
-    history = [e.payload for e in entries]
     if len(history) < 2:
         return
     rows = trend_rows(history[:-1], history[-1])

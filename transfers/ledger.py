@@ -305,17 +305,30 @@ class Ledger:
             since: Only entries recorded at or after this moment (timezone-aware).
             until: Only entries recorded before this moment (timezone-aware).
         """
+        # Filters are checked now, not at the first next(); the reading is lazy.
+        return self._pages(self._conditions(kind, agreement, flow, since, until))
+
+    def latest(self, limit: int, *, kind: str | None = None, flow: str | None = None) -> list[Entry]:
+        """The last ``limit`` entries matching the filters, in seq order, read with one bounded query.
+
+        For a baseline of recent runs, which must not cost more as the ledger grows.
+        """
         t = self.table
-        conditions = []
-        for column, value in ((t.c.kind, kind), (t.c.agreement, agreement), (t.c.flow, flow)):
-            if value is not None:
-                conditions.append(column == value)
+        with self._errors("read"), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(*self._conditions(kind, None, flow, None, None))
+                                .order_by(t.c.seq.desc()).limit(limit)).all()
+        return [_entry(r) for r in reversed(rows)]
+
+    def _conditions(self, kind: str | None, agreement: str | None, flow: str | None,
+                    since: datetime | None, until: datetime | None) -> list[sa.ColumnElement[bool]]:
+        t = self.table
+        conditions = [column == value for column, value in ((t.c.kind, kind), (t.c.agreement, agreement),
+                                                            (t.c.flow, flow)) if value is not None]
         if since is not None:
             conditions.append(t.c.at >= _utc(since, "since"))
         if until is not None:
             conditions.append(t.c.at < _utc(until, "until"))
-        # Filters are checked now, not at the first next(); the reading is lazy.
-        return self._pages(conditions)
+        return conditions
 
     def verify(self, *, heads: Iterable[tuple[int, str]] = ()) -> VerifyReport:
         """Recompute the chain and compare its end with the anchor.

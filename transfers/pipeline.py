@@ -115,10 +115,9 @@ def extract(run: FlowRun, conn: ConnInfo) -> dict:
 def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     """Check the six characteristics, write the data owner's report, apply the policy."""
     from transfers.quality import check_quality
+    from transfers.quality.history import recent_history
 
-    # enough entries for the drift baseline, allowing for re-runs of a day (one counts per day)
-    keep = 2 * max(10, run.ref.flow.quality.history_runs)
-    history = [e.payload for e in ledger.entries(kind="quality", flow=run.ref.key)][-keep:]
+    history = recent_history(ledger, run.ref.key, run.ref.flow.quality)
     outcome = check_quality(
         run.staging.read_batches("extract"),
         run.ref.flow,

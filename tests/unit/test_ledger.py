@@ -285,6 +285,17 @@ def test_entries_filters_in_seq_order(ledger, monkeypatch):
     assert seqs(kind="notice") == []
 
 
+def test_latest_returns_the_last_matching_entries_in_seq_order(ledger):
+    for i in range(7):
+        ledger.append("quality" if i % 2 == 0 else "disclosure", agreement="mash", flow="mash/a", payload={"i": i})
+    ledger.append("quality", agreement="mash", flow="mash/b", payload={"i": 7})
+
+    assert [e.payload["i"] for e in ledger.latest(2, kind="quality", flow="mash/a")] == [4, 6]
+    assert [e.payload["i"] for e in ledger.latest(10, kind="quality", flow="mash/a")] == [0, 2, 4, 6]
+    assert [e.seq for e in ledger.latest(3)] == [6, 7, 8]
+    assert ledger.latest(5, kind="notice") == []
+
+
 def test_entries_are_streamed_not_loaded(ledger, monkeypatch):
     monkeypatch.setattr(ledger_module, "_PAGE", 3)
     fill(ledger, 7)

@@ -38,6 +38,7 @@ def dry_run(
     connection: Callable[[str], ConnInfo],
 ) -> QualityOutcome:
     """Extract ``ref`` for ``logical_date`` and check its quality; the outcome's reports are under ``dry-run/``."""
+    from transfers.quality.history import recent_history
     from transfers.quality.run import check_quality
     from transfers.sources import extract
 
@@ -46,7 +47,7 @@ def dry_run(
     history: list[dict] = []
     try:
         ledger = settings.open_ledger()
-        history = [e.payload for e in ledger.entries(kind="quality", flow=ref.key)]
+        history = recent_history(ledger, ref.key, ref.flow.quality)
         batches = extract(ref.flow.source, connection(ref.flow.source.connection), config_dir=config.root,
                           logical_date=logical_date)
         staging.write_batches("extract", batches)

@@ -23,6 +23,16 @@ from transfers.quality.checks import Check
 from transfers.quality.outcome import CheckResult
 
 
+def recent_history(ledger: Any, flow_key: str, policy: QualityPolicy) -> list[dict[str, Any]]:
+    """The flow's last quality summaries from the ledger, enough for the drift baseline and the trend.
+
+    Twice the baseline (at least 20): re-runs of a day are in the ledger too, and
+    only the latest of each day counts.
+    """
+    keep = 2 * max(10, policy.history_runs)
+    return [e.payload for e in ledger.latest(keep, kind="quality", flow=flow_key)]
+
+
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 

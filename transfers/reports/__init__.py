@@ -48,7 +48,7 @@ CHARACTERISTICS: dict[str, tuple[str, str]] = {
 assert tuple(CHARACTERISTICS) == DIMENSIONS  # noqa: S101 - a mismatch is a programming error
 
 _OUTCOMES = ("pass", "warn", "quarantine", "block")
-_TREND_RUNS = 10
+TREND_RUNS = 10
 
 _env = Environment(
     loader=PackageLoader("transfers.reports", "templates"),
@@ -72,7 +72,7 @@ def trend_rows(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any])
     entry shows as blanks rather than as text in the report.
     """
     rows = []
-    for item in [*list(history)[-_TREND_RUNS:], current]:
+    for item in [*list(history)[-TREND_RUNS:], current]:
         if not isinstance(item, Mapping):
             continue
         try:
