@@ -98,12 +98,14 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     """Dry run: extract FLOW for --date and check its quality. Sends nothing and writes no ledger entry.
 
     Prints the scorecard summary; the reports go to reports/<agreement>/<flow>/dry-run/.
-    Exits 1 when a characteristic would block the transfer. The agreement need not be in force
-    yet: checking a source before go-live is what a dry run is for.
+    Exits 1 when a characteristic would block the transfer, 2 when the consent register or
+    opt-out list cannot be read as declared (file, table or column). The agreement need not be
+    in force yet: checking a source before go-live is what a dry run is for.
     """
     from transfers.agreement import load_config
-    from transfers.cli import EXIT_FAILED, _fail, _parse_date, _settings, out
+    from transfers.cli import EXIT_CONFIG, EXIT_FAILED, _fail, _parse_date, _settings, err, out
     from transfers.connections import env_connection
+    from transfers.consent import probe_subject_lists
     from transfers.quality.dry_run import dry_run
     from transfers.quality.report import report_document
 
@@ -112,6 +114,10 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
+        # Before the extract, so a wrong list is reported even when the extract fails.
+        list_problems = probe_subject_lists(ref.flow.consent, env_connection)
+        for problem in list_problems:
+            err.print(f"[bold red]consent lists:[/] {escape(problem)}", highlight=False)
         with out.status(f"{ref.key} {logical_date}: extracting and checking (dry run)"):
             outcome = dry_run(settings, config, ref, logical_date, env_connection)
     except TransferError as exc:
@@ -124,6 +130,10 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     _print_paths({"scorecard": outcome.report_html, "scorecard (JSON)": outcome.report_json,
                   "rectification notice": outcome.rectification_html,
                   "rectification notice (CSV)": outcome.rectification_csv})
+    if list_problems:
+        err.print(f"[bold red]{len(list_problems)} consent list problem(s)[/]: a run would stop before sending",
+                  highlight=False)
+        raise typer.Exit(EXIT_CONFIG)
     if outcome.blocked:
         raise typer.Exit(EXIT_FAILED)
 

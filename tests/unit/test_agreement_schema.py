@@ -46,3 +46,14 @@ def test_the_schema_can_be_written_to_a_file(tmp_path):
 
     assert result.exit_code == 0
     assert json.loads(target.read_text())["title"].startswith("Tier 2 data sharing agreement")
+
+
+def test_register_statuses_are_in_the_schema_with_their_three_meanings(schema):
+    data = as_json(yaml.safe_load(SAMPLE.read_text()))
+    register = data["flows"][1]["consent"]["consent_register"]
+    register["statuses"] = {"withdrawn": ["W", "consent withdrawn"], "restricted": ["R"], "given": ["Y"]}
+    jsonschema.validate(data, schema)
+
+    register["statuses"]["revoked"] = ["X"]
+    with pytest.raises(jsonschema.ValidationError, match="revoked"):
+        jsonschema.validate(data, schema)

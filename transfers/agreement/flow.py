@@ -245,9 +245,26 @@ class SubjectSource(_Strict):
     subject: str = "subject"  # column holding the identifier (normalised before matching)
     status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
+    # register: the register's own words for each status (compared case-insensitively); a word
+    # not listed stops the run, so a register's vocabulary is never guessed.
+    statuses: dict[Literal["withdrawn", "restricted", "given"], list[str]] = Field(
+        default_factory=lambda: {"withdrawn": ["withdrawn"], "restricted": ["restricted"], "given": ["given"]})
+
+    @field_validator("statuses")
+    @classmethod
+    def _statuses(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for status, words in value.items():
+            for word in words:
+                other = seen.setdefault(word.strip().casefold(), status)
+                if other != status:
+                    raise ValueError(f"the word {word!r} is listed under both {other} and {status}")
+        return value
 
     @model_validator(mode="after")
     def _where(self) -> SubjectSource:
+        if "statuses" in self.model_fields_set and self.status is None:
+            raise ValueError("'statuses' maps the words of a status column; this list has none (status: null)")
         if self.kind == "csv" and not self.path:
             raise ValueError("a csv subject list needs 'path'")
         if self.kind == "sql" and not (self.table and re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", self.table)):
