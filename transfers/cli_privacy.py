@@ -41,12 +41,14 @@ def subject_lookups(config, identifier: str, secret) -> dict[str, str]:  # noqa:
 
 def privacy_summary(prepared: dict, notices: dict | None = None) -> str:
     """One line for ``transfers run``: exclusions by reason, deceased handling, k, notices sent."""
+    from transfers.consent import reason_label
+
     parts = []
     excluded = prepared.get("excluded") or {}
     if excluded:
-        parts.append("excluded " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in excluded.items()))
+        parts.append("excluded " + ", ".join(f"{n} {reason_label(reason)}" for reason, n in excluded.items()))
     if prepared.get("opt_outs_overridden"):
-        parts.append("sent despite " + ", ".join(f"{n} {r.replace('_', ' ')}"
+        parts.append("sent despite " + ", ".join(f"{n} {reason_label(r)}"
                                                 for r, n in prepared["opt_outs_overridden"].items()))
     if (deceased := prepared.get("deceased")) and deceased.get("sent_with_caution"):
         parts.append(f"{deceased['sent_with_caution']} deceased sent with caution")
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(consent_app, name="consent")
     app.add_typer(subject_app, name="subject")
 
-    def _notices(kind: str, subject: str, occasion: str, fields: list[str]) -> None:
+    def _notices(kind: str, subject: str, occasion: str, fields: list[str], *, register: bool = False) -> None:
         from transfers.agreement import load_config
         from transfers.connections import env_connection, env_secret
         from transfers.notices import send_notices
@@ -78,6 +80,9 @@ def register(app: typer.Typer) -> None:
         try:
             config = load_config(settings.config_dir)
             lookups = subject_lookups(config, _identifier(subject), env_secret)
+            if register:
+                # Before any notice: a partner that cannot be reached must not delay the exclusion.
+                _record_withdrawal(settings, config, lookups)
             results = send_notices(settings, config, settings.open_ledger(), env_connection, kind=kind,
                                    lookups=lookups, occasion=occasion, fields=fields)
         except TransferError as exc:
@@ -89,13 +94,46 @@ def register(app: typer.Typer) -> None:
             cli.out.print(f"{r.flow} -> {r.recipient}: {kind} notice {r.status} "
                           f"({escape(r.remote_path or '')}, ledger entry {r.ledger_seq})", highlight=False)
 
+    def _record_withdrawal(settings, config, lookups: dict[str, str]) -> None:  # noqa: ANN001
+        from transfers.privacy.subjects import SubjectIndex
+
+        unkeyed = sorted(item.agreement.id for item in config.agreements if item.agreement.id not in lookups)
+        if not lookups:
+            raise ConfigError("no agreement has a pseudonymisation key, so the withdrawals register cannot hold "
+                              f"this subject ({', '.join(unkeyed) or 'no agreements'}); nothing was recorded or sent")
+        index = SubjectIndex.for_settings(settings)
+        ledger = settings.open_ledger()
+        try:
+            for agreement_id, lookup in sorted(lookups.items()):
+                new = index.record_withdrawal(agreement_id, lookup)
+                # The chained entry is what `subject verify` holds the register to, so a row
+                # deleted from the register (and the subject sent again) shows.
+                ledger.append("withdrawal", agreement=agreement_id, dedupe_key=f"withdrawal:{agreement_id}:{lookup}",
+                              payload={"lookup": lookup})
+                item = next(a for a in config.agreements if a.agreement.id == agreement_id)
+                overriding = [f.id for f in item.agreement.flows if f.consent.override_opt_outs]
+                unless = (f" (flow(s) {', '.join(overriding)} override withdrawals on a statutory ground: they "
+                          "still send it and record that)" if overriding else "")
+                cli.out.print(f"{agreement_id}: withdrawal {'recorded' if new else 'already recorded'} in the "
+                              f"withdrawals register; later runs of its flows exclude this subject{unless}",
+                              highlight=False)
+        finally:
+            index.close()
+            ledger.close()
+        for agreement_id in unkeyed:
+            cli.err.print(f"[yellow]warning:[/] {agreement_id}: no pseudonymisation key, so its withdrawals "
+                          "register cannot hold this subject; record the withdrawal in the source's consent "
+                          "register", highlight=False)
+
     @consent_app.command("withdraw")
     def withdraw(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
-        """Send a withdrawal notice to every partner that received the subject (once per partner and flow).
+        """Record a withdrawal and tell every partner that received the subject (once per partner and flow).
 
-        Record the withdrawal in the consent register too, so later runs exclude the subject.
+        The subject goes into each agreement's withdrawals register (by keyed lookup, never the
+        identifier), which every later run of the agreement's flows applies on top of the source's
+        consent register; a statutory flow that overrides withdrawals still sends it, and records that.
         """
-        _notices("withdrawal", subject, "withdrawn", [])
+        _notices("withdrawal", subject, "withdrawn", [], register=True)
 
     @app.command("correct")
     def correct(

@@ -30,8 +30,16 @@ from transfers.errors import ConfigError, SourceError, SourceUnavailable, Transf
 from transfers.privacy.transforms import normalise_identifier
 
 IN_FORCE = ("withdrawn", "restricted")
+#: A withdrawal the sender was told of (``transfers consent withdraw``), from its own withdrawals register.
+NOTIFIED = "withdrawn_notified"
 #: Exclusion reasons, in the order they are checked (a subject is counted once, under the first).
-REASONS = ("withdrawn", "restricted", "opted_out", "deceased")
+REASONS = ("withdrawn", NOTIFIED, "restricted", "opted_out", "deceased")
+#: How a reason reads to people (run summary, subject history) where its key would not.
+LABELS = {NOTIFIED: "withdrawn (notified)"}
+
+
+def reason_label(reason: str) -> str:
+    return LABELS.get(reason, reason.replace("_", " "))
 
 
 @dataclass

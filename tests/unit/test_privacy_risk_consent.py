@@ -111,3 +111,26 @@ def test_column_names_with_spaces_and_dates_as_dates_are_read(tmp_path):
     basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "opt.csv", "subject": "NHS Number",
                                    "status": None, "effective": "Opted out on"})
     assert load_subject_lists(basis, _conn(tmp_path), DAY).opted_out == {"9434765919"}
+
+
+def test_the_withdrawals_register_holds_lookups_per_agreement_once_and_shows_in_the_trail(tmp_path):
+    index = SubjectIndex(f"sqlite:///{tmp_path / 'ledger.db'}")
+    key = lookup_key("a-long-enough-test-secret-0123456789", "mash-referrals")
+    mine = lookup_of("943 476 5919", key)
+
+    assert index.record_withdrawal("mash-referrals", mine) is True
+    assert index.record_withdrawal("mash-referrals", mine) is False  # told twice, recorded once
+    assert index.withdrawn("mash-referrals") == {mine}
+    assert index.withdrawn("other-agreement") == set()
+    assert [(e.event, e.detail) for e in index.events([mine])] == [("withdrawn", "recorded in the withdrawals register")]
+    index.close()
+    assert b"9434765919" not in (tmp_path / "ledger.db").read_bytes()
+
+
+def test_a_notified_withdrawal_reads_as_such_in_the_run_summary():
+    from transfers.cli_privacy import privacy_summary
+
+    line = privacy_summary({"excluded": {"withdrawn_notified": 1}, "basis": "statutory",
+                            "opt_outs_overridden": {"withdrawn_notified": 2}})
+    assert line == ("privacy: excluded 1 withdrawn (notified); sent despite 2 withdrawn (notified); "
+                    "shared without consent (recorded in the ledger)")

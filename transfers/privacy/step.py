@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from transfers.connections import ConnInfo
-from transfers.consent import REASONS, SubjectLists, load_subject_lists
+from transfers.consent import LABELS, NOTIFIED, REASONS, SubjectLists, load_subject_lists, reason_label
 from transfers.errors import PrivacyError
 from transfers.logs import get_logger
 from transfers.privacy.risk import DisclosureRiskBlocked, GroupCounter, KResult
@@ -67,6 +67,9 @@ class Screening:
         # A fresh reference per attempt: a failed attempt's subjects never count as sent.
         self.ref = f"prepared:{run.ref.key}:{run.ds}:{uuid.uuid4().hex}"
         self.index = SubjectIndex.for_settings(run.settings) if lookup is not None else None
+        # Applied by every flow of the agreement, whatever its basis or source register says.
+        self.notified: set[str] = self.index.withdrawn(run.ref.agreement.id) if self.index is not None else set()
+        self.notified_seen: set[str] = set()
         setting = run.ref.agreement.pseudonymisation
         self.key_id = setting.key_id if setting else None
 
@@ -93,7 +96,7 @@ class Screening:
         deaths = batch[deceased.date_of_death].tolist() if deceased else [None] * len(batch)
         for raw, death in zip(subjects, deaths, strict=True):
             subject = None if _blank(raw) else normalise_identifier(str(raw))
-            reason = self.lists.reason(subject) if subject else None
+            reason = self._reason(subject) if subject else None
             if subject is None:
                 self.unchecked += 1
             dead = not _blank(death)
@@ -106,7 +109,7 @@ class Screening:
             if excluded is not None:
                 self.excluded[excluded] += 1
                 if subject and self.lookup is not None:
-                    events.append(self._event(subject, "excluded", excluded, None,
+                    events.append(self._event(subject, "excluded", LABELS.get(excluded, excluded), None,
                                               f"excluded:{self.run.ref.key}:{self.run.ds}"))
             else:
                 if reason is not None:
@@ -144,8 +147,18 @@ class Screening:
         if not self.statutory:
             return None
         detail = f"without consent: {self.flow.consent.ground}"
+        reason = self._reason(subject)
+        return f"{detail}; {reason_label(reason)} overridden" if reason else detail
+
+    def _reason(self, subject: str) -> str | None:
+        """The first reason in :data:`REASONS` order the subject may not be sent under consent, or None."""
         reason = self.lists.reason(subject)
-        return f"{detail}; {reason.replace('_', ' ')} overridden" if reason else detail
+        if reason != "withdrawn" and self.notified and self.lookup is not None:
+            lookup = lookup_of(subject, self.lookup)
+            if lookup in self.notified:
+                self.notified_seen.add(lookup)
+                return NOTIFIED
+        return reason
 
     # ------------------------------------------------------------------ end of the step
 
@@ -183,8 +196,10 @@ class Screening:
                               payload=no_consent)
         run.staging.write_json("subjects_ref", self.ref if self.index is not None else None)
         withdrawn = sorted(self.lists.withdrawn | self.lists.restricted)
-        run.staging.write_json("withdrawn_lookups", [lookup_of(s, self.lookup) for s in withdrawn]
-                               if self.lookup is not None else [])
+        # Notified subjects met again are included so a notice that failed at `consent withdraw`, or a
+        # recipient that has received one since under a statutory override, is told tonight.
+        run.staging.write_json("withdrawn_lookups", sorted({lookup_of(s, self.lookup) for s in withdrawn}
+                                                           | self.notified_seen) if self.lookup is not None else [])
         if k is not None and not k.passed:
             where = f"flow {run.ref.key} on {run.ds}"
             quasi = ", ".join(k.quasi_identifiers)

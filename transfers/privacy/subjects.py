@@ -13,6 +13,10 @@ Each row holds two keyed values, never the identifier:
   withdrawal or correction notice names the subject the way that recipient knows.
 
 Rows are only added; a unique ``(event, ref, lookup)`` makes re-runs record nothing new.
+
+``subject_withdrawals`` is the sender's withdrawals register: the lookups of the
+subjects ``transfers consent withdraw`` was told of, per agreement, which every
+run of the agreement's flows excludes on top of the source's own consent register.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def lookup_of(identifier: str, key: bytes) -> str:
 @dataclass(frozen=True)
 class SubjectEvent:
     at: datetime
-    event: str  # disclosed | excluded | prepared | notice
+    event: str  # disclosed | excluded | prepared | notice | withdrawn
     agreement: str
     flow: str | None
     logical_date: date | None
@@ -87,15 +91,61 @@ def _define_seals(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def _define_withdrawals(metadata: sa.MetaData) -> sa.Table:
+    # The sender's own withdrawals register: every subject `transfers consent withdraw` was told of,
+    # by agreement and lookup. Every run of the agreement's flows excludes them, whatever the
+    # source's register says, so a notified withdrawal is never undone by a stale export.
+    return sa.Table(
+        WITHDRAWALS,
+        metadata,
+        sa.Column("agreement", sa.String(200), primary_key=True),
+        sa.Column("lookup", sa.String(64), primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+WITHDRAWALS = "subject_withdrawals"
+
+
 class SubjectIndex:
-    """The ``subject_events`` (and ``subject_seals``) tables in the ledger's database."""
+    """The ``subject_events``, ``subject_seals`` and ``subject_withdrawals`` tables in the ledger's database."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
         metadata = sa.MetaData()
         self.table = _define(metadata)
         self.seals = _define_seals(metadata)
+        self.withdrawals = _define_withdrawals(metadata)
         metadata.create_all(self.engine, checkfirst=True)
+
+    def record_withdrawal(self, agreement: str, lookup: str) -> bool:
+        """Put a subject in the agreement's withdrawals register; False if it was already there.
+
+        The register row and the subject's ``withdrawn`` event are written in one
+        transaction, so ``subject history`` shows every withdrawal the runs apply.
+        """
+        now = datetime.now(UTC)
+        w = self.withdrawals
+        try:
+            with self.engine.begin() as conn:
+                known = conn.execute(sa.select(w.c.at).where(w.c.agreement == agreement,
+                                                             w.c.lookup == lookup)).first()
+                if known is not None:
+                    return False
+                conn.execute(sa.insert(w).values(agreement=agreement, lookup=lookup, at=now))
+                conn.execute(self._insert(), [{
+                    "at": now, "event": "withdrawn", "agreement": agreement, "flow": None, "logical_date": None,
+                    "recipient": None, "lookup": lookup, "pseudonym": None, "key_id": None,
+                    "detail": "recorded in the withdrawals register", "ref": f"withdrawal:{agreement}"}])
+        except sa.exc.IntegrityError:
+            return False  # recorded at the same moment by another withdraw of the same subject
+        return True
+
+    def withdrawn(self, agreement: str) -> set[str]:
+        """The lookups of every subject in the agreement's withdrawals register."""
+        w = self.withdrawals
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(w.c.lookup).where(w.c.agreement == agreement)).scalars())
 
     def seal(self, outbox: str, ref: str | None) -> None:
         """Say which prepared subjects ``outbox`` holds (None: none recorded), replacing an unsealed attempt's."""
@@ -189,9 +239,10 @@ class SubjectIndex:
 
 
 def verify_subjects(ledger: Any, index: SubjectIndex) -> tuple[int, list[str]]:
-    """Check every disclosure's recorded subjects against the count and hash in its ledger entry.
+    """Check every disclosure's recorded subjects against the count and hash in its ledger entry,
+    and every withdrawal in the ledger against the withdrawals register.
 
-    The table is not hash-chained itself; this is what makes a removed, added or
+    The tables are not hash-chained themselves; this is what makes a removed, added or
     altered row show. Returns the number of disclosures checked and the problems found.
     """
     checked, problems = 0, []
@@ -205,6 +256,13 @@ def verify_subjects(ledger: Any, index: SubjectIndex) -> tuple[int, list[str]]:
             problems.append(f"ledger entry {entry.seq} ({entry.flow} {entry.logical_date} to {entry.recipient}): "
                             f"{found['subjects']} subject(s) recorded beside the ledger, the entry says "
                             f"{recorded.get('subjects')}, and their hash differs (rows removed, added or edited?)")
+    registers: dict[str, set[str]] = {}
+    for entry in ledger.entries(kind="withdrawal"):
+        held = registers.setdefault(entry.agreement, index.withdrawn(entry.agreement))
+        if entry.payload.get("lookup") not in held:
+            problems.append(f"ledger entry {entry.seq} ({entry.agreement}): a withdrawal recorded in the ledger is "
+                            f"missing from the withdrawals register ({WITHDRAWALS}): row removed? Until it is "
+                            "restored with `transfers consent withdraw`, runs would send that subject again")
     return checked, problems
 
 
