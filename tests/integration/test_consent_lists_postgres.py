@@ -89,3 +89,16 @@ def test_check_reports_a_wrong_opt_out_table_with_exit_2(cli, world):
     assert result.exit_code == 2, result.output
     assert "table 'opt_outz' not found" in result.stderr
     assert "1 consent list problem(s)" in result.stderr
+
+
+def test_a_run_whose_register_holds_an_unmapped_status_exits_2_naming_word_count_and_list(cli, world, case_db):
+    register = {k: v for k, v in REGISTER.items() if k != "statuses"}  # the default words: W is not one
+    edit_agreement(world, lambda d: flow_of(d, "A")["consent"].__setitem__("consent_register", register))
+
+    result = cli("run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat())
+
+    assert result.exit_code == 2, result.output
+    assert ("consent register (sql 'consent_states', connection 'cs_case_db'): 1 row(s) have a status the flow "
+            "does not map: 'W' (1 row)") in result.stderr
+    assert "9434765919" not in result.output
+    assert world.delivered("inbound/mash") == []
