@@ -168,3 +168,10 @@ def test_the_probe_reports_an_unresolvable_connection_and_an_unreachable_databas
     assert len(problems) == 2
     assert "connection 'case_db': cannot read the consent register" in problems[0]
     assert problems[1] == "connection 'gone' is not defined"
+
+
+def test_a_register_without_a_status_column_lists_withdrawals_not_nobody(tmp_path):
+    path = _register(tmp_path, [{"subject": "9434765919", "effective": "2026-01-01"}])
+    basis = SharingBasis(consent_register={"kind": "csv", "connection": "rft_exports", "path": path, "status": None})
+
+    assert load_subject_lists(basis, _files(tmp_path), DAY).withdrawn == {"9434765919"}

@@ -243,7 +243,9 @@ class SubjectSource(_Strict):
     path: str | None = None  # csv: relative to the connection's directory
     table: str | None = None  # sql: a table (or view) name, optionally schema-qualified
     subject: str = "subject"  # column holding the identifier (normalised before matching)
-    status: str | None = "status"  # register: withdrawn | restricted | given; None for an opt-out list
+    # register: the status column (its words mapped by `statuses`); None: every row is a withdrawal.
+    # An opt-out list's rows are all opt-outs, so it normally has none (status: null).
+    status: str | None = "status"
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
     # register: the register's own words for each status (compared case-insensitively); a word
     # not listed stops the run, so a register's vocabulary is never guessed.
