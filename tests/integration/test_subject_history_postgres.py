@@ -32,3 +32,16 @@ def test_subject_index_on_postgresql_records_and_copies_once(pg_source):
     assert [(e.event, e.recipient, e.pseudonym) for e in found if e.ref == disclosure] == [
         ("disclosed", "south-yorkshire-police", "p0")]
     index.close()
+
+
+def test_the_withdrawals_register_on_postgresql_records_once_per_agreement(pg_source):
+    url, _name = pg_source
+    index = SubjectIndex(url)
+    agreement = f"agreement-{uuid.uuid4().hex[:8]}"  # its own register, whatever other tests left
+    lookup = lookup_of("9434765919", lookup_key("a-long-enough-test-secret-0123456789", agreement))
+
+    assert index.record_withdrawal(agreement, lookup) is True
+    assert index.record_withdrawal(agreement, lookup) is False
+    assert index.withdrawn(agreement) == {lookup}
+    assert [e.event for e in index.events([lookup])] == ["withdrawn"]
+    index.close()
