@@ -142,6 +142,14 @@ def run(
                                progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"))
     except TransferError as exc:
         _fail(exc)
+    except OSError as exc:
+        from transfers.diskspace import full_disk
+
+        # A write no step wrapped (a marker, a report) still ends as a clear, retriable error.
+        full = full_disk(exc, exc.filename or settings.home, "the run's files")
+        if full is None:
+            raise
+        _fail(full)
     if results.get("status") == "already-delivered":
         out.print(f"{ref.key} {logical_date}: already delivered to every recipient; nothing sent")
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +73,25 @@ def sqlalchemy_url(conn: ConnInfo) -> str:
     ).render_as_string(hide_password=False)
 
 
+#: What a database says when it refuses who we are, not whether it is up: retrying cannot help.
+_REFUSED = ("password authentication failed", "authentication failed", "no pg_hba.conf entry",
+            "does not exist", "is not permitted to log in", "permission denied for database",
+            "access denied for user")
+
+
+def connect_error(where: str, exc: Exception) -> SourceError | SourceUnavailable:
+    """Classify a failed connection: credentials or database refused (terminal) or not reachable (retriable).
+
+    The driver's first line names the role or database (never a password); it is kept so the
+    data engineer sees which. A server that is down or restarting stays retriable.
+    """
+    first = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if any(marker in first.lower() for marker in _REFUSED):
+        return SourceError(f"{where}: the database refused the connection: {first}; check the connection's "
+                           "login, password and database name (not retried)")
+    return SourceUnavailable(f"{where}: cannot connect: {first}")
+
+
 def strip_sql_comments(query: str) -> str:
     """Remove ``--`` and ``/* */`` comments outside quoted strings.
 
@@ -125,7 +144,7 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
         try:
             connection = engine.connect()
         except OperationalError as exc:
-            raise SourceUnavailable(f"{where}: cannot connect: {type(exc.orig).__name__}") from None
+            raise connect_error(where, exc) from None
         with connection:
             # Stream on the server side so a large extract is never all in memory.
             connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
@@ -157,6 +176,9 @@ def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Ite
     path = Path(base) / relative
     if not path.is_file():
         raise SourceError(f"{path}: the extract for {logical_date} is not there (connection {conn.conn_id!r})")
+    if _has_nul(path):
+        # pandas' C parser silently ends a field at a NUL byte: the rest of the value would vanish.
+        raise SourceError(_bad_field(path, "contains a NUL byte", lambda raw: b"\x00" in raw))
     try:
         reader = pd.read_csv(
             path,
@@ -178,10 +200,50 @@ def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Ite
     except pd.errors.ParserError as exc:
         # pandas names the line ("Expected 5 fields in line 12, saw 6"); it holds no values.
         raise SourceError(f"{path}: broken CSV: {str(exc).strip()}") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except UnicodeDecodeError:
+        # pandas' byte offset is into its own buffer; the row and column are what a data engineer can find.
+        raise SourceError(_bad_field(path, "is not UTF-8 text", _not_utf8)) from None
     except csv.Error as exc:
         raise SourceError(f"{path}: broken CSV: {exc}") from None
+
+
+def _has_nul(path: Path) -> bool:
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            if b"\x00" in chunk:
+                return True
+    return False
+
+
+def _not_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _bad_field(path: Path, problem: str, bad: Callable[[bytes], bool]) -> str:
+    """Name the first row and column whose raw bytes are ``bad``, never the value.
+
+    Read as Latin-1, every byte is one character, so the CSV structure (ASCII
+    commas, quotes, newlines) parses exactly as in UTF-8 and each field maps
+    back to its original bytes.
+    """
+    with path.open(encoding="latin-1", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        for number, name in enumerate(header, start=1):
+            if bad(name.encode("latin-1")):
+                return f"{path}: header, column {number}: the column name {problem}; fix the export"
+        row = 0
+        for row, fields in enumerate(reader, start=1):
+            for number, value in enumerate(fields, start=1):
+                if bad(value.encode("latin-1")):
+                    column = header[number - 1] if number <= len(header) else f"#{number}"
+                    return (f"{path}: row {row} (line {reader.line_num}), column {column!r}: the value {problem}; "
+                            "fix the export at source (nothing was read)")
+    return f"{path}: the file {problem} (outside any field); fix the export"
 
 
 def extract(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
