@@ -103,7 +103,7 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     """
     from transfers.agreement import load_config
     from transfers.cli import EXIT_FAILED, _fail, _parse_date, _settings, out
-    from transfers.connections import env_connection
+    from transfers.connections import cli_connection
     from transfers.quality.dry_run import dry_run
     from transfers.quality.report import report_document
 
@@ -113,7 +113,7 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
         with out.status(f"{ref.key} {logical_date}: extracting and checking (dry run)"):
-            outcome = dry_run(settings, config, ref, logical_date, env_connection)
+            outcome = dry_run(settings, config, ref, logical_date, cli_connection)
     except TransferError as exc:
         _fail(exc)
     doc = report_document(outcome, ref.flow)

@@ -132,13 +132,8 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-    query_path = config_dir / check_relative_path(source.query or "", "source.query")
-    try:
-        query = strip_sql_comments(query_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
-    where = f"connection {conn.conn_id!r} ({conn.conn_type}"
-    where += f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})"
+    query_path, query = _query(source, config_dir)
+    where = _where(conn)
     engine = create_engine(sqlalchemy_url(conn))
     try:
         try:
@@ -167,8 +162,19 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
         engine.dispose()
 
 
-def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
-    """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
+def _query(source: Source, config_dir: Path) -> tuple[Path, str]:
+    query_path = config_dir / check_relative_path(source.query or "", "source.query")
+    try:
+        return query_path, strip_sql_comments(query_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
+
+
+def _where(conn: ConnInfo) -> str:
+    return f"connection {conn.conn_id!r} ({conn.conn_type}" + (f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})")
+
+
+def _csv_path(source: Source, conn: ConnInfo, logical_date: dt.date) -> Path:
     base = conn.extra.get("path") or conn.host
     if not base:
         raise ConfigError(f"connection {conn.conn_id!r}: a file connection needs extra.path (the export directory)")
@@ -176,6 +182,51 @@ def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Ite
     path = Path(base) / relative
     if not path.is_file():
         raise SourceError(f"{path}: the extract for {logical_date} is not there (connection {conn.conn_id!r})")
+    return path
+
+
+def source_columns(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> list[str]:
+    """The columns the extract would have, reading no row: the query wrapped with ``LIMIT 0``, or the CSV header.
+
+    Raises the same errors as ``extract`` (a refused login is terminal, a server that is down retriable).
+    """
+    if source.kind == "csv":
+        path = _csv_path(source, conn, logical_date)
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                header = next(csv.reader(fh), None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise SourceError(f"{path}: the header row is not readable CSV ({type(exc).__name__})") from None
+        if not header:
+            raise SourceError(f"{path}: the file is empty (no header row)")
+        return header
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    query_path, query = _query(source, config_dir)
+    where = _where(conn)
+    # A subquery keeps the flow's own query intact (its ORDER BY, its own LIMIT); ";" would end it early.
+    probe = f"SELECT * FROM ({query.strip().rstrip(';')}\n) AS transfers_preflight LIMIT 0"  # noqa: S608 - the flow's own query
+    engine = create_engine(sqlalchemy_url(conn))
+    try:
+        try:
+            connection = engine.connect()
+        except OperationalError as exc:
+            raise connect_error(where, exc) from None
+        with connection:
+            try:
+                result = connection.execute(text(probe), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+                return [str(c) for c in result.keys()]
+            except SQLAlchemyError as exc:
+                first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+                raise SourceError(f"{where}: {query_path.name} failed (with LIMIT 0): {first}") from None
+    finally:
+        engine.dispose()
+
+
+def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
+    """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
+    path = _csv_path(source, conn, logical_date)
     if _has_nul(path):
         # pandas' C parser silently ends a field at a NUL byte: the rest of the value would vanish.
         raise SourceError(_bad_field(path, "contains a NUL byte", lambda raw: b"\x00" in raw))

@@ -1,21 +1,19 @@
 """Bad input and a bad environment get clear errors: rejected database logins, a full disk, a refused key.
 
 Real parts throughout: the local PostgreSQL refuses the logins, a 64 KiB tmpfs is the full
-disk (mounted by the test, which needs root), and the refused keys are made by ``gpg``.
+disk (mounted by the ``mounts`` fixture, which needs root), and the refused keys are made by ``gpg``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import require_part
 from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL
 from transfers.agreement import Source
 from transfers.connections import ConnInfo
@@ -111,30 +109,8 @@ def test_the_cli_does_not_retry_a_refused_login(cli, world, refusing_pg):
 # --------------------------------------------------------------------------- a full disk
 
 
-def _mount_tmpfs(path, size: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    require_part("a tmpfs mount (the test must run as root)", done.returncode == 0, done.stderr.strip())
-
-
-@pytest.fixture
-def mounts():
-    """Mount a small tmpfs (really full when filled); every mount is undone after the test."""
-    made = []
-
-    def mount(path, size: str = "64k"):
-        _mount_tmpfs(path, size)
-        made.append(path)
-        return path
-
-    yield mount
-    for path in reversed(made):
-        subprocess.run(["umount", str(path)], check=False, capture_output=True)
-
-
 def test_staging_on_a_full_disk_is_retriable_names_the_place_and_leaves_no_part(mounts, tmp_path):
-    disk = mounts(tmp_path / "tiny")
+    disk = mounts.tmpfs(tmp_path / "tiny")
     staging = Staging(disk / "run", new_staging_key())
     batch = pd.DataFrame({"referral_id": [f"R{i:06d}" for i in range(4000)], "note": ["x" * 40] * 4000})
 
@@ -147,7 +123,7 @@ def test_staging_on_a_full_disk_is_retriable_names_the_place_and_leaves_no_part(
 
 
 def test_encrypting_onto_a_full_disk_is_retriable_and_leaves_nothing(mounts, tmp_path, gpg_partner):
-    disk = mounts(tmp_path / "tiny")
+    disk = mounts.tmpfs(tmp_path / "tiny")
     key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
 
     with pytest.raises(WorkspaceFull) as caught:
@@ -158,7 +134,7 @@ def test_encrypting_onto_a_full_disk_is_retriable_and_leaves_nothing(mounts, tmp
 
 
 def test_a_run_on_a_full_disk_exits_75_with_a_clear_message_not_a_traceback(cli, world, mounts, monkeypatch):
-    home = mounts(world.settings.home, "1m")
+    home = mounts.tmpfs(world.settings.home, "1m")
     monkeypatch.setenv("TRANSFERS_LEDGER_URL", f"sqlite:///{world.root / 'ledger.db'}")
     with (home / "filler").open("wb", buffering=0) as fh:  # fill the disk to the last byte
         try:
