@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
-from transfers.agreement import FlowRef, Recipient
+from transfers.agreement import FlowRef, Recipient, SharingBasis
 from transfers.connections import ConnLookup, SecretLookup
 from transfers.errors import DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
 
@@ -81,7 +82,7 @@ def defined(ref: FlowRef, connection: ConnLookup, secret: SecretLookup) -> list[
     return checks
 
 
-def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, config_root: Any, keys_dir: Any,
+def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, config_root: Path, keys_dir: Path,
               logical_date: date) -> list[Check]:
     """Every check of ``defined``, then connect to the source, the subject lists, each SFTP server, and check keys.
 
@@ -142,7 +143,7 @@ def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
     return Check(ref.key, what, "ok", "readable, every declared column is there")
 
 
-def _probe_subject_lists(basis: Any, connection: ConnLookup) -> list[str] | None:
+def _probe_subject_lists(basis: SharingBasis, connection: ConnLookup) -> list[str] | None:
     """Problems with the register's and opt-out list's tables and columns; None while the probe is not built in."""
     from transfers import consent  # noqa: F401 - for the merge line below
 
@@ -202,7 +203,7 @@ def _exists(sftp: Any, path: str) -> bool:
     return True
 
 
-def _key(recipient: Recipient, keys_dir: Any) -> str:
+def _key(recipient: Recipient, keys_dir: Path) -> str:
     from transfers.crypto import load_recipient_key
 
     key = load_recipient_key(keys_dir / recipient.key_file, recipient.pgp_fingerprint, margin=KEY_MARGIN)
