@@ -33,23 +33,9 @@ DEFAULT_ARGS = {
 
 
 def _connection(conn_id: str):  # noqa: ANN202
-    from transfers.connections import ConnInfo
+    from transfers_airflow.resolvers import conn_info  # the same conversion (and masking) the CLI uses
 
-    conn = Connection.get(conn_id)
-    extra = conn.extra_dejson or {}
-    for secret in (conn.password, extra.get("private_key")):
-        if secret:
-            mask_secret(secret)
-    return ConnInfo(
-        conn_id=conn_id,
-        conn_type=conn.conn_type or "",
-        host=conn.host,
-        port=conn.port,
-        login=conn.login,
-        password=conn.password,
-        schema=conn.schema,
-        extra=extra,
-    )
+    return conn_info(conn_id, Connection.get(conn_id))
 
 
 def _secret(name: str) -> str:

@@ -75,13 +75,22 @@ def _parse_date(value: str | None, option: str = "--date") -> date:
 
 @app.command()
 def validate(
-    config_dir: Annotated[Path | None, typer.Argument(help="config directory (default: TRANSFERS_CONFIG_DIR or ./config)")] = None,
+    target: Annotated[str | None, typer.Argument(
+        metavar="[CONFIG_DIR | FLOW]",
+        help="config directory (default: TRANSFERS_CONFIG_DIR or ./config); with --connect, "
+             "a flow <agreement>.<flow> to check alone")] = None,
     on: Annotated[str | None, typer.Option("--on", help="check liveness on this date (default today)")] = None,
+    connect: Annotated[bool, typer.Option(
+        "--connect", help="also connect: the extract query (LIMIT 0) or CSV header, consent lists, each SFTP "
+                          "server (host key, login, a test file) and each recipient key (valid 30 days)")] = False,
 ) -> None:
-    """Check the Tier 1 register, every agreement and every recipient key."""
+    """Check the Tier 1 register, every agreement, every recipient key, and that every connection and secret is set."""
     from transfers.agreement import load_config
+    from transfers.connections import cli_connection, cli_secret
     from transfers.crypto import load_recipient_key
+    from transfers.preflight import defined
 
+    config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
     settings = _settings(config_dir)
     today = _parse_date(on, "--on")
     try:
@@ -91,6 +100,9 @@ def validate(
         for problem in exc.problems:
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
+    if connect:
+        _preflight(settings, config, only, today)
+        return
     problems = []
     table = _table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
     for ref in config.flows():
@@ -100,6 +112,9 @@ def validate(
                 load_recipient_key(key_path, recipient.pgp_fingerprint)
             except TransferError as exc:
                 problems.append(f"{ref.path}: flow {ref.flow.id} to {recipient.partner}: {exc}")
+        # Only whether each id resolves: a typo in an id is found now, not at 2am (--connect goes further).
+        problems += [f"{ref.path}: flow {ref.flow.id}: {check.check}: {check.detail}"
+                     for check in defined(ref, cli_connection, cli_secret) if check.failed]
         table.add_row(
             ref.key,
             ref.flow.from_,
@@ -116,6 +131,39 @@ def validate(
     out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {len(config.flows())} flow(s)")
 
 
+def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa: ANN001
+    """``validate --connect``: one row per check, exit 1 if any failed."""
+    from datetime import timedelta
+
+    from transfers.connections import cli_connection, cli_secret
+    from transfers.preflight import preflight
+
+    try:
+        refs = [config.flow(only)] if only else config.flows()
+    except TransferError as exc:
+        _fail(exc)
+    # Tonight's run covers the day before (the data interval of a daily schedule).
+    logical_date = today - timedelta(days=1)
+    checks = []
+    with out.status("connecting") as status:
+        for ref in refs:
+            status.update(f"checking {ref.key}")
+            checks += preflight(ref, cli_connection, cli_secret, config_root=config.root, keys_dir=settings.keys,
+                                logical_date=logical_date)
+    shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
+    table = _table("flow", "check", "status", "detail", title=f"preflight on {today} (logical date {logical_date})")
+    for check in checks:
+        table.add_row(check.flow, check.check, shown[check.status], escape(check.detail))
+    out.print(table)
+    failed = [c for c in checks if c.failed]
+    if failed:
+        err.print(f"[bold red]{len(failed)} of {len(checks)} check(s) FAILED:[/]", highlight=False)
+        for check in failed:  # whole, on one line each, to copy into a ticket
+            err.print(f"  - {check.flow}: {check.check}: {escape(check.detail)}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    out.print(f"[green]ok[/]: {len(checks)} check(s) passed for {len(refs)} flow(s)")
+
+
 @app.command()
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
@@ -123,10 +171,10 @@ def run(
 ) -> None:
     """Run one flow for one logical date: extract, check, minimise, encrypt, deliver, record.
 
-    Credentials come from AIRFLOW_CONN_<ID> and secrets from AIRFLOW_VAR_<NAME>, as in Airflow.
+    Credentials come from Airflow Connections and Variables (or AIRFLOW_CONN_<ID> / AIRFLOW_VAR_<NAME>).
     """
     from transfers.agreement import load_config
-    from transfers.connections import env_connection, env_secret
+    from transfers.connections import cli_connection, cli_secret
     from transfers.pipeline import FlowRun, Resolvers, run_flow
     from transfers.staging import new_staging_key
 
@@ -138,10 +186,18 @@ def run(
         # One process runs every step, so a key that lives only in memory is enough.
         flow_run = FlowRun(settings, config, ref, logical_date, staging_key=new_staging_key())
         with out.status(f"{ref.key} {logical_date}") as status:
-            results = run_flow(flow_run, Resolvers(env_connection, env_secret),
+            results = run_flow(flow_run, Resolvers(cli_connection, cli_secret),
                                progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"))
     except TransferError as exc:
         _fail(exc)
+    except OSError as exc:
+        from transfers.diskspace import full_disk
+
+        # A write no step wrapped (a marker, a report) still ends as a clear, retriable error.
+        full = full_disk(exc, exc.filename or settings.home, "the run's files")
+        if full is None:
+            raise
+        _fail(full)
     if results.get("status") == "already-delivered":
         out.print(f"{ref.key} {logical_date}: already delivered to every recipient; nothing sent")
         return
@@ -167,7 +223,7 @@ def purge(
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers."""
     from transfers.agreement import load_config
-    from transfers.connections import env_connection
+    from transfers.connections import cli_connection
     from transfers.retention import execute_purge, plan_purge
 
     settings = _settings()
@@ -185,7 +241,7 @@ def purge(
         out.print(table if items else "nothing is due for deletion")
         if dry_run:
             return
-        report = execute_purge(items, settings, config, ledger, env_connection, now=moment)
+        report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:
         _fail(exc)
     out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held for runs in progress")

@@ -73,17 +73,17 @@ def register(app: typer.Typer) -> None:
 
     def _notices(kind: str, subject: str, occasion: str, fields: list[str], *, register: bool = False) -> None:
         from transfers.agreement import load_config
-        from transfers.connections import env_connection, env_secret
+        from transfers.connections import cli_connection, cli_secret
         from transfers.notices import send_notices
 
         settings = cli._settings()
         try:
             config = load_config(settings.config_dir)
-            lookups = subject_lookups(config, _identifier(subject), env_secret)
+            lookups = subject_lookups(config, _identifier(subject), cli_secret)
             if register:
                 # Before any notice: a partner that cannot be reached must not delay the exclusion.
                 _record_withdrawal(settings, config, lookups)
-            results = send_notices(settings, config, settings.open_ledger(), env_connection, kind=kind,
+            results = send_notices(settings, config, settings.open_ledger(), cli_connection, kind=kind,
                                    lookups=lookups, occasion=occasion, fields=fields)
         except TransferError as exc:
             cli._fail(exc)
@@ -174,13 +174,13 @@ def register(app: typer.Typer) -> None:
     def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""
         from transfers.agreement import load_config
-        from transfers.connections import env_secret
+        from transfers.connections import cli_secret
         from transfers.privacy.subjects import SubjectIndex
 
         settings = cli._settings()
         try:
             config = load_config(settings.config_dir)
-            lookups = subject_lookups(config, _identifier(subject), env_secret)
+            lookups = subject_lookups(config, _identifier(subject), cli_secret)
             index = SubjectIndex.for_settings(settings)
             try:
                 events = [e for e in index.events(lookups.values()) if lookups.get(e.agreement)]

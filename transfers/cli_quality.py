@@ -104,7 +104,7 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     """
     from transfers.agreement import load_config
     from transfers.cli import EXIT_CONFIG, EXIT_FAILED, _fail, _parse_date, _settings, err, out
-    from transfers.connections import env_connection
+    from transfers.connections import cli_connection
     from transfers.consent import probe_subject_lists
     from transfers.quality.dry_run import dry_run
     from transfers.quality.report import report_document
@@ -115,11 +115,11 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
         # Before the extract, so a wrong list is reported even when the extract fails.
-        list_problems = probe_subject_lists(ref.flow.consent, env_connection)
+        list_problems = probe_subject_lists(ref.flow.consent, cli_connection)
         for problem in list_problems:
             err.print(f"[bold red]consent lists:[/] {escape(problem)}", highlight=False)
         with out.status(f"{ref.key} {logical_date}: extracting and checking (dry run)"):
-            outcome = dry_run(settings, config, ref, logical_date, env_connection)
+            outcome = dry_run(settings, config, ref, logical_date, cli_connection)
     except TransferError as exc:
         _fail(exc)
     doc = report_document(outcome, ref.flow)

@@ -2,10 +2,12 @@
 
 A flow names its connections (``cs_case_db``, ``syp_sftp``) and secrets
 (``mash_pseudonym_key``) by id; it never holds credentials. The DAG resolves
-them through Airflow Connections and Variables (and so any secrets backend);
-the CLI resolves the same ids from the environment variables Airflow itself
-reads, ``AIRFLOW_CONN_<ID>`` (URI or JSON) and ``AIRFLOW_VAR_<NAME>``, so a
-data engineer configures a flow once for both.
+them through Airflow Connections and Variables (and so any secrets backend).
+The ``transfers`` command does the same through the edge module
+``transfers_airflow`` (which installs its lookups with ``install_cli_lookups``),
+so a connection added with ``airflow connections add`` is found by both;
+without it, the CLI reads the environment variables Airflow itself reads,
+``AIRFLOW_CONN_<ID>`` (URI or JSON) and ``AIRFLOW_VAR_<NAME>``.
 """
 
 from __future__ import annotations
@@ -103,3 +105,24 @@ def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
     if not value:
         raise SecretMissing(f"secret {name!r} is not set: define {var} or an Airflow Variable {name!r}")
     return value
+
+
+# The CLI's lookups. ``transfers/`` never imports Airflow, so the console entry
+# (``transfers_airflow.cli``) installs Airflow's own lookups here (secrets backend,
+# metastore, then the environment); without it the CLI reads the environment only.
+_cli_lookups: dict[str, Callable[[str], Any]] = {}
+
+
+def install_cli_lookups(connection: ConnLookup, secret: SecretLookup) -> None:
+    """Make every CLI command resolve connection and secret ids with these."""
+    _cli_lookups.update(connection=connection, secret=secret)
+
+
+def cli_connection(conn_id: str) -> ConnInfo:
+    """A connection for the CLI: the installed lookup, else ``AIRFLOW_CONN_<ID>``."""
+    return _cli_lookups.get("connection", env_connection)(conn_id)
+
+
+def cli_secret(name: str) -> str:
+    """A secret for the CLI: the installed lookup, else ``AIRFLOW_VAR_<NAME>``."""
+    return _cli_lookups.get("secret", env_secret)(name)

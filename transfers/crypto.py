@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from transfers.diskspace import writing
 from transfers.errors import KeyRefused
 
 with warnings.catch_warnings():
@@ -188,17 +189,18 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
         if not isinstance(encrypted._message, IntegrityProtectedSKEDataV1):
             raise RuntimeError(f"OpenPGP library produced {type(encrypted._message).__name__}, not SEIPD")
         data = bytes(encrypted)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(dest.parent, f"the encrypted file {dest.name}"):
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return EncryptedFile(path=dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -277,6 +279,9 @@ def _check(key: Any, path: Path, where: str, fpr: str, now: datetime, horizon: d
     )
     if selfsig is None:
         raise KeyRefused(f"{where}: no valid self-signature (SHA-2) on the key; it cannot be trusted as published")
+    if preferences := _weak_preferences(selfsig):
+        raise KeyRefused(f"{where}: {preferences}; ask the recipient to run gpg --edit-key, setpref AES256 "
+                         "AES192 AES SHA512 SHA384 SHA256 ZLIB ZIP Uncompressed, and send the key again")
     primary_expiry = _expiry(key, selfsig)
     _check_expiry(where, "the key", primary_expiry, now, horizon)
 
@@ -353,6 +358,15 @@ def _verified(signer: Any, pairs: list[tuple[Any, Any]]) -> list[Any]:
         if ok is True:
             good.append(sig)
     return good
+
+
+def _weak_preferences(sig: Any) -> str | None:
+    """Why the key's stated preferences rule it out (no AES-256, which we always use; no SHA-2), or None."""
+    ciphers, digests = list(sig.cipherprefs or []), list(sig.hashprefs or [])  # empty states nothing
+    if ciphers and SymmetricKeyAlgorithm.AES256 not in ciphers:
+        return f"its cipher preferences ({', '.join(c.name for c in ciphers)}) do not include AES-256"
+    no_sha2 = digests and not set(digests) & _GOOD_HASHES
+    return f"its hash preferences ({', '.join(h.name for h in digests)}) include no SHA-2 hash" if no_sha2 else None
 
 
 def _latest(sigs: list[Any]) -> Any | None:

@@ -20,7 +20,8 @@ next step, and never carry secrets, key material or record values.
     │   └── LedgerTampered            the hash chain or its anchor does not verify
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
-        └── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        └── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
 """
 
 from __future__ import annotations
@@ -100,3 +101,7 @@ class DeliveryUnavailable(RetriableError):
 
 class LedgerTampered(TerminalError):
     """The ledger's hash chain or head anchor does not verify."""
+
+
+class WorkspaceFull(RetriableError):
+    """A local write (staging, outbox) failed for lack of space; the same run succeeds once space is freed."""

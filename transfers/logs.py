@@ -46,9 +46,14 @@ class _StderrLogger:
         print(message, file=sys.stderr, flush=True)
         path = _run_log.get()
         if path is not None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                fh.write(message + "\n")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                    fh.write(message + "\n")
+            except OSError as exc:
+                # A full disk must surface as the run's own error, not as a crash inside a log call;
+                # the line already went to stderr (the task log).
+                print(f"run log {path} not written: {exc.strerror or type(exc).__name__}", file=sys.stderr)
 
     debug = info = warning = error = critical = exception = msg
 

@@ -215,7 +215,8 @@ def _delivery_parts(run: FlowRun) -> Iterator[tuple[bytes, int]]:
 
 def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
     """Encrypt the prepared rows to the recipient's pinned key, into its outbox."""
-    from transfers.crypto import encrypt_to_file, load_recipient_key
+    from transfers.crypto import encrypt_to_file
+    from transfers.diskspace import writing
 
     recipient = run.recipient(partner)
     outbox = run.outbox_dir(recipient)
@@ -227,7 +228,7 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
         log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"])))
         return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
 
-    key = load_recipient_key(run.settings.keys / recipient.key_file, recipient.pgp_fingerprint)
+    key = _recipient_key(run, recipient, ledger)
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = []
     for name, (plaintext, rows) in _delivery_parts_named(run):
@@ -254,10 +255,32 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
 
     seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
     tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)
+    with writing(outbox, "the delivery manifest"):
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, manifest_path)
     log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
+
+
+def _recipient_key(run: FlowRun, recipient: Recipient, ledger):  # noqa: ANN001, ANN202
+    """The recipient's checked key; a refusal is recorded in the ledger and the run log before it stops the run."""
+    from transfers.crypto import load_recipient_key
+    from transfers.errors import KeyRefused, TransferError
+
+    try:
+        return load_recipient_key(run.settings.keys / recipient.key_file, recipient.pgp_fingerprint)
+    except KeyRefused as exc:
+        # Who was not sent to, and why, is evidence for the IG officer; the reason names the
+        # key file and fingerprints only, never key material.
+        detail = {"partner": recipient.partner, "fingerprint": recipient.pgp_fingerprint,
+                  "key_file": recipient.key_file, "reason": str(exc)}
+        log.error("recipient key refused", **run._ctx(**detail))
+        try:
+            ledger.append("key-refused", agreement=run.ref.agreement.id, flow=run.ref.key,
+                          logical_date=run.logical_date, recipient=recipient.partner, payload=detail)
+        except TransferError as ledger_exc:  # the refusal still stops the run; say the record is missing
+            log.error("key refusal not recorded in the ledger", **run._ctx(error=str(ledger_exc)))
+        raise
 
 
 def _delivery_parts_named(run: FlowRun) -> Iterator[tuple[str, tuple[bytes, int]]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +73,25 @@ def sqlalchemy_url(conn: ConnInfo) -> str:
     ).render_as_string(hide_password=False)
 
 
+#: What a database says when it refuses who we are, not whether it is up: retrying cannot help.
+_REFUSED = ("password authentication failed", "authentication failed", "no pg_hba.conf entry",
+            "does not exist", "is not permitted to log in", "permission denied for database",
+            "access denied for user")
+
+
+def connect_error(where: str, exc: Exception) -> SourceError | SourceUnavailable:
+    """Classify a failed connection: credentials or database refused (terminal) or not reachable (retriable).
+
+    The driver's first line names the role or database (never a password); it is kept so the
+    data engineer sees which. A server that is down or restarting stays retriable.
+    """
+    first = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if any(marker in first.lower() for marker in _REFUSED):
+        return SourceError(f"{where}: the database refused the connection: {first}; check the connection's "
+                           "login, password and database name (not retried)")
+    return SourceUnavailable(f"{where}: cannot connect: {first}")
+
+
 def strip_sql_comments(query: str) -> str:
     """Remove ``--`` and ``/* */`` comments outside quoted strings.
 
@@ -113,19 +132,14 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-    query_path = config_dir / check_relative_path(source.query or "", "source.query")
-    try:
-        query = strip_sql_comments(query_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
-    where = f"connection {conn.conn_id!r} ({conn.conn_type}"
-    where += f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})"
+    query_path, query = _query(source, config_dir)
+    where = _where(conn)
     engine = create_engine(sqlalchemy_url(conn))
     try:
         try:
             connection = engine.connect()
         except OperationalError as exc:
-            raise SourceUnavailable(f"{where}: cannot connect: {type(exc.orig).__name__}") from None
+            raise connect_error(where, exc) from None
         with connection:
             # Stream on the server side so a large extract is never all in memory.
             connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
@@ -148,8 +162,19 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
         engine.dispose()
 
 
-def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
-    """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
+def _query(source: Source, config_dir: Path) -> tuple[Path, str]:
+    query_path = config_dir / check_relative_path(source.query or "", "source.query")
+    try:
+        return query_path, strip_sql_comments(query_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceError(f"{query_path}: cannot read the flow's query: {exc.strerror}") from None
+
+
+def _where(conn: ConnInfo) -> str:
+    return f"connection {conn.conn_id!r} ({conn.conn_type}" + (f" {conn.host}:{conn.port})" if conn.port else f" {conn.host})")
+
+
+def _csv_path(source: Source, conn: ConnInfo, logical_date: dt.date) -> Path:
     base = conn.extra.get("path") or conn.host
     if not base:
         raise ConfigError(f"connection {conn.conn_id!r}: a file connection needs extra.path (the export directory)")
@@ -157,6 +182,54 @@ def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Ite
     path = Path(base) / relative
     if not path.is_file():
         raise SourceError(f"{path}: the extract for {logical_date} is not there (connection {conn.conn_id!r})")
+    return path
+
+
+def source_columns(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> list[str]:
+    """The columns the extract would have, reading no row: the query wrapped with ``LIMIT 0``, or the CSV header.
+
+    Raises the same errors as ``extract`` (a refused login is terminal, a server that is down retriable).
+    """
+    if source.kind == "csv":
+        path = _csv_path(source, conn, logical_date)
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                header = next(csv.reader(fh), None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise SourceError(f"{path}: the header row is not readable CSV ({type(exc).__name__})") from None
+        if not header:
+            raise SourceError(f"{path}: the file is empty (no header row)")
+        return header
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    query_path, query = _query(source, config_dir)
+    where = _where(conn)
+    # A subquery keeps the flow's own query intact (its ORDER BY, its own LIMIT); ";" would end it early.
+    probe = f"SELECT * FROM ({query.strip().rstrip(';')}\n) AS transfers_preflight LIMIT 0"  # noqa: S608 - the flow's own query
+    engine = create_engine(sqlalchemy_url(conn))
+    try:
+        try:
+            connection = engine.connect()
+        except OperationalError as exc:
+            raise connect_error(where, exc) from None
+        with connection:
+            try:
+                result = connection.execute(text(probe), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+                return [str(c) for c in result.keys()]
+            except SQLAlchemyError as exc:
+                first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+                raise SourceError(f"{where}: {query_path.name} failed (with LIMIT 0): {first}") from None
+    finally:
+        engine.dispose()
+
+
+def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
+    """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
+    path = _csv_path(source, conn, logical_date)
+    if _has_nul(path):
+        # pandas' C parser silently ends a field at a NUL byte: the rest of the value would vanish.
+        raise SourceError(_bad_field(path, "contains a NUL byte", lambda raw: b"\x00" in raw))
     try:
         reader = pd.read_csv(
             path,
@@ -178,10 +251,50 @@ def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Ite
     except pd.errors.ParserError as exc:
         # pandas names the line ("Expected 5 fields in line 12, saw 6"); it holds no values.
         raise SourceError(f"{path}: broken CSV: {str(exc).strip()}") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except UnicodeDecodeError:
+        # pandas' byte offset is into its own buffer; the row and column are what a data engineer can find.
+        raise SourceError(_bad_field(path, "is not UTF-8 text", _not_utf8)) from None
     except csv.Error as exc:
         raise SourceError(f"{path}: broken CSV: {exc}") from None
+
+
+def _has_nul(path: Path) -> bool:
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            if b"\x00" in chunk:
+                return True
+    return False
+
+
+def _not_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _bad_field(path: Path, problem: str, bad: Callable[[bytes], bool]) -> str:
+    """Name the first row and column whose raw bytes are ``bad``, never the value.
+
+    Read as Latin-1, every byte is one character, so the CSV structure (ASCII
+    commas, quotes, newlines) parses exactly as in UTF-8 and each field maps
+    back to its original bytes.
+    """
+    with path.open(encoding="latin-1", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        for number, name in enumerate(header, start=1):
+            if bad(name.encode("latin-1")):
+                return f"{path}: header, column {number}: the column name {problem}; fix the export"
+        row = 0
+        for row, fields in enumerate(reader, start=1):
+            for number, value in enumerate(fields, start=1):
+                if bad(value.encode("latin-1")):
+                    column = header[number - 1] if number <= len(header) else f"#{number}"
+                    return (f"{path}: row {row} (line {reader.line_num}), column {column!r}: the value {problem}; "
+                            "fix the export at source (nothing was read)")
+    return f"{path}: the file {problem} (outside any field); fix the export"
 
 
 def extract(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:

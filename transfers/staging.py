@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
 
+from transfers.diskspace import writing
 from transfers.errors import ConfigError, SourceError
 
 
@@ -55,10 +56,15 @@ class Staging:
 
     def _write(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self._fernet.encrypt(data))
-        os.replace(tmp, path)
+        with writing(path.parent, f"the run's working file {path.name}"):
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(self._fernet.encrypt(data))
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a cut-short part must not be taken for a whole one
+                raise
 
     def _read(self, path: Path) -> bytes:
         try:
@@ -81,7 +87,8 @@ class Staging:
             self._write(target / f"part-{parts:05d}.csv.fernet", batch.to_csv(index=False).encode("utf-8"))
             rows += len(batch)
             parts += 1
-        (target / "columns.json").write_text(json.dumps({"columns": seen_columns or [], "rows": rows}))
+        with writing(target, "the stage's column list"):
+            (target / "columns.json").write_text(json.dumps({"columns": seen_columns or [], "rows": rows}))
         return {"rows": rows, "parts": parts, "columns": seen_columns or []}
 
     def columns(self, stage: str) -> list[str]:

@@ -200,3 +200,35 @@ def cli(world, monkeypatch):
         return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def mounts():
+    """Real mounts for one test (it must run as root): a tiny tmpfs that fills up, a read-only directory.
+
+    Every mount is undone after the test, last first.
+    """
+    import subprocess
+    from types import SimpleNamespace
+
+    made: list[Path] = []
+
+    def mount(*args: str, path: Path) -> Path:
+        done = subprocess.run(["mount", *args, str(path)], capture_output=True, text=True)
+        require_part("mounting (the tests must run as root)", done.returncode == 0, done.stderr.strip())
+        made.append(path)
+        return path
+
+    def tmpfs(path: Path, size: str = "64k") -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        return mount("-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path=path)
+
+    def read_only(path: Path) -> Path:
+        """``path`` bound onto itself, read-only: even root cannot write there (EROFS)."""
+        path.mkdir(parents=True, exist_ok=True)
+        mount("--bind", str(path), path=path)
+        return mount("-o", "remount,bind,ro", path=path)
+
+    yield SimpleNamespace(tmpfs=tmpfs, read_only=read_only)
+    for path in reversed(made):
+        subprocess.run(["umount", str(path)], check=False, capture_output=True)

@@ -103,5 +103,9 @@ def test_validate_accepts_the_world_and_refuses_a_key_that_does_not_match_its_pi
 def test_project_config_validates_with_committed_keys():
     runner = CliRunner()
     env = {k: None for k in os.environ if k.startswith("TRANSFERS_")}
+    # validate also checks each id resolves (not what it holds): placeholders stand in for the deployment's.
+    env |= {f"AIRFLOW_CONN_{conn_id.upper()}": "fs://placeholder"
+            for conn_id in ("cs_case_db", "syp_sftp", "rft_exports", "cs_sftp")}
+    env["AIRFLOW_VAR_MASH_PSEUDONYM_KEY"] = "placeholder"
     result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output

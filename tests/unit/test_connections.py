@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transfers.connections import env_connection, env_secret, parse_connection
+from transfers.connections import ConnInfo, env_connection, env_secret, parse_connection
 from transfers.errors import ConfigError, SecretMissing
 
 
@@ -36,3 +36,16 @@ def test_missing_connection_and_secret_say_which_variable_to_set():
     with pytest.raises(SecretMissing, match="AIRFLOW_VAR_MASH_PSEUDONYM_KEY"):
         env_secret("mash_pseudonym_key", {})
     assert env_secret("mash_pseudonym_key", {"AIRFLOW_VAR_MASH_PSEUDONYM_KEY": "k"}) == "k"
+
+
+def test_the_cli_reads_the_environment_until_a_console_entry_installs_other_lookups(monkeypatch):
+    from transfers import connections
+
+    monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", '{"conn_type": "sftp", "host": "from-env"}')
+    monkeypatch.setattr(connections, "_cli_lookups", {})
+    assert connections.cli_connection("syp_sftp").host == "from-env"
+
+    connections.install_cli_lookups(lambda conn_id: ConnInfo(conn_id, "sftp", host="from-airflow"),
+                                    lambda name: f"value of {name}")
+    assert connections.cli_connection("syp_sftp").host == "from-airflow"
+    assert connections.cli_secret("mash_pseudonym_key") == "value of mash_pseudonym_key"

@@ -138,6 +138,21 @@ def test_a_key_expiring_within_the_margin_is_refused(gpg_home, tmp_path):
         load_recipient_key(path, fpr, now=datetime.now(UTC) + timedelta(days=4), margin=timedelta(0))
 
 
+@pytest.mark.parametrize(("prefs", "why"), [
+    ("CAST5 3DES SHA256 ZIP Uncompressed", r"cipher preferences \(CAST5, TripleDES\) do not include AES-256"),
+    ("AES256 AES SHA1 ZIP Uncompressed", r"hash preferences \(SHA1\) include no SHA-2 hash"),
+])
+def test_a_key_preferring_only_old_ciphers_or_sha1_is_refused(gpg_home, tmp_path, prefs, why):
+    # pgpy would encrypt with AES-256 anyway, to software that said it only reads CAST5/3DES.
+    fpr = gpg_home.generate_key("Old Partner <old@example.invalid>", algo="cv25519")
+    gpg_home.run("--command-fd", "0", "--edit-key", fpr, input=f"setpref {prefs}\ny\nsave\n".encode())
+    path = gpg_home.export_public(fpr, tmp_path / "old.asc")
+
+    with pytest.raises(KeyRefused, match=why) as caught:
+        load_recipient_key(path, fpr)
+    assert str(path) in str(caught.value) and "setpref" in str(caught.value)
+
+
 def test_an_expired_encryption_subkey_is_refused_even_if_the_primary_is_valid(gpg_home, tmp_path):
     fpr, path = make_key(
         gpg_home,

@@ -90,3 +90,35 @@ def test_shipped_query_with_ds_in_its_comments_runs_on_sqlite(tmp_path):
 def test_comment_stripping_keeps_quoted_text_and_drops_comments():
     query = "SELECT '--not a comment', \"a/*b*/\" -- says :ds\nFROM t /* :ds */ WHERE d = :ds AND s = 'it''s'"
     assert strip_sql_comments(query) == "SELECT '--not a comment', \"a/*b*/\" \nFROM t   WHERE d = :ds AND s = 'it''s'"
+
+
+def _write_export(tmp_path, data: bytes):
+    path = tmp_path / "ed" / "attendances_2026-11-23.csv"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return ConnInfo("exports", "fs", extra={"path": str(tmp_path)})
+
+
+def test_a_nul_byte_in_a_field_is_an_error_naming_row_and_column_not_a_cut_value(tmp_path):
+    # pandas' C parser would end the field at the NUL and keep "Smi": a silent change of the record.
+    conn = _write_export(tmp_path, b'attendance_id,surname\nA1,Jones\nA2,"Smi\x00th, Jo"\nA3,Brown\n')
+
+    with pytest.raises(SourceError) as caught:
+        list(extract(csv_source(), conn, config_dir=tmp_path, logical_date=DAY))
+
+    message = str(caught.value)
+    assert "attendances_2026-11-23.csv" in message
+    assert "row 2 (line 3), column 'surname'" in message and "NUL byte" in message
+    assert "Smi" not in message and "Jones" not in message  # names the place, never the value
+
+
+def test_non_utf8_text_names_the_row_and_column_not_a_byte_offset(tmp_path):
+    # Latin-1 "é" (0xE9) in the third data row, after a multi-line quoted field.
+    conn = _write_export(tmp_path, b'attendance_id,surname\nA1,"Jones\nJr"\nA2,Smith\nA3,Ren\xe9\n')
+
+    with pytest.raises(SourceError) as caught:
+        list(extract(csv_source(), conn, config_dir=tmp_path, logical_date=DAY))
+
+    message = str(caught.value)
+    assert "row 3 (line 5), column 'surname'" in message and "not UTF-8" in message
+    assert "byte" not in message and "Ren" not in message

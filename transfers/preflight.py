@@ -1,0 +1,202 @@
+"""Preflight: prove, before the first night, that every connection, secret, server and key a flow names works.
+
+Two depths, one list of ``Check`` rows (ok / FAILED with the reason naming the
+connection, host or key file, or skipped):
+
+- ``defined`` resolves every connection and secret id the flow names, without
+  connecting (plain ``transfers validate``): a typo in an id is found before the
+  nightly run instead of at 2am.
+- ``preflight`` (``transfers validate --connect``) also connects: the extract
+  query wrapped with ``LIMIT 0`` (or the CSV header), the consent register and
+  opt-out list columns, each SFTP server (pinned host key, login, a temporary
+  file written and removed in the remote directory), and each recipient key,
+  which must stay valid for ``KEY_MARGIN``.
+
+Nothing here reads a record, and no row carries a secret or a value.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from transfers.agreement import FlowRef, Recipient, SharingBasis
+from transfers.connections import ConnLookup, SecretLookup
+from transfers.errors import DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
+
+#: A recipient key must stay valid this long: time to get a new one before a night is missed.
+KEY_MARGIN = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the preflight table."""
+
+    flow: str
+    check: str  # what was checked: "connection cs_case_db", "SFTP syp_sftp", "key south-yorkshire-police"
+    status: Literal["ok", "FAILED", "skipped"]
+    detail: str  # what was found, or why it failed (names, never values or secrets)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAILED"
+
+
+def named_ids(ref: FlowRef) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The connection ids (with what each is for) and secret names a flow's runs resolve."""
+    flow = ref.flow
+    connections: dict[str, list[str]] = {}
+    uses = [(flow.source.connection, "source")] + [(r.sftp, f"SFTP to {r.partner}") for r in flow.to]
+    for source, what in ((flow.consent.consent_register, "consent register"), (flow.consent.opt_outs, "opt-out list")):
+        if source is not None:
+            uses.append((source.connection, what))
+    archive = flow.retention.archive
+    if archive is not None and archive.connection:
+        uses.append((archive.connection, "archive"))
+    for conn_id, what in uses:
+        connections.setdefault(conn_id, []).append(what)
+    setting = ref.agreement.pseudonymisation
+    secrets = {setting.key_secret: "pseudonymisation key"} if setting is not None else {}
+    return connections, secrets
+
+
+def defined(ref: FlowRef, connection: ConnLookup, secret: SecretLookup) -> list[Check]:
+    """Resolve every connection and secret the flow names; connect to nothing."""
+    connections, secrets = named_ids(ref)
+    wanted: list[tuple[str, Callable[[str], object], str, str]] = [
+        (f"connection {conn_id}", connection, conn_id, ", ".join(uses)) for conn_id, uses in connections.items()]
+    wanted += [(f"secret {name}", secret, name, use) for name, use in secrets.items()]
+    checks = []
+    for what, lookup, name, use in wanted:
+        try:
+            lookup(name)  # the value itself is never shown
+        except TransferError as exc:
+            checks.append(Check(ref.key, what, "FAILED", f"{use}: {exc}"))
+        else:
+            checks.append(Check(ref.key, what, "ok", f"defined ({use})"))
+    return checks
+
+
+def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, config_root: Path, keys_dir: Path,
+              logical_date: date) -> list[Check]:
+    """Every check of ``defined``, then connect to the source, the subject lists, each SFTP server, and check keys.
+
+    Args:
+        ref: The flow.
+        connection: Resolves a connection id (Airflow's lookups in the installed command).
+        secret: Resolves a secret name.
+        config_root: The config directory (the query files live under it).
+        keys_dir: Where the recipients' public keys are.
+        logical_date: The date a CSV source's ``{ds}`` and a query's ``:ds`` stand for.
+    """
+    from transfers.sources import source_columns
+
+    checks = defined(ref, connection, secret)
+    flow = ref.flow
+
+    def source() -> str:
+        columns = source_columns(flow.source, connection(flow.source.connection), config_dir=config_root,
+                                 logical_date=logical_date)
+        missing = [name for name in flow.fields if name not in columns]
+        if missing:
+            raise SourceError(f"connection {flow.source.connection!r}: the extract has no column "
+                              f"{', '.join(map(repr, missing))} the flow names (it has: {', '.join(columns)})")
+        return (f"{flow.source.kind} source answers: {len(columns)} columns, all {len(flow.fields)} the flow "
+                f"names (read with no rows, for {logical_date})")
+
+    checks.append(_run(ref, f"source {flow.source.connection}", source))
+    if (lists := _subject_lists(ref, connection)) is not None:
+        checks.append(lists)
+    for recipient in flow.to:
+        checks.append(_run(ref, f"SFTP {recipient.sftp}", lambda r=recipient: _sftp(r, connection)))
+        checks.append(_run(ref, f"key {recipient.partner}", lambda r=recipient: _key(r, keys_dir)))
+    return checks
+
+
+def _run(ref: FlowRef, what: str, check: Callable[[], str]) -> Check:
+    try:
+        return Check(ref.key, what, "ok", check())
+    except TransferError as exc:
+        return Check(ref.key, what, "FAILED", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others; its text may hold values
+        return Check(ref.key, what, "FAILED", f"unexpected {type(exc).__name__}")
+
+
+def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
+    from transfers.consent import probe_subject_lists
+
+    basis = ref.flow.consent
+    if basis.consent_register is None and basis.opt_outs is None:
+        return None
+    what = "consent register / opt-out list"
+    try:
+        problems = probe_subject_lists(basis, connection)
+    except TransferError as exc:
+        problems = [str(exc)]
+    if problems:
+        return Check(ref.key, what, "FAILED", "; ".join(problems))
+    return Check(ref.key, what, "ok", "readable, every declared column is there")
+
+
+def _sftp(recipient: Recipient, connection: ConnLookup) -> str:
+    import paramiko
+
+    from transfers.delivery import open_sftp
+    from transfers.pipeline import sftp_target
+
+    target = sftp_target(connection(recipient.sftp), recipient)
+    with open_sftp(target) as session:
+        try:
+            writable = _writable(session)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeliveryUnavailable(f"SFTP server {target.address}: checking {target.remote_dir!r} failed "
+                                      f"({type(exc).__name__}); a later attempt may succeed") from None
+    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {writable}"
+
+
+def _writable(session: Any) -> str:
+    """Write and remove a temporary file in the remote directory (or its nearest existing parent)."""
+    sftp, directory, address = session.sftp, session.target.remote_dir, session.target.address
+    existing = directory
+    while existing != "." and _exists(sftp, existing) is False:
+        existing = posixpath.dirname(existing) or "."
+    # A hidden name, like our uploads' temporary names, which recipients ignore.
+    probe = posixpath.join(existing, f".transfers-preflight-{uuid.uuid4().hex}.tmp")
+    try:
+        with sftp.open(probe, "wx") as fh:
+            fh.write(b"transfers preflight: safe to delete\n")
+    except (OSError, EOFError) as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else (str(exc) or type(exc).__name__)
+        raise DeliveryRefused(f"sftp://{address}/{existing}: cannot write a file there ({reason}); ask the partner "
+                              f"to let {session.target.username!r} write to {directory!r}") from None
+    finally:
+        try:
+            sftp.remove(probe)
+        except (OSError, EOFError):
+            pass  # never written, or the connection dropped: the upload's own check removes strays
+    if _exists(sftp, probe):
+        raise DeliveryUnavailable(f"sftp://{address}/{probe}: the preflight file could not be removed; remove it")
+    if existing != directory:
+        return f"{directory!r} does not exist yet; {existing!r} is writable (the first delivery creates it)"
+    return f"{directory!r} is writable (a temporary file was written and removed)"
+
+
+def _exists(sftp: Any, path: str) -> bool:
+    try:
+        sftp.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _key(recipient: Recipient, keys_dir: Path) -> str:
+    from transfers.crypto import load_recipient_key
+
+    key = load_recipient_key(keys_dir / recipient.key_file, recipient.pgp_fingerprint, margin=KEY_MARGIN)
+    until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
+    return f"{recipient.key_file}: {key.fingerprint} ({key.algorithm}) {until}, at least {KEY_MARGIN.days} days"
