@@ -377,8 +377,12 @@ class Resolvers:
     secret: Callable[[str], str]
 
 
-def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
-    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``."""
+def sftp_target(conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None):  # noqa: ANN201
+    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``.
+
+    Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
+    ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
+    """
     from transfers.delivery import SftpTarget
     from transfers.errors import ConfigError
 
@@ -396,6 +400,7 @@ def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
         password=conn.password,
         private_key=conn.extra.get("private_key"),
         remote_dir=recipient.path,
+        timeout=recipient.sftp_timeout or (settings or Settings()).sftp_timeout,
     )
 
 
@@ -446,7 +451,7 @@ def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], Non
             say(f"encrypting for {partner}")
             results[f"package:{partner}"] = package(run, partner, ledger)
             say(f"delivering to {partner}")
-            target = sftp_target(resolvers.connection(recipient.sftp), recipient)
+            target = sftp_target(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
             results[f"deliver:{partner}"] = deliver(run, partner, target, ledger, connection=resolvers.connection)
         from transfers.notices import notify_withdrawals
 
