@@ -4,9 +4,15 @@
 key), only the pinned host key accepted, no agent or ``~/.ssh`` keys, and weak
 algorithms switched off. ``deliver_file`` never shows the recipient a partial
 file and never replaces a different file under the same name: it uploads under
-a hidden temporary name, checks size and SHA-256 read back from the server,
-then renames. A re-run that finds the identical file already there reports it
-``"reconciled"`` instead of sending it again.
+a hidden temporary name (removing one a cut attempt left), checks size and
+SHA-256 read back from the server, then renames with a rename that fails if
+the name is taken, and checks what landed. A re-run that finds the identical
+file already there reports it ``"reconciled"`` instead of sending it again.
+
+Every network wait is bounded by the target's ``timeout``: paramiko's own
+limits for connecting, the banner, login and the channel, and a per-session
+``Watchdog`` for the SFTP start and each request, so a stalled server is a
+``DeliveryUnavailable`` naming the server and what it stalled on, never a hang.
 
 Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not the pinned
 one), ``DeliveryRefused`` (login or path refused), ``DeliveryConflict`` (a
@@ -25,9 +31,8 @@ import math
 import posixpath
 import socket
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +49,7 @@ from transfers.errors import (
     HostKeyMismatch,
     TransferError,
 )
+from transfers.watchdog import Watchdog
 
 __all__ = [
     "Receipt",
@@ -208,68 +214,11 @@ class RemoteFile:
     mtime: datetime
 
 
-class _Watchdog:
-    """Closes a connection that makes no progress for ``timeout`` seconds.
-
-    paramiko bounds some waits but not all: it waits for the answer to the SFTP
-    subsystem request without a limit, and a write blocked on a full TCP buffer
-    retries until the socket closes. So each step arms a deadline (and long
-    transfers push it on with every chunk); one thread per session closes the
-    transport when the deadline passes, which wakes every blocked call with an
-    error, and remembers what was stalled for the message.
-    """
-
-    def __init__(self, timeout: float, close: Callable[[], object]) -> None:
-        self.timeout = timeout
-        self.stalled: str | None = None
-        self._close = close
-        self._what = ""
-        self._deadline: float | None = None
-        self._stopped = False
-        self._cv = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="sftp-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, what: str) -> None:
-        with self._cv:
-            self._what, self._deadline = what, time.monotonic() + self.timeout
-            self._cv.notify()
-
-    def touch(self) -> None:
-        """Progress was made: the current step gets a fresh ``timeout``."""
-        if self._deadline is not None:
-            self._deadline = time.monotonic() + self.timeout
-
-    def disarm(self) -> None:
-        with self._cv:
-            self._deadline = None
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify()
-
-    def _run(self) -> None:
-        with self._cv:
-            while not self._stopped:
-                if self._deadline is None:
-                    self._cv.wait()
-                    continue
-                remaining = self._deadline - time.monotonic()
-                if remaining > 0:
-                    self._cv.wait(remaining)
-                    continue
-                self.stalled = self._what
-                break
-        if self.stalled is not None:
-            self._close()
-
-
 class SftpSession:
     """An open SFTP connection to one target; made by ``open_sftp``."""
 
     def __init__(self, target: SftpTarget, client: paramiko.SSHClient, sftp: paramiko.SFTPClient,
-                 watchdog: _Watchdog | None = None) -> None:
+                 watchdog: Watchdog | None = None) -> None:
         self.target = target
         self.client = client
         self.sftp = sftp
@@ -357,7 +306,7 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
     )
     client.set_missing_host_key_policy(_RejectUnpinned(target, pinned))
     where = f"SFTP server {target.address}"
-    watchdog: _Watchdog | None = None
+    watchdog: Watchdog | None = None
     started = time.monotonic()
     try:
         client.connect(
@@ -376,7 +325,7 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
         )
         transport = client.get_transport()
         assert transport is not None  # connect() returned: it has one
-        watchdog = _Watchdog(timeout, transport.close)
+        watchdog = Watchdog(timeout, transport.close)
         watchdog.arm("opening the SSH channel")
         channel = transport.open_session(timeout=timeout)
         channel.settimeout(timeout)  # each SFTP read and write

@@ -291,6 +291,7 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     # (idempotent), so every disclosure has its archived copy.
     archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
                                 [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger, connection)
+    record_intent(run, partner, target, manifest, ledger)
     receipts = []
     with open_sftp(target) as session:
         # Data files first, the manifest last: a recipient that sees the manifest
@@ -333,6 +334,34 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
     return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
+
+
+def intent_key(disclosure_key: str) -> str:
+    return f"intent:{disclosure_key}"
+
+
+def record_intent(run: FlowRun, partner: str, target, manifest: dict, ledger) -> None:  # noqa: ANN001
+    """Before the first byte leaves: which files are about to reach ``partner``, once per (flow, date).
+
+    If the upload stops after a data file landed (the manifest failed, the task was
+    killed), the ledger still shows what may sit at the recipient; the retry
+    reconciles those files into the disclosure, and remote purge can find them
+    even if no retry ever comes.
+    """
+    key = run.disclosure_key(run.recipient(partner))
+    directory = target.remote_dir
+
+    def remote(name: str) -> str:
+        return name if directory == "." else f"{directory}/{name}"
+
+    files = [{"remote_path": remote(f["name"]), "size": f["size"], "sha256": f["sha256"]} for f in manifest["files"]]
+    files.append({"remote_path": remote(f"{run.base_name}.manifest.json"), "size": None, "sha256": None})
+    ledger.append(
+        "delivery-intent", agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
+        recipient=partner, dedupe_key=intent_key(key),
+        payload={"disclosure_key": key, "host": f"{target.host}:{target.port}", "remote_dir": directory,
+                 "files": files},
+    )
 
 
 def cleanup(run: FlowRun) -> dict:
