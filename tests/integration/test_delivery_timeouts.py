@@ -127,3 +127,70 @@ def test_the_timeout_comes_from_the_setting_unless_the_recipient_sets_its_own(ss
     assert Settings(home=tmp_path).sftp_timeout == 60
     assert sftp_target(conn, plain, settings=settings).timeout == 7
     assert sftp_target(conn, slow, settings=settings).timeout == 300
+
+
+@pytest.fixture
+def stall_syp(world, sshd, monkeypatch):
+    """Call it to put the police's server behind a proxy that stalls once SFTP is asked for."""
+    import dataclasses
+
+    with StallingProxy(upstream=(sshd.host, sshd.port)) as proxy:
+
+        def stall() -> StallingProxy:
+            original = paramiko.Channel.invoke_subsystem
+
+            def stall_first(channel, subsystem):  # noqa: ANN001, ANN202
+                proxy.stall()
+                return original(channel, subsystem)
+
+            monkeypatch.setattr(paramiko.Channel, "invoke_subsystem", stall_first)
+            world.connections["syp_sftp"] = dataclasses.replace(world.connections["syp_sftp"], port=proxy.port)
+            return proxy
+
+        yield stall
+
+
+def test_a_withdrawal_notice_to_a_stalled_server_times_out_as_retriable(world, stall_syp):
+    from tests.integration.conftest import LOGICAL_DATE
+    from transfers.cli_privacy import subject_lookups
+    from transfers.devkit import synthetic
+    from transfers.notices import send_notices
+    from transfers.pipeline import run_flow
+
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    proxy = stall_syp()
+    subject = synthetic.referrals(40, LOGICAL_DATE)["nhs_number"].iloc[0]
+    resolvers = world.resolvers()
+    lookups = subject_lookups(world.config, subject, resolvers.secret)
+    settings = world.settings.model_copy(update={"sftp_timeout": TIMEOUT})
+
+    outcome = finishes_within(BOUND, lambda: send_notices(
+        settings, world.config, settings.open_ledger(), resolvers.connection, kind="withdrawal",
+        lookups=lookups, occasion="withdrawn"))
+
+    _assert_stall(outcome, proxy.port, "SFTP subsystem")
+    assert list(settings.open_ledger().entries(kind="notice")) == []  # not recorded as sent: retried later
+
+
+def test_a_remote_purge_on_a_stalled_server_is_recorded_as_failed_not_hung(world, stall_syp):
+    from datetime import UTC, datetime, timedelta
+
+    from transfers.pipeline import run_flow
+    from transfers.retention import execute_purge, plan_purge
+
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    proxy = stall_syp()
+    settings = world.settings.model_copy(update={"sftp_timeout": TIMEOUT})
+    ledger = settings.open_ledger()
+    later = datetime.now(UTC) + timedelta(days=3650)
+    items = [i for i in plan_purge(settings, world.config, ledger, now=later) if i.place == "remote"]
+    assert items
+
+    report = finishes_within(BOUND, lambda: execute_purge(items, settings, world.config, ledger,
+                                                          world.resolvers().connection, now=later))
+
+    assert not isinstance(report, BaseException), repr(report)
+    assert len(report.failed) == len(items)
+    expected = f"127.0.0.1:{proxy.port}: no answer within {TIMEOUT:g}s while starting the SFTP subsystem"
+    assert all(expected in failure for failure in report.failed), report.failed
+    assert all(p.exists() for p in world.delivered("inbound/mash"))  # still there, still due

@@ -40,8 +40,11 @@ def held(ref: FlowRef, ledger, period: Duration) -> Iterator[PurgeItem]:  # noqa
 
 def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str], ConnInfo],
                  record: Callable[[PurgeItem, int | None, str | None, str, str | None], None],
-                 fail: Callable[[PurgeItem, str], None]) -> int:
-    """Delete one recipient's due copies over one connection; returns how many were recorded."""
+                 fail: Callable[[PurgeItem, str], None], *, settings=None) -> int:  # noqa: ANN001
+    """Delete one recipient's due copies over one connection; returns how many were recorded.
+
+    ``settings`` gives the SFTP timeout (``TRANSFERS_SFTP_TIMEOUT`` when not given).
+    """
     from transfers.delivery import discard_partial, open_sftp, remove_remote
     from transfers.errors import TransferError
     from transfers.pipeline import sftp_target
@@ -54,7 +57,7 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
         return 0
     done, handled = 0, set()
     try:
-        target = sftp_target(connection(recipient.sftp), recipient)
+        target = sftp_target(connection(recipient.sftp), recipient, settings=settings)
         with open_sftp(target) as session:
             for item in items:
                 try:
