@@ -70,6 +70,23 @@ def test_a_server_that_stalls_once_the_channel_is_open_times_out_starting_sftp(s
     _assert_stall(outcome, proxy.port, "SFTP subsystem")
 
 
+def test_a_server_that_stalls_during_login_is_unavailable_not_a_refused_login(sshd, monkeypatch):
+    """paramiko reports a login that never gets an answer as an AuthenticationException: not terminal."""
+    with StallingProxy(upstream=(sshd.host, sshd.port)) as proxy:
+        original = paramiko.Transport.auth_publickey
+
+        def stall_first(transport, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            proxy.stall()
+            return original(transport, *args, **kwargs)
+
+        monkeypatch.setattr(paramiko.Transport, "auth_publickey", stall_first)
+        target = sshd.target(port=proxy.port, timeout=TIMEOUT)
+
+        outcome = finishes_within(BOUND, lambda: _connect(target))
+
+    _assert_stall(outcome, proxy.port, "logging in")
+
+
 def test_a_server_that_stalls_mid_upload_times_out_and_the_retry_leaves_no_debris(sshd, remote_dir, tmp_path):
     payload = os.urandom(8 * 1024 * 1024)  # more than SSH's window and the socket buffers hold
     path = tmp_path / "x.csv.pgp"
