@@ -560,6 +560,11 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
                 )
             with _remote(session, f"renaming {temp} to {final}"):
                 uploaded = sftp.stat(temp)
+                if _stat(sftp, final) is not None:
+                    raise DeliveryConflict(
+                        f"{where}: a file appeared under this name during the upload; not overwriting it. "
+                        "Ask the recipient what it is before delivering again"
+                    )
                 try:
                     # SSH_FXP_RENAME: OpenSSH links the new name, which fails if it is taken,
                     # so a file that appeared since the check above is never replaced.
@@ -573,18 +578,33 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
                         f"{where}: a file appeared under this name during the upload; not overwriting it. "
                         "Ask the recipient what it is before delivering again"
                     ) from None
-                landed = _stat(sftp, final)
-            if landed is None or (landed.st_size, landed.st_mtime) != (uploaded.st_size, uploaded.st_mtime):
-                raise DeliveryConflict(
-                    f"{where}: after the rename the file under this name is not the one uploaded "
-                    f"({'missing' if landed is None else f'{landed.st_size} bytes'}, ours {size} bytes); "
-                    "ask the recipient what replaced it"
-                )
+            with _remote(session, f"checking {final} after the rename"):
+                if not _is_ours(session, final, uploaded, (size, sha256)):
+                    raise DeliveryConflict(
+                        f"{where}: after the rename the file under this name is not the one uploaded "
+                        f"(ours {size} bytes, sha256 {sha256[:16]}...); ask the recipient what replaced it"
+                    )
         except BaseException:
             # The recipient must never see a partial file, whatever went wrong.
             _discard(session, temp)
             raise
     return Receipt(final, size, sha256, "delivered")
+
+
+def _is_ours(session: SftpSession, final: str, uploaded: paramiko.SFTPAttributes, digest: tuple[int, str]) -> bool:
+    """Whether the file under ``final`` is the one just renamed there.
+
+    Gone already counts: the server confirmed the rename, and a recipient's
+    poller may collect a file the moment it appears. The same size and mtime
+    as the temporary file is enough on OpenSSH (a rename keeps both); a server
+    that copies on rename (object stores) gets the bytes compared instead.
+    """
+    landed = _stat(session.sftp, final)
+    if landed is None:
+        return True
+    if landed.st_size != uploaded.st_size:
+        return False
+    return landed.st_mtime == uploaded.st_mtime or _remote_digest(session, final) == digest
 
 
 def _discard(session: SftpSession, path: str) -> None:
