@@ -18,10 +18,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from transfers.agreement import FlowRef, load_config
+from transfers.settings import Settings
 
 CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
 TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")
 STAGING_KEY = "transfers_staging_key"
+
+# Only environment variables are read here (TRANSFERS_TASK_TIMEOUT_MINUTES, TRANSFERS_RUN_TIMEOUT_HOURS).
+_LIMITS = Settings()
+#: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
+#: otherwise hold every later night behind it.
+RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
 
 DEFAULT_ARGS = {
     "owner": "isp-transfers",
@@ -29,6 +36,9 @@ DEFAULT_ARGS = {
     # lapsed agreement) fails at once through AirflowFailException below.
     "retries": 2,
     "retry_delay": timedelta(minutes=5),
+    # Every network wait inside a task is bounded already; this bounds the task
+    # as a whole (a huge extract, a source that stalls), so its retries still fit the run.
+    "execution_timeout": min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT),
 }
 
 
@@ -83,6 +93,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         schedule=CronDataIntervalTimetable(flow.schedule, timezone=TIMEZONE),
         catchup=False,
         max_active_runs=1,
+        dagrun_timeout=RUN_TIMEOUT,
         default_args=DEFAULT_ARGS,
         tags=["isp-transfers", agreement.id],
         doc_md=doc,
@@ -156,7 +167,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
                 from transfers.pipeline import sftp_target
 
                 def go(run, s):  # noqa: ANN001, ANN202
-                    target = sftp_target(_connection(sftp), run.recipient(partner))
+                    target = sftp_target(_connection(sftp), run.recipient(partner), settings=s)
                     return step(run, partner, target, s.open_ledger(), connection=_connection)
 
                 return _step(ref.key, logical_date, go)
@@ -173,6 +184,7 @@ def build_retention_dag() -> DAG:
         schedule=CronDataIntervalTimetable(os.environ.get("TRANSFERS_PURGE_SCHEDULE", "0 4 * * *"), timezone=TIMEZONE),
         catchup=False,
         max_active_runs=1,
+        dagrun_timeout=RUN_TIMEOUT,
         default_args=DEFAULT_ARGS,
         tags=["isp-transfers", "retention"],
     ) as dag:

@@ -4,9 +4,15 @@
 key), only the pinned host key accepted, no agent or ``~/.ssh`` keys, and weak
 algorithms switched off. ``deliver_file`` never shows the recipient a partial
 file and never replaces a different file under the same name: it uploads under
-a hidden temporary name, checks size and SHA-256 read back from the server,
-then renames. A re-run that finds the identical file already there reports it
-``"reconciled"`` instead of sending it again.
+a hidden temporary name (removing one a cut attempt left), checks size and
+SHA-256 read back from the server, then renames with a rename that fails if
+the name is taken, and checks what landed. A re-run that finds the identical
+file already there reports it ``"reconciled"`` instead of sending it again.
+
+Every network wait is bounded by the target's ``timeout``: paramiko's own
+limits for connecting, the banner, login and the channel, and a per-session
+``Watchdog`` for the SFTP start and each request, so a stalled server is a
+``DeliveryUnavailable`` naming the server and what it stalled on, never a hang.
 
 Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not the pinned
 one), ``DeliveryRefused`` (login or path refused), ``DeliveryConflict`` (a
@@ -21,9 +27,11 @@ import base64
 import binascii
 import hashlib
 import io
+import math
 import posixpath
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +49,7 @@ from transfers.errors import (
     HostKeyMismatch,
     TransferError,
 )
+from transfers.watchdog import Watchdog
 
 __all__ = [
     "Receipt",
@@ -48,6 +57,7 @@ __all__ = [
     "SftpSession",
     "SftpTarget",
     "deliver_file",
+    "discard_partial",
     "list_remote",
     "open_sftp",
     "remove_remote",
@@ -80,6 +90,8 @@ DISABLED_ALGORITHMS: dict[str, list[str]] = {
     "pubkeys": ["ssh-rsa", "ssh-dss"],  # our own login signature
 }
 _CHUNK = 32 * 1024  # paramiko's SFTP packet payload size
+#: Seconds any one network wait may take (connect, banner, login, channel, each request) unless set.
+DEFAULT_TIMEOUT = 60.0
 
 
 def _check_path(value: object, what: str, *, plain_name: bool = False) -> str:
@@ -133,6 +145,9 @@ class SftpTarget:
         password: Login password, if the server uses one (never shown in repr).
         private_key: Unencrypted OpenSSH/PEM private key text (never shown in repr).
         remote_dir: Directory relative to the login's home; created if missing.
+        timeout: Seconds any one network wait may take (connecting, the SSH banner,
+            login, opening the channel and SFTP, each read and write) before the
+            server counts as stalled.
     """
 
     host: str
@@ -142,6 +157,7 @@ class SftpTarget:
     password: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     remote_dir: str = "."
+    timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         where = f"SFTP target {self.username}@{self.host}:{self.port}"
@@ -152,6 +168,13 @@ class SftpTarget:
             problems.append(f"{where}: port {self.port!r} is not a TCP port")
         if not self.username:
             problems.append(f"{where}: username is empty")
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
+            problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
         try:
             _parse_host_key(self.host_key)
         except (ValueError, AttributeError) as exc:
@@ -194,13 +217,24 @@ class RemoteFile:
 class SftpSession:
     """An open SFTP connection to one target; made by ``open_sftp``."""
 
-    def __init__(self, target: SftpTarget, client: paramiko.SSHClient, sftp: paramiko.SFTPClient) -> None:
+    def __init__(self, target: SftpTarget, client: paramiko.SSHClient, sftp: paramiko.SFTPClient,
+                 watchdog: Watchdog | None = None) -> None:
         self.target = target
         self.client = client
         self.sftp = sftp
+        self.watchdog = watchdog
 
     def __repr__(self) -> str:
         return f"SftpSession({self.target.username}@{self.target.address})"
+
+    @property
+    def timeout(self) -> float:
+        return self.watchdog.timeout if self.watchdog else self.target.timeout
+
+    def progress(self) -> None:
+        """Called after each chunk of a long transfer, so only a stall (not a big file) times out."""
+        if self.watchdog is not None:
+            self.watchdog.touch()
 
 
 class _RejectUnpinned(paramiko.RejectPolicy):
@@ -242,13 +276,17 @@ def _client_key(target: SftpTarget) -> paramiko.PKey | None:
 
 
 @contextmanager
-def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSession]:
+def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[SftpSession]:
     """Connect to ``target``, accepting only its pinned host key, and open SFTP.
+
+    This is the one place SFTP sessions are opened, so every network wait of
+    delivery, notices and remote purge is bounded the same way.
 
     Args:
         target: The server, its pinned host key and the credentials.
-        timeout: Seconds for connecting, the SSH banner, authentication and
-            each SFTP request; a stalled server raises ``DeliveryUnavailable``.
+        timeout: Seconds any one wait may take (TCP connect, SSH banner and
+            handshake, login, channel open, SFTP start, each read and write);
+            default ``target.timeout``. A stalled server raises ``DeliveryUnavailable``.
 
     Yields:
         The session; the connection is closed when the block ends.
@@ -256,8 +294,9 @@ def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSess
     Raises:
         HostKeyMismatch: The server's host key is not the pinned one.
         DeliveryRefused: Login refused, or the server offers only weak algorithms.
-        DeliveryUnavailable: Not reachable, timed out, or the connection dropped.
+        DeliveryUnavailable: Not reachable, stalled, or the connection dropped.
     """
+    timeout = target.timeout if timeout is None else timeout
     pinned = _parse_host_key(target.host_key)
     pkey = _client_key(target)
     client = paramiko.SSHClient()
@@ -267,6 +306,8 @@ def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSess
     )
     client.set_missing_host_key_policy(_RejectUnpinned(target, pinned))
     where = f"SFTP server {target.address}"
+    watchdog: Watchdog | None = None
+    started = time.monotonic()
     try:
         client.connect(
             hostname=target.host,
@@ -282,14 +323,34 @@ def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSess
             channel_timeout=timeout,
             disabled_algorithms=DISABLED_ALGORITHMS,
         )
-        sftp = client.open_sftp()
-        sftp.get_channel().settimeout(timeout)
+        transport = client.get_transport()
+        assert transport is not None  # connect() returned: it has one
+        watchdog = Watchdog(timeout, transport.close)
+        watchdog.arm("opening the SSH channel")
+        channel = transport.open_session(timeout=timeout)
+        channel.settimeout(timeout)  # each SFTP read and write
+        # Not client.open_sftp(): it waits for the subsystem's answer and the SFTP
+        # version without any limit. Here the watchdog bounds both.
+        watchdog.arm("starting the SFTP subsystem")
+        channel.invoke_subsystem("sftp")
+        sftp = paramiko.SFTPClient(channel)
+        watchdog.disarm()
     except BaseException as exc:
+        stalled = watchdog.stalled if watchdog is not None else None
+        if watchdog is not None:
+            watchdog.stop()
+        else:
+            stalled = _connect_stall(exc, client.get_transport(), time.monotonic() - started >= timeout)
         client.close()
         if isinstance(exc, TransferError):
             raise
         if isinstance(exc, paramiko.BadHostKeyException):
             raise HostKeyMismatch(_mismatch(target, exc.expected_key, exc.key)) from None
+        if stalled:
+            raise DeliveryUnavailable(
+                f"{where}: no answer within {timeout:g}s while {stalled}; the server or the link is stalled, "
+                "a later attempt may succeed"
+            ) from None
         if isinstance(exc, paramiko.AuthenticationException):
             raise DeliveryRefused(
                 f"{where}: login as {target.username!r} refused ({type(exc).__name__}); "
@@ -306,9 +367,36 @@ def open_sftp(target: SftpTarget, *, timeout: float = 30.0) -> Iterator[SftpSess
             ) from None
         raise
     try:
-        yield SftpSession(target, client, sftp)
+        yield SftpSession(target, client, sftp, watchdog)
     finally:
+        watchdog.stop()
         client.close()
+
+
+def _connect_stall(exc: BaseException, transport: paramiko.Transport | None, overran: bool) -> str | None:
+    """Which wait of ``SSHClient.connect`` ran out, or ``None`` if ``exc`` is not a timeout.
+
+    paramiko's own message does not say reliably (its overall negotiation limit
+    and the banner limit race, and the loser reports "No existing session"), so
+    the phase is read from how far the transport got. An authentication timeout
+    in particular is an ``AuthenticationException`` and must not pass for a
+    refused login, while a slow refusal must not pass for a stall.
+    """
+    text = str(exc).lower()
+    said_timeout = isinstance(exc, socket.timeout | TimeoutError) or "timeout" in text or "timed out" in text
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "logging in" if said_timeout else None
+    if not (said_timeout or overran) or isinstance(exc, paramiko.BadHostKeyException | paramiko.IncompatiblePeer):
+        return None
+    if transport is None:
+        return "connecting (TCP)"
+    if not transport.remote_version:
+        return "waiting for the SSH banner"
+    if not transport.initial_kex_done:
+        return "negotiating the SSH session"
+    if not transport.is_authenticated():
+        return "logging in"
+    return "opening the SSH channel"
 
 
 def _reason(exc: BaseException) -> str:
@@ -320,7 +408,10 @@ def _reason(exc: BaseException) -> str:
 
 @contextmanager
 def _remote(session: SftpSession, action: str) -> Iterator[None]:
-    """Map an SFTP failure during ``action`` to our errors."""
+    """Map an SFTP failure during ``action`` to our errors; a stall in it is bounded."""
+    watchdog = session.watchdog
+    if watchdog is not None:
+        watchdog.arm(action)
     try:
         yield
     except TransferError:
@@ -328,9 +419,20 @@ def _remote(session: SftpSession, action: str) -> Iterator[None]:
     except PermissionError:
         raise DeliveryRefused(f"SFTP server {session.target.address}: {action}: permission denied") from None
     except (OSError, EOFError, paramiko.SSHException) as exc:
+        stalled = watchdog.stalled if watchdog is not None else None
+        if stalled or isinstance(exc, socket.timeout | TimeoutError):
+            # Abandon the connection: every later request on it would wait out the timeout again.
+            session.client.close()
+            raise DeliveryUnavailable(
+                f"SFTP server {session.target.address}: no answer within {session.timeout:g}s while "
+                f"{stalled or action}; the server or the link is stalled, a later attempt may succeed"
+            ) from None
         raise DeliveryUnavailable(
             f"SFTP server {session.target.address}: {action} failed ({_reason(exc)}); a later attempt may succeed"
         ) from None
+    finally:
+        if watchdog is not None:
+            watchdog.disarm()
 
 
 def _stat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
@@ -365,14 +467,20 @@ def _local_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _remote_digest(sftp: paramiko.SFTPClient, path: str) -> tuple[int, str]:
+def _remote_digest(session: SftpSession, path: str) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
-    with sftp.open(path, "rb") as fh:
+    with session.sftp.open(path, "rb") as fh:
         fh.prefetch()  # pipelined reads: one round trip per window, not per chunk
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            session.progress()
     return size, digest.hexdigest()
+
+
+def _temp_name(final: str) -> str:
+    """Where ``final`` is uploaded before its rename: hidden, and named after it, so a retry finds it."""
+    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.partial")
 
 
 def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Receipt:
@@ -380,9 +488,12 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
 
     If a file already sits under ``remote_name`` with the same size and
     SHA-256 (a re-run after a crash), nothing is sent and the receipt says
-    ``"reconciled"``. Otherwise the file goes to ``.{remote_name}.partial``,
-    its size and SHA-256 are read back and checked, and it is renamed to
-    ``remote_name`` with ``posix_rename``. Any failure removes the temporary file.
+    ``"reconciled"``. Otherwise the file goes to ``.{remote_name}.partial``
+    (replacing one a cut attempt left), its size and SHA-256 are read back and
+    checked, and it is renamed to ``remote_name`` with a plain SFTP rename,
+    which fails if that name is taken (``posix-rename@openssh.com`` would
+    replace it); the file under the final name is then checked to be the one
+    renamed. Any failure removes the temporary file.
 
     Args:
         session: From ``open_sftp``.
@@ -394,14 +505,15 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
 
     Raises:
         ConfigError: ``remote_name`` is not a plain file name.
-        DeliveryConflict: A different file already sits under ``remote_name``.
+        DeliveryConflict: A different file already sits under ``remote_name``, or appeared there
+            during the upload (it is left alone).
         DeliveryRefused: The server refused a directory or file operation.
-        DeliveryUnavailable: The connection failed or the upload did not verify.
+        DeliveryUnavailable: The connection failed or stalled, or the upload did not verify.
     """
     name = _check_path(remote_name, "remote file name", plain_name=True)
     directory = session.target.remote_dir
     final = name if directory == "." else posixpath.join(directory, name)
-    temp = posixpath.join(posixpath.dirname(final), f".{name}.partial")
+    temp = _temp_name(final)
     size, sha256 = _local_digest(Path(local_path))
     sftp = session.sftp
     where = f"sftp://{session.target.address}/{final}"
@@ -411,12 +523,14 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
         existing = _stat(sftp, final)
     if existing is not None:
         with _remote(session, f"checking the existing {final}"):
-            if (
+            same = (
                 stat.S_ISREG(existing.st_mode or 0)
                 and existing.st_size == size
-                and _remote_digest(sftp, final) == (size, sha256)
-            ):
-                return Receipt(final, size, sha256, "reconciled")
+                and _remote_digest(session, final) == (size, sha256)
+            )
+        if same:
+            _discard(session, temp)  # debris of an attempt cut short before the one that landed
+            return Receipt(final, size, sha256, "reconciled")
         raise DeliveryConflict(
             f"{where}: a different file already sits under this name ({existing.st_size} bytes there, ours "
             f"{size} bytes, sha256 {sha256[:16]}...); not overwriting. Ask the recipient whether it was "
@@ -427,16 +541,17 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
         try:
             with _remote(session, f"uploading {temp}"):
                 if _stat(sftp, temp) is not None:
-                    sftp.remove(temp)  # left by an attempt that crashed; ours by its name
+                    sftp.remove(temp)  # left by an attempt that was cut short; ours by its name
                 with sftp.open(temp, "wx") as remote:
                     # Pipelined writes are fast over a WAN, but paramiko does not report a
                     # failed pipelined write at all: the read-back below is what catches it.
                     remote.set_pipelined(True)
                     while chunk := local.read(_CHUNK):
                         remote.write(chunk)
+                        session.progress()
             with _remote(session, f"reading back {temp}"):
                 # put(confirm=True) would compare sizes only; compare the bytes.
-                sent = _remote_digest(sftp, temp)
+                sent = _remote_digest(session, temp)
             if sent != (size, sha256):
                 raise DeliveryUnavailable(
                     f"{where}: the uploaded copy does not match ({sent[0]} of {size} bytes"
@@ -444,26 +559,81 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
                     "a later attempt may succeed"
                 )
             with _remote(session, f"renaming {temp} to {final}"):
-                if _stat(sftp, final) is not None:  # appeared while we uploaded
+                uploaded = sftp.stat(temp)
+                if _stat(sftp, final) is not None:
                     raise DeliveryConflict(
-                        f"{where}: a file appeared under this name during the upload; not overwriting"
+                        f"{where}: a file appeared under this name during the upload; not overwriting it. "
+                        "Ask the recipient what it is before delivering again"
                     )
-                sftp.posix_rename(temp, final)
-                landed = _stat(sftp, final)
-            if landed is None or landed.st_size != size:
-                raise DeliveryUnavailable(f"{where}: not found with {size} bytes after the rename")
+                try:
+                    # SSH_FXP_RENAME: OpenSSH links the new name, which fails if it is taken,
+                    # so a file that appeared since the check above is never replaced.
+                    sftp.rename(temp, final)
+                except PermissionError:
+                    raise
+                except OSError:
+                    if _stat(sftp, final) is None:
+                        raise
+                    raise DeliveryConflict(
+                        f"{where}: a file appeared under this name during the upload; not overwriting it. "
+                        "Ask the recipient what it is before delivering again"
+                    ) from None
+            with _remote(session, f"checking {final} after the rename"):
+                if not _is_ours(session, final, uploaded, (size, sha256)):
+                    raise DeliveryConflict(
+                        f"{where}: after the rename the file under this name is not the one uploaded "
+                        f"(ours {size} bytes, sha256 {sha256[:16]}...); ask the recipient what replaced it"
+                    )
         except BaseException:
             # The recipient must never see a partial file, whatever went wrong.
-            _discard(sftp, temp)
+            _discard(session, temp)
             raise
     return Receipt(final, size, sha256, "delivered")
 
 
-def _discard(sftp: paramiko.SFTPClient, path: str) -> None:
+def _is_ours(session: SftpSession, final: str, uploaded: paramiko.SFTPAttributes, digest: tuple[int, str]) -> bool:
+    """Whether the file under ``final`` is the one just renamed there.
+
+    Gone already counts: the server confirmed the rename, and a recipient's
+    poller may collect a file the moment it appears. The same size and mtime
+    as the temporary file is enough on OpenSSH (a rename keeps both); a server
+    that copies on rename (object stores) gets the bytes compared instead.
+    """
+    landed = _stat(session.sftp, final)
+    if landed is None:
+        return True
+    if landed.st_size != uploaded.st_size:
+        return False
+    return landed.st_mtime == uploaded.st_mtime or _remote_digest(session, final) == digest
+
+
+def _discard(session: SftpSession, path: str) -> None:
+    if session.watchdog is not None:
+        session.watchdog.arm(f"removing {path}")
     try:
-        sftp.remove(path)
+        session.sftp.remove(path)
     except (OSError, EOFError, paramiko.SSHException):
         pass  # already gone, or the connection is down; the next attempt removes it
+    finally:
+        if session.watchdog is not None:
+            session.watchdog.disarm()
+
+
+def discard_partial(session: SftpSession, remote_path: str) -> bool:
+    """Remove the temporary upload ``deliver_file`` would leave for ``remote_path``, if one is there.
+
+    For remote purge: an upload cut short and never retried leaves its
+    ``.<name>.partial`` beside the final name.
+
+    Returns:
+        ``True`` if one was there and is gone now.
+
+    Raises:
+        ConfigError: The path escapes the home directory.
+        DeliveryRefused: It is not a regular file, or is still there after deletion.
+        DeliveryUnavailable: The connection failed or stalled.
+    """
+    return remove_remote(session, _temp_name(_check_path(remote_path, "remote path")))
 
 
 def remove_remote(session: SftpSession, remote_path: str) -> bool:

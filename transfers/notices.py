@@ -138,7 +138,7 @@ def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[
         key = load_recipient_key(settings.keys / recipient.key_file, recipient.pgp_fingerprint)
         local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"))
-    target = sftp_target(connection(recipient.sftp), recipient)
+    target = sftp_target(connection(recipient.sftp), recipient, settings=settings)
     with open_sftp(target) as session:
         receipt = deliver_file(session, local, name)
     entry, _created = ledger.append(

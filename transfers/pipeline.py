@@ -314,6 +314,7 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     # (idempotent), so every disclosure has its archived copy.
     archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
                                 [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger, connection)
+    record_intent(run, partner, target, manifest, ledger)
     receipts = []
     with open_sftp(target) as session:
         # Data files first, the manifest last: a recipient that sees the manifest
@@ -358,6 +359,34 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
             "archived": archived.get("archived", 0)}
 
 
+def intent_key(disclosure_key: str) -> str:
+    return f"intent:{disclosure_key}"
+
+
+def record_intent(run: FlowRun, partner: str, target, manifest: dict, ledger) -> None:  # noqa: ANN001
+    """Before the first byte leaves: which files are about to reach ``partner``, once per (flow, date).
+
+    If the upload stops after a data file landed (the manifest failed, the task was
+    killed), the ledger still shows what may sit at the recipient; the retry
+    reconciles those files into the disclosure, and remote purge can find them
+    even if no retry ever comes.
+    """
+    key = run.disclosure_key(run.recipient(partner))
+    directory = target.remote_dir
+
+    def remote(name: str) -> str:
+        return name if directory == "." else f"{directory}/{name}"
+
+    files = [{"remote_path": remote(f["name"]), "size": f["size"], "sha256": f["sha256"]} for f in manifest["files"]]
+    files.append({"remote_path": remote(f"{run.base_name}.manifest.json"), "size": None, "sha256": None})
+    ledger.append(
+        "delivery-intent", agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
+        recipient=partner, dedupe_key=intent_key(key),
+        payload={"disclosure_key": key, "host": f"{target.host}:{target.port}", "remote_dir": directory,
+                 "files": files},
+    )
+
+
 def cleanup(run: FlowRun) -> dict:
     """Remove the run's working files; the encrypted outbox stays for retention."""
     from transfers.retention.running import clear_running
@@ -400,8 +429,12 @@ class Resolvers:
     secret: Callable[[str], str]
 
 
-def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
-    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``."""
+def sftp_target(conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None):  # noqa: ANN201
+    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``.
+
+    Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
+    ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
+    """
     from transfers.delivery import SftpTarget
     from transfers.errors import ConfigError
 
@@ -419,6 +452,7 @@ def sftp_target(conn: ConnInfo, recipient: Recipient):  # noqa: ANN201
         password=conn.password,
         private_key=conn.extra.get("private_key"),
         remote_dir=recipient.path,
+        timeout=recipient.sftp_timeout or (settings or Settings()).sftp_timeout,
     )
 
 
@@ -469,7 +503,7 @@ def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], Non
             say(f"encrypting for {partner}")
             results[f"package:{partner}"] = package(run, partner, ledger)
             say(f"delivering to {partner}")
-            target = sftp_target(resolvers.connection(recipient.sftp), recipient)
+            target = sftp_target(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
             results[f"deliver:{partner}"] = deliver(run, partner, target, ledger, connection=resolvers.connection)
         from transfers.notices import notify_withdrawals
 

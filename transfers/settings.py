@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
     delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")
+    sftp_timeout: float = Field(default=60.0, gt=0, le=3600,
+                                description="seconds any one SFTP wait may take (connect, banner, login, "
+                                            "channel, each read and write); a recipient may set its own")
+    task_timeout_minutes: float = Field(default=180.0, gt=0,
+                                        description="longest any one DAG task may run before Airflow stops it")
+    run_timeout_hours: float = Field(default=20.0, gt=0, le=23,
+                                     description="longest a DAG run may take: under a day, so a hung night "
+                                                 "never blocks the next")
 
     @property
     def keys(self) -> Path:

@@ -50,6 +50,22 @@ def test_flow_dag_has_a_task_per_stage_and_per_recipient(dagbag):
     assert {t.task_id for t in dag.leaves} == {"cleanup"}
 
 
+def test_every_task_and_run_has_a_time_limit_so_a_hung_night_never_blocks_the_next(dagbag):
+    from datetime import timedelta
+
+    from transfers.settings import Settings
+
+    settings = Settings()
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.dagrun_timeout is not None, dag_id
+        # Under a day: a nightly run that hangs is failed before the next night is due.
+        assert timedelta(0) < dag.dagrun_timeout < timedelta(days=1), dag_id
+        assert dag.dagrun_timeout == timedelta(hours=settings.run_timeout_hours), dag_id
+        for task in dag.tasks:
+            assert task.execution_timeout is not None, f"{dag_id}.{task.task_id}"
+            assert timedelta(0) < task.execution_timeout <= dag.dagrun_timeout, f"{dag_id}.{task.task_id}"
+
+
 def test_dag_schedule_comes_from_the_agreement(dagbag):
     config = load_config(ROOT / "config")
     for ref in config.flows():

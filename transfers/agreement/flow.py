@@ -129,6 +129,7 @@ class Recipient(_Strict):
     path: str  # remote directory, relative to the SFTP login directory
     pgp_fingerprint: str
     pgp_key: str | None = None  # file under keys/; default <partner>.asc
+    sftp_timeout: float | None = Field(default=None, gt=0, le=3600)  # seconds per SFTP wait; default the setting
 
     @field_validator("path")
     @classmethod

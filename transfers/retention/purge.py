@@ -183,7 +183,7 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     for item in (i for i in todo if i.store == "sftp"):
         groups.setdefault((item.flow, item.recipient or ""), []).append(item)
     for (flow_key, _partner), group in groups.items():
-        sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed)
+        sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed, settings=settings)
 
     for _place, folder, _key in _LOCAL:
         local.prune_empty_dirs(settings.home / folder)

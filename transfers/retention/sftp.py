@@ -1,7 +1,9 @@
 """The recipient's SFTP server: copies the sender delivered and may remove once their period ends.
 
-What is there comes from the ledger (each disclosure lists its files), not from
-listing the server: the sender only ever deletes what it can show it sent.
+What is there comes from the ledger (each disclosure lists its files, and a
+delivery intent those of an upload that never reached its disclosure), not
+from listing the server: the sender only ever deletes what it can show it
+sent. With each file goes the temporary upload a cut attempt left beside it.
 """
 
 from __future__ import annotations
@@ -23,20 +25,27 @@ def held(ref: FlowRef, ledger, period: Duration) -> Iterator[PurgeItem]:  # noqa
     if not ref.flow.retention.remote.sender_may_remove:
         return  # the recipient's copy is the recipient's to remove
     rule = f"retention.remote {period}"
-    for entry in ledger.entries(kind="disclosure", flow=ref.key):
-        due = period.after(entry.at)
-        for item in entry.payload.get("files", []):
-            if ledger.find(purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
-                yield PurgeItem("remote", ref.key, item["remote_path"], entry.at, due, rule, entry.recipient,
-                                item.get("size"), item.get("sha256"),
-                                entry.logical_date.isoformat() if entry.logical_date else None, "sftp")
+    # An intent whose disclosure was never recorded: its files may be at the recipient all the same.
+    unfinished = (e for e in ledger.entries(kind="delivery-intent", flow=ref.key)
+                  if ledger.find(e.payload.get("disclosure_key", "")) is None)
+    for entries in (ledger.entries(kind="disclosure", flow=ref.key), unfinished):
+        for entry in entries:
+            due = period.after(entry.at)
+            for item in entry.payload.get("files", []):
+                if ledger.find(purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
+                    yield PurgeItem("remote", ref.key, item["remote_path"], entry.at, due, rule, entry.recipient,
+                                    item.get("size"), item.get("sha256"),
+                                    entry.logical_date.isoformat() if entry.logical_date else None, "sftp")
 
 
 def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str], ConnInfo],
                  record: Callable[[PurgeItem, int | None, str | None, str, str | None], None],
-                 fail: Callable[[PurgeItem, str], None]) -> int:
-    """Delete one recipient's due copies over one connection; returns how many were recorded."""
-    from transfers.delivery import open_sftp, remove_remote
+                 fail: Callable[[PurgeItem, str], None], *, settings=None) -> int:  # noqa: ANN001
+    """Delete one recipient's due copies over one connection; returns how many were recorded.
+
+    ``settings`` gives the SFTP timeout (``TRANSFERS_SFTP_TIMEOUT`` when not given).
+    """
+    from transfers.delivery import discard_partial, open_sftp, remove_remote
     from transfers.errors import TransferError
     from transfers.pipeline import sftp_target
 
@@ -48,11 +57,12 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
         return 0
     done, handled = 0, set()
     try:
-        target = sftp_target(connection(recipient.sftp), recipient)
+        target = sftp_target(connection(recipient.sftp), recipient, settings=settings)
         with open_sftp(target) as session:
             for item in items:
                 try:
                     existed = remove_remote(session, item.path)
+                    debris = discard_partial(session, item.path)
                 except TransferError as exc:
                     if exc.retriable:
                         raise
@@ -61,6 +71,9 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
                     continue
                 handled.add(item.path)
                 note = None if existed else "already absent (collected by the recipient)"
+                if debris:
+                    note = "; ".join(filter(None, [note, "the temporary upload a cut attempt left beside it "
+                                                         "was removed too"]))
                 record(item, item.size, item.sha256, "absent after deletion (SFTP stat: no such file)", note)
                 done += 1
     except TransferError as exc:
