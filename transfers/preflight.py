@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from transfers.agreement import FlowRef, Recipient, SharingBasis
+from transfers.agreement import FlowRef, Recipient
 from transfers.connections import ConnLookup, SecretLookup
 from transfers.errors import DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
 
