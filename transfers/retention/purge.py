@@ -185,11 +185,12 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     for (flow_key, _partner), group in groups.items():
         sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed)
 
-    for _place, folder, _key in _LOCAL:
-        local.prune_empty_dirs(settings.home / folder)
     for ref in config.flows():
+        roots = [settings.home / folder for _place, folder, _key in _LOCAL]
         if ref.flow.retention.archive is not None and ref.flow.retention.archive.dir:
-            local.prune_empty_dirs(local_root(settings.home, ref.flow.retention.archive))
+            roots.append(local_root(settings.home, ref.flow.retention.archive))
+        for root in roots:
+            local.prune_empty_dirs(root.joinpath(ref.agreement.id, ref.flow.id), root, settings.home)
     log.info("purge done", deleted=report.deleted, failed=len(report.failed), held=len(report.held))
     return report
 
