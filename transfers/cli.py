@@ -163,7 +163,8 @@ def run(
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="pretend it is this date (for checks)")] = None,
+    now: Annotated[str | None, typer.Option("--now", help="judge what is due as on this date (for checks); "
+                                            "deletions are still recorded at the real time")] = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers."""
     from transfers.agreement import load_config
@@ -185,6 +186,9 @@ def purge(
         out.print(table if items else "nothing is due for deletion")
         if dry_run:
             return
+        if now and items:
+            out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
+                      f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
         report = execute_purge(items, settings, config, ledger, env_connection, now=moment)
     except TransferError as exc:
         _fail(exc)

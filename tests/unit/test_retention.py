@@ -156,7 +156,7 @@ def test_each_local_place_is_purged_when_its_own_period_ends_and_kept_before(wor
         assert p["path"] == str(files[p["place"]])
         assert p["size"] == len("ciphertext")
         assert len(p["sha256"]) == 64
-        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["deleted_at"])
+        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["as_of"])
         assert datetime.fromisoformat(p["created"]) < datetime.fromisoformat(p["due"])
         assert p["rule"].startswith("retention.")
         assert p["verified"].startswith("absent after deletion")
@@ -408,3 +408,33 @@ def test_a_partner_id_that_could_name_a_folder_outside_its_place_is_rejected(con
 
     text = problems(config_dir)
     assert f"{path}: signatories[" in text and "'../../dwp' is not a valid signatory id" in text, text
+
+
+def test_purge_now_records_the_real_deletion_time_never_the_pretend_one(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+
+    settings, _config, ledger = world
+    files = copies(settings.home)
+    monkeypatch.setenv("TRANSFERS_HOME", str(settings.home))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(settings.config_dir))
+    pretend = (datetime.now(UTC) + timedelta(days=400)).date()
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    with undeletable(files["logs"].parent):  # one deletion fails: its attempt is dated truly too
+        result = CliRunner().invoke(app, ["purge", "--now", pretend.isoformat()])
+    after = datetime.now(UTC)
+
+    assert result.exit_code == 1, result.output
+    purges = list(ledger.entries(kind="purge"))
+    failed = list(ledger.entries(kind="purge-failed"))
+    assert len(purges) == len(files) - 1 and len(failed) == 1
+    for entry in purges + failed:
+        p = entry.payload
+        when = datetime.fromisoformat(p.get("deleted_at") or p["attempted_at"])
+        assert before <= when <= after, (p, before, after)
+        assert before <= entry.at <= after
+        assert datetime.fromisoformat(p["as_of"]).date() == pretend
+        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["as_of"])
+    assert f"judged as on {pretend}" in result.output and "real time" in result.output
