@@ -105,7 +105,7 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
         "to": [protocol.name_of(t.partner) for t in flow.to],
         "recipients": [{"partner": protocol.name_of(t.partner), "fingerprint": t.pgp_fingerprint, "path": t.path}
                        for t in flow.to],
-        "schedule": flow.schedule, "subject": flow.subject,
+        "schedule": flow.schedule, "timezone": flow.timezone, "subject": flow.subject,
         "fields": [{"name": name, "share": spec.share, "how": _how(spec), "checks": _checks(spec)}
                    for name, spec in flow.fields.items()],
         "shared": flow.shared_fields, "retention": places, "sharing": sharing,

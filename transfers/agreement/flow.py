@@ -20,6 +20,7 @@ from transfers.agreement.common import (
     _Strict,
     check_relative_path,
 )
+from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 
 
 class FieldChecks(_Strict):
@@ -321,6 +322,7 @@ class Flow(_Strict):
     from_: str = Field(alias="from")
     to: list[Recipient] = Field(min_length=1)
     schedule: str = "0 2 * * *"
+    timezone: str = DEFAULT_TIMEZONE  # the schedule's clock, and the day a run's logical date falls on
     source: Source
     subject: str
     record_key: list[str] | str | None = None
@@ -337,6 +339,8 @@ class Flow(_Strict):
         if not _FLOW_ID.match(value):
             raise ValueError(f"{value!r} is not a valid flow id (letters, digits, '_' or '-')")
         return value
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
 
     @model_validator(mode="after")
     def _fields_known(self) -> Flow:
