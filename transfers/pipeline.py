@@ -195,6 +195,10 @@ def _delivery_parts(run: FlowRun) -> Iterator[tuple[bytes, int]]:
 
     def flush() -> tuple[bytes, int]:
         frame = pd.concat(buffer) if buffer else pd.DataFrame(columns=columns)
+        if run.ref.flow.csv.formula_escape:
+            from transfers.csv_escape import escape_frame
+
+            frame = escape_frame(frame)
         out = io.StringIO()
         frame.to_csv(out, index=False, columns=columns)
         return out.getvalue().encode("utf-8"), len(frame)

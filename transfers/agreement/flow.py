@@ -314,6 +314,14 @@ class DisclosureRisk(_Strict):
     on_failure: Literal["warn", "block"] = "warn"
 
 
+class DeliveryCsv(_Strict):
+    """How the delivered CSV is written."""
+
+    # Cells starting =, +, -, @ (or tab, CR, LF) get a leading ' so a spreadsheet shows, not runs, them
+    # (numbers such as -3 are left alone). Off for a recipient that loads the file into a database.
+    formula_escape: bool = True
+
+
 class Flow(_Strict):
     """One Tier 2 data flow (Data Flow A, B, ...)."""
 
@@ -332,6 +340,7 @@ class Flow(_Strict):
     consent: SharingBasis = SharingBasis()
     deceased: Deceased | None = None
     disclosure_risk: DisclosureRisk | None = None
+    csv: DeliveryCsv = DeliveryCsv()
 
     @field_validator("id")
     @classmethod
