@@ -247,6 +247,8 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
         "recipient": partner,
         "recipient_fingerprint": recipient.pgp_fingerprint,
         "fields": run.ref.flow.shared_fields,
+        # The recipient needs to know whether a leading ' was added, to load values exactly (csv_escape).
+        "formula_escape": run.ref.flow.csv.formula_escape,
         "rows": sum(f["rows"] for f in files),
         "files": files,
         # The ledger's head travels with every delivery, so a ledger cut short

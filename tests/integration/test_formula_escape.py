@@ -4,6 +4,7 @@ data owner's rectification notice hold no cell a spreadsheet would run, unless t
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import yaml
@@ -40,6 +41,11 @@ def setup_flow_b(world, *, formula_escape: bool | None) -> None:
     synthetic.write_ed_csv(world.root / "exports", LOGICAL_DATE, frame)
 
 
+def manifest(world) -> dict:
+    (path,) = (world.remote_root / REMOTE_B).glob("*.manifest.json")
+    return json.loads(path.read_text())
+
+
 def notice_keys(run) -> list[str]:
     with (run.reports_dir / f"rectification_B_{LOGICAL_DATE}.csv").open(newline="", encoding="utf-8") as fh:
         return [row["record_key"] for row in csv.DictReader(fh)]
@@ -61,6 +67,7 @@ def test_delivered_values_a_spreadsheet_would_run_are_escaped_numbers_left_alone
         assert escaped in ids, (value, ids[:8])
     assert not any(v.startswith(("=", "+", "@")) or (v.startswith("-") and v != "-3") for v in ids)
     assert all(len(p) == 64 for p in received["nhs_number"])  # pseudonyms (hex) untouched
+    assert manifest(world)["formula_escape"] is True
     assert notice_keys(run) == ["'" + HELD_BACK]
     page = (run.reports_dir / f"rectification_B_{LOGICAL_DATE}.html").read_text()
     assert "&#39;=1+2" in page and "apostrophe was added" in page
@@ -77,5 +84,6 @@ def test_with_formula_escape_off_the_recipient_gets_the_raw_values_and_the_notic
     for value, _escaped in SENT:
         assert value in ids, (value, ids[:8])
     assert not any(v.startswith("'") for v in ids)
+    assert manifest(world)["formula_escape"] is False
     # The notice is for the data owner, who opens it in a spreadsheet: always escaped.
     assert notice_keys(run) == ["'" + HELD_BACK]
