@@ -119,7 +119,8 @@ def validate(
 @app.command()
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")] = None,
+    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
+                                                  "timezone)")] = None,
 ) -> None:
     """Run one flow for one logical date: extract, check, minimise, encrypt, deliver, record.
 
@@ -135,6 +136,10 @@ def run(
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
+        if date_ is None:  # today on the flow's clock, as its DAG dates its runs (not UTC's today)
+            from transfers.logical_date import flow_date
+
+            logical_date = flow_date(datetime.now(UTC), ref.flow.timezone)
         # One process runs every step, so a key that lives only in memory is enough.
         flow_run = FlowRun(settings, config, ref, logical_date, staging_key=new_staging_key())
         with out.status(f"{ref.key} {logical_date}") as status:

@@ -100,3 +100,33 @@ def test_the_rendered_agreement_states_each_flows_schedule_with_its_timezone():
     text = render(load_config(PROJECT_ROOT / "config"), "mash-referrals", "md")
 
     assert "`30 2 * * *` Europe/London" in text and "Schedule (cron, timezone)" in text
+
+
+def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+    from transfers.settings import PROJECT_ROOT
+
+    now = datetime.now(UTC)
+    # A zone whose date differs from UTC's right now: UTC+14 from 10:00 UTC, UTC-12 before 12:00 UTC.
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Etc/GMT+12"
+    config_dir = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    path = config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["flows"][1]["timezone"] = zone
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("TRANSFERS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("AIRFLOW_CONN_RFT_EXPORTS", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))
+
+    result = CliRunner().invoke(app, ["run", "mash-referrals.B"])  # no export for that date: stops at extract
+
+    local_today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
+    assert local_today != datetime.now(UTC).date()
+    assert f"attendances_{local_today}.csv" in result.output, result.output
