@@ -34,6 +34,11 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` with every text cell passed through :func:`escape_value` (numbers untouched)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(escape_value, na_action="ignore")
+        values = out[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        # Vectorised first look: most cells start with none of the triggers and are left as they are.
+        suspect = values.str.startswith(TRIGGERS, na=False).astype(bool)
+        if suspect.any():
+            out.loc[suspect, column] = values[suspect].map(escape_value)
     return out

@@ -324,10 +324,15 @@ def test_archive_dirs_outside_home_are_rejected_at_load_naming_file_and_key_all_
     def change(data: dict) -> None:
         data["flows"][0]["retention"]["archive"] = {"period": "P6M", "dir": "../x"}
         data["flows"][1]["retention"]["archive"] = {"period": "P6M", "dir": "/tmp/x"}
+        data["flows"][1]["source"]["path"] = "../x"  # local source files: under their connection's directory
+        data["flows"][1]["consent"]["opt_outs"]["path"] = "/tmp/x"
 
     path = edit(config_dir, change)
 
     lines = problems(config_dir).splitlines()
+    assert any(line.startswith(f"{path}: flows[1].source: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].consent.opt_outs: ") and "must be relative" in line
+               for line in lines), lines
     assert any(line.startswith(f"{path}: flows[0].retention.archive.dir: ") and "'..'" in line for line in lines), lines
     assert any(line.startswith(f"{path}: flows[1].retention.archive.dir: ") and "must be relative" in line
                for line in lines), lines
