@@ -13,7 +13,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, task, teardown
+from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, get_current_context, task, teardown
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
@@ -21,7 +21,7 @@ from transfers.agreement import FlowRef, load_config
 from transfers.settings import Settings
 
 CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
-TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")
+TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")  # the retention DAG; each flow names its own
 STAGING_KEY = "transfers_staging_key"
 
 # Only environment variables are read here (TRANSFERS_TASK_TIMEOUT_MINUTES, TRANSFERS_RUN_TIMEOUT_HOURS).
@@ -61,14 +61,19 @@ def _secret(name: str) -> str:
 def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
     """Run one pipeline step; terminal errors fail the task without retries."""
     from transfers.errors import TransferError
+    from transfers.logical_date import flow_date
     from transfers.logs import run_log
     from transfers.pipeline import FlowRun
     from transfers.settings import Settings
 
     settings = Settings(config_dir=CONFIG_DIR)
     config = load_config(CONFIG_DIR)
+    ref = config.flow(ref_key)
+    # A scheduled run's logical date is its data interval start; a manual run given a date keeps that date
+    # (its inferred interval is the period before it). Either way the day is taken on the flow's clock.
+    start = logical_date or get_current_context()["data_interval_start"]
     try:
-        run = FlowRun(settings, config, config.flow(ref_key), logical_date.date(), staging_key=_secret(STAGING_KEY))
+        run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         with run_log(run.log_path):  # the run's own log, beside Airflow's task logs, under retention
             return fn(run, settings, *args)
     except TransferError as exc:
@@ -90,7 +95,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
     with DAG(
         dag_id=ref.key,
         description=flow.name,
-        schedule=CronDataIntervalTimetable(flow.schedule, timezone=TIMEZONE),
+        schedule=CronDataIntervalTimetable(flow.schedule, timezone=flow.timezone),
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=RUN_TIMEOUT,

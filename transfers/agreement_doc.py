@@ -50,6 +50,16 @@ _SHARE = {
 }
 
 
+_CSV = {
+    True: "Delivered as CSV (UTF-8). A value a spreadsheet would run as a formula (one starting with =, +, -, @, "
+          "a tab, CR or LF) is sent with an apostrophe (') in front, as OWASP advises against formula injection; "
+          "plain numbers such as -3, and pseudonyms, are sent as they are.",
+    False: "Delivered as CSV (UTF-8) with every value exactly as held: formula escaping is switched off for this "
+           "flow (csv: formula_escape: false) because the recipient loads the file into a database, not a "
+           "spreadsheet; a value starting with =, +, -, @ must not be opened in a spreadsheet.",
+}
+
+
 def _how(spec: FieldSpec) -> str:
     text = _SHARE.get(spec.share, spec.share)
     if spec.share == "generalise" and spec.to:
@@ -105,7 +115,7 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
         "to": [protocol.name_of(t.partner) for t in flow.to],
         "recipients": [{"partner": protocol.name_of(t.partner), "fingerprint": t.pgp_fingerprint, "path": t.path}
                        for t in flow.to],
-        "schedule": flow.schedule, "subject": flow.subject,
+        "schedule": flow.schedule, "timezone": flow.timezone, "subject": flow.subject,
         "fields": [{"name": name, "share": spec.share, "how": _how(spec), "checks": _checks(spec)}
                    for name, spec in flow.fields.items()],
         "shared": flow.shared_fields, "retention": places, "sharing": sharing,
@@ -113,6 +123,7 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
                     for d in protocol.quality_characteristics],
         "deceased": flow.deceased.handling.replace("_", " ") if flow.deceased else None,
         "min_k": flow.disclosure_risk.min_k if flow.disclosure_risk else None,
+        "csv": _CSV[flow.csv.formula_escape],
     }
 
 

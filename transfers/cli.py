@@ -167,7 +167,8 @@ def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa
 @app.command()
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")] = None,
+    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
+                                                  "timezone)")] = None,
 ) -> None:
     """Run one flow for one logical date: extract, check, minimise, encrypt, deliver, record.
 
@@ -183,6 +184,10 @@ def run(
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
+        if date_ is None:  # today on the flow's clock, as its DAG dates its runs (not UTC's today)
+            from transfers.logical_date import flow_date
+
+            logical_date = flow_date(datetime.now(UTC), ref.flow.timezone)
         # One process runs every step, so a key that lives only in memory is enough.
         flow_run = FlowRun(settings, config, ref, logical_date, staging_key=new_staging_key())
         with out.status(f"{ref.key} {logical_date}") as status:
@@ -219,7 +224,8 @@ def run(
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="pretend it is this date (for checks)")] = None,
+    now: Annotated[str | None, typer.Option("--now", help="judge what is due as on this date (for checks); "
+                                            "deletions are still recorded at the real time")] = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers."""
     from transfers.agreement import load_config
@@ -241,6 +247,9 @@ def purge(
         out.print(table if items else "nothing is due for deletion")
         if dry_run:
             return
+        if now and items:
+            out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
+                      f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
         report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:
         _fail(exc)

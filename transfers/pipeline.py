@@ -195,6 +195,10 @@ def _delivery_parts(run: FlowRun) -> Iterator[tuple[bytes, int]]:
 
     def flush() -> tuple[bytes, int]:
         frame = pd.concat(buffer) if buffer else pd.DataFrame(columns=columns)
+        if run.ref.flow.csv.formula_escape:
+            from transfers.csv_escape import escape_frame
+
+            frame = escape_frame(frame)
         out = io.StringIO()
         frame.to_csv(out, index=False, columns=columns)
         return out.getvalue().encode("utf-8"), len(frame)
@@ -244,6 +248,8 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
         "recipient": partner,
         "recipient_fingerprint": recipient.pgp_fingerprint,
         "fields": run.ref.flow.shared_fields,
+        # The recipient needs to know whether a leading ' was added, to load values exactly (csv_escape).
+        "formula_escape": run.ref.flow.csv.formula_escape,
         "rows": sum(f["rows"] for f in files),
         "files": files,
         # The ledger's head travels with every delivery, so a ledger cut short

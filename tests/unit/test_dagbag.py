@@ -71,6 +71,7 @@ def test_dag_schedule_comes_from_the_agreement(dagbag):
     for ref in config.flows():
         dag = dagbag.dags[ref.key]
         assert dag.timetable.expression == ref.flow.schedule
+        assert str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)) == ref.flow.timezone
 
 
 def test_dag_file_reads_no_heavy_modules_at_parse_time():

@@ -156,7 +156,7 @@ def test_each_local_place_is_purged_when_its_own_period_ends_and_kept_before(wor
         assert p["path"] == str(files[p["place"]])
         assert p["size"] == len("ciphertext")
         assert len(p["sha256"]) == 64
-        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["deleted_at"])
+        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["as_of"])
         assert datetime.fromisoformat(p["created"]) < datetime.fromisoformat(p["due"])
         assert p["rule"].startswith("retention.")
         assert p["verified"].startswith("absent after deletion")
@@ -315,3 +315,131 @@ def test_a_deletion_the_ledger_cannot_record_is_journalled_and_recorded_on_the_n
     assert purges[0].payload["sha256"] and purges[0].logical_date == date.fromisoformat(DS)
     assert not journal_path(settings.home).exists()
     assert not any("not yet recorded" in g for g in retention_gaps(settings, config, ledger, now=now))
+
+
+# --------------------------------------------------------------------------- nothing outside its place
+
+
+def test_archive_dirs_outside_home_are_rejected_at_load_naming_file_and_key_all_at_once(config_dir):
+    def change(data: dict) -> None:
+        data["flows"][0]["retention"]["archive"] = {"period": "P6M", "dir": "../x"}
+        data["flows"][1]["retention"]["archive"] = {"period": "P6M", "dir": "/tmp/x"}
+        data["flows"][1]["source"]["path"] = "../x"  # local source files: under their connection's directory
+        data["flows"][1]["consent"]["opt_outs"]["path"] = "/tmp/x"
+
+    path = edit(config_dir, change)
+
+    lines = problems(config_dir).splitlines()
+    assert any(line.startswith(f"{path}: flows[1].source: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].consent.opt_outs: ") and "must be relative" in line
+               for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[0].retention.archive.dir: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].retention.archive.dir: ") and "must be relative" in line
+               for line in lines), lines
+
+
+@pytest.mark.parametrize(("folder", "message"), [(".", "not the home itself"), ("./", "not the home itself"),
+                                                 ("outbox", "already uses"), ("logs/archive", "already uses"),
+                                                 ("ledger.db", "already uses"), ("a\\..\\..\\b", "'..'")])
+def test_an_archive_dir_on_home_itself_or_another_place_is_rejected(config_dir, folder, message):
+    path = edit(config_dir, lambda d: d["flows"][0]["retention"].update(archive={"period": "P6M", "dir": folder}))
+
+    text = problems(config_dir)
+    assert f"{path}: flows[0].retention.archive.dir: " in text and message in text, text
+
+
+def test_purge_prunes_only_the_flows_own_empty_folders_never_a_sibling_the_place_root_or_home(world, tmp_path):
+    settings, config, ledger = world
+    files = copies(settings.home)
+    home = settings.home
+    outside = tmp_path / "empty-beside-home"  # a sibling of home: outside every place
+    beside_place = home / "archive" / "someone-elses"  # in the archive root, but no flow's place
+    beside_home = home / "empty-in-home"
+    other_agreement = home / "outbox" / "retired-agreement" / "A"  # not a flow of this config
+    for folder in (outside, beside_place, beside_home, other_agreement):
+        folder.mkdir(parents=True)
+    now = datetime.now(UTC) + timedelta(days=400)  # everything local is due
+
+    report = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
+                           never_connect, now=now)
+
+    assert report.failed == [] and not any(f.exists() for f in files.values())
+    assert not (home / "archive" / "mash-referrals").exists()  # the flow's own emptied folders go
+    assert all(f.is_dir() for f in (outside, beside_place, beside_home, other_agreement))
+    for folder in ("outbox", "runs", "archive", "reports", "notices", "logs"):
+        assert (home / folder).is_dir(), folder  # a place's root is never removed
+
+
+def test_prune_never_leaves_home_or_follows_a_symlink(tmp_path):
+    from transfers.retention.local import prune_empty_dirs
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (elsewhere / "empty").mkdir(parents=True)
+    (home / "archive" / "ag").mkdir(parents=True)
+    (home / "archive" / "ag" / "A").symlink_to(elsewhere, target_is_directory=True)
+
+    prune_empty_dirs(tmp_path / "ag" / "A", tmp_path, home)  # a root outside home: refused
+    prune_empty_dirs(home / "ag" / "A", home, home)  # home itself as a root: refused
+    prune_empty_dirs(home / "archive" / "ag" / "A", home / "archive", home)  # the place is a symlink
+
+    assert (elsewhere / "empty").is_dir() and (home / "archive" / "ag" / "A").is_symlink()
+
+
+def test_a_purge_with_an_archive_dir_typed_outside_home_stops_and_an_empty_folder_there_survives(
+        world, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+
+    settings, _config, _ledger = world
+    copies(settings.home)
+    shared = tmp_path / "shared"  # beside home, where "../shared" points
+    (shared / "empty").mkdir(parents=True)
+    edit(settings.config_dir, lambda d: d["flows"][1]["retention"].update(archive={"period": "P6M",
+                                                                                    "dir": "../shared"}))
+    monkeypatch.setenv("TRANSFERS_HOME", str(settings.home))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(settings.config_dir))
+
+    result = CliRunner().invoke(app, ["purge"])
+
+    assert result.exit_code == 2, result.output
+    assert "flows[1].retention.archive.dir" in result.output
+    assert (shared / "empty").is_dir()
+
+
+def test_a_partner_id_that_could_name_a_folder_outside_its_place_is_rejected(config_dir):
+    path = config_dir / "protocol.yaml"
+    path.write_text(path.read_text().replace("{id: dwp,", "{id: ../../dwp,", 1))
+
+    text = problems(config_dir)
+    assert f"{path}: signatories[" in text and "'../../dwp' is not a valid signatory id" in text, text
+
+
+def test_purge_now_records_the_real_deletion_time_never_the_pretend_one(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from transfers.cli import app
+
+    settings, _config, ledger = world
+    files = copies(settings.home)
+    monkeypatch.setenv("TRANSFERS_HOME", str(settings.home))
+    monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(settings.config_dir))
+    pretend = (datetime.now(UTC) + timedelta(days=400)).date()
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    with undeletable(files["logs"].parent):  # one deletion fails: its attempt is dated truly too
+        result = CliRunner().invoke(app, ["purge", "--now", pretend.isoformat()])
+    after = datetime.now(UTC)
+
+    assert result.exit_code == 1, result.output
+    purges = list(ledger.entries(kind="purge"))
+    failed = list(ledger.entries(kind="purge-failed"))
+    assert len(purges) == len(files) - 1 and len(failed) == 1
+    for entry in purges + failed:
+        p = entry.payload
+        when = datetime.fromisoformat(p.get("deleted_at") or p["attempted_at"])
+        assert before <= when <= after, (p, before, after)
+        assert before <= entry.at <= after
+        assert datetime.fromisoformat(p["as_of"]).date() == pretend
+        assert datetime.fromisoformat(p["due"]) <= datetime.fromisoformat(p["as_of"])
+    assert f"judged as on {pretend}" in result.output and "real time" in result.output

@@ -20,6 +20,7 @@ from transfers.agreement.common import (
     _Strict,
     check_relative_path,
 )
+from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 
 
 class FieldChecks(_Strict):
@@ -187,6 +188,9 @@ class RemoteRetention(_Strict):
     _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
 
 
+#: Folders the pipeline keeps under TRANSFERS_HOME; an archive may not be one of them.
+HOME_FOLDERS = ("outbox", "runs", "reports", "notices", "logs", "running", "retention", "ig-reports", "locks")
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -194,12 +198,28 @@ class ArchiveRetention(_Strict):
     """Encrypted deliveries archived after delivery: a local directory or an S3 bucket/prefix."""
 
     period: str
-    dir: str | None = None  # local: relative to TRANSFERS_HOME, or absolute
+    dir: str | None = None  # local: a folder under TRANSFERS_HOME (relative, no '..')
     bucket: str | None = None  # S3 (versioned or not: every version is deleted)
     prefix: str = ""
     connection: str | None = None  # S3: connection id (aws type; extra.endpoint_url, region_name)
 
     _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_home(cls, value: str | None) -> str | None:
+        # The purge deletes and prunes under this folder: outside TRANSFERS_HOME, or on top of
+        # another place, a typo here would delete what is not the archive's.
+        if value is None:
+            return None
+        check_relative_path(value, "archive dir")
+        parts = [p for p in re.split(r"[/\\]", value) if p not in ("", ".")]
+        if not parts:
+            raise ValueError(f"archive dir {value!r} must be a folder under TRANSFERS_HOME, not the home itself")
+        if parts[0] in HOME_FOLDERS or parts[0].startswith("ledger"):
+            raise ValueError(f"archive dir {value!r} is a folder the pipeline already uses under TRANSFERS_HOME "
+                             f"({', '.join(HOME_FOLDERS)}, ledger*); name a folder of its own, e.g. 'archive'")
+        return value
 
     @model_validator(mode="after")
     def _one_store(self) -> ArchiveRetention:
@@ -212,8 +232,6 @@ class ArchiveRetention(_Strict):
                 raise ValueError("an S3 archive needs 'connection' (a connection id holding endpoint and credentials)")
             if self.prefix:
                 check_relative_path(self.prefix, "archive prefix")
-        elif self.dir is not None and (not self.dir.strip() or any(c in self.dir for c in "\x00\n\r")):
-            raise ValueError(f"archive dir {self.dir!r} must be a plain directory path")
         return self
 
 
@@ -316,6 +334,14 @@ class DisclosureRisk(_Strict):
     on_failure: Literal["warn", "block"] = "warn"
 
 
+class DeliveryCsv(_Strict):
+    """How the delivered CSV is written."""
+
+    # Cells starting =, +, -, @ (or tab, CR, LF) get a leading ' so a spreadsheet shows, not runs, them
+    # (numbers such as -3 are left alone). Off for a recipient that loads the file into a database.
+    formula_escape: bool = True
+
+
 class Flow(_Strict):
     """One Tier 2 data flow (Data Flow A, B, ...)."""
 
@@ -324,6 +350,7 @@ class Flow(_Strict):
     from_: str = Field(alias="from")
     to: list[Recipient] = Field(min_length=1)
     schedule: str = "0 2 * * *"
+    timezone: str = DEFAULT_TIMEZONE  # the schedule's clock, and the day a run's logical date falls on
     source: Source
     subject: str
     record_key: list[str] | str | None = None
@@ -333,6 +360,7 @@ class Flow(_Strict):
     consent: SharingBasis = SharingBasis()
     deceased: Deceased | None = None
     disclosure_risk: DisclosureRisk | None = None
+    csv: DeliveryCsv = DeliveryCsv()
 
     @field_validator("id")
     @classmethod
@@ -340,6 +368,8 @@ class Flow(_Strict):
         if not _FLOW_ID.match(value):
             raise ValueError(f"{value!r} is not a valid flow id (letters, digits, '_' or '-')")
         return value
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
 
     @model_validator(mode="after")
     def _fields_known(self) -> Flow:

@@ -6,13 +6,16 @@ from datetime import date
 
 from pydantic import field_validator
 
-from transfers.agreement.common import DIMENSIONS, _Strict
+from transfers.agreement.common import DIMENSIONS, _check_slug, _Strict
 
 
 class Signatory(_Strict):
     id: str
     name: str
     signed: date | None = None
+
+    # A partner id names folders under TRANSFERS_HOME (outbox, notices, archive): a slug cannot escape them.
+    _id = field_validator("id")(classmethod(lambda cls, v: _check_slug(v, "signatory id")))
 
 
 class Named(_Strict):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfers.csv_escape import escape_value
 from transfers.quality.checks import Check
 
 COLUMNS = ("record_key", "row", "field", "problem", "characteristic", "check")
@@ -54,7 +55,9 @@ class Rectification:
             shown = [("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)) for v in values]
             key = " / ".join(shown) if any(shown) else ""
             row = offset + int(pos)
-            self._writer.writerow((key, row + 1, field, check.description, check.dimension, check.id))
+            # A data owner opens this in a spreadsheet: a key like "=HYPERLINK(...)" must stay text.
+            self._writer.writerow(tuple(escape_value(v) for v in (key, row + 1, field, check.description,
+                                                                  check.dimension, check.id)))
             self.records.add(row)
             self.count += 1
 

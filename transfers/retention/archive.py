@@ -26,8 +26,11 @@ log = get_logger(__name__)
 
 
 def local_root(home: Path, archive: ArchiveRetention) -> Path:
-    folder = Path(archive.dir or "")
-    return folder if folder.is_absolute() else home / folder
+    """The local archive folder, always strictly inside ``home`` (the agreement loader checks this too)."""
+    root = Path(os.path.normpath(home / (archive.dir or "")))
+    if root == Path(os.path.normpath(home)) or not root.is_relative_to(os.path.normpath(home)):
+        raise ConfigError(f"retention.archive.dir: {archive.dir!r} must be a folder under TRANSFERS_HOME ({home})")
+    return root
 
 
 def location(home: Path, archive: ArchiveRetention, ref: FlowRef, ds: str, partner: str, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -55,12 +56,29 @@ def delete(item: PurgeItem) -> tuple[int, str, str]:
     return size, digest, "absent after deletion (stat: no such file)"
 
 
-def prune_empty_dirs(root: Path) -> None:
-    """Remove directories left empty under ``root`` (not ``root`` itself)."""
-    if not root.is_dir():
+def prune_empty_dirs(place: Path, root: Path, home: Path) -> None:
+    """Remove empty directories in a flow's ``place`` and its parents up to ``root``.
+
+    ``place`` is ``<root>/<agreement>/<flow>``, the folders the pipeline made for one flow.
+    Never ``root`` itself, nothing beside ``place`` (another flow's, or someone else's, folder),
+    nothing outside ``home``, and no symlink is followed.
+    """
+    home, root, place = (Path(os.path.abspath(p)) for p in (home, root, place))
+    if root == home or not root.is_relative_to(home) or place == root or not place.is_relative_to(root):
+        return  # not a place of ours: nothing here is the purge's to remove
+    if place.is_dir() and not place.is_symlink():
+        for folder, _dirs, _files in os.walk(place, topdown=False, followlinks=False):
+            _rmdir(Path(folder))
+    for parent in place.relative_to(root).parents:
+        if parent == Path("."):
+            break
+        _rmdir(root / parent)
+
+
+def _rmdir(directory: Path) -> None:
+    if directory.is_symlink():
         return
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        try:
-            directory.rmdir()
-        except OSError:
-            pass  # not empty, or not ours to remove: either way nothing is lost
+    try:
+        directory.rmdir()
+    except OSError:
+        pass  # not empty, or not ours to remove: either way nothing is lost

@@ -17,7 +17,8 @@ remote      the copy on the recipient's SFTP server             ``remote.period`
 
 Every deletion is checked (the object is gone afterwards) and recorded in the
 ledger (kind ``purge``: place, path, size, sha256, created, due, deleted_at,
-rule). A deletion that fails is recorded too (kind ``purge-failed``), reported,
+rule, as_of). ``deleted_at`` is always the real time; ``as_of`` is the moment due
+dates were judged at, which ``purge --now`` may set later to test. A deletion that fails is recorded too (kind ``purge-failed``), reported,
 and stays due, so the next purge tries again. A copy belonging to a run still
 in progress is held back and listed, never deleted.
 """
@@ -93,15 +94,21 @@ def plan_purge(settings, config: Config, ledger, *, now: datetime | None = None,
 
 
 class _Recorder:
-    """Writes each outcome to the ledger and the report."""
+    """Writes each outcome to the ledger and the report.
 
-    def __init__(self, config: Config, ledger, report: PurgeReport, now: datetime, home: Path) -> None:  # noqa: ANN001
-        self.config, self.ledger, self.report, self.now, self.home = config, ledger, report, now, home
+    ``as_of`` is the moment due dates were judged against (``purge --now`` may pretend a later
+    one to test retention); every deletion and attempt is recorded at the real time it happened,
+    so the evidence never claims a deletion on a day it did not take place.
+    """
+
+    def __init__(self, config: Config, ledger, report: PurgeReport, as_of: datetime, home: Path) -> None:  # noqa: ANN001
+        self.config, self.ledger, self.report, self.as_of, self.home = config, ledger, report, as_of, home
 
     def _common(self, item: PurgeItem) -> dict:
         return {"place": item.place, "store": item.store, "path": item.path,
                 "created": item.created.isoformat(timespec="seconds"),
-                "due": item.due.isoformat(timespec="seconds"), "rule": item.rule}
+                "due": item.due.isoformat(timespec="seconds"), "rule": item.rule,
+                "as_of": self.as_of.isoformat(timespec="seconds")}
 
     def deleted(self, item: PurgeItem, size: int | None, sha256: str | None, check: str,
                 note: str | None = None, dedupe: str | None = None, **extra: object) -> None:
@@ -109,18 +116,19 @@ class _Recorder:
         if dedupe is None:
             dedupe = (sftp.purge_key(item.flow, item.recipient, item.path) if item.place == "remote"
                       else f"purge:{item.place}:{item.path}:{sha256}:{item.created.isoformat()}")
+        at = datetime.now(UTC)
         payload = {**self._common(item), "size": size, "sha256": sha256,
-                   "deleted_at": self.now.isoformat(timespec="seconds"), "verified": check, **extra}
+                   "deleted_at": at.isoformat(timespec="seconds"), "verified": check, **extra}
         if note:
             payload["note"] = note
         record = {"agreement": ref.agreement.id, "flow": item.flow, "logical_date": _date(item.logical_date),
                   "recipient": item.recipient, "dedupe_key": dedupe, "payload": payload}
         self.report.deleted += 1
         try:
-            entry, _ = self.ledger.append("purge", **record, at=self.now)
+            entry, _ = self.ledger.append("purge", **record, at=at)
         except TransferError as exc:
             # Deleted and checked, but not recorded: the record must not be lost with the ledger down.
-            where = journal.keep(self.home, {**record, "kind": "purge", "at": self.now.isoformat(),
+            where = journal.keep(self.home, {**record, "kind": "purge", "at": at.isoformat(),
                                              "logical_date": item.logical_date})
             self.report.failed.append(f"{item.place} {item.flow} {item.path}: deleted and checked, but the ledger "
                                       f"is unavailable ({exc}); the record is kept in {where} and written to the "
@@ -130,12 +138,13 @@ class _Recorder:
 
     def failed(self, item: PurgeItem, reason: str) -> None:
         ref = self.config.flow(item.flow)
+        at = datetime.now(UTC)
         self.report.failed.append(f"{item.place} {item.flow} {item.path}: {reason}; will retry on the next purge")
         try:
             self.ledger.append("purge-failed", agreement=ref.agreement.id, flow=item.flow,
                                logical_date=_date(item.logical_date), recipient=item.recipient,
                                payload={**self._common(item), "error": reason[:500],
-                                        "attempted_at": self.now.isoformat(timespec="seconds")}, at=self.now)
+                                        "attempted_at": at.isoformat(timespec="seconds")}, at=at)
         except TransferError as exc:  # the failure is still reported; the ledger being down is its own problem
             self.report.failed.append(f"ledger: could not record the failed deletion of {item.path}: {exc}")
 
@@ -149,6 +158,8 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     """Delete each item, prove it is gone, record it; failures are recorded and stay due.
 
     Copies of a (flow, date) whose run is in progress are held back (listed in ``held``).
+    ``now`` only says which moment the plan was judged at (recorded as ``as_of``); the ledger
+    always gets the real deletion time (``deleted_at`` and the entry's time).
     """
     now = now or datetime.now(UTC)
     report = PurgeReport()
@@ -185,11 +196,12 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     for (flow_key, _partner), group in groups.items():
         sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed, settings=settings)
 
-    for _place, folder, _key in _LOCAL:
-        local.prune_empty_dirs(settings.home / folder)
     for ref in config.flows():
+        roots = [settings.home / folder for _place, folder, _key in _LOCAL]
         if ref.flow.retention.archive is not None and ref.flow.retention.archive.dir:
-            local.prune_empty_dirs(local_root(settings.home, ref.flow.retention.archive))
+            roots.append(local_root(settings.home, ref.flow.retention.archive))
+        for root in roots:
+            local.prune_empty_dirs(root.joinpath(ref.agreement.id, ref.flow.id), root, settings.home)
     log.info("purge done", deleted=report.deleted, failed=len(report.failed), held=len(report.held))
     return report
 
