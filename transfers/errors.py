@@ -20,7 +20,8 @@ next step, and never carry secrets, key material or record values.
     │   └── LedgerTampered            the hash chain or its anchor does not verify
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
-        └── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        └── RunLocked                 another run of the same (flow, logical date) is going on
 """
 
 from __future__ import annotations
@@ -100,3 +101,15 @@ class DeliveryUnavailable(RetriableError):
 
 class LedgerTampered(TerminalError):
     """The ledger's hash chain or head anchor does not verify."""
+
+
+class RunLocked(RetriableError):
+    """Another run of the same (flow, logical date) holds its lock; this one did nothing.
+
+    Retriable: once that run ends, a retry finds the work done (or takes over).
+    ``holder`` is the ``transfers.runlock.Holder`` seen, when there was one.
+    """
+
+    def __init__(self, message: str, *, flow: str = "", ds: str = "", holder: object | None = None) -> None:
+        super().__init__(message)
+        self.flow, self.ds, self.holder = flow, ds, holder

@@ -437,39 +437,7 @@ class Ledger:
     # ------------------------------------------------------------------ internals
 
     def _create_engine(self, url: str, schema: str | None) -> Engine:
-        try:
-            parsed = make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"ledger URL {self.masked_url!r} is not a valid SQLAlchemy URL ({exc})") from None
-        dialect = parsed.get_backend_name()
-        if dialect == "sqlite":
-            if schema is not None:
-                raise ConfigError(f"ledger {self.masked_url}: schema= is only for PostgreSQL")
-            database = parsed.database or ""
-            if database and database != ":memory:" and not database.startswith("file:"):
-                folder = Path(database).resolve().parent
-                if not folder.is_dir():
-                    raise ConfigError(f"ledger {self.masked_url}: folder {folder} does not exist; create it first")
-            engine = sa.create_engine(parsed, json_serializer=canonical_json,
-                                      connect_args={"timeout": LOCK_TIMEOUT_SECONDS})
-            # pysqlite's own transaction handling starts transactions late and cannot take
-            # the write lock up front; switch it off and emit BEGIN ourselves.
-            sa.event.listen(engine, "connect", _sqlite_autocommit)
-            sa.event.listen(engine, "begin", _sqlite_begin)
-            return engine
-        if dialect == "postgresql":
-            if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
-                # SQLAlchemy 2.1 means psycopg 3 by a bare postgresql://; psycopg2 is what we ship.
-                parsed = parsed.set(drivername="postgresql+psycopg2")
-            try:
-                # READ COMMITTED matters: each statement after the lock must see the
-                # previous holder's row, which a REPEATABLE READ snapshot would not.
-                return sa.create_engine(parsed, json_serializer=canonical_json, isolation_level="READ COMMITTED",
-                                        pool_pre_ping=True, connect_args={"connect_timeout": 10,
-                                                                          "application_name": "isp-transfers-ledger"})
-            except (ImportError, sa.exc.NoSuchModuleError) as exc:
-                raise ConfigError(f"ledger URL {self.masked_url}: driver not available ({exc})") from None
-        raise ConfigError(f"ledger URL {self.masked_url}: {dialect!r} is not supported; use sqlite or postgresql")
+        return database_engine(url, schema, masked_url=self.masked_url)
 
     def _create(self, conn: Connection) -> None:
         if self._schema is not None:
@@ -576,6 +544,44 @@ class Ledger:
                     os.close(dir_fd)
         except OSError as exc:
             log.error("ledger anchor not written", anchor=str(path), seq=entry.seq, error=exc.strerror or str(exc))
+
+
+def database_engine(url: str, schema: str | None = None, *, masked_url: str | None = None) -> Engine:
+    """An engine for the ledger's database (also used by the run locks beside it)."""
+    masked = masked_url or mask_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"ledger URL {masked!r} is not a valid SQLAlchemy URL ({exc})") from None
+    dialect = parsed.get_backend_name()
+    if dialect == "sqlite":
+        if schema is not None:
+            raise ConfigError(f"ledger {masked}: schema= is only for PostgreSQL")
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).resolve().parent
+            if not folder.is_dir():
+                raise ConfigError(f"ledger {masked}: folder {folder} does not exist; create it first")
+        engine = sa.create_engine(parsed, json_serializer=canonical_json,
+                                  connect_args={"timeout": LOCK_TIMEOUT_SECONDS})
+        # pysqlite's own transaction handling starts transactions late and cannot take
+        # the write lock up front; switch it off and emit BEGIN ourselves.
+        sa.event.listen(engine, "connect", _sqlite_autocommit)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if dialect == "postgresql":
+        if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            # SQLAlchemy 2.1 means psycopg 3 by a bare postgresql://; psycopg2 is what we ship.
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        try:
+            # READ COMMITTED matters: each statement after the lock must see the
+            # previous holder's row, which a REPEATABLE READ snapshot would not.
+            return sa.create_engine(parsed, json_serializer=canonical_json, isolation_level="READ COMMITTED",
+                                    pool_pre_ping=True, connect_args={"connect_timeout": 10,
+                                                                      "application_name": "isp-transfers-ledger"})
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise ConfigError(f"ledger URL {masked}: driver not available ({exc})") from None
+    raise ConfigError(f"ledger URL {masked}: {dialect!r} is not supported; use sqlite or postgresql")
 
 
 def _define_table(name: str, schema: str | None) -> sa.Table:

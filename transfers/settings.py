@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
     delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")
+    run_lock_ttl: int = Field(default=3600, ge=30, description="seconds without a heartbeat before a run lock "
+                                                               "of a killed run is stale and taken over")
+    ledger_anchor_url: str | None = Field(default=None, description="external ledger anchor: a file on another "
+                                                                    "volume or s3://bucket/key (versioned)")
 
     @property
     def keys(self) -> Path:
