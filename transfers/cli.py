@@ -215,12 +215,21 @@ def purge(
 def ledger_verify(
     now: Annotated[str | None, typer.Option("--now", help="check retention as on this date")] = None,
 ) -> None:
-    """Recompute the hash chain and compare it with its anchor; check nothing is held past its retention."""
+    """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
+
+    Also checks nothing is held past its retention. An external anchor
+    (TRANSFERS_LEDGER_ANCHOR_URL) catches a ledger rewritten together with the anchor beside it.
+    """
+    from transfers.agreement import load_config
+    from transfers.connections import env_connection
+    from transfers.retention.archive import manifest_heads
     from transfers.retention.audit import verify_retention
 
     settings = _settings()
     try:
-        report = settings.open_ledger().verify()
+        heads, unreadable = manifest_heads(settings.home, load_config(settings.config_dir), env_connection)
+        report = settings.open_ledger().verify(heads=heads)
+        report.problems.extend(unreadable)
         if report.ok:
             verify_retention(settings, report, now and _parse_date(now, "--now"))
     except TransferError as exc:
@@ -230,8 +239,9 @@ def ledger_verify(
         for problem in report.problems:
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
-    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor verified, "
-              f"every disclosed copy purged or within retention")
+    external = f" and external anchor {settings.ledger_anchor_url}" if settings.ledger_anchor_url else ""
+    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
+              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention")
 
 
 @keys_app.command("staging")

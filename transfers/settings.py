@@ -51,4 +51,7 @@ class Settings(BaseSettings):
         from transfers.ledger import Ledger
 
         self.home.mkdir(parents=True, exist_ok=True)
-        return Ledger(self.ledger_database, anchor_path=self.ledger_anchor)
+        from transfers.anchor import open_anchor
+
+        return Ledger(self.ledger_database, anchor_path=self.ledger_anchor,
+                      external_anchor=open_anchor(self.ledger_anchor_url))

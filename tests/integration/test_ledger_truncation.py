@@ -1,0 +1,127 @@
+"""A ledger cut, emptied, deleted or rehashed together with the anchor beside it, caught by ``ledger verify``.
+
+A real flow run (PostgreSQL source, sshd, gpg) archives its delivery manifest,
+which carries the ledger's head, under the flow's archive. The external anchor is
+either a file in a directory standing in for another volume (no second volume
+exists here) or an object in a versioned bucket on moto's ``ThreadedMotoServer``,
+a real S3 HTTP endpoint on 127.0.0.1 (see test_retention_places.py); boto3 finds
+it through the standard ``AWS_ENDPOINT_URL_S3`` variable, as it would MinIO.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import ledger_tamper
+from tests.integration.conftest import LOGICAL_DATE
+from tests.integration.test_retention_places import BUCKET, s3_endpoint  # noqa: F401 - the S3 endpoint fixture
+from transfers.pipeline import run_flow
+
+pytestmark = pytest.mark.integration
+
+DS = LOGICAL_DATE.isoformat()
+
+
+@pytest.fixture(params=["file", "s3"])
+def anchored(request, world, cli, monkeypatch, tmp_path):
+    """Flow A run once with an external anchor; returns (world, cli, anchor url, manifest path, s3 client)."""
+    client = None
+    if request.param == "s3":
+        url, client = request.getfixturevalue("s3_endpoint")
+        for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                            "AWS_ENDPOINT_URL_S3": url, "AWS_DEFAULT_REGION": "eu-west-2"}.items():
+            monkeypatch.setenv(name, value)
+        anchor_url = f"s3://{BUCKET}/ledger-anchors/{tmp_path.name}/ledger.head.json"
+    else:
+        anchor_url = str(tmp_path / "other-volume" / "ledger.head")
+    monkeypatch.setenv("TRANSFERS_LEDGER_ANCHOR_URL", anchor_url)
+    world.settings = world.settings.model_copy(update={"ledger_anchor_url": anchor_url})
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    manifest = (world.settings.home / "archive" / "mash-referrals" / "A" / DS / "south-yorkshire-police"
+                / f"mash-referrals_A_{DS}.manifest.json")
+    ok = cli("ledger", "verify")
+    assert ok.exit_code == 0, ok.output  # nothing found before the attack
+    assert "external anchor" in ok.output and "1 archived manifest head(s)" in ok.output
+    return world, cli, anchor_url, manifest, client
+
+
+def paths(world):
+    home = world.settings.home
+    return home / "ledger.db", home / "ledger.head"
+
+
+def manifest_head(manifest) -> int:
+    return json.loads(manifest.read_text())["ledger_head"]["seq"]
+
+
+def last_seq(world) -> int:
+    return world.settings.open_ledger().head().seq
+
+
+def anchor_name(anchor_url: str) -> str:
+    return f"external anchor {anchor_url}"
+
+
+def test_truncated_ledger_with_rewritten_anchor_is_caught(anchored):
+    world, cli, anchor_url, manifest, _client = anchored
+    cut_at, end = manifest_head(manifest) - 1, last_seq(world)
+    ledger_tamper.truncate(*paths(world), keep=cut_at)
+
+    result = cli("ledger", "verify")
+
+    assert result.exit_code == 3
+    assert (f"ledger ends at entry {cut_at} but archived manifest {manifest} says {cut_at + 1} "
+            f"(entries cut off the end?)") in result.output
+    assert f"ledger ends at entry {cut_at} but {anchor_name(anchor_url)}" in result.output
+    assert f"says {end} (entries cut off the end?)" in result.output
+
+
+def test_emptied_ledger_and_deleted_anchor_are_caught(anchored):
+    world, cli, anchor_url, manifest, client = anchored
+    head, end = manifest_head(manifest), last_seq(world)
+    ledger_tamper.delete_all(*paths(world))
+    if client is not None:  # whoever emptied it also deletes the anchor object: a delete marker
+        client.delete_object(Bucket=BUCKET, Key=anchor_url.removeprefix(f"s3://{BUCKET}/"))
+
+    result = cli("ledger", "verify")
+
+    assert result.exit_code == 3
+    assert f"ledger ends at entry 0 but archived manifest {manifest} says {head}" in result.output
+    assert f"ledger ends at entry 0 but {anchor_name(anchor_url)}" in result.output
+    assert f"says {end} (entries cut off the end?)" in result.output
+    if client is not None:
+        assert f"{anchor_name(anchor_url)} was deleted at" in result.output
+
+
+def test_deleted_database_and_anchor_are_caught(anchored):
+    world, cli, anchor_url, manifest, _client = anchored
+    head, end = manifest_head(manifest), last_seq(world)
+    ledger_tamper.delete_database(*paths(world))
+
+    result = cli("ledger", "verify")
+
+    assert result.exit_code == 3
+    assert f"ledger ends at entry 0 but archived manifest {manifest} says {head}" in result.output
+    assert f"ledger ends at entry 0 but {anchor_name(anchor_url)}" in result.output
+    assert f"says {end} (entries cut off the end?)" in result.output
+
+
+def test_consistently_rehashed_ledger_is_caught(anchored):
+    world, cli, anchor_url, manifest, client = anchored
+    head, end = manifest_head(manifest), last_seq(world)
+    ledger_tamper.rehash(*paths(world), edit_seq=1)
+    if client is not None:  # the attacker overwrites the anchor object too; its history remains
+        local = json.loads(paths(world)[1].read_text())
+        client.put_object(Bucket=BUCKET, Key=anchor_url.removeprefix(f"s3://{BUCKET}/"),
+                          Body=json.dumps(local).encode())
+
+    result = cli("ledger", "verify")
+
+    assert result.exit_code == 3
+    assert (f"entry {head}: hash differs from the one in archived manifest {manifest} "
+            f"(the ledger was rewritten from here on?)") in result.output
+    assert f"hash differs from the one in {anchor_name(anchor_url)}" in result.output
+    if client is None:
+        assert f"entry {end}: hash differs from the one in {anchor_name(anchor_url)}" in result.output
