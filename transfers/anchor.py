@@ -90,6 +90,15 @@ class FileAnchor:
     def write(self, head: dict[str, Any]) -> None:
         write_head_file(self.path, head)
 
+    def shares_volume_with(self, other: Path) -> bool:
+        """Whether the anchor sits on the same filesystem as ``other`` (then it guards little)."""
+        try:
+            mine = next(p for p in (self.path, *self.path.parents) if p.exists())
+            theirs = next(p for p in (other, *other.parents) if p.exists())
+            return mine.stat().st_dev == theirs.stat().st_dev
+        except (OSError, StopIteration):
+            return False
+
     def heads(self, problem: Problem) -> list[Head]:
         try:
             data = json.loads(self.path.read_text())

@@ -240,6 +240,13 @@ def ledger_verify(
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
     external = f" and external anchor {settings.ledger_anchor_url}" if settings.ledger_anchor_url else ""
+    from transfers.anchor import FileAnchor, open_anchor
+
+    if isinstance(anchor := open_anchor(settings.ledger_anchor_url), FileAnchor) and anchor.shares_volume_with(
+            settings.home):
+        err.print(f"[yellow]note:[/] the external anchor {escape(str(anchor.path))} is on the same volume as "
+                  f"{escape(str(settings.home))}: whoever can rewrite the ledger may rewrite it too; "
+                  f"put it on another volume or use s3://", highlight=False)
     out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
               f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention")
 

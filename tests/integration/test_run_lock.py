@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import require_part
 from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL, conn_json
+from tests.integration.test_dag_run import airflow_home  # noqa: F401 - Airflow metadata for the DAG test
 from transfers.cli import EXIT_RUNNING
 from transfers.ledger import Ledger
 from transfers.runlock import RunLocks
@@ -166,3 +167,35 @@ def test_the_lock_of_a_killed_run_is_taken_over_with_a_note(world, request, back
     assert "took over the lock of a run that stopped" in out
     assert f"pid {killed.pid}" in out
     assert_delivered_once(world, url)
+
+
+@pytest.mark.airflow
+def test_a_dag_run_takes_over_a_stale_lock_holds_it_and_releases_it_at_cleanup(world, sshd, request):
+    """The DAG's tasks share one owner (its run id): taken by check_agreement, released by cleanup."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.integration.test_dag_run import airflow_env
+
+    metadata = request.getfixturevalue("airflow_home")
+    url = ledger_url_of(world, None)
+    locks = RunLocks(url)
+    try:  # a DAG run killed long ago left its lock
+        locks.acquire("mash-referrals.B", DS, "dag:mash-referrals.B:killed-run")
+        old = (datetime.now(UTC) - timedelta(seconds=locks.ttl + 60)).isoformat(timespec="seconds")
+        with locks._begin() as conn:
+            conn.execute(locks.table.update().values(heartbeat_at=old))
+    finally:
+        locks.close()
+
+    result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", DS],
+                            env=airflow_env(world, metadata), capture_output=True, text=True, timeout=600)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "stale run lock taken over" in output and "killed-run" in output
+    assert len(world.delivered("inbound/ed-attendances")) == 1
+    locks = RunLocks(url)
+    try:
+        assert locks.holder("mash-referrals.B", DS) is None  # the cleanup teardown let go
+    finally:
+        locks.close()
