@@ -227,7 +227,9 @@ def ledger_verify(
 
     settings = _settings()
     try:
-        heads, unreadable = manifest_heads(settings.home, load_config(settings.config_dir), env_connection)
+        heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), env_connection)
+        for line in unreachable:
+            err.print(f"[yellow]not checked against its manifests:[/] {escape(line)}", highlight=False)
         report = settings.open_ledger().verify(heads=heads)
         report.problems.extend(unreadable)
         if report.ok:
@@ -248,7 +250,9 @@ def ledger_verify(
                   f"{escape(str(settings.home))}: whoever can rewrite the ledger may rewrite it too; "
                   f"put it on another volume or use s3://", highlight=False)
     out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
-              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention")
+              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention"
+              + (f" ({len(unreachable)} archive(s) not reachable: not checked against their manifests)"
+                 if unreachable else ""))
 
 
 @keys_app.command("staging")

@@ -16,7 +16,7 @@ import pytest
 
 from tests import ledger_tamper
 from tests.integration.conftest import LOGICAL_DATE
-from tests.integration.test_retention_places import BUCKET, s3_endpoint  # noqa: F401 - the S3 endpoint fixture
+from tests.integration.test_retention_places import BUCKET, places, s3_endpoint  # noqa: F401 - fixtures
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
@@ -125,3 +125,18 @@ def test_consistently_rehashed_ledger_is_caught(anchored):
     assert f"hash differs from the one in {anchor_name(anchor_url)}" in result.output
     if client is None:
         assert f"entry {end}: hash differs from the one in {anchor_name(anchor_url)}" in result.output
+
+
+def test_a_cut_ledger_is_caught_by_the_manifest_in_an_s3_archive_without_any_external_anchor(request):
+    world, cli, client, prefix, _versions = request.getfixturevalue("places")  # flow A archives to S3
+    run_flow(world.run("mash-referrals.A"), world.resolvers())
+    assert cli("ledger", "verify").exit_code == 0
+    key = f"{prefix}/mash-referrals/A/{DS}/south-yorkshire-police/mash-referrals_A_{DS}.manifest.json"
+    head = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())["ledger_head"]["seq"]
+    ledger_tamper.truncate(*paths(world), keep=head - 1)
+
+    result = cli("ledger", "verify")
+
+    assert result.exit_code == 3
+    assert (f"ledger ends at entry {head - 1} but archived manifest s3://{BUCKET}/{key} says {head} "
+            f"(entries cut off the end?)") in result.output

@@ -97,7 +97,7 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
 
 
 def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | None = None  # noqa: ANN001
-                   ) -> tuple[list[tuple[int, str, str, str]], list[str]]:
+                   ) -> tuple[list[tuple[int, str, str, str]], list[str], list[str]]:
     """The ``ledger_head`` of every delivery manifest in every flow's archive, for ``Ledger.verify``.
 
     Each manifest recorded the ledger's head when its delivery was sealed, and the
@@ -105,14 +105,16 @@ def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | N
     since then no longer reaches, or no longer matches, that head.
 
     Returns:
-        ``(heads, problems)``: heads as ``(seq, hash, "archived manifest <where>", source)``;
-        a manifest that cannot be read as one is a problem line naming it.
-
-    Raises:
-        DeliveryUnavailable / DeliveryRefused: An S3 archive could not be listed or read.
+        ``(heads, problems, unreachable)``: heads as ``(seq, hash, "archived manifest <where>",
+        source)``; a manifest that cannot be read as one is a problem line naming it; an S3
+        archive that could not be reached is one line in ``unreachable`` (not checked, not
+        tampering: the rest of the verification still runs).
     """
+    from transfers.errors import RetriableError
+
     heads: list[tuple[int, str, str, str]] = []
     problems: list[str] = []
+    unreachable: list[str] = []
     source = "archived delivery manifests"
 
     def take(where: str, text: bytes | str) -> None:
@@ -133,9 +135,14 @@ def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | N
                                   f"{archive.bucket!r} but no connection resolver was given for {archive.connection!r}")
             from transfers.retention import s3 as s3mod
 
-            client = s3mod.client(connection(archive.connection or ""))
             prefix = "/".join([p for p in (archive.prefix.strip("/"),) if p] + [ref.agreement.id, ref.flow.id])
-            for key, body in s3mod.read_all(client, archive.bucket, prefix + "/", suffix=".manifest.json"):
+            try:
+                found = s3mod.read_all(s3mod.client(connection(archive.connection or "")), archive.bucket,
+                                       prefix + "/", suffix=".manifest.json")
+            except RetriableError as exc:
+                unreachable.append(f"flow {ref.key}: archive s3://{archive.bucket}/{prefix}/ not read ({exc})")
+                continue
+            for key, body in found:
                 take(f"s3://{archive.bucket}/{key}", body)
         else:
             root = local_root(home, archive) / ref.agreement.id / ref.flow.id
@@ -144,4 +151,4 @@ def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | N
                     take(str(path), path.read_bytes())
                 except OSError as exc:
                     problems.append(f"archived manifest {path} cannot be read ({exc.strerror or exc})")
-    return heads, problems
+    return heads, problems, unreachable
