@@ -140,7 +140,8 @@ class RunLocks:
             sa.Column("heartbeat_at", sa.String(40), nullable=False),
             sa.Column("ttl_seconds", sa.Integer, nullable=False),
         )
-        self._session: Connection | None = None  # PostgreSQL: holds the CLI run's advisory lock
+        # PostgreSQL: the connection holding a CLI run's advisory lock (one pair per instance).
+        self._session: Connection | None = None
         with self._begin("<create>", "") as conn:  # serialised: several processes may race to create it
             self.table.create(conn, checkfirst=True)
 
@@ -281,7 +282,11 @@ class RunLocks:
         session, self._session = self._session, None
         if session is not None:
             with contextlib.suppress(Exception):
-                session.close()  # closing the session releases its advisory lock
+                # Explicitly: close() only hands the connection back to the pool, lock and all.
+                session.execute(sa.select(sa.func.pg_advisory_unlock_all()))
+                session.commit()
+            with contextlib.suppress(Exception):
+                session.close()
 
 
 class _Heartbeat:

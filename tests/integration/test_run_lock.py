@@ -21,6 +21,7 @@ from tests.conftest import require_part
 from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL, conn_json
 from tests.integration.test_dag_run import airflow_home  # noqa: F401 - Airflow metadata for the DAG test
 from transfers.cli import EXIT_RUNNING
+from transfers.errors import RunLocked
 from transfers.ledger import Ledger
 from transfers.runlock import RunLocks
 from transfers.settings import PROJECT_ROOT
@@ -199,3 +200,20 @@ def test_a_dag_run_takes_over_a_stale_lock_holds_it_and_releases_it_at_cleanup(w
         assert locks.holder("mash-referrals.B", DS) is None  # the cleanup teardown let go
     finally:
         locks.close()
+
+
+def test_a_released_cli_lock_on_postgresql_is_free_at_once_for_another_process(pg_ledger_url):
+    """The advisory lock goes with the row, not when the connection pool is finally closed."""
+    from transfers.runlock import cli_owner
+
+    first, second = RunLocks(pg_ledger_url), RunLocks(pg_ledger_url)
+    try:
+        owner = cli_owner()
+        first.acquire(FLOW, DS, owner)
+        with pytest.raises(RunLocked, match="already running since"):
+            second.acquire(FLOW, DS, cli_owner())
+        first.release(FLOW, DS, owner)  # first's engine (and its pool) is still open
+        assert second.acquire(FLOW, DS, cli_owner()) is None
+    finally:
+        first.close()
+        second.close()
