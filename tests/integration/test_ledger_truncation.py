@@ -15,13 +15,43 @@ import json
 import pytest
 
 from tests import ledger_tamper
+from tests.conftest import _free_port
 from tests.integration.conftest import LOGICAL_DATE
-from tests.integration.test_retention_places import BUCKET, places, s3_endpoint  # noqa: F401 - fixtures
+from tests.integration.test_retention_places import BUCKET, places  # noqa: F401 - the S3 archive world
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
 
 DS = LOGICAL_DATE.isoformat()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """As in test_retention_places.py, but leaving moto as it found it.
+
+    moto keeps its buckets in the process, not per server: a bucket left behind
+    would make the next module's ``create_bucket`` fail, so it is removed after.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="eu-west-2")
+    existed = BUCKET in [b["Name"] for b in client.list_buckets().get("Buckets", [])]
+    if not existed:
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    yield url, client
+    if not existed:
+        page = client.list_object_versions(Bucket=BUCKET)
+        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            client.delete_object(Bucket=BUCKET, Key=item["Key"], VersionId=item["VersionId"])
+        client.delete_bucket(Bucket=BUCKET)
+    server.stop()
 
 
 @pytest.fixture(params=["file", "s3"])
