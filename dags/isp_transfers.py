@@ -58,7 +58,23 @@ def _secret(name: str) -> str:
     return value
 
 
-def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
+def _run_lock(settings, run, lock: str):  # noqa: ANN001, ANN202
+    """This DAG run's hold on (flow, date), for the whole run though its tasks are separate processes.
+
+    ``take`` (the first task) and ``join`` (the others) keep it after the task; ``release``
+    (the cleanup teardown) removes it, and first refuses, touching nothing, if another
+    run holds it: cleaning up would delete that run's working files.
+    """
+    from airflow.sdk import get_current_context
+
+    from transfers.runlock import dag_owner, hold
+
+    context = get_current_context()
+    return hold(settings.ledger_database, run.ref.key, run.ds, dag_owner(context["dag"].dag_id, context["run_id"]),
+                ttl=settings.run_lock_ttl, release=lock == "release", release_on_error=lock != "join")
+
+
+def _step(ref_key: str, logical_date, fn, *args, lock: str = "join"):  # noqa: ANN001, ANN202
     """Run one pipeline step; terminal errors fail the task without retries."""
     from transfers.errors import TransferError
     from transfers.logical_date import flow_date
@@ -74,7 +90,8 @@ def _step(ref_key: str, logical_date, fn, *args):  # noqa: ANN001, ANN202
     start = logical_date or get_current_context()["data_interval_start"]
     try:
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
-        with run_log(run.log_path):  # the run's own log, beside Airflow's task logs, under retention
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with _run_lock(settings, run, lock), run_log(run.log_path):  # the run's own log, under retention
             return fn(run, settings, *args)
     except TransferError as exc:
         if exc.retriable:
@@ -108,7 +125,9 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         def check_agreement(logical_date=None) -> bool:  # noqa: ANN001
             from transfers.pipeline import check
 
-            result = _step(ref.key, logical_date, lambda run, s: check(run, s.open_ledger()))
+            result = _step(ref.key, logical_date, lambda run, s: check(run, s.open_ledger()), lock="take")
+            if not result["pending"]:  # nothing to do: the later tasks are skipped, so let go now
+                _step(ref.key, logical_date, lambda run, s: {}, lock="release")
             return bool(result["pending"])
 
         @task(task_id="extract")
@@ -150,7 +169,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         def cleanup(logical_date=None) -> dict:  # noqa: ANN001
             from transfers.pipeline import cleanup as step
 
-            return _step(ref.key, logical_date, lambda run, s: step(run))
+            return _step(ref.key, logical_date, lambda run, s: step(run), lock="release")
 
         extracted = extract()
         prepared = check_agreement() >> extracted >> quality() >> prepare()

@@ -5,6 +5,7 @@ Exit codes scripts can rely on:
     1  the transfer failed and trying again will not help (bad data, wrong key, lapsed agreement)
     2  configuration or usage error
     3  ledger verification failed
+    4  another run of the same flow and logical date is going on (`run`): nothing was done
     75 temporary failure (server down): try again later
 """
 
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from transfers.errors import ConfigError, LedgerTampered, RetriableError, TransferError
+from transfers.errors import ConfigError, LedgerTampered, RetriableError, RunLocked, TransferError
 
 app = typer.Typer(help="Secure, lawful data-flow transfers between Information Sharing Protocol partners.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -34,6 +35,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_LEDGER, EXIT_RETRY = 1, 2, 3, 75
+EXIT_RUNNING = 4  # another run holds the (flow, logical date) lock
 
 
 def _table(*headers: str, title: str) -> Table:
@@ -45,6 +47,9 @@ def _table(*headers: str, title: str) -> Table:
 
 
 def _fail(exc: TransferError) -> NoReturn:
+    if isinstance(exc, RunLocked):
+        err.print(f"[bold yellow]not started:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_RUNNING)
     kind = "temporary failure" if exc.retriable else "error"
     err.print(f"[bold red]{kind}:[/] {escape(str(exc))}", highlight=False)
     if isinstance(exc, ConfigError):
@@ -169,10 +174,15 @@ def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
     date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
                                                   "timezone)")] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="if another run of this flow and date is going on, "
+                                                              "wait up to this many seconds for it")] = 0,
 ) -> None:
     """Run one flow for one logical date: extract, check, minimise, encrypt, deliver, record.
 
     Credentials come from Airflow Connections and Variables (or AIRFLOW_CONN_<ID> / AIRFLOW_VAR_<NAME>).
+    One run per flow and date at a time: if another (CLI or DAG) holds it, exit 4 with
+    "already running since ..." and touch nothing (or --wait for it first).
+    Exit codes: 0 done, 1 failed, 2 configuration, 4 already running, 75 try again later.
     """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection, cli_secret
@@ -192,7 +202,7 @@ def run(
         flow_run = FlowRun(settings, config, ref, logical_date, staging_key=new_staging_key())
         with out.status(f"{ref.key} {logical_date}") as status:
             results = run_flow(flow_run, Resolvers(cli_connection, cli_secret),
-                               progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"))
+                               progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"), wait=wait)
     except TransferError as exc:
         _fail(exc)
     except OSError as exc:
@@ -203,6 +213,9 @@ def run(
         if full is None:
             raise
         _fail(full)
+    if stale := results.get("took_over"):
+        err.print(f"[yellow]note:[/] took over the lock of a run that stopped ({escape(stale['holder'])}, "
+                  f"started {stale['since']})", highlight=False)
     if results.get("status") == "already-delivered":
         out.print(f"{ref.key} {logical_date}: already delivered to every recipient; nothing sent")
         return
@@ -267,12 +280,23 @@ def purge(
 def ledger_verify(
     now: Annotated[str | None, typer.Option("--now", help="check retention as on this date")] = None,
 ) -> None:
-    """Recompute the hash chain and compare it with its anchor; check nothing is held past its retention."""
+    """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
+
+    Also checks nothing is held past its retention. An external anchor
+    (TRANSFERS_LEDGER_ANCHOR_URL) catches a ledger rewritten together with the anchor beside it.
+    """
+    from transfers.agreement import load_config
+    from transfers.connections import cli_connection
+    from transfers.retention.archive import manifest_heads
     from transfers.retention.audit import verify_retention
 
     settings = _settings()
     try:
-        report = settings.open_ledger().verify()
+        heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), cli_connection)
+        for line in unreachable:
+            err.print(f"[yellow]not checked against its manifests:[/] {escape(line)}", highlight=False)
+        report = settings.open_ledger().verify(heads=heads)
+        report.problems.extend(unreadable)
         if report.ok:
             verify_retention(settings, report, now and _parse_date(now, "--now"))
     except TransferError as exc:
@@ -282,8 +306,18 @@ def ledger_verify(
         for problem in report.problems:
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
-    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor verified, "
-              f"every disclosed copy purged or within retention")
+    external = f" and external anchor {settings.ledger_anchor_url}" if settings.ledger_anchor_url else ""
+    from transfers.anchor import FileAnchor, open_anchor
+
+    if isinstance(anchor := open_anchor(settings.ledger_anchor_url), FileAnchor) and anchor.shares_volume_with(
+            settings.home):
+        err.print(f"[yellow]note:[/] the external anchor {escape(str(anchor.path))} is on the same volume as "
+                  f"{escape(str(settings.home))}: whoever can rewrite the ledger may rewrite it too; "
+                  f"put it on another volume or use s3://", highlight=False)
+    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
+              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention"
+              + (f" ({len(unreachable)} archive(s) not reachable: not checked against their manifests)"
+                 if unreachable else ""))
 
 
 @keys_app.command("staging")
@@ -303,3 +337,4 @@ from transfers.cli_quality import register as _quality  # noqa: E402
 _quality(app)
 from transfers.cli_ig import register as _ig; _ig(app)  # noqa: E402, E702, I001 - after the other "report" commands
 from transfers.cli_privacy import register as _privacy; _privacy(app)  # noqa: E402, E702, I001
+from transfers.cli_lock import register as _lock; _lock(app)  # noqa: E402, E702, I001

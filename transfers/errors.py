@@ -21,7 +21,8 @@ next step, and never carry secrets, key material or record values.
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
         ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
-        └── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
+        ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
+        └── RunLocked                 another run of the same (flow, logical date) is going on
 """
 
 from __future__ import annotations
@@ -105,3 +106,15 @@ class LedgerTampered(TerminalError):
 
 class WorkspaceFull(RetriableError):
     """A local write (staging, outbox) failed for lack of space; the same run succeeds once space is freed."""
+
+
+class RunLocked(RetriableError):
+    """Another run of the same (flow, logical date) holds its lock; this one did nothing.
+
+    Retriable: once that run ends, a retry finds the work done (or takes over).
+    ``holder`` is the ``transfers.runlock.Holder`` seen, when there was one.
+    """
+
+    def __init__(self, message: str, *, flow: str = "", ds: str = "", holder: object | None = None) -> None:
+        super().__init__(message)
+        self.flow, self.ds, self.holder = flow, ds, holder

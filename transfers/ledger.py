@@ -12,10 +12,15 @@ Tamper evidence comes in three layers, because each alone has a gap:
 2. **Triggers.** The table refuses ``UPDATE``/``DELETE`` (and ``TRUNCATE`` on
    PostgreSQL) at the database level, so a mistaken script cannot rewrite
    history. A database owner can drop them; ``verify`` reports that.
-3. **Anchor.** A chain cut at the end still verifies, so after each append the
+3. **Anchors.** A chain cut at the end still verifies, so after each append the
    head (seq + hash) is written to ``anchor_path``; the pipeline also puts
-   ``head()`` into each delivery manifest. ``verify`` compares the table with
-   both.
+   ``head()`` into each delivery manifest, archived with the delivery. Whoever
+   can rewrite the ledger can rewrite the file beside it, so an external anchor
+   (``transfers.anchor``: a file on another volume, or a versioned S3 object whose
+   history keeps every head) is written too. ``verify`` compares the table with
+   all of them, and ``transfers ledger verify`` passes it every archived
+   manifest's head: a ledger cut short, emptied, deleted or rehashed no longer
+   reaches, or no longer matches, the heads recorded outside it.
 
 Appends are serialised across processes (``BEGIN IMMEDIATE`` on SQLite, a
 transaction-level advisory lock on PostgreSQL), so ``seq`` is gapless even when
@@ -33,13 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import importlib.util
 import json
-import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -171,6 +173,8 @@ class Ledger:
             ``verify`` cannot tell a ledger cut short at the end.
         schema: PostgreSQL schema holding the table (it must exist); default the search path.
         table: Table name.
+        external_anchor: A ``transfers.anchor`` anchor outside the ledger's host, written
+            after each append and read by ``verify``.
 
     Raises:
         ConfigError: The URL is malformed, the dialect unsupported, or the schema missing.
@@ -178,9 +182,10 @@ class Ledger:
     """
 
     def __init__(self, url: str, *, anchor_path: Path | None = None, schema: str | None = None,
-                 table: str = DEFAULT_TABLE) -> None:
+                 table: str = DEFAULT_TABLE, external_anchor: Any = None) -> None:
         self.masked_url = mask_url(url)
         self.anchor_path = Path(anchor_path) if anchor_path is not None else None
+        self.external_anchor = external_anchor
         for label, name in (("table", table), ("schema", schema)):
             if name is not None and not _NAME.match(name):
                 raise ConfigError(f"ledger {self.masked_url}: {label} {name!r} is not a plain lower-case SQL name")
@@ -330,12 +335,14 @@ class Ledger:
             conditions.append(t.c.at < _utc(until, "until"))
         return conditions
 
-    def verify(self, *, heads: Iterable[tuple[int, str]] = ()) -> VerifyReport:
-        """Recompute the chain and compare its end with the anchor.
+    def verify(self, *, heads: Iterable[tuple] = ()) -> VerifyReport:
+        """Recompute the chain and compare it with every head recorded outside it.
 
         Args:
-            heads: Further (seq, hash) pairs seen outside the ledger, for example the
-                ``ledger_head`` of delivery manifests; each must still be in the chain.
+            heads: Further ``(seq, hash)`` or ``(seq, hash, label, source)`` heads seen
+                outside the ledger, for example the ``ledger_head`` of archived delivery
+                manifests; each must still be in the chain. ``label`` names where it was
+                read (problems quote it); one line is written per ``source``.
 
         Returns:
             A report; ``ok`` is False when any entry, link, anchor or trigger is wrong.
@@ -352,9 +359,14 @@ class Ledger:
         # The anchor is read before the chain: an append during verify then only makes
         # the table longer than the anchor, which is fine, never shorter.
         anchor = self._read_anchor(problem)
-        expected = {int(seq): h for seq, h in heads}
+        claims: dict[int, list[tuple[str, str, str]]] = {}  # seq -> [(hash, label, source)]
         if anchor is not None:
-            expected.setdefault(anchor[0], anchor[1])
+            claims.setdefault(anchor[0], []).append((anchor[1], "", "its anchor"))
+        for seq, digest, *where in heads:
+            label = where[0] if where else ""
+            claims.setdefault(int(seq), []).append((str(digest), label, where[1] if len(where) > 1 else label))
+        external = self._read_external(problem, claims)
+        mismatched: dict[str, list[str]] = {}  # source -> problem lines, the first one shown
         with self._errors("verify"):
             for name in self._missing_guards():
                 problem(f"append-only trigger {name} on {self._display} is missing or disabled "
@@ -372,15 +384,26 @@ class Ledger:
                             f"(an entry before it was removed, inserted or rewritten?)")
                 if entry.hash != entry.expected_hash():
                     problem(f"entry {entry.seq}: hash does not match its contents (edited after it was written?)")
-                if entry.seq in expected and expected[entry.seq] != entry.hash:
-                    problem(f"entry {entry.seq}: hash differs from the one anchored outside the ledger "
-                            f"(the ledger was rewritten from here on?)")
+                for digest, label, source in claims.get(entry.seq, ()):
+                    if digest != entry.hash:
+                        where = f"the one in {label}" if label else "the one anchored outside the ledger"
+                        mismatched.setdefault(source, []).append(
+                            f"entry {entry.seq}: hash differs from {where} (the ledger was rewritten from here on?)")
                 prev = entry
             report.head = prev
+        for lines in mismatched.values():
+            more = f" (and {len(lines) - 1} more head(s) from the same place)" if len(lines) > 1 else ""
+            problem(lines[0] + more)
         last = prev.seq if prev else 0
-        for seq in sorted(s for s in expected if s > last):
-            source = "its anchor" if anchor is not None and seq == anchor[0] else "a recorded head"
-            problem(f"ledger ends at entry {last} but {source} says {seq} (entries cut off the end?)")
+        furthest: dict[str, tuple[int, str]] = {}  # source -> the highest head beyond the end
+        for seq in sorted(s for s in claims if s > last):
+            for _digest, label, source in claims[seq]:
+                furthest[source or "a recorded head"] = (seq, label)
+        for source, (seq, label) in furthest.items():
+            problem(f"ledger ends at entry {last} but {label or source} says {seq} (entries cut off the end?)")
+        if external is not None and not external and last:
+            problem(f"{self.external_anchor.name} holds no head but the ledger has {last} entries "
+                    f"(deleted, or never written: check the anchor's place and the append log)")
         return report
 
     # ------------------------------------------------------------------ guards
@@ -437,39 +460,7 @@ class Ledger:
     # ------------------------------------------------------------------ internals
 
     def _create_engine(self, url: str, schema: str | None) -> Engine:
-        try:
-            parsed = make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"ledger URL {self.masked_url!r} is not a valid SQLAlchemy URL ({exc})") from None
-        dialect = parsed.get_backend_name()
-        if dialect == "sqlite":
-            if schema is not None:
-                raise ConfigError(f"ledger {self.masked_url}: schema= is only for PostgreSQL")
-            database = parsed.database or ""
-            if database and database != ":memory:" and not database.startswith("file:"):
-                folder = Path(database).resolve().parent
-                if not folder.is_dir():
-                    raise ConfigError(f"ledger {self.masked_url}: folder {folder} does not exist; create it first")
-            engine = sa.create_engine(parsed, json_serializer=canonical_json,
-                                      connect_args={"timeout": LOCK_TIMEOUT_SECONDS})
-            # pysqlite's own transaction handling starts transactions late and cannot take
-            # the write lock up front; switch it off and emit BEGIN ourselves.
-            sa.event.listen(engine, "connect", _sqlite_autocommit)
-            sa.event.listen(engine, "begin", _sqlite_begin)
-            return engine
-        if dialect == "postgresql":
-            if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
-                # SQLAlchemy 2.1 means psycopg 3 by a bare postgresql://; psycopg2 is what we ship.
-                parsed = parsed.set(drivername="postgresql+psycopg2")
-            try:
-                # READ COMMITTED matters: each statement after the lock must see the
-                # previous holder's row, which a REPEATABLE READ snapshot would not.
-                return sa.create_engine(parsed, json_serializer=canonical_json, isolation_level="READ COMMITTED",
-                                        pool_pre_ping=True, connect_args={"connect_timeout": 10,
-                                                                          "application_name": "isp-transfers-ledger"})
-            except (ImportError, sa.exc.NoSuchModuleError) as exc:
-                raise ConfigError(f"ledger URL {self.masked_url}: driver not available ({exc})") from None
-        raise ConfigError(f"ledger URL {self.masked_url}: {dialect!r} is not supported; use sqlite or postgresql")
+        return database_engine(url, schema, masked_url=self.masked_url)
 
     def _create(self, conn: Connection) -> None:
         if self._schema is not None:
@@ -538,44 +529,75 @@ class Ledger:
                     f"so it was changed by hand")
             return None
 
-    def _write_anchor(self, entry: Entry) -> None:
-        """Atomically record ``entry`` as the head, unless a later head is already there.
+    def _read_external(self, problem: Any, claims: dict[int, list[tuple[str, str, str]]]) -> list | None:
+        """Add the external anchor's heads to ``claims``; None when there is no external anchor."""
+        if self.external_anchor is None:
+            return None
+        found = self.external_anchor.heads(problem)
+        for seq, digest, label, source in found:
+            claims.setdefault(seq, []).append((digest, label, source))
+        return found
 
-        Appends from several processes finish in any order; the file lock and the
-        seq check keep the anchor from moving backwards. A failure is logged, not
-        raised: the entry is committed and a stale anchor is only reported if the
-        table ends before it.
+    def _write_anchor(self, entry: Entry) -> None:
+        """Record ``entry`` as the head beside the ledger, then in the external anchor.
+
+        Atomic, and never moving the local file backwards (see ``write_head_file``).
+        A failure is logged, not raised: the entry is committed, and an anchor left
+        behind is only a problem if the table ends before it.
         """
-        path = self.anchor_path
-        if path is None:
-            return
+        from transfers.anchor import write_head_file
+
+        head = {"seq": entry.seq, "hash": entry.hash, "table": self._display, "at": _iso(entry.at)}
+        if self.anchor_path is not None:
+            try:
+                write_head_file(self.anchor_path, head)
+            except OSError as exc:
+                log.error("ledger anchor not written", anchor=str(self.anchor_path), seq=entry.seq,
+                          error=exc.strerror or str(exc))
+        if self.external_anchor is not None:
+            try:
+                self.external_anchor.write(head)
+            except Exception as exc:  # noqa: BLE001 - OSError or any boto3 error: logged, the entry stands
+                log.error("external ledger anchor not written", anchor=self.external_anchor.name, seq=entry.seq,
+                          error=type(exc).__name__)
+
+
+def database_engine(url: str, schema: str | None = None, *, masked_url: str | None = None) -> Engine:
+    """An engine for the ledger's database (also used by the run locks beside it)."""
+    masked = masked_url or mask_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"ledger URL {masked!r} is not a valid SQLAlchemy URL ({exc})") from None
+    dialect = parsed.get_backend_name()
+    if dialect == "sqlite":
+        if schema is not None:
+            raise ConfigError(f"ledger {masked}: schema= is only for PostgreSQL")
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).resolve().parent
+            if not folder.is_dir():
+                raise ConfigError(f"ledger {masked}: folder {folder} does not exist; create it first")
+        engine = sa.create_engine(parsed, json_serializer=canonical_json,
+                                  connect_args={"timeout": LOCK_TIMEOUT_SECONDS})
+        # pysqlite's own transaction handling starts transactions late and cannot take
+        # the write lock up front; switch it off and emit BEGIN ourselves.
+        sa.event.listen(engine, "connect", _sqlite_autocommit)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if dialect == "postgresql":
+        if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            # SQLAlchemy 2.1 means psycopg 3 by a bare postgresql://; psycopg2 is what we ship.
+            parsed = parsed.set(drivername="postgresql+psycopg2")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path.with_name(path.name + ".lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if path.exists():
-                    try:
-                        current = int(json.loads(path.read_text())["seq"])
-                    except (ValueError, KeyError, TypeError):
-                        # Evidence for verify(); overwriting it would hide the change.
-                        log.error("ledger anchor unreadable; not overwritten", anchor=str(path))
-                        return
-                    if current >= entry.seq:
-                        return
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-                with open(tmp, "w") as fh:
-                    fh.write(canonical_json({"seq": entry.seq, "hash": entry.hash, "table": self._display,
-                                             "at": _iso(entry.at)}) + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-                dir_fd = os.open(path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-        except OSError as exc:
-            log.error("ledger anchor not written", anchor=str(path), seq=entry.seq, error=exc.strerror or str(exc))
+            # READ COMMITTED matters: each statement after the lock must see the
+            # previous holder's row, which a REPEATABLE READ snapshot would not.
+            return sa.create_engine(parsed, json_serializer=canonical_json, isolation_level="READ COMMITTED",
+                                    pool_pre_ping=True, connect_args={"connect_timeout": 10,
+                                                                      "application_name": "isp-transfers-ledger"})
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise ConfigError(f"ledger URL {masked}: driver not available ({exc})") from None
+    raise ConfigError(f"ledger URL {masked}: {dialect!r} is not supported; use sqlite or postgresql")
 
 
 def _define_table(name: str, schema: str | None) -> sa.Table:

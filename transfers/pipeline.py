@@ -472,14 +472,27 @@ def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
     return derive_key(secret(setting.key_secret), domain=domain, key_id=setting.key_id)
 
 
-def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None) -> dict:
+def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None,
+             wait: float = 0) -> dict:
     """Every step for one (flow, logical date); working files are removed whatever happens.
 
     The steps' log lines (names, counts, paths; never record values) also go to the
     run's own log file, which retention deletes on the flow's ``logs`` period.
+
+    The run holds the (flow, date) lock throughout (see ``transfers.runlock``), taken
+    before anything is touched: a second run waits up to ``wait`` seconds, then raises
+    ``RunLocked`` having changed nothing, so it never clears the first run's files.
     """
-    with run_log(run.log_path):
-        return _run_steps(run, resolvers, progress)
+    from transfers.runlock import cli_owner, hold
+
+    run.settings.home.mkdir(parents=True, exist_ok=True)  # the default SQLite ledger (and lock) live there
+    with hold(run.settings.ledger_database, run.ref.key, run.ds, cli_owner(), wait=wait,
+              ttl=run.settings.run_lock_ttl) as held, run_log(run.log_path):
+        results = _run_steps(run, resolvers, progress)
+        if held.took_over is not None:
+            results["took_over"] = {"holder": held.took_over.describe(),
+                                    "since": held.took_over.started_at.isoformat(timespec="seconds")}
+        return results
 
 
 def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], None] | None) -> dict:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     run_timeout_hours: float = Field(default=20.0, gt=0, le=23,
                                      description="longest a DAG run may take: under a day, so a hung night "
                                                  "never blocks the next")
+    run_lock_ttl: int = Field(default=3600, ge=30, description="seconds without a heartbeat before a run lock "
+                                                               "of a killed run is stale and taken over")
+    ledger_anchor_url: str | None = Field(default=None, description="external ledger anchor: a file on another "
+                                                                    "volume or s3://bucket/key (versioned)")
 
     @property
     def keys(self) -> Path:
@@ -55,4 +59,7 @@ class Settings(BaseSettings):
         from transfers.ledger import Ledger
 
         self.home.mkdir(parents=True, exist_ok=True)
-        return Ledger(self.ledger_database, anchor_path=self.ledger_anchor)
+        from transfers.anchor import open_anchor
+
+        return Ledger(self.ledger_database, anchor_path=self.ledger_anchor,
+                      external_anchor=open_anchor(self.ledger_anchor_url))

@@ -9,6 +9,7 @@ idempotent: a retry finds the ledger entry and does nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -96,3 +97,61 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
         done += 1
     log.info("archived", flow=ref.key, logical_date=ds, recipient=partner, files=done, already=already)
     return {"archived": done, "already": already}
+
+
+def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | None = None  # noqa: ANN001
+                   ) -> tuple[list[tuple[int, str, str, str]], list[str], list[str]]:
+    """The ``ledger_head`` of every delivery manifest in every flow's archive, for ``Ledger.verify``.
+
+    Each manifest recorded the ledger's head when its delivery was sealed, and the
+    archive keeps it for ``retention.archive``: a ledger cut short, emptied or rehashed
+    since then no longer reaches, or no longer matches, that head.
+
+    Returns:
+        ``(heads, problems, unreachable)``: heads as ``(seq, hash, "archived manifest <where>",
+        source)``; a manifest that cannot be read as one is a problem line naming it; an S3
+        archive that could not be reached is one line in ``unreachable`` (not checked, not
+        tampering: the rest of the verification still runs).
+    """
+    from transfers.errors import RetriableError
+
+    heads: list[tuple[int, str, str, str]] = []
+    problems: list[str] = []
+    unreachable: list[str] = []
+    source = "archived delivery manifests"
+
+    def take(where: str, text: bytes | str) -> None:
+        try:
+            head = json.loads(text).get("ledger_head")
+            if head is not None:
+                heads.append((int(head["seq"]), str(head["hash"]), f"archived manifest {where}", source))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            problems.append(f"archived manifest {where} cannot be read as a manifest (changed by hand?)")
+
+    for ref in config.flows():
+        archive = ref.flow.retention.archive
+        if archive is None:
+            continue
+        if archive.bucket:
+            if connection is None:
+                raise ConfigError(f"{ref.path}: flow {ref.flow.id}: retention.archive is S3 bucket "
+                                  f"{archive.bucket!r} but no connection resolver was given for {archive.connection!r}")
+            from transfers.retention import s3 as s3mod
+
+            prefix = "/".join([p for p in (archive.prefix.strip("/"),) if p] + [ref.agreement.id, ref.flow.id])
+            try:
+                found = s3mod.read_all(s3mod.client(connection(archive.connection or "")), archive.bucket,
+                                       prefix + "/", suffix=".manifest.json")
+            except RetriableError as exc:
+                unreachable.append(f"flow {ref.key}: archive s3://{archive.bucket}/{prefix}/ not read ({exc})")
+                continue
+            for key, body in found:
+                take(f"s3://{archive.bucket}/{key}", body)
+        else:
+            root = local_root(home, archive) / ref.agreement.id / ref.flow.id
+            for path in sorted(root.glob("*/*/*.manifest.json")):
+                try:
+                    take(str(path), path.read_bytes())
+                except OSError as exc:
+                    problems.append(f"archived manifest {path} cannot be read ({exc.strerror or exc})")
+    return heads, problems, unreachable

@@ -105,3 +105,17 @@ def delete_all_versions(s3: Any, url: str) -> tuple[int, str]:
     if left:
         raise DeliveryRefused(f"{url}: {len(left)} version(s) still stored after deletion")
     return len(found), "no version or delete marker left (ListObjectVersions)"
+
+
+def read_all(s3: Any, bucket: str, prefix: str, *, suffix: str = "") -> list[tuple[str, bytes]]:
+    """``(key, body)`` of the current version of every object under ``prefix`` whose key ends with ``suffix``."""
+    found: list[tuple[str, bytes]] = []
+    url = f"s3://{bucket}/{prefix}"
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(suffix):
+                    found.append((item["Key"], s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
+    except Exception as exc:  # noqa: BLE001
+        raise _errors("reading", url, exc) from None
+    return found
