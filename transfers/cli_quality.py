@@ -180,7 +180,8 @@ def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
     from transfers.reports import TREND_RUNS, trend_rows
 
     try:
-        history = [e.payload for e in settings.open_ledger().latest(TREND_RUNS + 1, kind="quality", flow=flow_key)]
+        # Twice the trend: re-runs of a date are in the ledger too, and the trend shows each date once.
+        history = [e.payload for e in settings.open_ledger().latest(2 * TREND_RUNS + 1, kind="quality", flow=flow_key)]
     except TransferError:
         return
     if len(history) < 2:

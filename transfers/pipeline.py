@@ -148,6 +148,7 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     return {
         "rows": outcome.rows,
         "quarantined": len(outcome.quarantined_keys),
+        "held_back_rows": outcome.held_back_rows,
         "report": str(outcome.report_html) if outcome.report_html else None,
         "rectification": str(outcome.rectification_html) if outcome.rectification_html else None,
         "records_to_fix": outcome.records_to_fix,
