@@ -21,6 +21,7 @@ from transfers.quality.history import judge_drift
 from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
 from transfers.quality.prepare import _Preparer
 from transfers.quality.rectify import Rectification
+from transfers.quality.relevance import ColumnChecks, is_column_check
 from transfers.quality.report import report_document
 from transfers.quality.rules import _KEY_COLUMN
 from transfers.quality.suite import flow_checks
@@ -113,20 +114,18 @@ def check_quality(
     """
     checks = flow_checks(flow, agreement_id=agreement_id, logical_date=logical_date, expectations_dir=expectations_dir)
     suite = gx.ExpectationSuite(
-        name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.expectation is not None]
+        name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.scope == "rows"]
     )
+    columns = ColumnChecks(flow, checks)
     quarantine = {d for d in DIMENSIONS if flow.quality.policy(d) == "quarantine"}
     preparer = _Preparer(flow, checks)
     tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
-    missing: set[str] = set()
-    extra: set[str] = set()
-    repeated: set[str] = set()
     copies = _Copies()
     stem = f"{flow.id}_{logical_date.isoformat()}"
     notice = Rectification(Path(report_dir), stem, flow.key_fields) if report_dir is not None else None
     try:
         rows, n_batches = _validate_batches(
-            batches, flow, checks, suite, preparer, tallies, quarantine, notice, missing, extra, repeated, copies
+            batches, flow, checks, suite, preparer, tallies, quarantine, notice, columns, copies
         )
     except BaseException:
         if notice is not None:
@@ -147,20 +146,10 @@ def check_quality(
             results.append(
                 judge_drift(ch, flow.quality, logical_date, rows=rows, nulls=preparer.nulls, history=history)
             )
+        elif is_column_check(ch):
+            results.append(columns.judge(ch, n_batches))
         else:
-            results.append(
-                _judge_extract(
-                    ch,
-                    flow,
-                    logical_date,
-                    rows=rows,
-                    batches=n_batches,
-                    missing=missing,
-                    extra=extra,
-                    repeated=repeated,
-                    newest=preparer.newest,
-                )
-            )
+            results.append(_judge_extract(ch, flow, logical_date, rows=rows, newest=preparer.newest))
 
     dimensions: dict[str, DimensionResult] = {}
     quarantined: set[tuple[str, ...]] = set()
@@ -229,21 +218,15 @@ def _validate_batches(
     tallies: dict[str, _Tally],
     quarantine: set[str],
     notice: Rectification | None,
-    missing: set[str],
-    extra: set[str],
-    repeated: set[str],
+    columns: ColumnChecks,
     copies: _Copies,
 ) -> tuple[int, int]:
     """Validate every batch with GX, summing counts into ``tallies``; returns (rows, batches)."""
     by_id = {ch.id: ch for ch in checks}
-    agreed = set(flow.fields)
     rows = n_batches = 0
     for batch in batches:
         n_batches += 1
-        names = [str(c) for c in batch.columns]
-        missing |= agreed - set(names)
-        extra |= set(names) - agreed
-        repeated |= {c for c in names if names.count(c) > 1}
+        columns.see([str(c) for c in batch.columns])
         frame = preparer.prepare(batch)
         keys: pd.DataFrame | None = None
 
