@@ -20,7 +20,7 @@ from transfers.quality.gxrun import _RESULT_FORMAT, _batch_definition, _raised, 
 from transfers.quality.history import judge_drift
 from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
 from transfers.quality.prepare import _Preparer
-from transfers.quality.rectify import Rectification
+from transfers.quality.rectify import HTML_ROWS, Rectification, by_record, read_notice
 from transfers.quality.relevance import ColumnChecks, is_column_check
 from transfers.quality.report import report_document
 from transfers.quality.rules import _KEY_COLUMN
@@ -205,7 +205,11 @@ def check_quality(
         outcome.report_html, outcome.report_json = write_quality_report(
             report_document(outcome, flow), Path(report_dir), history=history
         )
-        outcome.rectification_html = write_rectification_html(outcome, flow, Path(report_dir))
+        if rectification is not None:
+            lines = read_notice(rectification, HTML_ROWS + 1)
+            outcome.rectification_html = write_rectification_html(
+                outcome, flow, Path(report_dir), lines[:HTML_ROWS], by_record(lines[:HTML_ROWS]), len(lines) > HTML_ROWS
+            )
     return outcome
 
 

@@ -148,21 +148,26 @@ def write_quality_report(
     return html_path, json_path
 
 
-def write_rectification_html(outcome: Any, flow: Any, report_dir: Path) -> Path | None:
-    """Render the rectification notice's CSV (``outcome.rectification_csv``) as a self-contained HTML page."""
-    from transfers.quality.rectify import HTML_ROWS, by_record, read_notice
+def write_rectification_html(
+    outcome: Any, flow: Any, report_dir: Path, lines: Sequence[Mapping[str, str]], grouped: Sequence[Mapping], more: bool
+) -> Path | None:
+    """Render the rectification notice (``outcome.rectification_csv``) as a self-contained HTML page.
 
+    Args:
+        lines: the notice's first lines, as read from its CSV.
+        grouped: the same lines grouped by record (``record_key``, ``row``, ``problems``).
+        more: the CSV has more lines than are shown.
+    """
     if outcome.rectification_csv is None:
         return None
     csv_path = Path(outcome.rectification_csv)
-    rows = read_notice(csv_path, HTML_ROWS + 1)
     html = _env.get_template("rectification.html.j2").render(
         agreement=outcome.agreement_id,
         flow=flow,
         logical_date=outcome.logical_date.isoformat() if outcome.logical_date else "",
-        rows=rows[:HTML_ROWS],
-        grouped=by_record(rows[:HTML_ROWS]),
-        more=len(rows) > HTML_ROWS,
+        rows=lines,
+        grouped=grouped,
+        more=more,
         records=outcome.records_to_fix,
         extracted=outcome.rows,
         held_back=outcome.held_back_rows,
