@@ -80,3 +80,7 @@ def test_extracted_is_sent_plus_held_back_plus_excluded_everywhere(world, gpg_pa
     held_rows = {(r["record_key"], r["row"]) for r in notice if r["characteristic"] in ("accuracy", "reliability")}
     key = frame["attendance_id"]
     assert held_rows == {(key[0], "1"), (key[5], "6"), (key[3], "4")}  # the notice lists the 3 rows held back
+
+    report = cli("report", "quality", FLOW_B, "--date", LOGICAL_DATE.isoformat())
+    assert report.exit_code == 0, report.output
+    assert f"{held} record(s) held back (2 record key(s))" in report.output
