@@ -220,8 +220,11 @@ def run(
         out.print(f"{ref.key} {logical_date}: already delivered to every recipient; nothing sent")
         return
     quality = results.get("quality", {})
+    prepared = results["prepare"]
+    # Rows, each counted once: extracted = sent + held back by quality + excluded (any reason).
+    excluded = sum((prepared.get("excluded") or {}).values())
     out.print(f"[green]{ref.key} {logical_date}[/]: {results['extract']['rows']} rows extracted, "
-              f"{results['prepare']['rows_out']} sent, {quality.get('quarantined', 0)} held back")
+              f"{prepared['rows_out']} sent, {prepared.get('held_back', 0)} held back by quality, {excluded} excluded")
     from transfers.cli_privacy import privacy_summary
 
     if summary := privacy_summary(results.get("prepare", {}), results.get("notices")):

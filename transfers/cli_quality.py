@@ -69,10 +69,19 @@ def _print_summary(doc: dict, title: str) -> None:
 
 
 def _verdict(doc: dict) -> str:
+    # An empty extract has no record to correct: the source's export is what to look at.
+    empty = "the extract was empty (no record to correct; check the source produced it): " if not doc.get("rows") else ""
+    return empty + _outcome(doc)
+
+
+def _outcome(doc: dict) -> str:
     if doc.get("blocked"):
         return f"[bold red]blocked[/] by {', '.join(doc['blocked'])}: nothing would be sent"
     if doc.get("quarantined"):
-        return f"[yellow]{doc['quarantined']} record(s) held back[/], the rest cleared to send"
+        # Rows, as the run line and the ledger count them: every copy of a held-back key.
+        held = doc.get("held_back_rows", doc["quarantined"])
+        return (f"[yellow]{held} record(s) held back[/] ({doc['quarantined']} record key(s)), "
+                "the rest cleared to send")
     if any(doc["dimensions"][d]["outcome"] == "warn" for d in doc["dimensions"]):
         return "[yellow]cleared to send with warnings[/]"
     return "[green]all six characteristics passed[/]: cleared to send"
@@ -190,7 +199,8 @@ def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
     from transfers.reports import TREND_RUNS, trend_rows
 
     try:
-        history = [e.payload for e in settings.open_ledger().latest(TREND_RUNS + 1, kind="quality", flow=flow_key)]
+        # Twice the trend: re-runs of a date are in the ledger too, and the trend shows each date once.
+        history = [e.payload for e in settings.open_ledger().latest(2 * TREND_RUNS + 1, kind="quality", flow=flow_key)]
     except TransferError:
         return
     if len(history) < 2:

@@ -136,7 +136,8 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
         payload=summary,
     )
     run.staging.write_json("quarantine", sorted(list(k) for k in outcome.quarantined_keys))
-    log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys)))
+    log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys),
+                                         held_back_rows=outcome.held_back_rows))
     if outcome.blocked:
         details = ", ".join(
             f"{d} ({outcome.dimensions[d].failing_rows} of {outcome.rows} rows)" for d in outcome.blocked
@@ -148,6 +149,7 @@ def assess(run: FlowRun, ledger) -> dict:  # noqa: ANN001
     return {
         "rows": outcome.rows,
         "quarantined": len(outcome.quarantined_keys),
+        "held_back_rows": outcome.held_back_rows,
         "report": str(outcome.report_html) if outcome.report_html else None,
         "rectification": str(outcome.rectification_html) if outcome.rectification_html else None,
         "records_to_fix": outcome.records_to_fix,

@@ -181,6 +181,9 @@ def test_check_is_a_dry_run_and_report_quality_prints_summary_and_paths(world, c
     assert quality_entries(world) == []  # a dry run is not history
     dry_dir = world.settings.home / "reports" / "mash-referrals" / "B" / "dry-run"
     assert f"{dry_dir}/quality_B_{LOGICAL_DATE}.html" in dry.output
+    scorecard = (dry_dir / f"quality_B_{LOGICAL_DATE}.html").read_text()
+    assert "<strong>Dry run</strong>" in scorecard and "transfer would be blocked" in scorecard
+    assert "records sent" not in scorecard and "Nothing was sent" not in scorecard
     assert not (world.settings.home / "runs" / "mash-referrals" / "B" / f"{LOGICAL_DATE}.check").exists()
 
     no_report = cli("report", "quality", FLOW_B)
@@ -255,7 +258,7 @@ def test_seeded_defects_through_the_pipeline_then_the_clean_set_passes_all_six(w
     assert failing == {
         "accuracy": (4, 3),  # nhs, not_future and order (one record), district
         "validity": (1, 1),
-        "reliability": (1, 1),
+        "reliability": (1, 2),  # both copies of the duplicated key
         "timeliness": (1, 1),
         "relevance": (1, 0),
         "completeness": (1, 2),

@@ -242,7 +242,7 @@ DEFECTS = {
     "out-of-set value": (_set(11, "risk_level", OUT_OF_SET), {"validity": (1, 1)}),
     "number out of range": (_set(6, "score", "11"), {"validity": (1, 1)}),
     "not a number, too long": (_set(6, "score", "abc"), {"validity": (2, 1)}),  # one record, two checks
-    "duplicate key": (_set(6, "referral_id", "R000002"), {"reliability": (1, 1)}),
+    "duplicate key": (_set(6, "referral_id", "R000002"), {"reliability": (1, 2)}),  # both copies fail
     "stale records": (_set(7, "referral_date", (DAY - timedelta(days=60)).isoformat()), {"timeliness": (1, 1)}),
     "stale extract": (_all("referral_date", (DAY - timedelta(days=10)).isoformat()), {"timeliness": (1, 0)}),
     "extra column": (_all("ethnicity", EXTRA_VALUE), {"relevance": (1, 0)}),
@@ -271,7 +271,7 @@ def test_duplicate_key_across_batches_is_caught():
     first, second = clean().iloc[:6].copy(), clean().iloc[6:].copy()
     second.loc[second.index[2], "referral_id"] = first.iloc[0]["referral_id"]
     outcome = run([first, second])
-    assert failing(outcome) == {"reliability": (1, 1)}
+    assert failing(outcome) == {"reliability": (1, 2)}  # the first copy (batch one) fails as well as the later
     # each batch on its own is fine: GX alone could not see this
     assert failing(run([second])) == {}
 
@@ -292,7 +292,7 @@ def test_all_defects_together_counted_per_characteristic(tmp_path):
     assert failing(outcome) == {
         "accuracy": (2, 2),
         "validity": (2, 2),
-        "reliability": (1, 1),
+        "reliability": (1, 2),  # both copies of the duplicated key
         "timeliness": (1, 1),
         "relevance": (2, 0),
         "completeness": (1, 2),
@@ -375,7 +375,8 @@ def test_quarantine_of_a_duplicate_across_batches_and_a_compound_key():
     ]
     second.loc[second.index[1], "referral_id"] = first.iloc[2]["referral_id"]  # same id, other risk: a new key
     outcome = run([first, second], flow)
-    assert failing(outcome) == {"reliability": (2, 2)}  # referral_id (unique: true) and the compound key
+    # referral_id (unique: true; its later copy) and the compound key (both copies): rows 1, 6 and 7
+    assert failing(outcome) == {"reliability": (2, 3)}
     assert outcome.quarantined_keys == {
         (first.iloc[1]["referral_id"], first.iloc[1]["risk_level"]),
         (first.iloc[2]["referral_id"], second.iloc[1]["risk_level"]),

@@ -173,8 +173,9 @@ def test_rectification_lists_exactly_the_failing_records(tmp_path):
         ("R000002", "referral_id", "reliability", "reliability.record_key"),
         ("R000009", "risk_level", "completeness", "completeness.required.risk_level"),
     }
-    assert {r["row"] for r in rows if r["record_key"] == "R000002"} == {"7"}  # the later copy, row 7
-    assert outcome.records_to_fix == 4
+    # every copy of the duplicated key, each by its row: the first (row 2) and the later (row 7)
+    assert sorted(r["row"] for r in rows if r["record_key"] == "R000002") == ["2", "7"]
+    assert outcome.records_to_fix == 5
     html = outcome.rectification_html.read_text(encoding="utf-8")
     for key in ("R000004", "R000006", "R000002", "R000009"):
         assert key in html

@@ -106,7 +106,8 @@ def test_export_writes_the_derived_suite_keeps_hand_written_and_loads_back(tmp_p
     derived = [e for e in document["expectations"] if e["meta"].get("derived")]
     assert derived and all(e["meta"]["dimension"] in (
         "accuracy", "validity", "reliability", "timeliness", "relevance", "completeness") for e in derived)
-    assert {e["meta"]["check"] for e in derived} == {c.id for c in run_quality(clean()).checks if c.scope == "rows"}
+    judged_by_gx = {c.id for c in run_quality(clean()).checks if c.scope == "rows" or c.dimension == "relevance"}
+    assert {e["meta"]["check"] for e in derived} == judged_by_gx
     assert [c.id for c in load_expectations(path, flow)] == ["accuracy.low_score"]
     # running with the exported file gives the same results as the hand-written file alone
     again = run_quality(clean(), expectations_dir=tmp_path)
@@ -146,3 +147,49 @@ def test_checked_in_suites_load_and_the_sample_data_passes_them():
     shape = next(c for c in outcome.checks if c.id == "validity.attendance_id_shape")
     assert (shape.judged, shape.failing, shape.success) == (40, 0, True)
     assert outcome.blocked == []
+
+
+# --------------------------------------------------------------------------- relevance in the suite (all six)
+
+SIX = {"accuracy", "validity", "reliability", "timeliness", "relevance", "completeness"}
+
+
+def test_the_exported_suite_carries_all_six_characteristics(tmp_path):
+    flow = make_flow()
+    path = export_suite(flow, agreement_id=AGREEMENT, logical_date=DAY, expectations_dir=tmp_path)
+    derived = [e for e in json.loads(path.read_text())["expectations"] if e["meta"].get("derived")]
+    assert {e["meta"]["dimension"] for e in derived} == SIX
+    relevance = [e for e in derived if e["meta"]["dimension"] == "relevance"]
+    assert {e["type"] for e in relevance} == {"expect_column_to_exist", "expect_table_columns_to_match_set"}
+    (columns,) = [e for e in relevance if e["type"] == "expect_table_columns_to_match_set"]
+    assert columns["kwargs"]["column_set"] == list(flow.fields)  # exact_match: true, GX's default, is not written
+    assert sorted(e["kwargs"]["column"] for e in relevance if "column" in e["kwargs"]) == sorted(flow.fields)
+
+
+def test_checked_in_suites_carry_all_six_characteristics():
+    for path in sorted((ROOT / "expectations").glob("*/*.json")):
+        derived = [e for e in json.loads(path.read_text())["expectations"] if e["meta"].get("derived")]
+        assert {e["meta"]["dimension"] for e in derived} == SIX, path
+
+
+def test_an_extra_column_is_reported_as_relevance_from_the_gx_result(monkeypatch):
+    from great_expectations.expectations.core.expect_table_columns_to_match_set import ExpectTableColumnsToMatchSet
+
+    from transfers.agreement import DIMENSIONS
+
+    flow = make_flow({**dict.fromkeys(DIMENSIONS, "block"), "relevance": "warn"})
+    data = clean()
+    data["ethnicity"] = "not agreed"
+
+    outcome = run_quality(data, flow)
+    (check,) = [c for c in outcome.checks if c.id == "relevance.no_extra"]
+    assert check.success is False and "unexpected column(s): ethnicity" in check.note
+    assert outcome.dimensions["relevance"].outcome == "warn" and outcome.blocked == []
+
+    # The verdict is GX's: a probe (not a stand-in for a real part) makes GX's column-set expectation
+    # pass whatever it sees, and the extra column is then no longer reported.
+    monkeypatch.setattr(ExpectTableColumnsToMatchSet, "_validate",
+                        lambda self, metrics, runtime_configuration=None, execution_engine=None:
+                        {"success": True, "result": {"observed_value": []}})
+    (probed,) = [c for c in run_quality(data, flow).checks if c.id == "relevance.no_extra"]
+    assert probed.success is True

@@ -63,6 +63,7 @@ class Screening:
         self.deceased_sent = 0
         self.unchecked = 0
         self.rows_sent = 0
+        self.rows_screened = 0  # = excluded (every reason) + sent
         self.groups = GroupCounter(self.flow.disclosure_risk) if self.flow.disclosure_risk else None
         # A fresh reference per attempt: a failed attempt's subjects never count as sent.
         self.ref = f"prepared:{run.ref.key}:{run.ds}:{uuid.uuid4().hex}"
@@ -81,6 +82,7 @@ class Screening:
 
     def screen(self, batch: pd.DataFrame) -> pd.DataFrame:
         """The batch without the rows that may not be sent; the excluded are counted and recorded."""
+        self.rows_screened += len(batch)
         if not len(batch):
             return batch
         subject_col = self.flow.subject
@@ -166,7 +168,8 @@ class Screening:
         run = self.run
         agreement, flow = run.ref.agreement, self.flow
         result: dict[str, Any] = {
-            "excluded": {r: self.excluded[r] for r in REASONS if self.excluded[r]},
+            # Every reason counted, the known ones first: a new reason must not drop out of the totals.
+            "excluded": {r: n for r, n in sorted(self.excluded.items(), key=_reason_order) if n},
             "basis": flow.consent.basis,
         }
         if flow.deceased is not None:
@@ -181,7 +184,7 @@ class Screening:
             result["k"] = k.to_dict()
         if ledger is not None:
             self._record_key(ledger)
-            payload = {**result, "rows_sent": self.rows_sent,
+            payload = {**result, "rows_screened": self.rows_screened, "rows_sent": self.rows_sent,
                        "pseudonym_key_id": self.key_id}
             ledger.append("privacy", agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date,
                           dedupe_key=f"privacy:{run.ref.key}:{run.ds}:{_digest(payload)}", payload=payload)
@@ -270,6 +273,10 @@ def record_disclosure(run: Any, recipient: str, disclosure_key: str, outbox: Pat
         return index.digest("disclosed", disclosure_key)
     finally:
         index.close()
+
+
+def _reason_order(item: tuple[str, int]) -> tuple[int, str]:
+    return (REASONS.index(item[0]) if item[0] in REASONS else len(REASONS), item[0])
 
 
 def _digest(payload: dict) -> str:

@@ -18,13 +18,14 @@ Two kinds of check:
   hold for the whole extract, not for each batch.
 * **extract checks** judge the extract as a whole (it has rows, its columns are
   the agreed ones, it is not stale, its row count and null rates have not
-  drifted from the flow's recent runs). They are a few comparisons in our code,
-  made once every batch has been seen.
+  drifted from the flow's recent runs). The columns are GX table expectations
+  (``relevance``: validated on each distinct column list, with no rows); the
+  rest are a few comparisons in our code, made once every batch has been seen.
 
 Modules: ``rules`` (value rules), ``checks`` (checks derived from the
 agreement), ``suite`` (merging hand-written expectations from
 ``expectations/``, export), ``prepare`` (per-batch derived columns), ``gxrun``
-(GX plumbing), ``run`` (:func:`check_quality`), ``extract_checks`` and
+(GX plumbing), ``run`` (:func:`check_quality`), ``relevance`` (the columns), ``extract_checks`` and
 ``history`` (drift), ``outcome``, ``report`` (the scorecard's data),
 ``rectify`` (the rectification notice) and ``dry_run`` (``transfers check``).
 

@@ -23,8 +23,9 @@ class Check:
         dimension: one of the six characteristics.
         description: what is expected, in plain English, for the data owner.
         field: the agreed field it concerns, if any.
-        scope: ``rows`` (each record judged by GX) or ``extract`` (the whole extract, judged by our code).
-        expectation: the GX expectation for a row check.
+        scope: ``rows`` (each record judged by GX) or ``extract`` (the whole extract: judged by GX on its
+            column names when it has an expectation, by our code otherwise).
+        expectation: the GX expectation for a row check or a column-name check.
         mostly: share of judged records that must pass.
         counts_nulls: completeness judges missing values; every other check skips them.
     """
@@ -256,9 +257,17 @@ def plan_checks(flow: Flow, *, logical_date: date) -> list[Check]:
                     f"the newest {name} is no older than {flow.quality.max_age} before the logical date "
                     f"(on or after {since.date().isoformat()}): the extract is not stale",
                 )
+    # Relevance judges the column names, so GX validates them as table expectations on the extract's
+    # columns (see transfers.quality.relevance), not on each record.
     for name in flow.fields:
-        extract("relevance", "present", name, f"the agreed field {name} is a column of the extract")
-    extract("relevance", "no_extra", None, f"the extract has no column beyond the {len(flow.fields)} agreed fields")
+        check_id = f"relevance.present.{name}"
+        checks.append(Check(check_id, "relevance", f"the agreed field {name} is a column of the extract", field=name,
+                            scope="extract",
+                            expectation=E.ExpectColumnToExist(column=name, meta=_meta("relevance", check_id))))
+    checks.append(Check("relevance.no_extra", "relevance",
+                        f"the extract has no column beyond the {len(flow.fields)} agreed fields", scope="extract",
+                        expectation=E.ExpectTableColumnsToMatchSet(column_set=list(flow.fields), exact_match=True,
+                                                                   meta=_meta("relevance", "relevance.no_extra"))))
     extract("completeness", "rows", None, "the extract has at least one record")
     q = flow.quality
     if q.row_count_drift is not None:

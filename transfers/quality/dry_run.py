@@ -59,6 +59,7 @@ def dry_run(
             report_dir=reports_dir(settings, ref) / "dry-run",
             history=history,
             expectations_dir=expectations_dir(config),
+            dry_run=True,
         )
     finally:
         staging.clear()

@@ -1,4 +1,7 @@
-"""Checks of the extract as a whole (rows, columns, staleness), judged once every batch is seen."""
+"""Checks of the extract as a whole (rows, staleness), judged once every batch is seen.
+
+The columns are judged by GX (see ``relevance``); how unexpected ones are named is here.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +22,6 @@ def _judge_extract(
     logical_date: date,
     *,
     rows: int,
-    batches: int,
-    missing: set[str],
-    extra: set[str],
-    repeated: set[str],
     newest: dict[str, pd.Timestamp | None],
 ) -> CheckResult:
     kind = check.id.split(".")[1]
@@ -31,15 +30,6 @@ def _judge_extract(
     if kind == "rows":
         ok = rows > 0
         note = None if ok else "the extract is empty"
-    elif kind == "present":
-        ok = None if batches == 0 else check.field not in missing
-        note = "no batch was read" if batches == 0 else (None if ok else "column missing from the extract")
-    elif kind == "no_extra":
-        ok = None if batches == 0 else not (extra or repeated)
-        if batches == 0:
-            note = "no batch was read"
-        elif not ok:
-            note = _describe_columns(extra, repeated, all_missing=missing >= set(flow.fields))
     else:  # max_age
         top = newest.get(check.field or "")
         if top is None:

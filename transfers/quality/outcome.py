@@ -80,6 +80,9 @@ class QualityOutcome:
     rectification_csv: Path | None = None
     rectification_html: Path | None = None
     records_to_fix: int = 0
+    # Rows, not keys: every row of a quarantined key is held back, so both copies of a duplicated key.
+    held_back_rows: int = 0
+    dry_run: bool = False
 
     def summary(self) -> dict[str, Any]:
         """Small and JSON-able, counts only: safe for the ledger, logs and XCom."""
@@ -91,6 +94,7 @@ class QualityOutcome:
             "batches": self.batches,
             "blocked": list(self.blocked),
             "quarantined": len(self.quarantined_keys),
+            "held_back_rows": self.held_back_rows,
             "dimensions": {d: self.dimensions[d].counts() for d in DIMENSIONS},
             "nulls": dict(self.nulls),
             "records_to_fix": self.records_to_fix,

@@ -48,7 +48,12 @@ class _Preparer:
         self.nulls: dict[str, int] = dict.fromkeys(flow.fields, 0)  # per field, for drift against history
         self.recent = [n for n, s in flow.fields.items() if s.checks.recent is not None]
         self.seen: dict[str, set[int]] = {name: set() for name in self.unique}
-        self.seen_keys: set[int] = set()
+        # record key digest -> extract row of its first copy, -1 once a later copy has named it
+        self.seen_keys: dict[int, int] = {}
+        self.offset = 0  # extract rows before the current batch
+        # (extract row of a first copy, batch position of the copy that repeats it) in the current batch:
+        # the first copy of a duplicated key fails uniqueness too, as in GX's own uniqueness expectation.
+        self.key_firsts: list[tuple[int, int]] = []
         self.newest: dict[str, pd.Timestamp | None] = dict.fromkeys(self.recent)
 
     def prepare(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -83,28 +88,52 @@ class _Preparer:
         for name in self.unique:
             data[_derived("first", name)] = self._first_seen(pd.DataFrame({name: data[name]}), self.seen[name])
         key = pd.DataFrame({k: data[k] for k in self.flow.key_fields})
-        data[_KEY_COLUMN] = self._first_seen(key, self.seen_keys)
+        data[_KEY_COLUMN] = self._first_key(key)
+        self.offset += n
         return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+    def _first_key(self, frame: pd.DataFrame) -> pd.Series:
+        """Like :meth:`_first_seen` for the record key, also noting each duplicated key's first copy."""
+        self.key_firsts = []
+        out: list[bool | None] = []
+        for pos, digest in enumerate(_digests(frame)):
+            if digest is None:
+                out.append(None)
+                continue
+            first = self.seen_keys.get(digest)
+            if first is None:
+                self.seen_keys[digest] = self.offset + pos
+                out.append(True)
+                continue
+            if first >= 0:
+                self.key_firsts.append((first, pos))
+                self.seen_keys[digest] = -1
+            out.append(False)
+        return pd.Series(out, dtype=object)
 
     @staticmethod
     def _first_seen(frame: pd.DataFrame, seen: set[int]) -> pd.Series:
         """True where the key is new to the run, False where an earlier row (any batch) had it, None if null."""
-        if frame.empty:
-            return pd.Series([], dtype=object)
-        null = frame.isna().any(axis=1).to_numpy()
-        h1, h2 = (pd.util.hash_pandas_object(frame, index=False, hash_key=k).to_numpy() for k in _HASH_KEYS)
         out: list[bool | None] = []
-        for is_null, a, b in zip(null, h1.tolist(), h2.tolist(), strict=True):
-            if is_null:
+        for digest in _digests(frame):
+            if digest is None:
                 out.append(None)
                 continue
-            digest = (a << 64) | b
             if digest in seen:
                 out.append(False)
             else:
                 seen.add(digest)
                 out.append(True)
         return pd.Series(out, dtype=object)
+
+
+def _digests(frame: pd.DataFrame) -> list[int | None]:
+    """A 128-bit digest of each row's values; None where a value is missing."""
+    if frame.empty:
+        return []
+    null = frame.isna().any(axis=1).to_numpy()
+    h1, h2 = (pd.util.hash_pandas_object(frame, index=False, hash_key=k).to_numpy() for k in _HASH_KEYS)
+    return [None if is_null else (a << 64) | b for is_null, a, b in zip(null, h1.tolist(), h2.tolist(), strict=True)]
 
 
 def nhs_numbers_valid(column: pd.Series) -> pd.Series:

@@ -9,8 +9,10 @@ to the sender's reports directory (0700, files 0600, kept under the flow's
 ``retention.reports``) and is never packaged or delivered.
 
 Rows are streamed to the CSV batch by batch, so a large extract with many
-defects does not hold them all in memory; the HTML shows the first
-``HTML_ROWS`` and points to the CSV for the rest.
+defects does not hold them all in memory; within a batch they are in record
+order, so a record's problems are together. Every copy of a duplicated record
+key is listed (the first copy when a later one is found). The HTML groups the
+first ``HTML_ROWS`` lines by record and points to the CSV for the rest.
 """
 
 from __future__ import annotations
@@ -46,22 +48,33 @@ class Rectification:
         self._writer.writerow(COLUMNS)
         self.count = 0
         self.records: set[int] = set()
+        self._pending: list[tuple[int, int, tuple[str, ...]]] = []
 
     def add(self, keys: pd.DataFrame, positions: Sequence[int], offset: int, check: Check) -> None:
         """Record that the rows at ``positions`` of a batch (starting at extract row ``offset``) fail ``check``."""
-        picked = keys.iloc[list(positions)]
+        self.add_rows(keys, [(offset + int(pos), int(pos)) for pos in positions], check)
+
+    def add_rows(self, keys: pd.DataFrame, rows: Sequence[tuple[int, int]], check: Check) -> None:
+        """Record that extract rows fail ``check``: (extract row, batch position of a row with its key)."""
+        picked = keys.iloc[[pos for _row, pos in rows]]
         field = ", ".join(self.key_fields) if check.id == "reliability.record_key" else (check.field or "")
-        for pos, values in zip(positions, picked.itertuples(index=False, name=None), strict=True):
+        for (row, _pos), values in zip(rows, picked.itertuples(index=False, name=None), strict=True):
             shown = [("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)) for v in values]
             key = " / ".join(shown) if any(shown) else ""
-            row = offset + int(pos)
-            # A data owner opens this in a spreadsheet: a key like "=HYPERLINK(...)" must stay text.
-            self._writer.writerow(tuple(escape_value(v) for v in (key, row + 1, field, check.description,
-                                                                  check.dimension, check.id)))
+            line = (key, str(row + 1), field, check.description, check.dimension, check.id)
+            self._pending.append((row, len(self._pending), line))
             self.records.add(row)
             self.count += 1
 
+    def flush(self) -> None:
+        """Write the current batch's lines, a record's problems together, in row order."""
+        for _row, _n, line in sorted(self._pending):
+            # A data owner opens this in a spreadsheet: a key like "=HYPERLINK(...)" must stay text.
+            self._writer.writerow(tuple(escape_value(v) for v in line))
+        self._pending = []
+
     def close(self) -> Path:
+        self.flush()
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -72,6 +85,15 @@ class Rectification:
         if not self._fh.closed:
             self._fh.close()
         Path(self._tmp).unlink(missing_ok=True)
+
+
+def by_record(lines: Sequence[dict[str, str]]) -> list[dict]:
+    """The notice's lines grouped by record (extract row), in row order: each with its problems."""
+    records: dict[str, dict] = {}
+    for line in lines:
+        entry = records.setdefault(line["row"], {"record_key": line["record_key"], "row": line["row"], "problems": []})
+        entry["problems"].append(line)
+    return sorted(records.values(), key=lambda r: int(r["row"]) if r["row"].isdigit() else 0)
 
 
 def read_notice(path: Path, limit: int | None = None) -> list[dict[str, str]]:

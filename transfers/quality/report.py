@@ -26,6 +26,8 @@ def report_document(outcome: QualityOutcome, flow: Flow) -> dict[str, Any]:
         "batches": outcome.batches,
         "blocked": list(outcome.blocked),
         "quarantined": len(outcome.quarantined_keys),
+        "held_back_rows": outcome.held_back_rows,
+        "dry_run": outcome.dry_run,
         "dimensions": {
             d: {
                 **outcome.dimensions[d].counts(),

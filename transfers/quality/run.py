@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,9 +20,13 @@ from transfers.quality.gxrun import _RESULT_FORMAT, _batch_definition, _raised, 
 from transfers.quality.history import judge_drift
 from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
 from transfers.quality.prepare import _Preparer
-from transfers.quality.rectify import Rectification
+from transfers.quality.rectify import HTML_ROWS, Rectification, by_record, read_notice
+from transfers.quality.relevance import ColumnChecks, is_column_check
 from transfers.quality.report import report_document
+from transfers.quality.rules import _KEY_COLUMN
 from transfers.quality.suite import flow_checks
+
+_KEY_CHECK = "reliability.record_key"
 
 
 @dataclass
@@ -31,6 +36,35 @@ class _Tally:
     errors: int = 0
     rows: list[np.ndarray] = field(default_factory=list)
     keys: set[tuple[str, ...]] = field(default_factory=set)
+
+
+@dataclass
+class _Copies:
+    """How many rows carry each record key, kept only where that is not one: duplicated or incomplete keys.
+
+    The pipeline holds back every row whose key is quarantined, so the rows held
+    back are counted from these, as rendered there (``astype(str)``).
+    """
+
+    repeats: Counter[tuple[str, ...]] = field(default_factory=Counter)  # later copies of a complete key
+    incomplete: Counter[tuple[str, ...]] = field(default_factory=Counter)  # keys with a missing part
+
+    def note(self, frame: pd.DataFrame, keys: Callable[[], pd.DataFrame]) -> None:
+        flags = frame[_KEY_COLUMN].tolist()
+        odd = [i for i, flag in enumerate(flags) if flag is not True]
+        if not odd:
+            return
+        rendered = keys().iloc[odd].astype(str).itertuples(index=False, name=None)
+        for i, key in zip(odd, rendered, strict=True):
+            (self.incomplete if flags[i] is None else self.repeats)[key] += 1
+
+    def rows(self, keys: set[tuple[str, ...]]) -> int:
+        # A complete key's rows are its first copy plus its repeats; an incomplete one's are counted directly.
+        return sum(
+            self.incomplete.get(k, 0) + (1 + self.repeats.get(k, 0) if k in self.repeats or k not in self.incomplete
+                                         else 0)
+            for k in keys
+        )
 
 
 def _mostly_met(judged: int, failing: int, mostly: float) -> bool:
@@ -59,6 +93,7 @@ def check_quality(
     report_dir: Path | None,
     history: Sequence[dict] = (),
     expectations_dir: Path | None = None,
+    dry_run: bool = False,
 ) -> QualityOutcome:
     """Check the six characteristics over every batch and write the data owner's scorecard.
 
@@ -71,6 +106,7 @@ def check_quality(
             None writes no report.
         history: earlier runs' :meth:`QualityOutcome.summary` dicts, oldest first, for the trend table.
         expectations_dir: where hand-written suites are (``<dir>/<agreement>/<flow>.json``); None: none.
+        dry_run: the reports say so, and what a real run *would* do (``transfers check``).
 
     Returns:
         The outcome. It does not raise when a ``block`` characteristic fails:
@@ -78,19 +114,18 @@ def check_quality(
     """
     checks = flow_checks(flow, agreement_id=agreement_id, logical_date=logical_date, expectations_dir=expectations_dir)
     suite = gx.ExpectationSuite(
-        name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.expectation is not None]
+        name=f"{agreement_id}.{flow.id}", expectations=[ch.expectation for ch in checks if ch.scope == "rows"]
     )
+    columns = ColumnChecks(flow, checks)
     quarantine = {d for d in DIMENSIONS if flow.quality.policy(d) == "quarantine"}
     preparer = _Preparer(flow, checks)
     tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
-    missing: set[str] = set()
-    extra: set[str] = set()
-    repeated: set[str] = set()
+    copies = _Copies()
     stem = f"{flow.id}_{logical_date.isoformat()}"
     notice = Rectification(Path(report_dir), stem, flow.key_fields) if report_dir is not None else None
     try:
         rows, n_batches = _validate_batches(
-            batches, flow, checks, suite, preparer, tallies, quarantine, notice, missing, extra, repeated
+            batches, flow, checks, suite, preparer, tallies, quarantine, notice, columns, copies
         )
     except BaseException:
         if notice is not None:
@@ -111,20 +146,10 @@ def check_quality(
             results.append(
                 judge_drift(ch, flow.quality, logical_date, rows=rows, nulls=preparer.nulls, history=history)
             )
+        elif is_column_check(ch):
+            results.append(columns.judge(ch, n_batches))
         else:
-            results.append(
-                _judge_extract(
-                    ch,
-                    flow,
-                    logical_date,
-                    rows=rows,
-                    batches=n_batches,
-                    missing=missing,
-                    extra=extra,
-                    repeated=repeated,
-                    newest=preparer.newest,
-                )
-            )
+            results.append(_judge_extract(ch, flow, logical_date, rows=rows, newest=preparer.newest))
 
     dimensions: dict[str, DimensionResult] = {}
     quarantined: set[tuple[str, ...]] = set()
@@ -161,6 +186,7 @@ def check_quality(
         dimensions=dimensions,
         blocked=[d for d in DIMENSIONS if dimensions[d].outcome == "block"],
         quarantined_keys=quarantined,
+        held_back_rows=copies.rows(quarantined),
         report_html=None,
         report_json=None,
         agreement_id=agreement_id,
@@ -171,6 +197,7 @@ def check_quality(
         nulls=dict(preparer.nulls),
         rectification_csv=rectification,
         records_to_fix=len(notice.records) if notice is not None else 0,
+        dry_run=dry_run,
     )
     if report_dir is not None:
         from transfers.reports import write_quality_report, write_rectification_html
@@ -178,7 +205,11 @@ def check_quality(
         outcome.report_html, outcome.report_json = write_quality_report(
             report_document(outcome, flow), Path(report_dir), history=history
         )
-        outcome.rectification_html = write_rectification_html(outcome, flow, Path(report_dir))
+        if rectification is not None:
+            lines = read_notice(rectification, HTML_ROWS + 1)
+            outcome.rectification_html = write_rectification_html(
+                outcome, flow, Path(report_dir), lines[:HTML_ROWS], by_record(lines[:HTML_ROWS]), len(lines) > HTML_ROWS
+            )
     return outcome
 
 
@@ -191,23 +222,25 @@ def _validate_batches(
     tallies: dict[str, _Tally],
     quarantine: set[str],
     notice: Rectification | None,
-    missing: set[str],
-    extra: set[str],
-    repeated: set[str],
+    columns: ColumnChecks,
+    copies: _Copies,
 ) -> tuple[int, int]:
     """Validate every batch with GX, summing counts into ``tallies``; returns (rows, batches)."""
     by_id = {ch.id: ch for ch in checks}
-    agreed = set(flow.fields)
     rows = n_batches = 0
     for batch in batches:
         n_batches += 1
-        names = [str(c) for c in batch.columns]
-        missing |= agreed - set(names)
-        extra |= set(names) - agreed
-        repeated |= {c for c in names if names.count(c) > 1}
+        columns.see([str(c) for c in batch.columns])
         frame = preparer.prepare(batch)
         keys: pd.DataFrame | None = None
+
+        def batch_keys(batch: pd.DataFrame = batch) -> pd.DataFrame:
+            nonlocal keys
+            keys = _key_frame(batch, flow.key_fields) if keys is None else keys
+            return keys
+
         if len(frame):
+            copies.note(frame, batch_keys)
             with warnings.catch_warnings():
                 # pandas warns when an agreement's pattern has capture groups; the match is still right
                 warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
@@ -230,10 +263,18 @@ def _validate_batches(
                 positions = counts.get("unexpected_index_list") or []
                 if positions:
                     tally.rows.append(np.asarray(positions, dtype=np.int64) + rows)
-                    keys = _key_frame(batch, flow.key_fields) if keys is None else keys
                     if check.dimension in quarantine:
-                        tally.keys |= _key_tuples(keys, positions)
+                        tally.keys |= _key_tuples(batch_keys(), positions)
                     if notice is not None:
-                        notice.add(keys, positions, rows, check)
+                        notice.add(batch_keys(), positions, rows, check)
+                if check.id == _KEY_CHECK and preparer.key_firsts:
+                    # GX sees only the later copies (the first was new when read); both copies share the key.
+                    firsts = preparer.key_firsts
+                    tally.failing += len(firsts)
+                    tally.rows.append(np.asarray([row for row, _pos in firsts], dtype=np.int64))
+                    if notice is not None:
+                        notice.add_rows(batch_keys(), firsts, check)
+        if notice is not None:
+            notice.flush()
         rows += len(frame)
     return rows, n_batches

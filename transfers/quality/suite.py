@@ -10,7 +10,9 @@ naming the file and the expectation, found before any data is read.
 Only record-level expectations (column, column-pair and multi-column map
 expectations) are accepted: the extract is validated batch by batch, and a
 table-level expectation (row count, column list) would be judged per batch,
-not for the extract. The agreement's extract checks cover those.
+not for the extract. The agreement's extract checks cover those; its agreed
+column set is derived as GX table expectations (``relevance``), so the suite
+carries all six characteristics.
 
 ``transfers expectations export FLOW`` writes the derived expectations into the
 same file, marked ``meta.derived: true``, beside any hand-written ones. Loading

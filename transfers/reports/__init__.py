@@ -72,13 +72,7 @@ def trend_rows(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any])
     entry shows as blanks rather than as text in the report.
     """
     rows = []
-    for item in [*list(history)[-TREND_RUNS:], current]:
-        if not isinstance(item, Mapping):
-            continue
-        try:
-            day = date.fromisoformat(str(item.get("logical_date"))).isoformat()
-        except ValueError:
-            day = "?"
+    for day, item in [*_one_per_date(history, current)[-TREND_RUNS:], (_day(current), current)]:
         dims = item.get("dimensions") if isinstance(item.get("dimensions"), Mapping) else {}
         cells = {}
         for d in DIMENSIONS:
@@ -90,6 +84,26 @@ def trend_rows(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any])
             }
         rows.append({"logical_date": day, "rows": _count(item.get("rows")), "cells": cells, "current": item is current})
     return rows
+
+
+def _day(item: Mapping[str, Any]) -> str:
+    try:
+        return date.fromisoformat(str(item.get("logical_date"))).isoformat()
+    except ValueError:
+        return "?"
+
+
+def _one_per_date(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any]) -> list[tuple[str, Mapping]]:
+    """Earlier runs, one per logical date (the latest re-run wins, in its place); none of this run's date."""
+    by_day: dict[str, Mapping[str, Any]] = {}
+    for item in history:
+        if not isinstance(item, Mapping):
+            continue
+        day = _day(item)
+        by_day.pop(day, None)  # a re-run replaces the date's earlier run and moves to where it happened
+        by_day[day] = item
+    by_day.pop(_day(current), None)
+    return list(by_day.items())
 
 
 def render_quality_html(document: Mapping[str, Any], *, history: Sequence[Mapping[str, Any]] = ()) -> str:
@@ -134,21 +148,30 @@ def write_quality_report(
     return html_path, json_path
 
 
-def write_rectification_html(outcome: Any, flow: Any, report_dir: Path) -> Path | None:
-    """Render the rectification notice's CSV (``outcome.rectification_csv``) as a self-contained HTML page."""
-    from transfers.quality.rectify import HTML_ROWS, read_notice
+def write_rectification_html(
+    outcome: Any, flow: Any, report_dir: Path, lines: Sequence[Mapping[str, str]], grouped: Sequence[Mapping], more: bool
+) -> Path | None:
+    """Render the rectification notice (``outcome.rectification_csv``) as a self-contained HTML page.
 
+    Args:
+        lines: the notice's first lines, as read from its CSV.
+        grouped: the same lines grouped by record (``record_key``, ``row``, ``problems``).
+        more: the CSV has more lines than are shown.
+    """
     if outcome.rectification_csv is None:
         return None
     csv_path = Path(outcome.rectification_csv)
-    rows = read_notice(csv_path, HTML_ROWS + 1)
     html = _env.get_template("rectification.html.j2").render(
         agreement=outcome.agreement_id,
         flow=flow,
         logical_date=outcome.logical_date.isoformat() if outcome.logical_date else "",
-        rows=rows[:HTML_ROWS],
-        more=len(rows) > HTML_ROWS,
+        rows=lines,
+        grouped=grouped,
+        more=more,
         records=outcome.records_to_fix,
+        extracted=outcome.rows,
+        held_back=outcome.held_back_rows,
+        dry_run=outcome.dry_run,
         csv_name=csv_path.name,
         characteristics=CHARACTERISTICS,
     )
