@@ -11,7 +11,9 @@ import csv
 import datetime as dt
 import decimal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -129,11 +131,37 @@ def strip_sql_comments(query: str) -> str:
 
 def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
     """Run the flow's query with ``:ds`` bound to the logical date, in batches."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
     query_path, query = _query(source, config_dir)
     where = _where(conn)
+    with _connected(conn, where) as connection:
+        # Stream on the server side so a large extract is never all in memory.
+        connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
+        try:
+            result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+            columns = [str(c) for c in result.keys()]
+            yielded = False
+            while rows := result.fetchmany(source.batch_rows):
+                yielded = True
+                yield as_text(pd.DataFrame.from_records(rows, columns=columns))
+        except SQLAlchemyError as exc:
+            if getattr(exc, "connection_invalidated", False):
+                raise SourceUnavailable(f"{where}: connection lost while running {query_path.name}") from None
+            # The driver's message can quote SQL, never row values; keep only its first line.
+            first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+            raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
+        if not yielded:
+            yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+@contextmanager
+def _connected(conn: ConnInfo, where: str) -> Iterator[Any]:
+    """A connection to the source, a refused login classified once (terminal) apart from a server that is down."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
     engine = create_engine(sqlalchemy_url(conn))
     try:
         try:
@@ -141,23 +169,7 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
         except OperationalError as exc:
             raise connect_error(where, exc) from None
         with connection:
-            # Stream on the server side so a large extract is never all in memory.
-            connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
-            try:
-                result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
-                columns = [str(c) for c in result.keys()]
-                yielded = False
-                while rows := result.fetchmany(source.batch_rows):
-                    yielded = True
-                    yield as_text(pd.DataFrame.from_records(rows, columns=columns))
-            except SQLAlchemyError as exc:
-                if getattr(exc, "connection_invalidated", False):
-                    raise SourceUnavailable(f"{where}: connection lost while running {query_path.name}") from None
-                # The driver's message can quote SQL, never row values; keep only its first line.
-                first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
-                raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
-            if not yielded:
-                yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+            yield connection
     finally:
         engine.dispose()
 
@@ -200,28 +212,20 @@ def source_columns(source: Source, conn: ConnInfo, *, config_dir: Path, logical_
         if not header:
             raise SourceError(f"{path}: the file is empty (no header row)")
         return header
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
     query_path, query = _query(source, config_dir)
     where = _where(conn)
     # A subquery keeps the flow's own query intact (its ORDER BY, its own LIMIT); ";" would end it early.
     probe = f"SELECT * FROM ({query.strip().rstrip(';')}\n) AS transfers_preflight LIMIT 0"  # noqa: S608 - the flow's own query
-    engine = create_engine(sqlalchemy_url(conn))
-    try:
+    with _connected(conn, where) as connection:
         try:
-            connection = engine.connect()
-        except OperationalError as exc:
-            raise connect_error(where, exc) from None
-        with connection:
-            try:
-                result = connection.execute(text(probe), {"ds": logical_date.isoformat()} if ":ds" in query else {})
-                return [str(c) for c in result.keys()]
-            except SQLAlchemyError as exc:
-                first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
-                raise SourceError(f"{where}: {query_path.name} failed (with LIMIT 0): {first}") from None
-    finally:
-        engine.dispose()
+            result = connection.execute(text(probe), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+            return [str(c) for c in result.keys()]
+        except SQLAlchemyError as exc:
+            first = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+            raise SourceError(f"{where}: {query_path.name} failed (with LIMIT 0): {first}") from None
 
 
 def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:

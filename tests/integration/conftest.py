@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,12 +33,12 @@ PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 LOGICAL_DATE = datetime.now(UTC).date() - timedelta(days=1)
 
 
-@pytest.fixture(scope="session")
-def pg_source():
-    """A throwaway PostgreSQL database holding the case system's ``referrals`` table."""
+@contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL database on 127.0.0.1:5432 (its URL and name), dropped afterwards; skip or fail without one."""
     from sqlalchemy import create_engine, text
 
-    name = f"isp_src_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -44,10 +46,19 @@ def pg_source():
     except Exception as exc:
         admin.dispose()
         require_part("PostgreSQL on 127.0.0.1:5432", False, f"{type(exc).__name__}: {str(exc)[:200]}")
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_source():
+    """A throwaway PostgreSQL database holding the case system's ``referrals`` table."""
+    with throwaway_pg_database("isp_src") as url_and_name:
+        yield url_and_name
 
 
 @dataclass

@@ -13,12 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
-from tests.conftest import require_part
-from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL, conn_json
+from tests.integration.conftest import LOGICAL_DATE, conn_json, throwaway_pg_database
 from tests.integration.test_dag_run import airflow_home  # noqa: F401 - Airflow metadata for the DAG test
 from transfers.cli import EXIT_RUNNING
 from transfers.errors import RunLocked
@@ -35,20 +33,8 @@ DS = LOGICAL_DATE.isoformat()
 @pytest.fixture
 def pg_ledger_url():
     """A throwaway PostgreSQL database for the ledger (and so the run locks)."""
-    from sqlalchemy import create_engine, text
-
-    name = f"isp_ledger_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        require_part("PostgreSQL on 127.0.0.1:5432", False, f"{type(exc).__name__}: {str(exc)[:200]}")
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_pg_database("isp_ledger") as (url, _name):
+        yield url
 
 
 def run_env(world, ledger_url: str | None) -> dict[str, str]:
