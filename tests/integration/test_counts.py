@@ -73,6 +73,7 @@ def test_extracted_is_sent_plus_held_back_plus_excluded_everywhere(world, gpg_pa
     assert f"<tr><th>Records checked</th><td>{extracted} " in html
     assert f"<tr><th>Records held back</th><td>{held}</td></tr>" in html
     assert f"<strong>{held} records held back</strong>" in html
+    assert f"<tr><th>Cleared by quality</th><td>{extracted - held} (consent" in html  # exclusions come after it
 
     notice_html = (reports / f"rectification_B_{LOGICAL_DATE}.html").read_text()
     assert f"<tr><th>Records held back</th><td>{held}</td></tr>" in notice_html
