@@ -1,9 +1,10 @@
 """One error hierarchy for every step of a transfer.
 
-Each class says whether trying again can help. The DAG layer lets a
-``RetriableError`` retry and fails a ``TerminalError`` at once; the CLI maps
-both to exit codes. Messages name the object (file, field, host, key) and the
-next step, and never carry secrets, key material or record values.
+Each class says whether trying again can help, and carries the exit code the
+CLI ends with (``exit_code``). The DAG layer lets a ``RetriableError`` retry
+and fails a ``TerminalError`` at once. Messages name the object (file, field,
+host, key) and the next step, and never carry secrets, key material or
+record values.
 
     TransferError
     ├── TerminalError                 trying again will not help
@@ -13,16 +14,22 @@ next step, and never carry secrets, key material or record values.
     │   ├── SourceError               extract failed: missing file, broken CSV, schema drift
     │   ├── QualityBlocked            a characteristic with policy ``block`` failed
     │   ├── PrivacyError              a field cannot be minimised/pseudonymised as declared
+    │   │   └── DisclosureRiskBlocked k below the flow's min_k and the flow says block
     │   ├── KeyRefused                recipient key not pinned, expired, revoked or weak
     │   ├── HostKeyMismatch           SFTP host key unknown or changed
     │   ├── DeliveryRefused           login refused or remote path not permitted
     │   ├── DeliveryConflict          a different file already sits under the final name
-    │   └── LedgerTampered            the hash chain or its anchor does not verify
+    │   ├── LedgerTampered            the hash chain or its anchor does not verify
+    │   └── StateError                a step run out of order (e.g. deliver before package)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
         ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        ├── LedgerUnavailable         ledger database unreachable, or its append lock held too long
         ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
         └── RunLocked                 another run of the same (flow, logical date) is going on
+
+Exit codes (``exit_code``, inherited unless a class sets its own): 1 terminal,
+2 ``ConfigError``, 3 ``LedgerTampered``, 4 ``RunLocked``, 75 retriable.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ class TransferError(Exception):
     """Root of every error this package raises on purpose."""
 
     retriable: bool = False
+    #: What ``transfers`` exits with when this error ends a command (see ``transfers.cli``).
+    exit_code: int = 1
 
 
 class TerminalError(TransferError):
@@ -42,6 +51,7 @@ class RetriableError(TransferError):
     """A later attempt may succeed (network, a server restarting)."""
 
     retriable = True
+    exit_code = 75  # EX_TEMPFAIL: scripts and schedulers know to try again later
 
 
 class ConfigError(TerminalError):
@@ -50,6 +60,8 @@ class ConfigError(TerminalError):
     ``problems`` holds every problem found, so a data engineer fixes them all
     in one pass instead of one per run.
     """
+
+    exit_code = 2
 
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
@@ -103,6 +115,23 @@ class DeliveryUnavailable(RetriableError):
 class LedgerTampered(TerminalError):
     """The ledger's hash chain or head anchor does not verify."""
 
+    exit_code = 3
+
+
+class StateError(TerminalError):
+    """A step was asked to run before the step it depends on (e.g. deliver before package).
+
+    Terminal: running it again changes nothing until the earlier step has run.
+    """
+
+
+class DisclosureRiskBlocked(PrivacyError):
+    """The smallest group is below the flow's min_k and the flow says block."""
+
+
+class LedgerUnavailable(RetriableError):
+    """The ledger database could not be reached, or another append held the lock too long."""
+
 
 class WorkspaceFull(RetriableError):
     """A local write (staging, outbox) failed for lack of space; the same run succeeds once space is freed."""
@@ -114,6 +143,8 @@ class RunLocked(RetriableError):
     Retriable: once that run ends, a retry finds the work done (or takes over).
     ``holder`` is the ``transfers.runlock.Holder`` seen, when there was one.
     """
+
+    exit_code = 4  # its own code: nothing was done, unlike a failure (1) or a retry (75)
 
     def __init__(self, message: str, *, flow: str = "", ds: str = "", holder: object | None = None) -> None:
         super().__init__(message)

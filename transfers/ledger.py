@@ -51,7 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from transfers.errors import ConfigError, LedgerTampered, RetriableError
+from transfers.errors import ConfigError, LedgerTampered, LedgerUnavailable
 from transfers.logs import get_logger
 
 log = get_logger(__name__)
@@ -67,10 +67,6 @@ _MAX_PROBLEMS = 200
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _SECRET_QUERY_KEYS = re.compile(r"pass|secret|token|key", re.IGNORECASE)
-
-
-class LedgerUnavailable(RetriableError):
-    """The ledger database could not be reached, or another append held the lock too long."""
 
 
 @dataclass(frozen=True)

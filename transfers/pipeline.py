@@ -26,7 +26,7 @@ import pandas as pd
 
 from transfers.agreement import Config, FlowRef, Recipient, check_live
 from transfers.connections import ConnInfo
-from transfers.errors import QualityBlocked, SourceError
+from transfers.errors import QualityBlocked, SourceError, StateError
 from transfers.logs import get_logger, run_log
 from transfers.settings import Settings
 from transfers.staging import Staging
@@ -316,7 +316,7 @@ def deliver(run: FlowRun, partner: str, target, ledger, *, connection=None) -> d
     outbox = run.outbox_dir(recipient)
     manifest_path = outbox / f"{run.base_name}.manifest.json"
     if not manifest_path.exists():
-        raise SourceError(f"{outbox}: nothing packaged for {partner} on {run.ds}; run the package step first")
+        raise StateError(f"{outbox}: nothing packaged for {partner} on {run.ds}; run the package step first")
     manifest = json.loads(manifest_path.read_text())
     # Archived before it is sent: if archiving fails nothing leaves, and the retry archives it
     # (idempotent), so every disclosure has its archived copy.

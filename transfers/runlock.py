@@ -245,7 +245,7 @@ class RunLocks:
                         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self._key(flow, ds or "", "row"))))
                     yield conn
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            from transfers.ledger import LedgerUnavailable
+            from transfers.errors import LedgerUnavailable
 
             raise LedgerUnavailable(f"cannot read or write the run lock in {self.masked_url} "
                                     f"({type(getattr(exc, 'orig', exc)).__name__}); check the database is up, "

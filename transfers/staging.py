@@ -28,7 +28,7 @@ import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
 
 from transfers.diskspace import writing
-from transfers.errors import ConfigError, SourceError
+from transfers.errors import ConfigError, StateError
 
 
 def new_staging_key() -> str:
@@ -94,7 +94,7 @@ class Staging:
     def columns(self, stage: str) -> list[str]:
         path = self.run_dir / stage / "columns.json"
         if not path.exists():
-            raise SourceError(f"{self.run_dir}: stage {stage!r} has not run for this flow and date")
+            raise StateError(f"{self.run_dir}: stage {stage!r} has not run for this flow and date")
         return json.loads(path.read_text())["columns"]
 
     def rows(self, stage: str) -> int:

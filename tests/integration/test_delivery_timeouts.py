@@ -169,7 +169,7 @@ def stall_syp(world, sshd, monkeypatch):
 
 def test_a_withdrawal_notice_to_a_stalled_server_times_out_as_retriable(world, stall_syp):
     from tests.integration.conftest import LOGICAL_DATE
-    from transfers.cli_privacy import subject_lookups
+    from transfers.cli.privacy import subject_lookups
     from transfers.devkit import synthetic
     from transfers.notices import send_notices
     from transfers.pipeline import run_flow

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.ledger_workers import check_concurrent_result, run_concurrent_appends
-from transfers.ledger import GENESIS_HASH, Ledger, LedgerUnavailable
+from transfers.errors import LedgerUnavailable
+from transfers.ledger import GENESIS_HASH, Ledger
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,8 @@ import pytest
 from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.privacy_world import agreement_path, edit_agreement, flow_of, payloads, sent, write_ed
 from transfers.devkit import synthetic
-from transfers.errors import PrivacyError
+from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.pipeline import run_flow
-from transfers.privacy.risk import DisclosureRiskBlocked
 
 pytestmark = pytest.mark.integration
 

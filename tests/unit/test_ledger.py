@@ -17,8 +17,8 @@ import pytest
 
 import transfers.ledger as ledger_module
 from tests.ledger_workers import check_concurrent_result, run_concurrent_appends
-from transfers.errors import ConfigError, LedgerTampered
-from transfers.ledger import GENESIS_HASH, Entry, Ledger, LedgerUnavailable
+from transfers.errors import ConfigError, LedgerTampered, LedgerUnavailable
+from transfers.ledger import GENESIS_HASH, Entry, Ledger
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def test_subject_index_records_once_and_finds_by_lookup_only(tmp_path):
 
 
 def test_the_run_summary_names_reasons_counts_and_k_but_no_values():
-    from transfers.cli_privacy import privacy_summary
+    from transfers.cli.privacy import privacy_summary
 
     line = privacy_summary({"excluded": {"withdrawn": 2, "opted_out": 1}, "basis": "consent",
                             "deceased": {"handling": "send_with_caution", "excluded": 0, "sent_with_caution": 1},
@@ -128,7 +128,7 @@ def test_the_withdrawals_register_holds_lookups_per_agreement_once_and_shows_in_
 
 
 def test_a_notified_withdrawal_reads_as_such_in_the_run_summary():
-    from transfers.cli_privacy import privacy_summary
+    from transfers.cli.privacy import privacy_summary
 
     line = privacy_summary({"excluded": {"withdrawn_notified": 1}, "basis": "statutory",
                             "opt_outs_overridden": {"withdrawn_notified": 2}})

@@ -106,7 +106,7 @@ def test_an_empty_extract_is_not_a_request_to_correct_records(tmp_path):
     notice = outcome.rectification_html.read_text(encoding="utf-8")
     assert "Every record passed" not in notice and "The extract was empty" in notice
     # the summary `transfers check` and `transfers report quality` print says so too
-    from transfers.cli_quality import _verdict
+    from transfers.cli.quality import _verdict
     from transfers.quality import report_document
 
     assert _verdict(report_document(outcome, make_flow())).startswith("the extract was empty (no record to correct")

@@ -113,3 +113,11 @@ def test_paths_escaping_root_refused(
 def test_loopback_only(tmp_path: Path, client_key: paramiko.Ed25519Key) -> None:
     with pytest.raises(ValueError, match="loopback"):
         SftpStandIn(tmp_path, host="0.0.0.0", authorized_key=_public_line(client_key))
+
+
+def test_asking_for_the_port_before_start_is_a_state_error(tmp_path: Path, client_key: paramiko.Ed25519Key) -> None:
+    from transfers.errors import StateError
+
+    server = SftpStandIn(tmp_path, authorized_key=_public_line(client_key), host_key_path=tmp_path / "hostkey")
+    with pytest.raises(StateError, match=r"start\(\) first"):
+        _ = server.port

@@ -50,3 +50,12 @@ def test_clear_removes_working_files(tmp_path):
 def test_a_bad_staging_key_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="Fernet"):
         Staging(tmp_path, "not-a-key")
+
+
+def test_reading_a_stage_that_has_not_run_is_a_state_error(tmp_path):
+    from transfers.errors import StateError
+
+    staging = Staging(tmp_path / "run", new_staging_key())
+    with pytest.raises(StateError, match="stage 'prepared' has not run") as caught:
+        staging.columns("prepared")
+    assert not caught.value.retriable and caught.value.exit_code == 1

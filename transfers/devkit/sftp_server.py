@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
+from transfers.errors import StateError
+
 __all__ = ["SftpStandIn", "generate_ed25519_openssh", "main"]
 
 
@@ -239,7 +241,7 @@ class SftpStandIn:
     @property
     def port(self) -> int:
         if self._sock is None:
-            raise RuntimeError("not started")
+            raise StateError("the SFTP stand-in is not started: call start() first")
         return self._sock.getsockname()[1]
 
     @property

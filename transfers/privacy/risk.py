@@ -17,10 +17,6 @@ from transfers.agreement import DisclosureRisk
 from transfers.errors import PrivacyError
 
 
-class DisclosureRiskBlocked(PrivacyError):
-    """The smallest group is below the flow's min_k and the flow says block."""
-
-
 @dataclass
 class KResult:
     k: int | None  # None when there are no rows

@@ -25,9 +25,9 @@ import pandas as pd
 
 from transfers.connections import ConnInfo
 from transfers.consent import LABELS, NOTIFIED, REASONS, SubjectLists, load_subject_lists, reason_label
-from transfers.errors import PrivacyError
+from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.logs import get_logger
-from transfers.privacy.risk import DisclosureRiskBlocked, GroupCounter, KResult
+from transfers.privacy.risk import GroupCounter, KResult
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
 from transfers.privacy.transforms import key_fingerprint, normalise_identifier, pseudonymise
 

@@ -1,7 +1,8 @@
 """Data-quality commands: ``expectations export``, ``check`` (a dry run) and ``report quality``.
 
-Registered from ``transfers.cli`` with one line, so cli.py stays small. Every
-command imports the quality package (and so Great Expectations) only when run.
+``transfers.cli`` adds ``check`` and the ``expectations`` group, and puts
+``report_quality`` in its ``report`` group. Every command imports the quality
+package (and so Great Expectations) only when run.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, out, parse_date
 from transfers.errors import TransferError
 
 expectations_app = typer.Typer(help="Great Expectations suites per flow (expectations/).", no_args_is_help=True)
-report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
 
 FlowArg = Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")]
 DateOpt = Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")]
@@ -37,18 +38,17 @@ def expectations_export(
     Hand-written expectations already in the file are kept.
     """
     from transfers.agreement import load_config
-    from transfers.cli import _fail, _parse_date, _settings, out
     from transfers.quality.suite import export_suite, load_expectations
 
-    logical_date = _parse_date(date_)
-    settings = _settings()
+    logical_date = parse_date(date_)
+    settings = load_settings()
     try:
         ref = load_config(settings.config_dir).flow(flow)
         path = export_suite(ref.flow, agreement_id=ref.agreement.id, logical_date=logical_date,
                             expectations_dir=to or _expectations_dir(settings))
         kept = len(load_expectations(path, ref.flow))
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"[green]{ref.key}[/]: derived suite written to {escape(str(path))} "
               f"({kept} hand-written expectation(s) kept)", highlight=False)
 
@@ -56,7 +56,6 @@ def expectations_export(
 def _print_summary(doc: dict, title: str) -> None:
     """One line per characteristic: plain text, so it reads the same in a terminal, a log or a ticket."""
     from transfers.agreement import DIMENSIONS
-    from transfers.cli import out
 
     out.print(title, highlight=False)
     rows = doc.get("rows") or 0
@@ -88,7 +87,6 @@ def _outcome(doc: dict) -> str:
 
 
 def _print_paths(paths: dict[str, Path | None]) -> None:
-    from transfers.cli import out
 
     for label, path in paths.items():
         if path is not None and Path(path).exists():
@@ -96,7 +94,6 @@ def _print_paths(paths: dict[str, Path | None]) -> None:
 
 
 def _notes(doc: dict) -> None:
-    from transfers.cli import out
 
     for d, r in doc["dimensions"].items():
         for note in r.get("notes", []):
@@ -112,14 +109,13 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
     in force yet: checking a source before go-live is what a dry run is for.
     """
     from transfers.agreement import load_config
-    from transfers.cli import EXIT_CONFIG, EXIT_FAILED, _fail, _parse_date, _settings, err, out
     from transfers.connections import cli_connection
     from transfers.consent import probe_subject_lists
     from transfers.quality.dry_run import dry_run
     from transfers.quality.report import report_document
 
-    logical_date = _parse_date(date_)
-    settings = _settings()
+    logical_date = parse_date(date_)
+    settings = load_settings()
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
@@ -130,7 +126,7 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
         with out.status(f"{ref.key} {logical_date}: extracting and checking (dry run)"):
             outcome = dry_run(settings, config, ref, logical_date, cli_connection)
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     doc = report_document(outcome, ref.flow)
     _print_summary(doc, f"{ref.key} {logical_date}: {outcome.rows} records (dry run, nothing sent)")
     _notes(doc)
@@ -147,7 +143,6 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-@report_app.command("quality")
 def report_quality(
     flow: FlowArg,
     date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: the latest run)")] = None,
@@ -156,14 +151,13 @@ def report_quality(
     import json
 
     from transfers.agreement import load_config
-    from transfers.cli import EXIT_CONFIG, _fail, _parse_date, _settings, err, out
     from transfers.quality.dry_run import reports_dir
 
-    settings = _settings()
+    settings = load_settings()
     try:
         ref = load_config(settings.config_dir).flow(flow)
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     folder = reports_dir(settings, ref)
     prefix = f"quality_{ref.flow.id}_"
     if date_ is None:
@@ -174,7 +168,7 @@ def report_quality(
             raise typer.Exit(EXIT_CONFIG)
         json_path = found[-1]  # ISO dates sort in date order
     else:
-        json_path = folder / f"{prefix}{_parse_date(date_).isoformat()}.json"
+        json_path = folder / f"{prefix}{parse_date(date_).isoformat()}.json"
         if not json_path.is_file():
             err.print(f"[bold red]error:[/] no quality report for {ref.key} on {date_} ({escape(str(json_path))})",
                       highlight=False)
@@ -195,7 +189,6 @@ def report_quality(
 
 def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
     """The last runs from the ledger (counts only): failing records per characteristic."""
-    from transfers.cli import out
     from transfers.reports import TREND_RUNS, trend_rows
 
     try:
@@ -211,9 +204,3 @@ def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
         cells = ", ".join(f"{d} {c['failing']}" for d, c in row["cells"].items() if c["failing"])
         out.print(f"    {row['logical_date']}: {row['rows']} records; {cells or 'no failures'}", highlight=False)
 
-
-def register(app: typer.Typer) -> None:
-    """Add the quality commands to the ``transfers`` app."""
-    app.command("check")(check)
-    app.add_typer(expectations_app, name="expectations")
-    app.add_typer(report_app, name="report")

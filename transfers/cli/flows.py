@@ -1,84 +1,19 @@
-"""``transfers``: the same steps the DAGs run, by hand.
-
-Exit codes scripts can rely on:
-    0  done (or nothing to do)
-    1  the transfer failed and trying again will not help (bad data, wrong key, lapsed agreement)
-    2  configuration or usage error
-    3  ledger verification failed
-    4  another run of the same flow and logical date is going on (`run`): nothing was done
-    75 temporary failure (server down): try again later
-"""
+"""``transfers validate``, ``run`` and ``purge``: a flow's configuration, its run, and what retention deletes."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from transfers.errors import ConfigError, LedgerTampered, RetriableError, RunLocked, TransferError
-
-app = typer.Typer(help="Secure, lawful data-flow transfers between Information Sharing Protocol partners.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-ledger_app = typer.Typer(help="The tamper-evident disclosure ledger.", no_args_is_help=True)
-keys_app = typer.Typer(help="Keys and secrets for a deployment.", no_args_is_help=True)
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(keys_app, name="keys")
-
-# soft_wrap: a long path or message stays on one line, so it can be copied whole.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-EXIT_FAILED, EXIT_CONFIG, EXIT_LEDGER, EXIT_RETRY = 1, 2, 3, 75
-EXIT_RUNNING = 4  # another run holds the (flow, logical date) lock
+from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
+from transfers.cli.privacy import privacy_summary
+from transfers.errors import ConfigError, TransferError
 
 
-def _table(*headers: str, title: str) -> Table:
-    """A table whose cells fold onto more lines rather than being cut: a path must stay whole."""
-    table = Table(*headers, title=title)
-    for column in table.columns:
-        column.overflow = "fold"
-    return table
-
-
-def _fail(exc: TransferError) -> NoReturn:
-    if isinstance(exc, RunLocked):
-        err.print(f"[bold yellow]not started:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(EXIT_RUNNING)
-    kind = "temporary failure" if exc.retriable else "error"
-    err.print(f"[bold red]{kind}:[/] {escape(str(exc))}", highlight=False)
-    if isinstance(exc, ConfigError):
-        raise typer.Exit(EXIT_CONFIG)
-    if isinstance(exc, LedgerTampered):
-        raise typer.Exit(EXIT_LEDGER)
-    raise typer.Exit(EXIT_RETRY if isinstance(exc, RetriableError) else EXIT_FAILED)
-
-
-def _settings(config_dir: Path | None = None):  # noqa: ANN202
-    from transfers.settings import Settings
-
-    settings = Settings()
-    if config_dir is not None:
-        settings = settings.model_copy(update={"config_dir": config_dir})
-    return settings
-
-
-def _parse_date(value: str | None, option: str = "--date") -> date:
-    if value is None:
-        return datetime.now(UTC).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        err.print(f"[bold red]error:[/] {option} {value!r} is not a date (YYYY-MM-DD)")
-        raise typer.Exit(EXIT_CONFIG) from None
-
-
-@app.command()
 def validate(
     target: Annotated[str | None, typer.Argument(
         metavar="[CONFIG_DIR | FLOW]",
@@ -96,8 +31,8 @@ def validate(
     from transfers.preflight import defined
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
-    settings = _settings(config_dir)
-    today = _parse_date(on, "--on")
+    settings = load_settings(config_dir)
+    today = parse_date(on, "--on")
     try:
         config = load_config(settings.config_dir, today=today)
     except ConfigError as exc:
@@ -109,7 +44,7 @@ def validate(
         _preflight(settings, config, only, today)
         return
     problems = []
-    table = _table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
+    table = new_table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
     for ref in config.flows():
         for recipient in ref.flow.to:
             key_path = settings.keys / recipient.key_file
@@ -146,7 +81,7 @@ def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa
     try:
         refs = [config.flow(only)] if only else config.flows()
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     # Tonight's run covers the day before (the data interval of a daily schedule).
     logical_date = today - timedelta(days=1)
     checks = []
@@ -156,7 +91,7 @@ def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa
             checks += preflight(ref, cli_connection, cli_secret, config_root=config.root, keys_dir=settings.keys,
                                 logical_date=logical_date)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
-    table = _table("flow", "check", "status", "detail", title=f"preflight on {today} (logical date {logical_date})")
+    table = new_table("flow", "check", "status", "detail", title=f"preflight on {today} (logical date {logical_date})")
     for check in checks:
         table.add_row(check.flow, check.check, shown[check.status], escape(check.detail))
     out.print(table)
@@ -169,7 +104,6 @@ def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa
     out.print(f"[green]ok[/]: {len(checks)} check(s) passed for {len(refs)} flow(s)")
 
 
-@app.command()
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
     date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
@@ -189,8 +123,8 @@ def run(
     from transfers.pipeline import FlowRun, Resolvers, run_flow
     from transfers.staging import new_staging_key
 
-    logical_date = _parse_date(date_)
-    settings = _settings()
+    logical_date = parse_date(date_)
+    settings = load_settings()
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
@@ -204,7 +138,7 @@ def run(
             results = run_flow(flow_run, Resolvers(cli_connection, cli_secret),
                                progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"), wait=wait)
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     except OSError as exc:
         from transfers.diskspace import full_disk
 
@@ -212,7 +146,7 @@ def run(
         full = full_disk(exc, exc.filename or settings.home, "the run's files")
         if full is None:
             raise
-        _fail(full)
+        fail(full)
     if stale := results.get("took_over"):
         err.print(f"[yellow]note:[/] took over the lock of a run that stopped ({escape(stale['holder'])}, "
                   f"started {stale['since']})", highlight=False)
@@ -225,8 +159,6 @@ def run(
     excluded = sum((prepared.get("excluded") or {}).values())
     out.print(f"[green]{ref.key} {logical_date}[/]: {results['extract']['rows']} rows extracted, "
               f"{prepared['rows_out']} sent, {prepared.get('held_back', 0)} held back by quality, {excluded} excluded")
-    from transfers.cli_privacy import privacy_summary
-
     if summary := privacy_summary(results.get("prepare", {}), results.get("notices")):
         out.print(f"  {escape(summary)}", highlight=False)
     for key, value in results.items():
@@ -236,7 +168,6 @@ def run(
         out.print(f"  quality report: {quality['report']}")
 
 
-@app.command()
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
@@ -248,15 +179,15 @@ def purge(
     from transfers.connections import cli_connection
     from transfers.retention import execute_purge, plan_purge
 
-    settings = _settings()
-    moment = datetime.combine(_parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
+    settings = load_settings()
+    moment = datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
     try:
         config = load_config(settings.config_dir)
         ledger = settings.open_ledger()
         items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
         home = f"{settings.home.resolve()}/"
         title = "due for deletion" if dry_run else "deleting"
-        table = _table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
+        table = new_table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
         for item in items:
             shown = item.path.removeprefix(home)
             table.add_row(item.place, item.flow, shown, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
@@ -268,7 +199,7 @@ def purge(
                       f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
         report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held for runs in progress")
     for held in report.held:
         out.print(f"  - held: {escape(str(held))}", highlight=False)
@@ -277,67 +208,3 @@ def purge(
     if report.failed:
         # Not silently skipped: the job fails, the ledger has a purge-failed entry, and it stays due.
         raise typer.Exit(EXIT_FAILED)
-
-
-@ledger_app.command("verify")
-def ledger_verify(
-    now: Annotated[str | None, typer.Option("--now", help="check retention as on this date")] = None,
-) -> None:
-    """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
-
-    Also checks nothing is held past its retention. An external anchor
-    (TRANSFERS_LEDGER_ANCHOR_URL) catches a ledger rewritten together with the anchor beside it.
-    """
-    from transfers.agreement import load_config
-    from transfers.connections import cli_connection
-    from transfers.retention.archive import manifest_heads
-    from transfers.retention.audit import verify_retention
-
-    settings = _settings()
-    try:
-        heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), cli_connection)
-        for line in unreachable:
-            err.print(f"[yellow]not checked against its manifests:[/] {escape(line)}", highlight=False)
-        report = settings.open_ledger().verify(heads=heads)
-        report.problems.extend(unreadable)
-        if report.ok:
-            verify_retention(settings, report, now and _parse_date(now, "--now"))
-    except TransferError as exc:
-        _fail(exc)
-    if not report.ok:
-        err.print(f"[bold red]ledger FAILED verification[/] ({settings.ledger_database.split('@')[-1]}):")
-        for problem in report.problems:
-            err.print(f"  - {escape(str(problem))}", highlight=False)
-        raise typer.Exit(EXIT_LEDGER)
-    external = f" and external anchor {settings.ledger_anchor_url}" if settings.ledger_anchor_url else ""
-    from transfers.anchor import FileAnchor, open_anchor
-
-    if isinstance(anchor := open_anchor(settings.ledger_anchor_url), FileAnchor) and anchor.shares_volume_with(
-            settings.home):
-        err.print(f"[yellow]note:[/] the external anchor {escape(str(anchor.path))} is on the same volume as "
-                  f"{escape(str(settings.home))}: whoever can rewrite the ledger may rewrite it too; "
-                  f"put it on another volume or use s3://", highlight=False)
-    out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
-              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention"
-              + (f" ({len(unreachable)} archive(s) not reachable: not checked against their manifests)"
-                 if unreachable else ""))
-
-
-@keys_app.command("staging")
-def keys_staging() -> None:
-    """Print a new staging key (set it as the Airflow Variable transfers_staging_key)."""
-    from transfers.staging import new_staging_key
-
-    print(new_staging_key())
-
-
-def main() -> None:  # pragma: no cover - console script
-    sys.exit(app())
-
-
-from transfers.cli_quality import register as _quality  # noqa: E402
-
-_quality(app)
-from transfers.cli_ig import register as _ig; _ig(app)  # noqa: E402, E702, I001 - after the other "report" commands
-from transfers.cli_privacy import register as _privacy; _privacy(app)  # noqa: E402, E702, I001
-from transfers.cli_lock import register as _lock; _lock(app)  # noqa: E402, E702, I001
