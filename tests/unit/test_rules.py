@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,12 @@ def test_demo_data_nhs_numbers_pass_the_rule_quality_checks():
     rng = random.Random(7)
     assert all(nhs_number_valid(synthetic.nhs_number(rng)) for _ in range(200))
     assert synthetic.nhs_check_digit is nhs_check_digit
+
+
+def test_demo_data_postcodes_pass_the_rule_quality_checks():
+    frame = synthetic.referrals(200, date(2026, 11, 23))
+    assert frame["postcode"].map(is_postcode).all()
+    assert set(frame["postcode"].map(postcode_district)) <= set(synthetic.DISTRICTS)
 
 
 POSTCODES = [
