@@ -158,7 +158,8 @@ def document(config: Config, agreement_id: str) -> dict[str, Any]:
 def _md(value: Any) -> str:
     """A value safe inside a Markdown table cell or line."""
     text = str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
-    # Markdown viewers pass HTML through: a value must not become markup.
+    # Markdown viewers pass HTML through: a value must not become markup. Not markupsafe.escape:
+    # it also turns quotes into &#39;/&#34;, which the Markdown file is read as text with ("Children's").
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -143,20 +143,12 @@ class S3Anchor:
 
     def heads(self, problem: Problem) -> list[Head]:
         """Every head in the object's history, oldest first; a deletion or garbled version is a problem."""
-        from transfers.retention.s3 import _errors
+        from transfers.retention.s3 import _errors, key_versions
 
         s3 = self.client()
         try:
             status = s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
-            versions: list[dict] = []
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.key}
-            while True:
-                page = s3.list_object_versions(**kwargs)
-                versions += [dict(v, marker=False) for v in page.get("Versions", []) if v["Key"] == self.key]
-                versions += [dict(v, marker=True) for v in page.get("DeleteMarkers", []) if v["Key"] == self.key]
-                if not page.get("IsTruncated"):
-                    break
-                kwargs.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page.get("NextVersionIdMarker"))
+            versions = key_versions(s3, self.bucket, self.key)
             versions.sort(key=lambda v: v["LastModified"])
             found: list[Head] = []
             for version in versions:

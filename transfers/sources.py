@@ -100,32 +100,27 @@ def strip_sql_comments(query: str) -> str:
     SQLAlchemy's ``text()`` finds ``:name`` binds inside comments too, while the
     database skips comments, so a comment that mentions ``:ds`` makes the two
     disagree on the number of parameters (SQLite refuses the query).
+
+    sqlparse's lexer finds the comments (it knows quoting, doubled quotes and
+    PostgreSQL's dollar quoting). Its ``format(strip_comments=True)`` is not used
+    because it also rewrites the whitespace around them; here a ``--`` comment
+    keeps its line break and a block comment becomes one space, so the tokens on
+    either side never run together.
     """
+    from sqlparse import tokens
+    from sqlparse.lexer import tokenize
+
     out: list[str] = []
-    i, n = 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch in "'\"":
-            end = i + 1
-            while end < n:
-                if query[end] == ch:
-                    if end + 1 < n and query[end + 1] == ch:  # doubled quote inside a string
-                        end += 2
-                        continue
-                    break
-                end += 1
-            out.append(query[i : end + 1])
-            i = end + 1
-        elif query.startswith("--", i):
-            end = query.find("\n", i)
-            i = n if end == -1 else end
-        elif query.startswith("/*", i):
-            end = query.find("*/", i + 2)
+    for kind, value in tokenize(query):
+        if kind in tokens.Comment.Single and not value.startswith("--"):
+            # sqlparse also lexes MySQL's "# " as a comment; in PostgreSQL "#" is XOR: keep it, strip what follows.
+            out.append(value[0] + strip_sql_comments(value[1:]))
+        elif kind in tokens.Comment.Single:
+            out.append(value[len(value.rstrip("\r\n")) :])
+        elif kind in tokens.Comment.Multiline:
             out.append(" ")
-            i = n if end == -1 else end + 2
         else:
-            out.append(ch)
-            i += 1
+            out.append(value)
     return "".join(out)
 
 

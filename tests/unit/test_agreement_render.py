@@ -153,3 +153,11 @@ def test_cli_renders_to_a_file(config, tmp_path, monkeypatch):
     assert target.read_text().startswith("# TIER 2: DATA SHARING AGREEMENT")
     bad = CliRunner().invoke(app, ["agreement", "render", "mash-referrals", "--format", "pdf"])
     assert bad.exit_code == 2
+
+
+def test_markdown_values_cannot_become_markup_but_quotes_stay_readable():
+    from transfers.agreement_doc import _md
+
+    assert _md("Children's <b>Services</b> & \"Partners\" | x\ny") == (
+        "Children's &lt;b&gt;Services&lt;/b&gt; &amp; \"Partners\" \\| x y"
+    )

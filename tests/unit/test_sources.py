@@ -122,3 +122,9 @@ def test_non_utf8_text_names_the_row_and_column_not_a_byte_offset(tmp_path):
     message = str(caught.value)
     assert "row 3 (line 5), column 'surname'" in message and "not UTF-8" in message
     assert "byte" not in message and "Ren" not in message
+
+
+def test_comment_stripping_knows_dollar_quoting_and_keeps_xor():
+    # sqlparse's lexer, not a hand-written scanner: "--" inside $$...$$ is text, "#" is PostgreSQL's XOR.
+    query = "SELECT $$a -- :ds$$, 5 # 3 -- says :ds\r\nFROM t -- end :ds"
+    assert strip_sql_comments(query) == "SELECT $$a -- :ds$$, 5 # 3 \r\nFROM t "

@@ -21,6 +21,7 @@ from transfers.agreement.common import (
     check_relative_path,
 )
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
+from transfers.rules import is_district
 
 
 class FieldChecks(_Strict):
@@ -47,7 +48,7 @@ class FieldChecks(_Strict):
     def _districts(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        bad = [d for d in value if not re.fullmatch(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]?", str(d))]
+        bad = [d for d in value if not is_district(str(d))]
         if bad or not value:
             raise ValueError(f"districts must be postcode districts such as S60 (not: {', '.join(map(repr, bad))})")
         return [d.upper() for d in value]

@@ -13,21 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfers.rules import nhs_check_digit
+
 FORENAMES = ["Amelia", "Oliver", "Isla", "Jack", "Ava", "Harry", "Mia", "George", "Lily", "Noah", "Sophie", "Leo"]
 SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Hall", "Green"]
 DISTRICTS = ["S60", "S61", "S62", "S63", "S65", "S66"]
 RISK = ["low", "medium", "high"]
 CATEGORY = ["neglect", "physical", "sexual", "emotional", "exploitation"]
 COMPLAINTS = ["fall", "head injury", "burn", "ingestion", "fracture", "breathing difficulty"]
-
-
-def nhs_check_digit(nine: str) -> int | None:
-    """Modulus 11 check digit for nine digits, or None when no valid digit exists."""
-    total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    return None if check == 10 else check
 
 
 def nhs_number(rng: random.Random) -> str:

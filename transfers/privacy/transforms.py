@@ -37,6 +37,7 @@ import pandas as pd
 
 from transfers.agreement import FieldSpec, Flow
 from transfers.errors import PrivacyError
+from transfers.rules import is_district, postcode_parts
 
 # HMAC-SHA256 is only as strong as its key; anything shorter than 128 bits is a
 # mistake (a placeholder or a truncated secret), not a key.
@@ -46,11 +47,6 @@ _WHITESPACE = re.compile(r"\s+")
 # Date part of an ISO 8601 date or date-time; the rest (time, offset) is checked
 # by ``datetime.fromisoformat`` so e.g. "2012-05-01Tgarbage" is refused.
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](.+))?$")
-# UK postcode: outward code (area + district) and inward code (sector digit +
-# unit letters). Checked after removing whitespace and upper-casing.
-_OUTWARD = r"(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR)"
-_POSTCODE = re.compile(rf"^({_OUTWARD})([0-9])([A-Z]{{2}})$")
-_OUTWARD_ONLY = re.compile(rf"^{_OUTWARD}$")
 
 
 @dataclass
@@ -268,15 +264,16 @@ def generalise_postcode(value: Any, to: Literal["district", "sector"]) -> str | 
         raise ValueError(f"a postcode generalises to 'district' or 'sector', not {to!r}")
     if not isinstance(value, str):
         return None
-    normal = normalise_identifier(value)
-    match = _POSTCODE.match(normal)
-    if match:
-        return match[1] if to == "district" else f"{match[1]} {match[2]}"
+    # The same postcode rule quality validates with, so a value quality refused
+    # as not a postcode never comes out here as a "district".
+    parts = postcode_parts(value)
+    if parts:
+        return parts[0] if to == "district" else parts[1]
     # An outward code alone is already a district. Only when written without
     # inner spaces: "S6 0" could be district S6 with sector digit 0, and must
     # not come out as a (wrong, and finer) district "S60".
     outward = value.strip().upper()
-    if to == "district" and _OUTWARD_ONLY.match(outward):
+    if to == "district" and is_district(outward):
         return outward
     return None
 

@@ -42,9 +42,9 @@ notice, which stays in the sender's reports directory.
 from transfers.quality.checks import Check, plan_checks
 from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
 from transfers.quality.report import report_document
-from transfers.quality.rules import nhs_number_valid
 from transfers.quality.run import check_quality
 from transfers.quality.suite import build_suite
+from transfers.rules import nhs_number_valid
 
 __all__ = [
     "Check",

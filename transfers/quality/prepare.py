@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from transfers.agreement import Flow
@@ -16,8 +15,8 @@ from transfers.quality.rules import (
     _HASH_KEYS,
     _KEY_COLUMN,
     _derived,
-    postcode_district,
 )
+from transfers.rules import nhs_numbers_valid, postcode_district
 
 # --------------------------------------------------------------------------- per-batch preparation
 
@@ -134,25 +133,6 @@ def _digests(frame: pd.DataFrame) -> list[int | None]:
     null = frame.isna().any(axis=1).to_numpy()
     h1, h2 = (pd.util.hash_pandas_object(frame, index=False, hash_key=k).to_numpy() for k in _HASH_KEYS)
     return [None if is_null else (a << 64) | b for is_null, a, b in zip(null, h1.tolist(), h2.tolist(), strict=True)]
-
-
-def nhs_numbers_valid(column: pd.Series) -> pd.Series:
-    """:func:`nhs_number_valid` for a whole column at once (None where missing), vectorised with numpy.
-
-    The Modulus 11 rule per value in Python was the slowest part of a batch.
-    """
-    present = column.notna().to_numpy()
-    text = column.astype("string").str.replace(" ", "", regex=False)
-    shaped = text.str.fullmatch(r"[0-9]{10}").fillna(False).to_numpy(dtype=bool)
-    ok = np.zeros(len(column), dtype=bool)
-    if shaped.any():
-        raw = "".join(text[shaped].tolist()).encode("ascii")
-        digits = (np.frombuffer(raw, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
-        check = 11 - (digits[:, :9] @ np.arange(10, 1, -1)) % 11
-        check[check == 11] = 0
-        ok[shaped] = (check != 10) & (check == digits[:, 9])
-    return pd.Series([bool(v) if p else None for v, p in zip(ok.tolist(), present.tolist(), strict=True)],
-                     dtype=object)
 
 
 def _not_before(later: pd.Series, earlier: pd.Series) -> pd.Series:

@@ -70,20 +70,26 @@ def put(s3: Any, local: Path, url: str, *, sha256: str) -> None:
         raise DeliveryRefused(f"{url}: stored size {head.get('ContentLength')} differs from {local.stat().st_size}")
 
 
+def key_versions(s3: Any, bucket: str, key: str) -> list[dict]:
+    """Every version and delete marker of exactly ``key`` (``marker`` True for a delete marker), all pages.
+
+    boto3's paginator follows the key and version-id markers. The listing is by
+    prefix, so versions of longer keys that start with ``key`` are left out.
+    Raises whatever boto3 raises; callers turn it into their own errors.
+    """
+    found: list[dict] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        found += [dict(v, marker=False) for v in page.get("Versions", []) if v["Key"] == key]
+        found += [dict(v, marker=True) for v in page.get("DeleteMarkers", []) if v["Key"] == key]
+    return found
+
+
 def versions(s3: Any, url: str) -> list[dict]:
     """Every version and delete marker stored under exactly this key."""
     bucket, key = split(url)
-    found: list[dict] = []
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
     try:
-        while True:
-            page = s3.list_object_versions(**kwargs)
-            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                if item["Key"] == key:
-                    found.append({"VersionId": item.get("VersionId") or "null", "Size": item.get("Size", 0)})
-            if not page.get("IsTruncated"):
-                return found
-            kwargs.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page.get("NextVersionIdMarker"))
+        return [{"VersionId": item.get("VersionId") or "null", "Size": item.get("Size", 0)}
+                for item in key_versions(s3, bucket, key)]
     except Exception as exc:  # noqa: BLE001
         raise _errors("listing versions", url, exc) from None
 
