@@ -80,7 +80,7 @@ class Staging:
             rows += len(batch)
             parts += 1
         with writing(target, "the stage's column list"):
-            (target / "columns.json").write_text(json.dumps({"columns": seen_columns or [], "rows": rows}))
+            write_atomic(target / "columns.json", json.dumps({"columns": seen_columns or [], "rows": rows}))
         return {"rows": rows, "parts": parts, "columns": seen_columns or []}
 
     def columns(self, stage: str) -> list[str]:

@@ -65,3 +65,45 @@ def test_no_step_takes_an_untyped_run():
                        for line in path.read_text(encoding="utf-8").splitlines()
                        if "run: Any" in line or "resolvers: Any" in line)
     assert offenders == []
+
+
+def _runtime_edges() -> dict[str, set[str]]:
+    """Module -> transfers modules it imports at run time (``if TYPE_CHECKING:`` blocks left out)."""
+    edges: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for node in ast.walk(tree)
+                       if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                       for n in ast.walk(node)}
+        found = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("transfers"):
+                subs = {f"{node.module}.{a.name}" for a in node.names} & MODULES.keys()
+                found |= subs or {node.module}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in MODULES}
+        edges[name] = {m for m in found if m in MODULES and m != name}
+    return edges
+
+
+def test_no_import_cycles_outside_the_command_line():
+    # The CLI's own cycle (cli <-> cli_*) is another item of issue 10; every other module must stay acyclic.
+    edges = {k: {m for m in v if not m.startswith("transfers.cli")}
+             for k, v in _runtime_edges().items() if not k.startswith("transfers.cli")}
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
