@@ -187,11 +187,11 @@ def build_flow_dag(ref: FlowRef) -> DAG:
 
             @task(task_id=f"deliver_{recipient.partner}")
             def deliver(partner: str, sftp: str, logical_date=None) -> dict:  # noqa: ANN001
+                from transfers.delivery import SftpTarget
                 from transfers.pipeline import deliver as step
-                from transfers.pipeline import sftp_target
 
                 def go(run, s):  # noqa: ANN001, ANN202
-                    target = sftp_target(_connection(sftp), run.recipient(partner), settings=s)
+                    target = SftpTarget.from_connection(_connection(sftp), run.recipient(partner), settings=s)
                     return step(run, partner, target, s.open_ledger(), connection=_connection)
 
                 return _step(ref.key, logical_date, go)

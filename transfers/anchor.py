@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transfers.errors import ConfigError
+from transfers.files import write_atomic
 from transfers.logs import get_logger
 
 log = get_logger(__name__)
@@ -64,17 +63,8 @@ def write_head_file(path: Path, head: dict[str, Any]) -> None:
                 return
             if current >= int(head["seq"]):
                 return
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(_dump(head))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # Evidence, not personal data: readable as before; the rename is made durable too.
+        write_atomic(path, _dump(head), mode=0o644, sync_dir=True)
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 
 from transfers.diskspace import writing
 from transfers.errors import KeyRefused
+from transfers.files import write_atomic
 
 with warnings.catch_warnings():
     # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
@@ -190,17 +190,7 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
             raise RuntimeError(f"OpenPGP library produced {type(encrypted._message).__name__}, not SEIPD")
         data = bytes(encrypted)
     with writing(dest.parent, f"the encrypted file {dest.name}"):
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(dest, data)
     return EncryptedFile(path=dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import paramiko
 
@@ -49,7 +49,13 @@ from transfers.errors import (
     HostKeyMismatch,
     TransferError,
 )
+from transfers.files import sha256_size
 from transfers.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from transfers.agreement import Recipient
+    from transfers.connections import ConnInfo
+    from transfers.settings import Settings
 
 __all__ = [
     "Receipt",
@@ -193,6 +199,39 @@ class SftpTarget:
     def address(self) -> str:
         """``host:port``, as messages name the server."""
         return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_connection(cls, conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None) -> SftpTarget:
+        """The target for ``recipient`` from its resolved connection: host key pinned in ``extra.host_key``.
+
+        Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
+        ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
+
+        Raises:
+            ConfigError: The connection pins no host key, or a field is not usable.
+        """
+        host_key = conn.extra.get("host_key")
+        if not host_key:
+            raise ConfigError(
+                f"connection {conn.conn_id!r}: extra.host_key is missing; pin the server's host key "
+                f"(the 'ssh-ed25519 AAAA...' line from ssh-keyscan, checked with the partner)"
+            )
+        if recipient.sftp_timeout:
+            timeout = recipient.sftp_timeout
+        else:
+            from transfers.settings import Settings
+
+            timeout = (settings or Settings()).sftp_timeout
+        return cls(
+            host=conn.host or "",
+            port=conn.port or 22,
+            username=conn.login or "",
+            host_key=str(host_key),
+            password=conn.password,
+            private_key=conn.extra.get("private_key"),
+            remote_dir=recipient.path,
+            timeout=timeout,
+        )
 
 
 @dataclass(frozen=True)
@@ -458,15 +497,6 @@ def _makedirs(session: SftpSession, path: str) -> None:
             raise DeliveryRefused(f"sftp://{session.target.address}/{current}: exists and is not a directory")
 
 
-def _local_digest(path: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
 def _remote_digest(session: SftpSession, path: str) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with session.sftp.open(path, "rb") as fh:
@@ -514,7 +544,7 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
     directory = session.target.remote_dir
     final = name if directory == "." else posixpath.join(directory, name)
     temp = _temp_name(final)
-    size, sha256 = _local_digest(Path(local_path))
+    size, sha256 = sha256_size(Path(local_path))
     sftp = session.sftp
     where = f"sftp://{session.target.address}/{final}"
 

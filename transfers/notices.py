@@ -17,13 +17,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.agreement import Config
 from transfers.connections import ConnInfo
 from transfers.errors import ConfigError, TransferError
+from transfers.files import private_dir
 from transfers.logs import get_logger
 from transfers.privacy.subjects import SubjectIndex
+
+if TYPE_CHECKING:
+    from transfers.flowrun import FlowRun, Resolvers
+    from transfers.ledger import Ledger
+    from transfers.settings import Settings
 
 log = get_logger(__name__)
 
@@ -52,7 +58,7 @@ class NoticeResult:
     remote_path: str | None
 
 
-def send_notices(settings: Any, config: Config, ledger: Any, connection: Callable[[str], ConnInfo], *,
+def send_notices(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo], *,
                  kind: Kind, lookups: dict[str, str], occasion: str, fields: list[str] | None = None,
                  index: SubjectIndex | None = None) -> list[NoticeResult]:
     """Send one ``kind`` notice to every (flow, recipient) that received the subject.
@@ -97,12 +103,11 @@ def send_notices(settings: Any, config: Config, ledger: Any, connection: Callabl
             index.close()
 
 
-def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[str], ConnInfo],
+def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo],
               index: SubjectIndex, *, kind: Kind, occasion: str, fields: list[str], agreement_id: str,
               flow_key: str, partner: str, slot: dict[str, Any]) -> NoticeResult:
     from transfers.crypto import encrypt_to_file, load_recipient_key
-    from transfers.delivery import deliver_file, open_sftp
-    from transfers.pipeline import sftp_target
+    from transfers.delivery import SftpTarget, deliver_file, open_sftp
 
     lookup = slot["lookup"]
     dedupe = f"notice:{kind}:{flow_key}:{partner}:{lookup}:{occasion}"
@@ -136,9 +141,9 @@ def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[
             "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         key = load_recipient_key(settings.keys / recipient.key_file, recipient.pgp_fingerprint)
-        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(local.parent)
         encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"))
-    target = sftp_target(connection(recipient.sftp), recipient, settings=settings)
+    target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
     with open_sftp(target) as session:
         receipt = deliver_file(session, local, name)
     entry, _created = ledger.append(
@@ -156,7 +161,7 @@ def _send_one(settings: Any, config: Config, ledger: Any, connection: Callable[[
     return NoticeResult(agreement_id, flow_key, partner, "sent", entry.seq, receipt.remote_path)
 
 
-def notify_withdrawals(run: Any, resolvers: Any, ledger: Any) -> dict:
+def notify_withdrawals(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> dict:
     """The nightly part: tell earlier recipients of every subject the register now shows as withdrawn."""
     lookups = run.staging.read_json("withdrawn_lookups", []) or []
     sent = already = 0

@@ -16,73 +16,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pandas as pd
 
-from transfers.agreement import Config, FlowRef, Recipient, check_live
+from transfers.agreement import Recipient, check_live
 from transfers.connections import ConnInfo
-from transfers.errors import QualityBlocked, SourceError, StateError
+from transfers.errors import QualityBlocked, StateError
+from transfers.files import private_dir, write_atomic
+from transfers.flowrun import FlowRun, Resolvers  # re-exported: callers import them from here too
 from transfers.logs import get_logger, run_log
 from transfers.settings import Settings
-from transfers.staging import Staging
 
 log = get_logger(__name__)
-
-
-@dataclass
-class FlowRun:
-    """Where one (flow, logical date) keeps its state, and the clock it uses."""
-
-    settings: Settings
-    config: Config
-    ref: FlowRef
-    logical_date: date
-    staging_key: str | bytes
-    today: date = field(default_factory=lambda: datetime.now(UTC).date())
-
-    @property
-    def ds(self) -> str:
-        return self.logical_date.isoformat()
-
-    @property
-    def run_dir(self) -> Path:
-        return self.settings.home / "runs" / self.ref.agreement.id / self.ref.flow.id / self.ds
-
-    def outbox_dir(self, recipient: Recipient) -> Path:
-        return self.settings.home / "outbox" / self.ref.agreement.id / self.ref.flow.id / self.ds / recipient.partner
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.settings.home / "reports" / self.ref.agreement.id / self.ref.flow.id
-
-    @property
-    def log_path(self) -> Path:
-        return self.settings.home / "logs" / self.ref.agreement.id / self.ref.flow.id / f"{self.ds}.log"
-
-    @property
-    def staging(self) -> Staging:
-        return Staging(self.run_dir, self.staging_key)
-
-    @property
-    def base_name(self) -> str:
-        return f"{self.ref.agreement.id}_{self.ref.flow.id}_{self.ds}"
-
-    def disclosure_key(self, recipient: Recipient) -> str:
-        return f"disclosure:{self.ref.key}:{self.ds}:{recipient.partner}"
-
-    def recipient(self, partner: str) -> Recipient:
-        for recipient in self.ref.flow.to:
-            if recipient.partner == partner:
-                return recipient
-        raise SourceError(f"flow {self.ref.key} has no recipient {partner!r}")
-
-    def _ctx(self, **extra: object) -> dict:
-        return {"flow": self.ref.key, "logical_date": self.ds, **extra}
 
 
 # --------------------------------------------------------------------------- steps
@@ -235,7 +182,7 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
         return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
 
     key = _recipient_key(run, recipient, ledger)
-    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(outbox)
     files = []
     for name, (plaintext, rows) in _delivery_parts_named(run):
         encrypted = encrypt_to_file(plaintext, key, outbox / name, filename=name.removesuffix(".pgp"))
@@ -262,10 +209,8 @@ def package(run: FlowRun, partner: str, ledger) -> dict:  # noqa: ANN001
     from transfers.privacy.step import seal_subjects
 
     seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
-    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
     with writing(outbox, "the delivery manifest"):
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, manifest_path)
+        write_atomic(manifest_path, json.dumps(manifest, indent=2))
     log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
 
@@ -429,39 +374,11 @@ def _forget_prepared_subjects(run: FlowRun) -> int | None:
 # --------------------------------------------------------------------------- one call
 
 
-@dataclass
-class Resolvers:
-    """How the caller turns ids from config into credentials."""
-
-    connection: Callable[[str], ConnInfo]
-    secret: Callable[[str], str]
-
-
 def sftp_target(conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None):  # noqa: ANN201
-    """Build an SFTP target from a connection: host key pinned in ``extra.host_key``.
-
-    Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
-    ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
-    """
+    """Alias of :meth:`transfers.delivery.SftpTarget.from_connection`, kept while other branches still call it."""
     from transfers.delivery import SftpTarget
-    from transfers.errors import ConfigError
 
-    host_key = conn.extra.get("host_key")
-    if not host_key:
-        raise ConfigError(
-            f"connection {conn.conn_id!r}: extra.host_key is missing; pin the server's host key "
-            f"(the 'ssh-ed25519 AAAA...' line from ssh-keyscan, checked with the partner)"
-        )
-    return SftpTarget(
-        host=conn.host or "",
-        port=conn.port or 22,
-        username=conn.login or "",
-        host_key=str(host_key),
-        password=conn.password,
-        private_key=conn.extra.get("private_key"),
-        remote_dir=recipient.path,
-        timeout=recipient.sftp_timeout or (settings or Settings()).sftp_timeout,
-    )
+    return SftpTarget.from_connection(conn, recipient, settings=settings)
 
 
 def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:

@@ -146,10 +146,9 @@ def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
 def _sftp(recipient: Recipient, connection: ConnLookup) -> str:
     import paramiko
 
-    from transfers.delivery import open_sftp
-    from transfers.pipeline import sftp_target
+    from transfers.delivery import SftpTarget, open_sftp
 
-    target = sftp_target(connection(recipient.sftp), recipient)
+    target = SftpTarget.from_connection(connection(recipient.sftp), recipient)
     with open_sftp(target) as session:
         try:
             writable = _writable(session)

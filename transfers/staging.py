@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from transfers.diskspace import writing
 from transfers.errors import ConfigError, StateError
+from transfers.files import private_dir, write_atomic
 
 
 def new_staging_key() -> str:
@@ -51,20 +51,12 @@ class Staging:
 
     def _dir(self, stage: str) -> Path:
         path = self.run_dir / stage
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return path
+        return private_dir(path)
 
     def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
+        # A cut-short part must not be taken for a whole one: write_atomic leaves it whole or absent.
         with writing(path.parent, f"the run's working file {path.name}"):
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(self._fernet.encrypt(data))
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a cut-short part must not be taken for a whole one
-                raise
+            write_atomic(path, self._fernet.encrypt(data))
 
     def _read(self, path: Path) -> bytes:
         try:
@@ -88,7 +80,7 @@ class Staging:
             rows += len(batch)
             parts += 1
         with writing(target, "the stage's column list"):
-            (target / "columns.json").write_text(json.dumps({"columns": seen_columns or [], "rows": rows}))
+            write_atomic(target / "columns.json", json.dumps({"columns": seen_columns or [], "rows": rows}))
         return {"rows": rows, "parts": parts, "columns": seen_columns or []}
 
     def columns(self, stage: str) -> list[str]:
@@ -114,7 +106,7 @@ class Staging:
             ).astype(object).where(lambda df: df.notna(), None)
 
     def write_json(self, name: str, value: object) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.run_dir)
         self._write(self.run_dir / f"{name}.json.fernet", json.dumps(value).encode("utf-8"))
 
     def read_json(self, name: str, default: object = None) -> object:

@@ -132,7 +132,7 @@ def test_a_server_that_stalls_between_requests_times_out_naming_the_request(sshd
 def test_the_timeout_comes_from_the_setting_unless_the_recipient_sets_its_own(sshd, tmp_path):
     from transfers.agreement.flow import Recipient
     from transfers.connections import ConnInfo
-    from transfers.pipeline import sftp_target
+    from transfers.delivery import SftpTarget
     from transfers.settings import Settings
 
     conn = ConnInfo("p_sftp", "sftp", host=sshd.host, port=sshd.port, login=sshd.username,
@@ -142,8 +142,8 @@ def test_the_timeout_comes_from_the_setting_unless_the_recipient_sets_its_own(ss
     settings = Settings(home=tmp_path, sftp_timeout=7)
 
     assert Settings(home=tmp_path).sftp_timeout == 60
-    assert sftp_target(conn, plain, settings=settings).timeout == 7
-    assert sftp_target(conn, slow, settings=settings).timeout == 300
+    assert SftpTarget.from_connection(conn, plain, settings=settings).timeout == 7
+    assert SftpTarget.from_connection(conn, slow, settings=settings).timeout == 300
 
 
 @pytest.fixture

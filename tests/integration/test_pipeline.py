@@ -79,6 +79,7 @@ def test_running_the_same_flow_and_date_twice_delivers_once_and_records_one_disc
 
 def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
     """Airflow may re-run a task whose upload finished but whose ledger write did not."""
+    from transfers.delivery import SftpTarget
     from transfers.pipeline import (
         assess,
         check,
@@ -88,7 +89,6 @@ def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
         package,
         prepare,
         pseudonym_key,
-        sftp_target,
     )
 
     run = world.run("mash-referrals.A")
@@ -100,7 +100,7 @@ def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
     prepare(run, pseudonym_key(run, resolvers.secret))
     package(run, "south-yorkshire-police", ledger)
     recipient = run.recipient("south-yorkshire-police")
-    target = sftp_target(resolvers.connection("syp_sftp"), recipient)
+    target = SftpTarget.from_connection(resolvers.connection("syp_sftp"), recipient)
     # Simulate the crash: the files reach the server but the ledger never hears of it.
     from transfers.delivery import deliver_file, open_sftp
 

@@ -94,7 +94,8 @@ def test_subject_records_verify_against_the_ledger_and_a_removed_row_is_named(wo
 def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_prepared_again(world, gpg_partner):
     from tests.integration.conftest import read_delivery
     from tests.integration.privacy_world import write_ed
-    from transfers.pipeline import assess, deliver, extract, package, prepare, pseudonym_key, sftp_target
+    from transfers.delivery import SftpTarget
+    from transfers.pipeline import assess, deliver, extract, package, prepare, pseudonym_key
     from transfers.privacy.step import subject_lookup_key
     from transfers.privacy.subjects import SubjectIndex
 
@@ -115,7 +116,7 @@ def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_pr
     prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE, seed=99))  # the retry sees other rows
     assert package(run, partner, ledger)["reused"] is True
     recipient = run.recipient(partner)
-    result = deliver(run, partner, sftp_target(resolvers.connection(recipient.sftp), recipient), ledger)
+    result = deliver(run, partner, SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient), ledger)
 
     [delivered] = world.delivered("inbound/ed-attendances")
     in_file = set(read_delivery(gpg_partner, delivered)["nhs_number"])

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,10 +31,14 @@ from transfers.privacy.risk import GroupCounter, KResult
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
 from transfers.privacy.transforms import key_fingerprint, normalise_identifier, pseudonymise
 
+if TYPE_CHECKING:
+    from transfers.flowrun import FlowRun
+    from transfers.ledger import Ledger
+
 log = get_logger(__name__)
 
 
-def subject_lookup_key(run: Any, secret: Callable[[str], str]) -> bytes | None:
+def subject_lookup_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
     """The run's local lookup key (None when the agreement has no pseudonymisation secret)."""
     setting = run.ref.agreement.pseudonymisation
     if setting is None:
@@ -49,7 +53,7 @@ def _blank(value: Any) -> bool:
 class Screening:
     """Exclusions and subject bookkeeping for one prepare step."""
 
-    def __init__(self, run: Any, *, key: bytes | None, lookup: bytes | None,
+    def __init__(self, run: FlowRun, *, key: bytes | None, lookup: bytes | None,
                  connection: Callable[[str], ConnInfo] | None) -> None:
         self.run = run
         self.flow = run.ref.flow
@@ -164,7 +168,7 @@ class Screening:
 
     # ------------------------------------------------------------------ end of the step
 
-    def finish(self, ledger: Any) -> dict:
+    def finish(self, ledger: Ledger | None) -> dict:
         run = self.run
         agreement, flow = run.ref.agreement, self.flow
         result: dict[str, Any] = {
@@ -215,7 +219,7 @@ class Screening:
             self.index.close()
         return result
 
-    def _record_key(self, ledger: Any) -> None:
+    def _record_key(self, ledger: Ledger) -> None:
         """Record the key in use; a different key id or key than last time is a rotation."""
         setting = self.run.ref.agreement.pseudonymisation
         if setting is None or self.key is None:
@@ -238,11 +242,11 @@ class Screening:
                                "previous": {k: previous.get(k) for k in current} if previous else None})
 
 
-def _outbox_key(run: Any, outbox: Path) -> str:
+def _outbox_key(run: FlowRun, outbox: Path) -> str:
     return f"{run.ref.key}:{run.ds}:{outbox.name}"
 
 
-def seal_subjects(run: Any, outbox: Path) -> None:
+def seal_subjects(run: FlowRun, outbox: Path) -> None:
     """Record which prepare step's subjects a recipient's sealed outbox holds.
 
     The outbox is reused on a retry while a retry prepares again under a new
@@ -255,7 +259,7 @@ def seal_subjects(run: Any, outbox: Path) -> None:
         index.close()
 
 
-def record_disclosure(run: Any, recipient: str, disclosure_key: str, outbox: Path | None = None) -> dict | None:
+def record_disclosure(run: FlowRun, recipient: str, disclosure_key: str, outbox: Path | None = None) -> dict | None:
     """Copy the delivered outbox's subjects to the disclosure; return the count and hash for its ledger entry."""
     if outbox is not None:
         index = SubjectIndex.for_settings(run.settings)

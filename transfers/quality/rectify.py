@@ -18,14 +18,13 @@ first ``HTML_ROWS`` lines by record and points to the CSV for the rest.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from transfers.csv_escape import escape_value
+from transfers.files import AtomicFile, private_dir
 from transfers.quality.checks import Check
 
 COLUMNS = ("record_key", "row", "field", "problem", "characteristic", "check")
@@ -36,14 +35,12 @@ class Rectification:
     """Collects failing records into ``rectification_<flow>_<date>.csv`` while the checks run."""
 
     def __init__(self, report_dir: Path, stem: str, key_fields: Sequence[str]) -> None:
-        from transfers.reports import private_dir
-
         self.dir = Path(report_dir)
         private_dir(self.dir)
         self.path = self.dir / f"rectification_{stem}.csv"
         self.key_fields = list(key_fields)
-        fd, self._tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{self.path.name}.", suffix=".tmp")  # 0600
-        self._fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        self._file = AtomicFile(self.path, text=True, newline="", encoding="utf-8")
+        self._fh = self._file.fh
         self._writer = csv.writer(self._fh)
         self._writer.writerow(COLUMNS)
         self.count = 0
@@ -75,16 +72,10 @@ class Rectification:
 
     def close(self) -> Path:
         self.flush()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._file.abort()
 
 
 def by_record(lines: Sequence[dict[str, str]]) -> list[dict]:

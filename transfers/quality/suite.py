@@ -30,6 +30,7 @@ from typing import Any
 
 from transfers.agreement import DIMENSIONS, Flow
 from transfers.errors import ConfigError
+from transfers.files import write_atomic
 from transfers.quality.checks import Check, plan_checks
 from transfers.quality.gxrun import gx
 
@@ -176,8 +177,7 @@ def export_suite(flow: Flow, *, agreement_id: str, logical_date: date, expectati
         "expectations": [*derived, *kept],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    # A suite file is kept with the config (and in git), not personal data: readable as before.
+    write_atomic(path, json.dumps(document, indent=2, default=str) + "\n", mode=0o644)
     return path
 

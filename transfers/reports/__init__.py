@@ -13,8 +13,6 @@ reports directory, under the same retention.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import DIMENSIONS
+from transfers.files import private_dir, write_atomic
 
 # Section 4 of the protocol (config/protocol.yaml, quality_characteristics), in its order.
 CHARACTERISTICS: dict[str, tuple[str, str]] = {
@@ -179,29 +178,3 @@ def write_rectification_html(
     private_dir(report_dir)
     write_atomic(path, html.encode("utf-8"))
     return path
-
-
-def private_dir(path: Path) -> None:
-    """Create ``path`` and any missing parents owner-only (0700)."""
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name (0600) and rename, so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

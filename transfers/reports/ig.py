@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
-from transfers.reports import write_atomic
+from transfers.files import write_atomic
 
 REVIEW_WINDOW_DAYS = 30
 

@@ -20,8 +20,8 @@ from transfers.agreement import ArchiveRetention, FlowRef
 from transfers.connections import ConnInfo
 from transfers.durations import parse_duration
 from transfers.errors import ConfigError
+from transfers.files import atomic_file, private_dir, sha256_file
 from transfers.logs import get_logger
-from transfers.retention.local import sha256_file
 
 log = get_logger(__name__)
 
@@ -82,10 +82,9 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
             s3mod.put(s3, source, where, sha256=digest)
         else:
             target = Path(where)
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            private_dir(target.parent)
+            with source.open("rb") as src, atomic_file(target) as dst:
+                shutil.copyfileobj(src, dst)
         at = now or datetime.now(UTC)
         ledger.append("archive", agreement=ref.agreement.id, flow=ref.key,
                       logical_date=datetime.fromisoformat(ds).date(), recipient=partner, dedupe_key=key,

@@ -14,6 +14,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from transfers.files import private_dir
+
 
 def journal_path(home: Path) -> Path:
     return home / "retention" / "unrecorded.jsonl"
@@ -22,7 +24,7 @@ def journal_path(home: Path) -> Path:
 def keep(home: Path, record: dict) -> Path:
     """Append one ledger record (``kind``, ``agreement``, ..., ``at`` as ISO text) to the journal."""
     path = journal_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
         fh.flush()

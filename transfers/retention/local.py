@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from transfers.durations import Duration
+from transfers.files import sha256_file
 from transfers.retention.items import PurgeItem
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -32,14 +32,6 @@ def scan(place: str, flow: str, root: Path, period: Duration, rule: str) -> Iter
         created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         yield PurgeItem(place, flow, str(path), created, period.after(created), rule,
                         logical_date=logical_date_of(path, root))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def delete(item: PurgeItem) -> tuple[int, str, str]:

@@ -16,6 +16,8 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+from transfers.files import write_atomic
+
 
 def marker_path(home: Path, agreement: str, flow: str, ds: str) -> Path:
     return home / "running" / agreement / flow / f"{ds}.json"
@@ -27,10 +29,8 @@ def mark_running(home: Path, agreement: str, flow: str, ds: str) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"started": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "host": socket.gethostname(), "pid": os.getpid()}))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"started": datetime.now(UTC).isoformat(timespec="seconds"),
+                                   "host": socket.gethostname(), "pid": os.getpid()}))
     return path
 
 

@@ -45,9 +45,8 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
 
     ``settings`` gives the SFTP timeout (``TRANSFERS_SFTP_TIMEOUT`` when not given).
     """
-    from transfers.delivery import discard_partial, open_sftp, remove_remote
+    from transfers.delivery import SftpTarget, discard_partial, open_sftp, remove_remote
     from transfers.errors import TransferError
-    from transfers.pipeline import sftp_target
 
     partner = items[0].recipient or ""
     recipient = next((r for r in ref.flow.to if r.partner == partner), None)
@@ -57,7 +56,7 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
         return 0
     done, handled = 0, set()
     try:
-        target = sftp_target(connection(recipient.sftp), recipient, settings=settings)
+        target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
         with open_sftp(target) as session:
             for item in items:
                 try:

@@ -1,0 +1,83 @@
+"""The run context every step takes: one (flow, logical date) and how its credentials are resolved.
+
+Its own module, below the pipeline and every step, so a step can name the type
+it takes (``run: FlowRun``) without importing the pipeline that composes it.
+``transfers.pipeline`` re-exports both classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from transfers.errors import SourceError
+from transfers.staging import Staging
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config, FlowRef, Recipient
+    from transfers.connections import ConnInfo
+    from transfers.settings import Settings
+
+__all__ = ["FlowRun", "Resolvers"]
+
+
+@dataclass
+class FlowRun:
+    """Where one (flow, logical date) keeps its state, and the clock it uses."""
+
+    settings: Settings
+    config: Config
+    ref: FlowRef
+    logical_date: date
+    staging_key: str | bytes
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+
+    @property
+    def ds(self) -> str:
+        return self.logical_date.isoformat()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.home / "runs" / self.ref.agreement.id / self.ref.flow.id / self.ds
+
+    def outbox_dir(self, recipient: Recipient) -> Path:
+        return self.settings.home / "outbox" / self.ref.agreement.id / self.ref.flow.id / self.ds / recipient.partner
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.settings.home / "reports" / self.ref.agreement.id / self.ref.flow.id
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.home / "logs" / self.ref.agreement.id / self.ref.flow.id / f"{self.ds}.log"
+
+    @property
+    def staging(self) -> Staging:
+        return Staging(self.run_dir, self.staging_key)
+
+    @property
+    def base_name(self) -> str:
+        return f"{self.ref.agreement.id}_{self.ref.flow.id}_{self.ds}"
+
+    def disclosure_key(self, recipient: Recipient) -> str:
+        return f"disclosure:{self.ref.key}:{self.ds}:{recipient.partner}"
+
+    def recipient(self, partner: str) -> Recipient:
+        for recipient in self.ref.flow.to:
+            if recipient.partner == partner:
+                return recipient
+        raise SourceError(f"flow {self.ref.key} has no recipient {partner!r}")
+
+    def _ctx(self, **extra: object) -> dict:
+        return {"flow": self.ref.key, "logical_date": self.ds, **extra}
+
+
+@dataclass
+class Resolvers:
+    """How the caller turns ids from config into credentials."""
+
+    connection: Callable[[str], ConnInfo]
+    secret: Callable[[str], str]
