@@ -8,12 +8,13 @@ it takes (``run: FlowRun``) without importing the pipeline that composes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transfers.errors import SourceError
+from transfers.logical_date import flow_today
 from transfers.staging import Staging
 
 if TYPE_CHECKING:
@@ -33,7 +34,11 @@ class FlowRun:
     ref: FlowRef
     logical_date: date
     staging_key: str | bytes
-    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    today: date | None = None  # default: today on the flow's clock (its timezone), set below
+
+    def __post_init__(self) -> None:
+        if self.today is None:
+            self.today = flow_today(self.ref.flow.timezone)
 
     @property
     def ds(self) -> str:

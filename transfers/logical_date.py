@@ -40,3 +40,16 @@ def flow_date(interval_start: datetime, timezone: str = DEFAULT_TIMEZONE) -> dat
         raise ValueError(f"data interval start {interval_start.isoformat()} has no timezone; pass an aware datetime")
     local = interval_start.astimezone(ZoneInfo(timezone))
     return date(local.year, local.month, local.day)  # a plain date, whatever datetime class came in
+
+
+def flow_today(timezone: str = DEFAULT_TIMEZONE, now: datetime | None = None) -> date:
+    """Today on the flow's clock: the day an agreement's ``in_force`` and ``review_by`` dates are judged on.
+
+    At 00:30 London in summer it is still yesterday in UTC, so an agreement would look
+    not yet in force on its first night (or still live an hour after it lapsed).
+    """
+    moment = now if now is not None else datetime.now(ZoneInfo(timezone))
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"moment {moment.isoformat()} has no timezone; pass an aware datetime")
+    local = moment.astimezone(ZoneInfo(timezone))
+    return date(local.year, local.month, local.day)

@@ -130,3 +130,34 @@ def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, mon
     local_today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     assert local_today != datetime.now(UTC).date()
     assert f"attendances_{local_today}.csv" in result.output, result.output
+
+
+def test_the_agreement_is_judged_on_todays_date_on_the_flows_clock_not_utc():
+    from datetime import UTC, datetime
+
+    from transfers.logical_date import flow_today
+
+    summer_night = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)  # 00:30 on 1 July in London
+    assert flow_today("Europe/London", summer_night) == date(2026, 7, 1)
+    assert flow_today("UTC", summer_night) == date(2026, 6, 30)
+    with pytest.raises(ValueError, match="no timezone"):
+        flow_today("Europe/London", datetime(2026, 7, 1, 0, 30))
+
+
+def test_a_flow_run_judges_its_agreement_on_its_own_clock(tmp_path):
+    import dataclasses
+
+    from transfers.agreement import load_config
+    from transfers.flowrun import FlowRun
+    from transfers.logical_date import flow_today
+    from transfers.settings import PROJECT_ROOT, Settings
+
+    config = load_config(PROJECT_ROOT / "config")
+    base = config.flow("mash-referrals.A")
+    # UTC+14 and UTC-11: at any hour, at least one of them is on another date than UTC.
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        ref = dataclasses.replace(base, flow=base.flow.model_copy(update={"timezone": zone}))
+        run = FlowRun(Settings(home=tmp_path), config, ref, date(2026, 7, 1), staging_key=b"k")
+        assert run.today == flow_today(zone), zone
+    kept = FlowRun(Settings(home=tmp_path), config, base, date(2026, 7, 1), staging_key=b"k", today=date(2026, 1, 2))
+    assert kept.today == date(2026, 1, 2)  # a caller's date is kept
