@@ -27,7 +27,6 @@ from transfers.errors import QualityBlocked, StateError
 from transfers.files import private_dir, write_atomic
 from transfers.flowrun import FlowRun, Resolvers  # re-exported: callers import them from here too
 from transfers.logs import get_logger, run_log
-from transfers.settings import Settings
 
 log = get_logger(__name__)
 
@@ -374,13 +373,6 @@ def _forget_prepared_subjects(run: FlowRun) -> int | None:
 # --------------------------------------------------------------------------- one call
 
 
-def sftp_target(conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None):  # noqa: ANN201
-    """Alias of :meth:`transfers.delivery.SftpTarget.from_connection`, kept while other branches still call it."""
-    from transfers.delivery import SftpTarget
-
-    return SftpTarget.from_connection(conn, recipient, settings=settings)
-
-
 def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
     from transfers.privacy import derive_key
 
@@ -431,6 +423,7 @@ def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], Non
         say("checking data quality")
         results["quality"] = assess(run, ledger)
         say("minimising and pseudonymising")
+        from transfers.delivery import SftpTarget
         from transfers.privacy.step import subject_lookup_key
 
         results["prepare"] = prepare(run, pseudonym_key(run, resolvers.secret), ledger=ledger,
@@ -441,7 +434,7 @@ def _run_steps(run: FlowRun, resolvers: Resolvers, progress: Callable[[str], Non
             say(f"encrypting for {partner}")
             results[f"package:{partner}"] = package(run, partner, ledger)
             say(f"delivering to {partner}")
-            target = sftp_target(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
+            target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
             results[f"deliver:{partner}"] = deliver(run, partner, target, ledger, connection=resolvers.connection)
         from transfers.notices import notify_withdrawals
 

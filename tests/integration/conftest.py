@@ -86,6 +86,23 @@ class World:
         return FlowRun(self.settings, self.config, self.config.flow(flow_key), logical_date,
                        staging_key=self.staging_key)
 
+    def packaged(self, flow_key: str, partner: str):  # noqa: ANN201 - (FlowRun, Ledger, SftpTarget)
+        """Run ``flow_key``'s steps up to the encrypted outbox for ``partner``: what deliver would send."""
+        from transfers.delivery import SftpTarget
+        from transfers.pipeline import assess, check, extract, package, prepare, pseudonym_key
+
+        run = self.run(flow_key)
+        ledger = self.settings.open_ledger()
+        resolvers = self.resolvers()
+        check(run, ledger)
+        extract(run, resolvers.connection(run.ref.flow.source.connection))
+        assess(run, ledger)
+        prepare(run, pseudonym_key(run, resolvers.secret))
+        package(run, partner, ledger)
+        recipient = run.recipient(partner)
+        target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=self.settings)
+        return run, ledger, target
+
     def reload(self) -> None:
         self.config = load_config(self.settings.config_dir)
 

@@ -114,19 +114,7 @@ def test_discard_partial_removes_only_the_temporary_upload(sshd, remote_dir):
 
 
 def _package(world, partner: str):  # noqa: ANN001, ANN202
-    from transfers.delivery import SftpTarget
-    from transfers.pipeline import assess, check, extract, package, prepare, pseudonym_key
-
-    run = world.run("mash-referrals.A")
-    ledger = world.settings.open_ledger()
-    resolvers = world.resolvers()
-    check(run, ledger)
-    extract(run, resolvers.connection("cs_case_db"))
-    assess(run, ledger)
-    prepare(run, pseudonym_key(run, resolvers.secret))
-    package(run, partner, ledger)
-    recipient = run.recipient(partner)
-    return run, ledger, SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=world.settings)
+    return world.packaged("mash-referrals.A", partner)
 
 
 def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one_disclosure(world, sshd):

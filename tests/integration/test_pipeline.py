@@ -79,28 +79,10 @@ def test_running_the_same_flow_and_date_twice_delivers_once_and_records_one_disc
 
 def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
     """Airflow may re-run a task whose upload finished but whose ledger write did not."""
-    from transfers.delivery import SftpTarget
-    from transfers.pipeline import (
-        assess,
-        check,
-        cleanup,
-        deliver,
-        extract,
-        package,
-        prepare,
-        pseudonym_key,
-    )
+    from transfers.pipeline import cleanup, deliver
 
-    run = world.run("mash-referrals.A")
-    ledger = world.settings.open_ledger()
-    resolvers = world.resolvers()
-    check(run, ledger)
-    extract(run, resolvers.connection("cs_case_db"))
-    assess(run, ledger)
-    prepare(run, pseudonym_key(run, resolvers.secret))
-    package(run, "south-yorkshire-police", ledger)
+    run, ledger, target = world.packaged("mash-referrals.A", "south-yorkshire-police")
     recipient = run.recipient("south-yorkshire-police")
-    target = SftpTarget.from_connection(resolvers.connection("syp_sftp"), recipient)
     # Simulate the crash: the files reach the server but the ledger never hears of it.
     from transfers.delivery import deliver_file, open_sftp
 

@@ -11,11 +11,12 @@ pytestmark = pytest.mark.integration
 
 def test_delivering_before_packaging_is_a_state_error_and_sends_nothing(world, sshd):
     """Real PostgreSQL ledger and sshd: the deliver step alone, with nothing packaged for the partner."""
-    from transfers.pipeline import deliver, sftp_target
+    from transfers.delivery import SftpTarget
+    from transfers.pipeline import deliver
 
     run = world.run("mash-referrals.A")
     recipient = run.recipient("south-yorkshire-police")
-    target = sftp_target(world.resolvers().connection("syp_sftp"), recipient)
+    target = SftpTarget.from_connection(world.resolvers().connection("syp_sftp"), recipient)
     with world.settings.open_ledger() as ledger:
         with pytest.raises(StateError, match="run the package step first") as caught:
             deliver(run, "south-yorkshire-police", target, ledger)
