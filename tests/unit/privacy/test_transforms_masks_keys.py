@@ -13,7 +13,7 @@ from transfers.agreement import FieldSpec, Flow, SharingBasis, load_config
 from transfers.errors import PrivacyError
 from transfers.privacy import age_band, apply_privacy, derive_key, key_fingerprint, mask, pseudonymise
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 11, 24)
 SECRET = "a-long-enough-test-secret-0123456789"
 

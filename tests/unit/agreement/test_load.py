@@ -19,7 +19,7 @@ import yaml
 from transfers.agreement import check_live, load_config
 from transfers.errors import AgreementNotLive, ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = "mash-referrals.yaml"
 INSIDE = date(2026, 11, 24)  # inside the sample's in_force 2026-04-01 .. review_by 2027-03-31
 

@@ -17,7 +17,7 @@ from transfers.agreement import DIMENSIONS, Flow, load_config
 from transfers.devkit import synthetic
 from transfers.quality import QualityOutcome, build_suite, check_quality, nhs_number_valid
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 6, 2)
 N = 12
 

@@ -14,7 +14,7 @@ from transfers.agreement import Flow, load_config
 from transfers.errors import PrivacyError
 from transfers.privacy import apply_privacy, generalise_date, generalise_postcode, pseudonymise
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 11, 24)
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

@@ -26,7 +26,7 @@ from transfers.rules import (
     postcode_parts,
 )
 
-PACKAGE = Path(__file__).resolve().parents[2] / "transfers"
+PACKAGE = Path(__file__).resolve().parents[3] / "transfers"
 
 NHS_NUMBERS = [
     # (value, valid?, why)

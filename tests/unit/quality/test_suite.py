@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.test_quality import DAY, clean, make_flow
-from tests.unit.test_quality import run as run_quality
+from tests.unit.quality.test_run import DAY, clean, make_flow
+from tests.unit.quality.test_run import run as run_quality
 from transfers.errors import ConfigError
 from transfers.quality.suite import export_suite, load_expectations, suite_path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 AGREEMENT = "test-agreement"
 
 

@@ -14,7 +14,7 @@ from transfers.privacy.step import Screening
 from transfers.settings import Settings
 from transfers.staging import Staging, new_staging_key
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 6, 2)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from tests.unit.test_quality import BAD_NHS, BAD_POSTCODE, DAY, DIMENSIONS, clean, make_flow
-from tests.unit.test_quality import run as run_quality
+from tests.unit.quality.test_run import BAD_NHS, BAD_POSTCODE, DAY, DIMENSIONS, clean, make_flow
+from tests.unit.quality.test_run import run as run_quality
 from transfers.quality.rectify import read_notice
 from transfers.reports import trend_rows
 
