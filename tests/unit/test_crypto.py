@@ -2,6 +2,8 @@
 
 Every key is made by ``gpg`` at run time (as a partner would make it); the
 recipient that decrypts, and that must refuse a tampered file, is ``gpg`` too.
+So each test that runs ``gpg`` is an integration test and carries the marker (STYLE rule 7);
+the key-file checks that need no ``gpg`` stay unmarked.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def flip(path: Path, offset: int) -> None:
 # --------------------------------------------------------------------------- encryption
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("algo", ["cv25519", "rsa3072", "nistp256"])
 def test_gpg_decrypts_what_we_encrypt(gpg_home, tmp_path, algo):
     fpr, key_path = make_key(gpg_home, tmp_path, algo=algo)
@@ -60,6 +63,7 @@ def test_gpg_decrypts_what_we_encrypt(gpg_home, tmp_path, algo):
     assert any(s.startswith("PLAINTEXT ") and s.endswith(" out.csv") for s in status)
 
 
+@pytest.mark.integration
 def test_output_is_binary_seipd_written_0600_with_its_hash(gpg_partner, tmp_path):
     key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
     result = encrypt_to_file(PAYLOAD, key, tmp_path / "out.csv.pgp", filename="out.csv")
@@ -78,6 +82,7 @@ def test_output_is_binary_seipd_written_0600_with_its_hash(gpg_partner, tmp_path
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
+@pytest.mark.integration
 def test_encrypting_again_replaces_the_file_atomically(gpg_partner, tmp_path):
     key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
     dest = tmp_path / "out.csv.pgp"
@@ -88,6 +93,7 @@ def test_encrypting_again_replaces_the_file_atomically(gpg_partner, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv.pgp"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("where", ["middle", "last byte", "session key"])
 def test_flipping_one_byte_makes_gpg_refuse_the_file(gpg_partner, tmp_path, where):
     path = encrypt(gpg_partner.public_key_path, gpg_partner.fingerprint, tmp_path, os.urandom(64 * 1024))
@@ -102,6 +108,7 @@ def test_flipping_one_byte_makes_gpg_refuse_the_file(gpg_partner, tmp_path, wher
 # --------------------------------------------------------------------------- key checks
 
 
+@pytest.mark.integration
 def test_a_key_that_is_not_the_pinned_one_is_refused_naming_the_file(gpg_home, tmp_path):
     pinned, _ = make_key(gpg_home, tmp_path, "pinned", algo="cv25519")
     other, other_path = make_key(gpg_home, tmp_path, "stranger", algo="cv25519")
@@ -114,11 +121,13 @@ def test_a_key_that_is_not_the_pinned_one_is_refused_naming_the_file(gpg_home, t
     assert "BEGIN PGP" not in message
 
 
+@pytest.mark.integration
 def test_the_pinned_fingerprint_may_be_written_as_gpg_prints_it(gpg_partner):
     spaced = " ".join(gpg_partner.fingerprint[i : i + 4] for i in range(0, 40, 4)).lower()
     assert load_recipient_key(gpg_partner.public_key_path, spaced).fingerprint == gpg_partner.fingerprint
 
 
+@pytest.mark.integration
 def test_an_expired_key_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519", expire="1y", created=datetime(2020, 1, 1))
 
@@ -126,6 +135,7 @@ def test_an_expired_key_is_refused(gpg_home, tmp_path):
         load_recipient_key(path, fpr)
 
 
+@pytest.mark.integration
 def test_a_key_expiring_within_the_margin_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519", expire="3d")
 
@@ -138,6 +148,7 @@ def test_a_key_expiring_within_the_margin_is_refused(gpg_home, tmp_path):
         load_recipient_key(path, fpr, now=datetime.now(UTC) + timedelta(days=4), margin=timedelta(0))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("prefs", "why"), [
     ("CAST5 3DES SHA256 ZIP Uncompressed", r"cipher preferences \(CAST5, TripleDES\) do not include AES-256"),
     ("AES256 AES SHA1 ZIP Uncompressed", r"hash preferences \(SHA1\) include no SHA-2 hash"),
@@ -153,6 +164,7 @@ def test_a_key_preferring_only_old_ciphers_or_sha1_is_refused(gpg_home, tmp_path
     assert str(path) in str(caught.value) and "setpref" in str(caught.value)
 
 
+@pytest.mark.integration
 def test_an_expired_encryption_subkey_is_refused_even_if_the_primary_is_valid(gpg_home, tmp_path):
     fpr, path = make_key(
         gpg_home,
@@ -167,6 +179,7 @@ def test_an_expired_encryption_subkey_is_refused_even_if_the_primary_is_valid(gp
         load_recipient_key(path, fpr)
 
 
+@pytest.mark.integration
 def test_a_revoked_key_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519")
     assert load_recipient_key(path, fpr)  # fine before the revocation
@@ -177,6 +190,7 @@ def test_a_revoked_key_is_refused(gpg_home, tmp_path):
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.integration
 def test_a_revoked_encryption_subkey_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519")
     gpg_home.revoke_subkey(fpr)
@@ -186,6 +200,7 @@ def test_a_revoked_encryption_subkey_is_refused(gpg_home, tmp_path):
         load_recipient_key(path, fpr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("algo", "why"), [("rsa2048", "RSA-2048"), ("dsa2048", "DSA")])
 def test_weak_keys_are_refused(gpg_home, tmp_path, algo, why):
     fpr, path = make_key(gpg_home, tmp_path, algo=algo)
@@ -195,6 +210,7 @@ def test_weak_keys_are_refused(gpg_home, tmp_path, algo, why):
     assert "RSA >= 3072" in str(caught.value)
 
 
+@pytest.mark.integration
 def test_a_key_without_an_encryption_subkey_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519", encryption_subkey=False)
 
@@ -210,6 +226,7 @@ def _packets(home, path: Path) -> list[tuple[int, int]]:  # noqa: ANN001
     return [(int(m[1]), int(m[2])) for m in re.finditer(r"# off=(\d+) ctb=\w+ tag=(\d+)", out)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("forge_issuer", [False, True], ids=["signed by the attacker", "claims the pinned issuer"])
 def test_a_subkey_grafted_onto_the_pinned_key_is_not_used(gpg_home, tmp_path, forge_issuer):
     """Someone who can edit the key file must not be able to add their own encryption subkey."""
@@ -250,6 +267,7 @@ def test_a_missing_or_huge_key_file_is_refused(tmp_path, monkeypatch):
         load_recipient_key(huge, "A" * 40)
 
 
+@pytest.mark.integration
 def test_a_parse_that_does_not_finish_in_time_is_refused(gpg_partner, monkeypatch):
     def slow_parse(data):  # noqa: ANN001, ANN202 - stands in for a pathological input
         time.sleep(3)
@@ -263,6 +281,7 @@ def test_a_parse_that_does_not_finish_in_time_is_refused(gpg_partner, monkeypatc
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.integration
 def test_a_private_key_file_is_refused_without_quoting_it(gpg_home, tmp_path):
     fpr, _ = make_key(gpg_home, tmp_path, algo="cv25519")
     secret = tmp_path / "partner-secret.asc"
@@ -273,6 +292,7 @@ def test_a_private_key_file_is_refused_without_quoting_it(gpg_home, tmp_path):
     assert "BEGIN PGP" not in str(caught.value)
 
 
+@pytest.mark.integration
 def test_a_file_with_two_keys_is_refused(gpg_home, tmp_path):
     first, _ = make_key(gpg_home, tmp_path, "one", algo="cv25519")
     second, _ = make_key(gpg_home, tmp_path, "two", algo="cv25519")
@@ -283,6 +303,7 @@ def test_a_file_with_two_keys_is_refused(gpg_home, tmp_path):
         load_recipient_key(both, first)
 
 
+@pytest.mark.integration
 def test_a_binary_key_file_is_accepted(gpg_partner, tmp_path):
     binary = gpg_partner.home.export_public(gpg_partner.fingerprint, tmp_path / "partner.gpg", armor=False)
     key = load_recipient_key(binary, gpg_partner.fingerprint)
@@ -290,11 +311,13 @@ def test_a_binary_key_file_is_accepted(gpg_partner, tmp_path):
     assert gpg_partner.home.decrypt(encrypt(binary, gpg_partner.fingerprint, tmp_path)) == PAYLOAD
 
 
+@pytest.mark.integration
 def test_the_key_does_not_print_its_material(gpg_partner):
     key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
     assert "PGPKey" not in repr(key) and gpg_partner.fingerprint in repr(key)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("text", ["", "ABC", "G" * 40, "A" * 41, "0x" + "A" * 38])
 def test_a_malformed_fingerprint_is_refused(text, gpg_partner):
     with pytest.raises(ValueError, match="40 hex digits"):
