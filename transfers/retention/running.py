@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfers.files import write_atomic
+from transfers.settings import HomeLayout
 
 
 def marker_path(home: Path, agreement: str, flow: str, ds: str) -> Path:
-    return home / "running" / agreement / flow / f"{ds}.json"
+    return HomeLayout(home).running_marker(agreement, flow, date.fromisoformat(ds))
 
 
 def mark_running(home: Path, agreement: str, flow: str, ds: str) -> Path:
@@ -40,7 +41,4 @@ def clear_running(home: Path, agreement: str, flow: str, ds: str) -> None:
 
 def running_dates(home: Path, agreement: str, flow: str) -> set[str]:
     """Logical dates of this flow with a run in progress."""
-    folder = home / "running" / agreement / flow
-    if not folder.is_dir():
-        return set()
-    return {p.stem for p in folder.glob("*.json")}
+    return {day.isoformat() for day in HomeLayout(home).running_days(agreement, flow)}
