@@ -40,12 +40,12 @@ from transfers.errors import TransferError
 from transfers.logs import get_logger
 from transfers.retention import journal, local, sftp
 from transfers.retention.items import PLACES, PurgeItem, PurgeReport
+from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
 log = get_logger(__name__)
 
 #: Local places under the home (each is the layout's folder of the same name) and their period key.
-_LOCAL = (("outbox", "staging"), ("runs", "staging"), ("reports", "reports"), ("notices", "notices"),
-          ("logs", "logs"))
+_LOCAL = ((OUTBOX, "staging"), (RUNS, "staging"), (REPORTS, "reports"), (NOTICES, "notices"), (LOGS, "logs"))
 
 
 def s3_purge_key(url: str) -> str:
