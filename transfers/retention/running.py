@@ -1,7 +1,7 @@
 """Markers for runs in progress, so a purge never deletes what a run still needs.
 
-A run of (flow, logical date) writes ``<home>/running/<agreement>/<flow>/<date>.json``
-when it starts (the ``check`` step) and removes it in ``cleanup``. While the
+A run of (flow, logical date) writes its marker (``HomeLayout.running_marker``:
+``<home>/running/<agreement>/<flow>/<date>.json``) when it starts (the ``check`` step) and removes it in ``cleanup``. While the
 marker is there, a purge holds back every copy of that (flow, date): its working
 files, its outbox (reused on a retry) and its archive. A marker left by a run
 that was killed is not expired silently: the purge lists what it holds back, so
