@@ -38,7 +38,3 @@ def mark_running(home: Path, agreement: str, flow: str, ds: str) -> Path:
 def clear_running(home: Path, agreement: str, flow: str, ds: str) -> None:
     marker_path(home, agreement, flow, ds).unlink(missing_ok=True)
 
-
-def running_dates(home: Path, agreement: str, flow: str) -> set[str]:
-    """Logical dates of this flow with a run in progress."""
-    return {day.isoformat() for day in HomeLayout(home).running_days(agreement, flow)}
