@@ -44,20 +44,22 @@ class FlowRun:
     def ds(self) -> str:
         return self.logical_date.isoformat()
 
+    # Thin delegations: the layout alone knows where a run's things live under the home.
     @property
     def run_dir(self) -> Path:
-        return self.settings.home / "runs" / self.ref.agreement.id / self.ref.flow.id / self.ds
+        return self.settings.layout.run_dir(self.ref.agreement.id, self.ref.flow.id, self.logical_date)
 
     def outbox_dir(self, recipient: Recipient) -> Path:
-        return self.settings.home / "outbox" / self.ref.agreement.id / self.ref.flow.id / self.ds / recipient.partner
+        return self.settings.layout.outbox_dir(self.ref.agreement.id, self.ref.flow.id, self.logical_date,
+                                               recipient.partner)
 
     @property
     def reports_dir(self) -> Path:
-        return self.settings.home / "reports" / self.ref.agreement.id / self.ref.flow.id
+        return self.settings.layout.reports_dir(self.ref.agreement.id, self.ref.flow.id)
 
     @property
     def log_path(self) -> Path:
-        return self.settings.home / "logs" / self.ref.agreement.id / self.ref.flow.id / f"{self.ds}.log"
+        return self.settings.layout.log_path(self.ref.agreement.id, self.ref.flow.id, self.logical_date)
 
     @property
     def staging(self) -> Staging:

@@ -122,7 +122,7 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
                             "in the agreement; send the notice by hand and record it")
     tag = hashlib.sha256(dedupe.encode()).hexdigest()[:12]
     name = f"{agreement_id}_{ref.flow.id}_{kind}-notice_{tag}.json.pgp"
-    local = settings.home / "notices" / agreement_id / ref.flow.id / partner / name
+    local = settings.layout.notices_dir(agreement_id, ref.flow.id, partner) / name
     pseudonyms = sorted(slot["pseudonyms"])
     if not local.exists():
         # Made once: a retry re-sends the same bytes, so the server's copy reconciles rather than conflicts.

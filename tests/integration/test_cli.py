@@ -58,7 +58,7 @@ def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_ev
     later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()  # past staging P7D and remote P14D
     listed = cli("purge", "--dry-run", "--now", later)
     assert listed.exit_code == 0
-    assert "staging" in listed.output and "remote" in listed.output
+    assert "outbox" in listed.output and "remote" in listed.output
     assert all(p.exists() for p in outbox + remote)  # a dry run deletes nothing
 
     done = cli("purge", "--now", later)
@@ -66,7 +66,7 @@ def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_ev
     assert not any(p.exists() for p in outbox + remote)
     purges = list(world.settings.open_ledger().entries(kind="purge"))
     places = {e.payload["place"] for e in purges}
-    assert {"staging", "remote"} <= places
+    assert {"outbox", "remote"} <= places
     for entry in purges:
         assert entry.payload["sha256"] and entry.payload["deleted_at"] and entry.payload["rule"]
     # Reports (P90D) are not yet due and are kept.

@@ -128,7 +128,7 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     for entry in purges:
         by_place.setdefault((entry.payload["place"], entry.payload["store"]), []).append(entry.payload)
     assert {k: len(v) for k, v in by_place.items()} == {
-        ("staging", "local"): 4, ("remote", "sftp"): 4, ("archive", "local"): 2, ("archive", "s3"): 2,
+        ("outbox", "local"): 4, ("remote", "sftp"): 4, ("archive", "local"): 2, ("archive", "s3"): 2,
         ("logs", "local"): 2}
     assert sorted(p["path"] for p in by_place[("remote", "sftp")] if p["path"].endswith(".pgp")) == sorted(
         str(p.relative_to(world.remote_root.parent)) for p in remote)

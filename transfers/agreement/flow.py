@@ -22,6 +22,7 @@ from transfers.agreement.common import (
 )
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 from transfers.rules import is_district
+from transfers.settings import HOME_FOLDERS
 
 
 class FieldChecks(_Strict):
@@ -189,8 +190,6 @@ class RemoteRetention(_Strict):
     _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
 
 
-#: Folders the pipeline keeps under TRANSFERS_HOME; an archive may not be one of them.
-HOME_FOLDERS = ("outbox", "runs", "reports", "notices", "logs", "running", "retention", "ig-reports", "locks")
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 

@@ -40,7 +40,7 @@ def report_ig(
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
             doc = build(settings, config, ledger, start, end, now=moment)
-        paths = write_ig_report(doc, out_dir or settings.home / "ig-reports")
+        paths = write_ig_report(doc, out_dir or settings.layout.ig_reports)
     except TransferError as exc:
         fail(exc)
     t = doc["totals"]

@@ -23,7 +23,7 @@ from transfers.staging import Staging, new_staging_key
 
 
 def reports_dir(settings: Settings, ref: FlowRef) -> Path:
-    return settings.home / "reports" / ref.agreement.id / ref.flow.id
+    return settings.layout.reports_dir(ref.agreement.id, ref.flow.id)
 
 
 def expectations_dir(config: Config) -> Path:
@@ -42,7 +42,7 @@ def dry_run(
     from transfers.quality.run import check_quality
     from transfers.sources import extract
 
-    run_dir = settings.home / "runs" / ref.agreement.id / ref.flow.id / f"{logical_date.isoformat()}.check"
+    run_dir = settings.layout.check_dir(ref.agreement.id, ref.flow.id, logical_date)
     staging = Staging(run_dir, new_staging_key())
     history: list[dict] = []
     try:
@@ -56,7 +56,7 @@ def dry_run(
             ref.flow,
             agreement_id=ref.agreement.id,
             logical_date=logical_date,
-            report_dir=reports_dir(settings, ref) / "dry-run",
+            report_dir=settings.layout.dry_run_reports_dir(ref.agreement.id, ref.flow.id),
             history=history,
             expectations_dir=expectations_dir(config),
             dry_run=True,

@@ -25,6 +25,7 @@ from transfers.quality.relevance import ColumnChecks, is_column_check
 from transfers.quality.report import report_document
 from transfers.quality.rules import _KEY_COLUMN
 from transfers.quality.suite import flow_checks
+from transfers.settings import HomeLayout
 
 _KEY_CHECK = "reliability.record_key"
 
@@ -121,7 +122,7 @@ def check_quality(
     preparer = _Preparer(flow, checks)
     tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
     copies = _Copies()
-    stem = f"{flow.id}_{logical_date.isoformat()}"
+    stem = HomeLayout.report_stem(flow.id, logical_date)  # the purge reads the run's date back from it
     notice = Rectification(Path(report_dir), stem, flow.key_fields) if report_dir is not None else None
     try:
         rows, n_batches = _validate_batches(

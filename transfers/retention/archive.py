@@ -10,10 +10,9 @@ idempotent: a retry finds the ledger entry and does nothing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfers.agreement import ArchiveRetention, FlowRef
@@ -22,21 +21,19 @@ from transfers.durations import parse_duration
 from transfers.errors import ConfigError
 from transfers.files import atomic_file, private_dir, sha256_file
 from transfers.logs import get_logger
+from transfers.settings import HomeLayout
 
 log = get_logger(__name__)
 
 
 def local_root(home: Path, archive: ArchiveRetention) -> Path:
     """The local archive folder, always strictly inside ``home`` (the agreement loader checks this too)."""
-    root = Path(os.path.normpath(home / (archive.dir or "")))
-    if root == Path(os.path.normpath(home)) or not root.is_relative_to(os.path.normpath(home)):
-        raise ConfigError(f"retention.archive.dir: {archive.dir!r} must be a folder under TRANSFERS_HOME ({home})")
-    return root
+    return HomeLayout(home).archive_root(archive.dir)
 
 
 def location(home: Path, archive: ArchiveRetention, ref: FlowRef, ds: str, partner: str, name: str) -> str:
     """Where one file of one delivery is archived (local path or ``s3://bucket/key``)."""
-    parts = (ref.agreement.id, ref.flow.id, ds, partner, name)
+    parts = (*HomeLayout.delivery_parts(ref.agreement.id, ref.flow.id, date.fromisoformat(ds), partner), name)
     if archive.bucket:
         prefix = archive.prefix.strip("/")
         return f"s3://{archive.bucket}/" + "/".join(([prefix] if prefix else []) + list(parts))
@@ -147,8 +144,9 @@ def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | N
             for key, body in found:
                 take(f"s3://{archive.bucket}/{key}", body)
         else:
-            root = local_root(home, archive) / ref.agreement.id / ref.flow.id
-            for path in sorted(root.glob("*/*/*.manifest.json")):
+            delivered = HomeLayout(home).dated("archive", ref.agreement.id, ref.flow.id,
+                                               root=local_root(home, archive))
+            for path in (p for d in delivered for p in sorted(d.path.glob("*.manifest.json"))):
                 try:
                     take(str(path), path.read_bytes())
                 except OSError as exc:

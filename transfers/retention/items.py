@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
-#: Places a flow leaves copies in, in the order a purge visits them.
-PLACES = ("staging", "runs", "archive", "reports", "notices", "logs", "remote")
+#: Places a flow leaves copies in, in the order a purge visits them. Each is named for what it
+#: holds: ``outbox`` (encrypted deliveries, until 2026-11 called "staging" here) and ``runs``
+#: (encrypted working files, what ``transfers.staging`` writes) both keep ``retention.staging``.
+PLACES = ("outbox", "runs", "archive", "reports", "notices", "logs", "remote")
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class PurgeItem:
         recipient: The partner holding a remote copy.
         size: Bytes, when known before deletion (remote and S3 copies, from the ledger).
         sha256: Hex digest, when known before deletion.
-        logical_date: The run date the copy belongs to, when its path says so.
+        day: The logical date of the run the copy belongs to, when the layout or the ledger says so.
         store: ``local``, ``s3`` or ``sftp``.
     """
 
@@ -36,8 +38,13 @@ class PurgeItem:
     recipient: str | None = None
     size: int | None = None
     sha256: str | None = None
-    logical_date: str | None = None
+    day: date | None = None
     store: str = "local"
+
+    @property
+    def logical_date(self) -> str | None:
+        """``day`` as the text reports, messages and the purge journal carry."""
+        return self.day.isoformat() if self.day else None
 
     def is_due(self, now: datetime) -> bool:
         return self.due <= now

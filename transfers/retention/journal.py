@@ -15,10 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 from transfers.files import private_dir
+from transfers.settings import HomeLayout
 
 
 def journal_path(home: Path) -> Path:
-    return home / "retention" / "unrecorded.jsonl"
+    return HomeLayout(home).journal
 
 
 def keep(home: Path, record: dict) -> Path:

@@ -1,37 +1,27 @@
-"""Local places: files under a directory, dated by their modification time."""
+"""Local places: the files ``HomeLayout`` enumerates, dated by their modification time.
+
+Which files a place holds and which run each belongs to is the layout's to say
+(``HomeLayout.held``): this module never guesses a date from a path.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from transfers.durations import Duration
 from transfers.files import sha256_file
 from transfers.retention.items import PurgeItem
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def logical_date_of(path: Path, root: Path) -> str | None:
-    """The run date a copy belongs to: the first ``YYYY-MM-DD`` in its path under ``root``."""
-    for part in path.relative_to(root).parts:
-        found = _DATE.search(part)
-        if found:
-            return found.group(0)
-    return None
+from transfers.settings import Held
 
 
-def scan(place: str, flow: str, root: Path, period: Duration, rule: str) -> Iterator[PurgeItem]:
-    """Every file under ``root`` (due or not), with its due date."""
-    if not root.is_dir():
-        return
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        yield PurgeItem(place, flow, str(path), created, period.after(created), rule,
-                        logical_date=logical_date_of(path, root))
+def scan(place: str, flow: str, held: Iterable[Held], period: Duration, rule: str) -> Iterator[PurgeItem]:
+    """Every file held (due or not), with its due date and its run's date."""
+    for copy in held:
+        created = datetime.fromtimestamp(copy.path.stat().st_mtime, UTC)
+        yield PurgeItem(place, flow, str(copy.path), created, period.after(created), rule, day=copy.day)
 
 
 def delete(item: PurgeItem) -> tuple[int, str, str]:

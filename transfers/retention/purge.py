@@ -5,7 +5,7 @@ Places and their periods (keys under ``flows[].retention`` in the agreement):
 ==========  ==================================================  ======================
 place       what                                                period
 ==========  ==================================================  ======================
-staging     the encrypted outbox, reused if a run is retried    ``staging``
+outbox      the encrypted outbox, reused if a run is retried    ``staging``
 runs        working files a killed run could not clear          ``staging``
 archive     encrypted deliveries, local directory or S3         ``archive.period``
 reports     scorecards, rectification notices (record keys)     ``reports``
@@ -21,12 +21,17 @@ rule, as_of). ``deleted_at`` is always the real time; ``as_of`` is the moment du
 dates were judged at, which ``purge --now`` may set later to test. A deletion that fails is recorded too (kind ``purge-failed``), reported,
 and stays due, so the next purge tries again. A copy belonging to a run still
 in progress is held back and listed, never deleted.
+
+Where each local place is, and which (flow, date) a copy in it belongs to, is
+``HomeLayout``'s to say: the purge enumerates the object the pipeline writes with.
+The agreement key for ``outbox`` and ``runs`` stays ``staging`` (agreements are
+signed documents; the key names the period, not a folder).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfers.agreement import Config, FlowRef, retention_periods
@@ -34,15 +39,13 @@ from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.logs import get_logger
 from transfers.retention import journal, local, sftp
-from transfers.retention.archive import local_root
 from transfers.retention.items import PLACES, PurgeItem, PurgeReport
-from transfers.retention.running import running_dates
+from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
 log = get_logger(__name__)
 
-#: Local places: (place, directory under home, period key).
-_LOCAL = (("staging", "outbox", "staging"), ("runs", "runs", "staging"), ("reports", "reports", "reports"),
-          ("notices", "notices", "notices"), ("logs", "logs", "logs"))
+#: Local places under the home (each is the layout's folder of the same name) and their period key.
+_LOCAL = ((OUTBOX, "staging"), (RUNS, "staging"), (REPORTS, "reports"), (NOTICES, "notices"), (LOGS, "logs"))
 
 
 def s3_purge_key(url: str) -> str:
@@ -58,8 +61,7 @@ def _s3_held(ref: FlowRef, ledger, period) -> list[PurgeItem]:  # noqa: ANN001
             continue
         created = datetime.fromisoformat(payload["created"])
         items.append(PurgeItem("archive", ref.key, payload["path"], created, period.after(created), rule,
-                               entry.recipient, payload.get("size"), payload.get("sha256"),
-                               entry.logical_date.isoformat() if entry.logical_date else None, "s3"))
+                               entry.recipient, payload.get("size"), payload.get("sha256"), entry.logical_date, "s3"))
     return items
 
 
@@ -72,15 +74,15 @@ def inventory(settings, config: Config, ledger, *, only_flow: str | None = None)
         if only_flow and ref.key != only_flow:
             continue
         periods = retention_periods(ref.flow)
-        base = (ref.agreement.id, ref.flow.id)
-        for place, folder, key in _LOCAL:
-            items.extend(local.scan(place, ref.key, settings.home.joinpath(folder, *base), periods[key],
+        layout, base = settings.layout, (ref.agreement.id, ref.flow.id)
+        for place, key in _LOCAL:
+            items.extend(local.scan(place, ref.key, layout.held(place, *base), periods[key],
                                     f"retention.{key} {periods[key]}"))
         archive = ref.flow.retention.archive
         if archive is not None and archive.bucket:
             items.extend(_s3_held(ref, ledger, periods["archive"]))
         elif archive is not None:
-            items.extend(local.scan("archive", ref.key, local_root(settings.home, archive).joinpath(*base),
+            items.extend(local.scan("archive", ref.key, layout.held("archive", *base, root=layout.archive_root(archive.dir)),
                                     periods["archive"], f"retention.archive {periods['archive']}"))
         items.extend(sftp.held(ref, ledger, periods["remote"]))
     return sorted(items, key=lambda i: (PLACES.index(i.place), i.flow, i.path))
@@ -121,7 +123,7 @@ class _Recorder:
                    "deleted_at": at.isoformat(timespec="seconds"), "verified": check, **extra}
         if note:
             payload["note"] = note
-        record = {"agreement": ref.agreement.id, "flow": item.flow, "logical_date": _date(item.logical_date),
+        record = {"agreement": ref.agreement.id, "flow": item.flow, "logical_date": item.day,
                   "recipient": item.recipient, "dedupe_key": dedupe, "payload": payload}
         self.report.deleted += 1
         try:
@@ -142,15 +144,11 @@ class _Recorder:
         self.report.failed.append(f"{item.place} {item.flow} {item.path}: {reason}; will retry on the next purge")
         try:
             self.ledger.append("purge-failed", agreement=ref.agreement.id, flow=item.flow,
-                               logical_date=_date(item.logical_date), recipient=item.recipient,
+                               logical_date=item.day, recipient=item.recipient,
                                payload={**self._common(item), "error": reason[:500],
                                         "attempted_at": at.isoformat(timespec="seconds")}, at=at)
         except TransferError as exc:  # the failure is still reported; the ledger being down is its own problem
             self.report.failed.append(f"ledger: could not record the failed deletion of {item.path}: {exc}")
-
-
-def _date(ds: str | None):  # noqa: ANN202
-    return datetime.fromisoformat(ds).date() if ds else None
 
 
 def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # noqa: ANN001
@@ -167,12 +165,12 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
     if replayed:
         log.info("journalled purge records written to the ledger", records=replayed)
     rec = _Recorder(config, ledger, report, now, settings.home)
-    busy: dict[str, set[str]] = {}
+    busy: dict[str, set[date]] = {}
     todo: list[PurgeItem] = []
     for item in items:
         ref = config.flow(item.flow)
-        running = busy.setdefault(item.flow, running_dates(settings.home, ref.agreement.id, ref.flow.id))
-        if item.logical_date and item.logical_date in running:
+        running = busy.setdefault(item.flow, settings.layout.running_days(ref.agreement.id, ref.flow.id))
+        if item.day and item.day in running:
             report.held.append(f"{item.place} {item.flow} {item.path}: run for {item.logical_date} in progress; "
                                f"kept until it ends")
         else:
@@ -197,9 +195,9 @@ def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # n
         sftp.delete_group(group, config.flow(flow_key), connection, rec.deleted, rec.failed, settings=settings)
 
     for ref in config.flows():
-        roots = [settings.home / folder for _place, folder, _key in _LOCAL]
+        roots = [settings.layout.folder(place) for place, _key in _LOCAL]
         if ref.flow.retention.archive is not None and ref.flow.retention.archive.dir:
-            roots.append(local_root(settings.home, ref.flow.retention.archive))
+            roots.append(settings.layout.archive_root(ref.flow.retention.archive.dir))
         for root in roots:
             local.prune_empty_dirs(root.joinpath(ref.agreement.id, ref.flow.id), root, settings.home)
     log.info("purge done", deleted=report.deleted, failed=len(report.failed), held=len(report.held))
@@ -232,8 +230,8 @@ def _purge_s3(items: list[PurgeItem], config: Config, connection: Callable[[str]
 def local_paths(settings, ref: FlowRef) -> list[Path]:  # noqa: ANN001
     """The local directories a flow's copies live in (for audits and tests)."""
     base = (ref.agreement.id, ref.flow.id)
-    paths = [settings.home.joinpath(folder, *base) for _p, folder, _k in _LOCAL]
+    paths = [settings.layout.folder(place).joinpath(*base) for place, _key in _LOCAL]
     archive = ref.flow.retention.archive
     if archive is not None and archive.dir:
-        paths.append(local_root(settings.home, archive).joinpath(*base))
+        paths.append(settings.layout.archive_root(archive.dir).joinpath(*base))
     return paths

@@ -1,7 +1,7 @@
 """Markers for runs in progress, so a purge never deletes what a run still needs.
 
-A run of (flow, logical date) writes ``<home>/running/<agreement>/<flow>/<date>.json``
-when it starts (the ``check`` step) and removes it in ``cleanup``. While the
+A run of (flow, logical date) writes its marker (``HomeLayout.running_marker``:
+``<home>/running/<agreement>/<flow>/<date>.json``) when it starts (the ``check`` step) and removes it in ``cleanup``. While the
 marker is there, a purge holds back every copy of that (flow, date): its working
 files, its outbox (reused on a retry) and its archive. A marker left by a run
 that was killed is not expired silently: the purge lists what it holds back, so
@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfers.files import write_atomic
+from transfers.settings import HomeLayout
 
 
 def marker_path(home: Path, agreement: str, flow: str, ds: str) -> Path:
-    return home / "running" / agreement / flow / f"{ds}.json"
+    return HomeLayout(home).running_marker(agreement, flow, date.fromisoformat(ds))
 
 
 def mark_running(home: Path, agreement: str, flow: str, ds: str) -> Path:
@@ -37,10 +38,3 @@ def mark_running(home: Path, agreement: str, flow: str, ds: str) -> Path:
 def clear_running(home: Path, agreement: str, flow: str, ds: str) -> None:
     marker_path(home, agreement, flow, ds).unlink(missing_ok=True)
 
-
-def running_dates(home: Path, agreement: str, flow: str) -> set[str]:
-    """Logical dates of this flow with a run in progress."""
-    folder = home / "running" / agreement / flow
-    if not folder.is_dir():
-        return set()
-    return {p.stem for p in folder.glob("*.json")}

@@ -34,8 +34,7 @@ def held(ref: FlowRef, ledger, period: Duration) -> Iterator[PurgeItem]:  # noqa
             for item in entry.payload.get("files", []):
                 if ledger.find(purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
                     yield PurgeItem("remote", ref.key, item["remote_path"], entry.at, due, rule, entry.recipient,
-                                    item.get("size"), item.get("sha256"),
-                                    entry.logical_date.isoformat() if entry.logical_date else None, "sftp")
+                                    item.get("size"), item.get("sha256"), entry.logical_date, "sftp")
 
 
 def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str], ConnInfo],

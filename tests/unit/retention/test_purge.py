@@ -121,7 +121,7 @@ def copies(home: Path, flow: str = "A", ds: str = DS) -> dict[str, Path]:
     """One file in every local place of one (flow, date)."""
     base = Path("mash-referrals") / flow
     return {
-        "staging": put(home / "outbox" / base / ds / "south-yorkshire-police" / f"mash-referrals_{flow}_{ds}.csv.pgp"),
+        "outbox": put(home / "outbox" / base / ds / "south-yorkshire-police" / f"mash-referrals_{flow}_{ds}.csv.pgp"),
         "runs": put(home / "runs" / base / ds / "extract" / "part-0001.bin"),
         "archive": put(home / "archive" / base / ds / "south-yorkshire-police" / f"mash-referrals_{flow}_{ds}.csv.pgp"),
         "reports": put(home / "reports" / base / f"quality_{ds}.html"),
@@ -139,10 +139,10 @@ def test_each_local_place_is_purged_when_its_own_period_ends_and_kept_before(wor
     files = copies(settings.home)
     start = datetime.now(UTC)
 
-    # Sample periods: staging P7D, logs P30D, reports and notices P90D, archive P6M.
-    for days, gone in [(1, set()), (8, {"staging", "runs"}), (31, {"staging", "runs", "logs"}),
-                       (91, {"staging", "runs", "logs", "reports", "notices"}),
-                       (190, {"staging", "runs", "logs", "reports", "notices", "archive"})]:
+    # Sample periods: staging P7D (outbox and runs), logs P30D, reports and notices P90D, archive P6M.
+    for days, gone in [(1, set()), (8, {"outbox", "runs"}), (31, {"outbox", "runs", "logs"}),
+                       (91, {"outbox", "runs", "logs", "reports", "notices"}),
+                       (190, {"outbox", "runs", "logs", "reports", "notices", "archive"})]:
         now = start + timedelta(days=days)
         items = plan_purge(settings, config, ledger, now=now)
         report = execute_purge(items, settings, config, ledger, never_connect, now=now)
@@ -171,7 +171,7 @@ def test_only_the_flow_asked_for_is_purged(world):
     items = plan_purge(settings, config, ledger, now=now, only_flow="mash-referrals.B")
     execute_purge(items, settings, config, ledger, never_connect, now=now)
 
-    assert a["staging"].exists() and not b["staging"].exists()
+    assert a["outbox"].exists() and not b["outbox"].exists()
 
 
 def test_a_run_in_progress_keeps_its_copies_until_it_ends(world):
@@ -184,12 +184,12 @@ def test_a_run_in_progress_keeps_its_copies_until_it_ends(world):
     report = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
                            never_connect, now=now)
 
-    assert files["staging"].exists() and files["runs"].exists()
-    assert not other["staging"].exists()  # another date of the same flow is not held
+    assert files["outbox"].exists() and files["runs"].exists()
+    assert not other["outbox"].exists()  # another date of the same flow is not held
     assert any(DS in h and "in progress" in h for h in report.held)
     clear_running(settings.home, "mash-referrals", "A", DS)
     execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger, never_connect, now=now)
-    assert not files["staging"].exists()
+    assert not files["outbox"].exists()
 
 
 @contextlib.contextmanager
@@ -216,23 +216,23 @@ def test_a_deletion_that_fails_is_recorded_reported_and_retried_on_the_next_run(
     files = copies(settings.home)
     now = datetime.now(UTC) + timedelta(days=8)
 
-    with undeletable(files["staging"].parent):
+    with undeletable(files["outbox"].parent):
         report = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
                                never_connect, now=now)
-        assert files["staging"].exists()
-        assert len(report.failed) == 1 and str(files["staging"]) in report.failed[0]
+        assert files["outbox"].exists()
+        assert len(report.failed) == 1 and str(files["outbox"]) in report.failed[0]
         assert "will retry on the next purge" in report.failed[0]
         assert not files["runs"].exists()  # one failure does not stop the others
         failed = list(ledger.entries(kind="purge-failed"))
-        assert [e.payload["path"] for e in failed] == [str(files["staging"])]
+        assert [e.payload["path"] for e in failed] == [str(files["outbox"])]
         # Still due, so the next plan lists it again: nothing is silently skipped.
-        assert str(files["staging"]) in [i.path for i in plan_purge(settings, config, ledger, now=now)]
-        assert any(str(files["staging"]) in g for g in retention_gaps(settings, config, ledger, now=now))
+        assert str(files["outbox"]) in [i.path for i in plan_purge(settings, config, ledger, now=now)]
+        assert any(str(files["outbox"]) in g for g in retention_gaps(settings, config, ledger, now=now))
 
     retried = execute_purge(plan_purge(settings, config, ledger, now=now), settings, config, ledger,
                             never_connect, now=now)
     assert retried.failed == [] and retried.deleted == 1
-    assert not files["staging"].exists()
+    assert not files["outbox"].exists()
     assert retention_gaps(settings, config, ledger, now=now) == []
 
 
@@ -244,8 +244,8 @@ def test_inventory_lists_what_is_held_with_due_dates(world):
 
     assert set(held) == set(files)
     assert (held["archive"].due - held["archive"].created).days in range(181, 185)  # P6M
-    assert (held["staging"].due - held["staging"].created) == timedelta(days=7)
-    assert held["staging"].logical_date == DS
+    assert (held["outbox"].due - held["outbox"].created) == timedelta(days=7)
+    assert held["outbox"].logical_date == DS
 
 
 def test_mark_running_is_idempotent_and_keeps_the_first_start(tmp_path):
@@ -297,12 +297,12 @@ def test_a_deletion_the_ledger_cannot_record_is_journalled_and_recorded_on_the_n
     settings, config, ledger = world
     files = copies(settings.home)
     now = datetime.now(UTC) + timedelta(days=8)
-    items = [i for i in plan_purge(settings, config, ledger, now=now) if i.place == "staging"]
+    items = [i for i in plan_purge(settings, config, ledger, now=now) if i.place == "outbox"]
     database = settings.home / "ledger.db"
 
     with undeletable(database):  # the ledger refuses writes (read-only database file)
         report = execute_purge(items, settings, config, ledger, never_connect, now=now)
-        assert not files["staging"].exists()  # deleted and checked...
+        assert not files["outbox"].exists()  # deleted and checked...
         assert "the record is kept in" in report.failed[0] and "next purge" in report.failed[0]
         assert journal_path(settings.home).exists()  # ...and its record is safe on disk
     assert list(ledger.entries(kind="purge")) == []
@@ -311,7 +311,7 @@ def test_a_deletion_the_ledger_cannot_record_is_journalled_and_recorded_on_the_n
     execute_purge([], settings, config, ledger, never_connect, now=now)
 
     purges = list(ledger.entries(kind="purge"))
-    assert [e.payload["path"] for e in purges] == [str(files["staging"])]
+    assert [e.payload["path"] for e in purges] == [str(files["outbox"])]
     assert purges[0].payload["sha256"] and purges[0].logical_date == date.fromisoformat(DS)
     assert not journal_path(settings.home).exists()
     assert not any("not yet recorded" in g for g in retention_gaps(settings, config, ledger, now=now))
