@@ -26,7 +26,8 @@ def _parent(path: str) -> str:
 
 @dataclass
 class FakeSftp:
-    """``files`` and ``dirs`` are the server's state; ``calls`` logs ``(method, path)`` in order.
+    """``files`` and ``dirs`` are the server's state (the parents of ``files`` are added to ``dirs``);
+    ``calls`` logs ``(method, path)`` in order.
 
     Faults: ``fail_rename`` (the server refuses the rename), ``drop_write`` (index of one ``write`` call that is
     silently lost, as paramiko's pipelined writes can be), ``size_skew`` (added to every file size ``stat``
@@ -43,7 +44,12 @@ class FakeSftp:
     copy_on_rename: bool = False
     calls: list[tuple[str, str]] = field(default_factory=list)
     mtimes: dict[str, int] = field(default_factory=dict)
-    _writes: int = 0
+    _writes: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for path in self.files:
+            while (path := _parent(path)) != ".":
+                self.dirs.add(path)
 
     def _at(self, method: str, path: str) -> str:
         self.calls.append((method, path))

@@ -10,7 +10,7 @@ from transfers.errors import ConfigError, DeliveryRefused
 
 
 def test_list_remote_names_only_regular_files_including_our_temporary_ones():
-    server = FakeSftp(files={"in/b": b"12", "in/.a.partial": b"1", "in/sub/c": b""}, dirs={".", "in", "in/sub"})
+    server = FakeSftp(files={"in/b": b"12", "in/.a.partial": b"1", "in/sub/c": b""})
 
     listed = list_remote(fake_session(server), "in")
 
@@ -22,7 +22,7 @@ def test_list_remote_of_a_missing_directory_is_empty():
 
 
 def test_remove_remote_deletes_once_and_then_reports_it_absent():
-    server = FakeSftp(files={"in/x": b"data"}, dirs={".", "in"})
+    server = FakeSftp(files={"in/x": b"data"})
     session = fake_session(server)
 
     assert (remove_remote(session, "in/x"), remove_remote(session, "in/x")) == (True, False)
@@ -39,7 +39,7 @@ def test_remove_remote_refuses_a_directory_and_a_path_outside_the_home():
 
 
 def test_discard_partial_removes_only_the_temporary_upload_beside_a_delivered_file():
-    server = FakeSftp(files={"in/x.pgp": b"delivered", "in/.x.pgp.partial": b"half"}, dirs={".", "in"})
+    server = FakeSftp(files={"in/x.pgp": b"delivered", "in/.x.pgp.partial": b"half"})
 
     assert discard_partial(fake_session(server), "in/x.pgp") is True
     assert server.files == {"in/x.pgp": b"delivered"}

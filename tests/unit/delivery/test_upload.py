@@ -39,7 +39,7 @@ def test_a_delivery_lands_whole_under_its_final_name_with_no_temporary_file_left
 
 
 def test_a_different_file_under_the_name_is_refused_and_left_alone(ours):
-    server = FakeSftp(files={FINAL: b"the recipient's own file"}, dirs={".", "inbound"})
+    server = FakeSftp(files={FINAL: b"the recipient's own file"})
 
     with pytest.raises(DeliveryConflict, match="a different file already sits under this name"):
         deliver_file(fake_session(server), ours, "x.csv.pgp")
@@ -50,7 +50,7 @@ def test_a_different_file_under_the_name_is_refused_and_left_alone(ours):
 
 def test_a_different_file_of_the_same_size_is_refused_too(ours):
     theirs = bytes(b ^ 1 for b in ours.read_bytes())
-    server = FakeSftp(files={FINAL: theirs}, dirs={".", "inbound"})
+    server = FakeSftp(files={FINAL: theirs})
 
     with pytest.raises(DeliveryConflict):
         deliver_file(fake_session(server), ours, "x.csv.pgp")
@@ -73,7 +73,7 @@ def test_the_identical_file_already_there_is_reconciled_and_not_sent_again(ours)
 
 
 def test_a_reconciled_retry_removes_debris_an_earlier_cut_attempt_left(ours):
-    server = FakeSftp(files={FINAL: ours.read_bytes(), TEMP: b"half"}, dirs={".", "inbound"})
+    server = FakeSftp(files={FINAL: ours.read_bytes(), TEMP: b"half"})
 
     assert deliver_file(fake_session(server), ours, "x.csv.pgp").status == "reconciled"
 
@@ -81,7 +81,7 @@ def test_a_reconciled_retry_removes_debris_an_earlier_cut_attempt_left(ours):
 
 
 def test_an_identical_file_whose_size_the_server_misreports_is_not_taken_for_ours(ours):
-    server = FakeSftp(files={FINAL: ours.read_bytes()}, dirs={".", "inbound"}, size_skew=1)
+    server = FakeSftp(files={FINAL: ours.read_bytes()}, size_skew=1)
 
     with pytest.raises(DeliveryConflict):
         deliver_file(fake_session(server), ours, "x.csv.pgp")
@@ -120,7 +120,7 @@ def test_a_file_that_appears_just_before_the_rename_is_not_overwritten(ours):
 
 
 def test_a_temporary_file_left_by_a_cut_attempt_is_replaced_not_appended_to(ours):
-    server = FakeSftp(files={TEMP: b"half of an earlier attempt"}, dirs={".", "inbound"})
+    server = FakeSftp(files={TEMP: b"half of an earlier attempt"})
 
     assert deliver_file(fake_session(server), ours, "x.csv.pgp").status == "delivered"
 
