@@ -12,7 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from transfers.devkit.sftp_server import SftpStandIn, generate_ed25519_openssh
+from tools.sftp_standin import SftpStandIn, generate_ed25519_openssh
 
 
 def _key() -> paramiko.Ed25519Key:
@@ -121,3 +121,22 @@ def test_asking_for_the_port_before_start_is_a_state_error(tmp_path: Path, clien
     server = SftpStandIn(tmp_path, authorized_key=_public_line(client_key), host_key_path=tmp_path / "hostkey")
     with pytest.raises(StateError, match=r"start\(\) first"):
         _ = server.port
+
+
+def test_the_demo_outside_a_checkout_says_it_runs_from_one(monkeypatch):
+    import sys
+
+    from transfers.devkit import demo
+
+    monkeypatch.setitem(sys.modules, "tools.sftp_standin", None)  # as if tools/ were not there
+
+    with pytest.raises(SystemExit, match="the demo runs from a checkout of isp-transfers"):
+        demo.sftp_standin()
+
+
+def test_the_stand_in_is_not_in_the_wheel():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "tools" not in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert not (Path(__file__).parents[2] / "transfers" / "devkit" / "sftp_server.py").exists()

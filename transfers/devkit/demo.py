@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -26,13 +27,30 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from transfers.devkit import synthetic
 from transfers.devkit.gpg import GpgHome
-from transfers.devkit.sftp_server import SftpStandIn
 from transfers.settings import PROJECT_ROOT
 from transfers.staging import new_staging_key
+
+if TYPE_CHECKING:
+    from tools.sftp_standin import SftpStandIn
 
 
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
+
+
+def sftp_standin() -> type[SftpStandIn]:
+    """The SFTP stand-in class, from the checkout's ``tools/`` (it is kept out of the installed package)."""
+    try:
+        from tools.sftp_standin import SftpStandIn
+    except ModuleNotFoundError as exc:
+        # An installed copy has no tools/ (and some dependency ships a stray namespace "tools").
+        if exc.name not in ("tools", "tools.sftp_standin"):
+            raise
+        raise SystemExit(
+            "the demo runs from a checkout of isp-transfers: start it with scripts/demo in the repository "
+            "(its local SFTP server, tools/sftp_standin.py, is not part of the installed package)"
+        ) from None
+    return SftpStandIn
 
 
 def client_key() -> tuple[str, str]:
@@ -70,6 +88,7 @@ def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> dict[str, str]
 
 
 def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
+    standin = sftp_standin()  # before anything is made: outside a checkout there is no demo
     workspace = PROJECT_ROOT / "var" / "demo"
     if workspace.exists():
         shutil.rmtree(workspace)
@@ -99,7 +118,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
     for partner in fingerprints:
         root = workspace / "partners-sftp" / partner
         root.mkdir(parents=True)
-        server = SftpStandIn(root, authorized_key=public, host_key_path=workspace / f"hostkey-{partner}")
+        server = standin(root, authorized_key=public, host_key_path=workspace / f"hostkey-{partner}")
         server.start()
         servers[partner] = server
         print(f"    {partner}: 127.0.0.1:{server.port}")

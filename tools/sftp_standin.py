@@ -1,9 +1,10 @@
-"""A small local stand-in for a partner's SFTP server, for the demo only.
+"""A small local stand-in for a partner's SFTP server, for the demo only (not in the wheel).
 
 The README's demo must run without root or Docker, so it cannot start OpenSSH ``sshd``; this
 serves SFTP with paramiko instead. It is deliberately narrow: loopback only, one authorised
 public key, no passwords, no shell or exec, and every path confined to one directory. The
-delivery tests use a real sshd, never this.
+delivery tests use a real sshd, never this; it lives outside ``transfers/`` so that no deployment
+ever installs an SFTP server.
 """
 
 from __future__ import annotations
@@ -314,7 +315,7 @@ class SftpStandIn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run until SIGINT/SIGTERM: ``python -m transfers.devkit.sftp_server --root DIR ...``."""
+    """Run until SIGINT/SIGTERM: ``python -m tools.sftp_standin --root DIR ...``."""
     p = argparse.ArgumentParser(description="Local SFTP stand-in for the demo (loopback only).")
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")

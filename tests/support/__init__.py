@@ -1,0 +1,1 @@
+"""Test doubles shared by unit tests (in-memory stand-ins for real parts)."""

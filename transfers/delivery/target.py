@@ -1,0 +1,172 @@
+"""Where a delivery goes: ``SftpTarget`` and the rules for remote paths.
+
+A target names one recipient's server, its pinned host key and the directory
+files go to; it checks every field when made and reports all problems at once
+(``ConfigError``), so a bad agreement or connection fails before any network
+call. Remote paths are always relative to the login's home, never contain a
+``..`` segment or control characters, and delivered file names are plain names:
+a leading dot is reserved for our temporary uploads (``temp_name``), which
+recipients ignore.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import posixpath
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from transfers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transfers.agreement import Recipient
+    from transfers.connections import ConnInfo
+    from transfers.settings import Settings
+
+__all__ = ["DEFAULT_TIMEOUT", "SftpTarget", "check_path", "parse_host_key", "temp_name"]
+
+#: Seconds any one network wait may take (connect, banner, login, channel, each request) unless set.
+DEFAULT_TIMEOUT = 60.0
+
+
+def check_path(value: object, what: str, *, plain_name: bool = False) -> str:
+    """A remote path from config, made safe: relative, no ``..``, no control characters.
+
+    Returns the path with empty and ``.`` segments dropped (``"."`` for the home
+    directory). Raises ``ConfigError`` naming the value.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} {value!r}: must be a string")
+    rule = (
+        "must be a plain file name (no '/', not starting with '.', no NUL or newline)"
+        if plain_name
+        else "must be a relative path inside the SFTP home (no '..' segment, no leading '/', no NUL or newline)"
+    )
+    if any(c in value for c in "\x00\n\r\\") or value.startswith("/"):
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    if plain_name and (len(parts) != 1 or parts[0] != value or value.startswith(".")):
+        # A leading dot is reserved for our temporary names, which recipients ignore.
+        raise ConfigError(f"{what} {value!r}: {rule}")
+    return "/".join(parts) or "."
+
+
+def parse_host_key(line: str) -> paramiko.PKey:
+    """The key in a pinned ``ssh-ed25519 AAAA...`` line (a known_hosts host field is allowed)."""
+    fields = line.split()
+    if len(fields) >= 3 and not fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        fields = fields[1:]  # "host keytype base64" as in known_hosts
+    if len(fields) < 2:
+        raise ValueError("expected '<key type> <base64>'")
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        return paramiko.PKey.from_type_string(fields[0], blob)
+    except (binascii.Error, paramiko.SSHException, ValueError, TypeError) as exc:
+        raise ValueError(f"not a {fields[0]} public key ({type(exc).__name__})") from None
+
+
+def temp_name(final: str) -> str:
+    """Where ``final`` is uploaded before its rename: hidden, and named after it, so a retry finds it."""
+    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.partial")
+
+
+@dataclass(frozen=True)
+class SftpTarget:
+    """Where and how to deliver: one recipient's SFTP server and directory.
+
+    Attributes:
+        host: Server name or address.
+        port: TCP port.
+        username: Login name.
+        host_key: The pinned public host key, one line: ``"ssh-ed25519 AAAA..."``
+            (as ``ssh-keyscan`` prints it, checked with the partner).
+        password: Login password, if the server uses one (never shown in repr).
+        private_key: Unencrypted OpenSSH/PEM private key text (never shown in repr).
+        remote_dir: Directory relative to the login's home; created if missing.
+        timeout: Seconds any one network wait may take (connecting, the SSH banner,
+            login, opening the channel and SFTP, each read and write) before the
+            server counts as stalled.
+    """
+
+    host: str
+    port: int
+    username: str
+    host_key: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    remote_dir: str = "."
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        where = f"SFTP target {self.username}@{self.host}:{self.port}"
+        problems = []
+        if not self.host or any(c in self.host for c in "\x00\n\r /"):
+            problems.append(f"{where}: host {self.host!r} is not a host name")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            problems.append(f"{where}: port {self.port!r} is not a TCP port")
+        if not self.username:
+            problems.append(f"{where}: username is empty")
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
+            problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
+        try:
+            parse_host_key(self.host_key)
+        except (ValueError, AttributeError) as exc:
+            problems.append(
+                f"{where}: host_key {str(self.host_key)[:40]!r}... is not a pinned public key line "
+                f"('ssh-ed25519 AAAA...'): {exc}"
+            )
+        try:
+            object.__setattr__(self, "remote_dir", check_path(self.remote_dir, f"{where}: remote_dir"))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as messages name the server."""
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_connection(cls, conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None) -> SftpTarget:
+        """The target for ``recipient`` from its resolved connection: host key pinned in ``extra.host_key``.
+
+        Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
+        ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
+
+        Raises:
+            ConfigError: The connection pins no host key, or a field is not usable.
+        """
+        host_key = conn.extra.get("host_key")
+        if not host_key:
+            raise ConfigError(
+                f"connection {conn.conn_id!r}: extra.host_key is missing; pin the server's host key "
+                f"(the 'ssh-ed25519 AAAA...' line from ssh-keyscan, checked with the partner)"
+            )
+        if recipient.sftp_timeout:
+            timeout = recipient.sftp_timeout
+        else:
+            from transfers.settings import Settings
+
+            timeout = (settings or Settings()).sftp_timeout
+        return cls(
+            host=conn.host or "",
+            port=conn.port or 22,
+            username=conn.login or "",
+            host_key=str(host_key),
+            password=conn.password,
+            private_key=conn.extra.get("private_key"),
+            remote_dir=recipient.path,
+            timeout=timeout,
+        )

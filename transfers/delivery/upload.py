@@ -1,0 +1,206 @@
+"""Uploading one file so the recipient sees it whole or not at all, and never over a different file.
+
+``deliver_file`` uploads under a hidden temporary name (removing one a cut
+attempt left), checks size and SHA-256 read back from the server, then renames
+with a rename that fails if the name is taken, and checks what landed. A re-run
+that finds the identical file already there reports it ``"reconciled"`` instead
+of sending it again. Whatever fails, the temporary file is removed.
+
+Errors: ``DeliveryConflict`` (a different file under the final name: terminal,
+nothing is overwritten), ``DeliveryRefused``, ``DeliveryUnavailable`` (the
+upload did not verify, or the connection failed: retriable). The rules use only
+the ``SftpOps`` calls of the session, so unit tests run them over a fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import paramiko
+
+from transfers.delivery.session import SftpSession, sftp_call, stat_or_none
+from transfers.delivery.target import check_path, temp_name
+from transfers.errors import DeliveryConflict, DeliveryRefused, DeliveryUnavailable
+from transfers.files import sha256_size
+
+__all__ = ["Receipt", "deliver_file"]
+
+_CHUNK = 32 * 1024  # paramiko's SFTP packet payload size
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What ``deliver_file`` left on the server."""
+
+    remote_path: str  # relative to the login's home, e.g. "inbound/mash/x.csv.pgp"
+    size: int
+    sha256: str
+    status: Literal["delivered", "reconciled"]
+
+
+def _makedirs(session: SftpSession, path: str) -> None:
+    sftp, current = session.sftp, ""
+    for part in [] if path == "." else path.split("/"):
+        current = f"{current}/{part}" if current else part
+        attrs = stat_or_none(sftp, current)
+        if attrs is None:
+            try:
+                sftp.mkdir(current)
+            except OSError:
+                if stat_or_none(sftp, current) is None:  # not made by a concurrent attempt either
+                    raise
+                continue
+        elif not stat.S_ISDIR(attrs.st_mode or 0):
+            raise DeliveryRefused(f"sftp://{session.target.address}/{current}: exists and is not a directory")
+
+
+def _remote_digest(session: SftpSession, path: str) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with session.sftp.open(path, "rb") as fh:
+        fh.prefetch()  # pipelined reads: one round trip per window, not per chunk
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            session.progress()
+    return size, digest.hexdigest()
+
+
+def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Receipt:
+    """Upload one file into the target's ``remote_dir`` so the recipient sees it whole or not at all.
+
+    If a file already sits under ``remote_name`` with the same size and
+    SHA-256 (a re-run after a crash), nothing is sent and the receipt says
+    ``"reconciled"``. Otherwise the file goes to ``.{remote_name}.partial``
+    (replacing one a cut attempt left), its size and SHA-256 are read back and
+    checked, and it is renamed to ``remote_name`` with a plain SFTP rename,
+    which fails if that name is taken (``posix-rename@openssh.com`` would
+    replace it); the file under the final name is then checked to be the one
+    renamed. Any failure removes the temporary file.
+
+    Args:
+        session: From ``open_sftp``.
+        local_path: The (encrypted) file to send.
+        remote_name: Final file name, a plain name (no directory).
+
+    Returns:
+        The remote path, size, SHA-256 and status.
+
+    Raises:
+        ConfigError: ``remote_name`` is not a plain file name.
+        DeliveryConflict: A different file already sits under ``remote_name``, or appeared there
+            during the upload (it is left alone).
+        DeliveryRefused: The server refused a directory or file operation.
+        DeliveryUnavailable: The connection failed or stalled, or the upload did not verify.
+    """
+    name = check_path(remote_name, "remote file name", plain_name=True)
+    directory = session.target.remote_dir
+    final = name if directory == "." else posixpath.join(directory, name)
+    temp = temp_name(final)
+    size, sha256 = sha256_size(Path(local_path))
+    sftp = session.sftp
+    where = f"sftp://{session.target.address}/{final}"
+
+    with sftp_call(session, f"preparing {directory!r}"):
+        _makedirs(session, directory)
+        existing = stat_or_none(sftp, final)
+    if existing is not None:
+        with sftp_call(session, f"checking the existing {final}"):
+            same = (
+                stat.S_ISREG(existing.st_mode or 0)
+                and existing.st_size == size
+                and _remote_digest(session, final) == (size, sha256)
+            )
+        if same:
+            _discard(session, temp)  # debris of an attempt cut short before the one that landed
+            return Receipt(final, size, sha256, "reconciled")
+        raise DeliveryConflict(
+            f"{where}: a different file already sits under this name ({existing.st_size} bytes there, ours "
+            f"{size} bytes, sha256 {sha256[:16]}...); not overwriting. Ask the recipient whether it was "
+            "collected, and remove it only once it is accounted for"
+        )
+
+    with Path(local_path).open("rb") as local:  # opened first: a local error is not the server's
+        try:
+            with sftp_call(session, f"uploading {temp}"):
+                if stat_or_none(sftp, temp) is not None:
+                    sftp.remove(temp)  # left by an attempt that was cut short; ours by its name
+                with sftp.open(temp, "wx") as remote:
+                    # Pipelined writes are fast over a WAN, but paramiko does not report a
+                    # failed pipelined write at all: the read-back below is what catches it.
+                    remote.set_pipelined(True)
+                    while chunk := local.read(_CHUNK):
+                        remote.write(chunk)
+                        session.progress()
+            with sftp_call(session, f"reading back {temp}"):
+                # put(confirm=True) would compare sizes only; compare the bytes.
+                sent = _remote_digest(session, temp)
+            if sent != (size, sha256):
+                raise DeliveryUnavailable(
+                    f"{where}: the uploaded copy does not match ({sent[0]} of {size} bytes"
+                    f"{', different content' if sent[0] == size else ''}); "
+                    "a later attempt may succeed"
+                )
+            with sftp_call(session, f"renaming {temp} to {final}"):
+                uploaded = sftp.stat(temp)
+                if stat_or_none(sftp, final) is not None:
+                    raise DeliveryConflict(
+                        f"{where}: a file appeared under this name during the upload; not overwriting it. "
+                        "Ask the recipient what it is before delivering again"
+                    )
+                try:
+                    # SSH_FXP_RENAME: OpenSSH links the new name, which fails if it is taken,
+                    # so a file that appeared since the check above is never replaced.
+                    sftp.rename(temp, final)
+                except PermissionError:
+                    raise
+                except OSError:
+                    if stat_or_none(sftp, final) is None:
+                        raise
+                    raise DeliveryConflict(
+                        f"{where}: a file appeared under this name during the upload; not overwriting it. "
+                        "Ask the recipient what it is before delivering again"
+                    ) from None
+            with sftp_call(session, f"checking {final} after the rename"):
+                if not _is_ours(session, final, uploaded, (size, sha256)):
+                    raise DeliveryConflict(
+                        f"{where}: after the rename the file under this name is not the one uploaded "
+                        f"(ours {size} bytes, sha256 {sha256[:16]}...); ask the recipient what replaced it"
+                    )
+        except BaseException:
+            # The recipient must never see a partial file, whatever went wrong.
+            _discard(session, temp)
+            raise
+    return Receipt(final, size, sha256, "delivered")
+
+
+def _is_ours(session: SftpSession, final: str, uploaded: paramiko.SFTPAttributes, digest: tuple[int, str]) -> bool:
+    """Whether the file under ``final`` is the one just renamed there.
+
+    Gone already counts: the server confirmed the rename, and a recipient's
+    poller may collect a file the moment it appears. The same size and mtime
+    as the temporary file is enough on OpenSSH (a rename keeps both); a server
+    that copies on rename (object stores) gets the bytes compared instead.
+    """
+    landed = stat_or_none(session.sftp, final)
+    if landed is None:
+        return True
+    if landed.st_size != uploaded.st_size:
+        return False
+    return landed.st_mtime == uploaded.st_mtime or _remote_digest(session, final) == digest
+
+
+def _discard(session: SftpSession, path: str) -> None:
+    if session.watchdog is not None:
+        session.watchdog.arm(f"removing {path}")
+    try:
+        session.sftp.remove(path)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # already gone, or the connection is down; the next attempt removes it
+    finally:
+        if session.watchdog is not None:
+            session.watchdog.disarm()
