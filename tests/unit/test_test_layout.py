@@ -40,8 +40,6 @@ PROJECT_WIDE = {
 NOT_YET_MOVED = {
     "test_ledger.py": "tests/unit/ledger/test_<module>.py once ledger.py is a package",
     "test_ledger_anchor.py": "tests/unit/ledger/test_anchor.py",
-    "test_delivery_target.py": "tests/unit/test_delivery.py (or delivery/test_target.py if delivery is a package)",
-    "test_sftp_standin.py": "beside the demo's SFTP stand-in once it leaves the installed package",
 }
 
 REAL_PART = "<real part>"  # what a gate below is recorded as using
