@@ -35,7 +35,7 @@ from transfers.steps.quality import quality
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
 
-__all__ = ["STEPS", "FlowRun", "Resolvers", "Step", "groups", "run_flow"]
+__all__ = ["STEPS", "FlowRun", "Lock", "Resolvers", "Step", "groups", "run_flow"]
 
 Lock = Literal["take", "join", "release"]
 
