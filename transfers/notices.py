@@ -8,6 +8,9 @@ naming the subject only by the pseudonym(s) that recipient was sent. Each
 notice is a ``notice`` ledger entry, with a dedupe key so a retry or the next
 nightly run never sends the same notice twice. A partner that never received
 the subject gets nothing.
+
+Sent by a flow run's ``notify`` step (:mod:`transfers.steps.notify`) and by the
+``consent withdraw`` and ``correct`` commands.
 """
 
 from __future__ import annotations
