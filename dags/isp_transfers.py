@@ -1,24 +1,32 @@
 """Airflow DAGs for isp-transfers: one DAG per Tier 2 data flow, plus the daily retention purge.
 
 Built from the agreements under ``TRANSFERS_CONFIG_DIR`` (default: the project's
-``config/``). Only YAML and environment variables are read at parse time; every
-step runs in ``transfers.pipeline``, imported inside the task, and tasks pass
-small values (counts, names) only. Credentials come from Airflow Connections
-and Variables (so from any secrets backend) and are masked in task logs.
+``config/``) and the step list ``transfers.pipeline.STEPS``: one task per step (per
+recipient for a per-recipient step), so adding a step to the list adds its task. Only
+YAML and environment variables are read at parse time; each task calls its step with
+the run, resolvers over Airflow Connections and Variables (so any secrets backend;
+masked in task logs) and the ledger, and passes small values (counts, names) only.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, get_current_context, task, teardown
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
+from transfers import pipeline
 from transfers.agreement import FlowRef, load_config
+from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
+
+if TYPE_CHECKING:
+    from transfers.connections import ConnInfo
 
 CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
 TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")  # the retention DAG; each flow names its own
@@ -42,7 +50,7 @@ DEFAULT_ARGS = {
 }
 
 
-def _connection(conn_id: str):  # noqa: ANN202
+def _connection(conn_id: str) -> ConnInfo:
     from transfers_airflow.resolvers import conn_info  # the same conversion (and masking) the CLI uses
 
     return conn_info(conn_id, Connection.get(conn_id))
@@ -58,7 +66,7 @@ def _secret(name: str) -> str:
     return value
 
 
-def _run_lock(settings, run, lock: str):  # noqa: ANN001, ANN202
+def _run_lock(settings: Settings, run: FlowRun, lock: Lock) -> Any:
     """This DAG run's hold on (flow, date), for the whole run though its tasks are separate processes.
 
     ``take`` (the first task) and ``join`` (the others) keep it after the task; ``release``
@@ -74,13 +82,11 @@ def _run_lock(settings, run, lock: str):  # noqa: ANN001, ANN202
                 ttl=settings.run_lock_ttl, release=lock == "release", release_on_error=lock != "join")
 
 
-def _step(ref_key: str, logical_date, fn, *args, lock: str = "join"):  # noqa: ANN001, ANN202
-    """Run one pipeline step; terminal errors fail the task without retries."""
+def _in_run(ref_key: str, logical_date: Any, lock: Lock, work: Callable[[FlowRun], Any]) -> Any:
+    """``work(run)`` for this DAG run's (flow, date), in the run lock and the run's log; terminal errors fail at once."""
     from transfers.errors import TransferError
     from transfers.logical_date import flow_date
     from transfers.logs import run_log
-    from transfers.pipeline import FlowRun
-    from transfers.settings import Settings
 
     settings = Settings(config_dir=CONFIG_DIR)
     config = load_config(CONFIG_DIR)
@@ -92,15 +98,53 @@ def _step(ref_key: str, logical_date, fn, *args, lock: str = "join"):  # noqa: A
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         settings.home.mkdir(parents=True, exist_ok=True)
         with _run_lock(settings, run, lock), run_log(run.log_path):  # the run's own log, under retention
-            return fn(run, settings, *args)
+            return work(run)
     except TransferError as exc:
         if exc.retriable:
             raise
         raise AirflowFailException(str(exc)) from None
 
 
+def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = None) -> Mapping[str, Any]:
+    """Run one entry of ``pipeline.STEPS`` (for one recipient if ``partner``); the task owns the ledger."""
+
+    def work(run: FlowRun) -> Mapping[str, Any]:
+        recipient = () if partner is None else (run.recipient(partner),)
+        with run.settings.open_ledger() as ledger:
+            return step.function(run, Resolvers(_connection, _secret), ledger, *recipient)
+
+    return _in_run(ref_key, logical_date, step.lock, work)
+
+
+def _task(ref: FlowRef, step: Step, partner: str | None = None) -> Any:
+    """The task that runs ``step`` (for ``partner``) in this flow's DAG."""
+    if step.gate:
+        def gate(logical_date: Any = None) -> bool:
+            result = _step(ref.key, logical_date, step)
+            if not result["pending"]:  # nothing to do: the later tasks are skipped, so let go now
+                _in_run(ref.key, logical_date, "release", lambda _run: None)
+            return bool(result["pending"])
+
+        gate.__doc__ = step.function.__doc__  # the task's doc in the UI
+        return task.short_circuit(task_id=step.key())(gate)()
+
+    def run_step(logical_date: Any = None) -> Mapping[str, Any]:
+        return _step(ref.key, logical_date, step, partner)
+
+    run_step.__doc__ = step.function.__doc__
+    made = task(task_id=step.key(partner))(run_step)
+    # A teardown runs whatever happened upstream, and, unlike an all_done
+    # leaf, leaves the run's state to the real steps: a failed transfer
+    # stays red. A failed cleanup shows red on its own task in the grid.
+    return (teardown(made) if step.teardown else made)()
+
+
 def build_flow_dag(ref: FlowRef) -> DAG:
-    """One flow: check >> extract >> quality >> prepare >> (encrypt >> deliver) per recipient >> cleanup."""
+    """One flow: a task per entry of ``pipeline.STEPS``, one per recipient for a per-recipient step.
+
+    Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> deliver) per recipient
+    >> notify, and cleanup as the teardown.
+    """
     flow, agreement = ref.flow, ref.agreement
     shared = ", ".join(flow.shared_fields)
     doc = (
@@ -120,83 +164,31 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         tags=["isp-transfers", agreement.id],
         doc_md=doc,
     ) as dag:
-
-        @task.short_circuit(task_id="check_agreement")
-        def check_agreement(logical_date=None) -> bool:  # noqa: ANN001
-            from transfers.pipeline import check
-
-            result = _step(ref.key, logical_date, lambda run, s: check(run, s.open_ledger()), lock="take")
-            if not result["pending"]:  # nothing to do: the later tasks are skipped, so let go now
-                _step(ref.key, logical_date, lambda run, s: {}, lock="release")
-            return bool(result["pending"])
-
-        @task(task_id="extract")
-        def extract(logical_date=None) -> dict:  # noqa: ANN001
-            from transfers.pipeline import extract as step
-
-            return _step(ref.key, logical_date, lambda run, s: step(run, _connection(flow.source.connection)))
-
-        @task(task_id="quality")
-        def quality(logical_date=None) -> dict:  # noqa: ANN001
-            from transfers.pipeline import assess
-
-            return _step(ref.key, logical_date, lambda run, s: assess(run, s.open_ledger()))
-
-        @task(task_id="minimise_pseudonymise")
-        def prepare(logical_date=None) -> dict:  # noqa: ANN001
-            from transfers.pipeline import prepare as step
-            from transfers.pipeline import pseudonym_key
-            from transfers.privacy.step import subject_lookup_key
-
-            return _step(ref.key, logical_date, lambda run, s: step(
-                run, pseudonym_key(run, _secret), ledger=s.open_ledger(), connection=_connection,
-                lookup_key=subject_lookup_key(run, _secret)))
-
-        @task(task_id="notify_withdrawals")
-        def notify(logical_date=None) -> dict:  # noqa: ANN001
-            """Withdrawals the register gained since earlier deliveries: a notice to each earlier recipient."""
-            from transfers.notices import notify_withdrawals
-            from transfers.pipeline import Resolvers
-
-            return _step(ref.key, logical_date, lambda run, s: notify_withdrawals(
-                run, Resolvers(_connection, _secret), s.open_ledger()))
-
-        # A teardown runs whatever happened upstream, and, unlike an all_done
-        # leaf, leaves the run's state to the real stages: a failed transfer
-        # stays red. A failed cleanup shows red on its own task in the grid.
-        @teardown
-        @task(task_id="cleanup")
-        def cleanup(logical_date=None) -> dict:  # noqa: ANN001
-            from transfers.pipeline import cleanup as step
-
-            return _step(ref.key, logical_date, lambda run, s: step(run), lock="release")
-
-        extracted = extract()
-        prepared = check_agreement() >> extracted >> quality() >> prepare()
-        done = cleanup()
-        extracted >> done
-        notified = notify()
-        notified >> done
-        for recipient in flow.to:
-
-            @task(task_id=f"encrypt_{recipient.partner}")
-            def encrypt(partner: str, logical_date=None) -> dict:  # noqa: ANN001
-                from transfers.pipeline import package
-
-                return _step(ref.key, logical_date, lambda run, s: package(run, partner, s.open_ledger()))
-
-            @task(task_id=f"deliver_{recipient.partner}")
-            def deliver(partner: str, sftp: str, logical_date=None) -> dict:  # noqa: ANN001
-                from transfers.delivery import SftpTarget
-                from transfers.pipeline import deliver as step
-
-                def go(run, s):  # noqa: ANN001, ANN202
-                    target = SftpTarget.from_connection(_connection(sftp), run.recipient(partner), settings=s)
-                    return step(run, partner, target, s.open_ledger(), connection=_connection)
-
-                return _step(ref.key, logical_date, go)
-
-            prepared >> encrypt(recipient.partner) >> deliver(recipient.partner, recipient.sftp) >> notified
+        tails: list[Any] = []  # the tasks the next step waits for
+        first_after_gate = None
+        for group in pipeline.groups(pipeline.STEPS):
+            if group[0].per_recipient:
+                chains = [[_task(ref, step, recipient.partner) for step in group] for recipient in flow.to]
+                for chain in chains:
+                    for upstream, downstream in zip(chain, chain[1:], strict=False):
+                        upstream >> downstream
+                heads, new_tails = [c[0] for c in chains], [c[-1] for c in chains]
+            else:
+                made = _task(ref, group[0])
+                heads = new_tails = [made]
+            for head in heads:
+                for upstream in tails:
+                    upstream >> head
+            if first_after_gate is None and tails:
+                first_after_gate = heads
+            tails = new_tails
+        for step in pipeline.STEPS:
+            if step.teardown:
+                done = _task(ref, step)
+                # From the first step that leaves working files and from the last: it waits for the
+                # whole run, and is skipped with the rest when the gate finds nothing to do.
+                for upstream in [*(first_after_gate or []), *tails]:
+                    upstream >> done
     return dag
 
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from transfers.errors import SourceError
 from transfers.logical_date import flow_today
-from transfers.staging import Staging
 
 if TYPE_CHECKING:
     from transfers.agreement import Config, FlowRef, Recipient
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
+    from transfers.staging import Staging
 
 __all__ = ["FlowRun", "Resolvers"]
 
@@ -63,6 +63,9 @@ class FlowRun:
 
     @property
     def staging(self) -> Staging:
+        # Imported here: the DAG file imports the step list (so this module) at parse time, without pandas.
+        from transfers.staging import Staging
+
         return Staging(self.run_dir, self.staging_key)
 
     @property

@@ -8,6 +8,9 @@ naming the subject only by the pseudonym(s) that recipient was sent. Each
 notice is a ``notice`` ledger entry, with a dedupe key so a retry or the next
 nightly run never sends the same notice twice. A partner that never received
 the subject gets nothing.
+
+Sent by a flow run's ``notify`` step (:mod:`transfers.steps.notify`) and by the
+``consent withdraw`` and ``correct`` commands.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from transfers.logs import get_logger
 from transfers.privacy.subjects import SubjectIndex
 
 if TYPE_CHECKING:
-    from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
     from transfers.settings import Settings
 
@@ -160,20 +162,3 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
     log.info("notice sent", flow=flow_key, recipient=partner, kind=kind, ledger_seq=entry.seq)
     return NoticeResult(agreement_id, flow_key, partner, "sent", entry.seq, receipt.remote_path)
 
-
-def notify_withdrawals(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> dict:
-    """The nightly part: tell earlier recipients of every subject the register now shows as withdrawn."""
-    lookups = run.staging.read_json("withdrawn_lookups", []) or []
-    sent = already = 0
-    if not lookups:
-        return {"sent": 0, "already_sent": 0}
-    index = SubjectIndex.for_settings(run.settings)
-    try:
-        for lookup in lookups:
-            for result in send_notices(run.settings, run.config, ledger, resolvers.connection, kind="withdrawal",
-                                       lookups={run.ref.agreement.id: lookup}, occasion="withdrawn", index=index):
-                sent += result.status == "sent"
-                already += result.status == "already-sent"
-    finally:
-        index.close()
-    return {"sent": sent, "already_sent": already}

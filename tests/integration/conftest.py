@@ -89,17 +89,21 @@ class World:
     def packaged(self, flow_key: str, partner: str):  # noqa: ANN201 - (FlowRun, Ledger, SftpTarget)
         """Run ``flow_key``'s steps up to the encrypted outbox for ``partner``: what deliver would send."""
         from transfers.delivery import SftpTarget
-        from transfers.pipeline import assess, check, extract, package, prepare, pseudonym_key
+        from transfers.steps.check_agreement import check_agreement
+        from transfers.steps.encrypt import encrypt
+        from transfers.steps.extract import extract
+        from transfers.steps.prepare import prepare
+        from transfers.steps.quality import quality
 
         run = self.run(flow_key)
         ledger = self.settings.open_ledger()
         resolvers = self.resolvers()
-        check(run, ledger)
-        extract(run, resolvers.connection(run.ref.flow.source.connection))
-        assess(run, ledger)
-        prepare(run, pseudonym_key(run, resolvers.secret))
-        package(run, partner, ledger)
         recipient = run.recipient(partner)
+        check_agreement(run, resolvers, ledger)
+        extract(run, resolvers, ledger)
+        quality(run, resolvers, ledger)
+        prepare(run, resolvers, ledger)
+        encrypt(run, resolvers, ledger, recipient)
         target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=self.settings)
         return run, ledger, target
 

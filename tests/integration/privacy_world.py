@@ -12,8 +12,8 @@ import pandas as pd
 import yaml
 
 from tests.integration.conftest import World, read_delivery, sftp_conn
-from transfers.pipeline import pseudonym_key
 from transfers.privacy import pseudonymise
+from transfers.privacy.step import pseudonym_key
 
 
 def agreement_path(world: World, agreement: str = "mash-referrals") -> Path:

@@ -118,10 +118,12 @@ def _package(world, partner: str):  # noqa: ANN001, ANN202
 
 
 def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one_disclosure(world, sshd):
-    from transfers.pipeline import cleanup, deliver
+    from transfers.steps.cleanup import cleanup
+    from transfers.steps.deliver import deliver
 
     partner = "south-yorkshire-police"
     run, ledger, target = _package(world, partner)
+    resolvers, recipient = world.resolvers(), run.recipient(partner)
     data_name = f"{run.base_name}.csv.pgp"
     manifest_name = f"{run.base_name}.manifest.json"
     inbound = world.remote_root / "inbound" / "mash"
@@ -130,7 +132,7 @@ def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one
     blocker.mkdir(parents=True)
 
     with pytest.raises(DeliveryUnavailable, match=manifest_name):
-        deliver(run, partner, target, ledger)
+        deliver(run, resolvers, ledger, recipient)
 
     # The data file reached the recipient without its manifest; the ledger says it may be there.
     assert data_name in world.remote_names("inbound/mash")
@@ -143,9 +145,9 @@ def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one
     assert f"{target.remote_dir}/{data_name}" in [f["remote_path"] for f in intents[0].payload["files"]]
 
     blocker.rmdir()  # the server is well again
-    result = deliver(run, partner, target, ledger)
-    again = deliver(run, partner, target, ledger)
-    cleanup(run)
+    result = deliver(run, resolvers, ledger, recipient)
+    again = deliver(run, resolvers, ledger, recipient)
+    cleanup(run, resolvers, ledger)
 
     assert result["status"] == "delivered" and again["status"] == "already-delivered"
     disclosures = list(ledger.entries(kind="disclosure", flow=run.ref.key))
@@ -157,18 +159,20 @@ def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one
 
 
 def test_remote_purge_removes_files_of_an_unfinished_delivery_and_their_debris(world, sshd):
-    from transfers.pipeline import cleanup, deliver
     from transfers.retention import execute_purge, plan_purge
+    from transfers.steps.cleanup import cleanup
+    from transfers.steps.deliver import deliver
 
     partner = "south-yorkshire-police"
     run, ledger, target = _package(world, partner)
+    resolvers, recipient = world.resolvers(), run.recipient(partner)
     manifest_name = f"{run.base_name}.manifest.json"
     inbound = world.remote_root / "inbound" / "mash"
     blocker = inbound / f".{manifest_name}.partial"
     blocker.mkdir(parents=True)
     with pytest.raises(DeliveryUnavailable):
-        deliver(run, partner, target, ledger)
-    cleanup(run)
+        deliver(run, resolvers, ledger, recipient)
+    cleanup(run, resolvers, ledger)
     blocker.rmdir()
     # No retry ever comes; a cut attempt's temporary upload sits beside the data file.
     data_name = f"{run.base_name}.csv.pgp"

@@ -102,7 +102,7 @@ def test_the_nightly_run_tells_earlier_recipients_when_the_register_gains_a_with
         consent_register={"kind": "csv", "connection": "rft_exports", "path": register}))
     results = run_flow(world.run("mash-referrals.B"), world.resolvers())
 
-    assert results["notices"] == {"sent": 1, "already_sent": 0}
+    assert results["notify"] == {"sent": 1, "already_sent": 0}
     [notice] = notices(world, gpg_partner, CS)
     pseudonym = pseudonyms(world, "mash-referrals.B", [numbers[7]])[numbers[7]]
     assert notice["notice"] == "withdrawal" and notice["subject"]["pseudonyms"] == [pseudonym]
@@ -114,7 +114,7 @@ def test_the_nightly_run_tells_earlier_recipients_when_the_register_gains_a_with
     # Another night with the withdrawal still in the register: already told, nothing sent again.
     day3 = day1 - timedelta(days=1)
     write_ed(world, synthetic.ed_attendances(30, day3), day3)
-    assert run_flow(world.run("mash-referrals.B", day3), world.resolvers())["notices"] == {"sent": 0,
+    assert run_flow(world.run("mash-referrals.B", day3), world.resolvers())["notify"] == {"sent": 0,
                                                                                           "already_sent": 1}
     assert len(payloads(world, "notice")) == 1 and len(notices(world, gpg_partner, CS)) == 1
 

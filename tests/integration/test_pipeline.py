@@ -34,7 +34,7 @@ def test_flow_a_from_postgresql_delivers_exactly_the_agreed_fields(world, sshd, 
     for surname in set(source["surname"]):
         assert surname not in plaintext
     key = world.secrets["mash_pseudonym_key"]
-    from transfers.pipeline import pseudonym_key
+    from transfers.privacy.step import pseudonym_key
 
     hmac_key = pseudonym_key(world.run("mash-referrals.A"), lambda _n: key)
     assert set(frame["nhs_number"]) == {pseudonymise(n, hmac_key) for n in source["nhs_number"]}
@@ -57,7 +57,7 @@ def test_flow_b_from_csv_normalises_identifiers_before_pseudonymising(world, ssh
     assert "presenting_complaint" not in gpg_partner.home.decrypt(files[0]).decode()
     source = synthetic.ed_attendances(30, LOGICAL_DATE)
     # "999 123 4567" and "9991234567" are one person: one pseudonym.
-    from transfers.pipeline import pseudonym_key
+    from transfers.privacy.step import pseudonym_key
 
     hmac_key = pseudonym_key(world.run("mash-referrals.B"), lambda _n: world.secrets["mash_pseudonym_key"])
     expected = {pseudonymise(n.replace(" ", ""), hmac_key) for n in source["nhs_number"]}
@@ -79,7 +79,8 @@ def test_running_the_same_flow_and_date_twice_delivers_once_and_records_one_disc
 
 def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
     """Airflow may re-run a task whose upload finished but whose ledger write did not."""
-    from transfers.pipeline import cleanup, deliver
+    from transfers.steps.cleanup import cleanup
+    from transfers.steps.deliver import deliver
 
     run, ledger, target = world.packaged("mash-referrals.A", "south-yorkshire-police")
     recipient = run.recipient("south-yorkshire-police")
@@ -91,8 +92,8 @@ def test_a_crash_after_upload_is_reconciled_not_sent_again(world, sshd):
         for path in sorted(outbox.iterdir()):
             deliver_file(session, path, path.name)
 
-    result = deliver(run, "south-yorkshire-police", target, ledger)
-    cleanup(run)
+    result = deliver(run, world.resolvers(), ledger, recipient)
+    cleanup(run, world.resolvers(), ledger)
 
     assert result["status"] == "reconciled"
     entries = list(ledger.entries(kind="disclosure", flow="mash-referrals.A"))

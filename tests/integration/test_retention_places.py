@@ -219,24 +219,26 @@ def test_a_delivery_is_archived_before_it_is_sent_so_an_archive_outage_sends_not
 
 
 def test_a_run_marks_its_date_running_until_cleanup_and_a_purge_meanwhile_keeps_its_copies(places):
-    from transfers import pipeline
     from transfers.retention import execute_purge, plan_purge
     from transfers.retention.running import marker_path
+    from transfers.steps.check_agreement import check_agreement
+    from transfers.steps.cleanup import cleanup
+    from transfers.steps.encrypt import encrypt
+    from transfers.steps.extract import extract
+    from transfers.steps.prepare import prepare
+    from transfers.steps.quality import quality
 
     world, _cli, _client, _prefix, _versions = places
     run = world.run("mash-referrals.A")
     ledger = world.settings.open_ledger()
     marker = marker_path(world.settings.home, "mash-referrals", "A", run.ds)
-    assert pipeline.check(run, ledger)["pending"] == ["south-yorkshire-police"]
-    assert marker.exists()  # from check, the run's first step
     resolvers = world.resolvers()
-    pipeline.extract(run, resolvers.connection("cs_case_db"))
-    pipeline.assess(run, ledger)
-    from transfers.privacy.step import subject_lookup_key
-
-    pipeline.prepare(run, pipeline.pseudonym_key(run, resolvers.secret), ledger=ledger,
-                     connection=resolvers.connection, lookup_key=subject_lookup_key(run, resolvers.secret))
-    pipeline.package(run, "south-yorkshire-police", ledger)
+    assert check_agreement(run, resolvers, ledger)["pending"] == ["south-yorkshire-police"]
+    assert marker.exists()  # from check_agreement, the run's first step
+    extract(run, resolvers, ledger)
+    quality(run, resolvers, ledger)
+    prepare(run, resolvers, ledger)
+    encrypt(run, resolvers, ledger, run.recipient("south-yorkshire-police"))
     outbox = sorted((world.settings.home / "outbox").rglob("*"))
     working = sorted((world.settings.home / "runs").rglob("*"))
     later = datetime.now(UTC) + timedelta(days=10)  # past staging (P7D)
@@ -246,7 +248,7 @@ def test_a_run_marks_its_date_running_until_cleanup_and_a_purge_meanwhile_keeps_
 
     assert report.held and not report.failed
     assert all(p.exists() for p in outbox + working)  # the retry of this run still needs them
-    pipeline.cleanup(run)
+    cleanup(run, resolvers, ledger)
     assert not marker.exists()
     execute_purge(plan_purge(world.settings, world.config, ledger, now=later), world.settings, world.config, ledger,
                   resolvers.connection, now=later)
@@ -255,5 +257,5 @@ def test_a_run_marks_its_date_running_until_cleanup_and_a_purge_meanwhile_keeps_
     ledger.append("disclosure", agreement="mash-referrals", flow=run.ref.key, logical_date=run.logical_date,
                   recipient="south-yorkshire-police", dedupe_key=run.disclosure_key(run.recipient(
                       "south-yorkshire-police")), payload={"files": []})
-    assert pipeline.check(run, ledger)["pending"] == []
+    assert check_agreement(run, resolvers, ledger)["pending"] == []
     assert not marker.exists()

@@ -94,10 +94,12 @@ def test_subject_records_verify_against_the_ledger_and_a_removed_row_is_named(wo
 def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_prepared_again(world, gpg_partner):
     from tests.integration.conftest import read_delivery
     from tests.integration.privacy_world import write_ed
-    from transfers.delivery import SftpTarget
-    from transfers.pipeline import assess, deliver, extract, package, prepare, pseudonym_key
-    from transfers.privacy.step import subject_lookup_key
     from transfers.privacy.subjects import SubjectIndex
+    from transfers.steps.deliver import deliver
+    from transfers.steps.encrypt import encrypt
+    from transfers.steps.extract import extract
+    from transfers.steps.prepare import prepare
+    from transfers.steps.quality import quality
 
     run = world.run("mash-referrals.B")
     resolvers = world.resolvers()
@@ -106,17 +108,16 @@ def test_recorded_subjects_are_those_of_the_file_delivered_even_after_a_retry_pr
 
     def prepare_from(frame) -> None:
         write_ed(world, frame, LOGICAL_DATE)
-        extract(run, resolvers.connection("rft_exports"))
-        assess(run, ledger)
-        prepare(run, pseudonym_key(run, resolvers.secret), ledger=ledger, connection=resolvers.connection,
-                lookup_key=subject_lookup_key(run, resolvers.secret))
+        extract(run, resolvers, ledger)
+        quality(run, resolvers, ledger)
+        prepare(run, resolvers, ledger)
 
-    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE))
-    package(run, partner, ledger)  # sealed; then the task fails before delivery
-    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE, seed=99))  # the retry sees other rows
-    assert package(run, partner, ledger)["reused"] is True
     recipient = run.recipient(partner)
-    result = deliver(run, partner, SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient), ledger)
+    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE))
+    encrypt(run, resolvers, ledger, recipient)  # sealed; then the task fails before delivery
+    prepare_from(synthetic.ed_attendances(30, LOGICAL_DATE, seed=99))  # the retry sees other rows
+    assert encrypt(run, resolvers, ledger, recipient)["reused"] is True
+    result = deliver(run, resolvers, ledger, recipient)
 
     [delivered] = world.delivered("inbound/ed-attendances")
     in_file = set(read_delivery(gpg_partner, delivered)["nhs_number"])
@@ -163,7 +164,7 @@ def test_working_subject_rows_go_once_every_recipient_has_its_disclosure(world, 
     world.connections["cs_sftp"] = up
     result = run_flow(world.run("mash-referrals.B"), world.resolvers())
 
-    assert result["deliver:rotherham-childrens-services"]["status"] == "delivered"
+    assert result["deliver_rotherham-childrens-services"]["status"] == "delivered"
     assert prepared_rows(world, "mash-referrals.B") == 0
     verified = cli("subject", "verify")
     assert verified.exit_code == 0, verified.output  # the disclosed rows are untouched

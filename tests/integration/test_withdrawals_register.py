@@ -91,7 +91,7 @@ def test_a_statutory_flow_excludes_a_notified_withdrawal_unless_its_ground_overr
     [no_consent] = payloads(world, "shared-without-consent", "mash-referrals.A")
     assert no_consent["opt_outs_overridden"] == ({"withdrawn_notified": 1} if override else {})
     # Sent under the override, the police are told of the withdrawal that night.
-    assert results["notices"]["sent"] == (1 if override else 0)
+    assert results["notify"]["sent"] == (1 if override else 0)
     assert len(notices(world, gpg_partner, SYP)) == (1 if override else 0)
 
     history = cli("subject", "history", numbers[0]).stdout

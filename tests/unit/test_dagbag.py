@@ -36,7 +36,7 @@ def test_flow_dag_has_a_task_per_stage_and_per_recipient(dagbag):
     ref = config.flow("mash-referrals.A")
     dag = dagbag.dags[ref.key]
     ids = {t.task_id for t in dag.tasks}
-    assert {"check_agreement", "extract", "quality", "minimise_pseudonymise", "cleanup"} <= ids
+    assert {"check_agreement", "extract", "quality", "prepare", "cleanup"} <= ids
     for recipient in ref.flow.to:
         assert f"encrypt_{recipient.partner}" in ids
         assert f"deliver_{recipient.partner}" in ids
@@ -48,6 +48,61 @@ def test_flow_dag_has_a_task_per_stage_and_per_recipient(dagbag):
     cleanup = dag.get_task("cleanup")
     assert cleanup.is_teardown and not cleanup.on_failure_fail_dagrun
     assert {t.task_id for t in dag.leaves} == {"cleanup"}
+
+
+def test_the_tasks_are_the_step_list_one_per_recipient_for_a_per_recipient_step(dagbag):
+    from transfers.pipeline import STEPS
+
+    config = load_config(ROOT / "config")
+    for ref in config.flows():
+        expected = {step.key(r.partner) for step in STEPS if step.per_recipient for r in ref.flow.to}
+        expected |= {step.key() for step in STEPS if not step.per_recipient}
+        assert {t.task_id for t in dagbag.dags[ref.key].tasks} == expected
+
+
+def _dags_with(monkeypatch, step, before: str) -> dict:
+    """Every DAG the DAG file builds with ``step`` put into ``pipeline.STEPS`` before the step named ``before``."""
+    import runpy
+
+    from transfers import pipeline
+
+    names = [s.name for s in pipeline.STEPS]
+    steps = list(pipeline.STEPS)
+    steps.insert(names.index(before), step)
+    monkeypatch.setattr(pipeline, "STEPS", tuple(steps))
+    module = runpy.run_path(str(ROOT / "dags" / "isp_transfers.py"))
+    return {v.dag_id: v for v in module.values() if type(v).__name__ == "DAG"}
+
+
+def _fake(run, resolvers, ledger, recipient=None):  # the step list's signature; never run here
+    return {}
+
+
+def test_a_step_added_to_the_list_is_a_new_task_in_its_place(monkeypatch):
+    from transfers.pipeline import Step
+
+    dags = _dags_with(monkeypatch, Step("count_rows", _fake, "counting rows"), before="quality")
+
+    dag = dags["mash-referrals.A"]
+    added = dag.get_task("count_rows")
+    assert added.upstream_task_ids == {"extract"}
+    assert dag.get_task("quality").upstream_task_ids == {"count_rows"}
+    assert {t.task_id for t in dag.leaves} == {"cleanup"}
+
+
+def test_a_per_recipient_step_added_to_the_list_is_a_task_per_recipient_in_its_chain(monkeypatch):
+    from transfers.pipeline import Step
+
+    dags = _dags_with(monkeypatch, Step("sign", _fake, "signing for {partner}", per_recipient=True), before="deliver")
+
+    config = load_config(ROOT / "config")
+    for ref in config.flows():
+        dag = dags[ref.key]
+        for recipient in ref.flow.to:
+            p = recipient.partner
+            assert dag.get_task(f"sign_{p}").upstream_task_ids == {f"encrypt_{p}"}
+            assert dag.get_task(f"deliver_{p}").upstream_task_ids == {f"sign_{p}"}
+        assert {t.task_id for t in dag.leaves} == {"cleanup"}
 
 
 def test_every_task_and_run_has_a_time_limit_so_a_hung_night_never_blocks_the_next(dagbag):

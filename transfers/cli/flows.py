@@ -159,11 +159,11 @@ def run(
     excluded = sum((prepared.get("excluded") or {}).values())
     out.print(f"[green]{ref.key} {logical_date}[/]: {results['extract']['rows']} rows extracted, "
               f"{prepared['rows_out']} sent, {prepared.get('held_back', 0)} held back by quality, {excluded} excluded")
-    if summary := privacy_summary(results.get("prepare", {}), results.get("notices")):
+    if summary := privacy_summary(results.get("prepare", {}), results.get("notify")):
         out.print(f"  {escape(summary)}", highlight=False)
-    for key, value in results.items():
-        if key.startswith("deliver:"):
-            out.print(f"  {key.split(':', 1)[1]}: {value['status']} ({value['files']} files, ledger entry {value['ledger_seq']})")
+    for recipient in ref.flow.to:  # each step's result is under its task id: deliver_<partner>
+        if value := results.get(f"deliver_{recipient.partner}"):
+            out.print(f"  {recipient.partner}: {value['status']} ({value['files']} files, ledger entry {value['ledger_seq']})")
     if quality.get("report"):
         out.print(f"  quality report: {quality['report']}")
 

@@ -1,6 +1,6 @@
 """The privacy side of the prepare step: exclusions, subjects sent, k check, ledger entries.
 
-``pipeline.prepare`` reads the extract batch by batch; for each batch
+The prepare step (``transfers.steps.prepare``) reads the extract batch by batch; for each batch
 :class:`Screening` first removes the rows that may not be sent (consent
 withdrawn or restricted, national data opt-out, deceased), then, after the
 field transforms, notes which subjects are being sent and counts the
@@ -29,13 +29,22 @@ from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.logs import get_logger
 from transfers.privacy.risk import GroupCounter, KResult
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
-from transfers.privacy.transforms import key_fingerprint, normalise_identifier, pseudonymise
+from transfers.privacy.transforms import derive_key, key_fingerprint, normalise_identifier, pseudonymise
 
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun
     from transfers.ledger import Ledger
 
 log = get_logger(__name__)
+
+
+def pseudonym_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:
+    """The run's pseudonymisation key, per linkage domain (None when the agreement pseudonymises nothing)."""
+    setting = run.ref.agreement.pseudonymisation
+    if setting is None:
+        return None
+    domain = setting.linkage_domain or run.ref.agreement.id
+    return derive_key(secret(setting.key_secret), domain=domain, key_id=setting.key_id)
 
 
 def subject_lookup_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | None:

@@ -1,0 +1,37 @@
+"""The first step: the agreement must be live; which recipients still need this (flow, date).
+
+A recipient with a disclosure in the ledger is not pending. With nobody pending the
+run has nothing to do: ``transfers run`` stops, the DAG short-circuits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+from transfers.agreement import check_live
+from transfers.logs import get_logger
+
+if TYPE_CHECKING:
+    from transfers.flowrun import FlowRun, Resolvers
+    from transfers.ledger import Ledger
+
+log = get_logger(__name__)
+
+
+class CheckResult(TypedDict):
+    live: bool
+    pending: list[str]
+
+
+def check_agreement(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CheckResult:
+    """Refuse to start unless the agreement is live; say who still needs the data."""
+    from transfers.retention.running import mark_running  # the retention package loads its purge
+
+    check_live(run.ref.agreement, run.config.protocol, run.today)
+    pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
+    if pending:
+        # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
+        # Only when there is work: the DAG short-circuits otherwise and may skip its cleanup.
+        mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
+    log.info("agreement live", **run._ctx(pending=pending))
+    return {"live": True, "pending": pending}

@@ -1,0 +1,129 @@
+"""Send one recipient's sealed outbox over its pinned SFTP channel and record the disclosure once.
+
+Archived before it is sent; an intent is recorded before the first byte leaves, so a
+cut upload is still visible in the ledger; data files go first and the manifest last;
+a file the recipient already holds is recognised by its hash (``reconciled``). A
+recipient with a disclosure already is not sent to again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from transfers.errors import StateError
+from transfers.logs import get_logger
+
+if TYPE_CHECKING:
+    from transfers.agreement import Recipient
+    from transfers.delivery import SftpTarget
+    from transfers.flowrun import FlowRun, Resolvers
+    from transfers.ledger import Ledger
+
+log = get_logger(__name__)
+
+
+class DeliverResult(TypedDict, total=False):
+    status: str  # delivered | reconciled | already-delivered
+    ledger_seq: int
+    files: int
+    rows: int
+    archived: int
+
+
+def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> DeliverResult:
+    """Archive the sealed outbox, upload it to the recipient, record the disclosure once.
+
+    The recipient's SFTP connection, and the archive's when the flow archives to S3,
+    come from ``resolvers``.
+    """
+    from transfers.delivery import SftpTarget, deliver_file, open_sftp
+    from transfers.privacy.step import record_disclosure
+    from transfers.retention.archive import archive_delivery
+
+    partner = recipient.partner
+    target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
+    existing = ledger.find(run.disclosure_key(recipient))
+    if existing is not None:
+        log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))
+        return {"status": "already-delivered", "ledger_seq": existing.seq}
+    outbox = run.outbox_dir(recipient)
+    manifest_path = outbox / f"{run.base_name}.manifest.json"
+    if not manifest_path.exists():
+        raise StateError(f"{outbox}: nothing encrypted for {partner} on {run.ds}; run the encrypt step first")
+    manifest = json.loads(manifest_path.read_text())
+    # Archived before it is sent: if archiving fails nothing leaves, and the retry archives it
+    # (idempotent), so every disclosure has its archived copy.
+    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
+                                [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger,
+                                resolvers.connection)
+    record_intent(run, recipient, target, manifest, ledger)
+    receipts = []
+    with open_sftp(target) as session:
+        # Data files first, the manifest last: a recipient that sees the manifest
+        # knows every file it lists is complete.
+        for item in manifest["files"]:
+            receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
+        receipts.append(deliver_file(session, manifest_path, manifest_path.name))
+    statuses = {r.status for r in receipts}
+    status = "reconciled" if statuses == {"reconciled"} else "delivered"
+    # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
+    subjects = record_disclosure(run, partner, run.disclosure_key(recipient), outbox)
+    agreement = run.ref.agreement
+    entry, created = ledger.append(
+        "disclosure",
+        agreement=agreement.id,
+        flow=run.ref.key,
+        logical_date=run.logical_date,
+        recipient=partner,
+        dedupe_key=run.disclosure_key(recipient),
+        payload={
+            "status": status,
+            "sender": run.ref.flow.from_,
+            "purposes": agreement.purposes,
+            "legal_basis": agreement.legal_basis,
+            "fields": manifest["fields"],
+            "rows": manifest["rows"],
+            "recipient_fingerprint": recipient.pgp_fingerprint,
+            "host": f"{target.host}:{target.port}",
+            "remote_dir": target.remote_dir,
+            "pseudonym_key_id": agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
+            "subjects": subjects,
+            "files": [
+                {"remote_path": r.remote_path, "size": r.size, "sha256": r.sha256, "status": r.status}
+                for r in receipts
+            ],
+        },
+    )
+    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
+    return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
+            "archived": archived.get("archived", 0)}
+
+
+def intent_key(disclosure_key: str) -> str:
+    return f"intent:{disclosure_key}"
+
+
+def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manifest: dict[str, Any],
+                  ledger: Ledger) -> None:
+    """Before the first byte leaves: which files are about to reach ``recipient``, once per (flow, date).
+
+    If the upload stops after a data file landed (the manifest failed, the task was
+    killed), the ledger still shows what may sit at the recipient; the retry
+    reconciles those files into the disclosure, and remote purge can find them
+    even if no retry ever comes.
+    """
+    key = run.disclosure_key(recipient)
+    directory = target.remote_dir
+
+    def remote(name: str) -> str:
+        return name if directory == "." else f"{directory}/{name}"
+
+    files = [{"remote_path": remote(f["name"]), "size": f["size"], "sha256": f["sha256"]} for f in manifest["files"]]
+    files.append({"remote_path": remote(f"{run.base_name}.manifest.json"), "size": None, "sha256": None})
+    ledger.append(
+        "delivery-intent", agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
+        recipient=recipient.partner, dedupe_key=intent_key(key),
+        payload={"disclosure_key": key, "host": f"{target.host}:{target.port}", "remote_dir": directory,
+                 "files": files},
+    )

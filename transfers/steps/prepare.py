@@ -1,0 +1,67 @@
+"""Make the rows that may be sent: hold back, exclude, minimise, pseudonymise, generalise.
+
+Quarantined rows (the quality step's keys) are held back; :class:`Screening` removes
+who may not be sent (consent, opt-outs, deceased) and records the run's privacy
+entries; the field transforms keep only the agreed fields. The keys come from the
+agreement's secret through ``resolvers``, and never leave this step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+from transfers.logs import get_logger
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from transfers.flowrun import FlowRun, Resolvers
+    from transfers.ledger import Ledger
+
+log = get_logger(__name__)
+
+
+class PrepareResult(TypedDict, total=False):
+    rows_in: int
+    rows_out: int
+    held_back: int
+    # From Screening.finish: the exclusions by reason and what the flow asked to be recorded.
+    excluded: dict[str, int]
+    basis: str
+    deceased: dict[str, Any]
+    opt_outs_overridden: dict[str, int]
+    unchecked_no_subject_id: int
+    k: dict[str, Any]
+
+
+def prepare(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> PrepareResult:
+    """Hold back quarantined rows, exclude who may not be sent, then minimise, pseudonymise and generalise."""
+    from transfers.privacy import apply_privacy
+    from transfers.privacy.step import Screening, pseudonym_key, subject_lookup_key
+
+    flow = run.ref.flow
+    key = pseudonym_key(run, resolvers.secret)
+    held = {tuple(k) for k in (run.staging.read_json("quarantine", []) or [])}
+    totals: dict[str, Any] = {"rows_in": 0, "rows_out": 0, "held_back": 0}
+    screening = Screening(run, key=key, lookup=subject_lookup_key(run, resolvers.secret),
+                          connection=resolvers.connection)
+
+    def batches() -> Iterator[pd.DataFrame]:
+        for batch in run.staging.read_batches("extract"):
+            totals["rows_in"] += len(batch)
+            if held and len(batch):
+                keys = batch[flow.key_fields].astype(str).apply(tuple, axis=1)
+                keep = ~keys.isin(held)
+                totals["held_back"] += int((~keep).sum())
+                batch = batch[keep]
+            batch = screening.screen(batch)
+            safe, _stats = apply_privacy(batch, flow, key=key, logical_date=run.logical_date)
+            screening.sent(batch, safe)
+            totals["rows_out"] += len(safe)
+            yield safe
+
+    run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
+    totals.update(screening.finish(ledger))
+    log.info("prepared", **run._ctx(**totals))
+    return cast("PrepareResult", totals)

@@ -1,0 +1,72 @@
+"""Judge the extract on the six data quality characteristics and apply the flow's policy.
+
+The data owner's report is written first, whatever the outcome; a blocking failure
+then stops the run (``QualityBlocked``) before anything is prepared. Quarantined
+record keys go to staging for the prepare step to hold back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+from transfers.errors import QualityBlocked
+from transfers.logs import get_logger
+
+if TYPE_CHECKING:
+    from transfers.flowrun import FlowRun, Resolvers
+    from transfers.ledger import Ledger
+
+log = get_logger(__name__)
+
+
+class QualityResult(TypedDict):
+    rows: int
+    quarantined: int
+    held_back_rows: int
+    report: str | None
+    rectification: str | None
+    records_to_fix: int
+
+
+def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult:
+    """Check the six characteristics, write the data owner's report, apply the policy."""
+    from transfers.quality import check_quality
+    from transfers.quality.history import recent_history
+
+    history = recent_history(ledger, run.ref.key, run.ref.flow.quality)
+    outcome = check_quality(
+        run.staging.read_batches("extract"),
+        run.ref.flow,
+        agreement_id=run.ref.agreement.id,
+        logical_date=run.logical_date,
+        report_dir=run.reports_dir,
+        history=history,
+        expectations_dir=run.config.root.parent / "expectations",
+    )
+    summary = outcome.summary()
+    ledger.append(
+        "quality",
+        agreement=run.ref.agreement.id,
+        flow=run.ref.key,
+        logical_date=run.logical_date,
+        payload=summary,
+    )
+    run.staging.write_json("quarantine", sorted(list(k) for k in outcome.quarantined_keys))
+    log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys),
+                                         held_back_rows=outcome.held_back_rows))
+    if outcome.blocked:
+        details = ", ".join(
+            f"{d} ({outcome.dimensions[d].failing_rows} of {outcome.rows} rows)" for d in outcome.blocked
+        )
+        raise QualityBlocked(
+            f"flow {run.ref.key} on {run.ds}: blocked by data quality: {details}; nothing was sent. "
+            f"The data owner's report is {outcome.report_html}"
+        )
+    return {
+        "rows": outcome.rows,
+        "quarantined": len(outcome.quarantined_keys),
+        "held_back_rows": outcome.held_back_rows,
+        "report": str(outcome.report_html) if outcome.report_html else None,
+        "rectification": str(outcome.rectification_html) if outcome.rectification_html else None,
+        "records_to_fix": outcome.records_to_fix,
+    }
