@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from transfers.agreement.flow import Flow
 from transfers.agreement.protocol import Protocol
 from transfers.agreement.tier2 import Agreement
-from transfers.durations import Duration, parse_duration
+from transfers.durations import Duration
 from transfers.errors import AgreementNotLive, ConfigError
 
 
@@ -270,9 +270,8 @@ def check_live(agreement: Agreement, protocol: Protocol, on: date) -> None:
 def retention_periods(flow: Flow) -> dict[str, Duration]:
     """Each place's period; ``archive`` only when the flow names an archive."""
     r = flow.retention
-    periods = {"staging": parse_duration(r.staging), "remote": parse_duration(r.remote.period),
-               "reports": parse_duration(r.reports), "notices": parse_duration(r.notices),
-               "logs": parse_duration(r.logs)}
+    periods = {"staging": r.staging, "remote": r.remote.period,
+               "reports": r.reports, "notices": r.notices, "logs": r.logs}
     if r.archive is not None:
-        periods["archive"] = parse_duration(r.archive.period)
+        periods["archive"] = r.archive.period
     return periods
