@@ -166,7 +166,11 @@ class QualityPolicy(_Strict):
     min_history: int = Field(default=3, ge=1)  # fewer earlier runs than this: "no history yet"
 
     def policy(self, dimension: str) -> Policy:
-        return self.on_failure.get(dimension, "block")  # type: ignore[arg-type]
+        # Any characteristic the Tier 1 register names may be asked about; one not set here blocks.
+        for name, policy in self.on_failure.items():
+            if name == dimension:
+                return policy
+        return "block"
 
 
 class RemoteRetention(_Strict):
@@ -239,6 +243,13 @@ class FlowRetention(_Strict):
         return {"period": parse_duration(value)} if isinstance(value, str) else value
 
 
+SubjectStatus = Literal["withdrawn", "restricted", "given"]
+
+
+def _same_words() -> dict[SubjectStatus, list[str]]:
+    return {"withdrawn": ["withdrawn"], "restricted": ["restricted"], "given": ["given"]}
+
+
 class SubjectSource(_Strict):
     """A consent register or opt-out list: a CSV file or SQL table, one row per subject (and change)."""
 
@@ -253,8 +264,7 @@ class SubjectSource(_Strict):
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
     # register: the register's own words for each status (compared case-insensitively); a word
     # not listed stops the run, so a register's vocabulary is never guessed.
-    statuses: dict[Literal["withdrawn", "restricted", "given"], list[str]] = Field(
-        default_factory=lambda: {"withdrawn": ["withdrawn"], "restricted": ["restricted"], "given": ["given"]})
+    statuses: dict[SubjectStatus, list[str]] = Field(default_factory=_same_words)
 
     @field_validator("statuses")
     @classmethod

@@ -141,10 +141,10 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
     for i, purpose in enumerate(agreement.purposes):
         if protocol.purpose(purpose) is None:
             problems.append(f"{where} purposes[{i}]: {purpose!r} is not a purpose in the Tier 1 register")
-    for i, basis in enumerate(agreement.legal_basis):
-        if protocol.legal_basis(basis) is None:
+    for i, basis_id in enumerate(agreement.legal_basis):
+        if protocol.legal_basis(basis_id) is None:
             problems.append(
-                f"{where} legal_basis[{i}]: {basis!r} is not a legal basis in the Tier 1 register (Appendix A)"
+                f"{where} legal_basis[{i}]: {basis_id!r} is not a legal basis in the Tier 1 register (Appendix A)"
             )
     for i, owner in enumerate(agreement.owners):
         if owner.partner not in partners:

@@ -10,8 +10,6 @@ from transfers.agreement import DIMENSIONS, Flow
 from transfers.quality.gxrun import gx
 from transfers.quality.rules import _FORMATS, _KEY_COLUMN, _derived, _meta, _midnight, _number, _whole_match
 
-# --------------------------------------------------------------------------- the checks
-
 
 @dataclass(frozen=True)
 class Check:
@@ -175,8 +173,8 @@ def plan_checks(flow: Flow, *, logical_date: date) -> list[Check]:
                 words = f"is between {_number(c.min)} and {_number(c.max)}"
             elif c.min is not None:
                 words = f"is at least {_number(c.min)}"
-            else:
-                words = f"is at most {_number(c.max)}"  # type: ignore[arg-type]
+            elif c.max is not None:
+                words = f"is at most {_number(c.max)}"
             row(
                 "validity",
                 "range",
