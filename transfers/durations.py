@@ -56,6 +56,10 @@ class Duration:
     def __repr__(self) -> str:
         return f"Duration({self.text!r})"
 
+    def __reduce__(self) -> tuple[type[Duration], tuple[str, relativedelta]]:
+        # copy and pickle would otherwise restore the slots through __setattr__, which refuses.
+        return (Duration, (self.text, self.delta))
+
     # A datetime stays a datetime; a date stays a date unless the period has hours or minutes
     # (relativedelta then gives a datetime, which is still a date).
     @overload
