@@ -52,9 +52,10 @@ def parse_connection(conn_id: str, text: str) -> ConnInfo:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"connection {conn_id!r}: JSON form is not valid JSON ({exc.msg})") from None
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra) if extra.strip() else {}
+        raw_extra = data.get("extra") or {}
+        if isinstance(raw_extra, str):
+            raw_extra = json.loads(raw_extra) if raw_extra.strip() else {}
+        extra: dict[str, Any] = raw_extra
         port = data.get("port")
         return ConnInfo(
             conn_id=conn_id,
@@ -69,9 +70,8 @@ def parse_connection(conn_id: str, text: str) -> ConnInfo:
     parts = urlsplit(text)
     if not parts.scheme:
         raise ConfigError(f"connection {conn_id!r}: expected a URI (type://login:password@host:port/schema) or JSON")
-    extra: dict[str, Any] = dict(parse_qsl(parts.query))
-    if "__extra__" in extra:
-        extra = json.loads(extra["__extra__"])
+    query: dict[str, Any] = dict(parse_qsl(parts.query))
+    extra = json.loads(query["__extra__"]) if "__extra__" in query else query
     try:
         port = parts.port
     except ValueError:

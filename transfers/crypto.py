@@ -216,7 +216,7 @@ def _parse(path: Path) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result["value"] = pgpy.PGPKey.from_blob(data)
-        except Exception as exc:  # noqa: BLE001 - any parser failure means "not a key we can use"
+        except Exception as exc:  # any parser failure means "not a key we can use"
             result["error"] = exc
 
     # A daemon thread: if the parser never returns we give up on it, and it
@@ -343,7 +343,7 @@ def _verified(signer: Any, pairs: list[tuple[Any, Any]]) -> list[Any]:
             # fails every signature of a key that has expired by the wall clock and so
             # would hide the reason (expired, on which date) that we report ourselves.
             ok = signer._key.verify(sig.hashdata(subject), sig.__sig__, getattr(hashes, sig.hash_algorithm.name)())
-        except Exception:  # noqa: BLE001, S112 - a signature we cannot check is one we do not trust
+        except Exception:  # noqa: S112 - a signature we cannot check is one we do not trust
             continue
         if ok is True:
             good.append(sig)

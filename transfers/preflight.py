@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,8 +114,8 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
     if (lists := _subject_lists(ref, connection)) is not None:
         checks.append(lists)
     for recipient in flow.to:
-        checks.append(_run(ref, f"SFTP {recipient.sftp}", lambda r=recipient: _sftp(r, connection)))
-        checks.append(_run(ref, f"key {recipient.partner}", lambda r=recipient: _key(r, keys_dir)))
+        checks.append(_run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection)))
+        checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
     return checks
 
 
@@ -123,7 +124,7 @@ def _run(ref: FlowRef, what: str, check: Callable[[], str]) -> Check:
         return Check(ref.key, what, "ok", check())
     except TransferError as exc:
         return Check(ref.key, what, "FAILED", str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others; its text may hold values
+    except Exception as exc:  # one broken check must not hide the others; its text may hold values
         return Check(ref.key, what, "FAILED", f"unexpected {type(exc).__name__}")
 
 

@@ -22,6 +22,7 @@ import json
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
@@ -109,7 +110,8 @@ class Staging:
         private_dir(self.run_dir)
         self._write(self.run_dir / f"{name}.json.fernet", json.dumps(value).encode("utf-8"))
 
-    def read_json(self, name: str, default: object = None) -> object:
+    def read_json(self, name: str, default: Any = None) -> Any:
+        # JSON as this run's own step wrote it: the caller knows its shape (json.loads is Any too).
         path = self.run_dir / f"{name}.json.fernet"
         return json.loads(self._read(path)) if path.exists() else default
 

@@ -53,7 +53,7 @@ def connection(conn_id: str) -> ConnInfo:
             f"connection {conn_id!r} is not defined: add it with `airflow connections add {conn_id} ...`, "
             f"in the secrets backend, or as AIRFLOW_CONN_{conn_id.upper()} (URI or JSON)"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - a backend's own error; its text may quote a URL with a password
+    except Exception as exc:  # a backend's own error; its text may quote a URL with a password
         raise RetriableError(f"connection {conn_id!r}: Airflow's secrets backends failed "
                                 f"({type(exc).__name__}); try again or check the backend") from None
     return conn_info(conn_id, conn)
@@ -66,7 +66,7 @@ def secret(name: str) -> str:
 
     try:
         value = Variable.get_variable_from_secrets(name)
-    except Exception as exc:  # noqa: BLE001 - as above: never let a backend's message through
+    except Exception as exc:  # as above: never let a backend's message through
         raise RetriableError(f"secret {name!r}: Airflow's secrets backends failed ({type(exc).__name__})") from None
     if not value:
         raise SecretMissing(f"secret {name!r} is not set: add it with `airflow variables set {name} ...`, "

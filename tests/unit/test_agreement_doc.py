@@ -117,7 +117,7 @@ def test_html_has_every_appendix_c_section_filled_from_the_yaml(config):
         if flow.consent.basis == "statutory":
             assert flow.consent.justification in sections["legal-basis"]
     retention = sections["retention"]
-    assert a.retention.period in retention and a.retention.procedure in retention
+    assert a.retention.period.text in retention and a.retention.procedure in retention
     assert protocol.name_of(a.retention.controller) in retention
     assert "Run logs P45D" in retention and "S3 bucket ibis-archive) P9M" in retention
     assert str(a.review_by) in sections["renewal"]

@@ -8,7 +8,7 @@ the file and the key path, e.g.::
     config/agreements/mash-referrals.yaml: flows[0].to[0].partner: 'syp' is not a
     partner of this agreement (partners: rotherham-childrens-services, ...)
 
-Modules: ``common`` (ids, paths, durations), ``protocol`` (Tier 1), ``flow``
+Modules: ``common`` (ids, paths; periods are ``durations.IsoDuration``), ``protocol`` (Tier 1), ``flow``
 (a data flow), ``tier2`` (the agreement), ``load`` (reading and checking config/).
 """
 

@@ -16,10 +16,10 @@ from transfers.agreement.common import (
     ConnectionId,
     Dimension,
     Policy,
-    _check_duration,
     _Strict,
     check_relative_path,
 )
+from transfers.durations import IsoDuration, parse_duration
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 from transfers.rules import is_district
 from transfers.settings import HOME_FOLDERS
@@ -39,7 +39,7 @@ class FieldChecks(_Strict):
     min: float | None = None  # validity
     max: float | None = None
     max_length: int | None = None
-    recent: str | None = None  # timeliness: within this period before the logical date
+    recent: IsoDuration | None = None  # timeliness: within this period before the logical date
     after: str | None = None  # accuracy: cross-field order, this date is not before that field's date
     districts: list[str] | None = None  # accuracy: the postcode's district is in this reference list
     mostly: float = Field(default=1.0, gt=0, le=1)  # share of records that must pass this field's other checks
@@ -60,11 +60,6 @@ class FieldChecks(_Strict):
         if not isinstance(value, bool) and not 0 < value <= 1:
             raise ValueError("required as a number is the share that must be present, in (0, 1]")
         return value
-
-    @field_validator("recent")
-    @classmethod
-    def _recent(cls, value: str | None) -> str | None:
-        return None if value is None else _check_duration(value)
 
     @field_validator("pattern")
     @classmethod
@@ -164,30 +159,27 @@ class QualityPolicy(_Strict):
     """What a failure of each characteristic does. Unset characteristics block."""
 
     on_failure: dict[Dimension, Policy] = {}
-    max_age: str | None = None  # timeliness: newest record no older than this before the logical date
+    max_age: IsoDuration | None = None  # timeliness: newest record no older than this before the logical date
     # reliability: drift against the flow's recent runs (from the ledger's quality entries)
     row_count_drift: float | None = Field(default=None, gt=0)  # rows within this share of the recent median
     null_rate_drift: float | None = Field(default=None, gt=0, le=1)  # a field's null share rises by at most this
     history_runs: int = Field(default=10, ge=1, le=100)  # how many earlier runs make the baseline
     min_history: int = Field(default=3, ge=1)  # fewer earlier runs than this: "no history yet"
 
-    @field_validator("max_age")
-    @classmethod
-    def _age(cls, value: str | None) -> str | None:
-        return None if value is None else _check_duration(value)
-
     def policy(self, dimension: str) -> Policy:
-        return self.on_failure.get(dimension, "block")  # type: ignore[arg-type]
+        # Any characteristic the Tier 1 register names may be asked about; one not set here blocks.
+        for name, policy in self.on_failure.items():
+            if name == dimension:
+                return policy
+        return "block"
 
 
 class RemoteRetention(_Strict):
     """The copy left on the recipient's SFTP server until it collects it."""
 
-    period: str
+    period: IsoDuration
     # Deleting on a partner's server needs its agreement; without it the copy is theirs to remove.
     sender_may_remove: bool = False
-
-    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
 
 
 
@@ -197,13 +189,11 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 class ArchiveRetention(_Strict):
     """Encrypted deliveries archived after delivery: a local directory or an S3 bucket/prefix."""
 
-    period: str
+    period: IsoDuration
     dir: str | None = None  # local: a folder under TRANSFERS_HOME (relative, no '..')
     bucket: str | None = None  # S3 (versioned or not: every version is deleted)
     prefix: str = ""
     connection: str | None = None  # S3: connection id (aws type; extra.endpoint_url, region_name)
-
-    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
 
     @field_validator("dir")
     @classmethod
@@ -238,20 +228,25 @@ class ArchiveRetention(_Strict):
 class FlowRetention(_Strict):
     """How long each copy made by a flow is kept, place by place (ISO 8601 periods)."""
 
-    staging: str  # the run's working files and the encrypted outbox, reused on a retry
+    staging: IsoDuration  # the run's working files and the encrypted outbox, reused on a retry
     remote: RemoteRetention  # a bare period is accepted: the sender may then not remove it
     archive: ArchiveRetention | None = None  # no archive unless one is named
-    reports: str = "P90D"  # quality reports: they name records, so they expire too
-    notices: str = "P90D"  # copies of withdrawal and correction notices sent to partners
-    logs: str = "P30D"  # run logs kept under TRANSFERS_HOME/logs
-
-    _dur = field_validator("staging", "reports", "notices", "logs")(classmethod(lambda cls, v: _check_duration(v)))
+    reports: IsoDuration = parse_duration("P90D")  # quality reports: they name records, so they expire too
+    notices: IsoDuration = parse_duration("P90D")  # copies of withdrawal and correction notices sent to partners
+    logs: IsoDuration = parse_duration("P30D")  # run logs kept under TRANSFERS_HOME/logs
 
     @field_validator("remote", mode="before")
     @classmethod
     def _remote_period(cls, value: Any) -> Any:
         # Checked here so a bad bare period is reported at "remote", where it was written.
-        return {"period": _check_duration(value)} if isinstance(value, str) else value
+        return {"period": parse_duration(value)} if isinstance(value, str) else value
+
+
+SubjectStatus = Literal["withdrawn", "restricted", "given"]
+
+
+def _same_words() -> dict[SubjectStatus, list[str]]:
+    return {"withdrawn": ["withdrawn"], "restricted": ["restricted"], "given": ["given"]}
 
 
 class SubjectSource(_Strict):
@@ -268,8 +263,7 @@ class SubjectSource(_Strict):
     effective: str | None = "effective"  # column with the date the row takes effect (ISO); None = always
     # register: the register's own words for each status (compared case-insensitively); a word
     # not listed stops the run, so a register's vocabulary is never guessed.
-    statuses: dict[Literal["withdrawn", "restricted", "given"], list[str]] = Field(
-        default_factory=lambda: {"withdrawn": ["withdrawn"], "restricted": ["restricted"], "given": ["given"]})
+    statuses: dict[SubjectStatus, list[str]] = Field(default_factory=_same_words)
 
     @field_validator("statuses")
     @classmethod

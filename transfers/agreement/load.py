@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from transfers.agreement.flow import Flow
 from transfers.agreement.protocol import Protocol
 from transfers.agreement.tier2 import Agreement
-from transfers.durations import Duration, parse_duration
+from transfers.durations import Duration
 from transfers.errors import AgreementNotLive, ConfigError
 
 
@@ -141,10 +141,10 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
     for i, purpose in enumerate(agreement.purposes):
         if protocol.purpose(purpose) is None:
             problems.append(f"{where} purposes[{i}]: {purpose!r} is not a purpose in the Tier 1 register")
-    for i, basis in enumerate(agreement.legal_basis):
-        if protocol.legal_basis(basis) is None:
+    for i, basis_id in enumerate(agreement.legal_basis):
+        if protocol.legal_basis(basis_id) is None:
             problems.append(
-                f"{where} legal_basis[{i}]: {basis!r} is not a legal basis in the Tier 1 register (Appendix A)"
+                f"{where} legal_basis[{i}]: {basis_id!r} is not a legal basis in the Tier 1 register (Appendix A)"
             )
     for i, owner in enumerate(agreement.owners):
         if owner.partner not in partners:
@@ -270,9 +270,8 @@ def check_live(agreement: Agreement, protocol: Protocol, on: date) -> None:
 def retention_periods(flow: Flow) -> dict[str, Duration]:
     """Each place's period; ``archive`` only when the flow names an archive."""
     r = flow.retention
-    periods = {"staging": parse_duration(r.staging), "remote": parse_duration(r.remote.period),
-               "reports": parse_duration(r.reports), "notices": parse_duration(r.notices),
-               "logs": parse_duration(r.logs)}
+    periods = {"staging": r.staging, "remote": r.remote.period,
+               "reports": r.reports, "notices": r.notices, "logs": r.logs}
     if r.archive is not None:
-        periods["archive"] = parse_duration(r.archive.period)
+        periods["archive"] = r.archive.period
     return periods

@@ -6,8 +6,9 @@ from datetime import date
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from transfers.agreement.common import _check_duration, _check_slug, _Strict
+from transfers.agreement.common import _check_slug, _Strict
 from transfers.agreement.flow import Flow
+from transfers.durations import IsoDuration
 from transfers.errors import ConfigError
 
 
@@ -25,10 +26,8 @@ class ControllerRetention(_Strict):
     """The data controller's retention period for what the recipient receives."""
 
     controller: str
-    period: str
+    period: IsoDuration
     procedure: str = "Secure deletion under the data controller's security and archiving procedures."
-
-    _dur = field_validator("period")(classmethod(lambda cls, v: _check_duration(v)))
 
 
 class Pseudonymisation(_Strict):

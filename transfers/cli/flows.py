@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,10 @@ from rich.markup import escape
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
 from transfers.cli.privacy import privacy_summary
 from transfers.errors import ConfigError, TransferError
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config
+    from transfers.settings import Settings
 
 
 def validate(
@@ -71,7 +75,7 @@ def validate(
     out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {len(config.flows())} flow(s)")
 
 
-def _preflight(settings, config, only: str | None, today: date) -> None:  # noqa: ANN001
+def _preflight(settings: Settings, config: Config, only: str | None, today: date) -> None:
     """``validate --connect``: one row per check, exit 1 if any failed."""
     from datetime import timedelta
 

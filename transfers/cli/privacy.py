@@ -9,13 +9,19 @@ the process list.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, err, fail, load_settings, out
 from transfers.errors import ConfigError, TransferError
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config
+    from transfers.connections import SecretLookup
+    from transfers.notices import Kind
+    from transfers.settings import Settings
 
 SUBJECT_HELP = "the subject's identifier (e.g. NHS number); '-' reads it from standard input"
 
@@ -27,11 +33,11 @@ def _identifier(value: str) -> str:
     return text.strip()
 
 
-def subject_lookups(config, identifier: str, secret) -> dict[str, str]:  # noqa: ANN001
+def subject_lookups(config: Config, identifier: str, secret: SecretLookup) -> dict[str, str]:
     """agreement id -> the subject's lookup under that agreement's local lookup key."""
     from transfers.privacy.subjects import lookup_key, lookup_of
 
-    lookups = {}
+    lookups: dict[str, str] = {}
     for item in config.agreements:
         setting = item.agreement.pseudonymisation
         if setting is None:
@@ -68,7 +74,7 @@ subject_app = typer.Typer(help="One data subject's trail (subject access request
                           no_args_is_help=True)
 
 
-def _notices(kind: str, subject: str, occasion: str, fields: list[str], *, register: bool = False) -> None:
+def _notices(kind: Kind, subject: str, occasion: str, fields: list[str], *, register: bool = False) -> None:
     from transfers.agreement import load_config
     from transfers.connections import cli_connection, cli_secret
     from transfers.notices import send_notices
@@ -92,7 +98,7 @@ def _notices(kind: str, subject: str, occasion: str, fields: list[str], *, regis
                   f"({escape(r.remote_path or '')}, ledger entry {r.ledger_seq})", highlight=False)
 
 
-def _record_withdrawal(settings, config, lookups: dict[str, str]) -> None:  # noqa: ANN001
+def _record_withdrawal(settings: Settings, config: Config, lookups: dict[str, str]) -> None:
     from transfers.privacy.subjects import SubjectIndex
 
     unkeyed = sorted(item.agreement.id for item in config.agreements if item.agreement.id not in lookups)

@@ -8,7 +8,7 @@ package (and so Great Expectations) only when run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,13 +16,16 @@ from rich.markup import escape
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, out, parse_date
 from transfers.errors import TransferError
 
+if TYPE_CHECKING:
+    from transfers.settings import Settings
+
 expectations_app = typer.Typer(help="Great Expectations suites per flow (expectations/).", no_args_is_help=True)
 
 FlowArg = Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")]
 DateOpt = Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")]
 
 
-def _expectations_dir(settings) -> Path:  # noqa: ANN001
+def _expectations_dir(settings: Settings) -> Path:
     # Beside config/ and keys/, like the project's checked-in expectations/.
     return settings.config_dir.parent / "expectations"
 
@@ -187,7 +190,7 @@ def report_quality(
     _trend(settings, ref.key)
 
 
-def _trend(settings, flow_key: str) -> None:  # noqa: ANN001
+def _trend(settings: Settings, flow_key: str) -> None:
     """The last runs from the ledger (counts only): failing records per characteristic."""
     from transfers.reports import TREND_RUNS, trend_rows
 

@@ -87,7 +87,7 @@ def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> dict[str, str]
     return fingerprints
 
 
-def main() -> int:  # noqa: PLR0915 - a linear script reads best as one function
+def main() -> int:  # a linear script reads best as one function
     standin = sftp_standin()  # before anything is made: outside a checkout there is no demo
     workspace = PROJECT_ROOT / "var" / "demo"
     if workspace.exists():

@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any, Literal
 
 import pandas as pd
@@ -385,15 +386,15 @@ def _generalise_all(
     values: list[Any], spec: FieldSpec, on: date, flow_id: str, name: str
 ) -> tuple[list[str | None], int, int]:
     to = spec.to
-    convert: Callable[[Any, Any], str | None]
-    if to in ("year", "month"):
-        convert = generalise_date
-    elif to in ("district", "sector"):
-        convert = generalise_postcode
+    convert: Callable[[Any], str | None]
+    if to == "year" or to == "month":
+        convert = partial(generalise_date, to=to)
+    elif to == "district" or to == "sector":
+        convert = partial(generalise_postcode, to=to)
     elif to == "age_band":
         bands = spec.bands
 
-        def convert(value: Any, _to: Any) -> str | None:
+        def convert(value: Any) -> str | None:
             return age_band(value, on, bands)
     else:  # the agreement model refuses this; guard against a hand-built FieldSpec
         raise PrivacyError(f"flow {flow_id}: field {name!r} is share: generalise without a level ('to')")
@@ -403,7 +404,7 @@ def _generalise_all(
         if _blank(value):
             result.append(None)
             continue
-        general = convert(value, to)
+        general = convert(value)
         if general is None:
             nulled += 1  # never fall back to the value itself: that would leak it in clear
         else:

@@ -10,7 +10,6 @@ from datetime import date
 import pandas as pd
 
 from transfers.agreement import Flow
-from transfers.durations import parse_duration
 from transfers.quality.checks import Check
 from transfers.quality.outcome import CheckResult
 from transfers.quality.rules import _IDENTIFIER, _midnight
@@ -35,7 +34,9 @@ def _judge_extract(
         if top is None:
             ok, note = None, "no record has a readable value to judge the extract's age by"
         else:
-            since = parse_duration(flow.quality.max_age or "").before(_midnight(logical_date))
+            # checks.py plans a max_age check only when quality.max_age is set.
+            assert flow.quality.max_age is not None
+            since = flow.quality.max_age.before(_midnight(logical_date))
             ok = top.to_pydatetime() >= since
             if not ok:
                 age = (_midnight(logical_date) - top.to_pydatetime()).days

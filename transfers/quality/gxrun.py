@@ -23,8 +23,6 @@ from great_expectations.data_context.types.base import (  # noqa: E402
 logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
 
 
-# --------------------------------------------------------------------------- GX plumbing
-
 # Counts and row numbers only. ``exclude_unexpected_values`` and a zero
 # ``partial_unexpected_count`` keep the failing values out of the result;
 # COMPLETE is needed for ``unexpected_index_list`` (positions, since every

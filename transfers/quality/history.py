@@ -88,7 +88,8 @@ def judge_drift(
     name = check.field or ""
     shares = []
     for item in earlier:
-        item_nulls = item.get("nulls") if isinstance(item.get("nulls"), Mapping) else {}
+        raw_nulls = item.get("nulls")
+        item_nulls: Mapping[str, Any] = raw_nulls if isinstance(raw_nulls, Mapping) else {}
         missing, total = _count(item_nulls.get(name)), _count(item.get("rows"))
         if missing is not None and total:
             shares.append(missing / total)

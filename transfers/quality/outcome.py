@@ -11,8 +11,6 @@ from transfers.agreement import DIMENSIONS
 
 Outcome = Literal["pass", "warn", "quarantine", "block"]
 
-# --------------------------------------------------------------------------- results
-
 
 @dataclass
 class CheckResult:

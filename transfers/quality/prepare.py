@@ -18,8 +18,6 @@ from transfers.quality.rules import (
 )
 from transfers.rules import nhs_numbers_valid, postcode_district
 
-# --------------------------------------------------------------------------- per-batch preparation
-
 
 class _Preparer:
     """Turns a source batch into the frame GX validates, and keeps cross-batch state.
@@ -40,7 +38,8 @@ class _Preparer:
         self.nhs = [n for n in flow.fields if _derived("nhs", n) in cols]
         self.numbers = [n for n in flow.fields if _derived("number", n) in cols]
         self.unique = [n for n in flow.fields if _derived("first", n) in cols]
-        self.order = {n: s.checks.after for n, s in flow.fields.items() if _derived("order", n) in cols}
+        self.order = {n: s.checks.after for n, s in flow.fields.items()
+                      if s.checks.after is not None and _derived("order", n) in cols}
         self.districts = [n for n in flow.fields if _derived("district", n) in cols]
         # both sides of an order check are compared as parsed dates
         self.when += [n for n in dict.fromkeys([*self.order, *self.order.values()]) if n and n not in self.when]

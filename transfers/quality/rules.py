@@ -8,8 +8,6 @@ from datetime import date, datetime, time
 # The postcode rule has one copy, shared with privacy and the demo data.
 from transfers.rules import POSTCODE_PATTERN
 
-# --------------------------------------------------------------------------- value rules
-
 _FORMATS: dict[str, tuple[str, str]] = {
     # format -> (regular expression, plain English); date and datetime are parsed instead (see _Preparer)
     "postcode": (POSTCODE_PATTERN, "is a UK postcode"),

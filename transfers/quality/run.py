@@ -166,20 +166,20 @@ def check_quality(
             notes.append("the agreement sets no check of this characteristic")
         if d == "timeliness" and flow.quality.max_age and not preparer.recent:
             notes.append("quality.max_age is set but no field has a 'recent' check, so the extract's age is not judged")
-        outcome: Outcome = "pass"
+        verdict: Outcome = "pass"
         if failed:
-            outcome = policy
+            verdict = policy
             whole = [r for r in failed if r.scope == "extract" or tallies[r.id].errors]
             if policy == "quarantine" and whole:
                 # Quarantine holds back failing records; a failure of the extract as
                 # a whole names no record to hold back, so nothing may be sent.
-                outcome = "block"
+                verdict = "block"
                 notes.append("a failure of the whole extract cannot be quarantined record by record: blocked")
-            if outcome == "quarantine":
+            if verdict == "quarantine":
                 for r in failed:
                     quarantined |= tallies[r.id].keys
         dimensions[d] = DimensionResult(
-            d, len(mine), sum(r.success is True for r in mine), len(failed), n_failing, rows, policy, outcome, notes
+            d, len(mine), sum(r.success is True for r in mine), len(failed), n_failing, rows, policy, verdict, notes
         )
 
     outcome = QualityOutcome(

@@ -89,7 +89,8 @@ def load_expectations(path: Path, flow: Flow) -> list[Check]:
             continue
         kind = item["type"]
         where = f"{where} ({kind})"
-        meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
+        raw_meta = item.get("meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         if meta.get("derived"):
             continue
         dimension = meta.get("dimension")
@@ -97,7 +98,8 @@ def load_expectations(path: Path, flow: Flow) -> list[Check]:
             found = f"{dimension!r} is not one of them" if dimension is not None else "it is missing"
             problems.append(f"{where}: meta.dimension must be one of {', '.join(DIMENSIONS)} ({found})")
             continue
-        kwargs = item.get("kwargs") if isinstance(item.get("kwargs"), dict) else {}
+        raw_kwargs = item.get("kwargs")
+        kwargs: dict[str, Any] = raw_kwargs if isinstance(raw_kwargs, dict) else {}
         columns = [kwargs[k] for k in _COLUMN_KWARGS if k in kwargs] + list(kwargs.get("column_list") or [])
         unknown = [str(c) for c in columns if c not in flow.fields]
         if unknown:
@@ -105,7 +107,7 @@ def load_expectations(path: Path, flow: Flow) -> list[Check]:
             continue
         try:
             expectation = ExpectationConfiguration(type=kind, kwargs=kwargs, meta=meta).to_domain_obj()
-        except Exception as exc:  # noqa: BLE001 - GX raises many types for a bad expectation
+        except Exception as exc:  # GX raises many types for a bad expectation
             problems.append(f"{where}: not a valid GX expectation: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         if not isinstance(expectation, ColumnMapExpectation | ColumnPairMapExpectation | MulticolumnMapExpectation):
@@ -140,13 +142,16 @@ def flow_checks(
 ) -> list[Check]:
     """Every check for the run: derived from the agreement, then the hand-written ones, by characteristic."""
     derived = plan_checks(flow, logical_date=logical_date)
-    extra = load_expectations(suite_path(expectations_dir, agreement_id, flow.id), flow) if expectations_dir else []
-    clash = {c.id for c in derived} & {c.id for c in extra}
-    if clash:
-        raise ConfigError(
-            f"{suite_path(expectations_dir, agreement_id, flow.id)}: meta.check {', '.join(sorted(clash))} "  # type: ignore[arg-type]
-            "is the id of a check derived from the agreement; choose another id"
-        )
+    extra: list[Check] = []
+    if expectations_dir is not None:
+        path = suite_path(expectations_dir, agreement_id, flow.id)
+        extra = load_expectations(path, flow)
+        clash = {c.id for c in derived} & {c.id for c in extra}
+        if clash:
+            raise ConfigError(
+                f"{path}: meta.check {', '.join(sorted(clash))} "
+                "is the id of a check derived from the agreement; choose another id"
+            )
     order = {d: i for i, d in enumerate(DIMENSIONS)}
     return sorted([*derived, *extra], key=lambda ch: order[ch.dimension])
 

@@ -44,7 +44,7 @@ CHARACTERISTICS: dict[str, tuple[str, str]] = {
     "relevance": ("Relevance", "Information collected should comprise the specific items of interest only."),
     "completeness": ("Completeness", "All the relevant data must be recorded."),
 }
-assert tuple(CHARACTERISTICS) == DIMENSIONS  # noqa: S101 - a mismatch is a programming error
+assert tuple(CHARACTERISTICS) == DIMENSIONS  # a mismatch is a programming error
 
 _OUTCOMES = ("pass", "warn", "quarantine", "block")
 TREND_RUNS = 10
@@ -72,10 +72,12 @@ def trend_rows(history: Sequence[Mapping[str, Any]], current: Mapping[str, Any])
     """
     rows = []
     for day, item in [*_one_per_date(history, current)[-TREND_RUNS:], (_day(current), current)]:
-        dims = item.get("dimensions") if isinstance(item.get("dimensions"), Mapping) else {}
+        raw_dims = item.get("dimensions")
+        dims: Mapping[str, Any] = raw_dims if isinstance(raw_dims, Mapping) else {}
         cells = {}
         for d in DIMENSIONS:
-            entry = dims.get(d) if isinstance(dims.get(d), Mapping) else {}
+            raw_entry = dims.get(d)
+            entry: Mapping[str, Any] = raw_entry if isinstance(raw_entry, Mapping) else {}
             outcome = entry.get("outcome")
             cells[d] = {
                 "failing": _count(entry.get("failing_rows")),

@@ -19,12 +19,16 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
 from transfers.files import write_atomic
+
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
+    from transfers.settings import Settings
 
 REVIEW_WINDOW_DAYS = 30
 
@@ -48,7 +52,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def build(settings, config: Config, ledger, start: date, end: date, *, now: datetime | None = None) -> dict:  # noqa: ANN001
+def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: date, *,
+          now: datetime | None = None) -> dict[str, Any]:
     """The report's figures as plain data (what the HTML and the CSVs show).
 
     Args:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from transfers.agreement import ArchiveRetention, FlowRef
 from transfers.connections import ConnInfo
-from transfers.durations import parse_duration
 from transfers.errors import ConfigError
 from transfers.files import atomic_file, private_dir, sha256_file
 from transfers.logs import get_logger
@@ -55,7 +54,7 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
     archive = ref.flow.retention.archive
     if archive is None:
         return {}
-    period = parse_duration(archive.period)
+    period = archive.period
     s3 = None
     if archive.bucket:
         if connection is None:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from transfers.agreement import check_live, load_config
+from transfers.durations import Duration
 from transfers.errors import AgreementNotLive, ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -253,6 +254,40 @@ def test_bad_durations(config_dir, change, key_path, value):
     path = edit(config_dir, change)
 
     assert_names(problems(config_dir), path, key_path, value)
+
+
+def test_periods_are_parsed_once_on_load_and_keep_their_text(config_dir):
+    edit(config_dir, lambda d: flow(d)["retention"].pop("logs"))  # the default is a period too
+    agreement = load_config(config_dir, today=INSIDE).flow("mash-referrals.A").agreement
+    a = agreement.flow("A")
+    periods = {
+        "retention.period": agreement.retention.period,
+        "staging": a.retention.staging,
+        "remote": a.retention.remote.period,
+        "archive": a.retention.archive.period,
+        "reports": a.retention.reports,
+        "logs": a.retention.logs,
+        "max_age": a.quality.max_age,
+        "recent": a.fields["referral_date"].checks.recent,
+    }
+
+    assert all(isinstance(p, Duration) for p in periods.values()), periods
+    assert {k: str(p) for k, p in periods.items()} == {
+        "retention.period": "P6Y", "staging": "P7D", "remote": "P14D", "archive": "P6M",
+        "reports": "P90D", "logs": "P30D", "max_age": "P3D", "recent": "P30D",
+    }
+    assert agreement.retention.period.after(date(2024, 2, 29)) == date(2030, 2, 28)
+    # Written back as the text it was read from, so a dump loads again unchanged.
+    dumped = a.retention.model_dump()
+    assert dumped["staging"] == "P7D" and dumped["remote"]["period"] == "P14D" and dumped["logs"] == "P30D"
+    assert type(a.retention).model_validate(dumped) == a.retention
+
+
+def test_a_bad_period_names_its_field_and_is_not_loaded(config_dir):
+    path = edit(config_dir, lambda d: flow(d)["retention"]["archive"].update(period="six months"))
+
+    assert_names(problems(config_dir), path, "flows[0].retention.archive.period",
+                 "'six months' is not an ISO 8601 duration (examples: P7D")
 
 
 @pytest.mark.parametrize(

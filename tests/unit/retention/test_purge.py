@@ -94,7 +94,7 @@ def test_a_bare_remote_period_does_not_let_the_sender_delete_on_the_partners_ser
     edit(config_dir, lambda d: d["flows"][0]["retention"].update(remote="P14D"))
 
     flow = load_config(config_dir).flow("mash-referrals.A").flow
-    assert flow.retention.remote.period == "P14D"
+    assert flow.retention.remote.period.text == "P14D"
     assert flow.retention.remote.sender_may_remove is False
 
 
