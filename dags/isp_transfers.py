@@ -94,6 +94,8 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock, work: Callable[[FlowRun
     # A scheduled run's logical date is its data interval start; a manual run given a date keeps that date
     # (its inferred interval is the period before it). Either way the day is taken on the flow's clock.
     start = logical_date or get_current_context()["data_interval_start"]
+    if start is None:  # a manual run with neither a logical date nor an interval: no night to send
+        raise AirflowFailException(f"{ref_key}: this DAG run has no logical date; trigger it with one")
     try:
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         settings.home.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,12 @@ class FlowRun:
             self.today = flow_today(self.ref.flow.timezone)
 
     @property
+    def clock_today(self) -> date:
+        """Today on the flow's clock (its timezone): the day an agreement is judged live on."""
+        assert self.today is not None  # set by __post_init__
+        return self.today
+
+    @property
     def ds(self) -> str:
         return self.logical_date.isoformat()
 

@@ -307,7 +307,7 @@ class _Heartbeat:
                     log.error("run lock lost: another run took it over", flow=self._args[0],
                               logical_date=self._args[1])
                     return
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the run goes on
+            except Exception as exc:  # a missed beat is retried; the run goes on
                 log.warning("run lock heartbeat failed", flow=self._args[0], error=type(exc).__name__)
 
     def stop(self) -> None:
@@ -374,7 +374,7 @@ def hold(url: str, flow: str, ds: str, owner: str, *, wait: float = 0, release: 
             if release or (failed and release_on_error):
                 try:
                     locks.release(flow, ds, owner)
-                except Exception as exc:  # noqa: BLE001 - the run's own outcome matters more
+                except Exception as exc:  # the run's own outcome matters more
                     log.error("run lock not released; it goes stale after its ttl", flow=flow, logical_date=ds,
                               error=type(exc).__name__)
     finally:

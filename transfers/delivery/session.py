@@ -26,9 +26,11 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from types import TracebackType
+from typing import NoReturn, Protocol
 
 import paramiko
+from paramiko.ssh_exception import IncompatiblePeer  # not re-exported by paramiko's type stubs
 
 from transfers.delivery.target import SftpTarget, parse_host_key
 from transfers.errors import (
@@ -82,7 +84,8 @@ class SftpFile(Protocol):
     """The methods of ``paramiko.SFTPFile`` that delivery uses."""
 
     def __enter__(self) -> SftpFile: ...
-    def __exit__(self, *exc_info: object) -> object: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> object: ...
     def read(self, size: int) -> bytes: ...
     def write(self, data: bytes) -> object: ...
     def prefetch(self) -> object: ...
@@ -145,7 +148,7 @@ class _RejectUnpinned(paramiko.RejectPolicy):
     def __init__(self, target: SftpTarget, pinned: paramiko.PKey) -> None:
         self.target, self.pinned = target, pinned
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
         raise HostKeyMismatch(_mismatch(self.target, self.pinned, key))
 
 
@@ -253,7 +256,7 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
                 f"{where}: login as {target.username!r} refused ({type(exc).__name__}); "
                 "check the connection's credentials with the partner"
             ) from None
-        if isinstance(exc, paramiko.IncompatiblePeer):
+        if isinstance(exc, IncompatiblePeer):
             raise DeliveryRefused(
                 f"{where}: no algorithm in common ({exc}); we refuse CBC ciphers, SHA-1 "
                 "and MD5; ask the partner to enable modern ones"
@@ -283,7 +286,7 @@ def _connect_stall(exc: BaseException, transport: paramiko.Transport | None, ove
     said_timeout = isinstance(exc, socket.timeout | TimeoutError) or "timeout" in text or "timed out" in text
     if isinstance(exc, paramiko.AuthenticationException):
         return "logging in" if said_timeout else None
-    if not (said_timeout or overran) or isinstance(exc, paramiko.BadHostKeyException | paramiko.IncompatiblePeer):
+    if not (said_timeout or overran) or isinstance(exc, paramiko.BadHostKeyException | IncompatiblePeer):
         return None
     if transport is None:
         return "connecting (TCP)"

@@ -27,7 +27,7 @@ def check_agreement(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> Check
     """Refuse to start unless the agreement is live; say who still needs the data."""
     from transfers.retention.running import mark_running  # the retention package loads its purge
 
-    check_live(run.ref.agreement, run.config.protocol, run.today)
+    check_live(run.ref.agreement, run.config.protocol, run.clock_today)
     pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
     if pending:
         # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.

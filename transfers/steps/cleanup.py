@@ -48,6 +48,6 @@ def _forget_prepared_subjects(run: FlowRun, ledger: Ledger) -> int | None:
             return index.forget_prepared(run.ref.key, run.logical_date)
         finally:
             index.close()
-    except Exception as exc:  # noqa: BLE001 - housekeeping must not hide the run's own outcome
+    except Exception as exc:  # housekeeping must not hide the run's own outcome
         log.warning("prepared subject rows kept", **run._ctx(error=type(exc).__name__))
         return None
