@@ -506,3 +506,40 @@ def test_a_flow_must_declare_its_basis_for_sharing(config_dir):
     path = edit(config_dir, lambda d: flow(d, 0).pop("consent"))
 
     assert_names(problems(config_dir), path, "flows[0].consent", "every flow declares why it may share")
+
+
+# --------------------------------------------------------------------------- privacy declarations
+
+
+def _config_copy(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    root = tmp_path / "config"
+    shutil.copytree(ROOT / "config", root)
+    path = root / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return root
+
+
+def test_a_ground_outside_the_protocol_is_named_with_the_grounds_allowed(tmp_path):
+    from transfers.errors import ConfigError
+
+    root = _config_copy(tmp_path, lambda d: d["flows"][0]["consent"].update(ground="convenience"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(root)
+    message = str(caught.value.problems)
+    assert "flows[0].consent.ground: 'convenience' is not an exceptional ground" in message
+    assert "safeguarding" in message
+
+
+def test_subject_lists_need_a_pseudonymisation_key(tmp_path):
+    from transfers.errors import ConfigError
+
+    def change(data: dict) -> None:
+        del data["pseudonymisation"]
+        for flow in data["flows"]:
+            flow["fields"]["nhs_number"]["share"] = "keep"
+        data["flows"][1]["consent"]["opt_outs"] = {"kind": "csv", "connection": "rft_exports", "path": "o.csv"}
+
+    with pytest.raises(ConfigError, match=r"flows\[1\]\.consent: a consent register or opt-out list needs"):
+        load_config(_config_copy(tmp_path, change))

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from tests.unit.quality.test_run import DAY, N, clean, make_flow
-from tests.unit.quality.test_run import run as run_quality
+from tests.support.quality_flows import DAY, N, clean, make_flow
+from tests.support.quality_flows import run as run_quality
 from transfers.agreement import Flow
 from transfers.quality.rectify import read_notice
 

@@ -1,23 +1,27 @@
-"""The data owner's reports say what happened: rows held back (every copy of a key), dry runs, empty
-extracts, re-runs in the trend, and a rectification notice grouped by record."""
+"""The data owner's reports say what happened: all six characteristics and no record value in the
+scorecard, its JSON or the run's summary; rows held back (every copy of a key), dry runs, empty extracts."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import stat
 
-from tests.unit.quality.test_run import BAD_NHS, BAD_POSTCODE, DAY, DIMENSIONS, clean, make_flow
-from tests.unit.quality.test_run import run as run_quality
-from transfers.quality.rectify import read_notice
-from transfers.reports import trend_rows
-
-QUARANTINE = {**dict.fromkeys(DIMENSIONS, "block"), "accuracy": "quarantine", "reliability": "quarantine",
-              "relevance": "warn"}
-
-
-def html(outcome) -> str:  # noqa: ANN001
-    return outcome.report_html.read_text(encoding="utf-8")
-
+from tests.support.quality_flows import (
+    BAD_NHS,
+    BAD_POSTCODE,
+    DEFECTS,
+    FORENAME,
+    OUT_OF_SET,
+    QUARANTINE,
+    N,
+    assert_no_record_values,
+    clean,
+    html,
+    make_flow,
+    run,
+)
+from tests.support.quality_flows import run as run_quality
+from transfers.agreement import DIMENSIONS
 
 # --------------------------------------------------------------------------- rows held back (item 3)
 
@@ -44,33 +48,6 @@ def test_a_quarantined_key_that_is_duplicated_holds_back_both_rows_even_when_dup
     outcome = run_quality(data, flow, report_dir=tmp_path)
     assert outcome.quarantined_keys == {(data.at[2, "referral_id"],)}
     assert outcome.held_back_rows == 2  # the pipeline holds back every row with the key
-
-
-# --------------------------------------------------------------------------- the notice (item 14)
-
-
-def test_notice_groups_a_records_problems_and_lists_every_copy_of_a_duplicated_key(tmp_path):
-    first, second = clean().iloc[:6].copy(), clean().iloc[6:].copy()
-    second.loc[second.index[1], "referral_id"] = first.iloc[3]["referral_id"]  # row 8 repeats row 4's key
-    first.loc[first.index[3], "nhs_number"] = BAD_NHS  # row 4 also fails two more checks
-    first.loc[first.index[3], "postcode"] = BAD_POSTCODE
-    first.loc[first.index[1], "postcode"] = BAD_POSTCODE  # row 2, between them in check order
-    outcome = run_quality([first, second], make_flow(QUARANTINE), report_dir=tmp_path)
-
-    lines = read_notice(outcome.rectification_csv)
-    key = first.iloc[3]["referral_id"]
-    assert [(r["row"], r["check"]) for r in lines if r["record_key"] == key] == [
-        ("4", "accuracy.nhs_number.nhs_number"),
-        ("4", "validity.format.postcode"),
-        ("4", "reliability.record_key"),
-        ("8", "reliability.record_key"),
-    ]
-    assert outcome.records_to_fix == 3  # rows 2, 4 and 8
-    page = outcome.rectification_html.read_text(encoding="utf-8")
-    # one entry per record: its key and row once, its problems beneath
-    assert page.count(f"<td rowspan=\"3\">{key}</td>") == 1 and page.count(f"<td rowspan=\"1\">{key}</td>") == 1
-    assert page.index('<td class="n" rowspan="1">2</td>') < page.index('<td class="n" rowspan="3">4</td>') \
-        < page.index('<td class="n" rowspan="1">8</td>')
 
 
 # --------------------------------------------------------------------------- dry run (item 14)
@@ -112,30 +89,91 @@ def test_an_empty_extract_is_not_a_request_to_correct_records(tmp_path):
     assert _verdict(report_document(outcome, make_flow())).startswith("the extract was empty (no record to correct")
 
 
-# --------------------------------------------------------------------------- trend (item 14)
+# --------------------------------------------------------------------------- what leaves the run
 
 
-def summary(day, rows: int) -> dict:  # noqa: ANN001
-    return {"logical_date": day.isoformat(), "rows": rows,
-            "dimensions": {d: {"failing_rows": 0, "outcome": "pass"} for d in DIMENSIONS}}
-
-
-def test_a_rerun_date_appears_once_in_the_trend_with_its_latest_run():
-    d1, d2, d3 = (DAY - timedelta(days=k) for k in (3, 2, 1))
-    history = [summary(d1, 10), summary(d2, 11), summary(d2, 12), summary(d3, 13), summary(DAY, 5)]
-    rows = trend_rows(history, summary(DAY, 14))  # this run re-runs DAY
-    assert [(r["logical_date"], r["rows"], r["current"]) for r in rows] == [
-        (d1.isoformat(), 10, False), (d2.isoformat(), 12, False), (d3.isoformat(), 13, False),
-        (DAY.isoformat(), 14, True),
+def test_report_is_self_contained_names_all_six_and_holds_no_record_values(tmp_path):
+    report_dir = tmp_path / "reports" / "test-agreement" / "T"
+    df = clean()
+    df.at[3, "nhs_number"] = BAD_NHS
+    df.at[5, "postcode"] = BAD_POSTCODE
+    df.at[11, "risk_level"] = OUT_OF_SET
+    df.at[6, "referral_id"] = "R000002"
+    outcome = run(df, report_dir=report_dir)
+    assert outcome.report_html == report_dir / "quality_T_2026-06-02.html"
+    assert outcome.report_json == report_dir / "quality_T_2026-06-02.json"
+    html = outcome.report_html.read_text(encoding="utf-8")
+    positions = [html.find(f'<section id="{d}">') for d in DIMENSIONS]
+    assert -1 not in positions and positions == sorted(positions)  # one section each, in the protocol's order
+    for name in ("Accuracy", "Validity", "Reliability", "Timeliness", "Relevance", "Completeness"):
+        assert name in html
+    lowered = html.lower()
+    assert "http://" not in lowered and "https://" not in lowered and "<script" not in lowered
+    assert "src=" not in lowered and "@import" not in lowered
+    assert "test-agreement" in html and "2026-06-02" in html and "is a valid NHS number" in html
+    assert_no_record_values(outcome, report_dir)
+    doc = json.loads(outcome.report_json.read_text(encoding="utf-8"))
+    assert list(doc["dimensions"]) == list(DIMENSIONS)
+    assert doc["dimensions"]["accuracy"]["failing_rows"] == 1
+    assert stat.S_IMODE(report_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(outcome.report_html.stat().st_mode) == 0o600
+    assert stat.S_IMODE(outcome.report_json.stat().st_mode) == 0o600
+    run(clean(), report_dir=report_dir)  # a re-run replaces the report whole, leaving no temporary file
+    assert sorted(p.name for p in report_dir.iterdir()) == [
+        "quality_T_2026-06-02.html",
+        "quality_T_2026-06-02.json",
+        "rectification_T_2026-06-02.csv",
+        "rectification_T_2026-06-02.html",
     ]
+    assert "All six characteristics passed" in outcome.report_html.read_text(encoding="utf-8")
 
 
-def test_the_scorecard_trend_shows_each_date_once(tmp_path):
-    history = [summary(DAY - timedelta(days=1), 12), summary(DAY - timedelta(days=1), 12), summary(DAY, 12)]
-    outcome = run_quality(clean(), make_flow(), report_dir=tmp_path, history=history)
-    page = html(outcome)
-    assert page.count(f"<td>{(DAY - timedelta(days=1)).isoformat()}</td>") == 1
-    assert page.count(f"<td>{DAY.isoformat()} (this run)</td>") == 1
-    assert page.count(f"<td>{DAY.isoformat()}</td>") == 1  # the header's date; the earlier run of it is not shown
-    assert len(json.loads(outcome.report_json.read_text())["trend"]) == 2
+def test_report_shows_the_trend_of_earlier_runs(tmp_path):
+    earlier = run(DEFECTS["bad postcode"][0](clean())).summary()
+    earlier["logical_date"] = "2026-05-31"
+    hostile = {
+        "logical_date": "<script>alert(1)</script>",
+        "rows": "lots",
+        "dimensions": {"validity": {"failing_rows": "<b>9</b>", "outcome": "<i>x</i>"}},
+    }
+    outcome = run(clean(), report_dir=tmp_path, history=[hostile, earlier])
+    html = outcome.report_html.read_text(encoding="utf-8")
+    assert "Recent runs" in html and "2026-05-31" in html and "(this run)" in html
+    trend = json.loads(outcome.report_json.read_text(encoding="utf-8"))["trend"]
+    assert [row["logical_date"] for row in trend] == ["?", "2026-05-31", "2026-06-02"]
+    assert trend[1]["cells"]["validity"] == {"failing": 1, "outcome": "block"} and trend[0]["rows"] is None
+    assert "<script" not in html.lower() and "lots" not in html and "<b>9" not in html and "<i>x" not in html
+    first = run(clean(), report_dir=tmp_path / "again").report_html.read_text(encoding="utf-8")
+    assert "No earlier run of this flow is recorded yet" in first
 
+
+def test_summary_is_small_json_counts_only():
+    outcome = run(
+        DEFECTS["invalid check digit"][0](clean()),
+        make_flow({**dict.fromkeys(DIMENSIONS, "block"), "accuracy": "quarantine"}),
+    )
+    summary = outcome.summary()
+    text = json.dumps(summary)
+    assert len(text) < 4000
+    assert BAD_NHS not in text and "R000004" not in text
+    assert summary["rows"] == N and summary["quarantined"] == 1 and summary["blocked"] == []
+    assert list(summary["dimensions"]) == list(DIMENSIONS)
+    assert summary["dimensions"]["accuracy"] == {
+        "checks": 4,
+        "passed": 3,
+        "failed": 1,
+        "failing_rows": 1,
+        "policy": "quarantine",
+        "outcome": "quarantine",
+    }
+
+
+def test_headerless_csv_column_names_are_not_shown(tmp_path):
+    # A CSV read without its header row makes the first record the column names.
+    df = clean()
+    df.columns = [str(v) for v in df.iloc[0].tolist()[:-1]] + ["x"]
+    outcome = run(df.iloc[1:], report_dir=tmp_path)
+    notes = " ".join(outcome.dimensions["relevance"].notes)
+    assert "names are not shown" in notes
+    html = outcome.report_html.read_text(encoding="utf-8")
+    assert FORENAME not in notes and FORENAME not in html and "R000001" not in html

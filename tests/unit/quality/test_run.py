@@ -1,181 +1,41 @@
-"""The quality step: each defect caught by the right characteristic, with the right counts, and no
-record value in anything that leaves the run (summary, JSON and HTML reports)."""
+"""The quality run (``check_quality``): each defect caught by the right characteristic, with the right
+counts, over batches, under each policy, and without leaving Great Expectations files behind.
+
+The test flow, its clean data and the seeded defects are in ``tests/support/quality_flows.py``; what the
+reports and the summary may show is tested in ``test_report.py``."""
 
 from __future__ import annotations
 
-import json
 import os
-import stat
-from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from transfers.agreement import DIMENSIONS, Flow, load_config
+from tests.support.quality_flows import (
+    BAD_NHS,
+    BAD_POSTCODE,
+    DAY,
+    DEFECTS,
+    EXTRA_VALUE,
+    OUT_OF_SET,
+    N,
+    assert_no_record_values,
+    clean,
+    make_flow,
+    run,
+    set_all,
+)
+from transfers.agreement import DIMENSIONS, load_config
 from transfers.devkit import synthetic
-from transfers.quality import QualityOutcome, build_suite, check_quality, nhs_number_valid
+from transfers.quality import QualityOutcome, check_quality
 
 ROOT = Path(__file__).resolve().parents[3]
-DAY = date(2026, 6, 2)
-N = 12
-
-# Seeded defect values, each distinctive, so a leak into a report can be searched for.
-BAD_NHS = "9990001236"  # nine digits of a valid number with the wrong check digit (see test below)
-BAD_POSTCODE = "ZZ99 QQQ"
-OUT_OF_SET = "catastrophic"
-EXTRA_VALUE = "Zebedee-Extra-Value"
-FORENAME = "Quillon"
-
-
-def mod11(nine: str) -> int | None:
-    """The test's own Modulus 11 (not the code under test's)."""
-    total = sum(int(d) * (10 - i) for i, d in enumerate(nine))
-    check = 11 - total % 11
-    return 0 if check == 11 else (None if check == 10 else check)
-
-
-def valid_nhs(seed: int) -> str:
-    n = seed * 7
-    while True:
-        nine = f"999{n:06d}"
-        check = mod11(nine)
-        if check is not None:
-            return nine + str(check)
-        n += 1
-
-
-def make_flow(
-    on_failure: dict[str, str] | None = None, *, max_age: str | None = "P3D", required_nhs: bool | float = True
-) -> Flow:
-    return Flow.model_validate(
-        {
-            "id": "T",
-            "name": "Test referrals",
-            "from": "sender",
-            "to": [{"partner": "receiver", "sftp": "rx_sftp", "path": "in", "pgp_fingerprint": "AB" * 20}],
-            "source": {"kind": "csv", "connection": "src", "path": "x.csv"},
-            "subject": "nhs_number",
-            "record_key": "referral_id",
-            "fields": {
-                "referral_id": {
-                    "share": "keep",
-                    "checks": {"required": True, "unique": True, "pattern": "^R[0-9]{6}$"},
-                },
-                "nhs_number": {"share": "pseudonymise", "checks": {"required": required_nhs, "nhs_number": True}},
-                "forename": {"share": "drop"},
-                "date_of_birth": {
-                    "share": "generalise",
-                    "to": "year",
-                    "checks": {"required": True, "format": "date", "not_future": True, "not_before": "2000-01-01"},
-                },
-                "postcode": {"share": "generalise", "to": "district", "checks": {"format": "postcode"}},
-                "referral_date": {
-                    "share": "keep",
-                    "checks": {"required": True, "format": "date", "not_future": True, "recent": "P30D"},
-                },
-                "risk_level": {"share": "keep", "checks": {"required": True, "in": ["low", "medium", "high"]}},
-                "category": {"share": "keep", "checks": {"in": ["neglect", "physical"]}},
-                "score": {"share": "keep", "checks": {"format": "integer", "min": 0, "max": 10, "max_length": 2}},
-            },
-            "quality": {"on_failure": on_failure or dict.fromkeys(DIMENSIONS, "block"), "max_age": max_age},
-            "retention": {"staging": "P7D", "remote": "P14D"},
-        }
-    )
-
-
-def clean(n: int = N) -> pd.DataFrame:
-    """A data set that passes all six; optional fields have some nulls (nulls fail only completeness)."""
-    rows = []
-    for i in range(n):
-        rows.append(
-            {
-                "referral_id": f"R{i + 1:06d}",
-                "nhs_number": valid_nhs(i + 1)
-                if i % 2
-                else f"{valid_nhs(i + 1)[:3]} {valid_nhs(i + 1)[3:6]} {valid_nhs(i + 1)[6:]}",
-                "forename": FORENAME,
-                "date_of_birth": (date(2010, 1, 1) + timedelta(days=97 * i)).isoformat(),
-                "postcode": None if i == 0 else ("s60 1ab" if i == 1 else "S65 2DF"),
-                "referral_date": (DAY - timedelta(days=i % 3)).isoformat(),
-                "risk_level": ["low", "medium", "high"][i % 3],
-                "category": None if i == 2 else ["neglect", "physical"][i % 2],
-                "score": None if i == 3 else str(i % 11),
-            }
-        )
-    return pd.DataFrame(rows, dtype=object)
-
-
-def run(
-    frames: pd.DataFrame | list[pd.DataFrame], flow: Flow | None = None, report_dir: Path | None = None, **kwargs
-) -> QualityOutcome:
-    frames = frames if isinstance(frames, list) else [frames]
-    return check_quality(
-        iter(frames),
-        flow or make_flow(),
-        agreement_id="test-agreement",
-        logical_date=DAY,
-        report_dir=report_dir,
-        **kwargs,
-    )
 
 
 def failing(outcome: QualityOutcome) -> dict[str, tuple[int, int]]:
     """{dimension: (checks failed, records failing)} for the dimensions that failed."""
     return {d: (r.failed, r.failing_rows) for d, r in outcome.dimensions.items() if r.failed}
-
-
-# --------------------------------------------------------------------------- the Modulus 11 rule
-
-
-def test_nhs_number_modulus_11():
-    assert nhs_number_valid("943 476 5919")  # NHS Digital's published example
-    assert nhs_number_valid("9434765919")
-    assert not nhs_number_valid("9434765918")
-    assert not nhs_number_valid("943476591")
-    assert not nhs_number_valid("94347659190")
-    assert not nhs_number_valid("943-476-5919")
-    assert not nhs_number_valid("94347659l9")
-    assert not nhs_number_valid("٩٤٣٤٧٦٥٩١٩")  # digits, but not ASCII ones
-    assert mod11(BAD_NHS[:9]) is not None and str(mod11(BAD_NHS[:9])) != BAD_NHS[9]
-    assert not nhs_number_valid(BAD_NHS)
-    ten = next(f"{n:09d}" for n in range(1, 10_000) if mod11(f"{n:09d}") is None)  # check digit would be 10
-    assert not any(nhs_number_valid(ten + d) for d in "0123456789")
-    eleven = next(f"{n:09d}" for n in range(1, 10_000) if mod11(f"{n:09d}") == 0)  # 11 -> 0
-    assert nhs_number_valid(eleven + "0")
-
-
-# --------------------------------------------------------------------------- the suite
-
-
-def test_suite_every_expectation_carries_its_dimension():
-    suite = build_suite(make_flow(), logical_date=DAY)
-    assert suite
-    assert all(e.meta["dimension"] in DIMENSIONS for e in suite)
-    ids = [e.meta["check"] for e in suite]
-    assert len(ids) == len(set(ids))
-    kinds = {e.meta["check"].rsplit(".", 1)[0] if e.meta["check"].count(".") == 2 else e.meta["check"] for e in suite}
-    assert {
-        "accuracy.nhs_number",
-        "accuracy.not_future",
-        "accuracy.not_before",
-        "validity.format",
-        "validity.pattern",
-        "validity.in",
-        "validity.range",
-        "validity.max_length",
-        "reliability.record_key",
-        "timeliness.recent",
-        "completeness.required",
-    } <= kinds
-    required = {
-        e.meta["check"]: e.mostly
-        for e in build_suite(make_flow(required_nhs=0.95), logical_date=DAY)
-        if e.meta["dimension"] == "completeness"
-    }
-    assert required["completeness.required.nhs_number"] == 0.95
-    assert required["completeness.required.referral_id"] == 1.0
 
 
 # --------------------------------------------------------------------------- clean data
@@ -205,58 +65,6 @@ def test_the_sample_agreement_passes_its_synthetic_data(flow_key, make):
 
 
 # --------------------------------------------------------------------------- each defect, the right characteristic
-
-
-def _set(row: int, column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def apply(df: pd.DataFrame) -> pd.DataFrame:
-        df.at[row, column] = value
-        return df
-
-    return apply
-
-
-def _all(column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def apply(df: pd.DataFrame) -> pd.DataFrame:
-        df[column] = value
-        return df
-
-    return apply
-
-
-def _several(*changes: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def apply(df: pd.DataFrame) -> pd.DataFrame:
-        for change in changes:
-            df = change(df)
-        return df
-
-    return apply
-
-
-DEFECTS = {
-    "invalid check digit": (_set(3, "nhs_number", BAD_NHS), {"accuracy": (1, 1)}),
-    "future referral date": (_set(4, "referral_date", (DAY + timedelta(days=5)).isoformat()), {"accuracy": (1, 1)}),
-    "birth before the floor": (_set(4, "date_of_birth", "1999-12-31"), {"accuracy": (1, 1)}),
-    "bad postcode": (_set(5, "postcode", BAD_POSTCODE), {"validity": (1, 1)}),
-    "impossible date": (_set(5, "date_of_birth", "2012-02-30"), {"validity": (1, 1)}),
-    "pattern broken": (_set(5, "referral_id", "X000006"), {"validity": (1, 1)}),
-    "out-of-set value": (_set(11, "risk_level", OUT_OF_SET), {"validity": (1, 1)}),
-    "number out of range": (_set(6, "score", "11"), {"validity": (1, 1)}),
-    "not a number, too long": (_set(6, "score", "abc"), {"validity": (2, 1)}),  # one record, two checks
-    "duplicate key": (_set(6, "referral_id", "R000002"), {"reliability": (1, 2)}),  # both copies fail
-    "stale records": (_set(7, "referral_date", (DAY - timedelta(days=60)).isoformat()), {"timeliness": (1, 1)}),
-    "stale extract": (_all("referral_date", (DAY - timedelta(days=10)).isoformat()), {"timeliness": (1, 0)}),
-    "extra column": (_all("ethnicity", EXTRA_VALUE), {"relevance": (1, 0)}),
-    "missing agreed column": (lambda df: df.drop(columns=["category"]), {"relevance": (1, 0)}),
-    "missing mandatory values": (
-        _several(_set(2, "risk_level", None), _set(9, "risk_level", float("nan")), _set(10, "risk_level", "   ")),
-        {"completeness": (1, 3)},
-    ),
-    "missing mandatory column": (
-        lambda df: df.drop(columns=["risk_level"]),
-        {"relevance": (1, 0), "completeness": (1, N)},
-    ),
-    "empty extract": (lambda df: df.iloc[0:0], {"completeness": (1, 0)}),
-}
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
@@ -300,7 +108,7 @@ def test_all_defects_together_counted_per_characteristic(tmp_path):
     notes = " ".join(outcome.dimensions["relevance"].notes)
     assert "ethnicity" in notes and "category" in notes and EXTRA_VALUE not in notes
     assert "unexpected column(s): ethnicity" in outcome.report_html.read_text(encoding="utf-8")
-    _assert_no_record_values(outcome, tmp_path)
+    assert_no_record_values(outcome, tmp_path)
 
 
 def test_nulls_fail_only_completeness():
@@ -345,7 +153,7 @@ def test_warn_policy_warns_and_lets_the_run_go_on():
     assert outcome.blocked == []
     assert outcome.dimensions["accuracy"].outcome == "warn"
     assert outcome.quarantined_keys == set()
-    extra = run(_all("ethnicity", EXTRA_VALUE)(clean()), make_flow({"relevance": "warn"}))
+    extra = run(set_all("ethnicity", EXTRA_VALUE)(clean()), make_flow({"relevance": "warn"}))
     assert extra.blocked == [] and extra.dimensions["relevance"].outcome == "warn"
 
 
@@ -390,114 +198,7 @@ def test_quarantine_of_a_whole_extract_failure_blocks():
     assert outcome.quarantined_keys == set()
 
 
-# --------------------------------------------------------------------------- what leaves the run
-
-
-def _assert_no_record_values(outcome: QualityOutcome, report_dir: Path) -> None:
-    html = (report_dir / "quality_T_2026-06-02.html").read_text(encoding="utf-8")
-    report_json = (report_dir / "quality_T_2026-06-02.json").read_text(encoding="utf-8")
-    summary = json.dumps(outcome.summary())
-    seeded = [
-        BAD_NHS,
-        BAD_POSTCODE,
-        OUT_OF_SET,
-        EXTRA_VALUE,
-        FORENAME,
-        "R000002",
-        "R000004",
-        valid_nhs(2),
-        (DAY - timedelta(days=60)).isoformat(),
-    ]
-    for text in (html, report_json, summary):
-        for value in seeded:
-            assert value not in text
-
-
-def test_report_is_self_contained_names_all_six_and_holds_no_record_values(tmp_path):
-    report_dir = tmp_path / "reports" / "test-agreement" / "T"
-    df = clean()
-    df.at[3, "nhs_number"] = BAD_NHS
-    df.at[5, "postcode"] = BAD_POSTCODE
-    df.at[11, "risk_level"] = OUT_OF_SET
-    df.at[6, "referral_id"] = "R000002"
-    outcome = run(df, report_dir=report_dir)
-    assert outcome.report_html == report_dir / "quality_T_2026-06-02.html"
-    assert outcome.report_json == report_dir / "quality_T_2026-06-02.json"
-    html = outcome.report_html.read_text(encoding="utf-8")
-    positions = [html.find(f'<section id="{d}">') for d in DIMENSIONS]
-    assert -1 not in positions and positions == sorted(positions)  # one section each, in the protocol's order
-    for name in ("Accuracy", "Validity", "Reliability", "Timeliness", "Relevance", "Completeness"):
-        assert name in html
-    lowered = html.lower()
-    assert "http://" not in lowered and "https://" not in lowered and "<script" not in lowered
-    assert "src=" not in lowered and "@import" not in lowered
-    assert "test-agreement" in html and "2026-06-02" in html and "is a valid NHS number" in html
-    _assert_no_record_values(outcome, report_dir)
-    doc = json.loads(outcome.report_json.read_text(encoding="utf-8"))
-    assert list(doc["dimensions"]) == list(DIMENSIONS)
-    assert doc["dimensions"]["accuracy"]["failing_rows"] == 1
-    assert stat.S_IMODE(report_dir.stat().st_mode) == 0o700
-    assert stat.S_IMODE(outcome.report_html.stat().st_mode) == 0o600
-    assert stat.S_IMODE(outcome.report_json.stat().st_mode) == 0o600
-    run(clean(), report_dir=report_dir)  # a re-run replaces the report whole, leaving no temporary file
-    assert sorted(p.name for p in report_dir.iterdir()) == [
-        "quality_T_2026-06-02.html",
-        "quality_T_2026-06-02.json",
-        "rectification_T_2026-06-02.csv",
-        "rectification_T_2026-06-02.html",
-    ]
-    assert "All six characteristics passed" in outcome.report_html.read_text(encoding="utf-8")
-
-
-def test_report_shows_the_trend_of_earlier_runs(tmp_path):
-    earlier = run(DEFECTS["bad postcode"][0](clean())).summary()
-    earlier["logical_date"] = "2026-05-31"
-    hostile = {
-        "logical_date": "<script>alert(1)</script>",
-        "rows": "lots",
-        "dimensions": {"validity": {"failing_rows": "<b>9</b>", "outcome": "<i>x</i>"}},
-    }
-    outcome = run(clean(), report_dir=tmp_path, history=[hostile, earlier])
-    html = outcome.report_html.read_text(encoding="utf-8")
-    assert "Recent runs" in html and "2026-05-31" in html and "(this run)" in html
-    trend = json.loads(outcome.report_json.read_text(encoding="utf-8"))["trend"]
-    assert [row["logical_date"] for row in trend] == ["?", "2026-05-31", "2026-06-02"]
-    assert trend[1]["cells"]["validity"] == {"failing": 1, "outcome": "block"} and trend[0]["rows"] is None
-    assert "<script" not in html.lower() and "lots" not in html and "<b>9" not in html and "<i>x" not in html
-    first = run(clean(), report_dir=tmp_path / "again").report_html.read_text(encoding="utf-8")
-    assert "No earlier run of this flow is recorded yet" in first
-
-
-def test_summary_is_small_json_counts_only():
-    outcome = run(
-        DEFECTS["invalid check digit"][0](clean()),
-        make_flow({**dict.fromkeys(DIMENSIONS, "block"), "accuracy": "quarantine"}),
-    )
-    summary = outcome.summary()
-    text = json.dumps(summary)
-    assert len(text) < 4000
-    assert BAD_NHS not in text and "R000004" not in text
-    assert summary["rows"] == N and summary["quarantined"] == 1 and summary["blocked"] == []
-    assert list(summary["dimensions"]) == list(DIMENSIONS)
-    assert summary["dimensions"]["accuracy"] == {
-        "checks": 4,
-        "passed": 3,
-        "failed": 1,
-        "failing_rows": 1,
-        "policy": "quarantine",
-        "outcome": "quarantine",
-    }
-
-
-def test_headerless_csv_column_names_are_not_shown(tmp_path):
-    # A CSV read without its header row makes the first record the column names.
-    df = clean()
-    df.columns = [str(v) for v in df.iloc[0].tolist()[:-1]] + ["x"]
-    outcome = run(df.iloc[1:], report_dir=tmp_path)
-    notes = " ".join(outcome.dimensions["relevance"].notes)
-    assert "names are not shown" in notes
-    html = outcome.report_html.read_text(encoding="utf-8")
-    assert FORENAME not in notes and FORENAME not in html and "R000001" not in html
+# --------------------------------------------------------------------------- no GX project
 
 
 def test_gx_stays_quiet(tmp_path, monkeypatch):

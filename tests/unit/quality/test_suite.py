@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.quality.test_run import DAY, clean, make_flow
-from tests.unit.quality.test_run import run as run_quality
+from tests.support.quality_flows import DAY, clean, make_flow
+from tests.support.quality_flows import run as run_quality
+from transfers.agreement import DIMENSIONS
 from transfers.errors import ConfigError
+from transfers.quality import build_suite
 from transfers.quality.suite import export_suite, load_expectations, suite_path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -193,3 +195,32 @@ def test_an_extra_column_is_reported_as_relevance_from_the_gx_result(monkeypatch
                         {"success": True, "result": {"observed_value": []}})
     (probed,) = [c for c in run_quality(data, flow).checks if c.id == "relevance.no_extra"]
     assert probed.success is True
+
+
+def test_suite_every_expectation_carries_its_dimension():
+    suite = build_suite(make_flow(), logical_date=DAY)
+    assert suite
+    assert all(e.meta["dimension"] in DIMENSIONS for e in suite)
+    ids = [e.meta["check"] for e in suite]
+    assert len(ids) == len(set(ids))
+    kinds = {e.meta["check"].rsplit(".", 1)[0] if e.meta["check"].count(".") == 2 else e.meta["check"] for e in suite}
+    assert {
+        "accuracy.nhs_number",
+        "accuracy.not_future",
+        "accuracy.not_before",
+        "validity.format",
+        "validity.pattern",
+        "validity.in",
+        "validity.range",
+        "validity.max_length",
+        "reliability.record_key",
+        "timeliness.recent",
+        "completeness.required",
+    } <= kinds
+    required = {
+        e.meta["check"]: e.mostly
+        for e in build_suite(make_flow(required_nhs=0.95), logical_date=DAY)
+        if e.meta["dimension"] == "completeness"
+    }
+    assert required["completeness.required.nhs_number"] == 0.95
+    assert required["completeness.required.referral_id"] == 1.0

@@ -1,75 +1,17 @@
-"""The one NHS number rule and the one UK postcode rule, pinned by a table, and proof there is one copy."""
+"""The one UK postcode rule, pinned by a table: its shape, district and sector, as quality, privacy, the
+agreement and the demo data use it."""
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import date
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from transfers.devkit import synthetic
 from transfers.privacy import generalise_postcode
-from transfers.quality import nhs_number_valid as quality_nhs_number_valid
-from transfers.quality.prepare import nhs_numbers_valid as quality_nhs_numbers_valid
 from transfers.quality.rules import _FORMATS
-from transfers.rules import (
-    POSTCODE_PATTERN,
-    is_district,
-    is_postcode,
-    nhs_check_digit,
-    nhs_number_valid,
-    nhs_numbers_valid,
-    postcode_district,
-    postcode_parts,
-)
-
-PACKAGE = Path(__file__).resolve().parents[3] / "transfers"
-
-NHS_NUMBERS = [
-    # (value, valid?, why)
-    ("9434765919", True, "NHS Digital's published example"),
-    ("943 476 5919", True, "spaces as NHS numbers are written"),
-    ("9990000050", True, "11 - (sum mod 11) = 11 means check digit 0"),
-    ("9990000051", False, "the check digit must be that 0, not 1"),
-    ("9434765910", False, "0 is right only when 11 - (sum mod 11) is 11"),
-    ("9434765918", False, "wrong check digit"),
-    ("9990000000", False, "11 - 1 = 10: no check digit is valid for these nine digits"),
-    ("9990000001", False, "11 - 1 = 10: no check digit is valid for these nine digits"),
-    ("943476591", False, "nine digits"),
-    ("94347659190", False, "eleven digits"),
-    ("943-476-5919", False, "dashes are not spaces"),
-    ("94347659l9", False, "a letter l, not a one"),
-    ("٩٤٣٤٧٦٥٩١٩", False, "digits, but not ASCII ones"),
-    ("", False, "empty"),
-]
-
-
-@pytest.mark.parametrize(("value", "valid", "why"), NHS_NUMBERS, ids=[w for _, _, w in NHS_NUMBERS])
-def test_nhs_number_table(value, valid, why):
-    assert nhs_number_valid(value) is valid, why
-    # quality's scalar and vectorised rule are the same rule, not copies
-    assert quality_nhs_number_valid(value) is valid
-    assert quality_nhs_numbers_valid(pd.Series([value], dtype=object)).tolist() == [valid]
-
-
-def test_vectorised_nhs_rule_matches_the_scalar_one_and_keeps_missing_as_none():
-    values = [v for v, _, _ in NHS_NUMBERS] + [None]
-    assert nhs_numbers_valid(pd.Series(values, dtype=object)).tolist() == [v for _, v, _ in NHS_NUMBERS] + [None]
-
-
-def test_check_digit_eleven_is_zero_and_ten_is_none():
-    assert nhs_check_digit("999000005") == 0  # sum mod 11 == 0 -> 11 -> 0
-    assert nhs_check_digit("999000000") is None  # sum mod 11 == 1 -> 10 -> no valid number
-    assert nhs_check_digit("943476591") == 9
-
-
-def test_demo_data_nhs_numbers_pass_the_rule_quality_checks():
-    rng = random.Random(7)
-    assert all(nhs_number_valid(synthetic.nhs_number(rng)) for _ in range(200))
-    assert synthetic.nhs_check_digit is nhs_check_digit
+from transfers.rules import POSTCODE_PATTERN, is_district, is_postcode, postcode_district, postcode_parts
 
 
 def test_demo_data_postcodes_pass_the_rule_quality_checks():
@@ -144,26 +86,3 @@ def test_agreement_districts_use_the_same_rule():
     assert FieldChecks.model_validate({"districts": ["s60", "SW1A"]}).districts == ["S60", "SW1A"]
     with pytest.raises(ValueError, match="postcode districts"):
         FieldChecks.model_validate({"districts": ["AZ1"]})
-
-
-def test_one_copy_of_each_rule_in_the_package():
-    # Modulus 11 ("11 - ... % 11") and postcode patterns live only in transfers/rules/.
-    modulus = re.compile(r"%\s*11\b")
-    postcode = re.compile(r"GIR|\[0-9\]\[A-Z\]\{\{?2\}")
-    offenders = []
-    for path in PACKAGE.rglob("*.py"):
-        if path.parent.name == "rules" and path.parent.parent == PACKAGE:
-            continue
-        text = path.read_text(encoding="utf-8")
-        if modulus.search(text) or postcode.search(text):
-            offenders.append(str(path.relative_to(PACKAGE)))
-    assert offenders == []
-
-
-def test_rules_import_nothing_heavy():
-    import subprocess
-    import sys
-
-    code = "import sys, transfers.rules; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
