@@ -27,7 +27,7 @@ import pandas as pd
 from transfers.agreement import SharingBasis, SubjectSource, check_relative_path
 from transfers.connections import ConnInfo
 from transfers.errors import ConfigError, SourceError, SourceUnavailable, TransferError
-from transfers.privacy.transforms import normalise_identifier
+from transfers.privacy.pseudonyms import normalise_identifier
 
 IN_FORCE = ("withdrawn", "restricted")
 #: A withdrawal the sender was told of (``transfers consent withdraw``), from its own withdrawals register.

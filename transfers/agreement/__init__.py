@@ -9,21 +9,19 @@ the file and the key path, e.g.::
     partner of this agreement (partners: rotherham-childrens-services, ...)
 
 Modules: ``common`` (ids, paths; periods are ``durations.IsoDuration``), ``protocol`` (Tier 1), ``flow``
-(a data flow), ``tier2`` (the agreement), ``load`` (reading and checking config/).
+(a data flow), ``retention`` (a flow's retention periods), ``tier2`` (the agreement), ``load`` (reading and
+checking config/).
 """
 
 from transfers.agreement.common import DIMENSIONS, ConnectionId, Dimension, Policy, check_relative_path
 from transfers.agreement.flow import (
-    ArchiveRetention,
     Deceased,
     DisclosureRisk,
     FieldChecks,
     FieldSpec,
     Flow,
-    FlowRetention,
     QualityPolicy,
     Recipient,
-    RemoteRetention,
     SharingBasis,
     Source,
     SubjectSource,
@@ -38,6 +36,7 @@ from transfers.agreement.load import (
     retention_periods,
 )
 from transfers.agreement.protocol import Named, Protocol, ProtocolInfo, Signatory
+from transfers.agreement.retention import ArchiveRetention, FlowRetention, RemoteRetention
 from transfers.agreement.tier2 import Agreement, ControllerRetention, Owner, Pseudonymisation, Revision
 
 __all__ = [

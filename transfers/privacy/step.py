@@ -27,9 +27,9 @@ from transfers.connections import ConnInfo
 from transfers.consent import LABELS, NOTIFIED, REASONS, SubjectLists, load_subject_lists, reason_label
 from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.logs import get_logger
+from transfers.privacy.pseudonyms import derive_key, key_fingerprint, normalise_identifier, pseudonymise
 from transfers.privacy.risk import GroupCounter, KResult
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
-from transfers.privacy.transforms import derive_key, key_fingerprint, normalise_identifier, pseudonymise
 
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun

@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from transfers.privacy.transforms import derive_key, pseudonymise
+from transfers.privacy.pseudonyms import derive_key, pseudonymise
 
 TABLE = "subject_events"
 _LOOKUP_KEY_ID = "local-lookup"

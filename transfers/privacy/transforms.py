@@ -15,9 +15,8 @@ strings or null), so a large extract never has to be held whole:
 * ``mask`` fields keep only their length's worth of ``*`` and, if declared,
   their last few characters.
 
-Keys: :func:`derive_key` turns the agreement's secret into one HMAC key per
-(linkage domain, key id), so two agreements only share pseudonyms when they
-declare the same linkage domain, and a new key id gives new pseudonyms.
+The keyed pseudonym itself and the keys it is made with (one per linkage
+domain and key id) are in :mod:`transfers.privacy.pseudonyms`.
 
 ``PrivacyStats`` says what was done, in counts and field names only, never
 values, so it can go to logs, XCom and the ledger.
@@ -25,8 +24,6 @@ values, so it can go to logs, XCom and the ledger.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,13 +35,9 @@ import pandas as pd
 
 from transfers.agreement import FieldSpec, Flow
 from transfers.errors import PrivacyError
+from transfers.privacy.pseudonyms import MIN_KEY_BYTES, pseudonymise
 from transfers.rules import is_district, postcode_parts
 
-# HMAC-SHA256 is only as strong as its key; anything shorter than 128 bits is a
-# mistake (a placeholder or a truncated secret), not a key.
-MIN_KEY_BYTES = 16
-
-_WHITESPACE = re.compile(r"\s+")
 # Date part of an ISO 8601 date or date-time; the rest (time, offset) is checked
 # by ``datetime.fromisoformat`` so e.g. "2012-05-01Tgarbage" is refused.
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](.+))?$")
@@ -114,39 +107,6 @@ def _is_null(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # list-like cells are not null
         return False
-
-
-def normalise_identifier(value: str) -> str:
-    """Remove all whitespace and upper-case, so one person's identifier has one form."""
-    return _WHITESPACE.sub("", value).upper()
-
-
-def pseudonymise(value: str, key: bytes) -> str:
-    """Keyed pseudonym of an identifier: HMAC-SHA256 of its normalised form, in hex.
-
-    Stable across runs for one key, different for a different key, and not
-    reversible or guessable without the key (unlike a plain hash, which anyone
-    can compute for every possible NHS number).
-
-    Args:
-        value: the identifier, e.g. an NHS number (``"943 476 5919"``).
-        key: the HMAC key (at least 16 bytes), from the agreement's key secret.
-
-    Raises:
-        PrivacyError: the key is missing or too short, or the identifier is
-            empty once whitespace is removed.
-    """
-    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
-        raise PrivacyError(
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
-            "check the secret named by the agreement's pseudonymisation.key_secret"
-        )
-    if not isinstance(value, str):
-        raise PrivacyError(f"an identifier to pseudonymise must be text, not {type(value).__name__}")
-    normal = normalise_identifier(value)
-    if not normal:
-        raise PrivacyError("an empty identifier cannot be pseudonymised")
-    return hmac.new(bytes(key), normal.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def generalise_date(value: Any, to: Literal["year", "month"]) -> str | None:
@@ -223,29 +183,6 @@ def mask(value: Any, keep_last: int = 0) -> str | None:
     text = str(value).strip()
     visible = min(keep_last, len(text) // 4)
     return "*" * (len(text) - visible) + (text[len(text) - visible :] if visible else "")
-
-
-def derive_key(secret: str | bytes, *, domain: str, key_id: str) -> bytes:
-    """The HMAC key for one linkage domain and key id, from the agreement's secret.
-
-    The domain is the agreement id unless agreements declare a shared linkage
-    domain. Deriving (rather than using the secret itself) means one secret can
-    serve several agreements without linking them, and a key id change is a new
-    key even if the secret was not changed.
-    """
-    raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
-    if len(raw) < MIN_KEY_BYTES:
-        raise PrivacyError(
-            f"the pseudonymisation secret for {domain!r} must be at least {MIN_KEY_BYTES} bytes; "
-            "check the secret named by the agreement's pseudonymisation.key_secret"
-        )
-    label = f"isp-transfers/pseudonym/v1/{domain}/{key_id}".encode()
-    return hmac.new(hashlib.sha256(raw).digest(), label, hashlib.sha256).digest()
-
-
-def key_fingerprint(key: bytes) -> str:
-    """A short, non-reversible tag of a key, so the ledger can show a rotation without the key."""
-    return hmac.new(bytes(key), b"isp-transfers/key-fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
 def generalise_postcode(value: Any, to: Literal["district", "sector"]) -> str | None:

@@ -1,0 +1,53 @@
+"""Keyed pseudonyms and per-domain keys: HMAC, not a plain hash; one form per identifier; no secret echoed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from transfers.errors import PrivacyError
+from transfers.privacy import derive_key, key_fingerprint, pseudonymise
+
+KEY = b"k" * 32
+OTHER_KEY = b"o" * 32
+SECRET = "a-long-enough-test-secret-0123456789"
+
+
+def test_pseudonyms_are_keyed_hmac_not_a_plain_hash():
+    value = pseudonymise("9434765919", KEY)
+
+    assert len(value) == 64 and int(value, 16) >= 0
+    assert value != hashlib.sha256(b"9434765919").hexdigest()
+    assert value != hashlib.sha256(KEY + b"9434765919").hexdigest()
+
+
+def test_pseudonyms_are_stable_for_one_key_and_differ_per_key():
+    assert pseudonymise("9434765919", KEY) == pseudonymise("9434765919", KEY)
+    assert pseudonymise("9434765919", KEY) != pseudonymise("9434765919", OTHER_KEY)
+    assert pseudonymise("9434765919", KEY) != pseudonymise("9434765920", KEY)
+
+
+def test_identifiers_are_normalised_before_pseudonymising():
+    expected = pseudonymise("9434765919", KEY)
+    for form in ("943 476 5919", " 9434765919 ", "943\t476\n5919", "943 476  5919"):
+        assert pseudonymise(form, KEY) == expected
+    assert pseudonymise("ab123456c", KEY) == pseudonymise("AB 12 34 56 C", KEY)
+
+
+def test_derived_keys_differ_by_domain_and_key_id_and_agree_on_a_shared_domain():
+    a = derive_key(SECRET, domain="mash-referrals", key_id="k1")
+    b = derive_key(SECRET, domain="other-agreement", key_id="k1")
+    rotated = derive_key(SECRET, domain="mash-referrals", key_id="k2")
+    shared = derive_key(SECRET, domain="mash-referrals", key_id="k1")
+    nhs = "943 476 5919"
+    assert pseudonymise(nhs, a) == pseudonymise(nhs, shared)
+    assert len({pseudonymise(nhs, a), pseudonymise(nhs, b), pseudonymise(nhs, rotated)}) == 3
+    assert key_fingerprint(a) != key_fingerprint(rotated)
+    assert SECRET not in key_fingerprint(a)
+
+
+def test_a_short_secret_is_refused_without_echoing_it():
+    with pytest.raises(PrivacyError) as caught:
+        derive_key("short", domain="d", key_id="k1")
+    assert "short" not in str(caught.value).replace("shorter", "")

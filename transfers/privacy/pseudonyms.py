@@ -1,0 +1,78 @@
+"""Keyed pseudonyms of identifiers, and the keys they are made with (invariant 3).
+
+A pseudonym is the HMAC-SHA256 (hex) of the identifier's normalised form, so ``"943 476 5919"`` and
+``"9434765919"`` match. :func:`derive_key` turns the agreement's secret into one HMAC key per
+(linkage domain, key id), so two agreements only share pseudonyms when they declare the same linkage
+domain, and a new key id gives new pseudonyms. No message here carries an identifier or key material;
+:func:`key_fingerprint` is the only form of a key that may be shown or recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from transfers.errors import PrivacyError
+
+# HMAC-SHA256 is only as strong as its key; anything shorter than 128 bits is a
+# mistake (a placeholder or a truncated secret), not a key.
+MIN_KEY_BYTES = 16
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_identifier(value: str) -> str:
+    """Remove all whitespace and upper-case, so one person's identifier has one form."""
+    return _WHITESPACE.sub("", value).upper()
+
+
+def pseudonymise(value: str, key: bytes) -> str:
+    """Keyed pseudonym of an identifier: HMAC-SHA256 of its normalised form, in hex.
+
+    Stable across runs for one key, different for a different key, and not
+    reversible or guessable without the key (unlike a plain hash, which anyone
+    can compute for every possible NHS number).
+
+    Args:
+        value: the identifier, e.g. an NHS number (``"943 476 5919"``).
+        key: the HMAC key (at least 16 bytes), from the agreement's key secret.
+
+    Raises:
+        PrivacyError: the key is missing or too short, or the identifier is
+            empty once whitespace is removed.
+    """
+    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
+    if not isinstance(value, str):
+        raise PrivacyError(f"an identifier to pseudonymise must be text, not {type(value).__name__}")
+    normal = normalise_identifier(value)
+    if not normal:
+        raise PrivacyError("an empty identifier cannot be pseudonymised")
+    return hmac.new(bytes(key), normal.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def derive_key(secret: str | bytes, *, domain: str, key_id: str) -> bytes:
+    """The HMAC key for one linkage domain and key id, from the agreement's secret.
+
+    The domain is the agreement id unless agreements declare a shared linkage
+    domain. Deriving (rather than using the secret itself) means one secret can
+    serve several agreements without linking them, and a key id change is a new
+    key even if the secret was not changed.
+    """
+    raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    if len(raw) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation secret for {domain!r} must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
+    label = f"isp-transfers/pseudonym/v1/{domain}/{key_id}".encode()
+    return hmac.new(hashlib.sha256(raw).digest(), label, hashlib.sha256).digest()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short, non-reversible tag of a key, so the ledger can show a rotation without the key."""
+    return hmac.new(bytes(key), b"isp-transfers/key-fingerprint", hashlib.sha256).hexdigest()[:16]
