@@ -56,10 +56,10 @@ class Settings(BaseSettings):
         return self.home / "ledger.head"
 
     def open_ledger(self):  # noqa: ANN201 - imported lazily to keep DAG parsing light
+        """The ledger, to be closed: ``with settings.open_ledger() as ledger:``."""
         from transfers.ledger import Ledger
+        from transfers.ledger.anchor import open_anchor
 
         self.home.mkdir(parents=True, exist_ok=True)
-        from transfers.anchor import open_anchor
-
         return Ledger(self.ledger_database, anchor_path=self.ledger_anchor,
                       external_anchor=open_anchor(self.ledger_anchor_url))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import transfers.ledger as ledger_module
+import transfers.ledger.store as ledger_store
 from tests.ledger_workers import check_concurrent_result, run_concurrent_appends
 from transfers.errors import ConfigError, LedgerTampered, LedgerUnavailable
 from transfers.ledger import GENESIS_HASH, Entry, Ledger
@@ -260,7 +260,7 @@ def test_heads_recorded_elsewhere_are_checked(ledger):
 
 
 def test_entries_filters_in_seq_order(ledger, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_PAGE", 2)  # several pages, to prove paging keeps order and filters
+    monkeypatch.setattr(ledger_store, "_PAGE", 2)  # several pages, to prove paging keeps order and filters
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
     specs = [
         ("disclosure", "mash", "mash/a", 0), ("quality", "mash", "mash/a", 1), ("disclosure", "mash", "mash/b", 2),
@@ -297,7 +297,7 @@ def test_latest_returns_the_last_matching_entries_in_seq_order(ledger):
 
 
 def test_entries_are_streamed_not_loaded(ledger, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_PAGE", 3)
+    monkeypatch.setattr(ledger_store, "_PAGE", 3)
     fill(ledger, 7)
     stream = ledger.entries()
     assert next(stream).seq == 1
@@ -364,7 +364,7 @@ def test_bad_urls_are_named_without_their_password(tmp_path):
 
 def test_locked_database_is_a_retriable_error(paths, monkeypatch):
     url, db, anchor = paths
-    monkeypatch.setattr(ledger_module, "LOCK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(ledger_store, "LOCK_TIMEOUT_SECONDS", 0.2)
     ledger = Ledger(url, anchor_path=anchor)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer that never finishes
