@@ -36,8 +36,9 @@ def _digest(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+def stamp(moment: datetime | None) -> str | None:
+    """A time as payloads hold it: ISO 8601 to the second (None stays None)."""
+    return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
 def _when(text: Any) -> datetime | None:
@@ -56,6 +57,18 @@ class Record:
     recipient: str | None = None
     at: datetime | None = None  # when it happened; None: when it is recorded
     entry: Entry | None = field(default=None, compare=False, repr=False)  # set when read back
+
+    @property
+    def when(self) -> datetime:
+        """When it happened; for a record read back, when its entry was recorded."""
+        if self.at is None:
+            raise ValueError(f"{type(self).__name__} record has no time yet: it was not read from the ledger")
+        return self.at
+
+    @property
+    def seq(self) -> int | None:
+        """The entry's position in the chain, for a record read back."""
+        return self.entry.seq if self.entry is not None else None
 
     def dedupe_key(self) -> str | None:
         """The key that makes recording it again a no-op; None for kinds recorded every time."""
@@ -428,7 +441,7 @@ class Archived(Record):
 
     def to_payload(self) -> dict[str, Any]:
         return {"place": self.place, "store": self.store, "path": self.path, "size": self.size,
-                "sha256": self.sha256, "created": _stamp(self.created), "due": _stamp(self.due), "rule": self.rule}
+                "sha256": self.sha256, "created": stamp(self.created), "due": stamp(self.due), "rule": self.rule}
 
     @classmethod
     def _fields(cls, payload: Mapping[str, Any], dedupe_key: str | None) -> dict[str, Any]:
@@ -452,9 +465,8 @@ class _PurgeAttempt(Record):
 
     def _common(self) -> dict[str, Any]:
         return {"place": self.place, "store": self.store, "path": self.path,
-                "created": _stamp(self.created) if self.created else None,
-                "due": _stamp(self.due) if self.due else None, "rule": self.rule,
-                "as_of": _stamp(self.as_of) if self.as_of else None}
+                "created": stamp(self.created), "due": stamp(self.due), "rule": self.rule,
+                "as_of": stamp(self.as_of)}
 
     @classmethod
     def _common_fields(cls, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -499,7 +511,7 @@ class Purged(_PurgeAttempt):
 
     def to_payload(self) -> dict[str, Any]:
         payload = {**self._common(), "size": self.size, "sha256": self.sha256,
-                   "deleted_at": _stamp(self.deleted_at) if self.deleted_at else None, "verified": self.verified}
+                   "deleted_at": stamp(self.deleted_at), "verified": self.verified}
         if self.versions_deleted is not None:
             payload["versions_deleted"] = self.versions_deleted
         if self.note:
@@ -524,7 +536,7 @@ class PurgeFailed(_PurgeAttempt):
 
     def to_payload(self) -> dict[str, Any]:
         return {**self._common(), "error": self.error,
-                "attempted_at": _stamp(self.attempted_at) if self.attempted_at else None}
+                "attempted_at": stamp(self.attempted_at)}
 
     @classmethod
     def _fields(cls, payload: Mapping[str, Any], dedupe_key: str | None) -> dict[str, Any]:
