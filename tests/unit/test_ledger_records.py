@@ -175,3 +175,14 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert next(old_ledger.records(SharedWithoutConsent)).rows == 120
     assert next(old_ledger.records(PseudonymKey)).event == "first-use"
     assert sum(1 for _ in old_ledger.records(PrivacyResult, DeliveryIntent)) == 4
+
+
+def test_the_run_names_disclosures_as_the_record_does():
+    # FlowRun stays a leaf (it may not import the ledger), so the one string is checked here until
+    # the pipeline asks Disclosure.key_for directly.
+    from types import SimpleNamespace
+
+    from transfers.flowrun import FlowRun
+
+    run = SimpleNamespace(ref=SimpleNamespace(key=FLOW), ds="2026-11-25")
+    assert FlowRun.disclosure_key(run, SimpleNamespace(partner="syp")) == Disclosure.key_for(FLOW, "2026-11-25", "syp")

@@ -38,8 +38,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,17 +46,23 @@ from typing import Any, TypeVar
 from transfers.errors import LedgerUnavailable
 from transfers.ledger import guards
 from transfers.ledger.anchor import FileAnchor, S3Anchor, write_heads
-from transfers.ledger.chain import GENESIS_HASH, Entry, VerifyReport, canonical_json, chain_hash, utc
+from transfers.ledger.chain import (
+    GENESIS_HASH,
+    MAX_PAYLOAD_BYTES,
+    Entry,
+    VerifyReport,
+    canonical_json,
+    chain_hash,
+    check_kind,
+    normalise_payload,
+    utc,
+)
 from transfers.ledger.records import Record, record_of
 from transfers.ledger.store import DEFAULT_TABLE, Store, database_engine, mask_url
 from transfers.ledger.verify import verify as _verify
 
 __all__ = ["DEFAULT_TABLE", "GENESIS_HASH", "MAX_PAYLOAD_BYTES", "Entry", "Ledger", "LedgerUnavailable", "Record",
            "VerifyReport", "canonical_json", "chain_hash", "database_engine", "mask_url", "record_of"]
-
-#: Payloads are summaries; a larger one almost certainly carries data it must not.
-MAX_PAYLOAD_BYTES = 256 * 1024
-_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 R = TypeVar("R", bound=Record)
 
@@ -140,8 +144,7 @@ class Ledger:
             ValueError: An argument is malformed (naive ``at``, payload not JSON or too large).
             LedgerUnavailable: The database is down or another append held the lock too long.
         """
-        if not _KIND.match(kind):
-            raise ValueError(f"ledger entry kind {kind!r}: use lower-case letters, digits, '-' or '_'")
+        check_kind(kind)
         if not agreement:
             raise ValueError(f"ledger entry {kind!r}: agreement is required")
         # Always UTC: SQLite keeps datetimes without an offset, so stored wall time must be UTC
@@ -151,7 +154,7 @@ class Ledger:
             # A datetime would be cut to a date by the column and no longer match its hash.
             raise ValueError(f"ledger entry {kind!r}: logical_date must be a date, not a datetime "
                              f"({logical_date.isoformat()}); pass its .date()")
-        payload = _normalise_payload(kind, payload)
+        payload = normalise_payload(kind, payload)
         if dedupe_key is not None and (existing := self.find(dedupe_key)) is not None:
             return existing, False  # a re-run: answered without waiting for the write lock
         store = self._store
@@ -254,18 +257,3 @@ class Ledger:
         with self._store.errors("install triggers on"), self._store.writing() as conn:
             guards.install(self._store, conn)
 
-
-def _normalise_payload(kind: str, payload: dict[str, Any] | None) -> dict[str, Any]:
-    if payload is None:
-        return {}
-    if not isinstance(payload, dict):
-        raise ValueError(f"ledger entry {kind!r}: payload must be a dict, not {type(payload).__name__}")
-    try:
-        text = canonical_json(payload)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"ledger entry {kind!r}: payload is not plain JSON ({exc})") from None
-    if len(text) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"ledger entry {kind!r}: payload is {len(text)} bytes (limit {MAX_PAYLOAD_BYTES}); "
-                         f"record counts and hashes, not data")
-    # Round-trip so the returned entry equals what a later read returns (tuples -> lists, keys -> str).
-    return json.loads(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 from transfers.errors import LedgerTampered
 
 GENESIS_HASH = "0" * 64
+#: Payloads are summaries; a larger one almost certainly carries data it must not.
+MAX_PAYLOAD_BYTES = 256 * 1024
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,28 @@ def utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"ledger: {name}={moment.isoformat()} has no timezone; pass an aware datetime (UTC)")
     return moment.astimezone(UTC)
+
+
+def check_kind(kind: str) -> None:
+    if not _KIND.match(kind):
+        raise ValueError(f"ledger entry kind {kind!r}: use lower-case letters, digits, '-' or '_'")
+
+
+def normalise_payload(kind: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """``payload`` as it will read back: checked to be plain JSON of bounded size, then round-tripped.
+
+    The round trip makes the entry an append returns equal what a later read
+    returns (tuples become lists, keys strings), so both hash the same.
+    """
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise ValueError(f"ledger entry {kind!r}: payload must be a dict, not {type(payload).__name__}")
+    try:
+        text = canonical_json(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ledger entry {kind!r}: payload is not plain JSON ({exc})") from None
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"ledger entry {kind!r}: payload is {len(text)} bytes (limit {MAX_PAYLOAD_BYTES}); "
+                         f"record counts and hashes, not data")
+    return json.loads(text)

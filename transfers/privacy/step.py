@@ -28,7 +28,7 @@ from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.ledger.records import PrivacyResult, PseudonymKey, SharedWithoutConsent
 from transfers.logs import get_logger
 from transfers.privacy.risk import GroupCounter, KResult
-from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
+from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of, prepared_prefix
 from transfers.privacy.transforms import key_fingerprint, normalise_identifier, pseudonymise
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class Screening:
         self.rows_screened = 0  # = excluded (every reason) + sent
         self.groups = GroupCounter(self.flow.disclosure_risk) if self.flow.disclosure_risk else None
         # A fresh reference per attempt: a failed attempt's subjects never count as sent.
-        self.ref = f"prepared:{run.ref.key}:{run.ds}:{uuid.uuid4().hex}"
+        self.ref = prepared_prefix(run.ref.key, run.ds) + uuid.uuid4().hex
         self.index = SubjectIndex.for_settings(run.settings) if lookup is not None else None
         # Applied by every flow of the agreement, whatever its basis or source register says.
         self.notified: set[str] = self.index.withdrawn(run.ref.agreement.id) if self.index is not None else set()

@@ -205,7 +205,7 @@ class SubjectIndex:
         that they would be a second, unneeded copy of every pseudonym sent.
         """
         t = self.table
-        prefix = f"prepared:{flow_key}:{logical_date.isoformat()}:"
+        prefix = prepared_prefix(flow_key, logical_date.isoformat())
         with self.engine.begin() as conn:
             gone = conn.execute(sa.delete(t).where(t.c.event == "prepared", t.c.flow == flow_key,
                                                    t.c.logical_date == logical_date)).rowcount
@@ -240,6 +240,11 @@ class SubjectIndex:
                          r.key_id, r.detail, r.ref)
             for r in rows
         ]
+
+
+def prepared_prefix(flow_key: str, ds: str) -> str:
+    """How every prepare step's reference for (flow, date) starts; its attempt's id follows."""
+    return f"prepared:{flow_key}:{ds}:"
 
 
 def verify_subjects(ledger: Ledger, index: SubjectIndex) -> tuple[int, list[str]]:
