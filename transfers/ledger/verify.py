@@ -64,9 +64,9 @@ def verify(store: Store, *, anchor_path: Path | None, external_anchor: FileAncho
                 problem(f"entry {entry.seq}: hash does not match its contents (edited after it was written?)")
             for digest, label, source in claims.get(entry.seq, ()):
                 if digest != entry.hash:
-                    where = f"the one in {label}" if label else "the one anchored outside the ledger"
+                    kept = f"the one in {label}" if label else "the one anchored outside the ledger"
                     mismatched.setdefault(source, []).append(
-                        f"entry {entry.seq}: hash differs from {where} (the ledger was rewritten from here on?)")
+                        f"entry {entry.seq}: hash differs from {kept} (the ledger was rewritten from here on?)")
             prev = entry
         report.head = prev
     for lines in mismatched.values():

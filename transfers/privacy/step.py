@@ -188,7 +188,7 @@ class Screening:
             result["k"] = k.to_dict()
         if ledger is not None:
             self._record_key(ledger)
-            columns = {"agreement": agreement.id, "flow": run.ref.key, "logical_date": run.logical_date}
+            columns: dict[str, Any] = {"agreement": agreement.id, "flow": run.ref.key, "logical_date": run.logical_date}
             ledger.record(PrivacyResult(**columns, **result, rows_screened=self.rows_screened,
                                         rows_sent=self.rows_sent, pseudonym_key_id=self.key_id))
             if self.statutory:

@@ -35,10 +35,10 @@ def retention_gaps(settings, config: Config, ledger: Ledger, *, now: datetime | 
         if not remote.sender_may_remove:
             continue  # the recipient removes its own copy
         due = retention_periods(ref.flow)["remote"].after(disclosure.when)
-        for item in disclosure.files:
-            if due <= now and ledger.find(Purged.remote_key(ref.key, disclosure.recipient, item.remote_path)) is None:
+        for sent in disclosure.files:
+            if due <= now and ledger.find(Purged.remote_key(ref.key, disclosure.recipient, sent.remote_path)) is None:
                 gaps.append(f"entry {disclosure.seq}: disclosure {ref.key} {disclosure.logical_date} to "
-                            f"{disclosure.recipient}: remote copy {item.remote_path} was due for deletion on "
+                            f"{disclosure.recipient}: remote copy {sent.remote_path} was due for deletion on "
                             f"{due:%Y-%m-%d} and has no purge record")
     purged_paths = {p.path for p in ledger.records(Purged)}  # one pass, not one per copy
     for copy in ledger.records(Archived):
