@@ -18,7 +18,7 @@ import pytest
 import transfers.ledger.store as ledger_store
 from tests.ledger_workers import check_concurrent_result, run_concurrent_appends
 from transfers.errors import ConfigError, LedgerTampered, LedgerUnavailable
-from transfers.ledger import GENESIS_HASH, Entry, Ledger
+from transfers.ledger import GENESIS_HASH, Entry, Ledger, chain_hash
 
 
 @pytest.fixture
@@ -388,3 +388,18 @@ def test_concurrent_appends_from_several_processes(paths, tmp_path):
     run_concurrent_appends(url, anchor, tmp_path / "work", workers=6, each=25)
     with Ledger(url, anchor_path=anchor) as ledger:
         check_concurrent_result(ledger, anchor, workers=6, each=25)
+
+
+def test_the_chain_is_checked_without_a_database():
+    from transfers.ledger.chain import canonical_json, normalise_payload
+
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    first = Entry(1, at, "quality", "mash", None, None, None, None, {"rows": 1}, GENESIS_HASH, "")
+    digest = first.expected_hash()
+    assert digest == chain_hash(GENESIS_HASH, {"seq": 1, "at": "2024-05-01T00:00:00.000000+00:00", "kind": "quality",
+                                               "agreement": "mash", "flow": None, "logical_date": None,
+                                               "recipient": None, "dedupe_key": None, "payload": {"rows": 1}})
+    assert canonical_json({"b": 1, "a": (1, 2)}) == '{"a":[1,2],"b":1}'
+    assert normalise_payload("quality", {"a": (1, 2)}) == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="not plain JSON"):
+        normalise_payload("quality", {"a": {1, 2}})
