@@ -128,7 +128,13 @@ def test_old_entries_missing_keys_read_with_defaults():
 
 @pytest.fixture
 def old_ledger(tmp_path: Path) -> Ledger:
-    """The demo's ledger of November 2026 (plus a refused key and a failed deletion), its rows as stored."""
+    """The demo's ledger of November 2026, its rows as stored, written by the code before the records.
+
+    Made with the code of commit 5eba1e3: ``python -m transfers.devkit.demo``, then on its settings
+    ``transfers consent withdraw``, ``transfers correct`` and ``transfers purge --now 2027-12-01``
+    (SFTP stand-ins restarted), then ``pipeline._recipient_key`` with a wrong fingerprint and
+    ``purge._Recorder.failed``: every kind written today. Synthetic data; no identifier in clear.
+    """
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     Ledger(url).close()  # the table and its triggers, as today's code makes them
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
