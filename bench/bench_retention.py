@@ -28,7 +28,7 @@ from transfers.retention.audit import retention_gaps
 from transfers.settings import PROJECT_ROOT, Settings
 
 
-def timed(label: str, fn):  # noqa: ANN001, ANN201
+def timed(label: str, fn):
     start = time.perf_counter()
     result = fn()
     print(f"{label:<28} {time.perf_counter() - start:8.2f} s")

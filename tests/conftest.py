@@ -76,7 +76,7 @@ class SshServer:
         """sshd's log so far (``-e``: to stderr, captured to a file)."""
         return (self.workdir / "sshd.log").read_text(errors="replace")
 
-    def target(self, remote_dir: str = ".", **overrides: Any):  # noqa: ANN201 - SftpTarget, imported lazily
+    def target(self, remote_dir: str = ".", **overrides: Any):  # SftpTarget, imported lazily
         """An ``SftpTarget`` for this server, pinned to its real host key."""
         from transfers.delivery import SftpTarget
 
@@ -216,7 +216,7 @@ class GpgPartner:
     public_key_path: Path
 
 
-def _gpg_home(path: Path):  # noqa: ANN202
+def _gpg_home(path: Path):
     require_part("gpg", shutil.which("gpg") is not None, "install it with: apt-get install -y gnupg")
     from transfers.devkit.gpg import GpgHome
 

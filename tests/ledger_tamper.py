@@ -30,7 +30,7 @@ def _rewrite_anchor(db: sqlite3.Connection, anchor: Path) -> None:
     anchor.write_text(json.dumps({"seq": row[0], "hash": row[1], "table": TABLE, "at": row[2]}) + "\n")
 
 
-def _edit(db_path: Path, anchor: Path, statements) -> None:  # noqa: ANN001
+def _edit(db_path: Path, anchor: Path, statements) -> None:
     db = sqlite3.connect(db_path)
     saved = _triggers(db)
     for name, _sql in saved:

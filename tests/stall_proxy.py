@@ -111,7 +111,7 @@ def finishes_within(seconds: float, fn: Callable[[], Any]) -> BaseException | An
     def run() -> None:
         try:
             outcome.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test to assert on
+        except BaseException as exc:  # handed back to the test to assert on
             outcome.append(exc)
 
     started = time.monotonic()

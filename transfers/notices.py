@@ -26,6 +26,7 @@ from transfers.agreement import Config
 from transfers.connections import ConnInfo
 from transfers.errors import ConfigError, TransferError
 from transfers.files import private_dir
+from transfers.ledger.records import Notice, RemoteFile
 from transfers.logs import get_logger
 from transfers.privacy.subjects import SubjectIndex
 
@@ -112,11 +113,12 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
     from transfers.delivery import SftpTarget, deliver_file, open_sftp
 
     lookup = slot["lookup"]
-    dedupe = f"notice:{kind}:{flow_key}:{partner}:{lookup}:{occasion}"
+    dedupe = Notice.key_for(kind, flow_key, partner, lookup, occasion)
     existing = ledger.find(dedupe)
     if existing is not None:
+        sent = Notice.from_entry(existing)
         return NoticeResult(agreement_id, flow_key, partner, "already-sent", existing.seq,
-                            (existing.payload.get("file") or {}).get("remote_path"))
+                            sent.file.remote_path if sent.file else None)
     ref = config.flow(flow_key)
     recipient = next((r for r in ref.flow.to if r.partner == partner), None)
     if recipient is None:
@@ -148,13 +150,11 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
     target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
     with open_sftp(target) as session:
         receipt = deliver_file(session, local, name)
-    entry, _created = ledger.append(
-        "notice", agreement=agreement_id, flow=flow_key, recipient=partner, dedupe_key=dedupe,
-        payload={"notice": kind, "pseudonyms": pseudonyms, "fields": fields, "reference": tag,
-                 "recipient_fingerprint": recipient.pgp_fingerprint, "host": f"{target.host}:{target.port}",
-                 "file": {"remote_path": receipt.remote_path, "size": receipt.size, "sha256": receipt.sha256,
-                          "status": receipt.status}},
-    )
+    entry, _created = ledger.record(Notice(
+        agreement=agreement_id, flow=flow_key, recipient=partner, notice=kind, lookup=lookup, occasion=occasion,
+        pseudonyms=tuple(pseudonyms), fields=tuple(fields), reference=tag,
+        recipient_fingerprint=recipient.pgp_fingerprint, host=f"{target.host}:{target.port}",
+        file=RemoteFile(receipt.remote_path, receipt.size, receipt.sha256, receipt.status)))
     index.record([{"event": "notice", "agreement": agreement_id, "flow": flow_key, "logical_date": None,
                    "recipient": partner, "lookup": lookup, "pseudonym": pseudonyms[0] if pseudonyms else None,
                    "key_id": slot["pseudonyms"].get(pseudonyms[0]) if pseudonyms else None,

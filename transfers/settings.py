@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transfers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -269,11 +272,11 @@ class Settings(BaseSettings):
     def ledger_anchor(self) -> Path:
         return self.layout.ledger_head
 
-    def open_ledger(self):  # noqa: ANN201 - imported lazily to keep DAG parsing light
+    def open_ledger(self) -> Ledger:  # the ledger is imported here, lazily, to keep DAG parsing light
+        """The ledger, to be closed: ``with settings.open_ledger() as ledger:``."""
         from transfers.ledger import Ledger
+        from transfers.ledger.anchor import open_anchor
 
         self.home.mkdir(parents=True, exist_ok=True)
-        from transfers.anchor import open_anchor
-
         return Ledger(self.ledger_database, anchor_path=self.ledger_anchor,
                       external_anchor=open_anchor(self.ledger_anchor_url))

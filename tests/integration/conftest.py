@@ -86,7 +86,7 @@ class World:
         return FlowRun(self.settings, self.config, self.config.flow(flow_key), logical_date,
                        staging_key=self.staging_key)
 
-    def packaged(self, flow_key: str, partner: str):  # noqa: ANN201 - (FlowRun, Ledger, SftpTarget)
+    def packaged(self, flow_key: str, partner: str):  # (FlowRun, Ledger, SftpTarget)
         """Run ``flow_key``'s steps up to the encrypted outbox for ``partner``: what deliver would send."""
         from transfers.delivery import SftpTarget
         from transfers.steps.check_agreement import check_agreement

@@ -26,7 +26,7 @@ def remote_dir() -> str:
     return f"t-{uuid.uuid4().hex[:8]}/inbound"
 
 
-def names(root, remote_dir: str) -> list[str]:  # noqa: ANN001
+def names(root, remote_dir: str) -> list[str]:
     path = root / remote_dir
     return sorted(p.name for p in path.iterdir()) if path.exists() else []
 
@@ -39,10 +39,10 @@ class _RaceAtRename:
     request to the real ``sshd``.
     """
 
-    def __init__(self, sftp, land) -> None:  # noqa: ANN001
+    def __init__(self, sftp, land) -> None:
         self._sftp, self._land = sftp, land
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(self._sftp, name)
 
     def rename(self, old: str, new: str) -> None:
@@ -113,7 +113,7 @@ def test_discard_partial_removes_only_the_temporary_upload(sshd, remote_dir):
     assert names(sshd.root, remote_dir) == ["x.csv.pgp"]
 
 
-def _package(world, partner: str):  # noqa: ANN001, ANN202
+def _package(world, partner: str):
     return world.packaged("mash-referrals.A", partner)
 
 

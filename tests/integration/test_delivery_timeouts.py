@@ -30,7 +30,7 @@ def remote_dir() -> str:
     return f"t-{uuid.uuid4().hex[:8]}/inbound"
 
 
-def _connect(target) -> None:  # noqa: ANN001
+def _connect(target) -> None:
     with open_sftp(target):
         pass
 
@@ -58,7 +58,7 @@ def test_a_server_that_stalls_once_the_channel_is_open_times_out_starting_sftp(s
     with StallingProxy(upstream=(sshd.host, sshd.port)) as proxy:
         original = paramiko.Channel.invoke_subsystem
 
-        def stall_first(channel, subsystem):  # noqa: ANN001, ANN202 - times the stall, changes nothing else
+        def stall_first(channel, subsystem):  # times the stall, changes nothing else
             proxy.stall()
             return original(channel, subsystem)
 
@@ -75,7 +75,7 @@ def test_a_server_that_stalls_during_login_is_unavailable_not_a_refused_login(ss
     with StallingProxy(upstream=(sshd.host, sshd.port)) as proxy:
         original = paramiko.Transport.auth_publickey
 
-        def stall_first(transport, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def stall_first(transport, *args, **kwargs):
             proxy.stall()
             return original(transport, *args, **kwargs)
 
@@ -156,7 +156,7 @@ def stall_syp(world, sshd, monkeypatch):
         def stall() -> StallingProxy:
             original = paramiko.Channel.invoke_subsystem
 
-            def stall_first(channel, subsystem):  # noqa: ANN001, ANN202
+            def stall_first(channel, subsystem):
                 proxy.stall()
                 return original(channel, subsystem)
 

@@ -206,3 +206,23 @@ def test_concurrent_appends_from_several_processes(schema, anchor, tmp_path):
     run_concurrent_appends(PG_URL, anchor, tmp_path / "work", workers=6, each=25, schema=schema)
     with Ledger(PG_URL, anchor_path=anchor, schema=schema) as ledger:
         check_concurrent_result(ledger, anchor, workers=6, each=25)
+
+
+def test_typed_records_round_trip_on_postgresql(ledger):
+    from transfers.ledger.records import Disclosure, PurgeFailed, RemoteFile, Withdrawal
+
+    day = date(2026, 11, 25)
+    sent = Disclosure(agreement="mash", flow="mash.A", logical_date=day, recipient="syp", rows=3,
+                      purposes=("safeguarding",), files=(RemoteFile("in/a.pgp", 10, "ab" * 32, "delivered"),))
+    ledger.record(sent)
+    ledger.record(Withdrawal(agreement="mash", lookup="d" * 64))
+    again = ledger.record(sent)
+    assert again[1] is False  # the same dedupe key as before the records existed
+    ledger.record(PurgeFailed(agreement="mash", flow="mash.A", place="remote", path="in/a.pgp", error="refused"))
+
+    read = list(ledger.records(Disclosure, PurgeFailed, flow="mash.A"))
+    assert [type(r).__name__ for r in read] == ["Disclosure", "PurgeFailed"]
+    assert read[0].to_payload() == sent.to_payload() and read[0].seq == 1 and read[0].files[0].size == 10
+    assert ledger.find_record(Disclosure, "disclosure:mash.A:2026-11-25:syp") == read[0]
+    assert [r.KIND for r in ledger.records()] == ["disclosure", "withdrawal", "purge-failed"]
+    assert ledger.verify().ok

@@ -75,7 +75,7 @@ def wait_for_lock(url: str, proc: subprocess.Popen[str]) -> None:
                     return
             finally:
                 locks.close()
-        except Exception:  # noqa: BLE001, S110 - the first run may still be creating the database
+        except Exception:  # noqa: S110 - the first run may still be creating the database
             pass
         time.sleep(0.05)
     pytest.fail("the first run never took its lock")

@@ -61,12 +61,12 @@ class _Text(HTMLParser):
         self.sections: dict[str, str] = {}
         self._current: str | None = None
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         if tag == "section":
             self._current = dict(attrs).get("id")
             self.sections[self._current] = ""
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         if self._current:
             self.sections[self._current] += data + " "  # cells apart, as a reader sees them
 

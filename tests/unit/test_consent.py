@@ -27,7 +27,7 @@ def _register(tmp_path: Path, rows: list[dict], name: str = "register.csv") -> s
     return name
 
 
-def _files(tmp_path: Path):  # noqa: ANN202
+def _files(tmp_path: Path):
     return lambda _id: ConnInfo("rft_exports", "fs", extra={"path": str(tmp_path)})
 
 
@@ -128,7 +128,7 @@ def test_the_probe_reports_nothing_for_good_lists(tmp_path):
     assert probe_subject_lists(basis, _files(tmp_path)) == []
 
 
-def _sqlite(tmp_path: Path):  # noqa: ANN202
+def _sqlite(tmp_path: Path):
     db = tmp_path / "case.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE consent (nhs TEXT, state TEXT, since TEXT)")

@@ -27,7 +27,7 @@ from transfers.errors import KeyRefused
 PAYLOAD = b"referral_id,nhs_number\nR000001,9434765919\n" + bytes(range(256)) * 64  # binary-safe too
 
 
-def make_key(home, tmp_path: Path, name: str = "partner", **kwargs) -> tuple[str, Path]:  # noqa: ANN001
+def make_key(home, tmp_path: Path, name: str = "partner", **kwargs) -> tuple[str, Path]:
     fpr = home.generate_key(f"{name} <{name}@example.invalid>", **kwargs)
     return fpr, home.export_public(fpr, tmp_path / f"{name}.asc")
 
@@ -218,7 +218,7 @@ def test_a_key_without_an_encryption_subkey_is_refused(gpg_home, tmp_path):
         load_recipient_key(path, fpr)
 
 
-def _packets(home, path: Path) -> list[tuple[int, int]]:  # noqa: ANN001
+def _packets(home, path: Path) -> list[tuple[int, int]]:
     """(offset, tag) of each packet in a binary OpenPGP file, as gpg reads it."""
     out = subprocess.run(
         ["gpg", "--homedir", str(home.path), "--batch", "--list-packets", str(path)], capture_output=True, text=True
@@ -269,7 +269,7 @@ def test_a_missing_or_huge_key_file_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.integration
 def test_a_parse_that_does_not_finish_in_time_is_refused(gpg_partner, monkeypatch):
-    def slow_parse(data):  # noqa: ANN001, ANN202 - stands in for a pathological input
+    def slow_parse(data):  # stands in for a pathological input
         time.sleep(3)
 
     monkeypatch.setattr(crypto, "PARSE_TIMEOUT_SECONDS", 0.2)

@@ -41,7 +41,7 @@ def test_concurrent_atomic_writes_never_collide_and_the_file_is_always_one_whole
             for _ in range(15):
                 write_atomic(target, data)
                 seen.add(target.read_bytes())
-        except BaseException as exc:  # noqa: BLE001 - collected to fail the test with the cause
+        except BaseException as exc:  # collected to fail the test with the cause
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(data,)) for data in contents]

@@ -36,12 +36,6 @@ PROJECT_WIDE = {
     "test_dagbag.py": "the DAG files in dags/",
     "test_test_layout.py": "tests/ itself",
 }
-# Owned by other branches of issue 10 while this layout landed; each moves once its module settles.
-NOT_YET_MOVED = {
-    "test_ledger.py": "tests/unit/ledger/test_<module>.py once ledger.py is a package",
-    "test_ledger_anchor.py": "tests/unit/ledger/test_anchor.py",
-}
-
 REAL_PART = "<real part>"  # what a gate below is recorded as using
 GATES = {REAL_PART, "render_offline"}
 REAL_BINARIES = {"gpg", "gpg2", "gpg-agent", "sshd", "psql", "postgres", "pg_ctl", "initdb", "chromium",
@@ -72,7 +66,7 @@ def layout_faults(unit: Path = UNIT, package: Path = PACKAGE) -> list[str]:
     top_modules = _module_names(package)
     for path in sorted(unit.glob("test_*.py")):
         stem = path.stem.removeprefix("test_")
-        if path.name in PROJECT_WIDE or path.name in NOT_YET_MOVED:
+        if path.name in PROJECT_WIDE:
             continue
         if not any(stem == m or stem.startswith(m + "_") for m in top_modules):
             faults.append(f"{path.name}: no top-level module transfers/{stem.split('_')[0]}*.py; a package's tests "

@@ -187,21 +187,21 @@ def purge(
     moment = datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
     try:
         config = load_config(settings.config_dir)
-        ledger = settings.open_ledger()
-        items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
-        home = f"{settings.home.resolve()}/"
-        title = "due for deletion" if dry_run else "deleting"
-        table = new_table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
-        for item in items:
-            shown = item.path.removeprefix(home)
-            table.add_row(item.place, item.flow, shown, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
-        out.print(table if items else "nothing is due for deletion")
-        if dry_run:
-            return
-        if now and items:
-            out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
-                      f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
-        report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
+        with settings.open_ledger() as ledger:
+            items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
+            home = f"{settings.home.resolve()}/"
+            title = "due for deletion" if dry_run else "deleting"
+            table = new_table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
+            for item in items:
+                shown = item.path.removeprefix(home)
+                table.add_row(item.place, item.flow, shown, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
+            out.print(table if items else "nothing is due for deletion")
+            if dry_run:
+                return
+            if now and items:
+                out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
+                          f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
+            report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:
         fail(exc)
     out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held for runs in progress")

@@ -32,10 +32,11 @@ def ledger_verify(
         heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), cli_connection)
         for line in unreachable:
             err.print(f"[yellow]not checked against its manifests:[/] {escape(line)}", highlight=False)
-        report = settings.open_ledger().verify(heads=heads)
+        with settings.open_ledger() as ledger:
+            report = ledger.verify(heads=heads)
         report.problems.extend(unreadable)
         if report.ok:
-            verify_retention(settings, report, now and parse_date(now, "--now"))
+            verify_retention(settings, report, parse_date(now, "--now") if now else None)
     except TransferError as exc:
         fail(exc)
     if not report.ok:
@@ -44,7 +45,7 @@ def ledger_verify(
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_LEDGER)
     external = f" and external anchor {settings.ledger_anchor_url}" if settings.ledger_anchor_url else ""
-    from transfers.anchor import FileAnchor, open_anchor
+    from transfers.ledger.anchor import FileAnchor, open_anchor
 
     if isinstance(anchor := open_anchor(settings.ledger_anchor_url), FileAnchor) and anchor.shares_volume_with(
             settings.home):

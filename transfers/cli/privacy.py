@@ -86,8 +86,9 @@ def _notices(kind: Kind, subject: str, occasion: str, fields: list[str], *, regi
         if register:
             # Before any notice: a partner that cannot be reached must not delay the exclusion.
             _record_withdrawal(settings, config, lookups)
-        results = send_notices(settings, config, settings.open_ledger(), cli_connection, kind=kind,
-                               lookups=lookups, occasion=occasion, fields=fields)
+        with settings.open_ledger() as ledger:
+            results = send_notices(settings, config, ledger, cli_connection, kind=kind, lookups=lookups,
+                                   occasion=occasion, fields=fields)
     except TransferError as exc:
         fail(exc)
     if not results:
@@ -99,6 +100,7 @@ def _notices(kind: Kind, subject: str, occasion: str, fields: list[str], *, regi
 
 
 def _record_withdrawal(settings: Settings, config: Config, lookups: dict[str, str]) -> None:
+    from transfers.ledger.records import Withdrawal
     from transfers.privacy.subjects import SubjectIndex
 
     unkeyed = sorted(item.agreement.id for item in config.agreements if item.agreement.id not in lookups)
@@ -112,8 +114,7 @@ def _record_withdrawal(settings: Settings, config: Config, lookups: dict[str, st
             new = index.record_withdrawal(agreement_id, lookup)
             # The chained entry is what `subject verify` holds the register to, so a row
             # deleted from the register (and the subject sent again) shows.
-            ledger.append("withdrawal", agreement=agreement_id, dedupe_key=f"withdrawal:{agreement_id}:{lookup}",
-                          payload={"lookup": lookup})
+            ledger.record(Withdrawal(agreement=agreement_id, lookup=lookup))
             item = next(a for a in config.agreements if a.agreement.id == agreement_id)
             overriding = [f.id for f in item.agreement.flows if f.consent.override_opt_outs]
             unless = (f" (flow(s) {', '.join(overriding)} override withdrawals on a statutory ground: they "
@@ -164,7 +165,8 @@ def verify() -> None:
     try:
         index = SubjectIndex.for_settings(settings)
         try:
-            checked, problems = verify_subjects(settings.open_ledger(), index)
+            with settings.open_ledger() as ledger:
+                checked, problems = verify_subjects(ledger, index)
         finally:
             index.close()
     except TransferError as exc:
@@ -193,7 +195,13 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
             events = [e for e in index.events(lookups.values()) if lookups.get(e.agreement)]
         finally:
             index.close()
-        ledger = settings.open_ledger() if events else None
+        seqs: dict[str, int] = {}  # the ledger entry of each disclosure and notice
+        if events:
+            with settings.open_ledger() as ledger:
+                for e in events:
+                    wanted = e.event in ("disclosed", "notice") and e.ref and e.ref not in seqs
+                    if wanted and (entry := ledger.find(e.ref)) is not None:
+                        seqs[e.ref] = entry.seq
     except TransferError as exc:
         fail(exc)
     if not events:
@@ -204,8 +212,8 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
     out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry",
               highlight=False)
     for e in events:
-        entry = ledger.find(e.ref) if ledger is not None and e.event in ("disclosed", "notice") else None
+        seq = seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None
         cells = [f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
                  e.logical_date.isoformat() if e.logical_date else "-", e.recipient or "-", e.detail or "-",
-                 f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(entry.seq) if entry else "-"]
+                 f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(seq) if seq else "-"]
         out.print(escape("\t".join(cells)), highlight=False)

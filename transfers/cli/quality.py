@@ -192,11 +192,13 @@ def report_quality(
 
 def _trend(settings: Settings, flow_key: str) -> None:
     """The last runs from the ledger (counts only): failing records per characteristic."""
+    from transfers.ledger.records import QualityResult
     from transfers.reports import TREND_RUNS, trend_rows
 
     try:
         # Twice the trend: re-runs of a date are in the ledger too, and the trend shows each date once.
-        history = [e.payload for e in settings.open_ledger().latest(2 * TREND_RUNS + 1, kind="quality", flow=flow_key)]
+        with settings.open_ledger() as ledger:
+            history = [dict(r.summary) for r in ledger.latest_records(QualityResult, 2 * TREND_RUNS + 1, flow=flow_key)]
     except TransferError:
         return
     if len(history) < 2:

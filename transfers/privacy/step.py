@@ -13,8 +13,7 @@ Only counts, reasons, keyed lookups and pseudonyms are recorded, never an identi
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -26,10 +25,11 @@ import pandas as pd
 from transfers.connections import ConnInfo
 from transfers.consent import LABELS, NOTIFIED, REASONS, SubjectLists, load_subject_lists, reason_label
 from transfers.errors import DisclosureRiskBlocked, PrivacyError
+from transfers.ledger.records import PrivacyResult, PseudonymKey, SharedWithoutConsent
 from transfers.logs import get_logger
 from transfers.privacy.pseudonyms import derive_key, key_fingerprint, normalise_identifier, pseudonymise
 from transfers.privacy.risk import GroupCounter, KResult
-from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of
+from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of, prepared_prefix
 
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun
@@ -79,7 +79,7 @@ class Screening:
         self.rows_screened = 0  # = excluded (every reason) + sent
         self.groups = GroupCounter(self.flow.disclosure_risk) if self.flow.disclosure_risk else None
         # A fresh reference per attempt: a failed attempt's subjects never count as sent.
-        self.ref = f"prepared:{run.ref.key}:{run.ds}:{uuid.uuid4().hex}"
+        self.ref = prepared_prefix(run.ref.key, run.ds) + uuid.uuid4().hex
         self.index = SubjectIndex.for_settings(run.settings) if lookup is not None else None
         # Applied by every flow of the agreement, whatever its basis or source register says.
         self.notified: set[str] = self.index.withdrawn(run.ref.agreement.id) if self.index is not None else set()
@@ -197,19 +197,15 @@ class Screening:
             result["k"] = k.to_dict()
         if ledger is not None:
             self._record_key(ledger)
-            payload = {**result, "rows_screened": self.rows_screened, "rows_sent": self.rows_sent,
-                       "pseudonym_key_id": self.key_id}
-            ledger.append("privacy", agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date,
-                          dedupe_key=f"privacy:{run.ref.key}:{run.ds}:{_digest(payload)}", payload=payload)
+            columns: dict[str, Any] = {"agreement": agreement.id, "flow": run.ref.key, "logical_date": run.logical_date}
+            ledger.record(PrivacyResult(**columns, **result, rows_screened=self.rows_screened,
+                                        rows_sent=self.rows_sent, pseudonym_key_id=self.key_id))
             if self.statutory:
                 basis = flow.consent
-                no_consent = {"legal_basis": basis.legal_basis, "ground": basis.ground,
-                              "justification": basis.justification, "override_opt_outs": basis.override_opt_outs,
-                              "rows": self.rows_sent, "opt_outs_overridden": dict(self.overridden)}
-                ledger.append("shared-without-consent", agreement=agreement.id, flow=run.ref.key,
-                              logical_date=run.logical_date,
-                              dedupe_key=f"no-consent:{run.ref.key}:{run.ds}:{_digest(no_consent)}",
-                              payload=no_consent)
+                ledger.record(SharedWithoutConsent(
+                    **columns, legal_basis=basis.legal_basis, ground=basis.ground,
+                    justification=basis.justification, override_opt_outs=basis.override_opt_outs,
+                    rows=self.rows_sent, opt_outs_overridden=dict(self.overridden)))
         run.staging.write_json("subjects_ref", self.ref if self.index is not None else None)
         withdrawn = sorted(self.lists.withdrawn | self.lists.restricted)
         # Notified subjects met again are included so a notice that failed at `consent withdraw`, or a
@@ -237,18 +233,15 @@ class Screening:
         domain = setting.linkage_domain or agreement.id
         fingerprint = key_fingerprint(self.key)
         previous = None
-        for entry in ledger.entries(kind="pseudonym-key", agreement=agreement.id):
-            if entry.payload.get("domain") == domain:
-                previous = entry.payload
-        current = {"domain": domain, "key_id": setting.key_id, "key_fingerprint": fingerprint}
-        if previous is not None and {k: previous.get(k) for k in current} == current:
+        for recorded in ledger.records(PseudonymKey, agreement=agreement.id):
+            if recorded.domain == domain:
+                previous = recorded
+        current = PseudonymKey(agreement=agreement.id, flow=self.run.ref.key, logical_date=self.run.logical_date,
+                               domain=domain, key_id=setting.key_id, key_fingerprint=fingerprint)
+        if previous is not None and previous.identity() == current.identity():
             return
-        event = "first-use" if previous is None else "rotation"
-        ledger.append("pseudonym-key", agreement=agreement.id, flow=self.run.ref.key,
-                      logical_date=self.run.logical_date,
-                      dedupe_key=f"pseudonym-key:{agreement.id}:{domain}:{setting.key_id}:{fingerprint}",
-                      payload={**current, "event": event,
-                               "previous": {k: previous.get(k) for k in current} if previous else None})
+        ledger.record(current if previous is None else
+                      dataclasses.replace(current, event="rotation", previous=previous.identity()))
 
 
 def _outbox_key(run: FlowRun, outbox: Path) -> str:
@@ -291,6 +284,3 @@ def record_disclosure(run: FlowRun, recipient: str, disclosure_key: str, outbox:
 def _reason_order(item: tuple[str, int]) -> tuple[int, str]:
     return (REASONS.index(item[0]) if item[0] in REASONS else len(REASONS), item[0])
 
-
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -25,11 +25,15 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from transfers.ledger.records import Disclosure, Withdrawal
 from transfers.privacy.pseudonyms import derive_key, pseudonymise
+
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
 
 TABLE = "subject_events"
 _LOOKUP_KEY_ID = "local-lookup"
@@ -201,7 +205,7 @@ class SubjectIndex:
         that they would be a second, unneeded copy of every pseudonym sent.
         """
         t = self.table
-        prefix = f"prepared:{flow_key}:{logical_date.isoformat()}:"
+        prefix = prepared_prefix(flow_key, logical_date.isoformat())
         with self.engine.begin() as conn:
             gone = conn.execute(sa.delete(t).where(t.c.event == "prepared", t.c.flow == flow_key,
                                                    t.c.logical_date == logical_date)).rowcount
@@ -238,7 +242,12 @@ class SubjectIndex:
         ]
 
 
-def verify_subjects(ledger: Any, index: SubjectIndex) -> tuple[int, list[str]]:
+def prepared_prefix(flow_key: str, ds: str) -> str:
+    """How every prepare step's reference for (flow, date) starts; its attempt's id follows."""
+    return f"prepared:{flow_key}:{ds}:"
+
+
+def verify_subjects(ledger: Ledger, index: SubjectIndex) -> tuple[int, list[str]]:
     """Check every disclosure's recorded subjects against the count and hash in its ledger entry,
     and every withdrawal in the ledger against the withdrawals register.
 
@@ -246,22 +255,23 @@ def verify_subjects(ledger: Any, index: SubjectIndex) -> tuple[int, list[str]]:
     altered row show. Returns the number of disclosures checked and the problems found.
     """
     checked, problems = 0, []
-    for entry in ledger.entries(kind="disclosure"):
-        recorded = entry.payload.get("subjects")
-        if not recorded or not entry.dedupe_key:
+    for disclosure in ledger.records(Disclosure):
+        key = disclosure.entry.dedupe_key if disclosure.entry else None
+        if not disclosure.subjects or not key:
             continue
         checked += 1
-        found = index.digest("disclosed", entry.dedupe_key)
-        if found != {"subjects": recorded.get("subjects"), "subjects_sha256": recorded.get("subjects_sha256")}:
-            problems.append(f"ledger entry {entry.seq} ({entry.flow} {entry.logical_date} to {entry.recipient}): "
-                            f"{found['subjects']} subject(s) recorded beside the ledger, the entry says "
-                            f"{recorded.get('subjects')}, and their hash differs (rows removed, added or edited?)")
+        found = index.digest("disclosed", key)
+        if found != {"subjects": disclosure.subject_count, "subjects_sha256": disclosure.subjects_sha256}:
+            problems.append(f"ledger entry {disclosure.seq} ({disclosure.flow} {disclosure.logical_date} to "
+                            f"{disclosure.recipient}): {found['subjects']} subject(s) recorded beside the ledger, "
+                            f"the entry says {disclosure.subject_count}, and their hash differs "
+                            f"(rows removed, added or edited?)")
     registers: dict[str, set[str]] = {}
-    for entry in ledger.entries(kind="withdrawal"):
-        held = registers.setdefault(entry.agreement, index.withdrawn(entry.agreement))
-        if entry.payload.get("lookup") not in held:
-            problems.append(f"ledger entry {entry.seq} ({entry.agreement}): a withdrawal recorded in the ledger is "
-                            f"missing from the withdrawals register ({WITHDRAWALS}): row removed? Until it is "
+    for withdrawal in ledger.records(Withdrawal):
+        held = registers.setdefault(withdrawal.agreement, index.withdrawn(withdrawal.agreement))
+        if withdrawal.lookup not in held:
+            problems.append(f"ledger entry {withdrawal.seq} ({withdrawal.agreement}): a withdrawal recorded in the "
+                            f"ledger is missing from the withdrawals register ({WITHDRAWALS}): row removed? Until it is "
                             "restored with `transfers consent withdraw`, runs would send that subject again")
     return checked, problems
 

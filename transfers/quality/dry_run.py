@@ -46,8 +46,8 @@ def dry_run(
     staging = Staging(run_dir, new_staging_key())
     history: list[dict] = []
     try:
-        ledger = settings.open_ledger()
-        history = recent_history(ledger, ref.key, ref.flow.quality)
+        with settings.open_ledger() as ledger:
+            history = recent_history(ledger, ref.key, ref.flow.quality)
         batches = extract(ref.flow.source, connection(ref.flow.source.connection), config_dir=config.root,
                           logical_date=logical_date)
         staging.write_batches("extract", batches)

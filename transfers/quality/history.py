@@ -16,21 +16,25 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfers.agreement import QualityPolicy
+from transfers.ledger.records import QualityResult
 from transfers.quality.checks import Check
 from transfers.quality.outcome import CheckResult
 
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
 
-def recent_history(ledger: Any, flow_key: str, policy: QualityPolicy) -> list[dict[str, Any]]:
+
+def recent_history(ledger: Ledger, flow_key: str, policy: QualityPolicy) -> list[dict[str, Any]]:
     """The flow's last quality summaries from the ledger, enough for the drift baseline and the trend.
 
     Twice the baseline (at least 20): re-runs of a day are in the ledger too, and
     only the latest of each day counts.
     """
     keep = 2 * max(10, policy.history_runs)
-    return [e.payload for e in ledger.latest(keep, kind="quality", flow=flow_key)]
+    return [dict(r.summary) for r in ledger.latest_records(QualityResult, keep, flow=flow_key)]
 
 
 def _count(value: Any) -> int | None:

@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
 from transfers.files import write_atomic
+from transfers.ledger.records import Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
 
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
@@ -34,12 +35,6 @@ REVIEW_WINDOW_DAYS = 30
 
 _env = Environment(loader=PackageLoader("transfers.reports", "templates"), autoescape=True,
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def is_without_consent(kind: str) -> bool:
-    """Ledger kinds that record a share without consent (``shared-without-consent`` and variants)."""
-    k = kind.replace("_", "-")
-    return "without-consent" in k or k in ("no-consent", "statutory-share")
 
 
 def _text(value: Any) -> str:
@@ -70,39 +65,41 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
     without: list[dict] = []
     purges: list[dict] = []
     failures: list[dict] = []
-    for entry in ledger.entries(since=since, until=until):
-        p = entry.payload
-        if entry.kind == "disclosure":
+    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, since=since, until=until):
+        entry = record.entry
+        assert entry is not None  # read back: every record has its entry
+        if isinstance(record, Disclosure):
             month = (entry.logical_date or entry.at.date()).strftime("%Y-%m")
             group = disclosures.setdefault((entry.agreement, entry.flow, entry.recipient, month), {
                 "agreement": entry.agreement, "flow": entry.flow, "recipient": entry.recipient,
                 "recipient_name": names(entry.recipient or ""), "period": month, "disclosures": 0, "rows": 0,
                 "purposes": [], "legal_basis": [], "fields": [], "first": None, "last": None, "seqs": []})
             group["disclosures"] += 1
-            group["rows"] += int(p.get("rows") or 0)
-            for key in ("purposes", "legal_basis", "fields"):
-                group[key] += [v for v in p.get(key) or [] if v not in group[key]]
+            group["rows"] += record.rows
+            for key, values in (("purposes", record.purposes), ("legal_basis", record.legal_basis),
+                                ("fields", record.fields)):
+                group[key] += [v for v in values if v not in group[key]]
             day = (entry.logical_date or entry.at.date()).isoformat()
             group["first"] = min(group["first"] or day, day)
             group["last"] = max(group["last"] or day, day)
             group["seqs"].append(entry.seq)
-        elif is_without_consent(entry.kind):
+        elif isinstance(record, SharedWithoutConsent):
             without.append({"seq": entry.seq, "at": entry.at.isoformat(timespec="seconds"), "agreement": entry.agreement,
                             "flow": entry.flow, "logical_date": entry.logical_date.isoformat() if entry.logical_date
-                            else "", "legal_basis": _text(p.get("legal_basis")),
-                            "ground": _text(p.get("ground") or p.get("grounds")),
-                            "justification": _text(p.get("justification")),
-                            "rows": int(p.get("rows") or p.get("count") or p.get("subjects") or 0),
-                            "override_opt_outs": bool(p.get("override_opt_outs"))})
-        elif entry.kind == "purge":
+                            else "", "legal_basis": _text(record.legal_basis), "ground": _text(record.ground),
+                            "justification": _text(record.justification), "rows": record.rows,
+                            "override_opt_outs": record.override_opt_outs})
+        elif isinstance(record, Purged):
             purges.append({"seq": entry.seq, "hash": entry.hash, "agreement": entry.agreement, "flow": entry.flow,
-                           "recipient": entry.recipient or "",
-                           **{k: p.get(k) for k in ("place", "store", "path", "size", "sha256", "created", "due",
-                                                     "deleted_at", "rule", "verified", "note")},
-                           "versions_deleted": p.get("versions_deleted")})
-        elif entry.kind == "purge-failed":
-            failures.append({"seq": entry.seq, "flow": entry.flow, "place": p.get("place"), "path": p.get("path"),
-                             "due": p.get("due"), "attempted_at": p.get("attempted_at"), "error": p.get("error")})
+                           "recipient": entry.recipient or "", "place": record.place, "store": record.store,
+                           "path": record.path, "size": record.size, "sha256": record.sha256,
+                           "created": stamp(record.created), "due": stamp(record.due),
+                           "deleted_at": stamp(record.deleted_at), "rule": record.rule, "verified": record.verified,
+                           "note": record.note, "versions_deleted": record.versions_deleted})
+        elif isinstance(record, PurgeFailed):
+            failures.append({"seq": entry.seq, "flow": entry.flow, "place": record.place, "path": record.path,
+                             "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
+                             "error": record.error})
     held = []
     for item in inventory(settings, config, ledger):
         held.append({"place": item.place, "store": item.store, "flow": item.flow, "path": item.path,

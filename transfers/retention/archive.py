@@ -2,7 +2,7 @@
 
 Only ciphertext is archived (the recipient's key opens it, not ours), so the
 archive proves what left without holding personal data in clear. Each archived
-file is a ledger entry (kind ``archive``) with its place, size, hash and due
+file is a ledger entry (an ``Archived`` record) with its place, size, hash and due
 date; the purge deletes it when due and records that too. Archiving is
 idempotent: a retry finds the ledger entry and does nothing.
 """
@@ -14,13 +14,19 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transfers.agreement import ArchiveRetention, FlowRef
 from transfers.connections import ConnInfo
 from transfers.errors import ConfigError
 from transfers.files import atomic_file, private_dir, sha256_file
+from transfers.ledger.records import Archived
 from transfers.logs import get_logger
 from transfers.settings import HomeLayout
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config
+    from transfers.ledger import Ledger
 
 log = get_logger(__name__)
 
@@ -39,7 +45,7 @@ def location(home: Path, archive: ArchiveRetention, ref: FlowRef, ds: str, partn
     return str(local_root(home, archive).joinpath(*parts))
 
 
-def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Path, names: list[str], ledger,  # noqa: ANN001
+def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Path, names: list[str], ledger: Ledger,
                      connection: Callable[[str], ConnInfo] | None = None, *, now: datetime | None = None) -> dict:
     """Copy a delivery's encrypted files (and manifest) from ``outbox`` to the flow's archive.
 
@@ -65,8 +71,7 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
         s3 = s3mod.client(connection(archive.connection or ""))
     done = already = 0
     for name in names:
-        key = f"archive:{ref.key}:{ds}:{partner}:{name}"
-        if ledger.find(key) is not None:
+        if ledger.find(Archived.key_for(ref.key, ds, partner, name)) is not None:
             already += 1
             continue
         source = outbox / name
@@ -82,19 +87,16 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
             with source.open("rb") as src, atomic_file(target) as dst:
                 shutil.copyfileobj(src, dst)
         at = now or datetime.now(UTC)
-        ledger.append("archive", agreement=ref.agreement.id, flow=ref.key,
-                      logical_date=datetime.fromisoformat(ds).date(), recipient=partner, dedupe_key=key,
-                      payload={"place": "archive", "store": "s3" if s3 is not None else "local", "path": where,
-                               "size": size, "sha256": digest, "created": at.isoformat(timespec="seconds"),
-                               "due": period.after(at).isoformat(timespec="seconds"),
-                               "rule": f"retention.archive {archive.period}"},
-                      at=at)
+        ledger.record(Archived(agreement=ref.agreement.id, flow=ref.key, logical_date=datetime.fromisoformat(ds).date(),
+                               recipient=partner, store="s3" if s3 is not None else "local", path=where, size=size,
+                               sha256=digest, created=at, due=period.after(at),
+                               rule=f"retention.archive {archive.period}", at=at))
         done += 1
     log.info("archived", flow=ref.key, logical_date=ds, recipient=partner, files=done, already=already)
     return {"archived": done, "already": already}
 
 
-def manifest_heads(home: Path, config, connection: Callable[[str], ConnInfo] | None = None  # noqa: ANN001
+def manifest_heads(home: Path, config: Config, connection: Callable[[str], ConnInfo] | None = None
                    ) -> tuple[list[tuple[int, str, str, str]], list[str], list[str]]:
     """The ``ledger_head`` of every delivery manifest in every flow's archive, for ``Ledger.verify``.
 

@@ -1,50 +1,53 @@
 """Retention audit for ``transfers ledger verify``: nothing disclosed is held past its date.
 
 For each disclosure in the ledger, each file the sender may remove was either
-purged (a ``purge`` entry) or is still within its period; each archived copy
+purged (a ``Purged`` record) or is still within its period; each archived copy
 likewise; and no local copy is still on disk past its due date. Every gap is
 one line naming the ledger entry, the copy and its due date.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from transfers.agreement import Config, retention_periods
 from transfers.errors import ConfigError
-from transfers.retention import sftp
+from transfers.ledger.records import Archived, Disclosure, Purged
 from transfers.retention.purge import inventory
 
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger, VerifyReport
+    from transfers.settings import Settings
 
-def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = None) -> list[str]:  # noqa: ANN001
+
+def retention_gaps(settings: Settings, config: Config, ledger: Ledger, *, now: datetime | None = None) -> list[str]:
     """One line per copy held past its retention period, or disclosure whose copies cannot be accounted for."""
     now = now or datetime.now(UTC)
     gaps: list[str] = []
-    for entry in ledger.entries(kind="disclosure"):
+    for disclosure in ledger.records(Disclosure):
         try:
-            ref = config.flow(entry.flow or "")
+            ref = config.flow(disclosure.flow or "")
         except ConfigError:
-            gaps.append(f"entry {entry.seq}: disclosure of {entry.flow} on {entry.logical_date}: the flow is no "
-                        f"longer in the config, so the retention of its copies cannot be checked")
+            gaps.append(f"entry {disclosure.seq}: disclosure of {disclosure.flow} on {disclosure.logical_date}: the "
+                        f"flow is no longer in the config, so the retention of its copies cannot be checked")
             continue
         remote = ref.flow.retention.remote
         if not remote.sender_may_remove:
             continue  # the recipient removes its own copy
-        due = retention_periods(ref.flow)["remote"].after(entry.at)
-        for item in entry.payload.get("files", []):
-            if due <= now and ledger.find(sftp.purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
-                gaps.append(f"entry {entry.seq}: disclosure {ref.key} {entry.logical_date} to {entry.recipient}: "
-                            f"remote copy {item['remote_path']} was due for deletion on {due:%Y-%m-%d} "
-                            f"and has no purge record")
-    purged_paths = {e.payload.get("path") for e in ledger.entries(kind="purge")}  # one pass, not one per copy
-    for entry in ledger.entries(kind="archive"):
-        payload = entry.payload
-        due = datetime.fromisoformat(payload["due"])
-        if due > now:
+        due = retention_periods(ref.flow)["remote"].after(disclosure.when)
+        for sent in disclosure.files:
+            if due <= now and ledger.find(Purged.remote_key(ref.key, disclosure.recipient, sent.remote_path)) is None:
+                gaps.append(f"entry {disclosure.seq}: disclosure {ref.key} {disclosure.logical_date} to "
+                            f"{disclosure.recipient}: remote copy {sent.remote_path} was due for deletion on "
+                            f"{due:%Y-%m-%d} and has no purge record")
+    purged_paths = {p.path for p in ledger.records(Purged)}  # one pass, not one per copy
+    for copy in ledger.records(Archived):
+        if copy.due > now:
             continue
-        if payload["path"] not in purged_paths:
-            gaps.append(f"entry {entry.seq}: archived copy {payload['path']} was due for deletion on "
-                        f"{due:%Y-%m-%d} and has no purge record")
+        if copy.path not in purged_paths:
+            gaps.append(f"entry {copy.seq}: archived copy {copy.path} was due for deletion on "
+                        f"{copy.due:%Y-%m-%d} and has no purge record")
     from transfers.retention.journal import journal_path
 
     pending = journal_path(settings.home)
@@ -60,7 +63,7 @@ def retention_gaps(settings, config: Config, ledger, *, now: datetime | None = N
 
 
 
-def verify_retention(settings, report, on=None) -> None:  # noqa: ANN001
+def verify_retention(settings: Settings, report: VerifyReport, on: date | None = None) -> None:
     """Add retention gaps to a ledger ``VerifyReport`` (``transfers ledger verify``).
 
     Args:

@@ -11,48 +11,56 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transfers.files import private_dir
+from transfers.ledger.records import KINDS, Record
 from transfers.settings import HomeLayout
+
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
 
 
 def journal_path(home: Path) -> Path:
     return HomeLayout(home).journal
 
 
-def keep(home: Path, record: dict) -> Path:
-    """Append one ledger record (``kind``, ``agreement``, ..., ``at`` as ISO text) to the journal."""
+def keep(home: Path, record: Record) -> Path:
+    """Append one record to the journal (its kind, columns, dedupe key, payload and ``at`` as ISO text)."""
+    line = {"kind": record.KIND, "agreement": record.agreement, "flow": record.flow,
+            "logical_date": record.logical_date.isoformat() if record.logical_date else None,
+            "recipient": record.recipient, "dedupe_key": record.dedupe_key(), "payload": record.to_payload(),
+            "at": record.at.isoformat() if record.at else None}
     path = journal_path(home)
     private_dir(path.parent)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.write(json.dumps(line, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     return path
 
 
-def replay(home: Path, ledger) -> int:  # noqa: ANN001
+def replay(home: Path, ledger: Ledger) -> int:
     """Write journalled records to the ledger; returns how many. The journal goes once all are in.
 
     Raises:
         LedgerUnavailable: the ledger is still down (the journal is kept as it was).
     """
-    from datetime import date
-
     path = journal_path(home)
     if not path.exists():
         return 0
     count = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    for text in path.read_text(encoding="utf-8").splitlines():
+        if not text.strip():
             continue
-        record = json.loads(line)
-        ledger.append(record["kind"], agreement=record["agreement"], flow=record.get("flow"),
-                      logical_date=date.fromisoformat(record["logical_date"]) if record.get("logical_date") else None,
-                      recipient=record.get("recipient"), dedupe_key=record.get("dedupe_key"),
-                      payload=record["payload"], at=datetime.fromisoformat(record["at"]))
+        line = json.loads(text)
+        cls = KINDS[line["kind"]]
+        ledger.record(cls.from_parts(
+            line["payload"], dedupe_key=line.get("dedupe_key"), agreement=line["agreement"], flow=line.get("flow"),
+            logical_date=date.fromisoformat(line["logical_date"]) if line.get("logical_date") else None,
+            recipient=line.get("recipient"), at=datetime.fromisoformat(line["at"])))
         count += 1
     path.unlink()
     return count

@@ -16,9 +16,9 @@ remote      the copy on the recipient's SFTP server             ``remote.period`
 ==========  ==================================================  ======================
 
 Every deletion is checked (the object is gone afterwards) and recorded in the
-ledger (kind ``purge``: place, path, size, sha256, created, due, deleted_at,
+ledger (a ``Purged`` record: place, path, size, sha256, created, due, deleted_at,
 rule, as_of). ``deleted_at`` is always the real time; ``as_of`` is the moment due
-dates were judged at, which ``purge --now`` may set later to test. A deletion that fails is recorded too (kind ``purge-failed``), reported,
+dates were judged at, which ``purge --now`` may set later to test. A deletion that fails is recorded too (``PurgeFailed``), reported,
 and stays due, so the next purge tries again. A copy belonging to a run still
 in progress is held back and listed, never deleted.
 
@@ -33,14 +33,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transfers.agreement import Config, FlowRef, retention_periods
 from transfers.connections import ConnInfo
 from transfers.errors import TransferError
+from transfers.ledger.records import Archived, Purged, PurgeFailed
 from transfers.logs import get_logger
 from transfers.retention import journal, local, sftp
 from transfers.retention.items import PLACES, PurgeItem, PurgeReport
 from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
+
+if TYPE_CHECKING:
+    from transfers.durations import Duration
+    from transfers.ledger import Ledger
+    from transfers.settings import Settings
 
 log = get_logger(__name__)
 
@@ -48,24 +55,19 @@ log = get_logger(__name__)
 _LOCAL = ((OUTBOX, "staging"), (RUNS, "staging"), (REPORTS, "reports"), (NOTICES, "notices"), (LOGS, "logs"))
 
 
-def s3_purge_key(url: str) -> str:
-    return f"purge:archive:{url}"
-
-
-def _s3_held(ref: FlowRef, ledger, period) -> list[PurgeItem]:  # noqa: ANN001
+def _s3_held(ref: FlowRef, ledger: Ledger, period: Duration) -> list[PurgeItem]:
     rule = f"retention.archive {period}"
     items = []
-    for entry in ledger.entries(kind="archive", flow=ref.key):
-        payload = entry.payload
-        if payload.get("store") != "s3" or ledger.find(s3_purge_key(payload["path"])) is not None:
+    for copy in ledger.records(Archived, flow=ref.key):
+        if copy.store != "s3" or ledger.find(Purged.s3_key(copy.path)) is not None:
             continue
-        created = datetime.fromisoformat(payload["created"])
-        items.append(PurgeItem("archive", ref.key, payload["path"], created, period.after(created), rule,
-                               entry.recipient, payload.get("size"), payload.get("sha256"), entry.logical_date, "s3"))
+        items.append(PurgeItem("archive", ref.key, copy.path, copy.created, period.after(copy.created), rule,
+                               copy.recipient, copy.size, copy.sha256,
+                               copy.logical_date, "s3"))
     return items
 
 
-def inventory(settings, config: Config, ledger, *, only_flow: str | None = None) -> list[PurgeItem]:  # noqa: ANN001
+def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str | None = None) -> list[PurgeItem]:
     """Every copy held now, in every place, due or not (local places by listing, others from the ledger)."""
     if only_flow:
         config.flow(only_flow)  # an unknown flow is an error naming the known ones, not "nothing due"
@@ -88,7 +90,7 @@ def inventory(settings, config: Config, ledger, *, only_flow: str | None = None)
     return sorted(items, key=lambda i: (PLACES.index(i.place), i.flow, i.path))
 
 
-def plan_purge(settings, config: Config, ledger, *, now: datetime | None = None,  # noqa: ANN001
+def plan_purge(settings: Settings, config: Config, ledger: Ledger, *, now: datetime | None = None,
                only_flow: str | None = None) -> list[PurgeItem]:
     """Everything past its retention period at ``now``, in every place."""
     now = now or datetime.now(UTC)
@@ -103,35 +105,29 @@ class _Recorder:
     so the evidence never claims a deletion on a day it did not take place.
     """
 
-    def __init__(self, config: Config, ledger, report: PurgeReport, as_of: datetime, home: Path) -> None:  # noqa: ANN001
+    def __init__(self, config: Config, ledger: Ledger, report: PurgeReport, as_of: datetime, home: Path) -> None:
         self.config, self.ledger, self.report, self.as_of, self.home = config, ledger, report, as_of, home
 
     def _common(self, item: PurgeItem) -> dict:
-        return {"place": item.place, "store": item.store, "path": item.path,
-                "created": item.created.isoformat(timespec="seconds"),
-                "due": item.due.isoformat(timespec="seconds"), "rule": item.rule,
-                "as_of": self.as_of.isoformat(timespec="seconds")}
+        return {"agreement": self.config.flow(item.flow).agreement.id, "flow": item.flow,
+                "logical_date": item.day, "recipient": item.recipient, "place": item.place,
+                "store": item.store, "path": item.path, "created": item.created, "due": item.due,
+                "rule": item.rule, "as_of": self.as_of}
 
     def deleted(self, item: PurgeItem, size: int | None, sha256: str | None, check: str,
-                note: str | None = None, dedupe: str | None = None, **extra: object) -> None:
-        ref = self.config.flow(item.flow)
+                note: str | None = None, dedupe: str | None = None, versions_deleted: int | None = None) -> None:
         if dedupe is None:
-            dedupe = (sftp.purge_key(item.flow, item.recipient, item.path) if item.place == "remote"
-                      else f"purge:{item.place}:{item.path}:{sha256}:{item.created.isoformat()}")
+            dedupe = (Purged.remote_key(item.flow, item.recipient, item.path) if item.place == "remote"
+                      else Purged.local_key(item.place, item.path, sha256, item.created))
         at = datetime.now(UTC)
-        payload = {**self._common(item), "size": size, "sha256": sha256,
-                   "deleted_at": at.isoformat(timespec="seconds"), "verified": check, **extra}
-        if note:
-            payload["note"] = note
-        record = {"agreement": ref.agreement.id, "flow": item.flow, "logical_date": item.day,
-                  "recipient": item.recipient, "dedupe_key": dedupe, "payload": payload}
+        record = Purged(**self._common(item), key=dedupe, size=size, sha256=sha256, deleted_at=at, verified=check,
+                        note=note, versions_deleted=versions_deleted, at=at)
         self.report.deleted += 1
         try:
-            entry, _ = self.ledger.append("purge", **record, at=at)
+            entry, _ = self.ledger.record(record)
         except TransferError as exc:
             # Deleted and checked, but not recorded: the record must not be lost with the ledger down.
-            where = journal.keep(self.home, {**record, "kind": "purge", "at": at.isoformat(),
-                                             "logical_date": item.logical_date})
+            where = journal.keep(self.home, record)
             self.report.failed.append(f"{item.place} {item.flow} {item.path}: deleted and checked, but the ledger "
                                       f"is unavailable ({exc}); the record is kept in {where} and written to the "
                                       f"ledger on the next purge")
@@ -139,19 +135,15 @@ class _Recorder:
         self.report.entries.append(entry.seq)
 
     def failed(self, item: PurgeItem, reason: str) -> None:
-        ref = self.config.flow(item.flow)
         at = datetime.now(UTC)
         self.report.failed.append(f"{item.place} {item.flow} {item.path}: {reason}; will retry on the next purge")
         try:
-            self.ledger.append("purge-failed", agreement=ref.agreement.id, flow=item.flow,
-                               logical_date=item.day, recipient=item.recipient,
-                               payload={**self._common(item), "error": reason[:500],
-                                        "attempted_at": at.isoformat(timespec="seconds")}, at=at)
+            self.ledger.record(PurgeFailed(**self._common(item), error=reason[:500], attempted_at=at, at=at))
         except TransferError as exc:  # the failure is still reported; the ledger being down is its own problem
             self.report.failed.append(f"ledger: could not record the failed deletion of {item.path}: {exc}")
 
 
-def execute_purge(items: list[PurgeItem], settings, config: Config, ledger,  # noqa: ANN001
+def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, ledger: Ledger,
                   connection: Callable[[str], ConnInfo], *, now: datetime | None = None) -> PurgeReport:
     """Delete each item, prove it is gone, record it; failures are recorded and stay due.
 
@@ -223,15 +215,5 @@ def _purge_s3(items: list[PurgeItem], config: Config, connection: Callable[[str]
         except ValueError as exc:  # boto3 refuses a malformed endpoint or region before any request
             rec.failed(item, f"connection {conn_id!r}: {exc}")
             continue
-        rec.deleted(item, item.size, item.sha256, check, dedupe=s3_purge_key(item.path),
+        rec.deleted(item, item.size, item.sha256, check, dedupe=Purged.s3_key(item.path),
                     note=None if count else "already absent", versions_deleted=count)
-
-
-def local_paths(settings, ref: FlowRef) -> list[Path]:  # noqa: ANN001
-    """The local directories a flow's copies live in (for audits and tests)."""
-    base = (ref.agreement.id, ref.flow.id)
-    paths = [settings.layout.folder(place).joinpath(*base) for place, _key in _LOCAL]
-    archive = ref.flow.retention.archive
-    if archive is not None and archive.dir:
-        paths.append(settings.layout.archive_root(archive.dir).joinpath(*base))
-    return paths

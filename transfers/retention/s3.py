@@ -64,7 +64,7 @@ def put(s3: Any, local: Path, url: str, *, sha256: str) -> None:
         with local.open("rb") as fh:
             s3.put_object(Bucket=bucket, Key=key, Body=fh, Metadata={"sha256": sha256})
         head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds; all become ours
+    except Exception as exc:  # boto3 raises many kinds; all become ours
         raise _errors("archiving", url, exc) from None
     if head.get("ContentLength") != local.stat().st_size:
         raise DeliveryRefused(f"{url}: stored size {head.get('ContentLength')} differs from {local.stat().st_size}")
@@ -90,7 +90,7 @@ def versions(s3: Any, url: str) -> list[dict]:
     try:
         return [{"VersionId": item.get("VersionId") or "null", "Size": item.get("Size", 0)}
                 for item in key_versions(s3, bucket, key)]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _errors("listing versions", url, exc) from None
 
 
@@ -105,7 +105,7 @@ def delete_all_versions(s3: Any, url: str) -> tuple[int, str]:
     try:
         for item in found:
             s3.delete_object(Bucket=bucket, Key=key, VersionId=item["VersionId"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _errors("deleting", url, exc) from None
     left = versions(s3, url)
     if left:
@@ -122,6 +122,6 @@ def read_all(s3: Any, bucket: str, prefix: str, *, suffix: str = "") -> list[tup
             for item in page.get("Contents", []):
                 if item["Key"].endswith(suffix):
                     found.append((item["Key"], s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _errors("reading", url, exc) from None
     return found

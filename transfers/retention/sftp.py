@@ -8,38 +8,42 @@ sent. With each file goes the temporary upload a cut attempt left beside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from transfers.agreement import FlowRef
 from transfers.connections import ConnInfo
 from transfers.durations import Duration
+from transfers.ledger.records import DeliveryIntent, Disclosure, Purged
 from transfers.retention.items import PurgeItem
 
+if TYPE_CHECKING:
+    from transfers.ledger import Ledger
+    from transfers.settings import Settings
 
-def purge_key(flow: str, recipient: str | None, path: str) -> str:
-    return f"purge:remote:{flow}:{recipient}:{path}"
 
-
-def held(ref: FlowRef, ledger, period: Duration) -> Iterator[PurgeItem]:  # noqa: ANN001
+def held(ref: FlowRef, ledger: Ledger, period: Duration) -> Iterator[PurgeItem]:
     """Each delivered file not yet recorded as purged, with its due date."""
     if not ref.flow.retention.remote.sender_may_remove:
         return  # the recipient's copy is the recipient's to remove
     rule = f"retention.remote {period}"
     # An intent whose disclosure was never recorded: its files may be at the recipient all the same.
-    unfinished = (e for e in ledger.entries(kind="delivery-intent", flow=ref.key)
-                  if ledger.find(e.payload.get("disclosure_key", "")) is None)
-    for entries in (ledger.entries(kind="disclosure", flow=ref.key), unfinished):
-        for entry in entries:
-            due = period.after(entry.at)
-            for item in entry.payload.get("files", []):
-                if ledger.find(purge_key(ref.key, entry.recipient, item["remote_path"])) is None:
-                    yield PurgeItem("remote", ref.key, item["remote_path"], entry.at, due, rule, entry.recipient,
-                                    item.get("size"), item.get("sha256"), entry.logical_date, "sftp")
+    unfinished = (i for i in ledger.records(DeliveryIntent, flow=ref.key) if ledger.find(i.disclosure_key) is None)
+    sent: tuple[Iterable[Disclosure | DeliveryIntent], ...] = (ledger.records(Disclosure, flow=ref.key), unfinished)
+    for records in sent:
+        for record in records:
+            at = record.when
+            due = period.after(at)
+            for item in record.files:
+                if ledger.find(Purged.remote_key(ref.key, record.recipient, item.remote_path)) is None:
+                    yield PurgeItem("remote", ref.key, item.remote_path, at, due, rule, record.recipient,
+                                    item.size, item.sha256,
+                                    record.logical_date, "sftp")
 
 
 def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str], ConnInfo],
                  record: Callable[[PurgeItem, int | None, str | None, str, str | None], None],
-                 fail: Callable[[PurgeItem, str], None], *, settings=None) -> int:  # noqa: ANN001
+                 fail: Callable[[PurgeItem, str], None], *, settings: Settings | None = None) -> int:
     """Delete one recipient's due copies over one connection; returns how many were recorded.
 
     ``settings`` gives the SFTP timeout (``TRANSFERS_SFTP_TIMEOUT`` when not given).

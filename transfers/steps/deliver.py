@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from transfers.errors import StateError
+from transfers.ledger.records import DeliveryIntent, Disclosure, RemoteFile
 from transfers.logs import get_logger
 
 if TYPE_CHECKING:
@@ -70,38 +71,16 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
     subjects = record_disclosure(run, partner, run.disclosure_key(recipient), outbox)
     agreement = run.ref.agreement
-    entry, created = ledger.append(
-        "disclosure",
-        agreement=agreement.id,
-        flow=run.ref.key,
-        logical_date=run.logical_date,
-        recipient=partner,
-        dedupe_key=run.disclosure_key(recipient),
-        payload={
-            "status": status,
-            "sender": run.ref.flow.from_,
-            "purposes": agreement.purposes,
-            "legal_basis": agreement.legal_basis,
-            "fields": manifest["fields"],
-            "rows": manifest["rows"],
-            "recipient_fingerprint": recipient.pgp_fingerprint,
-            "host": f"{target.host}:{target.port}",
-            "remote_dir": target.remote_dir,
-            "pseudonym_key_id": agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
-            "subjects": subjects,
-            "files": [
-                {"remote_path": r.remote_path, "size": r.size, "sha256": r.sha256, "status": r.status}
-                for r in receipts
-            ],
-        },
-    )
+    entry, created = ledger.record(Disclosure(
+        agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=partner, status=status,
+        sender=run.ref.flow.from_, purposes=tuple(agreement.purposes), legal_basis=tuple(agreement.legal_basis),
+        fields=tuple(manifest["fields"]), rows=manifest["rows"], recipient_fingerprint=recipient.pgp_fingerprint,
+        host=f"{target.host}:{target.port}", remote_dir=target.remote_dir,
+        pseudonym_key_id=agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
+        subjects=subjects, files=tuple(RemoteFile(r.remote_path, r.size, r.sha256, r.status) for r in receipts)))
     log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
     return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
-
-
-def intent_key(disclosure_key: str) -> str:
-    return f"intent:{disclosure_key}"
 
 
 def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manifest: dict[str, Any],
@@ -119,11 +98,8 @@ def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manife
     def remote(name: str) -> str:
         return name if directory == "." else f"{directory}/{name}"
 
-    files = [{"remote_path": remote(f["name"]), "size": f["size"], "sha256": f["sha256"]} for f in manifest["files"]]
-    files.append({"remote_path": remote(f"{run.base_name}.manifest.json"), "size": None, "sha256": None})
-    ledger.append(
-        "delivery-intent", agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
-        recipient=recipient.partner, dedupe_key=intent_key(key),
-        payload={"disclosure_key": key, "host": f"{target.host}:{target.port}", "remote_dir": directory,
-                 "files": files},
-    )
+    files = [RemoteFile(remote(f["name"]), f["size"], f["sha256"]) for f in manifest["files"]]
+    files.append(RemoteFile(remote(f"{run.base_name}.manifest.json")))
+    ledger.record(DeliveryIntent(
+        agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=recipient.partner,
+        disclosure_key=key, host=f"{target.host}:{target.port}", remote_dir=directory, files=tuple(files)))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypedDict
 
 from transfers.files import private_dir, write_atomic
+from transfers.ledger.records import RecipientKeyRefused
 from transfers.logs import get_logger
 
 if TYPE_CHECKING:
@@ -90,12 +91,13 @@ def _recipient_key(run: FlowRun, recipient: Recipient, ledger: Ledger) -> Recipi
     except KeyRefused as exc:
         # Who was not sent to, and why, is evidence for the IG officer; the reason names the
         # key file and fingerprints only, never key material.
-        detail = {"partner": recipient.partner, "fingerprint": recipient.pgp_fingerprint,
-                  "key_file": recipient.key_file, "reason": str(exc)}
-        log.error("recipient key refused", **run._ctx(**detail))
+        refused = RecipientKeyRefused(agreement=run.ref.agreement.id, flow=run.ref.key,
+                                      logical_date=run.logical_date, recipient=recipient.partner,
+                                      partner=recipient.partner, fingerprint=recipient.pgp_fingerprint,
+                                      key_file=recipient.key_file, reason=str(exc))
+        log.error("recipient key refused", **run._ctx(**refused.to_payload()))
         try:
-            ledger.append("key-refused", agreement=run.ref.agreement.id, flow=run.ref.key,
-                          logical_date=run.logical_date, recipient=recipient.partner, payload=detail)
+            ledger.record(refused)
         except TransferError as ledger_exc:  # the refusal still stops the run; say the record is missing
             log.error("key refusal not recorded in the ledger", **run._ctx(error=str(ledger_exc)))
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from transfers.errors import QualityBlocked
+from transfers.ledger.records import QualityResult as QualityRecord
 from transfers.logs import get_logger
 
 if TYPE_CHECKING:
@@ -44,13 +45,8 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
         expectations_dir=run.config.root.parent / "expectations",
     )
     summary = outcome.summary()
-    ledger.append(
-        "quality",
-        agreement=run.ref.agreement.id,
-        flow=run.ref.key,
-        logical_date=run.logical_date,
-        payload=summary,
-    )
+    ledger.record(QualityRecord(agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
+                                summary=summary))
     run.staging.write_json("quarantine", sorted(list(k) for k in outcome.quarantined_keys))
     log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys),
                                          held_back_rows=outcome.held_back_rows))

@@ -41,7 +41,7 @@ def _csv(tmp_path: Path, name: str, rows: list[dict]) -> str:
     return name
 
 
-def _conn(tmp_path: Path):  # noqa: ANN202
+def _conn(tmp_path: Path):
     return lambda _id: ConnInfo("lists", "fs", extra={"path": str(tmp_path)})
 
 

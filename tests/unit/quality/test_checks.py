@@ -13,7 +13,7 @@ from transfers.agreement import Flow
 from transfers.quality.rectify import read_notice
 
 
-def flow_with(*, fields: dict | None = None, quality: dict | None = None, **base) -> Flow:  # noqa: ANN003
+def flow_with(*, fields: dict | None = None, quality: dict | None = None, **base) -> Flow:
     data = make_flow(**base).model_dump(by_alias=True, exclude_none=True)
     for name, checks in (fields or {}).items():
         data["fields"].setdefault(name, {"share": "keep", "checks": {}})
@@ -22,7 +22,7 @@ def flow_with(*, fields: dict | None = None, quality: dict | None = None, **base
     return Flow.model_validate(data)
 
 
-def result(outcome, check_id: str):  # noqa: ANN001, ANN201
+def result(outcome, check_id: str):
     return next(c for c in outcome.checks if c.id == check_id)
 
 

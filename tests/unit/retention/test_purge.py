@@ -35,7 +35,7 @@ def config_dir(tmp_path: Path) -> Path:
     return target
 
 
-def edit(config_dir: Path, change) -> Path:  # noqa: ANN001
+def edit(config_dir: Path, change) -> Path:
     path = config_dir / "agreements" / SAMPLE
     data = yaml.safe_load(path.read_text())
     change(data)
@@ -130,7 +130,7 @@ def copies(home: Path, flow: str = "A", ds: str = DS) -> dict[str, Path]:
     }
 
 
-def never_connect(conn_id: str):  # noqa: ANN201
+def never_connect(conn_id: str):
     raise AssertionError(f"no connection should be needed for local places ({conn_id})")
 
 

@@ -15,7 +15,8 @@ append:
   the versions themselves being deleted.
 
 A head is ``{"seq", "hash", "table", "at"}``. Nothing here knows the ledger's
-tables: it stores and returns heads, and ``Ledger.verify`` compares them.
+tables: it stores and returns heads (the file beside the ledger, ``anchor_path``,
+as well as the external ones), and ``Ledger.verify`` compares them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from transfers.errors import ConfigError
 from transfers.files import write_atomic
+from transfers.ledger.chain import Entry, iso
 from transfers.logs import get_logger
 
 log = get_logger(__name__)
@@ -154,7 +156,7 @@ class S3Anchor:
                     found.append((int(data["seq"]), str(data["hash"]), label, self.name))
                 except (ValueError, KeyError, TypeError):
                     problem(f"{label} is not a ledger head: it was written by something else")
-        except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds; all become ours
+        except Exception as exc:  # boto3 raises many kinds; all become ours
             raise _errors("reading the ledger anchor", self.url, exc) from None
         if status != "Enabled":
             problem(f"{self.name}: versioning is {status or 'off'} on bucket {self.bucket}, so an overwritten "
@@ -181,3 +183,42 @@ def open_anchor(url: str | None) -> FileAnchor | S3Anchor | None:
     if not path.is_absolute() or "\x00" in url:
         raise ConfigError(f"TRANSFERS_LEDGER_ANCHOR_URL {url!r}: give an absolute path on another volume")
     return FileAnchor(path)
+
+
+def write_heads(entry: Entry, table: str, anchor_path: Path | None, external: FileAnchor | S3Anchor | None) -> None:
+    """Record ``entry`` as the head beside the ledger, then in the external anchor.
+
+    Atomic, and never moving the local file backwards (see ``write_head_file``).
+    A failure is logged, not raised: the entry is committed, and an anchor left
+    behind is only a problem if the table ends before it.
+    """
+    head = {"seq": entry.seq, "hash": entry.hash, "table": table, "at": iso(entry.at)}
+    if anchor_path is not None:
+        try:
+            write_head_file(anchor_path, head)
+        except OSError as exc:
+            log.error("ledger anchor not written", anchor=str(anchor_path), seq=entry.seq,
+                      error=exc.strerror or str(exc))
+    if external is not None:
+        try:
+            external.write(head)
+        except Exception as exc:  # OSError or any boto3 error: logged, the entry stands
+            log.error("external ledger anchor not written", anchor=external.name, seq=entry.seq,
+                      error=type(exc).__name__)
+
+
+def read_head_file(path: Path | None, problem: Problem, count: Callable[[], int]) -> tuple[int, str] | None:
+    """The head in the file beside the ledger; a missing file is a problem only if ``count()`` entries exist."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return int(data["seq"]), str(data["hash"])
+    except FileNotFoundError:
+        if entries := count():
+            problem(f"anchor {path} is missing but the ledger has {entries} entries (deleted?)")
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problem(f"anchor {path} is unreadable ({type(exc).__name__}): it is written atomically, "
+                f"so it was changed by hand")
+        return None

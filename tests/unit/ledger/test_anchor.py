@@ -13,9 +13,9 @@ import json
 import pytest
 
 from tests import ledger_tamper
-from transfers.anchor import FileAnchor, open_anchor
 from transfers.errors import ConfigError
 from transfers.ledger import Ledger
+from transfers.ledger.anchor import FileAnchor, open_anchor
 
 
 @pytest.fixture

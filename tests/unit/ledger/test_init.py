@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import transfers.ledger as ledger_module
+import transfers.ledger.store as ledger_store
 from tests.ledger_workers import check_concurrent_result, run_concurrent_appends
 from transfers.errors import ConfigError, LedgerTampered, LedgerUnavailable
-from transfers.ledger import GENESIS_HASH, Entry, Ledger
+from transfers.ledger import GENESIS_HASH, Entry, Ledger, chain_hash
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def count(db: Path) -> int:
         conn.close()
 
 
-def entry_problems(report) -> list[str]:  # noqa: ANN001
+def entry_problems(report) -> list[str]:
     return [p for p in report.problems if p.startswith("entry ")]
 
 
@@ -260,7 +260,7 @@ def test_heads_recorded_elsewhere_are_checked(ledger):
 
 
 def test_entries_filters_in_seq_order(ledger, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_PAGE", 2)  # several pages, to prove paging keeps order and filters
+    monkeypatch.setattr(ledger_store, "_PAGE", 2)  # several pages, to prove paging keeps order and filters
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
     specs = [
         ("disclosure", "mash", "mash/a", 0), ("quality", "mash", "mash/a", 1), ("disclosure", "mash", "mash/b", 2),
@@ -269,7 +269,7 @@ def test_entries_filters_in_seq_order(ledger, monkeypatch):
     for kind, agreement, flow, hours in specs:
         ledger.append(kind, agreement=agreement, flow=flow, at=t0 + timedelta(hours=hours))
 
-    def seqs(**filters) -> list[int]:  # noqa: ANN003
+    def seqs(**filters) -> list[int]:
         return [e.seq for e in ledger.entries(**filters)]
 
     assert seqs() == [1, 2, 3, 4, 5, 6]
@@ -297,7 +297,7 @@ def test_latest_returns_the_last_matching_entries_in_seq_order(ledger):
 
 
 def test_entries_are_streamed_not_loaded(ledger, monkeypatch):
-    monkeypatch.setattr(ledger_module, "_PAGE", 3)
+    monkeypatch.setattr(ledger_store, "_PAGE", 3)
     fill(ledger, 7)
     stream = ledger.entries()
     assert next(stream).seq == 1
@@ -364,7 +364,7 @@ def test_bad_urls_are_named_without_their_password(tmp_path):
 
 def test_locked_database_is_a_retriable_error(paths, monkeypatch):
     url, db, anchor = paths
-    monkeypatch.setattr(ledger_module, "LOCK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(ledger_store, "LOCK_TIMEOUT_SECONDS", 0.2)
     ledger = Ledger(url, anchor_path=anchor)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer that never finishes
@@ -388,3 +388,18 @@ def test_concurrent_appends_from_several_processes(paths, tmp_path):
     run_concurrent_appends(url, anchor, tmp_path / "work", workers=6, each=25)
     with Ledger(url, anchor_path=anchor) as ledger:
         check_concurrent_result(ledger, anchor, workers=6, each=25)
+
+
+def test_the_chain_is_checked_without_a_database():
+    from transfers.ledger.chain import canonical_json, normalise_payload
+
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    first = Entry(1, at, "quality", "mash", None, None, None, None, {"rows": 1}, GENESIS_HASH, "")
+    digest = first.expected_hash()
+    assert digest == chain_hash(GENESIS_HASH, {"seq": 1, "at": "2024-05-01T00:00:00.000000+00:00", "kind": "quality",
+                                               "agreement": "mash", "flow": None, "logical_date": None,
+                                               "recipient": None, "dedupe_key": None, "payload": {"rows": 1}})
+    assert canonical_json({"b": 1, "a": (1, 2)}) == '{"a":[1,2],"b":1}'
+    assert normalise_payload("quality", {"a": (1, 2)}) == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="not plain JSON"):
+        normalise_payload("quality", {"a": {1, 2}})
