@@ -209,17 +209,18 @@ def build_retention_dag() -> DAG:
 
         @task(task_id="purge")
         def purge() -> dict:
+            from transfers.errors import PurgeIncomplete
             from transfers.retention import execute_purge, plan_purge
             from transfers.settings import Settings
 
             settings = Settings(config_dir=CONFIG_DIR)
             config = load_config(CONFIG_DIR)
-            ledger = settings.open_ledger()
-            items = plan_purge(settings, config, ledger)
-            report = execute_purge(items, settings, config, ledger, _connection)
+            with settings.open_ledger() as ledger:
+                items = plan_purge(settings, config, ledger)
+                report = execute_purge(items, settings, config, ledger, _connection)
             if report.failed:
                 # Fail visibly; whatever was not deleted stays due and is retried.
-                raise RuntimeError(f"{len(report.failed)} deletion(s) failed: " + "; ".join(report.failed))
+                raise PurgeIncomplete(f"{len(report.failed)} deletion(s) failed: " + "; ".join(report.failed))
             return {"due": len(items), "deleted": report.deleted}
 
         purge()

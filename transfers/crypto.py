@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from transfers.diskspace import writing
-from transfers.errors import KeyRefused
+from transfers.errors import EncryptionFailed, KeyRefused
 from transfers.files import write_atomic
 
 with warnings.catch_warnings():
@@ -187,7 +187,7 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
         # Guard the promise made above against a library change: the payload must be
         # the integrity-protected packet, never the old malleable SED packet.
         if not isinstance(encrypted._message, IntegrityProtectedSKEDataV1):
-            raise RuntimeError(f"OpenPGP library produced {type(encrypted._message).__name__}, not SEIPD")
+            raise EncryptionFailed(f"OpenPGP library produced {type(encrypted._message).__name__}, not SEIPD")
         data = bytes(encrypted)
     with writing(dest.parent, f"the encrypted file {dest.name}"):
         write_atomic(dest, data)

@@ -16,14 +16,18 @@ record values.
     │   ├── PrivacyError              a field cannot be minimised/pseudonymised as declared
     │   │   └── DisclosureRiskBlocked k below the flow's min_k and the flow says block
     │   ├── KeyRefused                recipient key not pinned, expired, revoked or weak
+    │   ├── EncryptionFailed          the OpenPGP library did not make the message we require (SEIPD)
     │   ├── HostKeyMismatch           SFTP host key unknown or changed
     │   ├── DeliveryRefused           login refused or remote path not permitted
     │   ├── DeliveryConflict          a different file already sits under the final name
+    │   ├── ArchiveRefused            the archive store refused, or kept a copy it was told to delete
     │   ├── LedgerTampered            the hash chain or its anchor does not verify
-    │   └── StateError                a step run out of order (e.g. deliver before package)
+    │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
         ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
+        ├── ArchiveUnavailable        the archive store (S3) cannot be reached or failed the request
+        ├── PurgeIncomplete           some due copies were not deleted; they stay due for the next purge
         ├── LedgerUnavailable         ledger database unreachable, or its append lock held too long
         ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
         └── RunLocked                 another run of the same (flow, logical date) is going on
@@ -106,6 +110,22 @@ class DeliveryRefused(TerminalError):
 
 class DeliveryConflict(TerminalError):
     """A different file already exists under the name we would deliver."""
+
+
+class EncryptionFailed(TerminalError):
+    """The OpenPGP library produced something other than what we promise recipients; nothing is written."""
+
+
+class ArchiveRefused(TerminalError):
+    """The archive store refused a request, or still holds a copy that was deleted (names the object)."""
+
+
+class ArchiveUnavailable(RetriableError):
+    """The archive store cannot be reached or failed the request; a later attempt may succeed."""
+
+
+class PurgeIncomplete(RetriableError):
+    """Some due copies could not be deleted; each stays due and is recorded as ``purge-failed``."""
 
 
 class DeliveryUnavailable(RetriableError):

@@ -54,7 +54,7 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
 
     Raises:
         ConfigError: An S3 archive is named but no way to resolve its connection was given.
-        DeliveryUnavailable / DeliveryRefused: The S3 endpoint failed (the run is retried).
+        ArchiveUnavailable / ArchiveRefused: The S3 endpoint failed (an unavailable one is retried).
         OSError: The local archive could not be written.
     """
     archive = ref.flow.retention.archive

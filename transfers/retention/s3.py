@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transfers.connections import ConnInfo
-from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable
+from transfers.errors import ArchiveRefused, ArchiveUnavailable, ConfigError
 
 
 def client(conn: ConnInfo) -> Any:
@@ -50,11 +50,11 @@ def _errors(action: str, url: str, exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "error")
         if code in ("AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return DeliveryRefused(f"{url}: {action} refused by the S3 endpoint ({code})")
-        return DeliveryUnavailable(f"{url}: {action} failed at the S3 endpoint ({code}); try again")
+            return ArchiveRefused(f"{url}: {action} refused by the S3 endpoint ({code})")
+        return ArchiveUnavailable(f"{url}: {action} failed at the S3 endpoint ({code}); try again")
     if isinstance(exc, EndpointConnectionError | ConnectionError | OSError):
-        return DeliveryUnavailable(f"{url}: {action}: the S3 endpoint cannot be reached ({type(exc).__name__})")
-    return DeliveryUnavailable(f"{url}: {action} failed ({type(exc).__name__})")
+        return ArchiveUnavailable(f"{url}: {action}: the S3 endpoint cannot be reached ({type(exc).__name__})")
+    return ArchiveUnavailable(f"{url}: {action} failed ({type(exc).__name__})")
 
 
 def put(s3: Any, local: Path, url: str, *, sha256: str) -> None:
@@ -67,7 +67,7 @@ def put(s3: Any, local: Path, url: str, *, sha256: str) -> None:
     except Exception as exc:  # boto3 raises many kinds; all become ours
         raise _errors("archiving", url, exc) from None
     if head.get("ContentLength") != local.stat().st_size:
-        raise DeliveryRefused(f"{url}: stored size {head.get('ContentLength')} differs from {local.stat().st_size}")
+        raise ArchiveRefused(f"{url}: stored size {head.get('ContentLength')} differs from {local.stat().st_size}")
 
 
 def key_versions(s3: Any, bucket: str, key: str) -> list[dict]:
@@ -109,7 +109,7 @@ def delete_all_versions(s3: Any, url: str) -> tuple[int, str]:
         raise _errors("deleting", url, exc) from None
     left = versions(s3, url)
     if left:
-        raise DeliveryRefused(f"{url}: {len(left)} version(s) still stored after deletion")
+        raise ArchiveRefused(f"{url}: {len(left)} version(s) still stored after deletion")
     return len(found), "no version or delete marker left (ListObjectVersions)"
 
 
