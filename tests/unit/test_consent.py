@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from transfers.agreement import SharingBasis, SubjectSource
 from transfers.connections import ConnInfo
 from transfers.consent import load_subject_lists, probe_subject_lists
-from transfers.errors import ConfigError, SourceUnavailable
+from transfers.errors import ConfigError, SourceError, SourceUnavailable
 
 DAY = date(2026, 11, 24)
 
@@ -175,3 +175,51 @@ def test_a_register_without_a_status_column_lists_withdrawals_not_nobody(tmp_pat
     basis = SharingBasis(consent_register={"kind": "csv", "connection": "rft_exports", "path": path, "status": None})
 
     assert load_subject_lists(basis, _files(tmp_path), DAY).withdrawn == {"9434765919"}
+
+
+def _csv(tmp_path: Path, name: str, rows: list[dict]) -> str:
+    pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    return name
+
+
+def _conn(tmp_path: Path):
+    return lambda _id: ConnInfo("lists", "fs", extra={"path": str(tmp_path)})
+
+
+def test_the_latest_register_row_in_effect_on_the_logical_date_wins(tmp_path):
+    path = _csv(tmp_path, "register.csv", [
+        {"subject": "943 476 5919", "status": "withdrawn", "effective": "2026-01-01"},
+        {"subject": "9434765919", "status": "given", "effective": "2026-06-01"},  # consent given again
+        {"subject": "9991234567", "status": "Withdrawn", "effective": "2026-11-24"},  # from the logical date
+        {"subject": "9997654321", "status": "restricted", "effective": "2026-11-25"},  # not yet
+        {"subject": "9990000018", "status": "restricted", "effective": "2026-03-01"},
+    ])
+    basis = SharingBasis(consent_register={"kind": "csv", "connection": "lists", "path": path})
+    lists = load_subject_lists(basis, _conn(tmp_path), DAY)
+    assert lists.withdrawn == {"9991234567"}
+    assert lists.restricted == {"9990000018"}
+    assert lists.reason("9434765919") is None
+
+
+def test_a_declared_list_without_a_way_to_read_it_fails_closed(tmp_path):
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "none.csv"})
+    with pytest.raises(ConfigError, match="no connection resolver"):
+        load_subject_lists(basis, None, DAY)
+    with pytest.raises(SourceError, match="opt-out list is not there"):
+        load_subject_lists(basis, _conn(tmp_path), DAY)
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = _csv(tmp_path, "opt.csv", [{"nhs": "9434765919"}])
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": path, "status": None,
+                                   "effective": None})
+    with pytest.raises(ConfigError, match="'subject' not found"):
+        load_subject_lists(basis, _conn(tmp_path), DAY)
+
+
+def test_column_names_with_spaces_and_dates_as_dates_are_read(tmp_path):
+    pd.DataFrame({"NHS Number": ["943 476 5919"], "Opted out on": ["2026-02-01T09:00:00"]}).to_csv(
+        tmp_path / "opt.csv", index=False)
+    basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "opt.csv", "subject": "NHS Number",
+                                   "status": None, "effective": "Opted out on"})
+    assert load_subject_lists(basis, _conn(tmp_path), DAY).opted_out == {"9434765919"}

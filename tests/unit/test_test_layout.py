@@ -12,7 +12,8 @@ for one of those parts (the gate every real-part fixture in ``tests/conftest.py`
 through ``render_offline``, or runs one of their binaries with ``subprocess``. Parts that are not servers
 (``chattr``, mounts: root on a real filesystem) do not make a test an integration test. The check does not
 follow calls made through attributes (``home.decrypt(...)``); the fixture that made ``home`` is what gets
-the test caught.
+the test caught. A fixture in a ``conftest.py`` under ``tests/unit/`` is read too, and shadows a shared fixture
+of the same name for the tests below it, as pytest does.
 """
 
 from __future__ import annotations
@@ -187,12 +188,35 @@ def unmarked_real_part_tests(source: str, shared: set[str]) -> list[str]:
     return found
 
 
+def _with_folder_conftests(test_file: Path, shared: set[str]) -> set[str]:
+    """``shared`` as seen from ``test_file``: a fixture a ``conftest.py`` under ``tests/unit/`` defines on its way
+    shadows a shared one of the same name (a unit ``world`` is not the integration ``world``), unless it too
+    reaches a real part."""
+    real = shared
+    folders = [UNIT]
+    for part in test_file.parent.relative_to(UNIT).parts:
+        folders.append(folders[-1] / part)
+    for folder in folders:
+        conftest = folder / "conftest.py"
+        if conftest.is_file():
+            real = _needing_parts(_functions(ast.parse(conftest.read_text(encoding="utf-8"))), real)
+    return real
+
+
 def test_every_unit_test_that_runs_a_real_part_is_marked_integration():
     shared = _shared_real()
     assert {"sshd", "gpg_partner", "gpg_home", "chromium"} <= shared  # the check is not vacuous
-    unmarked = {str(p.relative_to(TESTS)): unmarked_real_part_tests(p.read_text(encoding="utf-8"), shared)
+    unmarked = {str(p.relative_to(TESTS)): unmarked_real_part_tests(p.read_text(encoding="utf-8"),
+                                                                    _with_folder_conftests(p, shared))
                 for p in sorted(UNIT.rglob("test_*.py"))}
     assert {path: tests for path, tests in unmarked.items() if tests} == {}
+
+
+def test_a_unit_conftest_fixture_shadows_the_integration_one_of_the_same_name():
+    shared = _shared_real()
+    assert "world" in shared  # tests/integration/conftest.py: sshd, gpg and PostgreSQL
+    assert "world" not in _with_folder_conftests(UNIT / "retention" / "test_purge.py", shared)  # a real directory
+    assert "world" in _with_folder_conftests(UNIT / "test_files.py", shared)
 
 
 def test_every_integration_test_file_is_marked_as_a_whole():

@@ -16,35 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from transfers.agreement import check_live, load_config
+from tests.support.config_edits import SAMPLE, edit, problems
+from transfers.agreement import check_live, load_config, retention_periods
 from transfers.durations import Duration
 from transfers.errors import AgreementNotLive, ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
-SAMPLE = "mash-referrals.yaml"
 INSIDE = date(2026, 11, 24)  # inside the sample's in_force 2026-04-01 .. review_by 2027-03-31
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
-
-
-def edit(config_dir: Path, change: Callable[[dict[str, Any]], None], name: str = SAMPLE) -> Path:
-    """Apply ``change`` to an agreement's YAML as data and write it back."""
-    path = config_dir / "agreements" / name
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def problems(config_dir: Path, today: date | None = None) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(config_dir, today=today)
-    return str(caught.value)
 
 
 def assert_names(message: str, path: Path, key_path: str, value: str) -> None:
@@ -404,6 +382,14 @@ def test_a_protocol_without_the_six_characteristics(config_dir):
     assert_names(problems(config_dir), path, "quality_characteristics", "must be exactly accuracy")
 
 
+def test_the_sample_names_a_period_for_every_place(config_dir):
+    config = load_config(config_dir)
+    for ref in config.flows():
+        periods = retention_periods(ref.flow)
+        assert set(periods) == {"staging", "archive", "remote", "reports", "notices", "logs"}
+        assert ref.flow.retention.remote.sender_may_remove is True
+
+
 # --------------------------------------------------------------------------- all at once
 
 
@@ -445,6 +431,24 @@ def test_problems_in_every_file_are_reported_together(config_dir):
 
     assert f"{broken}: not valid YAML" in message
     assert_names(message, path, "partners[1]", "'syp'")
+
+
+def test_archive_dirs_outside_home_are_rejected_at_load_naming_file_and_key_all_at_once(config_dir):
+    def change(data: dict) -> None:
+        data["flows"][0]["retention"]["archive"] = {"period": "P6M", "dir": "../x"}
+        data["flows"][1]["retention"]["archive"] = {"period": "P6M", "dir": "/tmp/x"}
+        data["flows"][1]["source"]["path"] = "../x"  # local source files: under their connection's directory
+        data["flows"][1]["consent"]["opt_outs"]["path"] = "/tmp/x"
+
+    path = edit(config_dir, change)
+
+    lines = problems(config_dir).splitlines()
+    assert any(line.startswith(f"{path}: flows[1].source: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].consent.opt_outs: ") and "must be relative" in line
+               for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[0].retention.archive.dir: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].retention.archive.dir: ") and "must be relative" in line
+               for line in lines), lines
 
 
 # --------------------------------------------------------------------------- check_live
