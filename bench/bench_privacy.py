@@ -29,7 +29,7 @@ BATCH = 50_000
 
 
 def main(rows: int, withdrawn: int) -> None:
-    from transfers.pipeline import FlowRun
+    from transfers.flowrun import FlowRun
     from transfers.privacy import apply_privacy, derive_key
     from transfers.privacy.step import Screening, record_disclosure
     from transfers.privacy.subjects import lookup_key

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from transfers.agreement import load_config
+from transfers.ledger.records import Disclosure, RemoteFile
 from transfers.reports.ig import build
 from transfers.retention import execute_purge, inventory, plan_purge
 from transfers.retention.audit import retention_gaps
@@ -46,18 +47,18 @@ def main(files: int, disclosures: int) -> None:
         settings = Settings(home=root / "home", config_dir=root / "config")
         config = load_config(settings.config_dir)
         ledger = settings.open_ledger()
-        outbox = settings.home / "outbox" / "mash-referrals" / "A"
         for i in range(files):
-            ds = (date(2026, 1, 1) + timedelta(days=i % 300)).isoformat()
-            target = outbox / ds / "south-yorkshire-police" / f"part{i:06d}.csv.pgp"
+            day = date(2026, 1, 1) + timedelta(days=i % 300)
+            target = settings.layout.outbox_dir("mash-referrals", "A", day, "south-yorkshire-police") / f"part{i:06d}.csv.pgp"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"x" * 1024)
         at = datetime.now(UTC) - timedelta(days=30)
         for i in range(disclosures):
-            ledger.append("disclosure", agreement="mash-referrals", flow="mash-referrals.A", at=at,
-                          recipient="south-yorkshire-police", dedupe_key=f"d{i}",
-                          payload={"rows": 10, "fields": ["a"], "purposes": [], "legal_basis": [],
-                                   "files": [{"remote_path": f"inbound/{i}.pgp", "size": 1, "sha256": "0" * 64}]})
+            # A disclosure's dedupe key is (flow, logical date, recipient): one run's date each, all sent at ``at``.
+            ledger.record(Disclosure(
+                agreement="mash-referrals", flow="mash-referrals.A", logical_date=at.date() - timedelta(days=i),
+                recipient="south-yorkshire-police", at=at, rows=10, fields=("a",),
+                files=(RemoteFile(f"inbound/{i}.pgp", 1, "0" * 64, "delivered"),)))
         now = datetime.now(UTC) + timedelta(days=8)
         print(f"{files} local files, {disclosures} disclosures in the ledger")
         held = timed("inventory", lambda: inventory(settings, config, ledger))

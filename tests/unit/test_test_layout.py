@@ -37,6 +37,7 @@ PROJECT_WIDE = {
     "test_dagbag.py": "the DAG files in dags/",
     "test_test_layout.py": "tests/ itself",
     "test_readme_layout.py": "the README's layout section against the tree",
+    "test_benches.py": "the scripts in bench/",
 }
 REAL_PART = "<real part>"  # what a gate below is recorded as using
 GATES = {REAL_PART, "render_offline"}
