@@ -1,14 +1,21 @@
-"""OpenPGP step: check the recipient's pinned key, then encrypt a delivery to it.
+"""OpenPGP: check partners' pinned keys and our own signing key, then sign and encrypt a delivery.
 
 The only module that imports pgpy, so the library can be swapped (e.g. for
-the ``pgpym`` fork) by rewriting this file alone. Two entry points:
+the ``pgpym`` fork) by rewriting this file alone. Entry points:
 
-- ``load_recipient_key`` parses a partner's public key file and refuses it
+- ``load_recipient_key`` / ``load_signing_key`` parse a partner's public key file
+  (it may hold several keys; the pinned fingerprint selects one) and refuse it
   (``KeyRefused``) unless it is the pinned key, unexpired with a margin,
-  unrevoked, strong enough, and has an encryption key whose binding signature
-  verifies. pgpy itself checks none of this before encrypting.
+  unrevoked, strong enough, and has a key for that use (encrypt / sign) whose
+  binding signature verifies. One check serves both uses. pgpy itself checks
+  none of this before encrypting.
+- ``load_own_signing_key`` takes our armoured private signing key (from the
+  secrets backend) and applies the same checks, plus: it is the fingerprint
+  pinned for our party in the Tier 1 register.
 - ``encrypt_to_file`` encrypts bytes with AES-256 in an integrity-protected
-  packet (SEIPD with MDC) to that key and writes the binary message atomically.
+  packet (SEIPD with MDC) to that key and writes the binary message atomically;
+  given a signer, the literal data is signed first, inside the same message.
+- ``sign_detached`` makes an armoured detached signature (the manifest's).
 
 Messages name the key file and fingerprints (public), never key material.
 """
@@ -45,7 +52,10 @@ with warnings.catch_warnings():
     )
     from pgpy.packet.packets import IntegrityProtectedSKEDataV1
 
-__all__ = ["EncryptedFile", "RecipientKey", "encrypt_to_file", "load_recipient_key", "normalise_fingerprint"]
+__all__ = [
+    "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file", "load_own_signing_key", "load_recipient_key",
+    "load_signing_key", "normalise_fingerprint", "sign_detached",
+]
 
 #: A public key with a few subkeys and certifications is a few KB; anything this
 #: big is not a key we should spend time parsing.
@@ -73,6 +83,9 @@ _CERTIFICATIONS = {
     SignatureType.Positive_Cert,
 }
 _ENCRYPT_FLAGS = {KeyFlags.EncryptCommunications, KeyFlags.EncryptStorage}
+_SIGN_FLAGS = {KeyFlags.Sign}
+#: What each use needs of a (sub)key, and how a refusal names it.
+_USES = {"encrypt": (_ENCRYPT_FLAGS, "encryption"), "sign": (_SIGN_FLAGS, "signing")}
 _ACCEPTED = "accepted: RSA >= 3072 bits, Curve25519/Ed25519, NIST P-256/P-384/P-521"
 
 
@@ -105,6 +118,26 @@ class RecipientKey:
 
 
 @dataclass(frozen=True)
+class SigningKey:
+    """A signing key that passed the same checks: a partner's public one, or our own private one.
+
+    ``path`` is the key file for a partner's key, ``None`` for ours (it came from the
+    secrets backend). Only our own key can sign (``private``); its passphrase, if any,
+    is kept out of ``repr``.
+    """
+
+    path: Path | None
+    fingerprint: str  # the primary key's, equal to the pinned one
+    signing_fingerprint: str  # the (sub)key that makes signatures
+    algorithm: str
+    expires_at: datetime | None
+    key: Any = field(repr=False, compare=False)
+    signing_key: Any = field(repr=False, compare=False)
+    private: bool = False
+    passphrase: str | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class EncryptedFile:
     """A message written by ``encrypt_to_file``."""
 
@@ -133,16 +166,81 @@ def load_recipient_key(
             key, not the pinned key, expired or expiring within ``margin``,
             revoked, too weak, or without a usable encryption key.
     """
+    return _load_partner_key(path, pinned_fingerprint, "encrypt", now, margin)
+
+
+def load_signing_key(
+    path: Path, pinned_fingerprint: str, *, now: datetime | None = None, margin: timedelta = timedelta(days=7)
+) -> SigningKey:
+    """Parse a partner's public key and refuse it unless it is safe to verify its signatures with.
+
+    The same checks as ``load_recipient_key`` (pinned, expiry with ``margin``,
+    revocation, strength), for a key or subkey marked for signing.
+
+    Raises:
+        KeyRefused: As ``load_recipient_key``, or no usable signing key.
+    """
+    return _load_partner_key(path, pinned_fingerprint, "sign", now, margin)
+
+
+def load_own_signing_key(
+    armored: str,
+    pinned_fingerprint: str,
+    *,
+    passphrase: str | None = None,
+    now: datetime | None = None,
+    margin: timedelta = timedelta(days=7),
+) -> SigningKey:
+    """Our party's private signing key (from the secrets backend), checked before it signs anything.
+
+    Args:
+        armored: The ASCII-armoured private key (never logged, never written).
+        pinned_fingerprint: Our party's ``signing_fingerprint`` in the Tier 1 register.
+        passphrase: Unlocks the key if it is protected.
+
+    Raises:
+        KeyRefused: Not one readable private key, not the pinned fingerprint (both
+            named), the passphrase does not unlock it, or any check of
+            ``load_signing_key`` fails. The message never quotes key material.
+    """
+    where = "the signing key secret"
+    pinned = _pinned(pinned_fingerprint, where)
+    now, horizon = _clock(now, margin)
+    data = armored.encode("utf-8") if isinstance(armored, str) else bytes(armored)
+    key = _parse_bytes(data, where, pinned, kind="private key")
+    if key.is_public:
+        raise KeyRefused(f"{where}: holds a public key; it must be this party's armoured PRIVATE signing key")
+    fpr = _fpr(key)
+    if fpr != pinned:
+        raise KeyRefused(
+            f"{where}: key {fpr} is not the signing key {pinned} pinned for this party in protocol.yaml "
+            "(signing_fingerprint); set the right key, or pin its fingerprint"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = _check(key, f"{where} (key {fpr})", fpr, now, horizon, "sign", "the key owner")
+        if key.is_protected:
+            try:
+                with key.unlock(passphrase or ""):
+                    pass
+            except Exception:  # pgpy raises PGPDecryptionError (or others) for a wrong passphrase
+                raise KeyRefused(
+                    f"{where} (key {fpr}): the passphrase secret does not unlock it "
+                    "(set transfers_signing_key_passphrase)"
+                ) from None
+    usable, algorithm, expires_at = found
+    return SigningKey(path=None, fingerprint=fpr, signing_fingerprint=_fpr(usable), algorithm=algorithm,
+                      expires_at=expires_at, key=key, signing_key=usable, private=True,
+                      passphrase=passphrase if key.is_protected else None)
+
+
+def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: datetime | None,
+                      margin: timedelta) -> Any:
     path = Path(path)
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)  # pgpy's dates are aware (UTC); a naive "now" means UTC here
-    try:
-        pinned = normalise_fingerprint(pinned_fingerprint)
-    except ValueError as exc:
-        raise KeyRefused(f"key file {path.name}: pinned fingerprint {exc}") from None
-    key = _parse(path)
-    fpr = str(key.fingerprint).replace(" ", "").upper()
+    now, horizon = _clock(now, margin)
+    pinned = _pinned(pinned_fingerprint, f"key file {path.name}")
+    key = _parse(path, pinned)
+    fpr = _fpr(key)
     where = f"key file {path}"
     if fpr != pinned:
         raise KeyRefused(
@@ -152,21 +250,45 @@ def load_recipient_key(
     where = f"{where} (key {fpr})"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _check(key, path, where, fpr, now, now + margin)
+        usable, algorithm, expires_at = _check(key, where, fpr, now, horizon, use,
+                                               "the recipient" if use == "encrypt" else "the partner")
+    if use == "encrypt":
+        return RecipientKey(path=path, fingerprint=fpr, encryption_fingerprint=_fpr(usable), algorithm=algorithm,
+                            expires_at=expires_at, key=key, encryption_key=usable)
+    return SigningKey(path=path, fingerprint=fpr, signing_fingerprint=_fpr(usable), algorithm=algorithm,
+                      expires_at=expires_at, key=key, signing_key=usable)
 
 
-def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename: str) -> EncryptedFile:
-    """Encrypt ``plaintext`` to ``key`` and write the binary message to ``dest``.
+def _pinned(value: str, where: str) -> str:
+    try:
+        return normalise_fingerprint(value)
+    except ValueError as exc:
+        raise KeyRefused(f"{where}: pinned fingerprint {exc}") from None
+
+
+def _clock(now: datetime | None, margin: timedelta) -> tuple[datetime, datetime]:
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)  # pgpy's dates are aware (UTC); a naive "now" means UTC here
+    return now, now + margin
+
+
+def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename: str,
+                    signer: SigningKey | None = None) -> EncryptedFile:
+    """Encrypt ``plaintext`` to ``key`` (signed by ``signer`` first, if given) and write the message to ``dest``.
 
     AES-256 in an integrity-protected (SEIPD, MDC) packet, ZIP compressed,
-    not armored. Written to a temporary file in the same directory and renamed
-    over ``dest``, so ``dest`` is either absent or complete; mode 0600.
+    not armored. With a signer, the one message holds the signature over the
+    literal data (sign, then encrypt), so ``gpg --decrypt`` reports who signed.
+    Written to a temporary file in the same directory and renamed over
+    ``dest``, so ``dest`` is either absent or complete; mode 0600.
 
     Args:
         plaintext: The bytes to encrypt (held in memory: split large extracts).
         key: A key from ``load_recipient_key``.
         dest: Where to write; its directory must exist.
         filename: Name stored inside the message (only its last part is kept).
+        signer: Our key from ``load_own_signing_key``.
 
     Returns:
         The path, size and SHA-256 of the written message.
@@ -183,6 +305,8 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
         literal = message._message
         literal.filename = os.path.basename(filename)[:255]
         literal.update_hlen()
+        if signer is not None:
+            message |= _sign(signer, message)
         encrypted = key.encryption_key.encrypt(message, cipher=SymmetricKeyAlgorithm.AES256)
         # Guard the promise made above against a library change: the payload must be
         # the integrity-protected packet, never the old malleable SED packet.
@@ -194,11 +318,27 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
     return EncryptedFile(path=dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
+def sign_detached(data: bytes, signer: SigningKey) -> str:
+    """An ASCII-armoured detached signature over ``data`` (a binary document), as ``gpg --verify`` checks it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(_sign(signer, bytes(data)))
+
+
+def _sign(signer: SigningKey, subject: Any) -> Any:
+    if not signer.private:
+        raise KeyRefused(f"key {signer.fingerprint}: a partner's public key cannot sign")
+    if signer.passphrase is None:
+        return signer.signing_key.sign(subject, hash=HashAlgorithm.SHA512)
+    with signer.key.unlock(signer.passphrase):  # unlocking the primary unlocks its subkeys too
+        return signer.signing_key.sign(subject, hash=HashAlgorithm.SHA512)
+
+
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse(path: Path) -> Any:
-    """Read and parse one public key, with a size and a time limit."""
+def _parse(path: Path, pinned: str | None) -> Any:
+    """Read and parse a public key file, with a size and a time limit; the pinned key if it holds several."""
     try:
         size = path.stat().st_size
         if size > MAX_KEY_BYTES:
@@ -209,6 +349,19 @@ def _parse(path: Path) -> Any:
         data = path.read_bytes()
     except OSError as exc:
         raise KeyRefused(f"key file {path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    key = _parse_bytes(data, f"key file {path}", pinned)
+    if not key.is_public:
+        raise KeyRefused(
+            f"key file {path}: holds a PRIVATE key; it must not be used or kept. Delete it, ask the "
+            "recipient for their public key only, and tell them their private key was disclosed"
+        )
+    return key
+
+
+def _parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "public key") -> Any:
+    """Parse key bytes in a daemon thread with a time limit; pick the ``pinned`` primary if several."""
+    if len(data) > MAX_KEY_BYTES:
+        raise KeyRefused(f"{where}: {len(data)} bytes is too large for a key (limit {MAX_KEY_BYTES})")
     result: dict[str, Any] = {}
 
     def work() -> None:
@@ -221,45 +374,51 @@ def _parse(path: Path) -> Any:
 
     # A daemon thread: if the parser never returns we give up on it, and it
     # cannot keep the process alive at exit (a thread cannot be killed).
-    worker = threading.Thread(target=work, name=f"pgp-parse-{path.name}", daemon=True)
+    worker = threading.Thread(target=work, name="pgp-parse", daemon=True)
     worker.start()
     worker.join(PARSE_TIMEOUT_SECONDS)
     if worker.is_alive():
         raise KeyRefused(
-            f"key file {path}: parsing took longer than {PARSE_TIMEOUT_SECONDS:g}s; the file is not a normal public key"
+            f"{where}: parsing took longer than {PARSE_TIMEOUT_SECONDS:g}s; it is not a normal {kind}"
         )
     if "error" in result:
         # The parser's own text may quote bytes of the file; name its type only.
         raise KeyRefused(
-            f"key file {path}: not a readable OpenPGP public key "
-            f"({type(result['error']).__name__}); expected one armored or binary public key"
+            f"{where}: not a readable OpenPGP {kind} "
+            f"({type(result['error']).__name__}); expected an armored or binary {kind}"
         )
     key, others = result["value"]
     if key.fingerprint is None:  # pgpy "parses" some garbage into an empty key
         raise KeyRefused(
-            f"key file {path}: not a readable OpenPGP public key (no key packet found); "
-            "expected one armored or binary public key"
+            f"{where}: not a readable OpenPGP {kind} (no key packet found); "
+            f"expected an armored or binary {kind}"
         )
-    if not key.is_public:
-        raise KeyRefused(
-            f"key file {path}: holds a PRIVATE key; it must not be used or kept. Delete it, ask the "
-            "recipient for their public key only, and tell them their private key was disclosed"
-        )
-    primaries = [k for k in others.values() if k.is_primary]
+    primaries = [k for k in others.values() if k.is_primary] or [key]
     if len(primaries) > 1:
-        raise KeyRefused(f"key file {path}: holds {len(primaries)} keys; keep exactly one public key per file")
+        # One file may hold a partner's encryption and signing keys: the pin says which one is meant.
+        chosen = next((k for k in primaries if _fpr(k) == pinned), None)
+        if chosen is None:
+            found = ", ".join(_fpr(k) for k in primaries)
+            raise KeyRefused(f"{where}: holds {len(primaries)} keys ({found}), none of them the pinned {pinned}")
+        return chosen
     return key
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def _check(key: Any, path: Path, where: str, fpr: str, now: datetime, horizon: datetime) -> RecipientKey:
+def _check(key: Any, where: str, fpr: str, now: datetime, horizon: datetime, use: str,
+           who: str) -> tuple[Any, str, datetime | None]:
+    """Every check of a key for ``use`` (``encrypt`` or ``sign``): the (sub)key to use, its algorithm, expiry.
+
+    ``who`` is who to ask for a better key ("the recipient", "the partner", "the key owner").
+    """
+    flags, noun = _USES[use]
     weak = _weakness(key)
     if weak:
-        raise KeyRefused(f"{where}: primary key is {weak}; {_ACCEPTED}. Ask the recipient for a stronger key")
+        raise KeyRefused(f"{where}: primary key is {weak}; {_ACCEPTED}. Ask {who} for a stronger key")
     if any(s.type == SignatureType.KeyRevocation for s in key.__sig__):
-        raise KeyRefused(f"{where}: the key is revoked; ask the recipient for their new key and its fingerprint")
+        raise KeyRefused(f"{where}: the key is revoked; ask {who} for their new key and its fingerprint")
     selfsig = _latest(
         _verified(
             key,
@@ -270,10 +429,10 @@ def _check(key: Any, path: Path, where: str, fpr: str, now: datetime, horizon: d
     if selfsig is None:
         raise KeyRefused(f"{where}: no valid self-signature (SHA-2) on the key; it cannot be trusted as published")
     if preferences := _weak_preferences(selfsig):
-        raise KeyRefused(f"{where}: {preferences}; ask the recipient to run gpg --edit-key, setpref AES256 "
+        raise KeyRefused(f"{where}: {preferences}; ask {who} to run gpg --edit-key, setpref AES256 "
                          "AES192 AES SHA512 SHA384 SHA256 ZLIB ZIP Uncompressed, and send the key again")
     primary_expiry = _expiry(key, selfsig)
-    _check_expiry(where, "the key", primary_expiry, now, horizon)
+    _check_expiry(where, "the key", primary_expiry, now, horizon, who)
 
     candidates = [
         (sk, _latest(_verified(key, [(sk, s) for s in sk.__sig__ if s.type == SignatureType.Subkey_Binding])))
@@ -287,8 +446,8 @@ def _check(key: Any, path: Path, where: str, fpr: str, now: datetime, horizon: d
         if sig is None:
             problems.append(f"{name}: binding signature does not verify")
             continue
-        if not (set(sig.key_flags or ()) & _ENCRYPT_FLAGS):
-            continue  # a signing or certifying key: not a candidate, not a problem
+        if not (set(sig.key_flags or ()) & flags):
+            continue  # a key for another use: not a candidate, not a problem
         weak = _weakness(candidate)
         expiry = primary_expiry if is_primary else _expiry(candidate, sig)
         if weak:
@@ -300,35 +459,28 @@ def _check(key: Any, path: Path, where: str, fpr: str, now: datetime, horizon: d
         else:
             usable.append((candidate, expiry))
     if not usable:
-        detail = "; ".join(problems) or "no key or subkey is marked for encryption"
+        detail = "; ".join(problems) or f"no key or subkey is marked for {noun}"
         raise KeyRefused(
-            f"{where}: no usable encryption key ({detail}); {_ACCEPTED}. "
-            "Ask the recipient for a current encryption subkey"
+            f"{where}: no usable {noun} key ({detail}); {_ACCEPTED}. "
+            f"Ask {who} for a current {noun} subkey"
         )
-    # Like gpg: the newest usable encryption key is the one the recipient expects to use.
-    enc, enc_expiry = max(usable, key=lambda item: item[0].created)
-    expiries = [e for e in (primary_expiry, enc_expiry) if e is not None]
-    return RecipientKey(
-        path=path,
-        fingerprint=fpr,
-        encryption_fingerprint=_fpr(enc),
-        algorithm=_describe(enc),
-        expires_at=min(expiries) if expiries else None,
-        key=key,
-        encryption_key=enc,
-    )
+    # Like gpg: the newest usable key for the use is the one its owner expects to be used.
+    chosen, chosen_expiry = max(usable, key=lambda item: item[0].created)
+    expiries = [e for e in (primary_expiry, chosen_expiry) if e is not None]
+    return chosen, _describe(chosen), min(expiries) if expiries else None
 
 
-def _check_expiry(where: str, what: str, expiry: datetime | None, now: datetime, horizon: datetime) -> None:
+def _check_expiry(where: str, what: str, expiry: datetime | None, now: datetime, horizon: datetime,
+                  who: str) -> None:
     if expiry is None or expiry > horizon:
         return
     if expiry <= now:
         raise KeyRefused(
-            f"{where}: {what} expired on {expiry:%Y-%m-%d %H:%M} UTC; ask the recipient to extend it or send a new key"
+            f"{where}: {what} expired on {expiry:%Y-%m-%d %H:%M} UTC; ask {who} to extend it or send a new key"
         )
     raise KeyRefused(
         f"{where}: {what} expires on {expiry:%Y-%m-%d %H:%M} UTC, within the safety margin "
-        f"(until {horizon:%Y-%m-%d}); ask the recipient to extend it before sending"
+        f"(until {horizon:%Y-%m-%d}); ask {who} to extend it before sending"
     )
 
 

@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 
 from transfers import crypto
-from transfers.crypto import encrypt_to_file, load_recipient_key, normalise_fingerprint
-from transfers.devkit.gpg import GpgError
+from transfers.crypto import (
+    encrypt_to_file,
+    load_own_signing_key,
+    load_recipient_key,
+    load_signing_key,
+    normalise_fingerprint,
+    sign_detached,
+)
+from transfers.devkit.gpg import GpgError, signed_by
 from transfers.errors import KeyRefused
 
 PAYLOAD = b"referral_id,nhs_number\nR000001,9434765919\n" + bytes(range(256)) * 64  # binary-safe too
@@ -293,14 +300,18 @@ def test_a_private_key_file_is_refused_without_quoting_it(gpg_home, tmp_path):
 
 
 @pytest.mark.integration
-def test_a_file_with_two_keys_is_refused(gpg_home, tmp_path):
+def test_a_file_with_two_keys_uses_the_pinned_one_and_refuses_any_other_pin(gpg_home, tmp_path):
+    # A partner's file holds its encryption and its signing key (issue 11): the pin selects one.
     first, _ = make_key(gpg_home, tmp_path, "one", algo="cv25519")
     second, _ = make_key(gpg_home, tmp_path, "two", algo="cv25519")
+    third, _ = make_key(gpg_home, tmp_path, "three", algo="cv25519")
     both = tmp_path / "both.asc"
     gpg_home.run("--armor", "--output", str(both), "--export", first, second)
 
-    with pytest.raises(KeyRefused, match="holds 2 keys"):
-        load_recipient_key(both, first)
+    assert load_recipient_key(both, first).fingerprint == first
+    assert load_recipient_key(both, second).fingerprint == second
+    with pytest.raises(KeyRefused, match=f"holds 2 keys .*none of them the pinned {third}"):
+        load_recipient_key(both, third)
 
 
 @pytest.mark.integration
@@ -324,3 +335,169 @@ def test_a_malformed_fingerprint_is_refused(text, gpg_partner):
         normalise_fingerprint(text)
     with pytest.raises(KeyRefused, match="pinned fingerprint"):
         load_recipient_key(gpg_partner.public_key_path, text)
+
+
+# --------------------------------------------------------------------------- signing (issue 11)
+
+
+def make_signer(home, tmp_path: Path, name: str = "sender", **kwargs) -> tuple[str, Path, str]:
+    """A sender's sign-only key pair made by gpg: (fingerprint, public key file, armoured private key)."""
+    kwargs.setdefault("algo", "cv25519")
+    fpr = home.generate_key(f"{name} <{name}@example.invalid>", encryption_subkey=False, **kwargs)
+    return fpr, home.export_public(fpr, tmp_path / f"{name}-signing.asc"), home.export_secret(fpr)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("algo", ["cv25519", "rsa3072"])
+def test_a_signed_part_decrypts_with_gpg_showing_a_good_signature_from_the_pinned_key(gpg_home, tmp_path, algo):
+    fpr, key_path = make_key(gpg_home, tmp_path, algo="cv25519")
+    signer_fpr, _, secret = make_signer(gpg_home, tmp_path, algo=algo)
+    signer = load_own_signing_key(secret, signer_fpr)
+    result = encrypt_to_file(PAYLOAD, load_recipient_key(key_path, fpr), tmp_path / "out.csv.pgp",
+                             filename="out.csv", signer=signer)
+
+    plaintext, status = gpg_home.decrypt_with_status(result.path)
+
+    assert plaintext == PAYLOAD
+    assert signed_by(status) == signer_fpr
+    assert next(s for s in status if s.startswith("DECRYPTION_INFO")).split()[1:3] == ["2", "9"]
+    assert signer.private and signer.fingerprint == signer_fpr and "BEGIN PGP" not in repr(signer)
+
+
+@pytest.mark.integration
+def test_sign_encrypt_round_trip_with_pgpy(gpg_home, tmp_path):
+    import pgpy
+
+    fpr, key_path = make_key(gpg_home, tmp_path, algo="cv25519")
+    recipient_secret, _ = pgpy.PGPKey.from_blob(gpg_home.export_secret(fpr))
+    signer_fpr, signer_public, secret = make_signer(gpg_home, tmp_path)
+    signer = load_own_signing_key(secret, signer_fpr)
+    out = encrypt_to_file(PAYLOAD, load_recipient_key(key_path, fpr), tmp_path / "out.csv.pgp", filename="out.csv",
+                          signer=signer)
+
+    message = recipient_secret.decrypt(pgpy.PGPMessage.from_file(str(out.path)))
+    public = load_signing_key(signer_public, signer_fpr)
+
+    assert bytes(message.message) == PAYLOAD
+    assert public.key.verify(message)
+    assert {s.signer for s in message.signatures} == {public.signing_key.fingerprint.keyid}
+
+
+@pytest.mark.integration
+def test_a_detached_signature_verifies_with_gpg(gpg_home, tmp_path):
+    signer_fpr, _, secret = make_signer(gpg_home, tmp_path)
+    data = tmp_path / "x.manifest.json"
+    data.write_bytes(b'{"rows": 3}')
+    sig = tmp_path / "x.manifest.json.asc"
+    sig.write_text(sign_detached(data.read_bytes(), load_own_signing_key(secret, signer_fpr)))
+
+    assert sig.read_text().startswith("-----BEGIN PGP SIGNATURE-----")
+    assert signed_by(gpg_home.verify_detached(sig, data)) == signer_fpr
+    data.write_bytes(b'{"rows": 4}')
+    with pytest.raises(GpgError):
+        gpg_home.verify_detached(sig, data)
+
+
+@pytest.mark.integration
+def test_a_private_key_that_is_not_the_pinned_one_is_refused_naming_both(gpg_home, tmp_path):
+    pinned, _, _ = make_signer(gpg_home, tmp_path, "pinned")
+    other, _, secret = make_signer(gpg_home, tmp_path, "other")
+
+    with pytest.raises(KeyRefused) as caught:
+        load_own_signing_key(secret, pinned)
+
+    message = str(caught.value)
+    assert pinned in message and other in message and "signing_fingerprint" in message
+    assert "BEGIN PGP" not in message and "PRIVATE KEY" not in message
+
+
+@pytest.mark.integration
+def test_the_signing_key_secret_must_be_a_private_key(gpg_home, tmp_path):
+    fpr, public, _ = make_signer(gpg_home, tmp_path)
+    with pytest.raises(KeyRefused, match="holds a public key"):
+        load_own_signing_key(public.read_text(), fpr)
+    with pytest.raises(KeyRefused, match="not a readable OpenPGP private key") as caught:
+        load_own_signing_key("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nnot a key\n", fpr)
+    assert "not a key" not in str(caught.value)
+
+
+@pytest.mark.integration
+def test_a_protected_signing_key_needs_its_passphrase(gpg_home, tmp_path):
+    fpr = gpg_home.generate_key("locked <locked@example.invalid>", algo="cv25519", encryption_subkey=False)
+    locked = pgpy_protect(gpg_home.export_secret(fpr), "s3cret-words")
+
+    signer = load_own_signing_key(locked, fpr, passphrase="s3cret-words")
+    data = tmp_path / "d"
+    data.write_bytes(b"data")
+    (tmp_path / "d.asc").write_text(sign_detached(b"data", signer))
+    assert signed_by(gpg_home.verify_detached(tmp_path / "d.asc", data)) == fpr
+    with pytest.raises(KeyRefused, match="passphrase secret does not unlock it") as caught:
+        load_own_signing_key(locked, fpr, passphrase="wrong")
+    assert "s3cret" not in str(caught.value) and "wrong" not in str(caught.value)
+
+
+def pgpy_protect(armored: str, passphrase: str) -> str:
+    import pgpy
+    from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
+
+    key, _ = pgpy.PGPKey.from_blob(armored)
+    key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
+    return str(key)
+
+
+@pytest.mark.integration
+def test_a_key_that_cannot_sign_is_refused_as_a_signing_key(gpg_home, tmp_path):
+    # Primary certify-only, one encryption subkey: a fine encryption key, no signing key.
+    fpr = gpg_home.generate_key("encrypt only <e@example.invalid>", algo="cv25519")
+    gpg_home.run("--command-fd", "0", "--edit-key", fpr, input=b"change-usage\nS\nQ\nsave\n", check=False)
+    public = gpg_home.export_public(fpr, tmp_path / "e.asc")
+    flags = gpg_home.run("--with-colons", "--list-keys", fpr).stdout.decode().splitlines()[1].split(":")[11]
+    if "s" in flags.split("S")[0]:  # this gpg cannot drop the primary's sign flag: use an RSA encrypt-only key
+        pytest.skip("gpg did not change the primary key's usage")
+
+    assert load_recipient_key(public, fpr).fingerprint == fpr
+    with pytest.raises(KeyRefused, match="no usable signing key"):
+        load_signing_key(public, fpr)
+    with pytest.raises(KeyRefused, match="no usable signing key"):
+        load_own_signing_key(gpg_home.export_secret(fpr), fpr)
+
+
+@pytest.mark.integration
+def test_an_expired_signing_key_is_refused(gpg_home, tmp_path):
+    fpr, public, secret = make_signer(gpg_home, tmp_path, expire="1y", created=datetime(2020, 1, 1))
+
+    with pytest.raises(KeyRefused, match=r"expired on 2020-12-3\d"):
+        load_signing_key(public, fpr)
+    with pytest.raises(KeyRefused, match=r"expired on 2020-12-3\d"):
+        load_own_signing_key(secret, fpr)
+
+
+@pytest.mark.integration
+def test_a_signing_key_expiring_within_the_margin_is_refused(gpg_home, tmp_path):
+    fpr, public, secret = make_signer(gpg_home, tmp_path, expire="3d")
+
+    with pytest.raises(KeyRefused, match="within the safety margin"):
+        load_signing_key(public, fpr)
+    with pytest.raises(KeyRefused, match="within the safety margin"):
+        load_own_signing_key(secret, fpr)
+
+
+@pytest.mark.integration
+def test_a_revoked_signing_key_is_refused(gpg_home, tmp_path):
+    fpr, _, _ = make_signer(gpg_home, tmp_path)
+    revoked = gpg_home.revoke(fpr, tmp_path / "revoked.asc")
+
+    with pytest.raises(KeyRefused, match="revoked"):
+        load_signing_key(revoked, fpr)
+    with pytest.raises(KeyRefused, match="revoked"):
+        load_own_signing_key(gpg_home.export_secret(fpr), fpr)
+
+
+@pytest.mark.integration
+def test_a_weak_signing_key_is_refused(gpg_home, tmp_path):
+    fpr, public, secret = make_signer(gpg_home, tmp_path, algo="rsa2048")
+
+    with pytest.raises(KeyRefused, match=r"RSA-2048 \(too short\)"):
+        load_signing_key(public, fpr)
+    with pytest.raises(KeyRefused, match=r"RSA-2048 \(too short\)"):
+        load_own_signing_key(secret, fpr)
