@@ -12,6 +12,8 @@ the ``pgpym`` fork) by rewriting this file alone. Entry points:
 - ``load_own_signing_key`` takes our armoured private signing key (from the
   secrets backend) and applies the same checks, plus: it is the fingerprint
   pinned for our party in the Tier 1 register.
+- ``own_signing_key`` reads that key and its optional passphrase from the secrets
+  backend (``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``) through a lookup.
 - ``encrypt_to_file`` encrypts bytes with AES-256 in an integrity-protected
   packet (SEIPD with MDC) to that key and writes the binary message atomically;
   given a signer, the literal data is signed first, inside the same message.
@@ -26,13 +28,14 @@ import hashlib
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from transfers.diskspace import writing
-from transfers.errors import EncryptionFailed, KeyRefused
+from transfers.errors import EncryptionFailed, KeyRefused, SecretMissing
 from transfers.files import write_atomic
 
 with warnings.catch_warnings():
@@ -53,9 +56,14 @@ with warnings.catch_warnings():
     from pgpy.packet.packets import IntegrityProtectedSKEDataV1
 
 __all__ = [
-    "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file", "load_own_signing_key", "load_recipient_key",
-    "load_signing_key", "normalise_fingerprint", "sign_detached",
+    "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file", "load_own_signing_key", "load_recipient_key",
+    "load_signing_key", "normalise_fingerprint", "own_signing_key", "sign_detached",
 ]
+
+#: Secret ids (Airflow Variable, or env AIRFLOW_VAR_<ID upper-case>) of this party's own signing key:
+#: the ASCII-armoured private key, and its passphrase if it has one.
+SIGNING_KEY_VAR = "transfers_signing_key"
+SIGNING_KEY_PHRASE_VAR = "transfers_signing_key_passphrase"
 
 #: A public key with a few subkeys and certifications is a few KB; anything this
 #: big is not a key we should spend time parsing.
@@ -234,6 +242,32 @@ def load_own_signing_key(
                       passphrase=passphrase if key.is_protected else None)
 
 
+def own_signing_key(secret: Callable[[str], str], party: str, pinned_fingerprint: str | None, *,
+                    now: datetime | None = None, margin: timedelta = timedelta(days=7)) -> SigningKey:
+    """This party's signing key from the secrets backend, checked against its pin, ready to sign.
+
+    Args:
+        secret: Resolves a secret id (``Resolvers.secret``); raises ``SecretMissing`` for an unset one.
+        party: The signatory id that signs (a flow's ``from``), for messages.
+        pinned_fingerprint: Its ``signing_fingerprint`` in the Tier 1 register.
+
+    Raises:
+        SecretMissing: ``SIGNING_KEY_VAR`` is not set.
+        KeyRefused: No fingerprint is pinned for ``party``, or ``load_own_signing_key`` refuses the key.
+    """
+    armored = secret(SIGNING_KEY_VAR)  # SecretMissing first: the fix is to set it, whatever else is wrong
+    if not pinned_fingerprint:
+        raise KeyRefused(f"{party}: no signing_fingerprint in protocol.yaml; pin the fingerprint of its signing key")
+    try:
+        passphrase: str | None = secret(SIGNING_KEY_PHRASE_VAR)
+    except SecretMissing:
+        passphrase = None  # optional: an unprotected key in a protected secrets backend is common
+    try:
+        return load_own_signing_key(armored, pinned_fingerprint, passphrase=passphrase, now=now, margin=margin)
+    except KeyRefused as exc:
+        raise KeyRefused(f"{party}: {exc}") from None
+
+
 def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: datetime | None,
                       margin: timedelta) -> Any:
     path = Path(path)
@@ -368,7 +402,8 @@ def _parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "publi
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result["value"] = pgpy.PGPKey.from_blob(data)
+                # pgpy reads one armour block; a file made by appending one partner's keys holds several.
+                result["value"] = [pgpy.PGPKey.from_blob(blob) for blob in _armour_blocks(data)]
         except Exception as exc:  # any parser failure means "not a key we can use"
             result["error"] = exc
 
@@ -387,13 +422,15 @@ def _parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "publi
             f"{where}: not a readable OpenPGP {kind} "
             f"({type(result['error']).__name__}); expected an armored or binary {kind}"
         )
-    key, others = result["value"]
-    if key.fingerprint is None:  # pgpy "parses" some garbage into an empty key
-        raise KeyRefused(
-            f"{where}: not a readable OpenPGP {kind} (no key packet found); "
-            f"expected an armored or binary {kind}"
-        )
-    primaries = [k for k in others.values() if k.is_primary] or [key]
+    primaries = []
+    for key, others in result["value"]:
+        if key.fingerprint is None:  # pgpy "parses" some garbage into an empty key
+            raise KeyRefused(
+                f"{where}: not a readable OpenPGP {kind} (no key packet found); "
+                f"expected an armored or binary {kind}"
+            )
+        primaries += [k for k in others.values() if k.is_primary] or [key]
+    key = primaries[0]
     if len(primaries) > 1:
         # One file may hold a partner's encryption and signing keys: the pin says which one is meant.
         chosen = next((k for k in primaries if _fpr(k) == pinned), None)
@@ -402,6 +439,24 @@ def _parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "publi
             raise KeyRefused(f"{where}: holds {len(primaries)} keys ({found}), none of them the pinned {pinned}")
         return chosen
     return key
+
+
+def _armour_blocks(data: bytes) -> list[bytes]:
+    """Each ASCII-armoured block of ``data`` (one or more), or ``data`` itself when it is binary."""
+    begin, end = b"-----BEGIN PGP ", b"-----END PGP "
+    if data.count(begin) < 2:
+        return [data]
+    blocks, rest = [], data
+    while (start := rest.find(begin)) >= 0:
+        stop = rest.find(end, start)
+        if stop < 0:
+            blocks.append(rest[start:])
+            break
+        line_end = rest.find(b"\n", stop)
+        stop = len(rest) if line_end < 0 else line_end + 1
+        blocks.append(rest[start:stop])
+        rest = rest[stop:]
+    return blocks
 
 
 # --------------------------------------------------------------------------- checks
