@@ -315,6 +315,18 @@ def test_a_file_with_two_keys_uses_the_pinned_one_and_refuses_any_other_pin(gpg_
 
 
 @pytest.mark.integration
+def test_a_file_made_by_appending_armoured_keys_is_read_whole(gpg_home, tmp_path):
+    # A partner's encryption key file with its signing key appended (cat a.asc b.asc > partner.asc).
+    first, first_path = make_key(gpg_home, tmp_path, "one", algo="cv25519")
+    second, second_path = make_key(gpg_home, tmp_path, "two", algo="cv25519")
+    both = tmp_path / "both.asc"
+    both.write_text(first_path.read_text() + second_path.read_text())
+
+    assert load_recipient_key(both, first).fingerprint == first
+    assert load_recipient_key(both, second).fingerprint == second
+
+
+@pytest.mark.integration
 def test_a_binary_key_file_is_accepted(gpg_partner, tmp_path):
     binary = gpg_partner.home.export_public(gpg_partner.fingerprint, tmp_path / "partner.gpg", armor=False)
     key = load_recipient_key(binary, gpg_partner.fingerprint)
