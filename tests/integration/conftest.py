@@ -70,7 +70,7 @@ class World:
     settings: Settings
     connections: dict[str, ConnInfo]
     remote_root: Path  # where this test's deliveries land on the shared sshd
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # a failing test's report must not show them
     staging_key: str = field(default_factory=new_staging_key)
 
     def resolvers(self) -> Resolvers:
