@@ -160,7 +160,8 @@ def load_recipient_key(
     """Parse a partner's public key and refuse it unless it is safe to encrypt to.
 
     Args:
-        path: Armored or binary OpenPGP public key file (one key).
+        path: Armored or binary OpenPGP public key file; if it holds several keys
+            (appended armour blocks too), the pinned one is used.
         pinned_fingerprint: The fingerprint pinned in the agreement.
         now: The time to judge expiry at (default: now, UTC).
         margin: Refuse a key that expires within this long, so a delivery is
@@ -170,8 +171,8 @@ def load_recipient_key(
         The key and the (sub)key to encrypt to.
 
     Raises:
-        KeyRefused: The file is missing, unreadable, too large, not one public
-            key, not the pinned key, expired or expiring within ``margin``,
+        KeyRefused: The file is missing, unreadable, too large, not public
+            keys, holds no key with the pinned fingerprint, expired or expiring within ``margin``,
             revoked, too weak, or without a usable encryption key.
     """
     return _load_partner_key(path, pinned_fingerprint, "encrypt", now, margin)
@@ -269,7 +270,7 @@ def own_signing_key(secret: Callable[[str], str], party: str, pinned_fingerprint
 
 
 def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: datetime | None,
-                      margin: timedelta) -> Any:
+                      margin: timedelta) -> Any:  # RecipientKey for "encrypt", SigningKey for "sign"
     path = Path(path)
     now, horizon = _clock(now, margin)
     pinned = _pinned(pinned_fingerprint, f"key file {path.name}")
