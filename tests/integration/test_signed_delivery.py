@@ -142,3 +142,20 @@ def test_validate_without_the_signing_secret_says_which_secret(world, cli):
 
     assert result.exit_code == 2, result.output
     assert "transfers_signing_key" in result.output and "signing key of" in result.output
+
+
+def test_validate_connect_checks_the_signing_secret_is_the_senders_pinned_key(world, cli, gpg_home, gpg_sender,
+                                                                             monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # one table row per check
+    ok = cli("validate", "--connect", "mash-referrals.A")
+    assert ok.exit_code == 0, ok.output
+    assert "signing key rotherham-childrens-services" in ok.output
+    other = gpg_home.generate_key("Someone else <else@example.invalid>", algo="cv25519", encryption_subkey=False)
+    world.secrets["transfers_signing_key"] = gpg_home.export_secret(other)
+
+    result = cli("validate", "--connect", "mash-referrals.A")
+
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "signing key rotherham-childrens-services" in text and other in text and gpg_sender.fingerprint in text
+    assert "PRIVATE KEY" not in result.output
