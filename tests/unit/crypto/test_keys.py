@@ -1,116 +1,29 @@
-"""OpenPGP step against the real ``gpg``: what we encrypt, gpg decrypts; bad keys are refused.
+"""Key checks (``transfers.crypto.keys`` and ``checks``): partners' keys and our signing key are refused unless pinned and sound.
 
-Every key is made by ``gpg`` at run time (as a partner would make it); the
-recipient that decrypts, and that must refuse a tampered file, is ``gpg`` too.
+Every key is made by ``gpg`` at run time (as a partner would make it).
 So each test that runs ``gpg`` is an integration test and carries the marker (STYLE rule 7);
-the key-file checks that need no ``gpg`` stay unmarked.
+the checks that need no ``gpg`` stay unmarked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import stat
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from transfers import crypto
+from tests.support.pgp_keys import make_key, make_signer, pgpy_protect
 from transfers.crypto import (
-    encrypt_to_file,
     load_own_signing_key,
     load_recipient_key,
     load_signing_key,
     normalise_fingerprint,
     sign_detached,
 )
-from transfers.devkit.gpg import GpgError, signed_by
+from transfers.devkit.gpg import signed_by
 from transfers.errors import KeyRefused
-
-PAYLOAD = b"referral_id,nhs_number\nR000001,9434765919\n" + bytes(range(256)) * 64  # binary-safe too
-
-
-def make_key(home, tmp_path: Path, name: str = "partner", **kwargs) -> tuple[str, Path]:
-    fpr = home.generate_key(f"{name} <{name}@example.invalid>", **kwargs)
-    return fpr, home.export_public(fpr, tmp_path / f"{name}.asc")
-
-
-def encrypt(key_path: Path, fpr: str, tmp_path: Path, plaintext: bytes = PAYLOAD) -> Path:
-    key = load_recipient_key(key_path, fpr)
-    return encrypt_to_file(plaintext, key, tmp_path / "out.csv.pgp", filename="out.csv").path
-
-
-def flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-# --------------------------------------------------------------------------- encryption
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("algo", ["cv25519", "rsa3072", "nistp256"])
-def test_gpg_decrypts_what_we_encrypt(gpg_home, tmp_path, algo):
-    fpr, key_path = make_key(gpg_home, tmp_path, algo=algo)
-    key = load_recipient_key(key_path, fpr)
-    result = encrypt_to_file(PAYLOAD, key, tmp_path / "out.csv.pgp", filename="out.csv")
-
-    plaintext, status = gpg_home.decrypt_with_status(result.path)
-
-    assert plaintext == PAYLOAD
-    assert key.encryption_fingerprint in gpg_home.subkeys(fpr)  # the subkey, not the signing primary
-    # DECRYPTION_INFO <mdc_method> <cipher>: 2 = integrity protected (SEIPD+MDC), 9 = AES-256.
-    assert next(s for s in status if s.startswith("DECRYPTION_INFO")).split()[1:3] == ["2", "9"]
-    assert "GOODMDC" in status
-    assert any(s.startswith("PLAINTEXT ") and s.endswith(" out.csv") for s in status)
-
-
-@pytest.mark.integration
-def test_output_is_binary_seipd_written_0600_with_its_hash(gpg_partner, tmp_path):
-    key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
-    result = encrypt_to_file(PAYLOAD, key, tmp_path / "out.csv.pgp", filename="out.csv")
-    data = result.path.read_bytes()
-    packets = subprocess.run(
-        ["gpg", "--homedir", str(gpg_partner.home.path), "--batch", "--list-packets", str(result.path)],
-        capture_output=True,
-        text=True,
-    ).stdout
-
-    assert not data.startswith(b"-----BEGIN")  # binary, not armored
-    assert result.size == len(data) and result.sha256 == hashlib.sha256(data).hexdigest()
-    assert stat.S_IMODE(result.path.stat().st_mode) == 0o600
-    assert re.search(r"tag=18 .*\n:encrypted data packet:\n(\t.*\n)*\tmdc_method: 2", packets), packets
-    assert "tag=9 " not in packets  # never the old, unprotected SED packet
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
-
-
-@pytest.mark.integration
-def test_encrypting_again_replaces_the_file_atomically(gpg_partner, tmp_path):
-    key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
-    dest = tmp_path / "out.csv.pgp"
-    encrypt_to_file(b"first", key, dest, filename="out.csv")
-    encrypt_to_file(b"second", key, dest, filename="out.csv")
-
-    assert gpg_partner.home.decrypt(dest) == b"second"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv.pgp"]
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("where", ["middle", "last byte", "session key"])
-def test_flipping_one_byte_makes_gpg_refuse_the_file(gpg_partner, tmp_path, where):
-    path = encrypt(gpg_partner.public_key_path, gpg_partner.fingerprint, tmp_path, os.urandom(64 * 1024))
-    size = path.stat().st_size
-    assert gpg_partner.home.decrypt(path)  # the control: untouched, it decrypts
-    flip(path, {"middle": size // 2, "last byte": size - 1, "session key": 40}[where])
-
-    with pytest.raises(GpgError, match="refused"):
-        gpg_partner.home.decrypt(path)
-
 
 # --------------------------------------------------------------------------- key checks
 
@@ -255,85 +168,6 @@ def test_a_subkey_grafted_onto_the_pinned_key_is_not_used(gpg_home, tmp_path, fo
         load_recipient_key(grafted, pinned)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a key at all\n" * 10, b"\x99\x01\x0d" + os.urandom(300)])
-def test_a_file_that_is_not_a_key_is_refused_naming_it(tmp_path, content):
-    path = tmp_path / "partner.asc"
-    path.write_bytes(content)
-
-    with pytest.raises(KeyRefused, match="not a readable OpenPGP public key") as caught:
-        load_recipient_key(path, "A" * 40)
-    assert str(path) in str(caught.value)
-
-
-def test_a_missing_or_huge_key_file_is_refused(tmp_path, monkeypatch):
-    with pytest.raises(KeyRefused, match="cannot be read"):
-        load_recipient_key(tmp_path / "absent.asc", "A" * 40)
-    huge = tmp_path / "huge.asc"
-    huge.write_bytes(b"x" * (crypto.MAX_KEY_BYTES + 1))
-    with pytest.raises(KeyRefused, match="too large"):
-        load_recipient_key(huge, "A" * 40)
-
-
-@pytest.mark.integration
-def test_a_parse_that_does_not_finish_in_time_is_refused(gpg_partner, monkeypatch):
-    def slow_parse(data):  # stands in for a pathological input
-        time.sleep(3)
-
-    monkeypatch.setattr(crypto, "PARSE_TIMEOUT_SECONDS", 0.2)
-    monkeypatch.setattr(crypto.pgpy.PGPKey, "from_blob", staticmethod(slow_parse))
-    started = time.monotonic()
-
-    with pytest.raises(KeyRefused, match="longer than 0.2s"):
-        load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
-    assert time.monotonic() - started < 2
-
-
-@pytest.mark.integration
-def test_a_private_key_file_is_refused_without_quoting_it(gpg_home, tmp_path):
-    fpr, _ = make_key(gpg_home, tmp_path, algo="cv25519")
-    secret = tmp_path / "partner-secret.asc"
-    gpg_home.run("--armor", "--output", str(secret), "--export-secret-keys", fpr)
-
-    with pytest.raises(KeyRefused, match="PRIVATE key") as caught:
-        load_recipient_key(secret, fpr)
-    assert "BEGIN PGP" not in str(caught.value)
-
-
-@pytest.mark.integration
-def test_a_file_with_two_keys_uses_the_pinned_one_and_refuses_any_other_pin(gpg_home, tmp_path):
-    # A partner's file holds its encryption and its signing key (issue 11): the pin selects one.
-    first, _ = make_key(gpg_home, tmp_path, "one", algo="cv25519")
-    second, _ = make_key(gpg_home, tmp_path, "two", algo="cv25519")
-    third, _ = make_key(gpg_home, tmp_path, "three", algo="cv25519")
-    both = tmp_path / "both.asc"
-    gpg_home.run("--armor", "--output", str(both), "--export", first, second)
-
-    assert load_recipient_key(both, first).fingerprint == first
-    assert load_recipient_key(both, second).fingerprint == second
-    with pytest.raises(KeyRefused, match=f"holds 2 keys .*none of them the pinned {third}"):
-        load_recipient_key(both, third)
-
-
-@pytest.mark.integration
-def test_a_file_made_by_appending_armoured_keys_is_read_whole(gpg_home, tmp_path):
-    # A partner's encryption key file with its signing key appended (cat a.asc b.asc > partner.asc).
-    first, first_path = make_key(gpg_home, tmp_path, "one", algo="cv25519")
-    second, second_path = make_key(gpg_home, tmp_path, "two", algo="cv25519")
-    both = tmp_path / "both.asc"
-    both.write_text(first_path.read_text() + second_path.read_text())
-
-    assert load_recipient_key(both, first).fingerprint == first
-    assert load_recipient_key(both, second).fingerprint == second
-
-
-@pytest.mark.integration
-def test_a_binary_key_file_is_accepted(gpg_partner, tmp_path):
-    binary = gpg_partner.home.export_public(gpg_partner.fingerprint, tmp_path / "partner.gpg", armor=False)
-    key = load_recipient_key(binary, gpg_partner.fingerprint)
-    assert key.algorithm == "RSA-3072"
-    assert gpg_partner.home.decrypt(encrypt(binary, gpg_partner.fingerprint, tmp_path)) == PAYLOAD
-
-
 @pytest.mark.integration
 def test_the_key_does_not_print_its_material(gpg_partner):
     key = load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
@@ -349,65 +183,8 @@ def test_a_malformed_fingerprint_is_refused(text, gpg_partner):
         load_recipient_key(gpg_partner.public_key_path, text)
 
 
+
 # --------------------------------------------------------------------------- signing (issue 11)
-
-
-def make_signer(home, tmp_path: Path, name: str = "sender", **kwargs) -> tuple[str, Path, str]:
-    """A sender's sign-only key pair made by gpg: (fingerprint, public key file, armoured private key)."""
-    kwargs.setdefault("algo", "cv25519")
-    fpr = home.generate_key(f"{name} <{name}@example.invalid>", encryption_subkey=False, **kwargs)
-    return fpr, home.export_public(fpr, tmp_path / f"{name}-signing.asc"), home.export_secret(fpr)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("algo", ["cv25519", "rsa3072"])
-def test_a_signed_part_decrypts_with_gpg_showing_a_good_signature_from_the_pinned_key(gpg_home, tmp_path, algo):
-    fpr, key_path = make_key(gpg_home, tmp_path, algo="cv25519")
-    signer_fpr, _, secret = make_signer(gpg_home, tmp_path, algo=algo)
-    signer = load_own_signing_key(secret, signer_fpr)
-    result = encrypt_to_file(PAYLOAD, load_recipient_key(key_path, fpr), tmp_path / "out.csv.pgp",
-                             filename="out.csv", signer=signer)
-
-    plaintext, status = gpg_home.decrypt_with_status(result.path)
-
-    assert plaintext == PAYLOAD
-    assert signed_by(status) == signer_fpr
-    assert next(s for s in status if s.startswith("DECRYPTION_INFO")).split()[1:3] == ["2", "9"]
-    assert signer.private and signer.fingerprint == signer_fpr and "BEGIN PGP" not in repr(signer)
-
-
-@pytest.mark.integration
-def test_sign_encrypt_round_trip_with_pgpy(gpg_home, tmp_path):
-    import pgpy
-
-    fpr, key_path = make_key(gpg_home, tmp_path, algo="cv25519")
-    recipient_secret, _ = pgpy.PGPKey.from_blob(gpg_home.export_secret(fpr))
-    signer_fpr, signer_public, secret = make_signer(gpg_home, tmp_path)
-    signer = load_own_signing_key(secret, signer_fpr)
-    out = encrypt_to_file(PAYLOAD, load_recipient_key(key_path, fpr), tmp_path / "out.csv.pgp", filename="out.csv",
-                          signer=signer)
-
-    message = recipient_secret.decrypt(pgpy.PGPMessage.from_file(str(out.path)))
-    public = load_signing_key(signer_public, signer_fpr)
-
-    assert bytes(message.message) == PAYLOAD
-    assert public.key.verify(message)
-    assert {s.signer for s in message.signatures} == {public.signing_key.fingerprint.keyid}
-
-
-@pytest.mark.integration
-def test_a_detached_signature_verifies_with_gpg(gpg_home, tmp_path):
-    signer_fpr, _, secret = make_signer(gpg_home, tmp_path)
-    data = tmp_path / "x.manifest.json"
-    data.write_bytes(b'{"rows": 3}')
-    sig = tmp_path / "x.manifest.json.asc"
-    sig.write_text(sign_detached(data.read_bytes(), load_own_signing_key(secret, signer_fpr)))
-
-    assert sig.read_text().startswith("-----BEGIN PGP SIGNATURE-----")
-    assert signed_by(gpg_home.verify_detached(sig, data)) == signer_fpr
-    data.write_bytes(b'{"rows": 4}')
-    with pytest.raises(GpgError):
-        gpg_home.verify_detached(sig, data)
 
 
 @pytest.mark.integration
@@ -446,15 +223,6 @@ def test_a_protected_signing_key_needs_its_passphrase(gpg_home, tmp_path):
     with pytest.raises(KeyRefused, match="passphrase secret does not unlock it") as caught:
         load_own_signing_key(locked, fpr, passphrase="wrong")
     assert "s3cret" not in str(caught.value) and "wrong" not in str(caught.value)
-
-
-def pgpy_protect(armored: str, passphrase: str) -> str:
-    import pgpy
-    from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
-
-    key, _ = pgpy.PGPKey.from_blob(armored)
-    key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
-    return str(key)
 
 
 @pytest.mark.integration
