@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,28 @@ def gpg_partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgPartner
     public = home.export_public(fpr, base / "partner.asc")
     yield GpgPartner(home, fpr, public)
     home.close()
+
+
+@dataclass
+class GpgSender:
+    """The sending party's signing key pair: public key exported, private key as its secret holds it."""
+
+    fingerprint: str
+    public_key_path: Path
+    secret: str = field(repr=False)  # ASCII-armoured private key: the transfers_signing_key secret
+
+
+@pytest.fixture(scope="session")
+def gpg_sender(gpg_partner: GpgPartner, tmp_path_factory: pytest.TempPathFactory) -> GpgSender:
+    """A sender's sign-only Ed25519 key, made in the recipient's keyring so ``gpg --decrypt`` can name the signer.
+
+    A real recipient imports the sender's public key; here the same keyring made it.
+    """
+    base = tmp_path_factory.mktemp("sender")
+    fpr = gpg_partner.home.generate_key("Test Sender (isp-transfers tests) <sender@example.invalid>", algo="cv25519",
+                                        encryption_subkey=False)
+    public = gpg_partner.home.export_public(fpr, base / "sender-signing.asc")
+    return GpgSender(fpr, public, gpg_partner.home.export_secret(fpr))
 
 
 @pytest.fixture

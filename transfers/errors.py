@@ -77,7 +77,7 @@ class AgreementNotLive(TerminalError):
 
 
 class SecretMissing(TerminalError):
-    """A secret (connection, pseudonymisation key, staging key) is not set."""
+    """A secret (connection, pseudonymisation key, staging key, signing key) is not set."""
 
 
 class SourceError(TerminalError):

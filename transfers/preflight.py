@@ -9,8 +9,10 @@ connection, host or key file, or skipped):
 - ``preflight`` (``transfers validate --connect``) also connects: the extract
   query wrapped with ``LIMIT 0`` (or the CSV header), the consent register and
   opt-out list columns, each SFTP server (pinned host key, login, a temporary
-  file written and removed in the remote directory), and each recipient key,
-  which must stay valid for ``KEY_MARGIN``.
+  file written and removed in the remote directory), each recipient key, and
+  the sender's signing key (the private key in the secrets backend, which must be
+  the sender's pinned ``signing_fingerprint``), each of which must stay valid for
+  ``KEY_MARGIN``.
 
 Nothing here reads a record, and no row carries a secret or a value.
 """
@@ -26,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from transfers.agreement import FlowRef, Recipient
+from transfers.agreement import FlowRef, Protocol, Recipient
 from transfers.connections import ConnLookup, SecretLookup
 from transfers.errors import DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
 
@@ -61,8 +63,11 @@ def named_ids(ref: FlowRef) -> tuple[dict[str, list[str]], dict[str, str]]:
         uses.append((archive.connection, "archive"))
     for conn_id, what in uses:
         connections.setdefault(conn_id, []).append(what)
+    from transfers.crypto import SIGNING_KEY_VAR
+
     setting = ref.agreement.pseudonymisation
     secrets = {setting.key_secret: "pseudonymisation key"} if setting is not None else {}
+    secrets[SIGNING_KEY_VAR] = f"signing key of {flow.from_}"  # every delivery is signed by its sender
     return connections, secrets
 
 
@@ -84,7 +89,7 @@ def defined(ref: FlowRef, connection: ConnLookup, secret: SecretLookup) -> list[
 
 
 def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, config_root: Path, keys_dir: Path,
-              logical_date: date) -> list[Check]:
+              logical_date: date, protocol: Protocol | None = None) -> list[Check]:
     """Every check of ``defined``, then connect to the source, the subject lists, each SFTP server, and check keys.
 
     Args:
@@ -94,6 +99,7 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         config_root: The config directory (the query files live under it).
         keys_dir: Where the recipients' public keys are.
         logical_date: The date a CSV source's ``{ds}`` and a query's ``:ds`` stand for.
+        protocol: The Tier 1 register, for the sender's pinned signing key (without it, not checked).
     """
     from transfers.sources import source_columns
 
@@ -116,6 +122,8 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
     for recipient in flow.to:
         checks.append(_run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection)))
         checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
+    if protocol is not None:
+        checks.append(_run(ref, f"signing key {flow.from_}", partial(_signing_key, ref, protocol, secret)))
     return checks
 
 
@@ -192,6 +200,16 @@ def _exists(sftp: Any, path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _signing_key(ref: FlowRef, protocol: Protocol, secret: SecretLookup) -> str:
+    from transfers.crypto import SIGNING_KEY_VAR, own_signing_key
+
+    sender = protocol.signatory(ref.flow.from_)
+    key = own_signing_key(secret, ref.flow.from_, sender.signing_fingerprint if sender else None, margin=KEY_MARGIN)
+    until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
+    return (f"secret {SIGNING_KEY_VAR}: {key.fingerprint} ({key.algorithm}), the pinned signing key, {until}, "
+            f"at least {KEY_MARGIN.days} days")
 
 
 def _key(recipient: Recipient, keys_dir: Path) -> str:

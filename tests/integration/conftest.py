@@ -70,7 +70,7 @@ class World:
     settings: Settings
     connections: dict[str, ConnInfo]
     remote_root: Path  # where this test's deliveries land on the shared sshd
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # a failing test's report must not show them
     staging_key: str = field(default_factory=new_staging_key)
 
     def resolvers(self) -> Resolvers:
@@ -78,6 +78,10 @@ class World:
             return self.connections[conn_id]
 
         def secret(name: str) -> str:
+            from transfers.errors import SecretMissing
+
+            if name not in self.secrets:  # as the real lookups say it
+                raise SecretMissing(f"secret {name!r} is not set")
             return self.secrets[name]
 
         return Resolvers(connection, secret)
@@ -130,10 +134,17 @@ def sftp_conn(conn_id: str, sshd, host_key: str | None = None) -> ConnInfo:
     )
 
 
-def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None) -> Path:
-    """Copy config/: recipients pinned to ``fingerprint``, remote paths under a prefix, live today."""
+def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None,
+                 signing_fingerprint: str | None = None) -> Path:
+    """Copy config/: recipients pinned to ``fingerprint``, remote paths under a prefix, live today.
+
+    With ``signing_fingerprint``, every flow's sender is pinned to that signing key in protocol.yaml
+    (one key for both senders: one test process plays both, with one ``transfers_signing_key`` secret).
+    """
     config_dir = root / "config"
     shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    if signing_fingerprint is not None:
+        pin_senders(config_dir, signing_fingerprint)
     path = config_dir / "agreements" / "mash-referrals.yaml"
     data = yaml.safe_load(path.read_text())
     today = datetime.now(UTC).date()
@@ -148,8 +159,29 @@ def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None)
     return config_dir
 
 
+def pin_senders(config_dir: Path, signing_fingerprint: str) -> None:
+    """Pin every flow sender's ``signing_fingerprint`` in the copy's protocol.yaml."""
+    protocol_path = config_dir / "protocol.yaml"
+    protocol = yaml.safe_load(protocol_path.read_text())
+    senders = {flow["from"] for path in (config_dir / "agreements").glob("*.yaml")
+               for flow in yaml.safe_load(path.read_text()).get("flows", [])}
+    for signatory in protocol["signatories"]:
+        if signatory["id"] in senders:
+            signatory["signing_fingerprint"] = signing_fingerprint
+    protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
+
+
+def write_keys(keys: Path, gpg_partner, gpg_sender) -> None:
+    """Each partner's key file: the recipients' encryption key, and each sender's signing key in its own file."""
+    keys.mkdir(exist_ok=True)
+    recipient, signing = gpg_partner.public_key_path.read_text(), gpg_sender.public_key_path.read_text()
+    (keys / "south-yorkshire-police.asc").write_text(recipient)
+    (keys / "rotherham-childrens-services.asc").write_text(recipient + signing)  # receives flow B, sends flow A
+    (keys / "rotherham-nhs-ft.asc").write_text(signing)
+
+
 @pytest.fixture
-def world(tmp_path, sshd, gpg_partner, pg_source) -> World:
+def world(tmp_path, sshd, gpg_partner, gpg_sender, pg_source) -> World:
     """The sample agreement's two flows, wired to real PostgreSQL, sshd and gpg."""
     url, _name = pg_source
     synthetic.write_referrals_table(url, synthetic.referrals(40, LOGICAL_DATE))
@@ -158,11 +190,9 @@ def world(tmp_path, sshd, gpg_partner, pg_source) -> World:
     synthetic.write_ed_csv(exports, LOGICAL_DATE, attendances)
     synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), LOGICAL_DATE)  # nobody withdrew
     prefix = f"t-{uuid.uuid4().hex[:8]}"
-    config_dir = write_config(tmp_path, gpg_partner.fingerprint, prefix)
+    config_dir = write_config(tmp_path, gpg_partner.fingerprint, prefix, signing_fingerprint=gpg_sender.fingerprint)
     keys = tmp_path / "keys"
-    keys.mkdir()
-    for partner in ("south-yorkshire-police", "rotherham-childrens-services"):
-        shutil.copy(gpg_partner.public_key_path, keys / f"{partner}.asc")
+    write_keys(keys, gpg_partner, gpg_sender)
     pg = url.split("@", 1)[1]
     host_port, database = pg.split("/", 1)
     host, port = host_port.split(":")
@@ -179,7 +209,8 @@ def world(tmp_path, sshd, gpg_partner, pg_source) -> World:
             "cs_sftp": sftp_conn("cs_sftp", sshd),
         },
         remote_root=sshd.root / prefix,
-        secrets={"mash_pseudonym_key": "test-pseudonym-key-" + uuid.uuid4().hex},
+        secrets={"mash_pseudonym_key": "test-pseudonym-key-" + uuid.uuid4().hex,
+                 "transfers_signing_key": gpg_sender.secret},
     )
 
 
@@ -227,6 +258,10 @@ def cli(world, monkeypatch):
         monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(world.settings.config_dir))
         monkeypatch.setenv("TRANSFERS_KEYS_DIR", str(world.settings.keys))
         monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", world.secrets["mash_pseudonym_key"])
+        if "transfers_signing_key" in world.secrets:
+            monkeypatch.setenv("AIRFLOW_VAR_TRANSFERS_SIGNING_KEY", world.secrets["transfers_signing_key"])
+        else:  # a test took the secret away: the user's environment must not lend one
+            monkeypatch.delenv("AIRFLOW_VAR_TRANSFERS_SIGNING_KEY", raising=False)
         for conn_id, conn in world.connections.items():
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(conn))
         return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)

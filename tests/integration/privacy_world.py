@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -52,7 +51,8 @@ def write_list(world: World, name: str, rows: list[dict]) -> str:
 
 def add_recipient(world: World, sshd, gpg_partner, flow_id: str, partner: str, conn_id: str, path: str) -> None:
     """Send ``flow_id`` to one more partner (own SFTP connection, own directory, pinned key)."""
-    shutil.copy(gpg_partner.public_key_path, world.settings.keys / f"{partner}.asc")
+    key_file = world.settings.keys / f"{partner}.asc"  # it may hold the partner's signing key already: add to it
+    key_file.write_text((key_file.read_text() if key_file.exists() else "") + gpg_partner.public_key_path.read_text())
     world.connections[conn_id] = sftp_conn(conn_id, sshd)
     prefix = world.remote_root.name
     edit_agreement(world, lambda d: flow_of(d, flow_id)["to"].append(

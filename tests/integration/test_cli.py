@@ -107,5 +107,6 @@ def test_project_config_validates_with_committed_keys():
     env |= {f"AIRFLOW_CONN_{conn_id.upper()}": "fs://placeholder"
             for conn_id in ("cs_case_db", "syp_sftp", "rft_exports", "cs_sftp")}
     env["AIRFLOW_VAR_MASH_PSEUDONYM_KEY"] = "placeholder"
+    env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"] = "placeholder"
     result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output

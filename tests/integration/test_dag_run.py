@@ -41,6 +41,7 @@ def airflow_env(world, airflow_home) -> dict:
         "TRANSFERS_HOME": str(world.settings.home),
         "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": world.staging_key,
         "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
     }
     for conn_id, conn in world.connections.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_json(conn)

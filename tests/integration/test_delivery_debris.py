@@ -126,6 +126,7 @@ def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one
     resolvers, recipient = world.resolvers(), run.recipient(partner)
     data_name = f"{run.base_name}.csv.pgp"
     manifest_name = f"{run.base_name}.manifest.json"
+    signature_name = f"{manifest_name}.asc"
     inbound = world.remote_root / "inbound" / "mash"
     # The server fails the manifest's upload (its temporary name is taken by a directory it will not remove).
     blocker = inbound / f".{manifest_name}.partial"
@@ -153,9 +154,10 @@ def test_a_failed_manifest_upload_leaves_an_intent_the_retry_reconciles_into_one
     disclosures = list(ledger.entries(kind="disclosure", flow=run.ref.key))
     assert len(disclosures) == 1
     statuses = {f["remote_path"].rsplit("/", 1)[1]: f["status"] for f in disclosures[0].payload["files"]}
-    assert statuses == {data_name: "reconciled", manifest_name: "delivered"}
+    # The manifest's signature had landed too (it goes just before the manifest): reconciled like the data.
+    assert statuses == {data_name: "reconciled", signature_name: "reconciled", manifest_name: "delivered"}
     assert len(list(ledger.entries(kind="delivery-intent"))) == 1  # recorded once, not per attempt
-    assert world.remote_names("inbound/mash") == sorted([data_name, manifest_name])
+    assert world.remote_names("inbound/mash") == sorted([data_name, signature_name, manifest_name])
 
 
 def test_remote_purge_removes_files_of_an_unfinished_delivery_and_their_debris(world, sshd):

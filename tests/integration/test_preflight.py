@@ -123,6 +123,7 @@ def test_the_transfers_command_finds_a_connection_added_with_airflow_connections
         "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
         "TRANSFERS_KEYS_DIR": str(world.settings.keys),
         "AIRFLOW_CONN_SYP_SFTP": conn_json(world.connections["syp_sftp"]),  # one from the environment
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
         "COLUMNS": "300",
     }
     airflow = [sys.executable, "-m", "airflow"]
@@ -143,6 +144,8 @@ def test_the_transfers_command_finds_a_connection_added_with_airflow_connections
     assert "ok" in rows(found.stdout, "source cs_case_db")[0]
     assert "ok" in rows(found.stdout, "secret mash_pseudonym_key")[0]
     assert world.secrets["mash_pseudonym_key"] not in found.stdout + found.stderr
+    assert "ok" in rows(found.stdout, "signing key rotherham-childrens-services")[0]
+    assert "PRIVATE KEY" not in found.stdout + found.stderr
     assert env_only.returncode == 1
     assert "connection 'cs_case_db' is not set" in env_only.stdout
 

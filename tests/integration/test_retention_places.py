@@ -95,22 +95,23 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     local_archive = sorted((home / "archive").rglob("*"))
     local_archive = [p for p in local_archive if p.is_file()]
     archived = s3_versions()
-    assert len(outbox) == 2 and len(remote) == 2 and len(local_archive) == 2  # data file + manifest (flow B)
-    assert len(archived) == 2  # data file + manifest (flow A)
+    # Each delivery is a data file, the manifest's signature and the manifest.
+    assert len(outbox) == 2 and len(remote) == 2 and len(local_archive) == 3  # flow B
+    assert len(archived) == 3  # flow A
     # Someone overwrote one archived object: a versioned bucket now holds two versions of it.
     key = next(k for k, _v in archived if k.endswith(".pgp"))
     client.put_object(Bucket=BUCKET, Key=key, Body=b"overwritten")
-    assert len(s3_versions()) == 3
+    assert len(s3_versions()) == 4
 
     # Day 10: past staging (P7D) only.
     assert cli("purge", "--now", day(10)).exit_code == 0
     assert not any(p.exists() for p in outbox)
-    assert all(p.exists() for p in remote + local_archive) and len(s3_versions()) == 3
+    assert all(p.exists() for p in remote + local_archive) and len(s3_versions()) == 4
 
     # Day 20: past remote (P14D): the copies on the recipient's sshd go.
     assert cli("purge", "--now", day(20)).exit_code == 0
     assert not any(p.exists() for p in remote)
-    assert all(p.exists() for p in local_archive) and len(s3_versions()) == 3
+    assert all(p.exists() for p in local_archive) and len(s3_versions()) == 4
     run_logs = sorted((home / "logs").rglob("*.log"))
     assert len(run_logs) == 2  # one per flow run, still within logs (P30D)
 
@@ -128,7 +129,7 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     for entry in purges:
         by_place.setdefault((entry.payload["place"], entry.payload["store"]), []).append(entry.payload)
     assert {k: len(v) for k, v in by_place.items()} == {
-        ("outbox", "local"): 4, ("remote", "sftp"): 4, ("archive", "local"): 2, ("archive", "s3"): 2,
+        ("outbox", "local"): 6, ("remote", "sftp"): 6, ("archive", "local"): 3, ("archive", "s3"): 3,
         ("logs", "local"): 2}
     assert sorted(p["path"] for p in by_place[("remote", "sftp")] if p["path"].endswith(".pgp")) == sorted(
         str(p.relative_to(world.remote_root.parent)) for p in remote)
@@ -148,7 +149,7 @@ def test_deletions_that_fail_because_servers_are_down_are_reported_recorded_and_
     world, cli, _client, _prefix, s3_versions = places
     run_flow(world.run("mash-referrals.A"), world.resolvers())
     remote = world.delivered("inbound/mash")
-    assert remote and len(s3_versions()) == 2
+    assert remote and len(s3_versions()) == 3  # data file, manifest signature, manifest
     closed = _free_port()  # nothing listens here: both servers are "down"
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", conn_json(s3_conn(f"http://127.0.0.1:{closed}")))
     sftp = world.connections["syp_sftp"]
@@ -157,11 +158,11 @@ def test_deletions_that_fail_because_servers_are_down_are_reported_recorded_and_
 
     failed = cli("purge", "--now", day(40))
     assert failed.exit_code == 1
-    assert failed.output.count("will retry on the next purge") == 4  # 2 remote files + 2 archived objects
-    assert all(p.exists() for p in remote) and len(s3_versions()) == 2
+    assert failed.output.count("will retry on the next purge") == 6  # 3 remote files + 3 archived objects
+    assert all(p.exists() for p in remote) and len(s3_versions()) == 3
     ledger = world.settings.open_ledger()
     attempts = list(ledger.entries(kind="purge-failed"))
-    assert sorted(e.payload["store"] for e in attempts) == ["s3", "s3", "sftp", "sftp"]
+    assert sorted(e.payload["store"] for e in attempts) == ["s3", "s3", "s3", "sftp", "sftp", "sftp"]
     gaps = cli("ledger", "verify", "--now", day(40))
     assert gaps.exit_code == 3
     assert "has no purge record" in gaps.output and "remote copy" in gaps.output and "archived copy" in gaps.output
@@ -214,7 +215,7 @@ def test_a_delivery_is_archived_before_it_is_sent_so_an_archive_outage_sends_not
     run_flow(world.run("mash-referrals.A"), world.resolvers())
     assert len(world.delivered("inbound/mash")) == 1
     archived = [e.payload["path"] for e in ledger.entries(kind="archive")]
-    assert len(archived) == 2 and sorted(f"s3://{BUCKET}/{k}" for k, _v in s3_versions()) == sorted(archived)
+    assert len(archived) == 3 and sorted(f"s3://{BUCKET}/{k}" for k, _v in s3_versions()) == sorted(archived)
 
 
 

@@ -44,6 +44,7 @@ def run_env(world, ledger_url: str | None) -> dict[str, str]:
         "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
         "TRANSFERS_KEYS_DIR": str(world.settings.keys),
         "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
         "COLUMNS": "250",  # rich wraps nothing a test looks for
     })
     if ledger_url:

@@ -89,3 +89,20 @@ def test_every_recipient_key_file_is_present(config):
     for ref in config.flows():
         for recipient in ref.flow.to:
             assert (config.keys_dir / recipient.key_file).is_file(), f"{ref.key}: {recipient.key_file}"
+
+
+def test_every_sender_has_its_pinned_signing_key_in_keys_and_no_private_key_is_there(config):
+    # The sample keys/ holds the senders' public signing keys beside the recipients' keys (issue 11).
+    from datetime import UTC, datetime
+
+    from transfers.crypto import load_signing_key
+
+    senders = {ref.flow.from_ for ref in config.flows()}
+    assert senders == {"rotherham-childrens-services", "rotherham-nhs-ft"}
+    for sender in sorted(senders):
+        signatory = config.protocol.signatory(sender)
+        key = load_signing_key(ROOT / "keys" / signatory.key_file, signatory.signing_fingerprint,
+                               now=datetime(2026, 11, 26, tzinfo=UTC))
+        assert key.fingerprint == signatory.signing_fingerprint
+    for path in (ROOT / "keys").glob("*"):
+        assert "PRIVATE KEY" not in path.read_text(errors="replace"), path

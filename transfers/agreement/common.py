@@ -28,6 +28,17 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _HEX40 = re.compile(r"^[0-9A-F]{40}$")
 
 
+def pinned_fingerprint(value: str) -> str:
+    """A pinned OpenPGP v4 fingerprint as 40 upper-case hex digits (spaces allowed, as gpg prints it)."""
+    normal = value.replace(" ", "").upper()
+    if not _HEX40.match(normal):
+        raise ValueError(
+            f"{value!r} is not an OpenPGP v4 fingerprint (40 hex digits; "
+            "ask the key's owner for the output of `gpg --fingerprint`)"
+        )
+    return normal
+
+
 class _Strict(BaseModel):
     # A typo in an agreement must be an error, not a silently ignored key.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

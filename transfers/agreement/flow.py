@@ -14,12 +14,12 @@ from pydantic import Field, field_validator, model_validator
 from transfers.agreement.common import (
     _FIELD,
     _FLOW_ID,
-    _HEX40,
     ConnectionId,
     Dimension,
     Policy,
     _Strict,
     check_relative_path,
+    pinned_fingerprint,
 )
 from transfers.agreement.retention import FlowRetention
 from transfers.durations import IsoDuration
@@ -136,16 +136,7 @@ class Recipient(_Strict):
     def _path(cls, value: str) -> str:
         return check_relative_path(value, "remote path")
 
-    @field_validator("pgp_fingerprint")
-    @classmethod
-    def _fingerprint(cls, value: str) -> str:
-        normal = value.replace(" ", "").upper()
-        if not _HEX40.match(normal):
-            raise ValueError(
-                f"{value!r} is not an OpenPGP v4 fingerprint (40 hex digits; "
-                "ask the recipient for the output of `gpg --fingerprint`)"
-            )
-        return normal
+    _fingerprint = field_validator("pgp_fingerprint")(classmethod(lambda cls, v: pinned_fingerprint(v)))
 
     @field_validator("pgp_key")
     @classmethod

@@ -120,6 +120,11 @@ def load_protocol(path: Path) -> Protocol:
         raise ConfigError(_pydantic_problems(path, exc, data)) from None
 
 
+def protocol_path(agreement_path: Path) -> Path:
+    """The Tier 1 register beside an agreement's ``agreements/`` directory."""
+    return agreement_path.parent.parent / "protocol.yaml"
+
+
 def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: date | None) -> list[str]:
     """Checks that need the Tier 1 register (and, for ``validate``, today's date)."""
     problems: list[str] = []
@@ -157,6 +162,13 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
         if flow.from_ not in partners:
             problems.append(
                 f"{where} flows[{fi}].from: {flow.from_!r} is not a partner of this agreement (partners: {listed})"
+            )
+        elif (sender := protocol.signatory(flow.from_)) is not None and sender.signing_fingerprint is None:
+            # Every delivery is signed by its sender: a sender without a pinned signing key cannot send.
+            problems.append(
+                f"{protocol_path(path)}: signatories: {flow.from_!r} sends flow {flow.id} of {agreement.id} but has "
+                "no signing_fingerprint (pin the fingerprint of its OpenPGP signing key, as `gpg --fingerprint` "
+                f"prints it; its public key goes in keys/{flow.from_}.asc)"
             )
         for ri, recipient in enumerate(flow.to):
             if recipient.partner not in partners:

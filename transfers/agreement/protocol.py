@@ -6,16 +6,26 @@ from datetime import date
 
 from pydantic import field_validator
 
-from transfers.agreement.common import DIMENSIONS, _check_slug, _Strict
+from transfers.agreement.common import DIMENSIONS, _check_slug, _Strict, pinned_fingerprint
 
 
 class Signatory(_Strict):
     id: str
     name: str
     signed: date | None = None
+    # The partner's OpenPGP signing key, pinned like a recipient's encryption key; its public key is in
+    # keys/<id>.asc. Every flow's sender needs one (checked by load_config): deliveries are signed.
+    signing_fingerprint: str | None = None
 
     # A partner id names folders under TRANSFERS_HOME (outbox, notices, archive): a slug cannot escape them.
     _id = field_validator("id")(classmethod(lambda cls, v: _check_slug(v, "signatory id")))
+    _signing = field_validator("signing_fingerprint")(
+        classmethod(lambda cls, v: None if v is None else pinned_fingerprint(v)))
+
+    @property
+    def key_file(self) -> str:
+        """The partner's public key file under keys/ (its encryption and signing keys)."""
+        return f"{self.id}.asc"
 
 
 class Named(_Strict):

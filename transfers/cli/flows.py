@@ -31,7 +31,7 @@ def validate(
     """Check the Tier 1 register, every agreement, every recipient key, and that every connection and secret is set."""
     from transfers.agreement import load_config
     from transfers.connections import cli_connection, cli_secret
-    from transfers.crypto import load_recipient_key
+    from transfers.crypto import load_recipient_key, load_signing_key
     from transfers.preflight import defined
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
@@ -56,6 +56,12 @@ def validate(
                 load_recipient_key(key_path, recipient.pgp_fingerprint)
             except TransferError as exc:
                 problems.append(f"{ref.path}: flow {ref.flow.id} to {recipient.partner}: {exc}")
+        sender = config.protocol.signatory(ref.flow.from_)
+        if sender is not None and sender.signing_fingerprint:  # load_config already refused a sender without one
+            try:
+                load_signing_key(settings.keys / sender.key_file, sender.signing_fingerprint)
+            except TransferError as exc:
+                problems.append(f"{ref.path}: flow {ref.flow.id}: signing key of {sender.id}: {exc}")
         # Only whether each id resolves: a typo in an id is found now, not at 2am (--connect goes further).
         problems += [f"{ref.path}: flow {ref.flow.id}: {check.check}: {check.detail}"
                      for check in defined(ref, cli_connection, cli_secret) if check.failed]
@@ -93,7 +99,7 @@ def _preflight(settings: Settings, config: Config, only: str | None, today: date
         for ref in refs:
             status.update(f"checking {ref.key}")
             checks += preflight(ref, cli_connection, cli_secret, config_root=config.root, keys_dir=settings.keys,
-                                logical_date=logical_date)
+                                logical_date=logical_date, protocol=config.protocol)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
     table = new_table("flow", "check", "status", "detail", title=f"preflight on {today} (logical date {logical_date})")
     for check in checks:

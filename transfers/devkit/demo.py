@@ -1,7 +1,9 @@
 """The demo: both sample flows, end to end, through Airflow, on this machine only.
 
 Everything a real deployment gets from partners is made here at run time:
-the recipients' OpenPGP key pairs (with ``gpg``, as a partner would), their
+the recipients' OpenPGP key pairs and the senders' signing key (with ``gpg``, as a
+partner would; the recipients' keyring holds the sender's public key, so ``gpg
+--decrypt`` names who signed), their
 SFTP servers (a local stand-in on 127.0.0.1 with a pinned host key), the
 sender's source systems (a synthetic SQLite case database and a CSV export),
 and the secrets. Nothing is written outside ``var/demo`` and nothing leaves
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from transfers.devkit import synthetic
-from transfers.devkit.gpg import GpgHome
+from transfers.devkit.gpg import GpgError, GpgHome, signed_by
 from transfers.settings import PROJECT_ROOT
 from transfers.staging import new_staging_key
 
@@ -63,8 +65,15 @@ def client_key() -> tuple[str, str]:
     return private, public
 
 
-def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> dict[str, str]:
-    """Copy config/ and pin each recipient to a key pair generated now."""
+def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str, str], str]:
+    """Copy config/, pin each recipient to a key pair generated now and every sender to one signing key.
+
+    One signing key for both senders: the demo runs both flows in one Airflow, which reads one
+    ``transfers_signing_key`` secret (until a deployment names its own party).
+
+    Returns:
+        The recipients' fingerprints by partner, and the senders' signing key fingerprint.
+    """
     config_dir = workspace / "config"
     shutil.copytree(PROJECT_ROOT / "config", config_dir)
     keys_dir = workspace / "keys"
@@ -84,7 +93,20 @@ def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> dict[str, str]
                 gpg.export_public(fingerprints[partner], keys_dir / f"{partner}.asc")
             recipient["pgp_fingerprint"] = fingerprints[partner]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return fingerprints
+    signing = gpg.generate_key("MASH senders' signing key (demo) <signing@demo.invalid>", algo="cv25519",
+                               encryption_subkey=False)
+    senders = {flow["from"] for flow in data["flows"]}
+    protocol_path = config_dir / "protocol.yaml"
+    protocol = yaml.safe_load(protocol_path.read_text())
+    for signatory in protocol["signatories"]:
+        if signatory["id"] in senders:
+            signatory["signing_fingerprint"] = signing
+    protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
+    signing_public = gpg.export_public(signing, workspace / "signing.asc").read_text()
+    for sender in senders:  # beside the partner's encryption key, if it also receives
+        key_file = keys_dir / f"{sender}.asc"
+        key_file.write_text((key_file.read_text() if key_file.exists() else "") + signing_public)
+    return fingerprints, signing
 
 
 def main() -> int:  # a linear script reads best as one function
@@ -96,11 +118,12 @@ def main() -> int:  # a linear script reads best as one function
     today = datetime.now(UTC).date()
     logical_date = today - timedelta(days=1)
 
-    say("generating the recipients' OpenPGP keys with gpg (as each partner would)")
+    say("generating the recipients' OpenPGP keys and the senders' signing key with gpg (as each partner would)")
     gpg = GpgHome(workspace / "partners-gnupg")
-    fingerprints = prepare_config(workspace, gpg, today)
+    fingerprints, signing = prepare_config(workspace, gpg, today)
     for partner, fpr in fingerprints.items():
         print(f"    {partner}: {fpr}")
+    print(f"    senders' signing key: {signing}")
 
     say(f"making synthetic source data for {logical_date}")
     case_db = workspace / "sources" / "case-system.db"
@@ -136,6 +159,8 @@ def main() -> int:  # a linear script reads best as one function
         "TRANSFERS_HOME": str(state),
         "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": new_staging_key(),
         "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": os.urandom(32).hex(),
+        # The senders' private signing key, as a deployment's secrets backend holds it (throwaway).
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": gpg.export_secret(signing),
         "AIRFLOW_CONN_CS_CASE_DB": json.dumps({"conn_type": "sqlite", "host": str(case_db)}),
         "AIRFLOW_CONN_RFT_EXPORTS": json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}}),
     }
@@ -171,14 +196,27 @@ def main() -> int:  # a linear script reads best as one function
         for server in servers.values():
             server.stop()
 
-    say("checking each delivery as the recipient would: gpg --decrypt")
+    say("checking each delivery as the recipient would: gpg --decrypt and gpg --verify")
     delivered = sorted((workspace / "partners-sftp").rglob("*.pgp"))
     if len(delivered) < 2:
         print(f"    FAILED: expected a delivery per flow, found {len(delivered)}")
         return 1
     for path in delivered:
-        rows = gpg.decrypt(path).decode().splitlines()
+        plaintext, status = gpg.decrypt_with_status(path)
+        rows = plaintext.decode().splitlines()
+        signer = signed_by(status)
         print(f"    {path.relative_to(workspace)}: {len(rows) - 1} rows; columns: {rows[0]}")
+        if signer != signing:
+            print(f"    FAILED: gpg reports no good signature from the sender's key {signing} (got {signer})")
+            return 1
+        print(f"      gpg: good signature from the sender's pinned key {signer}")
+    for manifest in sorted((workspace / "partners-sftp").rglob("*.manifest.json")):
+        try:
+            signer = signed_by(gpg.verify_detached(manifest.with_name(manifest.name + ".asc"), manifest))
+        except GpgError as exc:
+            print(f"    FAILED: {manifest.name}: {exc}")
+            return 1
+        print(f"    {manifest.relative_to(workspace)}: gpg --verify: good signature from {signer}")
 
     verify = subprocess.run([sys.executable, "-m", "transfers", "ledger", "verify"], env=env,
                             capture_output=True, text=True)
@@ -197,9 +235,11 @@ def main() -> int:  # a linear script reads best as one function
             return 1
     print()
     say("done. Where to look:")
-    print(f"  delivered (encrypted) files: {workspace / 'partners-sftp'}/<partner>/inbound/...")
+    print(f"  delivered (signed and encrypted) files: {workspace / 'partners-sftp'}/<partner>/inbound/...")
     for path in delivered:
         print(f"      {path}")
+    print(f"  signed: gpg reports a good signature from the sender's pinned key {signing} on every file and "
+          "on each manifest (<base>.manifest.json.asc)")
     print("  quality reports for data owners:")
     for path in reports:
         print(f"      {path}")
@@ -212,8 +252,9 @@ def main() -> int:  # a linear script reads best as one function
     print("      uv run transfers report quality mash-referrals.B")
     print("      uv run transfers subject history <an NHS number from var/demo/sources/trust-exports/ed/>")
     print("      uv run transfers purge --dry-run --now <a date a few weeks on>")
-    print("  decrypt a delivery as the recipient:")
+    print("  decrypt a delivery as the recipient (gpg names the signer), and check a manifest's signature:")
     print(f"      GNUPGHOME={gpg.path} gpg --decrypt {delivered[0]}")
+    print(f"      GNUPGHOME={gpg.path} gpg --verify <a delivered .manifest.json.asc> <its .manifest.json>")
     return 0 if verify.returncode == 0 else 1
 
 

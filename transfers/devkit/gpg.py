@@ -1,4 +1,4 @@
-"""Play the partner with the real ``gpg``: make key pairs, export, revoke, decrypt.
+"""Play the partner with the real ``gpg``: make key pairs, export, revoke, decrypt, verify signatures.
 
 Used by the tests and the demo, never by a transfer. Each ``GpgHome`` is its
 own ``GNUPGHOME`` (a directory made here), so the user's ``~/.gnupg`` is never
@@ -23,6 +23,17 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "nistp256": ("nistp256", "nistp256"),
     "dsa2048": ("dsa2048", "elg2048"),
 }
+
+
+def signed_by(status: list[str]) -> str | None:
+    """The primary key fingerprint gpg reports a good, valid signature from (GOODSIG and VALIDSIG), else None.
+
+    VALIDSIG's last field is the primary key's fingerprint even when a subkey signed.
+    """
+    valid = next((s.split() for s in status if s.startswith("VALIDSIG ")), None)
+    if valid is None or not any(s.startswith("GOODSIG ") for s in status):
+        return None
+    return valid[-1].upper()
 
 
 class GpgError(RuntimeError):
@@ -128,6 +139,27 @@ class GpgHome:
         if not dest.exists() or dest.stat().st_size == 0:
             raise GpgError(f"gpg exported nothing for {fpr}")
         return dest
+
+    def export_secret(self, fpr: str) -> str:
+        """The armoured private key, as a party puts it in its secrets backend (tests and demo only)."""
+        return self.run("--armor", "--export-secret-keys", fpr).stdout.decode()
+
+    def import_key(self, path: Path) -> None:
+        """Import a public key file (e.g. the sender's, to check its signatures as the recipient would)."""
+        self.run("--import", str(path))
+
+    def verify_detached(self, signature: Path, data: Path) -> list[str]:
+        """``gpg --verify`` a detached signature; gpg's status lines (see ``signed_by``).
+
+        Raises:
+            GpgError: gpg did not report a good signature.
+        """
+        result = self.run("--status-fd", "2", "--verify", str(signature), str(data), check=False)
+        err = result.stderr.decode(errors="replace")
+        status = [line[len("[GNUPG:] ") :] for line in err.splitlines() if line.startswith("[GNUPG:] ")]
+        if result.returncode != 0 or signed_by(status) is None:
+            raise GpgError(f"gpg --verify {signature} ({result.returncode}): {err.strip()}")
+        return status
 
     def revoke(self, fpr: str, dest: Path | None = None) -> Path | None:
         """Revoke the whole key and, with ``dest``, export it with the revocation.

@@ -4,7 +4,7 @@
 * :mod:`~transfers.steps.extract`: the source into encrypted staging batches.
 * :mod:`~transfers.steps.quality`: the six characteristics, the data owner's report, the policy.
 * :mod:`~transfers.steps.prepare`: hold back, exclude, minimise, pseudonymise, generalise.
-* :mod:`~transfers.steps.encrypt`: one recipient's sealed outbox (parts and manifest).
+* :mod:`~transfers.steps.encrypt`: one recipient's sealed outbox (signed parts, the manifest and its signature).
 * :mod:`~transfers.steps.deliver`: archive, upload, record the disclosure once.
 * :mod:`~transfers.steps.notify`: withdrawal notices to earlier recipients.
 * :mod:`~transfers.steps.cleanup`: the run's working files removed.

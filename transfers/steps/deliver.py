@@ -1,7 +1,8 @@
 """Send one recipient's sealed outbox over its pinned SFTP channel and record the disclosure once.
 
 Archived before it is sent; an intent is recorded before the first byte leaves, so a
-cut upload is still visible in the ledger; data files go first and the manifest last;
+cut upload is still visible in the ledger; data files go first, then the manifest's
+detached signature, and the manifest last (its presence means the delivery is complete);
 a file the recipient already holds is recognised by its hash (``reconciled``). A
 recipient with a disclosure already is not sent to again.
 """
@@ -41,6 +42,7 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     from transfers.delivery import SftpTarget, deliver_file, open_sftp
     from transfers.privacy.step import record_disclosure
     from transfers.retention.archive import archive_delivery
+    from transfers.steps.encrypt import signature_path
 
     partner = recipient.partner
     target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
@@ -53,18 +55,24 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     if not manifest_path.exists():
         raise StateError(f"{outbox}: nothing encrypted for {partner} on {run.ds}; run the encrypt step first")
     manifest = json.loads(manifest_path.read_text())
+    signature = signature_path(manifest_path)
+    if not signature.exists():
+        raise StateError(f"{outbox}: the manifest has no signature {signature.name} beside it; this outbox was "
+                         "sealed before deliveries were signed: remove it and run the encrypt step again")
     # Archived before it is sent: if archiving fails nothing leaves, and the retry archives it
     # (idempotent), so every disclosure has its archived copy.
     archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
-                                [item["name"] for item in manifest["files"]] + [manifest_path.name], ledger,
+                                [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name],
+                                ledger,
                                 resolvers.connection)
     record_intent(run, recipient, target, manifest, ledger)
     receipts = []
     with open_sftp(target) as session:
         # Data files first, the manifest last: a recipient that sees the manifest
-        # knows every file it lists is complete.
+        # knows every file it lists, and the manifest's signature, is complete.
         for item in manifest["files"]:
             receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
+        receipts.append(deliver_file(session, signature, signature.name))
         receipts.append(deliver_file(session, manifest_path, manifest_path.name))
     statuses = {r.status for r in receipts}
     status = "reconciled" if statuses == {"reconciled"} else "delivered"
@@ -74,7 +82,7 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     entry, created = ledger.record(Disclosure(
         agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=partner, status=status,
         sender=run.ref.flow.from_, purposes=tuple(agreement.purposes), legal_basis=tuple(agreement.legal_basis),
-        fields=tuple(manifest["fields"]), rows=manifest["rows"], recipient_fingerprint=recipient.pgp_fingerprint,
+        fields=tuple(f["name"] for f in manifest["fields"]), rows=manifest["rows"], recipient_fingerprint=recipient.pgp_fingerprint,
         host=f"{target.host}:{target.port}", remote_dir=target.remote_dir,
         pseudonym_key_id=agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
         subjects=subjects, files=tuple(RemoteFile(r.remote_path, r.size, r.sha256, r.status) for r in receipts)))
@@ -99,6 +107,7 @@ def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manife
         return name if directory == "." else f"{directory}/{name}"
 
     files = [RemoteFile(remote(f["name"]), f["size"], f["sha256"]) for f in manifest["files"]]
+    files.append(RemoteFile(remote(f"{run.base_name}.manifest.json.asc")))
     files.append(RemoteFile(remote(f"{run.base_name}.manifest.json")))
     ledger.record(DeliveryIntent(
         agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=recipient.partner,

@@ -1,30 +1,47 @@
-"""Seal one recipient's outbox: the prepared rows as CSV parts encrypted to its pinned key, then the manifest.
+"""Seal one recipient's outbox: the prepared rows as CSV parts signed by the sender and encrypted to the
+recipient's pinned key, then the manifest's detached signature, then the manifest.
 
 Re-running is safe: an outbox with a manifest is sealed and reused as it is (a fresh
 encryption would be a different file under a name the recipient may already hold).
+The manifest is written last, after its signature, so a manifest means a complete,
+signed outbox. The sender's private signing key comes from the secrets backend and is
+checked against the sender's pinned ``signing_fingerprint`` before anything is written.
 A key refused by the checks is recorded in the ledger before it stops the run. Only
 one part's plaintext is in memory at a time.
+
+Manifest (``MANIFEST_FORMAT`` 2): ``format``, ``agreement`` {id, version, sha256 of the
+agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
+``recipient_fingerprint``, ``sender_signing_fingerprint``, ``fields`` [{name, share, to?}],
+``formula_escape``, ``rows``, ``files`` [{name, size, sha256, rows}], ``retention``
+{controller, period, destroy_by}, ``sender_ledger_head`` {seq, hash} (also as
+``ledger_head``, which the archive's ledger check reads), ``created_at``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from transfers.files import private_dir, write_atomic
 from transfers.ledger.records import RecipientKeyRefused
 from transfers.logs import get_logger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from transfers.agreement import Recipient
-    from transfers.crypto import RecipientKey
+    from transfers.crypto import RecipientKey, SigningKey
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
 
 log = get_logger(__name__)
+
+#: Bumped when a manifest key changes meaning or goes away (a recipient checks it before reading on).
+MANIFEST_FORMAT = 2
 
 
 class EncryptResult(TypedDict):
@@ -35,7 +52,7 @@ class EncryptResult(TypedDict):
 
 def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> EncryptResult:
     """Encrypt the prepared rows to the recipient's pinned key, into its outbox."""
-    from transfers.crypto import encrypt_to_file
+    from transfers.crypto import encrypt_to_file, sign_detached
     from transfers.diskspace import writing
     from transfers.privacy.step import seal_subjects
 
@@ -49,36 +66,81 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"])))
         return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
 
+    signer = sender_signing_key(run, resolvers)  # before anything is written: no secret, nothing sealed
     key = _recipient_key(run, recipient, ledger)
     private_dir(outbox)
     files = []
     for name, (plaintext, rows) in _delivery_parts_named(run):
-        encrypted = encrypt_to_file(plaintext, key, outbox / name, filename=name.removesuffix(".pgp"))
+        encrypted = encrypt_to_file(plaintext, key, outbox / name, filename=name.removesuffix(".pgp"), signer=signer)
         files.append({"name": name, "size": encrypted.size, "sha256": encrypted.sha256, "rows": rows})
         del plaintext
-    head = ledger.head()
-    manifest = {
-        "agreement": run.ref.agreement.id,
-        "flow": run.ref.flow.id,
-        "logical_date": run.ds,
-        "sender": run.ref.flow.from_,
-        "recipient": partner,
-        "recipient_fingerprint": recipient.pgp_fingerprint,
-        "fields": run.ref.flow.shared_fields,
-        # The recipient needs to know whether a leading ' was added, to load values exactly (csv_escape).
-        "formula_escape": run.ref.flow.csv.formula_escape,
-        "rows": sum(f["rows"] for f in files),
-        "files": files,
-        # The ledger's head travels with every delivery, so a ledger cut short
-        # after this point can be shown against a copy held by the recipient.
-        "ledger_head": {"seq": head.seq, "hash": head.hash} if head else None,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    manifest = build_manifest(run, recipient, files, ledger, signer)
     seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
+    data = json.dumps(manifest, indent=2).encode("utf-8")
     with writing(outbox, "the delivery manifest"):
-        write_atomic(manifest_path, json.dumps(manifest, indent=2))
+        # The signature first: a manifest (the mark of a sealed outbox) always has its signature beside it.
+        write_atomic(signature_path(manifest_path), sign_detached(data, signer))
+        write_atomic(manifest_path, data)
     log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
+
+
+def signature_path(manifest_path: Path) -> Path:
+    """The manifest's detached ASCII-armoured signature: ``<base>.manifest.json.asc``."""
+    return manifest_path.with_name(manifest_path.name + ".asc")
+
+
+def sender_signing_key(run: FlowRun, resolvers: Resolvers) -> SigningKey:
+    """The sending party's private signing key from the secrets backend, checked against its pin.
+
+    Raises:
+        SecretMissing: ``transfers_signing_key`` is not set.
+        KeyRefused: It is not the sender's pinned ``signing_fingerprint`` (both named), or fails a key check.
+    """
+    from transfers.crypto import own_signing_key
+
+    sender = run.ref.flow.from_
+    signatory = run.config.protocol.signatory(sender)
+    return own_signing_key(resolvers.secret, sender, signatory.signing_fingerprint if signatory else None)
+
+
+def build_manifest(run: FlowRun, recipient: Recipient, files: list[dict[str, Any]], ledger: Ledger,
+                   signer: SigningKey) -> dict[str, Any]:
+    """What the recipient checks a delivery against (see the module docstring for the keys)."""
+    agreement, flow = run.ref.agreement, run.ref.flow
+    head = ledger.head()
+    ledger_head = {"seq": head.seq, "hash": head.hash} if head else None
+    retention = agreement.retention
+    fields = []
+    for name, spec in flow.fields.items():
+        if spec.share == "drop":
+            continue
+        fields.append({"name": name, "share": spec.share, **({"to": spec.to} if spec.to else {})})
+    return {
+        "format": MANIFEST_FORMAT,
+        "agreement": {"id": agreement.id, "version": agreement.version,
+                      # The exact text both partners hold: a recipient with another version can tell.
+                      "sha256": hashlib.sha256(run.ref.path.read_bytes()).hexdigest()},
+        "flow": flow.id,
+        "logical_date": run.ds,
+        "sender": flow.from_,
+        "recipient": recipient.partner,
+        "recipient_fingerprint": recipient.pgp_fingerprint,
+        "sender_signing_fingerprint": signer.fingerprint,
+        "fields": fields,
+        # The recipient needs to know whether a leading ' was added, to load values exactly (csv_escape).
+        "formula_escape": flow.csv.formula_escape,
+        "rows": sum(f["rows"] for f in files),
+        "files": files,
+        "retention": {"controller": retention.controller, "period": str(retention.period),
+                      "destroy_by": retention.period.after(run.logical_date).isoformat()},
+        # The ledger's head travels with every delivery, so a ledger cut short after this
+        # point can be shown against a copy held by the recipient. ``ledger_head`` is the
+        # same value under the name the archive's ledger check has always read.
+        "sender_ledger_head": ledger_head,
+        "ledger_head": ledger_head,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _recipient_key(run: FlowRun, recipient: Recipient, ledger: Ledger) -> RecipientKey:

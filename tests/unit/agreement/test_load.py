@@ -100,6 +100,32 @@ def test_a_signatory_that_has_not_signed_may_not_share(config_dir):
     assert_names(message, path, "partners[1]", "'south-yorkshire-police' had not signed")
 
 
+def test_a_sender_without_a_pinned_signing_key_cannot_send(config_dir):
+    # Every delivery is signed (issue 11): the register must pin each sender's signing key.
+    protocol = config_dir / "protocol.yaml"
+    data = yaml.safe_load(protocol.read_text(encoding="utf-8"))
+    trust = next(s for s in data["signatories"] if s["id"] == "rotherham-nhs-ft")
+    del trust["signing_fingerprint"]
+    protocol.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    message = problems(config_dir)
+
+    assert_names(message, protocol, "signatories", "'rotherham-nhs-ft' sends flow B of mash-referrals but has no "
+                                                   "signing_fingerprint")
+    assert "rotherham-childrens-services" not in message  # flow A's sender has its key pinned
+
+
+def test_a_signing_fingerprint_is_normalised_and_checked_like_a_recipients(config_dir):
+    protocol = config_dir / "protocol.yaml"
+    config = load_config(config_dir)
+    assert config.protocol.signatory("rotherham-nhs-ft").signing_fingerprint == (
+        "5E0E20ADBC27FE88B0582B7484BD241FF3980784")
+    protocol.write_text(protocol.read_text().replace('"5E0E 20AD', '"5E0E 20XD', 1))
+
+    text = problems(config_dir)
+    assert f"{protocol}: signatories[" in text and "is not an OpenPGP v4 fingerprint" in text, text
+
+
 def test_a_signature_after_in_force_is_too_late(config_dir):
     path = edit(config_dir, lambda d: d.update(in_force=date(2024, 3, 1)))
 

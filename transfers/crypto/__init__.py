@@ -1,0 +1,45 @@
+"""OpenPGP: check partners' pinned keys and our own signing key, then sign and encrypt a delivery.
+
+The only package that imports pgpy, so the library can be swapped (e.g. for
+the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
+
+- ``parsing``: key bytes to pgpy keys, within a size (``MAX_KEY_BYTES``) and a
+  time limit (``PARSE_TIMEOUT_SECONDS``); the pinned key of several.
+- ``checks``: the one check of a key for a use (encrypt / sign): pinned,
+  unexpired with a margin, unrevoked, strong enough, a (sub)key for that use
+  whose binding signature verifies. pgpy itself checks none of this before encrypting.
+- ``keys``: ``load_recipient_key`` / ``load_signing_key`` (a partner's public key
+  file, which may hold several keys; the pinned fingerprint selects one),
+  ``load_own_signing_key`` (our armoured private key, also pinned for our party
+  in the Tier 1 register) and ``own_signing_key`` (that key and its optional
+  passphrase from the secrets backend: ``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``).
+  Anything that fails a check is refused with ``KeyRefused``.
+- ``message``: ``encrypt_to_file`` encrypts bytes with AES-256 in an
+  integrity-protected packet (SEIPD with MDC) to a checked key and writes the
+  binary message atomically; given a signer, the literal data is signed first,
+  inside the same message. ``sign_detached`` makes an armoured detached
+  signature (the manifest's).
+
+Messages name the key file and fingerprints (public), never key material.
+"""
+
+from __future__ import annotations
+
+from transfers.crypto.keys import (
+    SIGNING_KEY_PHRASE_VAR,
+    SIGNING_KEY_VAR,
+    RecipientKey,
+    SigningKey,
+    load_own_signing_key,
+    load_recipient_key,
+    load_signing_key,
+    normalise_fingerprint,
+    own_signing_key,
+)
+from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached
+
+__all__ = [
+    "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
+    "load_own_signing_key", "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",
+    "sign_detached",
+]

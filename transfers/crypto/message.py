@@ -1,0 +1,105 @@
+"""Sign and encrypt a delivery to a checked key: the encrypted file and the manifest's detached signature.
+
+- ``encrypt_to_file`` encrypts bytes with AES-256 in an integrity-protected
+  packet (SEIPD with MDC) to a ``RecipientKey`` and writes the binary message
+  atomically; given a signer, the literal data is signed first, inside the same
+  message. A guard refuses any other packet type (``EncryptionFailed``), so a
+  library change cannot silently fall back to the malleable SED packet.
+- ``sign_detached`` makes an armoured detached signature (the manifest's).
+
+Only our own private key (``SigningKey.private``) signs; a partner's is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transfers.crypto.keys import RecipientKey, SigningKey
+from transfers.diskspace import writing
+from transfers.errors import EncryptionFailed, KeyRefused
+from transfers.files import write_atomic
+
+with warnings.catch_warnings():
+    # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
+    # deprecated; we never select them, so the warnings are noise here.
+    warnings.simplefilter("ignore")
+    import pgpy
+    from pgpy.constants import CompressionAlgorithm, HashAlgorithm, SymmetricKeyAlgorithm
+    from pgpy.packet.packets import IntegrityProtectedSKEDataV1
+
+__all__ = ["EncryptedFile", "encrypt_to_file", "sign_detached"]
+
+
+@dataclass(frozen=True)
+class EncryptedFile:
+    """A message written by ``encrypt_to_file``."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename: str,
+                    signer: SigningKey | None = None) -> EncryptedFile:
+    """Encrypt ``plaintext`` to ``key`` (signed by ``signer`` first, if given) and write the message to ``dest``.
+
+    AES-256 in an integrity-protected (SEIPD, MDC) packet, ZIP compressed,
+    not armored. With a signer, the one message holds the signature over the
+    literal data (sign, then encrypt), so ``gpg --decrypt`` reports who signed.
+    Written to a temporary file in the same directory and renamed over
+    ``dest``, so ``dest`` is either absent or complete; mode 0600.
+
+    Args:
+        plaintext: The bytes to encrypt (held in memory: split large extracts).
+        key: A key from ``load_recipient_key``.
+        dest: Where to write; its directory must exist.
+        filename: Name stored inside the message (only its last part is kept).
+        signer: Our key from ``load_own_signing_key``.
+
+    Returns:
+        The path, size and SHA-256 of the written message.
+    """
+    dest = Path(dest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        message = pgpy.PGPMessage.new(
+            plaintext if isinstance(plaintext, bytes | bytearray) else bytes(plaintext),
+            format="b",
+            compression=CompressionAlgorithm.ZIP,
+        )
+        # PGPMessage.new only records a file name when it reads the file itself.
+        literal = message._message
+        literal.filename = os.path.basename(filename)[:255]
+        literal.update_hlen()
+        if signer is not None:
+            message |= _sign(signer, message)
+        encrypted = key.encryption_key.encrypt(message, cipher=SymmetricKeyAlgorithm.AES256)
+        # Guard the promise made above against a library change: the payload must be
+        # the integrity-protected packet, never the old malleable SED packet.
+        if not isinstance(encrypted._message, IntegrityProtectedSKEDataV1):
+            raise EncryptionFailed(f"OpenPGP library produced {type(encrypted._message).__name__}, not SEIPD")
+        data = bytes(encrypted)
+    with writing(dest.parent, f"the encrypted file {dest.name}"):
+        write_atomic(dest, data)
+    return EncryptedFile(path=dest, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def sign_detached(data: bytes, signer: SigningKey) -> str:
+    """An ASCII-armoured detached signature over ``data`` (a binary document), as ``gpg --verify`` checks it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(_sign(signer, bytes(data)))
+
+
+def _sign(signer: SigningKey, subject: Any) -> Any:
+    if not signer.private:
+        raise KeyRefused(f"key {signer.fingerprint}: a partner's public key cannot sign")
+    if signer.passphrase is None:
+        return signer.signing_key.sign(subject, hash=HashAlgorithm.SHA512)
+    with signer.key.unlock(signer.passphrase):  # unlocking the primary unlocks its subkeys too
+        return signer.signing_key.sign(subject, hash=HashAlgorithm.SHA512)
