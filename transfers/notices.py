@@ -2,9 +2,14 @@
 
 The recipients are found from the subject index beside the ledger (see
 :mod:`transfers.privacy.subjects`): every (flow, recipient) whose disclosures
-included the subject. Each gets one OpenPGP-encrypted JSON notice, over the
-same pinned SFTP channel and into the same directory as its deliveries,
-naming the subject only by the pseudonym(s) that recipient was sent. Each
+included the subject. Each gets one OpenPGP message holding a JSON notice, signed
+with the sending party's key (the flow's ``from``, checked against its pinned
+``signing_fingerprint``, as its deliveries are) and encrypted to the recipient's
+pinned key, over the same pinned SFTP channel and into the same directory as its
+deliveries, naming the subject only by the pseudonym(s) that recipient was sent.
+An unsigned notice could be forged by anyone able to write to the inbox, so every
+signing key is got before any notice is made or sent: a missing signing secret
+(``SecretMissing``) or a refused key (``KeyRefused``) sends nothing. Each
 notice is a ``notice`` ledger entry, with a dedupe key so a retry or the next
 nightly run never sends the same notice twice. A partner that never received
 the subject gets nothing.
@@ -23,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.agreement import Config
-from transfers.connections import ConnInfo
+from transfers.connections import ConnInfo, SecretLookup, cli_secret
 from transfers.errors import ConfigError, TransferError
 from transfers.files import private_dir
 from transfers.ledger.records import Notice, RemoteFile
@@ -31,6 +36,7 @@ from transfers.logs import get_logger
 from transfers.privacy.subjects import SubjectIndex
 
 if TYPE_CHECKING:
+    from transfers.crypto import SigningKey
     from transfers.ledger import Ledger
     from transfers.settings import Settings
 
@@ -63,15 +69,19 @@ class NoticeResult:
 
 def send_notices(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo], *,
                  kind: Kind, lookups: dict[str, str], occasion: str, fields: list[str] | None = None,
-                 index: SubjectIndex | None = None) -> list[NoticeResult]:
+                 index: SubjectIndex | None = None, secret: SecretLookup | None = None) -> list[NoticeResult]:
     """Send one ``kind`` notice to every (flow, recipient) that received the subject.
 
     Args:
         lookups: agreement id -> the subject's lookup under that agreement's lookup key.
         occasion: makes the dedupe key (``withdrawn`` for a withdrawal: told once; a reference for a correction).
         fields: for a correction, the names of the fields that were rectified (never their values).
+        secret: Resolves the signing key's secret ids (a run's ``Resolvers.secret``); the CLI's
+            lookup (``cli_secret``) if not given.
 
     Raises:
+        SecretMissing: the signing key secret is not set; no notice was made or sent.
+        KeyRefused: a sender's signing key is refused; no notice was made or sent.
         TransferError: after trying every recipient, the first failure (the others were still sent).
     """
     own_index = index is None
@@ -88,13 +98,14 @@ def send_notices(settings: Settings, config: Config, ledger: Ledger, connection:
                     slot["pseudonyms"][event.pseudonym] = event.key_id
                 if event.logical_date:
                     slot["dates"].add(event.logical_date.isoformat())
+        signers = _signers(config, ledger, secret or cli_secret, received, kind, occasion)
         results: list[NoticeResult] = []
         failures: list[TransferError] = []
         for (agreement_id, flow_key, partner), slot in sorted(received.items()):
             try:
                 results.append(_send_one(settings, config, ledger, connection, index, kind=kind, occasion=occasion,
                                          fields=fields or [], agreement_id=agreement_id, flow_key=flow_key,
-                                         partner=partner, slot=slot))
+                                         partner=partner, slot=slot, signers=signers))
             except TransferError as exc:
                 log.error("notice not sent", flow=flow_key, recipient=partner, kind=kind, error=str(exc))
                 failures.append(exc)
@@ -106,9 +117,25 @@ def send_notices(settings: Settings, config: Config, ledger: Ledger, connection:
             index.close()
 
 
+def _signers(config: Config, ledger: Ledger, secret: SecretLookup, received: dict[tuple[str, str, str], Any],
+             kind: Kind, occasion: str) -> dict[str, SigningKey]:
+    """The checked signing key of every party with a notice still to send, before any is sent."""
+    from transfers.crypto import party_signing_key
+
+    senders: set[str] = set()
+    for (_agreement_id, flow_key, partner), slot in received.items():
+        if ledger.find(Notice.key_for(kind, flow_key, partner, slot["lookup"], occasion)) is not None:
+            continue  # already told: nothing to sign
+        try:
+            senders.add(config.flow(flow_key).flow.from_)
+        except ConfigError:
+            continue  # a flow gone from the agreement: _send_one reports it for that recipient
+    return {sender: party_signing_key(secret, config.protocol, sender) for sender in sorted(senders)}
+
+
 def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo],
               index: SubjectIndex, *, kind: Kind, occasion: str, fields: list[str], agreement_id: str,
-              flow_key: str, partner: str, slot: dict[str, Any]) -> NoticeResult:
+              flow_key: str, partner: str, slot: dict[str, Any], signers: dict[str, SigningKey]) -> NoticeResult:
     from transfers.crypto import encrypt_to_file, load_recipient_key
     from transfers.delivery import SftpTarget, deliver_file, open_sftp
 
@@ -135,6 +162,7 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
             "agreement": agreement_id,
             "flow": ref.flow.id,
             "sender": ref.flow.from_,
+            "sender_signing_fingerprint": signers[ref.flow.from_].fingerprint,
             "recipient": partner,
             "subject": {"field": ref.flow.subject, "pseudonyms": pseudonyms,
                         "key_ids": sorted({k for k in slot["pseudonyms"].values() if k})},
@@ -146,7 +174,8 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
         }
         key = load_recipient_key(settings.keys / recipient.key_file, recipient.pgp_fingerprint)
         private_dir(local.parent)
-        encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"))
+        encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"),
+                        signer=signers[ref.flow.from_])
     target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
     with open_sftp(target) as session:
         receipt = deliver_file(session, local, name)

@@ -183,7 +183,7 @@ def test_a_withdrawal_notice_to_a_stalled_server_times_out_as_retriable(world, s
 
     outcome = finishes_within(BOUND, lambda: send_notices(
         settings, world.config, settings.open_ledger(), resolvers.connection, kind="withdrawal",
-        lookups=lookups, occasion="withdrawn"))
+        lookups=lookups, occasion="withdrawn", secret=resolvers.secret))
 
     _assert_stall(outcome, proxy.port, "SFTP subsystem")
     assert list(settings.open_ledger().entries(kind="notice")) == []  # not recorded as sent: retried later

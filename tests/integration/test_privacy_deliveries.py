@@ -94,7 +94,8 @@ def test_one_subject_keeps_one_pseudonym_across_runs_and_a_new_one_after_key_rot
     assert sorted(trail) == sorted([(third_day, rotated[0], "mash-2026-10"), (DAY2, first[0], "mash-2026-04"),
                                     (LOGICAL_DATE, first[0], "mash-2026-04")])
     send_notices(world.settings, world.config, world.settings.open_ledger(), world.resolvers().connection,
-                 kind="withdrawal", lookups={"mash-referrals": lookup}, occasion="withdrawn")
+                 kind="withdrawal", lookups={"mash-referrals": lookup}, occasion="withdrawn",
+                 secret=world.resolvers().secret)
     [notice] = notices(world, gpg_partner, ED_DIR)
     assert notice["subject"]["pseudonyms"] == sorted([first[0], rotated[0]])
     assert notice["subject"]["key_ids"] == ["mash-2026-04", "mash-2026-10"]

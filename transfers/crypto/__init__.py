@@ -12,7 +12,9 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
   file, which may hold several keys; the pinned fingerprint selects one),
   ``load_own_signing_key`` (our armoured private key, also pinned for our party
   in the Tier 1 register) and ``own_signing_key`` (that key and its optional
-  passphrase from the secrets backend: ``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``).
+  passphrase from the secrets backend: ``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``);
+  ``party_signing_key`` (that key for a sending party, against its pin in the Tier 1
+  register: what deliveries and notices are signed with).
   Anything that fails a check is refused with ``KeyRefused``.
 - ``message``: ``encrypt_to_file`` encrypts bytes with AES-256 in an
   integrity-protected packet (SEIPD with MDC) to a checked key and writes the
@@ -35,11 +37,12 @@ from transfers.crypto.keys import (
     load_signing_key,
     normalise_fingerprint,
     own_signing_key,
+    party_signing_key,
 )
 from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached
 
 __all__ = [
     "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
     "load_own_signing_key", "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",
-    "sign_detached",
+    "party_signing_key", "sign_detached",
 ]

@@ -10,6 +10,9 @@
   pinned for our party in the Tier 1 register.
 - ``own_signing_key`` reads that key and its optional passphrase from the secrets
   backend (``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``) through a lookup.
+- ``party_signing_key`` is the one way a sending party's key is got for anything it
+  signs (deliveries, manifests, notices): ``own_signing_key`` checked against that
+  party's ``signing_fingerprint`` in the Tier 1 register.
 
 Messages name the key file and fingerprints (public), never key material.
 """
@@ -21,15 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfers.crypto.checks import check
 from transfers.crypto.parsing import fingerprint_of, parse, parse_bytes
 from transfers.errors import KeyRefused, SecretMissing
 
+if TYPE_CHECKING:
+    from transfers.agreement.protocol import Protocol
+
 __all__ = [
     "SIGNING_KEY_PHRASE_VAR", "SIGNING_KEY_VAR", "RecipientKey", "SigningKey", "load_own_signing_key",
-    "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",
+    "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key", "party_signing_key",
 ]
 
 #: Secret ids (Airflow Variable, or env AIRFLOW_VAR_<ID upper-case>) of this party's own signing key:
@@ -199,6 +205,23 @@ def own_signing_key(secret: Callable[[str], str], party: str, pinned_fingerprint
         return load_own_signing_key(armored, pinned_fingerprint, passphrase=passphrase, now=now, margin=margin)
     except KeyRefused as exc:
         raise KeyRefused(f"{party}: {exc}") from None
+
+
+def party_signing_key(secret: Callable[[str], str], protocol: Protocol, party: str, *,
+                      now: datetime | None = None, margin: timedelta = timedelta(days=7)) -> SigningKey:
+    """The private key ``party`` (a flow's ``from``) signs with, checked against its pin in the register.
+
+    Deliveries and notices both get the key here, so what a recipient verifies
+    against is the same pinned ``signing_fingerprint`` whatever it received.
+
+    Raises:
+        SecretMissing: ``SIGNING_KEY_VAR`` is not set (the message names it).
+        KeyRefused: ``party`` has no ``signing_fingerprint``, or the key is not that one (both named)
+            or fails a key check.
+    """
+    signatory = protocol.signatory(party)
+    return own_signing_key(secret, party, signatory.signing_fingerprint if signatory else None, now=now,
+                           margin=margin)
 
 
 def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: datetime | None,

@@ -97,11 +97,9 @@ def sender_signing_key(run: FlowRun, resolvers: Resolvers) -> SigningKey:
         SecretMissing: ``transfers_signing_key`` is not set.
         KeyRefused: It is not the sender's pinned ``signing_fingerprint`` (both named), or fails a key check.
     """
-    from transfers.crypto import own_signing_key
+    from transfers.crypto import party_signing_key
 
-    sender = run.ref.flow.from_
-    signatory = run.config.protocol.signatory(sender)
-    return own_signing_key(resolvers.secret, sender, signatory.signing_fingerprint if signatory else None)
+    return party_signing_key(resolvers.secret, run.config.protocol, run.ref.flow.from_)
 
 
 def build_manifest(run: FlowRun, recipient: Recipient, files: list[dict[str, Any]], ledger: Ledger,

@@ -2,7 +2,8 @@
 
 The prepare step leaves the run's withdrawn subjects (keyed lookups only) in staging;
 each earlier recipient of one gets a notice through :func:`transfers.notices.send_notices`,
-at most once (the ledger's dedupe key), after this run's own deliveries.
+at most once (the ledger's dedupe key), after this run's own deliveries, signed with
+the key the run's deliveries were signed with (got through the run's secret lookup).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def notify(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> NotifyResult:
     try:
         for lookup in lookups:
             for result in send_notices(run.settings, run.config, ledger, resolvers.connection, kind="withdrawal",
-                                       lookups={run.ref.agreement.id: lookup}, occasion="withdrawn", index=index):
+                                       lookups={run.ref.agreement.id: lookup}, occasion="withdrawn", index=index,
+                                       secret=resolvers.secret):
                 sent += result.status == "sent"
                 already += result.status == "already-sent"
     finally:
