@@ -20,10 +20,11 @@ from transfers.crypto import (
     load_recipient_key,
     load_signing_key,
     normalise_fingerprint,
+    party_signing_key,
     sign_detached,
 )
 from transfers.devkit.gpg import signed_by
-from transfers.errors import KeyRefused
+from transfers.errors import KeyRefused, SecretMissing
 
 # --------------------------------------------------------------------------- key checks
 
@@ -281,3 +282,39 @@ def test_a_weak_signing_key_is_refused(gpg_home, tmp_path):
         load_signing_key(public, fpr)
     with pytest.raises(KeyRefused, match=r"RSA-2048 \(too short\)"):
         load_own_signing_key(secret, fpr)
+
+
+class _Register:
+    """The Tier 1 register as ``party_signing_key`` reads it: a signatory per id, with its pin."""
+
+    def __init__(self, **pins: str | None):
+        self.pins = pins
+
+    def signatory(self, party: str):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=party, signing_fingerprint=self.pins[party]) if party in self.pins else None
+
+
+@pytest.mark.integration
+def test_a_partys_signing_key_is_the_secret_checked_against_that_partys_pin(gpg_home, tmp_path):
+    pinned, _, secret = make_signer(gpg_home, tmp_path, "pinned")
+    other, _, _ = make_signer(gpg_home, tmp_path, "other")
+    secrets = {"transfers_signing_key": secret}
+
+    def lookup(name: str) -> str:
+        if name not in secrets:
+            raise SecretMissing(f"secret {name!r} is not set")
+        return secrets[name]
+
+    register = _Register(**{"us": pinned, "them": other, "unpinned": None})
+    assert party_signing_key(lookup, register, "us").fingerprint == pinned
+    with pytest.raises(KeyRefused) as caught:
+        party_signing_key(lookup, register, "them")
+    assert caught.value.args[0].startswith("them: ") and pinned in str(caught.value) and other in str(caught.value)
+    for party in ("unpinned", "nobody"):
+        with pytest.raises(KeyRefused, match=f"{party}: no signing_fingerprint"):
+            party_signing_key(lookup, register, party)
+    del secrets["transfers_signing_key"]
+    with pytest.raises(SecretMissing, match="transfers_signing_key"):  # named first, whatever else is wrong
+        party_signing_key(lookup, register, "nobody")
