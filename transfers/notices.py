@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.agreement import Config
-from transfers.connections import ConnInfo, SecretLookup, cli_secret
+from transfers.connections import ConnInfo, SecretLookup
 from transfers.errors import ConfigError, TransferError
 from transfers.files import private_dir
 from transfers.ledger.records import Notice, RemoteFile
@@ -67,17 +67,17 @@ class NoticeResult:
     remote_path: str | None
 
 
-def send_notices(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo], *,
-                 kind: Kind, lookups: dict[str, str], occasion: str, fields: list[str] | None = None,
-                 index: SubjectIndex | None = None, secret: SecretLookup | None = None) -> list[NoticeResult]:
+def send_notices(settings: Settings, config: Config, ledger: Ledger, connection: Callable[[str], ConnInfo],
+                 secret: SecretLookup, *, kind: Kind, lookups: dict[str, str], occasion: str,
+                 fields: list[str] | None = None, index: SubjectIndex | None = None) -> list[NoticeResult]:
     """Send one ``kind`` notice to every (flow, recipient) that received the subject.
 
     Args:
         lookups: agreement id -> the subject's lookup under that agreement's lookup key.
         occasion: makes the dedupe key (``withdrawn`` for a withdrawal: told once; a reference for a correction).
         fields: for a correction, the names of the fields that were rectified (never their values).
-        secret: Resolves the signing key's secret ids (a run's ``Resolvers.secret``); the CLI's
-            lookup (``cli_secret``) if not given.
+        secret: Resolves the signing key's secret id (a run's ``Resolvers.secret``, the CLI's ``cli_secret``);
+            required, so no caller signs with whatever the environment happens to hold.
 
     Raises:
         SecretMissing: the signing key secret is not set; no notice was made or sent.
@@ -98,7 +98,7 @@ def send_notices(settings: Settings, config: Config, ledger: Ledger, connection:
                     slot["pseudonyms"][event.pseudonym] = event.key_id
                 if event.logical_date:
                     slot["dates"].add(event.logical_date.isoformat())
-        signers = _signers(config, ledger, secret or cli_secret, received, kind, occasion)
+        signers = _signers(config, ledger, secret, received, kind, occasion)
         results: list[NoticeResult] = []
         failures: list[TransferError] = []
         for (agreement_id, flow_key, partner), slot in sorted(received.items()):

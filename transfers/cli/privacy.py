@@ -87,7 +87,7 @@ def _notices(kind: Kind, subject: str, occasion: str, fields: list[str], *, regi
             # Before any notice: a partner that cannot be reached must not delay the exclusion.
             _record_withdrawal(settings, config, lookups)
         with settings.open_ledger() as ledger:
-            results = send_notices(settings, config, ledger, cli_connection, kind=kind, lookups=lookups,
+            results = send_notices(settings, config, ledger, cli_connection, cli_secret, kind=kind, lookups=lookups,
                                    occasion=occasion, fields=fields)
     except TransferError as exc:
         fail(exc)
