@@ -102,6 +102,7 @@ def test_the_rendered_agreement_states_each_flows_schedule_with_its_timezone():
     assert "`30 2 * * *` Europe/London" in text and "Schedule (cron, timezone)" in text
 
 
+@pytest.mark.integration  # real gpg: every partner signs the agreement copy before it may run
 def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, monkeypatch, gpg_home):
     import json
     import shutil
