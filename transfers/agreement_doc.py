@@ -135,7 +135,7 @@ def document(config: Config, agreement_id: str, keys_dir: Path | None = None) ->
     With ``keys_dir`` (the partners' public keys), each signature block says who signed
     this exact version of the file, with which key and when, or "not signed".
     """
-    from transfers.signoff import agreement_sha256, signoffs
+    from transfers.agreement.signoff import agreement_sha256, signoffs
 
     loaded = config.agreement(agreement_id)
     a, protocol = loaded.agreement, config.protocol

@@ -13,8 +13,8 @@ import yaml
 
 from tests.integration.conftest import LOGICAL_DATE
 from transfers.agreement import load_config
+from transfers.agreement.signoff import signature_path
 from transfers.devkit.gpg import signed_by
-from transfers.signoff import signature_path
 
 pytestmark = pytest.mark.integration
 

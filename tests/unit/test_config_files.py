@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from transfers.agreement import DIMENSIONS, load_config, load_protocol
-from transfers.signoff import signature_path
+from transfers.agreement.signoff import signature_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"
@@ -35,7 +35,7 @@ def test_every_file_under_config_is_yaml_referenced_sql_or_a_partners_signature(
         for ref in config.flows()
         if ref.flow.source.kind == "sql" and ref.flow.source.query
     }
-    # Each partner's Tier 2 sign-off: a detached signature beside the agreement file (transfers.signoff).
+    # Each partner's Tier 2 sign-off: a detached signature beside the agreement file (transfers.agreement.signoff).
     signatures = {signature_path(item.path, partner).resolve()
                   for item in config.agreements for partner in item.agreement.partners}
     expected = {(CONFIG / "protocol.yaml").resolve(), *(p.resolve() for p in AGREEMENT_FILES), *referenced,

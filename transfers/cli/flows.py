@@ -30,10 +30,10 @@ def validate(
 ) -> None:
     """Check the Tier 1 register, every agreement and its partners' sign-off, every key, every connection and secret."""
     from transfers.agreement import load_config
+    from transfers.agreement.signoff import require_signoff
     from transfers.connections import cli_connection, cli_secret
     from transfers.crypto import load_recipient_key, load_signing_key
     from transfers.preflight import defined
-    from transfers.signoff import require_signoff
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
     settings = load_settings(config_dir)

@@ -1,5 +1,5 @@
 """IG commands: ``report ig`` (evidence for the IG officer), ``agreement render`` (the Tier 2 document)
-and ``agreement sign`` (a partner's sign-off of the agreement file, see ``transfers.signoff``).
+and ``agreement sign`` (a partner's sign-off of the agreement file, see ``transfers.agreement.signoff``).
 
 ``transfers.cli`` adds the ``agreement`` group and puts ``report_ig`` in its
 ``report`` group, beside ``report quality``.
@@ -88,9 +88,9 @@ def agreement_sign(
     signature is written (replacing an earlier one) as <file>.<partner>.asc beside the file.
     """
     from transfers.agreement import load_config
+    from transfers.agreement.signoff import agreement_sha256, sign_agreement
     from transfers.connections import cli_secret
     from transfers.crypto import SIGNING_KEY_VAR, own_key_fingerprint, own_signing_key
-    from transfers.signoff import agreement_sha256, sign_agreement
 
     settings = load_settings()
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from transfers.agreement import load_config
+from transfers.agreement.signoff import sign_agreement
 from transfers.crypto import load_own_signing_key, own_key_fingerprint
-from transfers.signoff import sign_agreement
 
 __all__ = ["sign_for_partners"]
 

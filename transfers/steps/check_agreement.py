@@ -1,7 +1,7 @@
 """The first step: the agreement must be live and signed off; which recipients still need this (flow, date).
 
 Signed off: every partner has signed this exact version of the agreement file with
-its pinned key (``transfers.signoff``); otherwise ``AgreementNotSigned`` stops the run
+its pinned key (``transfers.agreement.signoff``); otherwise ``AgreementNotSigned`` stops the run
 before anything is extracted.
 
 A recipient with a disclosure in the ledger is not pending. With nobody pending the
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from transfers.agreement import check_live
+from transfers.agreement.signoff import require_signoff
 from transfers.logs import get_logger
-from transfers.signoff import require_signoff
 
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun, Resolvers

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from transfers.agreement.signoff import agreement_sha256
 from transfers.files import private_dir, write_atomic
 from transfers.ledger.records import RecipientKeyRefused
 from transfers.logs import get_logger
-from transfers.signoff import agreement_sha256
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -1,4 +1,4 @@
-"""Tier 2 sign-off (``transfers.signoff``) with keys made by the real ``gpg``: sign, verify, block, re-sign."""
+"""Tier 2 sign-off (``transfers.agreement.signoff``) with keys made by the real ``gpg``: sign, verify, block, re-sign."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from transfers.agreement import load_config
+from transfers.agreement.signoff import require_signoff, sign_agreement, signature_path, signoffs
 from transfers.crypto import load_own_signing_key
 from transfers.errors import AgreementNotSigned, KeyRefused
 from transfers.settings import PROJECT_ROOT
-from transfers.signoff import require_signoff, sign_agreement, signature_path, signoffs
 
 PARTNERS = ("rotherham-childrens-services", "south-yorkshire-police", "rotherham-nhs-ft")
 
