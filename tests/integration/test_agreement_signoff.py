@@ -82,6 +82,8 @@ def test_an_edited_agreement_blocks_validate_and_run_until_every_partner_signs_a
     result = cli("validate")
     assert result.exit_code == 2 and unsigned in " ".join(result.output.split())
     world.secrets["transfers_signing_key"] = partners["rotherham-childrens-services"][1]  # flow A's sender
+    result = cli("validate", "--connect", "mash-referrals.A")  # preflight says so too
+    assert result.exit_code == 1 and unsigned in " ".join(result.output.split()), result.output
     result = cli("run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat())
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
@@ -94,6 +96,8 @@ def test_an_edited_agreement_blocks_validate_and_run_until_every_partner_signs_a
         assert _sign_as(cli, world, partners, partner).exit_code == 0
     assert cli("validate").exit_code == 0
     world.secrets["transfers_signing_key"] = partners["rotherham-childrens-services"][1]
+    result = cli("validate", "--connect", "mash-referrals.A")
+    assert result.exit_code == 0, result.output
     result = cli("run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat())
     assert result.exit_code == 0, result.output
     assert any(name.endswith(".csv.pgp") for name in world.remote_names("inbound/mash"))
