@@ -117,8 +117,12 @@ def sign_agreement(path: Path, agreement: Agreement, protocol: Protocol, key: Si
     """
     from transfers.crypto import sign_detached
 
-    partner = next((p for p in agreement.partners if partner in (None, p)
+    wanted = partner
+    partner = next((p for p in agreement.partners if wanted in (None, p)
                     and (s := protocol.signatory(p)) is not None and s.signing_fingerprint == key.fingerprint), None)
+    if partner is None and wanted is not None:
+        raise KeyRefused(f"signing key {key.fingerprint} is not the signing_fingerprint pinned for {wanted} "
+                         f"in protocol.yaml (agreement {agreement.id})")
     if partner is None:
         raise KeyRefused(f"signing key {key.fingerprint} is not the signing_fingerprint pinned for any partner of "
                          f"agreement {agreement.id} ({', '.join(agreement.partners)}) in protocol.yaml")
