@@ -180,6 +180,15 @@ def pin_partners(config_dir: Path, signing_fingerprint: str) -> None:
     protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
 
 
+def pin_and_sign(world: World, partner: str, fingerprint: str, secret: str) -> None:
+    """Pin ``partner``'s signing key to ``fingerprint`` (public key already in its key file) and sign off as it."""
+    protocol_path = world.settings.config_dir / "protocol.yaml"
+    protocol = yaml.safe_load(protocol_path.read_text())
+    next(s for s in protocol["signatories"] if s["id"] == partner)["signing_fingerprint"] = fingerprint
+    protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
+    sign_for_partners(world.settings.config_dir, secret)
+
+
 def write_keys(keys: Path, gpg_partner, gpg_sender) -> None:
     """Each partner's key file: the recipients' encryption key, and the signing key every partner signs with."""
     keys.mkdir(exist_ok=True)
