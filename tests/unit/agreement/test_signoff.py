@@ -138,3 +138,24 @@ def test_every_partner_needs_a_signing_fingerprint(tmp_path):
     protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
     assert "'south-yorkshire-police' is a partner of mash-referrals and signs it, but has no signing_fingerprint" \
         in problems(config_dir)
+
+
+@pytest.mark.integration
+def test_resign_sample_gives_each_partner_a_new_key_and_signs_the_edited_sample(tmp_path):
+    from transfers.devkit.signoff import resign_sample
+
+    config_dir, keys = tmp_path / "config", tmp_path / "keys"
+    shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    shutil.copytree(PROJECT_ROOT / "keys", keys)
+    old = {p: load_config(config_dir).protocol.signatory(p).signing_fingerprint for p in PARTNERS}
+    path = config_dir / "agreements" / "mash-referrals.yaml"
+    path.write_text(path.read_text() + "# edited\n")
+    loaded, protocol = _loaded(config_dir)
+    with pytest.raises(AgreementNotSigned):
+        require_signoff(loaded.path, loaded.agreement, protocol, keys)
+
+    assert sorted(p for _, p, _ in resign_sample(config_dir, keys)) == sorted(PARTNERS)
+    loaded, protocol = _loaded(config_dir)
+    require_signoff(loaded.path, loaded.agreement, protocol, keys)
+    assert all(protocol.signatory(p).signing_fingerprint != old[p] for p in PARTNERS)
+    assert "# Tier 1" in (config_dir / "protocol.yaml").read_text()  # a text edit: the comments stay
