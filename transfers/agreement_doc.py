@@ -12,6 +12,8 @@ Ids from the agreement are shown with their names from the Tier 1 register.
 
 from __future__ import annotations
 
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -127,10 +129,17 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
     }
 
 
-def document(config: Config, agreement_id: str) -> dict[str, Any]:
-    """The agreement's content, section by section, with register ids replaced by names."""
+def document(config: Config, agreement_id: str, keys_dir: Path | None = None) -> dict[str, Any]:
+    """The agreement's content, section by section, with register ids replaced by names.
+
+    With ``keys_dir`` (the partners' public keys), each signature block says who signed
+    this exact version of the file, with which key and when, or "not signed".
+    """
+    from transfers.agreement.signoff import agreement_sha256, signoffs
+
     loaded = config.agreement(agreement_id)
     a, protocol = loaded.agreement, config.protocol
+    signed = {s.partner: s for s in signoffs(loaded.path, a, protocol, keys_dir)} if keys_dir is not None else {}
     named = lambda items, lookup: [  # noqa: E731
         {"id": i, "name": (lookup(i).name if lookup(i) else i),
          "section": getattr(lookup(i), "section", None) if lookup(i) else None} for i in items]
@@ -149,10 +158,21 @@ def document(config: Config, agreement_id: str) -> dict[str, Any]:
         "flows": [_flow(f, protocol) for f in a.flows],
         "pseudonym_key_id": a.pseudonymisation.key_id if a.pseudonymisation else None,
         # One signature block per partner, as Appendix C ends with one "Signed ... Date" per party.
-        "signatories": [{"partner": protocol.name_of(p), "role": next((o.role for o in a.owners if o.partner == p), "")}
+        "signatories": [{"partner": protocol.name_of(p), "role": next((o.role for o in a.owners if o.partner == p), ""),
+                         "signoff": _signoff(signed.get(p)) if keys_dir is not None else None}
                         for p in a.partners],
+        "sha256": agreement_sha256(loaded.path),
+        "signed_checked": keys_dir is not None,
         "sections": SECTIONS,
     }
+
+
+def _signoff(found: Any) -> dict[str, str] | None:
+    """A signature block's sign-off: fingerprint and UTC time of a valid signature, or None (not signed)."""
+    if found is None or not found.signed:
+        return None
+    return {"fingerprint": " ".join(found.fingerprint[i:i + 4] for i in range(0, 40, 4)),
+            "at": found.signed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def _md(value: Any) -> str:
@@ -170,7 +190,7 @@ _env = Environment(loader=PackageLoader("transfers.reports", "templates"),
 _env.filters["md"] = _md
 
 
-def render(config: Config, agreement_id: str, fmt: str = "html") -> str:
+def render(config: Config, agreement_id: str, fmt: str = "html", keys_dir: Path | None = None) -> str:
     """The agreement as ``html`` (self-contained, printable) or ``md``.
 
     Raises:
@@ -179,4 +199,4 @@ def render(config: Config, agreement_id: str, fmt: str = "html") -> str:
     """
     if fmt not in ("html", "md"):
         raise ValueError(f"format {fmt!r}: use html or md")
-    return _env.get_template(f"agreement.{fmt}.j2").render(doc=document(config, agreement_id))
+    return _env.get_template(f"agreement.{fmt}.j2").render(doc=document(config, agreement_id, keys_dir))

@@ -10,6 +10,7 @@ record values.
     ├── TerminalError                 trying again will not help
     │   ├── ConfigError               agreement/protocol YAML is wrong (file + key path)
     │   ├── AgreementNotLive          lapsed, not yet in force, or not in the Tier 1 register
+    │   ├── AgreementNotSigned        a partner has not signed this version of the agreement file
     │   ├── SecretMissing             a secret the flow needs was not provided
     │   ├── SourceError               extract failed: missing file, broken CSV, schema drift
     │   ├── QualityBlocked            a characteristic with policy ``block`` failed
@@ -74,6 +75,18 @@ class ConfigError(TerminalError):
 
 class AgreementNotLive(TerminalError):
     """The agreement does not allow a transfer on this date."""
+
+
+class AgreementNotSigned(TerminalError):
+    """Not every partner has a valid signature, by its pinned key, over these exact agreement bytes.
+
+    ``unsigned`` lists the partners still to sign this version (``transfers agreement sign``).
+    """
+
+    def __init__(self, message: str, *, agreement: str = "", version: str = "",
+                 unsigned: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.agreement, self.version, self.unsigned = agreement, version, tuple(unsigned)
 
 
 class SecretMissing(TerminalError):

@@ -99,7 +99,8 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         config_root: The config directory (the query files live under it).
         keys_dir: Where the recipients' public keys are.
         logical_date: The date a CSV source's ``{ds}`` and a query's ``:ds`` stand for.
-        protocol: The Tier 1 register, for the sender's pinned signing key (without it, not checked).
+        protocol: The Tier 1 register, for the sender's pinned signing key and every partner's sign-off of the
+            agreement (without it, neither is checked).
     """
     from transfers.sources import source_columns
 
@@ -124,7 +125,16 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
     if protocol is not None:
         checks.append(_run(ref, f"signing key {flow.from_}", partial(_signing_key, ref, protocol, secret)))
+        checks.append(_run(ref, f"sign-off {ref.agreement.id}", partial(_signoff, ref, protocol, keys_dir)))
     return checks
+
+
+def _signoff(ref: FlowRef, protocol: Protocol, keys_dir: Path) -> str:
+    """Every partner has signed this version of the agreement file (what ``check_agreement`` will require)."""
+    from transfers.agreement.signoff import require_signoff
+
+    found = require_signoff(ref.path, ref.agreement, protocol, keys_dir)
+    return f"version {ref.agreement.version} signed by every partner ({', '.join(s.partner for s in found)})"
 
 
 def _run(ref: FlowRef, what: str, check: Callable[[], str]) -> Check:

@@ -25,6 +25,7 @@ from tests.conftest import require_part
 from transfers.agreement import Config, load_config
 from transfers.connections import ConnInfo
 from transfers.devkit import synthetic
+from transfers.devkit.signoff import sign_for_partners
 from transfers.pipeline import FlowRun, Resolvers
 from transfers.settings import PROJECT_ROOT, Settings
 from transfers.staging import new_staging_key
@@ -112,7 +113,13 @@ class World:
         return run, ledger, target
 
     def reload(self) -> None:
+        """Load the (edited) config again, every partner having signed it again (the Tier 2 sign-off)."""
+        self.resign()
         self.config = load_config(self.settings.config_dir)
+
+    def resign(self) -> None:
+        """Every partner signs the agreement files as they are now (one test key plays each partner)."""
+        sign_for_partners(self.settings.config_dir, self.secrets["transfers_signing_key"])
 
     def delivered(self, remote_dir: str) -> list[Path]:
         """The encrypted files in one of this test's remote directories."""
@@ -138,13 +145,14 @@ def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None,
                  signing_fingerprint: str | None = None) -> Path:
     """Copy config/: recipients pinned to ``fingerprint``, remote paths under a prefix, live today.
 
-    With ``signing_fingerprint``, every flow's sender is pinned to that signing key in protocol.yaml
-    (one key for both senders: one test process plays both, with one ``transfers_signing_key`` secret).
+    With ``signing_fingerprint``, every partner (each signs the agreement, senders sign deliveries) is
+    pinned to that signing key in protocol.yaml (one key for all: one test process plays every partner,
+    with one ``transfers_signing_key`` secret).
     """
     config_dir = root / "config"
     shutil.copytree(PROJECT_ROOT / "config", config_dir)
     if signing_fingerprint is not None:
-        pin_senders(config_dir, signing_fingerprint)
+        pin_partners(config_dir, signing_fingerprint)
     path = config_dir / "agreements" / "mash-referrals.yaml"
     data = yaml.safe_load(path.read_text())
     today = datetime.now(UTC).date()
@@ -159,23 +167,33 @@ def write_config(root: Path, fingerprint: str, remote_prefix: str, *, edit=None,
     return config_dir
 
 
-def pin_senders(config_dir: Path, signing_fingerprint: str) -> None:
-    """Pin every flow sender's ``signing_fingerprint`` in the copy's protocol.yaml."""
+def pin_partners(config_dir: Path, signing_fingerprint: str) -> None:
+    """Pin every agreement partner's (so every flow sender's) ``signing_fingerprint`` in the copy's protocol.yaml."""
     protocol_path = config_dir / "protocol.yaml"
     protocol = yaml.safe_load(protocol_path.read_text())
-    senders = {flow["from"] for path in (config_dir / "agreements").glob("*.yaml")
-               for flow in yaml.safe_load(path.read_text()).get("flows", [])}
+    agreements = [yaml.safe_load(path.read_text()) for path in (config_dir / "agreements").glob("*.yaml")]
+    senders = {flow["from"] for data in agreements for flow in data.get("flows", [])}
+    senders |= {partner for data in agreements for partner in data.get("partners", [])}
     for signatory in protocol["signatories"]:
         if signatory["id"] in senders:
             signatory["signing_fingerprint"] = signing_fingerprint
     protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
 
 
+def pin_and_sign(world: World, partner: str, fingerprint: str, secret: str) -> None:
+    """Pin ``partner``'s signing key to ``fingerprint`` (public key already in its key file) and sign off as it."""
+    protocol_path = world.settings.config_dir / "protocol.yaml"
+    protocol = yaml.safe_load(protocol_path.read_text())
+    next(s for s in protocol["signatories"] if s["id"] == partner)["signing_fingerprint"] = fingerprint
+    protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
+    sign_for_partners(world.settings.config_dir, secret)
+
+
 def write_keys(keys: Path, gpg_partner, gpg_sender) -> None:
-    """Each partner's key file: the recipients' encryption key, and each sender's signing key in its own file."""
+    """Each partner's key file: the recipients' encryption key, and the signing key every partner signs with."""
     keys.mkdir(exist_ok=True)
     recipient, signing = gpg_partner.public_key_path.read_text(), gpg_sender.public_key_path.read_text()
-    (keys / "south-yorkshire-police.asc").write_text(recipient)
+    (keys / "south-yorkshire-police.asc").write_text(recipient + signing)  # receives flow A, signs the agreement
     (keys / "rotherham-childrens-services.asc").write_text(recipient + signing)  # receives flow B, sends flow A
     (keys / "rotherham-nhs-ft.asc").write_text(signing)
 
@@ -197,6 +215,7 @@ def world(tmp_path, sshd, gpg_partner, gpg_sender, pg_source) -> World:
     host_port, database = pg.split("/", 1)
     host, port = host_port.split(":")
     settings = Settings(home=tmp_path / "state", config_dir=config_dir, keys_dir=keys)
+    sign_for_partners(config_dir, gpg_sender.secret)  # every partner signs off the sample agreement
     return World(
         root=tmp_path,
         config=load_config(config_dir),

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL
+from tests.integration.conftest import LOGICAL_DATE, PG_ADMIN_URL, pin_and_sign
 from transfers.agreement import Source
 from transfers.connections import ConnInfo
 from transfers.crypto import encrypt_to_file, load_recipient_key
@@ -159,6 +159,9 @@ def test_a_refused_recipient_key_is_recorded_in_the_ledger_and_the_run_log(cli, 
     key_file = world.settings.keys / "rotherham-childrens-services.asc"
     gpg_home.export_public(other, key_file)  # not the pinned key
     material = [line for line in key_file.read_text().splitlines() if len(line) > 40]
+    # The partner's file now holds only that key: pin it as the partner's signing key and sign off with it,
+    # so the agreement is still signed by every partner and the encryption key is what is wrong.
+    pin_and_sign(world, "rotherham-childrens-services", other, gpg_home.export_secret(other))
 
     result = cli("run", "mash-referrals.B", "--date", LOGICAL_DATE.isoformat())
 

@@ -111,12 +111,14 @@ def test_a_changed_host_key_stops_delivery_and_leaves_nothing_on_the_server(worl
     assert list(world.settings.open_ledger().entries(kind="disclosure")) == []
 
 
-def test_a_key_that_is_not_the_pinned_one_is_refused(world, sshd, tmp_path):
+def test_a_key_that_is_not_the_pinned_one_is_refused(world, sshd, tmp_path, gpg_sender):
     from transfers.devkit.gpg import GpgHome
 
     stranger = GpgHome(tmp_path / "stranger")
     fpr = stranger.generate_key("Someone Else <else@example.invalid>", algo="cv25519")
-    stranger.export_public(fpr, world.settings.keys / "south-yorkshire-police.asc")
+    key_file = stranger.export_public(fpr, world.settings.keys / "south-yorkshire-police.asc")
+    # Its signing key stays beside it: the agreement is still signed off, the encryption key is what is wrong.
+    key_file.write_text(key_file.read_text() + gpg_sender.public_key_path.read_text())
 
     with pytest.raises(KeyRefused) as caught:
         run_flow(world.run("mash-referrals.A"), world.resolvers())

@@ -94,13 +94,15 @@ def test_preflight_names_a_remote_directory_the_login_cannot_write(cli, world, s
     assert not list((sshd.root / recipient_dir).iterdir())
 
 
-def test_preflight_refuses_a_recipient_key_expiring_within_30_days(cli, world, gpg_home):
+def test_preflight_refuses_a_recipient_key_expiring_within_30_days(cli, world, gpg_home, gpg_sender):
     fpr = gpg_home.generate_key("SYP (expiring) <syp@example.invalid>", algo="cv25519", expire="10d")
-    gpg_home.export_public(fpr, world.settings.keys / "south-yorkshire-police.asc")
+    key_file = gpg_home.export_public(fpr, world.settings.keys / "south-yorkshire-police.asc")
+    key_file.write_text(key_file.read_text() + gpg_sender.public_key_path.read_text())  # its sign-off key stays
     path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
     data = yaml.safe_load(path.read_text())
     data["flows"][0]["to"][0]["pgp_fingerprint"] = fpr
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    world.resign()  # the edited agreement, signed again by every partner
 
     assert cli("validate").exit_code == 0  # fine for tonight: plain validate's margin is 7 days
     result = cli("validate", "--connect", "mash-referrals.A")

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from transfers.agreement import DIMENSIONS, load_config, load_protocol
+from transfers.agreement.signoff import signature_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"
@@ -27,14 +28,18 @@ def test_the_whole_config_directory_loads(config):
     assert {item.path for item in config.agreements} == set(AGREEMENT_FILES)
 
 
-def test_every_file_under_config_is_yaml_or_referenced_sql(config):
+def test_every_file_under_config_is_yaml_referenced_sql_or_a_partners_signature(config):
     # A stray file (a draft, a backup, a query nobody uses) is a question for a reviewer.
     referenced = {
         (CONFIG / ref.flow.source.query).resolve()
         for ref in config.flows()
         if ref.flow.source.kind == "sql" and ref.flow.source.query
     }
-    expected = {(CONFIG / "protocol.yaml").resolve(), *(p.resolve() for p in AGREEMENT_FILES), *referenced}
+    # Each partner's Tier 2 sign-off: a detached signature beside the agreement file (transfers.agreement.signoff).
+    signatures = {signature_path(item.path, partner).resolve()
+                  for item in config.agreements for partner in item.agreement.partners}
+    expected = {(CONFIG / "protocol.yaml").resolve(), *(p.resolve() for p in AGREEMENT_FILES), *referenced,
+                *signatures}
     present = {p.resolve() for p in CONFIG.rglob("*") if p.is_file()}
     assert present == expected
 

@@ -102,13 +102,15 @@ def test_the_rendered_agreement_states_each_flows_schedule_with_its_timezone():
     assert "`30 2 * * *` Europe/London" in text and "Schedule (cron, timezone)" in text
 
 
-def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, monkeypatch):
+@pytest.mark.integration  # real gpg: every partner signs the agreement copy before it may run
+def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, monkeypatch, gpg_home):
     import json
     import shutil
 
     import yaml
     from typer.testing import CliRunner
 
+    from tests.support.signoff import sign_off
     from transfers.cli import app
     from transfers.settings import PROJECT_ROOT
 
@@ -121,6 +123,7 @@ def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, mon
     data = yaml.safe_load(path.read_text())
     data["flows"][1]["timezone"] = zone
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    sign_off(config_dir, tmp_path / "keys", gpg_home)  # every partner signs this version, or nothing runs
     monkeypatch.setenv("TRANSFERS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("AIRFLOW_CONN_RFT_EXPORTS", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))

@@ -10,7 +10,8 @@ the file and the key path, e.g.::
 
 Modules: ``common`` (ids, paths; periods are ``durations.IsoDuration``), ``protocol`` (Tier 1), ``flow``
 (a data flow), ``retention`` (a flow's retention periods), ``tier2`` (the agreement), ``load`` (reading and
-checking config/).
+checking config/), ``signoff`` (each partner's detached signature of the agreement file: sign, verify;
+imported as ``transfers.agreement.signoff``, not re-exported here, as it loads the OpenPGP package).
 """
 
 from transfers.agreement.common import DIMENSIONS, ConnectionId, Dimension, Policy, check_relative_path

@@ -143,6 +143,14 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
                 f"{where} partners[{i}]: {partner!r} had not signed the overarching protocol "
                 f"by in_force {agreement.in_force}"
             )
+        if (signatory is not None and signatory.signing_fingerprint is None
+                and all(flow.from_ != partner for flow in agreement.flows)):  # a sender is named below, once
+            # Every partner signs the agreement file (Tier 2 sign-off), so each needs a pinned signing key.
+            problems.append(
+                f"{protocol_path(path)}: signatories: {partner!r} is a partner of {agreement.id} and signs it, but "
+                "has no signing_fingerprint (pin the fingerprint of its OpenPGP signing key, as `gpg --fingerprint` "
+                f"prints it; its public key goes in keys/{partner}.asc)"
+            )
     for i, purpose in enumerate(agreement.purposes):
         if protocol.purpose(purpose) is None:
             problems.append(f"{where} purposes[{i}]: {purpose!r} is not a purpose in the Tier 1 register")

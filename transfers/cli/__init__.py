@@ -2,8 +2,9 @@
 
 Exit codes scripts can rely on:
     0  done (or nothing to do)
-    1  the transfer failed and trying again will not help (bad data, wrong key, lapsed agreement)
-    2  configuration or usage error
+    1  the transfer failed and trying again will not help (bad data, wrong key, lapsed agreement,
+       an agreement not signed by every partner in this version: AgreementNotSigned)
+    2  configuration or usage error (`validate` also for an agreement some partner has not signed)
     3  ledger verification failed
     4  another run of the same flow and logical date is going on (`run`): nothing was done
     75 temporary failure (server down): try again later

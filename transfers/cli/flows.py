@@ -28,8 +28,9 @@ def validate(
         "--connect", help="also connect: the extract query (LIMIT 0) or CSV header, consent lists, each SFTP "
                           "server (host key, login, a test file) and each recipient key (valid 30 days)")] = False,
 ) -> None:
-    """Check the Tier 1 register, every agreement, every recipient key, and that every connection and secret is set."""
+    """Check the Tier 1 register, every agreement and its partners' sign-off, every key, every connection and secret."""
     from transfers.agreement import load_config
+    from transfers.agreement.signoff import require_signoff
     from transfers.connections import cli_connection, cli_secret
     from transfers.crypto import load_recipient_key, load_signing_key
     from transfers.preflight import defined
@@ -72,6 +73,12 @@ def validate(
             str(len(ref.flow.shared_fields)),
             ref.flow.schedule,
         )
+    for loaded in config.agreements:
+        # Tier 2 sign-off: a flow runs only on a version every partner has signed, so validate says so first.
+        try:
+            require_signoff(loaded.path, loaded.agreement, config.protocol, settings.keys)
+        except TransferError as exc:
+            problems.append(f"{loaded.path}: {exc}")
     if problems:
         err.print(f"[bold red]{len(problems)} problem(s):[/]")
         for problem in problems:

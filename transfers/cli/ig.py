@@ -1,4 +1,5 @@
-"""IG commands: ``report ig`` (evidence for the IG officer) and ``agreement render`` (the Tier 2 document).
+"""IG commands: ``report ig`` (evidence for the IG officer), ``agreement render`` (the Tier 2 document)
+and ``agreement sign`` (a partner's sign-off of the agreement file, see ``transfers.agreement.signoff``).
 
 ``transfers.cli`` adds the ``agreement`` group and puts ``report_ig`` in its
 ``report`` group, beside ``report quality``.
@@ -14,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from transfers.cli._console import EXIT_CONFIG, err, fail, load_settings, out, parse_date
-from transfers.errors import TransferError
+from transfers.errors import KeyRefused, TransferError
 
 agreement_app = typer.Typer(help="Tier 2 agreements as documents.", no_args_is_help=True)
 
@@ -57,7 +58,7 @@ def agreement_render(
     fmt: Annotated[str, typer.Option("--format", help="html or md")] = "html",
     output: Annotated[Path | None, typer.Option("--out", help="file to write (default: print)")] = None,
 ) -> None:
-    """Render a Tier 2 agreement as the document IG signs (layout of Appendix C)."""
+    """Render a Tier 2 agreement as the document IG signs (layout of Appendix C), with who signed this version."""
     from transfers.agreement import load_config
     from transfers.agreement_doc import render
 
@@ -67,7 +68,7 @@ def agreement_render(
     settings = load_settings()
     try:
         config = load_config(settings.config_dir)
-        text = render(config, agreement_id, fmt)
+        text = render(config, agreement_id, fmt, keys_dir=settings.keys)
     except TransferError as exc:
         fail(exc)
     if output is None:
@@ -75,6 +76,39 @@ def agreement_render(
         return
     output.write_text(text, encoding="utf-8")
     out.print(f"written {escape(str(output))}", highlight=False)
+
+
+@agreement_app.command("sign")
+def agreement_sign(
+    agreement_id: Annotated[str, typer.Argument(help="agreement id, e.g. mash-referrals")],
+) -> None:
+    """Sign the agreement file's exact bytes with this party's signing key (transfers_signing_key).
+
+    The partner is the one whose pinned signing_fingerprint is the key's; its detached
+    signature is written (replacing an earlier one) as <file>.<partner>.asc beside the file.
+    """
+    from transfers.agreement import load_config
+    from transfers.agreement.signoff import agreement_sha256, sign_agreement
+    from transfers.connections import cli_secret
+    from transfers.crypto import SIGNING_KEY_VAR, own_key_fingerprint, own_signing_key
+
+    settings = load_settings()
+    try:
+        config = load_config(settings.config_dir)
+        loaded = config.agreement(agreement_id)
+        fingerprint = own_key_fingerprint(cli_secret(SIGNING_KEY_VAR))
+        partner = next((p for p in loaded.agreement.partners if (s := config.protocol.signatory(p)) is not None
+                        and s.signing_fingerprint == fingerprint), None)
+        if partner is None:
+            raise KeyRefused(f"signing key {fingerprint} is not the signing_fingerprint pinned for any partner of "
+                             f"{loaded.agreement.id} ({', '.join(loaded.agreement.partners)}) in protocol.yaml")
+        key = own_signing_key(cli_secret, partner, fingerprint)  # checked as the encrypt step checks it
+        partner, path = sign_agreement(loaded.path, loaded.agreement, config.protocol, key)
+    except TransferError as exc:
+        fail(exc)
+    out.print(f"signed {escape(loaded.agreement.id)} version {escape(loaded.agreement.version)} "
+              f"(sha256 {agreement_sha256(loaded.path)[:12]}) for {escape(partner)} with key {key.fingerprint}: "
+              f"{escape(str(path))}", highlight=False)
 
 
 @agreement_app.command("schema")

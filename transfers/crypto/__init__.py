@@ -20,7 +20,8 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
   integrity-protected packet (SEIPD with MDC) to a checked key and writes the
   binary message atomically; given a signer, the literal data is signed first,
   inside the same message. ``sign_detached`` makes an armoured detached
-  signature (the manifest's).
+  signature (the manifest's, an agreement's sign-off); ``verify_detached``
+  checks one against a partner's checked signing key.
 
 Messages name the key file and fingerprints (public), never key material.
 """
@@ -36,13 +37,14 @@ from transfers.crypto.keys import (
     load_recipient_key,
     load_signing_key,
     normalise_fingerprint,
+    own_key_fingerprint,
     own_signing_key,
     party_signing_key,
 )
-from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached
+from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached, verify_detached
 
 __all__ = [
     "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
     "load_own_signing_key", "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",
-    "party_signing_key", "sign_detached",
+    "own_key_fingerprint", "party_signing_key", "sign_detached", "verify_detached",
 ]

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SIGNING_KEY_PHRASE_VAR", "SIGNING_KEY_VAR", "RecipientKey", "SigningKey", "load_own_signing_key",
-    "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key", "party_signing_key",
+    "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_key_fingerprint", "own_signing_key",
+    "party_signing_key",
 ]
 
 #: Secret ids (Airflow Variable, or env AIRFLOW_VAR_<ID upper-case>) of this party's own signing key:
@@ -179,6 +180,20 @@ def load_own_signing_key(
     return SigningKey(path=None, fingerprint=fpr, signing_fingerprint=fingerprint_of(usable), algorithm=algorithm,
                       expires_at=expires_at, key=key, signing_key=usable, private=True,
                       passphrase=passphrase if key.is_protected else None)
+
+
+def own_key_fingerprint(armored: str) -> str:
+    """The primary fingerprint of an armoured private key, to find whose pinned key it is (nothing checked yet).
+
+    Raises:
+        KeyRefused: Not one readable private key.
+    """
+    key = parse_bytes(armored.encode("utf-8") if isinstance(armored, str) else bytes(armored),
+                      "the signing key secret", None, kind="private key")
+    if key.is_public:
+        raise KeyRefused("the signing key secret: holds a public key; it must be this party's armoured PRIVATE "
+                         "signing key")
+    return fingerprint_of(key)
 
 
 def own_signing_key(secret: Callable[[str], str], party: str, pinned_fingerprint: str | None, *,

@@ -5,7 +5,8 @@
   atomically; given a signer, the literal data is signed first, inside the same
   message. A guard refuses any other packet type (``EncryptionFailed``), so a
   library change cannot silently fall back to the malleable SED packet.
-- ``sign_detached`` makes an armoured detached signature (the manifest's).
+- ``sign_detached`` makes an armoured detached signature (the manifest's, an agreement's sign-off);
+  ``verify_detached`` checks one against a partner's checked signing key.
 
 Only our own private key (``SigningKey.private``) signs; a partner's is refused.
 """
@@ -16,6 +17,7 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ with warnings.catch_warnings():
     from pgpy.constants import CompressionAlgorithm, HashAlgorithm, SymmetricKeyAlgorithm
     from pgpy.packet.packets import IntegrityProtectedSKEDataV1
 
-__all__ = ["EncryptedFile", "encrypt_to_file", "sign_detached"]
+__all__ = ["EncryptedFile", "encrypt_to_file", "sign_detached", "verify_detached"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,27 @@ def sign_detached(data: bytes, signer: SigningKey) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return str(_sign(signer, bytes(data)))
+
+
+def verify_detached(data: bytes, signature: str | bytes, key: SigningKey) -> datetime | None:
+    """When ``key``'s signing (sub)key made ``signature`` over exactly ``data``; ``None`` if it did not.
+
+    A signature by any other key (another subkey of the same partner included),
+    over other bytes, unreadable, or not a signature, is ``None``: never an error,
+    so a caller can say which partners have not signed.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sig = pgpy.PGPSignature.from_blob(signature)
+            if sig.signer != key.signing_key.fingerprint.keyid:
+                return None
+            if not key.signing_key.verify(bytes(data), sig):
+                return None
+        except Exception:  # pgpy raises several types for malformed or foreign signatures: all mean "not signed"
+            return None
+        created: datetime = sig.created
+        return created
 
 
 def _sign(signer: SigningKey, subject: Any) -> Any:

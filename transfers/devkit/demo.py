@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from transfers.devkit import synthetic
 from transfers.devkit.gpg import GpgError, GpgHome, signed_by
+from transfers.devkit.signoff import sign_for_partners
 from transfers.settings import PROJECT_ROOT
 from transfers.staging import new_staging_key
 
@@ -66,9 +67,9 @@ def client_key() -> tuple[str, str]:
 
 
 def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str, str], str]:
-    """Copy config/, pin each recipient to a key pair generated now and every sender to one signing key.
+    """Copy config/, pin each recipient to a key pair generated now and every partner to one signing key.
 
-    One signing key for both senders: the demo runs both flows in one Airflow, which reads one
+    Every partner signs the agreement copy with that key (its own signature file). One signing key for all: the demo runs both flows in one Airflow, which reads one
     ``transfers_signing_key`` secret (until a deployment names its own party).
 
     Returns:
@@ -95,7 +96,8 @@ def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     signing = gpg.generate_key("MASH senders' signing key (demo) <signing@demo.invalid>", algo="cv25519",
                                encryption_subkey=False)
-    senders = {flow["from"] for flow in data["flows"]}
+    # Every partner signs the agreement (Tier 2 sign-off), senders sign deliveries too: one demo key plays all.
+    senders = {flow["from"] for flow in data["flows"]} | set(data["partners"])
     protocol_path = config_dir / "protocol.yaml"
     protocol = yaml.safe_load(protocol_path.read_text())
     for signatory in protocol["signatories"]:
@@ -106,6 +108,10 @@ def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str
     for sender in senders:  # beside the partner's encryption key, if it also receives
         key_file = keys_dir / f"{sender}.asc"
         key_file.write_text((key_file.read_text() if key_file.exists() else "") + signing_public)
+    # Each partner signs the demo's copy of the agreement (its own signature file), as each owner would
+    # with `transfers agreement sign`: without it no flow runs.
+    for agreement_id, partner, sig in sign_for_partners(config_dir, gpg.export_secret(signing)):
+        print(f"    {agreement_id} signed off by {partner}: {sig.relative_to(workspace)}")
     return fingerprints, signing
 
 

@@ -19,13 +19,13 @@ agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from transfers.agreement.signoff import agreement_sha256
 from transfers.files import private_dir, write_atomic
 from transfers.ledger.records import RecipientKeyRefused
 from transfers.logs import get_logger
@@ -118,7 +118,7 @@ def build_manifest(run: FlowRun, recipient: Recipient, files: list[dict[str, Any
         "format": MANIFEST_FORMAT,
         "agreement": {"id": agreement.id, "version": agreement.version,
                       # The exact text both partners hold: a recipient with another version can tell.
-                      "sha256": hashlib.sha256(run.ref.path.read_bytes()).hexdigest()},
+                      "sha256": agreement_sha256(run.ref.path)},
         "flow": flow.id,
         "logical_date": run.ds,
         "sender": flow.from_,

@@ -119,8 +119,8 @@ def test_a_signing_fingerprint_is_normalised_and_checked_like_a_recipients(confi
     protocol = config_dir / "protocol.yaml"
     config = load_config(config_dir)
     assert config.protocol.signatory("rotherham-nhs-ft").signing_fingerprint == (
-        "5E0E20ADBC27FE88B0582B7484BD241FF3980784")
-    protocol.write_text(protocol.read_text().replace('"5E0E 20AD', '"5E0E 20XD', 1))
+        "41954C46C4F022932FE1212E6E8C6FBCB606EBFE")
+    protocol.write_text(protocol.read_text().replace('"4195 4C46', '"4195 4X46', 1))
 
     text = problems(config_dir)
     assert f"{protocol}: signatories[" in text and "is not an OpenPGP v4 fingerprint" in text, text

@@ -70,7 +70,7 @@ def test_no_cli_module_finds_a_command_group_by_walking_typers_registered_groups
     assert not [p.name for p in CLI.glob("*.py") if "registered_groups" in p.read_text(encoding="utf-8")]
 
 
-def test_report_holds_both_quality_and_ig_and_agreement_its_two_commands():
+def test_report_holds_both_quality_and_ig_and_agreement_render_sign_schema():
     import typer
     from typer import _click
 
@@ -79,7 +79,7 @@ def test_report_holds_both_quality_and_ig_and_agreement_its_two_commands():
     groups = {name: root.get_command(ctx, name) for name in ("report", "agreement", "ledger", "keys", "consent",
                                                              "subject", "expectations")}
     listed = {name: group.list_commands(_click.Context(group)) for name, group in groups.items()}
-    assert listed == {"report": ["quality", "ig"], "agreement": ["render", "schema"], "ledger": ["verify"],
+    assert listed == {"report": ["quality", "ig"], "agreement": ["render", "sign", "schema"], "ledger": ["verify"],
                       "keys": ["staging"], "consent": ["withdraw"], "subject": ["verify", "history"],
                       "expectations": ["export"]}
     assert root.list_commands(ctx)[:6] == ["validate", "run", "purge", "check", "correct", "unlock"]
