@@ -17,7 +17,7 @@ import yaml
 from tests.integration.conftest import LOGICAL_DATE
 from transfers.devkit.gpg import signed_by
 from transfers.errors import KeyRefused, SecretMissing
-from transfers.ledger.records import DeliveryIntent, Disclosure
+from transfers.ledger.records import DeliveryIntent, Disclosure, QualityResult
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
@@ -94,6 +94,9 @@ def test_a_missing_signing_secret_fails_the_run_before_anything_is_sent(world):
 
     assert world.remote_names("inbound/mash") == []
     assert not list(world.settings.home.rglob("*.manifest.json"))
+    # Stopped at check_agreement: the extract and quality steps never ran.
+    with world.settings.open_ledger() as ledger:
+        assert list(ledger.records(QualityResult)) == []
 
 
 def test_a_signing_key_that_is_not_the_senders_pinned_one_is_refused_naming_both(world, gpg_home, gpg_sender):

@@ -29,13 +29,18 @@ class CheckResult(TypedDict):
 
 
 def check_agreement(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CheckResult:
-    """Refuse to start unless the agreement is live and signed by every partner; say who still needs the data."""
+    """Refuse to start unless the agreement is live and signed by every partner, and the sender can sign; say who still needs the data."""
     from transfers.retention.running import mark_running  # the retention package loads its purge
 
     check_live(run.ref.agreement, run.config.protocol, run.clock_today)
     require_signoff(run.ref.path, run.ref.agreement, run.config.protocol, run.settings.keys)
     pending = [r.partner for r in run.ref.flow.to if ledger.find(run.disclosure_key(r)) is None]
     if pending:
+        # Fail fast: the encrypt step needs the sender's signing key, and a night that cannot sign should
+        # stop here, before the extract, not after quality and prepare have run.
+        from transfers.crypto import party_signing_key
+
+        party_signing_key(resolvers.secret, run.config.protocol, run.ref.flow.from_)
         # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
         # Only when there is work: the DAG short-circuits otherwise and may skip its cleanup.
         mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
