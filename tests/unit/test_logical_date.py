@@ -123,7 +123,8 @@ def test_transfers_run_without_date_takes_today_on_the_flows_clock(tmp_path, mon
     data = yaml.safe_load(path.read_text())
     data["flows"][1]["timezone"] = zone
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    sign_off(config_dir, tmp_path / "keys", gpg_home)  # every partner signs this version, or nothing runs
+    signing = sign_off(config_dir, tmp_path / "keys", gpg_home)  # every partner signs this version, or nothing runs
+    monkeypatch.setenv("AIRFLOW_VAR_TRANSFERS_SIGNING_KEY", gpg_home.export_secret(signing))  # the sender can sign
     monkeypatch.setenv("TRANSFERS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("AIRFLOW_CONN_RFT_EXPORTS", json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path)}}))
