@@ -213,10 +213,9 @@ def _exists(sftp: Any, path: str) -> bool:
 
 
 def _signing_key(ref: FlowRef, protocol: Protocol, secret: SecretLookup) -> str:
-    from transfers.crypto import SIGNING_KEY_VAR, own_signing_key
+    from transfers.crypto import SIGNING_KEY_VAR, party_signing_key
 
-    sender = protocol.signatory(ref.flow.from_)
-    key = own_signing_key(secret, ref.flow.from_, sender.signing_fingerprint if sender else None, margin=KEY_MARGIN)
+    key = party_signing_key(secret, protocol, ref.flow.from_, margin=KEY_MARGIN)  # as the run gets it
     until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
     return (f"secret {SIGNING_KEY_VAR}: {key.fingerprint} ({key.algorithm}), the pinned signing key, {until}, "
             f"at least {KEY_MARGIN.days} days")

@@ -38,9 +38,9 @@ def check_agreement(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> Check
     if pending:
         # Fail fast: the encrypt step needs the sender's signing key, and a night that cannot sign should
         # stop here, before the extract, not after quality and prepare have run.
-        from transfers.crypto import party_signing_key
+        from transfers.steps.encrypt import sender_signing_key
 
-        party_signing_key(resolvers.secret, run.config.protocol, run.ref.flow.from_)
+        sender_signing_key(run, resolvers)
         # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
         # Only when there is work: the DAG short-circuits otherwise and may skip its cleanup.
         mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
