@@ -23,6 +23,10 @@ record values.
     │   ├── DeliveryConflict          a different file already sits under the final name
     │   ├── ArchiveRefused            the archive store refused, or kept a copy it was told to delete
     │   ├── LedgerTampered            the hash chain or its anchor does not verify
+    │   ├── DeliveryRejected          (recipient) a delivery failed verification: quarantined, never loaded
+    │   ├── ReceiptInvalid            (sender) a receipt is unreadable, unsigned, or not the recipient's key
+    │   ├── ReceiptRejected           (sender) the recipient's signed receipt rejects the delivery
+    │   ├── ReceiptOverdue            (sender) no receipt within the flow's ``receipt_within``
     │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
@@ -31,7 +35,9 @@ record values.
         ├── PurgeIncomplete           some due copies were not deleted; they stay due for the next purge
         ├── LedgerUnavailable         ledger database unreachable, or its append lock held too long
         ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
-        └── RunLocked                 another run of the same (flow, logical date) is going on
+        ├── RunLocked                 another run of the same (flow, logical date) is going on
+        ├── DeliveryPending           (recipient) no complete, signed manifest in the inbox yet
+        └── ReceiptPending            (sender) no receipt returned yet, still within ``receipt_within``
 
 Exit codes (``exit_code``, inherited unless a class sets its own): 1 terminal,
 2 ``ConfigError``, 3 ``LedgerTampered``, 4 ``RunLocked``, 75 retriable.
@@ -182,3 +188,35 @@ class RunLocked(RetriableError):
     def __init__(self, message: str, *, flow: str = "", ds: str = "", holder: object | None = None) -> None:
         super().__init__(message)
         self.flow, self.ds, self.holder = flow, ds, holder
+
+
+class DeliveryRejected(TerminalError):
+    """At the recipient: a delivery failed a check (signature, hash, columns, rows, agreement version, date).
+
+    Nothing was loaded; the files are kept encrypted in quarantine and a signed rejection is returned.
+    ``reason`` is the short text the receipt and the ledger carry (names files and keys, never values).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ReceiptInvalid(TerminalError):
+    """At the sender: a receipt that cannot count (unreadable, unsigned, signed by another key, other hashes)."""
+
+
+class ReceiptRejected(TerminalError):
+    """At the sender: the recipient's verified receipt says it rejected the delivery (its reason is in the message)."""
+
+
+class ReceiptOverdue(TerminalError):
+    """At the sender: no receipt came back within the flow's ``receipt_within`` period."""
+
+
+class DeliveryPending(RetriableError):
+    """At the recipient: the inbox has no complete, signed manifest for this (flow, date) yet; look again later."""
+
+
+class ReceiptPending(RetriableError):
+    """At the sender: no receipt yet, and ``receipt_within`` has not run out; look again later."""

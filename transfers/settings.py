@@ -32,7 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Folders directly under the home, each the layout's own; an archive dir may not be one of them.
 RUNS, OUTBOX, REPORTS, NOTICES, LOGS, RUNNING = "runs", "outbox", "reports", "notices", "logs", "running"
-HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks")
+INBOX, QUARANTINE = "inbox", "quarantine"
+HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks", INBOX, QUARANTINE)
 
 #: Folders holding copies the purge deletes; ``archive`` is wherever the agreement puts it.
 DatedFolder = Literal["runs", "outbox", "archive", "logs", "running"]
@@ -82,6 +83,9 @@ class HomeLayout:
     ``<home>/notices/<agreement>/<flow>/<partner>/``             notices sent to partners
     ``<home>/logs/<agreement>/<flow>/<date>.log``                run logs
     ``<home>/running/<agreement>/<flow>/<date>.json``            markers of runs in progress
+    ``<home>/inbox/<path>/``                                     (recipient) where partners' deliveries land,
+                                                                 unless ``TRANSFERS_INBOX_DIR`` names the SFTP root
+    ``<home>/quarantine/<agreement>/<flow>/<date>/<sender>/``    (recipient) rejected deliveries, still encrypted
     ``<home>/retention/unrecorded.jsonl``                        deletions the ledger could not record yet
     ``<home>/ig-reports/``, ``<home>/ledger.db``, ``<home>/ledger.head``
     """
@@ -124,6 +128,10 @@ class HomeLayout:
 
     def running_marker(self, agreement: str, flow: str, day: date) -> Path:
         return self.home / RUNNING / agreement / flow / f"{day.isoformat()}.json"
+
+    def quarantine_dir(self, agreement: str, flow: str, day: date, sender: str) -> Path:
+        """A rejected delivery's files, as received (still encrypted), with the reason beside them."""
+        return self.home.joinpath(QUARANTINE, agreement, flow, day.isoformat(), sender)
 
     # ------------------------------------------------------------------ the home's own files
 
@@ -253,6 +261,14 @@ class Settings(BaseSettings):
                                                  "never blocks the next")
     run_lock_ttl: int = Field(default=3600, ge=30, description="seconds without a heartbeat before a run lock "
                                                                "of a killed run is stale and taken over")
+    party: str | None = Field(default=None, description="this deployment's own party, a Tier 1 signatory id: "
+                                                        "send DAGs for flows from it, receive DAGs for flows to it")
+    inbox_dir: Path | None = Field(default=None, description="(recipient) the directory its SFTP server writes "
+                                                             "partners' deliveries into; a flow's `path` is under "
+                                                             "it; default <home>/inbox")
+    store_url: str | None = Field(default=None, description="(recipient) SQLAlchemy URL of the store received "
+                                                            "rows are loaded into, one table per flow; default "
+                                                            "SQLite under home")
     ledger_anchor_url: str | None = Field(default=None, description="external ledger anchor: a file on another "
                                                                     "volume or s3://bucket/key (versioned)")
 
@@ -267,6 +283,14 @@ class Settings(BaseSettings):
     @property
     def ledger_database(self) -> str:
         return self.ledger_url or f"sqlite:///{self.layout.ledger_db.resolve()}"
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.home / INBOX
+
+    @property
+    def store_database(self) -> str:
+        return self.store_url or f"sqlite:///{(self.home / 'received.db').resolve()}"
 
     @property
     def ledger_anchor(self) -> Path:

@@ -22,7 +22,7 @@ from transfers.agreement.common import (
     pinned_fingerprint,
 )
 from transfers.agreement.retention import FlowRetention
-from transfers.durations import IsoDuration
+from transfers.durations import IsoDuration, parse_duration
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 from transfers.rules import is_district
 
@@ -280,6 +280,8 @@ class Flow(_Strict):
     deceased: Deceased | None = None
     disclosure_risk: DisclosureRisk | None = None
     csv: DeliveryCsv = DeliveryCsv()
+    # How long after delivery the sender waits for the recipient's signed receipt before the night fails.
+    receipt_within: IsoDuration = parse_duration("P1D")
 
     @field_validator("id")
     @classmethod

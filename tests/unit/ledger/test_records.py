@@ -13,6 +13,7 @@ import pytest
 from transfers.ledger import Entry, Ledger
 from transfers.ledger.records import (
     KINDS,
+    Acknowledgement,
     Archived,
     DeliveryIntent,
     Disclosure,
@@ -22,6 +23,8 @@ from transfers.ledger.records import (
     Purged,
     PurgeFailed,
     QualityResult,
+    ReceiptRefused,
+    Received,
     RecipientKeyRefused,
     RemoteFile,
     SharedWithoutConsent,
@@ -73,6 +76,16 @@ def _samples() -> list:
                verified="no version left", note="already absent", versions_deleted=0),
         PurgeFailed(**COLUMNS, recipient="syp", place="remote", store="sftp", path="inbound/mash/a.csv.pgp",
                     created=AT, due=AT, rule="retention.remote P14D", as_of=AT, error="refused", attempted_at=AT),
+        Received(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp", sender="cs",
+                 status="rejected", reason="part 1: signed by another key", manifest_sha256="ab" * 32,
+                 files=(RemoteFile("a.csv.pgp", 123, "ab" * 32),), receipt_sha256="cd" * 32,
+                 received_at=AT.isoformat(), destroy_by="2032-11-25"),
+        Acknowledgement(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
+                        status="acknowledged", manifest_sha256="ab" * 32, rows=120, receipt_sha256="cd" * 32,
+                        signer_fingerprint="5" * 40, received_at=AT.isoformat(),
+                        recipient_ledger_head={"seq": 4, "hash": "ee" * 32}),
+        ReceiptRefused(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
+                       reason="signed by 6666 not the pinned key", receipt_sha256="cd" * 32),
     ]
 
 
@@ -84,7 +97,8 @@ def _as_entry(record, seq: int = 1) -> Entry:
 
 def test_every_kind_written_today_has_a_record():
     assert set(KINDS) == {"quality", "privacy", "shared-without-consent", "pseudonym-key", "key-refused",
-                          "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed"}
+                          "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
+                          "receipt", "acknowledgement", "receipt-refused"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -154,7 +168,9 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert report.ok, report.problems
     assert report.checked == 43
     records = list(old_ledger.records())
-    assert len(records) == 43 and {r.KIND for r in records} == set(KINDS)
+    # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) came later.
+    assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {"receipt", "acknowledgement",
+                                                                               "receipt-refused"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND
