@@ -1,0 +1,1 @@
+"""The recipient's side of an exchange: verify, load, quarantine, receipt."""
