@@ -330,7 +330,7 @@ def _insert_rows(conn: Connection, flow_table: sa.Table, fields: list[str],
     return total
 
 
-def _delivery(row: Mapping[str, Any]) -> ReceivedDelivery:
+def _delivery(row: sa.RowMapping) -> ReceivedDelivery:
     values = dict(row)
     values["received_at"] = _utc(values["received_at"])
     values["rows"] = int(values["rows"])

@@ -47,7 +47,7 @@ def test_files_are_moved_unchanged_with_a_reason_beside_them(tmp_path):
     assert not any(p.exists() for p in files)  # moved out of the inbox: no later run picks them up
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in folder.iterdir()) == sorted([*before, REASON_FILE])
-    for name, (size, digest) in before.items():
+    for name, (_size, digest) in before.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest  # still as received: encrypted
     document = json.loads((folder / REASON_FILE).read_text())
     assert document["delivery_id"] == DELIVERY

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -213,6 +214,7 @@ def test_two_loads_of_one_delivery_at_once_load_it_once(url):
         reads.append(worker)
         for n in range(5):
             yield rows(n * 500, 500)
+            time.sleep(0.1)  # a slow load: without the lock the second would start reading meanwhile
 
     def worker(n: int) -> None:
         try:
