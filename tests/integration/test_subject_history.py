@@ -31,6 +31,7 @@ def test_history_lists_every_disclosure_and_notice_for_the_subject(world, cli, s
     assert any("south-yorkshire-police" in line for line in disclosed)
     assert any("rotherham-nhs-ft" in line for line in disclosed)
     assert all("mash-referrals.A" in line and LOGICAL_DATE.isoformat() in line for line in disclosed)
+    assert all(line.split()[-1] == "unacknowledged" for line in disclosed)  # no recipient has returned a receipt
     assert all("withdrawal" in line for line in noticed)
     assert "rotherham-childrens-services" not in result.output  # flow B never carried this child
     assert subject not in result.output

@@ -20,7 +20,9 @@ from transfers.errors import ConfigError, TransferError
 if TYPE_CHECKING:
     from transfers.agreement import Config
     from transfers.connections import SecretLookup
+    from transfers.ledger import Ledger
     from transfers.notices import Kind
+    from transfers.privacy.subjects import SubjectEvent
     from transfers.settings import Settings
 
 SUBJECT_HELP = "the subject's identifier (e.g. NHS number); '-' reads it from standard input"
@@ -196,12 +198,15 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         finally:
             index.close()
         seqs: dict[str, int] = {}  # the ledger entry of each disclosure and notice
+        receipts: dict[str, str] = {}  # what the recipient's signed receipt said of each disclosure
         if events:
             with settings.open_ledger() as ledger:
                 for e in events:
                     wanted = e.event in ("disclosed", "notice") and e.ref and e.ref not in seqs
                     if wanted and (entry := ledger.find(e.ref)) is not None:
                         seqs[e.ref] = entry.seq
+                    if e.event == "disclosed" and e.ref:
+                        receipts[e.ref] = _receipt_of(ledger, e)
     except TransferError as exc:
         fail(exc)
     if not events:
@@ -209,11 +214,28 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
         return
     # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
-    out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry",
+    out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry\treceipt",
               highlight=False)
     for e in events:
         seq = seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None
         cells = [f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
                  e.logical_date.isoformat() if e.logical_date else "-", e.recipient or "-", e.detail or "-",
-                 f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(seq) if seq else "-"]
+                 f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(seq) if seq else "-",
+                 receipts.get(e.ref or "", "-") if e.event == "disclosed" else "-"]
         out.print(escape("\t".join(cells)), highlight=False)
+
+
+def _receipt_of(ledger: Ledger, event: SubjectEvent) -> str:
+    """``acknowledged <when> by <key>``, ``rejected: <reason>`` or ``unacknowledged``, for one disclosure."""
+    from transfers.ledger.records import Acknowledgement
+    from transfers.receipt import delivery_id
+
+    flow_id = (event.flow or "").partition(".")[2] or (event.flow or "")
+    ds = event.logical_date.isoformat() if event.logical_date else ""
+    ack = ledger.find_record(Acknowledgement, Acknowledgement.key_for(
+        delivery_id(event.agreement, flow_id, ds, event.recipient or "")))
+    if ack is None:
+        return "unacknowledged"
+    if ack.status == "rejected":
+        return f"rejected: {ack.reason}"
+    return f"acknowledged {ack.when:%Y-%m-%d %H:%M} by {(ack.signer_fingerprint or '')[-16:]}"

@@ -7,6 +7,8 @@ what is held now (``transfers.retention.inventory``); no record value is read.
 
 Sections:
     disclosures     by agreement, flow, recipient and month: purposes, legal basis, rows, fields
+    receipts        each disclosure: acknowledged by the recipient's signed receipt (when, by which key),
+                    rejected (its reason), or unacknowledged (awaiting, or overdue past receipt_within)
     without_consent each share without consent: legal basis, ground, justification, rows
     purges          a certificate of destruction per deleted copy (and failed attempts)
     held            every copy held now with its due date; overdue ones highlighted
@@ -26,6 +28,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from transfers.agreement import Config
 from transfers.files import write_atomic
 from transfers.ledger.records import Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
+from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
 
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
@@ -100,6 +103,11 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
             failures.append({"seq": entry.seq, "flow": entry.flow, "place": record.place, "path": record.path,
                              "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
                              "error": record.error})
+    receipts = [_receipt_row(r, names) for r in receipt_statuses(ledger, config, since=since, until=until, now=now)]
+    for row in receipts:
+        counted = disclosures.get((row["agreement"], row["flow"], row["recipient"], row["logical_date"][:7]))
+        if counted is not None:
+            counted[row["status"]] = counted.get(row["status"], 0) + 1
     held = []
     for item in inventory(settings, config, ledger):
         held.append({"place": item.place, "store": item.store, "flow": item.flow, "path": item.path,
@@ -121,16 +129,29 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),
         "disclosures": sorted(disclosures.values(), key=lambda g: (g["agreement"], g["flow"] or "",
                                                                     g["recipient"] or "", g["period"])),
-        "without_consent": without, "purges": purges, "purge_failures": failures, "held": held,
+        "receipts": receipts, "without_consent": without, "purges": purges, "purge_failures": failures, "held": held,
         "agreements": agreements,
         "totals": {"disclosures": sum(g["disclosures"] for g in disclosures.values()),
                    "rows": sum(g["rows"] for g in disclosures.values()),
+                   "acknowledged": sum(1 for r in receipts if r["status"] == "acknowledged"),
+                   "rejected": sum(1 for r in receipts if r["status"] == "rejected"),
+                   "unacknowledged": sum(1 for r in receipts if r["status"] in ("awaiting", "overdue")),
+                   "receipts_overdue": sum(1 for r in receipts if r["status"] == "overdue"),
                    "without_consent": len(without), "without_consent_rows": sum(w["rows"] for w in without),
                    "purged": len(purges), "purge_failures": len(failures), "held": len(held),
                    "overdue": sum(1 for h in held if h["overdue"]),
                    "lapsed": sum(1 for a in agreements if a["status"] == "lapsed"),
                    "due_for_review": sum(1 for a in agreements if a["status"] == "due for review")},
     }
+
+
+def _receipt_row(r: DisclosureReceipt, names: Any) -> dict[str, Any]:
+    """One disclosure's receipt, as the report's table and CSV show it."""
+    return {"agreement": r.agreement, "flow": r.flow, "logical_date": r.logical_date, "recipient": r.recipient,
+            "recipient_name": names(r.recipient), "delivered_at": stamp(r.delivered_at), "rows": r.rows,
+            "status": r.status, "acknowledged_at": stamp(r.acknowledged_at), "signer": r.signer_fingerprint or "",
+            "receipt_sha256": r.receipt_sha256 or "", "reason": r.reason, "due_by": stamp(r.due_by),
+            "refused_receipts": r.refused_receipts, "seq": r.disclosure_seq}
 
 
 def render_html(doc: dict) -> str:
@@ -140,6 +161,8 @@ def render_html(doc: dict) -> str:
 _CSV = {
     "disclosures": ["agreement", "flow", "recipient", "recipient_name", "period", "disclosures", "rows", "purposes",
                     "legal_basis", "fields", "first", "last", "seqs"],
+    "receipts": ["agreement", "flow", "logical_date", "recipient", "delivered_at", "rows", "status", "acknowledged_at",
+                 "signer", "receipt_sha256", "reason", "due_by", "refused_receipts", "seq"],
     "without_consent": ["seq", "at", "agreement", "flow", "logical_date", "legal_basis", "ground", "justification",
                         "rows", "override_opt_outs"],
     "purges": ["seq", "hash", "agreement", "flow", "recipient", "place", "store", "path", "size", "sha256", "created",

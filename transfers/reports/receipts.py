@@ -1,0 +1,96 @@
+"""Where each disclosure stands with its recipient: acknowledged, rejected, awaiting or overdue.
+
+One reading of the sender's ledger shared by the IG report, ``transfers subject history`` and
+``transfers receipts``: for each ``Disclosure``, the ``Acknowledgement`` recorded for the same
+delivery (only receipts whose signature verified against the recipient's pinned key are ever
+recorded as one), and the count of ``ReceiptRefused`` (receipts that did not verify: shown, never
+counted). A disclosure with no acknowledgement is *awaiting* until its flow's ``receipt_within``
+has passed since it was delivered, then *overdue*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from transfers.ledger.records import Acknowledgement, Disclosure, ReceiptRefused
+from transfers.receipt import delivery_id
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config
+    from transfers.ledger import Ledger
+
+__all__ = ["DisclosureReceipt", "receipt_statuses"]
+
+
+@dataclass(frozen=True)
+class DisclosureReceipt:
+    """One disclosure and what its recipient said about it."""
+
+    agreement: str
+    flow: str  # <agreement>.<flow>, as the ledger's flow column holds it
+    logical_date: str
+    recipient: str
+    delivered_at: datetime
+    rows: int
+    delivery_id: str
+    status: str  # acknowledged | rejected | awaiting | overdue
+    acknowledged_at: datetime | None = None
+    signer_fingerprint: str | None = None
+    receipt_sha256: str | None = None
+    reason: str = ""
+    refused_receipts: int = 0
+    due_by: datetime | None = None  # delivered + receipt_within, for awaiting and overdue
+    disclosure_seq: int | None = None
+    acknowledgement_seq: int | None = None
+
+    @property
+    def unacknowledged(self) -> bool:
+        return self.status in ("awaiting", "overdue")
+
+
+def receipt_statuses(ledger: Ledger, config: Config, *, since: datetime | None = None,
+                     until: datetime | None = None, flow: str | None = None,
+                     now: datetime | None = None) -> list[DisclosureReceipt]:
+    """Every disclosure recorded in [since, until) (of one ``<agreement>.<flow>`` if given), with its receipt status.
+
+    Acknowledgements are looked for whenever they were recorded (a receipt can come after ``until``).
+    """
+    now = now or datetime.now(UTC)
+    acks: dict[str, Acknowledgement] = {}
+    refused: dict[str, int] = {}
+    for ack in ledger.records(Acknowledgement, flow=flow):
+        acks[ack.delivery_id] = ack
+    for refusal in ledger.records(ReceiptRefused, flow=flow):
+        refused[refusal.delivery_id] = refused.get(refusal.delivery_id, 0) + 1
+    out = []
+    for disclosure in ledger.records(Disclosure, flow=flow, since=since, until=until):
+        ds = disclosure.logical_date.isoformat() if disclosure.logical_date else ""
+        flow_key = disclosure.flow or ""
+        flow_id = flow_key.partition(".")[2] or flow_key
+        did = delivery_id(disclosure.agreement, flow_id, ds, disclosure.recipient or "")
+        found = acks.get(did)
+        delivered = disclosure.when
+        base = DisclosureReceipt(agreement=disclosure.agreement, flow=flow_key, logical_date=ds,
+                                 recipient=disclosure.recipient or "", delivered_at=delivered, rows=disclosure.rows,
+                                 delivery_id=did, status="awaiting", refused_receipts=refused.get(did, 0),
+                                 disclosure_seq=disclosure.seq)
+        if found is not None:
+            out.append(replace(base, status=found.status, acknowledged_at=found.when,
+                               signer_fingerprint=found.signer_fingerprint, receipt_sha256=found.receipt_sha256,
+                               reason=found.reason, acknowledgement_seq=found.seq))
+            continue
+        due = _due(config, flow_key, delivered)
+        out.append(replace(base, status="overdue" if due is not None and now > due else "awaiting", due_by=due))
+    return out
+
+
+def _due(config: Config, flow_key: str, delivered: datetime) -> datetime | None:
+    from transfers.errors import TransferError
+
+    try:
+        ref = config.flow(flow_key)
+    except TransferError:  # a flow no longer in the config: its disclosures are still shown, with no due date
+        return None
+    return ref.flow.receipt_within.after(delivered)
