@@ -37,6 +37,7 @@ record values.
         ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
         ├── RunLocked                 another run of the same (flow, logical date) is going on
         ├── DeliveryPending           (recipient) no complete, signed manifest in the inbox yet
+        ├── StoreUnavailable          (recipient) its store database cannot be reached; nothing was loaded
         └── ReceiptPending            (sender) no receipt returned yet, still within ``receipt_within``
 
 Exit codes (``exit_code``, inherited unless a class sets its own): 1 terminal,
@@ -220,3 +221,7 @@ class DeliveryPending(RetriableError):
 
 class ReceiptPending(RetriableError):
     """At the sender: no receipt yet, and ``receipt_within`` has not run out; look again later."""
+
+
+class StoreUnavailable(RetriableError):
+    """At the recipient: the store database could not be reached (or a lock wait ran out); nothing was loaded."""

@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from transfers.errors import ConfigError, DeliveryRejected
+from transfers.errors import ConfigError, DeliveryRejected, StoreUnavailable
 from transfers.ledger.store import mask_url
 from transfers.logs import get_logger
 
@@ -206,10 +206,10 @@ class ReceivedStore:
             raise ValueError("received_at must be timezone-aware")
         table = table_name(agreement, flow)
         flow_table = _flow_table(table, _check_fields(fields, table))
-        self._register()
         meta = {"delivery_id": delivery_id, "logical_date": logical_date,
                 "received_at": _utc(received_at), "destroy_by": destroy_by}
         try:
+            self._register()
             with self._writing(table) as conn:
                 found = self._find(conn, delivery_id)
                 if found is not None:
@@ -226,6 +226,11 @@ class ReceivedStore:
             if found is None:
                 raise
             return _already(found, manifest_sha256)
+        except sa.exc.OperationalError as exc:
+            # Down, restarting, or a lock wait that ran out: nothing was committed, a later attempt loads it.
+            raise StoreUnavailable(f"store {self.masked_url}: {type(exc.orig).__name__ if exc.orig else 'error'} "
+                                   f"while loading delivery {delivery_id}; nothing was loaded, it is tried "
+                                   f"again") from None
         log.info("delivery loaded", delivery_id=delivery_id, table=table, rows=rows)
         return LoadResult(rows=rows, table=table, already_loaded=False)
 

@@ -245,3 +245,18 @@ def test_urls_are_checked(tmp_path):
     with pytest.raises(ConfigError) as caught:
         ReceivedStore("postgresql://u:secret@host:notaport/db")
     assert "secret" not in str(caught.value)
+
+
+def test_a_store_that_cannot_be_reached_is_a_retriable_error_and_loads_nothing(tmp_path):
+    from datetime import UTC, date, datetime
+
+    from transfers.errors import StoreUnavailable
+    from transfers.receive.store import ReceivedStore
+
+    # Nothing listens on port 1: the connection is refused at once.
+    with ReceivedStore("postgresql+psycopg2://postgres@127.0.0.1:1/none") as store, \
+            pytest.raises(StoreUnavailable, match="127.0.0.1:1") as caught:
+        store.load(delivery_id="d", manifest_sha256="a" * 64, agreement="mash-referrals", agreement_version="1.1",
+                   flow="A", logical_date=date(2026, 11, 25), sender="cs", received_at=datetime.now(UTC),
+                   destroy_by=date(2032, 11, 25), fields=["referral_id"], parts=iter([]))
+    assert caught.value.retriable
