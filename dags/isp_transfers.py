@@ -52,6 +52,7 @@ _LIMITS = Settings()
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
+TASK_TIMEOUT = min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT)
 
 DEFAULT_ARGS = {
     "owner": "isp-transfers",
@@ -61,7 +62,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
     # Every network wait inside a task is bounded already; this bounds the task
     # as a whole (a huge extract, a source that stalls), so its retries still fit the run.
-    "execution_timeout": min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT),
+    "execution_timeout": TASK_TIMEOUT,
 }
 
 
@@ -264,7 +265,7 @@ def build_receive_dag(inbound: Inbound) -> DAG:
         # A night still waiting (receipt_within may be a day) must not hold back the next night's run.
         max_active_runs=2,
         # The wait plus the last look, so the run never ends before its sensor's own timeout.
-        dagrun_timeout=max(RUN_TIMEOUT, wait + DEFAULT_ARGS["execution_timeout"]),
+        dagrun_timeout=max(RUN_TIMEOUT, wait + TASK_TIMEOUT),
         default_args=DEFAULT_ARGS,
         tags=_tags(ref.agreement.id, "receive"),
         doc_md=doc,
