@@ -211,3 +211,61 @@ def test_a_signatory_in_no_agreement_gets_no_flow_dags_and_a_warning(monkeypatch
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"isp-retention"}
     assert "TRANSFERS_PARTY 'dwp': nothing to send or receive" in caplog.text
+
+
+def _receive_poke(monkeypatch, tmp_path, outcome):
+    """The receive DAG's poke for the police, with ``transfers.receive.run.receive`` doing ``outcome``."""
+    import runpy
+    from datetime import UTC, datetime
+
+    import transfers.receive.run
+
+    calls = []
+
+    def fake(settings, config, ref, logical_date, resolvers, ledger, me):
+        calls.append((ref.key, logical_date, me))
+        return outcome()
+
+    monkeypatch.setenv("TRANSFERS_PARTY", "south-yorkshire-police")
+    monkeypatch.setenv("TRANSFERS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(transfers.receive.run, "receive", fake)
+    module = runpy.run_path(str(ROOT / "dags" / "isp_transfers.py"))
+    # 01:00 UTC on 21 November is the 21st in London, the flow's clock.
+    return module["_receive"]("mash-referrals.A", datetime(2026, 11, 21, 1, 0, tzinfo=UTC)), calls
+
+
+def test_the_receive_poke_is_not_done_while_the_delivery_is_pending(monkeypatch, tmp_path):
+    from datetime import date
+
+    from transfers.errors import DeliveryPending
+
+    def pending():
+        raise DeliveryPending("no manifest yet")
+
+    result, calls = _receive_poke(monkeypatch, tmp_path, pending)
+
+    assert result.is_done is False
+    assert calls == [("mash-referrals.A", date(2026, 11, 21), "south-yorkshire-police")]
+
+
+def test_the_receive_poke_is_done_with_the_receipt_summary(monkeypatch, tmp_path):
+    result, _calls = _receive_poke(monkeypatch, tmp_path, lambda: {"status": "accepted", "rows": 12})
+
+    assert result.is_done is True and result.xcom_value == {"status": "accepted", "rows": 12}
+
+
+def test_a_terminal_receive_error_fails_the_sensor_at_once_and_a_retriable_one_is_retried(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from transfers.errors import DeliveryRejected, DeliveryUnavailable
+
+    def rejected():
+        raise DeliveryRejected("refused")
+
+    def down():
+        raise DeliveryUnavailable("inbox server down")
+
+    with pytest.raises(AirflowFailException, match="refused"):
+        _receive_poke(monkeypatch, tmp_path, rejected)
+    with pytest.raises(DeliveryUnavailable):
+        _receive_poke(monkeypatch, tmp_path, down)
