@@ -1,4 +1,1 @@
-"""The recipient's side of a flow: collect a delivery from the inbox, verify it, load it, return a receipt.
-
-``run.receive`` is what the receive DAG's sensor and ``transfers receive`` call.
-"""
+"""The recipient's side of an exchange: verify, load, quarantine, receipt."""
