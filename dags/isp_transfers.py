@@ -1,8 +1,11 @@
-"""Airflow DAGs for isp-transfers: one DAG per Tier 2 data flow, plus the daily retention purge.
+"""Airflow DAGs for isp-transfers: a send DAG per flow this party sends, a receive DAG per flow it receives,
+plus the daily retention purge.
 
-Built from the agreements under ``TRANSFERS_CONFIG_DIR`` (default: the project's
-``config/``) and the step list ``transfers.pipeline.STEPS``: one task per step (per
-recipient for a per-recipient step), so adding a step to the list adds its task. Only
+Built from the agreements under ``TRANSFERS_CONFIG_DIR`` (default: the project's ``config/``) for the
+party ``TRANSFERS_PARTY`` names (unset: every flow is sent from here and none received, as in a
+single-deployment demo). A send DAG follows the step list ``transfers.pipeline.STEPS``: one task per
+step (per recipient for a per-recipient step), so adding a step to the list adds its task. A receive
+DAG has one sensor, ``receive``, that looks for the night's delivery without holding a worker slot. Only
 YAML and environment variables are read at parse time; each task calls its step with
 the run, resolvers over Airflow Connections and Variables (so any secrets backend;
 masked in task logs) and the ledger, and passes small values (counts, names) only.
@@ -10,18 +13,28 @@ masked in task logs) and the ledger, and passes small values (counts, names) onl
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Connection, CronDataIntervalTimetable, Variable, get_current_context, task, teardown
+from airflow.sdk import (
+    DAG,
+    Connection,
+    CronDataIntervalTimetable,
+    PokeReturnValue,
+    Variable,
+    get_current_context,
+    task,
+    teardown,
+)
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from transfers import pipeline
-from transfers.agreement import FlowRef, load_config
+from transfers.agreement import FlowRef, Inbound, load_config, receive_dag_id, sides
 from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
 
@@ -31,12 +44,15 @@ if TYPE_CHECKING:
 CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
 TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")  # the retention DAG; each flow names its own
 STAGING_KEY = "transfers_staging_key"
+RECEIVE_POKE = timedelta(minutes=5)  # how often a receive sensor looks in the inbox
 
 # Only environment variables are read here (TRANSFERS_TASK_TIMEOUT_MINUTES, TRANSFERS_RUN_TIMEOUT_HOURS).
+# and TRANSFERS_PARTY, which decides which DAGs this deployment has.
 _LIMITS = Settings()
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
+TASK_TIMEOUT = min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT)
 
 DEFAULT_ARGS = {
     "owner": "isp-transfers",
@@ -46,7 +62,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
     # Every network wait inside a task is bounded already; this bounds the task
     # as a whole (a huge extract, a source that stalls), so its retries still fit the run.
-    "execution_timeout": min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT),
+    "execution_timeout": TASK_TIMEOUT,
 }
 
 
@@ -163,7 +179,7 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         max_active_runs=1,
         dagrun_timeout=RUN_TIMEOUT,
         default_args=DEFAULT_ARGS,
-        tags=["isp-transfers", agreement.id],
+        tags=_tags(agreement.id, "send"),
         doc_md=doc,
     ) as dag:
         tails: list[Any] = []  # the tasks the next step waits for
@@ -191,6 +207,75 @@ def build_flow_dag(ref: FlowRef) -> DAG:
                 # whole run, and is skipped with the rest when the gate finds nothing to do.
                 for upstream in [*(first_after_gate or []), *tails]:
                     upstream >> done
+    return dag
+
+
+def _tags(agreement: str, direction: str) -> list[str]:
+    party = [f"party:{_LIMITS.party}"] if _LIMITS.party else []
+    return ["isp-transfers", agreement, direction, *party]
+
+
+def _wait(ref: FlowRef) -> timedelta:
+    """How long the receive sensor looks for a delivery: the flow's ``receipt_within`` (from the night's start)."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)  # a period in months is taken from a fixed day: a bound, not a date
+    return ref.flow.receipt_within.after(start) - start
+
+
+def _receive(ref_key: str, logical_date: Any) -> PokeReturnValue:
+    """One look at the inbox: done with the receipt's small values, or not yet (``DeliveryPending``)."""
+    from transfers.errors import DeliveryPending, TransferError
+    from transfers.logical_date import flow_date
+    from transfers.receive.run import receive
+
+    settings = Settings(config_dir=CONFIG_DIR)
+    config = load_config(CONFIG_DIR)
+    ref = config.flow(ref_key)
+    start = logical_date or get_current_context()["data_interval_start"]
+    if start is None or settings.party is None:
+        raise AirflowFailException(f"receive {ref_key}: this DAG run has no logical date, or TRANSFERS_PARTY is unset")
+    try:
+        with settings.open_ledger() as ledger:
+            result = receive(settings, config, ref, flow_date(start, ref.flow.timezone),
+                             Resolvers(_connection, _secret), ledger, me=settings.party)
+    except DeliveryPending:
+        return PokeReturnValue(is_done=False)  # not yet: the sensor gives its slot back and looks again later
+    except TransferError as exc:
+        if exc.retriable:
+            raise
+        raise AirflowFailException(str(exc)) from None
+    return PokeReturnValue(is_done=True, xcom_value=dict(result))
+
+
+def build_receive_dag(inbound: Inbound) -> DAG:
+    """One inbound flow: a ``receive`` sensor (reschedule mode) on the sender's schedule, waiting ``receipt_within``."""
+    ref, flow = inbound.ref, inbound.ref.flow
+    wait = _wait(ref)
+    doc = (
+        f"### {ref.agreement.name}: receive Data Flow {flow.id}\n\n{flow.name}.\n\n"
+        f"* from **{flow.from_}** to **{inbound.recipient.partner}** (this party), inbox `{inbound.recipient.path}`\n"
+        f"* fields: {', '.join(flow.shared_fields)}\n"
+        f"* waits up to {flow.receipt_within} (receipt_within) for the night's delivery\n"
+    )
+    with DAG(
+        dag_id=receive_dag_id(ref),
+        description=f"receive {flow.name}",
+        # The sender's cron: the run starts with the sender's and its sensor waits for the delivery.
+        schedule=CronDataIntervalTimetable(flow.schedule, timezone=flow.timezone),
+        catchup=False,
+        # A night still waiting (receipt_within may be a day) must not hold back the next night's run.
+        max_active_runs=2,
+        # The wait plus the last look, so the run never ends before its sensor's own timeout.
+        dagrun_timeout=max(RUN_TIMEOUT, wait + TASK_TIMEOUT),
+        default_args=DEFAULT_ARGS,
+        tags=_tags(ref.agreement.id, "receive"),
+        doc_md=doc,
+    ) as dag:
+
+        def receive(logical_date: Any = None) -> PokeReturnValue:
+            return _receive(ref.key, logical_date)
+
+        receive.__doc__ = _receive.__doc__
+        task.sensor(task_id="receive", mode="reschedule", poke_interval=RECEIVE_POKE, timeout=wait)(receive)()
     return dag
 
 
@@ -227,6 +312,11 @@ def build_retention_dag() -> DAG:
     return dag
 
 
-for _ref in load_config(CONFIG_DIR).flows():
+_SIDES = sides(load_config(CONFIG_DIR), _LIMITS.party)  # an unknown party stops the file, naming it
+if _SIDES.warning:
+    logging.getLogger(__name__).warning(_SIDES.warning)
+for _ref in _SIDES.sending:
     globals()[f"dag_{_ref.key.replace('-', '_').replace('.', '__')}"] = build_flow_dag(_ref)
+for _inbound in _SIDES.receiving:
+    globals()[f"dag_receive_{_inbound.key.replace('-', '_').replace('.', '__')}"] = build_receive_dag(_inbound)
 retention_dag = build_retention_dag()

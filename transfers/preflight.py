@@ -14,11 +14,18 @@ connection, host or key file, or skipped):
   the sender's pinned ``signing_fingerprint``), each of which must stay valid for
   ``KEY_MARGIN``.
 
+Each row says which side of the exchange it is for. A deployment that names its party
+(``TRANSFERS_PARTY``) checks the above for the flows it sends, and for each flow it receives
+(``defined_receiving`` / ``preflight_receiving``): its inbox directory, its store, its decryption
+and signing key secrets (receipts are signed) and the sender's pinned signing key; nothing of
+flows it neither sends nor receives.
+
 Nothing here reads a record, and no row carries a secret or a value.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import uuid
 from collections.abc import Callable
@@ -26,14 +33,22 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from transfers.agreement import FlowRef, Protocol, Recipient
+from transfers.agreement import FlowRef, Inbound, Protocol, Recipient
 from transfers.connections import ConnLookup, SecretLookup
-from transfers.errors import DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
+from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
+
+if TYPE_CHECKING:
+    from transfers.settings import Settings
 
 #: A recipient key must stay valid this long: time to get a new one before a night is missed.
 KEY_MARGIN = timedelta(days=30)
+#: The recipient's private decryption key in the secrets backend (the same name as the crypto package's
+#: ``DECRYPTION_KEY_VAR``, which a parallel change adds; named here so preflight does not wait for it).
+DECRYPTION_KEY_VAR = "transfers_decryption_key"
+
+Side = Literal["send", "receive"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Check:
     check: str  # what was checked: "connection cs_case_db", "SFTP syp_sftp", "key south-yorkshire-police"
     status: Literal["ok", "FAILED", "skipped"]
     detail: str  # what was found, or why it failed (names, never values or secrets)
+    side: Side = "send"  # which end of the flow the check is for
 
     @property
     def failed(self) -> bool:
@@ -137,13 +153,13 @@ def _signoff(ref: FlowRef, protocol: Protocol, keys_dir: Path) -> str:
     return f"version {ref.agreement.version} signed by every partner ({', '.join(s.partner for s in found)})"
 
 
-def _run(ref: FlowRef, what: str, check: Callable[[], str]) -> Check:
+def _run(ref: FlowRef, what: str, check: Callable[[], str], side: Side = "send") -> Check:
     try:
-        return Check(ref.key, what, "ok", check())
+        return Check(ref.key, what, "ok", check(), side)
     except TransferError as exc:
-        return Check(ref.key, what, "FAILED", str(exc))
+        return Check(ref.key, what, "FAILED", str(exc), side)
     except Exception as exc:  # one broken check must not hide the others; its text may hold values
-        return Check(ref.key, what, "FAILED", f"unexpected {type(exc).__name__}")
+        return Check(ref.key, what, "FAILED", f"unexpected {type(exc).__name__}", side)
 
 
 def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
@@ -227,3 +243,121 @@ def _key(recipient: Recipient, keys_dir: Path) -> str:
     key = load_recipient_key(keys_dir / recipient.key_file, recipient.pgp_fingerprint, margin=KEY_MARGIN)
     until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
     return f"{recipient.key_file}: {key.fingerprint} ({key.algorithm}) {until}, at least {KEY_MARGIN.days} days"
+
+
+# ---------------------------------------------------------------------------------------- the receiving side
+
+
+def receiving_secrets(inbound: Inbound) -> dict[str, str]:
+    """The secret names (with what each is for) a receive run of ``inbound`` resolves."""
+    from transfers.crypto import SIGNING_KEY_VAR
+
+    me = inbound.recipient.partner
+    return {DECRYPTION_KEY_VAR: f"decryption key of {me}", SIGNING_KEY_VAR: f"signing key of {me}, for receipts"}
+
+
+def defined_receiving(inbound: Inbound, secret: SecretLookup, *, settings: Settings, protocol: Protocol) -> list[Check]:
+    """For a flow this party receives: its inbox directory, secrets, store URL and the sender's pinned key file.
+
+    Connects to nothing (plain ``transfers validate``).
+    """
+    return _receiving(inbound, secret, settings, protocol, connect=False)
+
+
+def preflight_receiving(inbound: Inbound, secret: SecretLookup, *, settings: Settings,
+                        protocol: Protocol) -> list[Check]:
+    """``defined_receiving``, and also connect to the store and check both keys stay valid for ``KEY_MARGIN``.
+
+    This party's own signing key in the secrets backend must be its pinned ``signing_fingerprint``
+    (receipts are signed with it); the sender's pinned signing key file is what every delivery's
+    signatures are verified against.
+    """
+    return _receiving(inbound, secret, settings, protocol, connect=True)
+
+
+def _receiving(inbound: Inbound, secret: SecretLookup, settings: Settings, protocol: Protocol, *,
+               connect: bool) -> list[Check]:
+    ref, me, sender = inbound.ref, inbound.recipient.partner, inbound.ref.flow.from_
+    checks = [_run(ref, "inbox", partial(_inbox, inbound, settings), "receive")]
+    for name, use in receiving_secrets(inbound).items():
+        try:
+            secret(name)  # the value itself is never shown
+        except TransferError as exc:
+            checks.append(Check(ref.key, f"secret {name}", "FAILED", f"{use}: {exc}", "receive"))
+        else:
+            checks.append(Check(ref.key, f"secret {name}", "ok", f"defined ({use})", "receive"))
+    checks.append(_run(ref, "store", partial(_store, settings, connect=connect), "receive"))
+    if connect:
+        checks.append(_run(ref, f"signing key {me}", partial(_own_signing_key, me, protocol, secret), "receive"))
+    # Plain validate judges partner keys with the run's own margin, as it does for the sending side.
+    margin = KEY_MARGIN if connect else timedelta(days=7)
+    checks.append(_run(ref, f"signing key {sender}",
+                       partial(_sender_key, sender, protocol, settings.keys, margin), "receive"))
+    return checks
+
+
+def _inbox(inbound: Inbound, settings: Settings) -> str:
+    """The flow's inbox directory exists and is usable, or its nearest existing parent lets us make it."""
+    directory = settings.inbox / inbound.recipient.path
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"inbox {directory}: {existing} is not a directory")
+    # Read the delivery, write the receipt beside it, and move a rejected one to quarantine.
+    if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"inbox {directory}: {existing} is not readable and writable by this user")
+    if existing != directory:
+        return f"{directory} does not exist yet; {existing} is writable (it can be made)"
+    return f"{directory} exists and is readable and writable"
+
+
+def _store(settings: Settings, *, connect: bool) -> str:
+    """The store's URL is valid and its driver loads; with ``connect``, it accepts a connection."""
+    import sqlalchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    try:
+        url = sqlalchemy.make_url(settings.store_database)
+        engine = sqlalchemy.create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
+        raise ConfigError(f"TRANSFERS_STORE_URL: not a usable SQLAlchemy URL ({type(exc).__name__})") from None
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # A SQLite store is made on the first load: connecting now would leave an empty file behind.
+        parent = Path(url.database).parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"store {shown}: {parent} is not writable, so the database cannot be made")
+        return f"{shown}: does not exist yet; {parent} is writable (the first delivery makes it)"
+    if not connect:
+        return f"{shown}: a valid URL, its driver loads (--connect connects)"
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = type(getattr(exc, "orig", None) or exc).__name__
+        raise DeliveryUnavailable(f"store {shown}: cannot connect ({reason})") from None
+    finally:
+        engine.dispose()
+    return f"{shown}: connected"
+
+
+def _own_signing_key(me: str, protocol: Protocol, secret: SecretLookup) -> str:
+    from transfers.crypto import SIGNING_KEY_VAR, party_signing_key
+
+    key = party_signing_key(secret, protocol, me, margin=KEY_MARGIN)
+    until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
+    return f"secret {SIGNING_KEY_VAR}: {key.fingerprint}, the pinned signing key of {me}, for receipts, {until}"
+
+
+def _sender_key(sender: str, protocol: Protocol, keys_dir: Path, margin: timedelta) -> str:
+    from transfers.crypto import load_signing_key
+
+    signatory = protocol.signatory(sender)
+    if signatory is None or not signatory.signing_fingerprint:
+        raise ConfigError(f"{sender}: no signing_fingerprint in protocol.yaml; its deliveries cannot be verified")
+    key = load_signing_key(keys_dir / signatory.key_file, signatory.signing_fingerprint, margin=margin)
+    until = f"valid until {key.expires_at:%Y-%m-%d}" if key.expires_at else "does not expire"
+    return f"{signatory.key_file}: {key.fingerprint}, the sender's pinned signing key, {until}"

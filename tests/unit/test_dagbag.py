@@ -142,3 +142,130 @@ def test_dag_file_reads_no_heavy_modules_at_parse_time():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}, check=True)
     assert "HEAVY=\n" in out.stdout + "\n", out.stdout
+
+
+# --------------------------------------------------------------------------- one party's DAGs (TRANSFERS_PARTY)
+
+PARTY_DAGS = {
+    # The sample agreement: flow A goes from children's services to the police, flow B from the trust to
+    # children's services.
+    "rotherham-childrens-services": {"mash-referrals.A", "receive_mash-referrals.B"},
+    "south-yorkshire-police": {"receive_mash-referrals.A"},
+    "rotherham-nhs-ft": {"mash-referrals.B"},
+}
+
+
+def _party_dagbag(monkeypatch, tmp_path, party: str):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow-home"))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    monkeypatch.setenv("TRANSFERS_PARTY", party)
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.mark.parametrize("party", sorted(PARTY_DAGS))
+def test_a_party_gets_send_dags_for_its_flows_and_a_receive_dag_per_flow_to_it(monkeypatch, tmp_path, party):
+    bag = _party_dagbag(monkeypatch, tmp_path, party)
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == PARTY_DAGS[party] | {"isp-retention"}
+    for dag_id in PARTY_DAGS[party]:
+        direction = "receive" if dag_id.startswith("receive_") else "send"
+        assert {f"party:{party}", direction, "mash-referrals"} <= set(bag.dags[dag_id].tags), dag_id
+
+
+def test_a_receive_dag_is_one_sensor_that_gives_its_slot_back_and_waits_receipt_within(monkeypatch, tmp_path):
+    from datetime import timedelta
+
+    bag = _party_dagbag(monkeypatch, tmp_path, "south-yorkshire-police")
+    ref = load_config(ROOT / "config").flow("mash-referrals.A")
+    dag = bag.dags["receive_mash-referrals.A"]
+
+    assert [t.task_id for t in dag.tasks] == ["receive"]
+    sensor = dag.get_task("receive")
+    assert sensor.mode == "reschedule"
+    assert str(ref.flow.receipt_within) == "P1D"  # the sample's (default) period
+    assert timedelta(seconds=sensor.timeout) == timedelta(days=1)
+    # The sender's schedule and clock; the run outlives its sensor's wait, and a waiting night holds no other back.
+    assert dag.timetable.expression == ref.flow.schedule
+    assert dag.dagrun_timeout is not None and dag.dagrun_timeout >= timedelta(seconds=sensor.timeout)
+    assert dag.max_active_runs > 1
+    assert sensor.execution_timeout is not None and sensor.execution_timeout <= dag.dagrun_timeout
+
+
+def test_an_unknown_party_is_an_import_error_naming_it_and_the_signatories(monkeypatch, tmp_path):
+    bag = _party_dagbag(monkeypatch, tmp_path, "rotherham-council")
+
+    (error,) = bag.import_errors.values()
+    assert "'rotherham-council' is not a Tier 1 signatory" in error
+    assert "south-yorkshire-police" in error
+
+
+def test_a_signatory_in_no_agreement_gets_no_flow_dags_and_a_warning(monkeypatch, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        bag = _party_dagbag(monkeypatch, tmp_path, "dwp")
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"isp-retention"}
+    assert "TRANSFERS_PARTY 'dwp': nothing to send or receive" in caplog.text
+
+
+def _receive_poke(monkeypatch, tmp_path, outcome):
+    """The receive DAG's poke for the police, with ``transfers.receive.run.receive`` doing ``outcome``."""
+    import runpy
+    from datetime import UTC, datetime
+
+    import transfers.receive.run
+
+    calls = []
+
+    def fake(settings, config, ref, logical_date, resolvers, ledger, me):
+        calls.append((ref.key, logical_date, me))
+        return outcome()
+
+    monkeypatch.setenv("TRANSFERS_PARTY", "south-yorkshire-police")
+    monkeypatch.setenv("TRANSFERS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(transfers.receive.run, "receive", fake)
+    module = runpy.run_path(str(ROOT / "dags" / "isp_transfers.py"))
+    # 01:00 UTC on 21 November is the 21st in London, the flow's clock.
+    return module["_receive"]("mash-referrals.A", datetime(2026, 11, 21, 1, 0, tzinfo=UTC)), calls
+
+
+def test_the_receive_poke_is_not_done_while_the_delivery_is_pending(monkeypatch, tmp_path):
+    from datetime import date
+
+    from transfers.errors import DeliveryPending
+
+    def pending():
+        raise DeliveryPending("no manifest yet")
+
+    result, calls = _receive_poke(monkeypatch, tmp_path, pending)
+
+    assert result.is_done is False
+    assert calls == [("mash-referrals.A", date(2026, 11, 21), "south-yorkshire-police")]
+
+
+def test_the_receive_poke_is_done_with_the_receipt_summary(monkeypatch, tmp_path):
+    result, _calls = _receive_poke(monkeypatch, tmp_path, lambda: {"status": "accepted", "rows": 12})
+
+    assert result.is_done is True and result.xcom_value == {"status": "accepted", "rows": 12}
+
+
+def test_a_terminal_receive_error_fails_the_sensor_at_once_and_a_retriable_one_is_retried(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from transfers.errors import DeliveryRejected, DeliveryUnavailable
+
+    def rejected():
+        raise DeliveryRejected("refused")
+
+    def down():
+        raise DeliveryUnavailable("inbox server down")
+
+    with pytest.raises(AirflowFailException, match="refused"):
+        _receive_poke(monkeypatch, tmp_path, rejected)
+    with pytest.raises(DeliveryUnavailable):
+        _receive_poke(monkeypatch, tmp_path, down)

@@ -10,7 +10,8 @@ the file and the key path, e.g.::
 
 Modules: ``common`` (ids, paths; periods are ``durations.IsoDuration``), ``protocol`` (Tier 1), ``flow``
 (a data flow), ``retention`` (a flow's retention periods), ``tier2`` (the agreement), ``load`` (reading and
-checking config/), ``signoff`` (each partner's detached signature of the agreement file: sign, verify;
+checking config/), ``party`` (the flows this deployment sends and receives: ``TRANSFERS_PARTY``),
+``signoff`` (each partner's detached signature of the agreement file: sign, verify;
 imported as ``transfers.agreement.signoff``, not re-exported here, as it loads the OpenPGP package).
 """
 
@@ -36,14 +37,25 @@ from transfers.agreement.load import (
     load_protocol,
     retention_periods,
 )
+from transfers.agreement.party import (
+    Direction,
+    Inbound,
+    Sides,
+    check_party,
+    receive_dag_id,
+    receiving_flows,
+    sending_flows,
+    sides,
+)
 from transfers.agreement.protocol import Named, Protocol, ProtocolInfo, Signatory
 from transfers.agreement.retention import ArchiveRetention, FlowRetention, RemoteRetention
 from transfers.agreement.tier2 import Agreement, ControllerRetention, Owner, Pseudonymisation, Revision
 
 __all__ = [
     "DIMENSIONS", "Agreement", "ArchiveRetention", "Config", "ConnectionId", "ControllerRetention", "Deceased",
-    "Dimension", "DisclosureRisk", "FieldChecks", "FieldSpec", "Flow", "FlowRef", "FlowRetention",
-    "LoadedAgreement", "Named", "Owner", "Policy", "Protocol", "ProtocolInfo", "Pseudonymisation",
-    "QualityPolicy", "Recipient", "RemoteRetention", "Revision", "SharingBasis", "Signatory", "Source",
-    "SubjectSource", "check_live", "check_relative_path", "load_config", "load_protocol", "retention_periods",
+    "Dimension", "Direction", "DisclosureRisk", "FieldChecks", "FieldSpec", "Flow", "FlowRef", "FlowRetention",
+    "Inbound", "LoadedAgreement", "Named", "Owner", "Policy", "Protocol", "ProtocolInfo", "Pseudonymisation",
+    "QualityPolicy", "Recipient", "RemoteRetention", "Revision", "SharingBasis", "Sides", "Signatory", "Source",
+    "SubjectSource", "check_live", "check_party", "check_relative_path", "load_config", "load_protocol",
+    "receive_dag_id", "receiving_flows", "retention_periods", "sending_flows", "sides",
 ]

@@ -14,7 +14,7 @@ from transfers.cli.privacy import privacy_summary
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
-    from transfers.agreement import Config
+    from transfers.agreement import Config, Sides
     from transfers.settings import Settings
 
 
@@ -26,31 +26,41 @@ def validate(
     on: Annotated[str | None, typer.Option("--on", help="check liveness on this date (default today)")] = None,
     connect: Annotated[bool, typer.Option(
         "--connect", help="also connect: the extract query (LIMIT 0) or CSV header, consent lists, each SFTP "
-                          "server (host key, login, a test file) and each recipient key (valid 30 days)")] = False,
+                          "server (host key, login, a test file) and each recipient key (valid 30 days); "
+                          "for a flow received, the store and both signing keys")] = False,
 ) -> None:
-    """Check the Tier 1 register, every agreement and its partners' sign-off, every key, every connection and secret."""
-    from transfers.agreement import load_config
+    """Check the Tier 1 register, every agreement and its partners' sign-off, every key, every connection and secret.
+
+    With TRANSFERS_PARTY set, only this party's side: what it needs to send the flows from it and to
+    receive the flows to it (inbox, store, decryption and signing keys, the sender's pinned key);
+    nothing of flows it neither sends nor receives.
+    """
+    from transfers.agreement import load_config, sides
     from transfers.agreement.signoff import require_signoff
     from transfers.connections import cli_connection, cli_secret
     from transfers.crypto import load_recipient_key, load_signing_key
-    from transfers.preflight import defined
+    from transfers.preflight import defined, defined_receiving
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
     settings = load_settings(config_dir)
     today = parse_date(on, "--on")
     try:
         config = load_config(settings.config_dir, today=today)
+        found = sides(config, settings.party)
     except ConfigError as exc:
         err.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
         for problem in exc.problems:
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
+    if found.warning:
+        err.print(f"[yellow]warning:[/] {escape(found.warning)}", highlight=False)
     if connect:
-        _preflight(settings, config, only, today)
+        _preflight(settings, config, found, only, today)
         return
     problems = []
-    table = new_table("flow", "from", "to", "fields shared", "schedule", title=f"{settings.config_dir}: valid on {today}")
-    for ref in config.flows():
+    title = f"{settings.config_dir}: valid on {today}" + (f", for {settings.party}" if settings.party else "")
+    table = new_table("flow", "direction", "from", "to", "fields shared", "schedule", title=title)
+    for ref in found.sending:
         for recipient in ref.flow.to:
             key_path = settings.keys / recipient.key_file
             try:
@@ -66,14 +76,18 @@ def validate(
         # Only whether each id resolves: a typo in an id is found now, not at 2am (--connect goes further).
         problems += [f"{ref.path}: flow {ref.flow.id}: {check.check}: {check.detail}"
                      for check in defined(ref, cli_connection, cli_secret) if check.failed]
-        table.add_row(
-            ref.key,
-            ref.flow.from_,
-            ", ".join(r.partner for r in ref.flow.to),
-            str(len(ref.flow.shared_fields)),
-            ref.flow.schedule,
-        )
+        table.add_row(ref.key, "send", ref.flow.from_, ", ".join(r.partner for r in ref.flow.to),
+                      str(len(ref.flow.shared_fields)), ref.flow.schedule)
+    for inbound in found.receiving:
+        ref = inbound.ref
+        problems += [f"{ref.path}: flow {ref.flow.id} (receive): {check.check}: {check.detail}"
+                     for check in defined_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol)
+                     if check.failed]
+        table.add_row(ref.key, "receive", ref.flow.from_, inbound.recipient.partner,
+                      str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for loaded in config.agreements:
+        if settings.party and settings.party not in loaded.agreement.partners:
+            continue  # another party's agreement: not this deployment's to check
         # Tier 2 sign-off: a flow runs only on a version every partner has signed, so validate says so first.
         try:
             require_signoff(loaded.path, loaded.agreement, config.protocol, settings.keys)
@@ -85,40 +99,51 @@ def validate(
             err.print(f"  - {escape(str(problem))}", highlight=False)
         raise typer.Exit(EXIT_CONFIG)
     out.print(table)
-    out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {len(config.flows())} flow(s)")
+    counted = f"{len(found.sending)} flow(s) to send, {len(found.receiving)} to receive"
+    out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {counted}")
 
 
-def _preflight(settings: Settings, config: Config, only: str | None, today: date) -> None:
-    """``validate --connect``: one row per check, exit 1 if any failed."""
+def _preflight(settings: Settings, config: Config, found: Sides, only: str | None, today: date) -> None:
+    """``validate --connect``: one row per check (with the side it is for), exit 1 if any failed."""
     from datetime import timedelta
 
     from transfers.connections import cli_connection, cli_secret
-    from transfers.preflight import preflight
+    from transfers.preflight import preflight, preflight_receiving
 
     try:
-        refs = [config.flow(only)] if only else config.flows()
+        if only:
+            ref = config.flow(only)
+            if not found.directions(ref):
+                raise ConfigError(f"{only}: {settings.party} neither sends nor receives this flow "
+                                  f"(TRANSFERS_PARTY); its checks are another party's")
     except TransferError as exc:
         fail(exc)
+    sending = [r for r in found.sending if only in (None, r.key)]
+    receiving = [i for i in found.receiving if only in (None, i.key)]
     # Tonight's run covers the day before (the data interval of a daily schedule).
     logical_date = today - timedelta(days=1)
     checks = []
     with out.status("connecting") as status:
-        for ref in refs:
-            status.update(f"checking {ref.key}")
+        for ref in sending:
+            status.update(f"checking {ref.key} (send)")
             checks += preflight(ref, cli_connection, cli_secret, config_root=config.root, keys_dir=settings.keys,
                                 logical_date=logical_date, protocol=config.protocol)
+        for inbound in receiving:
+            status.update(f"checking {inbound.key} (receive)")
+            checks += preflight_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
-    table = new_table("flow", "check", "status", "detail", title=f"preflight on {today} (logical date {logical_date})")
+    table = new_table("flow", "side", "check", "status", "detail",
+                      title=f"preflight on {today} (logical date {logical_date})")
     for check in checks:
-        table.add_row(check.flow, check.check, shown[check.status], escape(check.detail))
+        table.add_row(check.flow, check.side, check.check, shown[check.status], escape(check.detail))
     out.print(table)
     failed = [c for c in checks if c.failed]
     if failed:
         err.print(f"[bold red]{len(failed)} of {len(checks)} check(s) FAILED:[/]", highlight=False)
         for check in failed:  # whole, on one line each, to copy into a ticket
-            err.print(f"  - {check.flow}: {check.check}: {escape(check.detail)}", highlight=False)
+            err.print(f"  - {check.flow} ({check.side}): {check.check}: {escape(check.detail)}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
-    out.print(f"[green]ok[/]: {len(checks)} check(s) passed for {len(refs)} flow(s)")
+    out.print(f"[green]ok[/]: {len(checks)} check(s) passed for {len(sending) + len(receiving)} flow(s)")
 
 
 def run(
