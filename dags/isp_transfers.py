@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 CONFIG_DIR = Path(os.environ.get("TRANSFERS_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
 TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")  # the retention DAG; each flow names its own
 STAGING_KEY = "transfers_staging_key"
-RECEIVE_POKE = timedelta(minutes=5)  # how often a receive sensor looks in the inbox
 
 # Only environment variables are read here (TRANSFERS_TASK_TIMEOUT_MINUTES, TRANSFERS_RUN_TIMEOUT_HOURS).
 # and TRANSFERS_PARTY, which decides which DAGs this deployment has.
@@ -53,6 +52,8 @@ _LIMITS = Settings()
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
 TASK_TIMEOUT = min(timedelta(minutes=_LIMITS.task_timeout_minutes), RUN_TIMEOUT)
+#: How often a sensor (a receive, a receipt) looks again; between looks it holds no worker slot.
+POKE_SECONDS = _LIMITS.poke_seconds
 
 DEFAULT_ARGS = {
     "owner": "isp-transfers",
@@ -275,7 +276,8 @@ def build_receive_dag(inbound: Inbound) -> DAG:
             return _receive(ref.key, logical_date)
 
         receive.__doc__ = _receive.__doc__
-        task.sensor(task_id="receive", mode="reschedule", poke_interval=RECEIVE_POKE, timeout=wait)(receive)()
+        task.sensor(task_id="receive", mode="reschedule", poke_interval=POKE_SECONDS,
+                    timeout=wait.total_seconds())(receive)()
     return dag
 
 
