@@ -19,8 +19,8 @@ from transfers.crypto import (
     load_own_signing_key,
     load_recipient_key,
     load_signing_key,
-    signature_issuer,
     sign_detached,
+    signature_issuer,
 )
 from transfers.errors import DeliveryRejected
 
