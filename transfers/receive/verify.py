@@ -211,6 +211,8 @@ def _check_identity(manifest: dict[str, Any], ref: FlowRef, me: str, logical_dat
 
 def _check_files(inbox_dir: Path, base: str, files: tuple[DeliveryFile, ...], name: str) -> None:
     listed = {f.name for f in files}
+    if not files or len(listed) != len(files):
+        raise DeliveryRejected(f"{name}: {'lists no files' if not files else 'lists a file twice'}")
     for entry in files:
         # A signed manifest still must not name a file outside the inbox, nor another delivery's.
         if Path(entry.name).name != entry.name or not entry.name.startswith(base) or not entry.name.endswith(".pgp"):

@@ -276,6 +276,18 @@ def test_an_extra_encrypted_file_beside_the_delivery_is_rejected(tmp_path, keys)
     assert f"{base}_part002of002.csv.pgp beside the delivery but not in its manifest" in rejected(tmp_path, keys)
 
 
+def test_a_manifest_listing_no_file_or_one_file_twice_is_rejected(tmp_path, keys):
+    deliver(tmp_path, keys, _rows(2), edit=lambda m: m.update(files=[], rows=0))
+    assert rejected(tmp_path, keys).endswith("lists no files")
+
+    def twice(manifest: dict[str, Any]) -> None:
+        manifest["files"].append(dict(manifest["files"][0]))
+        manifest["rows"] *= 2
+
+    deliver(tmp_path, keys, _rows(2), edit=twice)
+    assert rejected(tmp_path, keys).endswith("lists a file twice")
+
+
 def test_a_manifest_naming_a_file_outside_the_inbox_is_rejected(tmp_path, keys):
     deliver(tmp_path / "inbox", keys, _rows(2), edit=lambda m: m["files"][0].update(name="../elsewhere.csv.pgp"))
     assert "not a part of delivery" in rejected(tmp_path / "inbox", keys)
