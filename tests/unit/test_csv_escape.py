@@ -10,7 +10,7 @@ import yaml
 
 from transfers.agreement import load_config
 from transfers.agreement_doc import render
-from transfers.csv_escape import escape_frame, escape_value
+from transfers.csv_escape import escape_frame, escape_value, unescape_value
 from transfers.settings import PROJECT_ROOT
 
 
@@ -18,19 +18,34 @@ from transfers.settings import PROJECT_ROOT
     ("=1+1", "'=1+1"), ("+1+1", "'+1+1"), ("-1+1", "'-1+1"), ("@SUM(A1)", "'@SUM(A1)"),
     ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("\n=1", "'\n=1"), ("-", "'-"), ("+44 1709 000000", "'+44 1709 000000"),
     ("-3", "-3"), ("+3", "+3"), ("-0.5", "-0.5"), ("-.5", "-.5"), ("1e-3", "1e-3"), ("-2E+4", "-2E+4"),
-    ("R000123", "R000123"), ("a=b", "a=b"), ("", ""), ("'=already", "'=already"),
+    ("R000123", "R000123"), ("a=b", "a=b"), ("", ""), ("'=already", "''=already"),
+    ("''+x", "'''+x"), ("''+1", "''+1"), ("'plain", "'plain"), ("'-3", "'-3"), ("'", "'"),
 ])
 def test_a_value_a_spreadsheet_would_run_gets_a_leading_apostrophe_and_plain_numbers_do_not(value, expected):
     assert escape_value(value) == expected
 
 
+@pytest.mark.parametrize("value", [
+    "=1+1", "+44 1709 000000", "-", "@SUM(A1)", "\t=1", "\n=1", "-3", "1e-3", "R000123", "", "'", "''",
+    "'=already", "''=already", "'''@x", "'plain", "'-3", "'\t", "a=b", None, 42, -1.5,
+])
+def test_unescaping_gives_back_exactly_the_value_that_was_escaped(value):
+    assert unescape_value(escape_value(value)) == value
+
+
+def test_unescaping_leaves_values_escaping_never_produces_and_removes_exactly_one_apostrophe():
+    assert [unescape_value(v) for v in ["'=x", "''=x", "'plain", "=x", "'-3", "'"]] == ["=x", "'=x", "'plain", "=x",
+                                                                                       "'-3", "'"]
+
+
 def test_a_frame_is_escaped_cell_by_cell_leaving_numbers_and_missing_values(tmp_path):
-    frame = pd.DataFrame({"text": ["=cmd", None, "ok"], "number": [-3, 4, 5], "float": [-1.5, None, 2.0]})
+    frame = pd.DataFrame({"text": ["=cmd", None, "ok", "'=cmd"], "number": [-3, 4, 5, 6],
+                          "float": [-1.5, None, 2.0, 3.0]})
 
     out = escape_frame(frame)
 
-    assert list(out["text"][[0, 2]]) == ["'=cmd", "ok"] and pd.isna(out["text"][1])
-    assert list(out["number"]) == [-3, 4, 5] and out["float"][0] == -1.5
+    assert list(out["text"][[0, 2, 3]]) == ["'=cmd", "ok", "''=cmd"] and pd.isna(out["text"][1])
+    assert list(out["number"]) == [-3, 4, 5, 6] and out["float"][0] == -1.5
     assert frame["text"][0] == "=cmd"  # the input is not changed
 
 

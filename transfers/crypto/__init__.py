@@ -15,6 +15,8 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
   passphrase from the secrets backend: ``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``);
   ``party_signing_key`` (that key for a sending party, against its pin in the Tier 1
   register: what deliveries and notices are signed with).
+  ``own_decryption_key`` (our private key partners encrypt to: ``DECRYPTION_KEY_VAR``,
+  ``DECRYPTION_KEY_PHRASE_VAR``, checked against the agreement's pin for us as a recipient).
   Anything that fails a check is refused with ``KeyRefused``.
 - ``message``: ``encrypt_to_file`` encrypts bytes with AES-256 in an
   integrity-protected packet (SEIPD with MDC) to a checked key and writes the
@@ -22,21 +24,30 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
   inside the same message. ``sign_detached`` makes an armoured detached
   signature (the manifest's, an agreement's sign-off); ``verify_detached``
   checks one against a partner's checked signing key.
+- ``decrypt``: ``decrypt_verified`` opens a message made for us (in memory): encrypted to
+  our key, integrity protected, signed by the sender's pinned key, else ``DeliveryRejected``;
+  ``signature_issuer`` names the key id that made a detached signature.
 
 Messages name the key file and fingerprints (public), never key material.
 """
 
 from __future__ import annotations
 
+from transfers.crypto.decrypt import decrypt_verified, signature_issuer
 from transfers.crypto.keys import (
+    DECRYPTION_KEY_PHRASE_VAR,
+    DECRYPTION_KEY_VAR,
     SIGNING_KEY_PHRASE_VAR,
     SIGNING_KEY_VAR,
+    DecryptionKey,
     RecipientKey,
     SigningKey,
+    load_own_decryption_key,
     load_own_signing_key,
     load_recipient_key,
     load_signing_key,
     normalise_fingerprint,
+    own_decryption_key,
     own_key_fingerprint,
     own_signing_key,
     party_signing_key,
@@ -44,7 +55,8 @@ from transfers.crypto.keys import (
 from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached, verify_detached
 
 __all__ = [
-    "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
+    "DECRYPTION_KEY_PHRASE_VAR", "DECRYPTION_KEY_VAR", "DecryptionKey", "decrypt_verified", "load_own_decryption_key",
+    "own_decryption_key", "signature_issuer", "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
     "load_own_signing_key", "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",
     "own_key_fingerprint", "party_signing_key", "sign_detached", "verify_detached",
 ]

@@ -10,6 +10,9 @@
   pinned for our party in the Tier 1 register.
 - ``own_signing_key`` reads that key and its optional passphrase from the secrets
   backend (``SIGNING_KEY_VAR``, ``SIGNING_KEY_PHRASE_VAR``) through a lookup.
+- ``own_decryption_key`` reads our armoured private key for decrypting deliveries
+  (``DECRYPTION_KEY_VAR``, ``DECRYPTION_KEY_PHRASE_VAR``) and checks it as above, for
+  encryption, and that it is the fingerprint the agreement pins for us as a recipient.
 - ``party_signing_key`` is the one way a sending party's key is got for anything it
   signs (deliveries, manifests, notices): ``own_signing_key`` checked against that
   party's ``signing_fingerprint`` in the Tier 1 register.
@@ -34,8 +37,9 @@ if TYPE_CHECKING:
     from transfers.agreement.protocol import Protocol
 
 __all__ = [
-    "SIGNING_KEY_PHRASE_VAR", "SIGNING_KEY_VAR", "RecipientKey", "SigningKey", "load_own_signing_key",
-    "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_key_fingerprint", "own_signing_key",
+    "DECRYPTION_KEY_PHRASE_VAR", "DECRYPTION_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "SIGNING_KEY_VAR", "DecryptionKey",
+    "RecipientKey", "SigningKey", "load_own_decryption_key", "load_own_signing_key", "load_recipient_key",
+    "load_signing_key", "normalise_fingerprint", "own_decryption_key", "own_key_fingerprint", "own_signing_key",
     "party_signing_key",
 ]
 
@@ -43,6 +47,9 @@ __all__ = [
 #: the ASCII-armoured private key, and its passphrase if it has one.
 SIGNING_KEY_VAR = "transfers_signing_key"
 SIGNING_KEY_PHRASE_VAR = "transfers_signing_key_passphrase"
+#: Secret ids of this party's own decryption key (the private half of the key partners encrypt to).
+DECRYPTION_KEY_VAR = "transfers_decryption_key"
+DECRYPTION_KEY_PHRASE_VAR = "transfers_decryption_key_passphrase"
 
 
 def normalise_fingerprint(text: str) -> str:
@@ -90,6 +97,18 @@ class SigningKey:
     key: Any = field(repr=False, compare=False)
     signing_key: Any = field(repr=False, compare=False)
     private: bool = False
+    passphrase: str | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DecryptionKey:
+    """Our own private key that passed every check in ``load_own_decryption_key``: deliveries to us open with it."""
+
+    fingerprint: str  # the primary key's, equal to the one the agreement pins for us as recipient
+    encryption_fingerprint: str  # the (sub)key senders are expected to encrypt to
+    algorithm: str
+    expires_at: datetime | None
+    key: Any = field(repr=False, compare=False)  # pgpy.PGPKey (primary, private)
     passphrase: str | None = field(default=None, repr=False, compare=False)
 
 
@@ -276,3 +295,66 @@ def _clock(now: datetime | None, margin: timedelta) -> tuple[datetime, datetime]
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)  # pgpy's dates are aware (UTC); a naive "now" means UTC here
     return now, now + margin
+
+
+def load_own_decryption_key(armored: str, pinned_fingerprint: str, *, passphrase: str | None = None,
+                            now: datetime | None = None, margin: timedelta = timedelta(days=7)) -> DecryptionKey:
+    """Our party's private decryption key (from the secrets backend), checked before it opens a delivery.
+
+    The checks of ``load_recipient_key`` (expiry with ``margin``, revocation, strength, a usable
+    encryption (sub)key), on our own key, which must be the one the agreement pins for us.
+
+    Raises:
+        KeyRefused: Not one readable private key, not the pinned fingerprint (both named), the
+            passphrase does not unlock it, or a key check fails. The message never quotes key material.
+    """
+    where = "the decryption key secret"
+    pinned = _pinned(pinned_fingerprint, where)
+    now, horizon = _clock(now, margin)
+    key = parse_bytes(armored.encode("utf-8") if isinstance(armored, str) else bytes(armored), where, pinned,
+                      kind="private key")
+    if key.is_public:
+        raise KeyRefused(f"{where}: holds a public key; it must be this party's armoured PRIVATE decryption key")
+    fpr = fingerprint_of(key)
+    if fpr != pinned:
+        raise KeyRefused(f"{where}: key {fpr} is not the key {pinned} the agreement pins for this party as a "
+                         "recipient (pgp_fingerprint); set the right key, or correct the pin")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        usable, algorithm, expires_at = check(key, f"{where} (key {fpr})", fpr, now, horizon, "encrypt",
+                                              "the key owner")
+        if key.is_protected:
+            try:
+                with key.unlock(passphrase or ""):
+                    pass
+            except Exception:  # pgpy raises PGPDecryptionError (or others) for a wrong passphrase
+                raise KeyRefused(f"{where} (key {fpr}): the passphrase secret does not unlock it "
+                                 f"(set {DECRYPTION_KEY_PHRASE_VAR})") from None
+    return DecryptionKey(fingerprint=fpr, encryption_fingerprint=fingerprint_of(usable), algorithm=algorithm,
+                         expires_at=expires_at, key=key, passphrase=passphrase if key.is_protected else None)
+
+
+def own_decryption_key(secret: Callable[[str], str], party: str, pinned_fingerprint: str | None, *,
+                       now: datetime | None = None, margin: timedelta = timedelta(days=7)) -> DecryptionKey:
+    """This party's decryption key from the secrets backend, checked against the agreement's pin for it.
+
+    Args:
+        secret: Resolves a secret id (``Resolvers.secret``); raises ``SecretMissing`` for an unset one.
+        party: Our signatory id (a flow recipient's ``partner``), for messages.
+        pinned_fingerprint: That recipient's ``pgp_fingerprint`` in the agreement.
+
+    Raises:
+        SecretMissing: ``DECRYPTION_KEY_VAR`` is not set.
+        KeyRefused: No fingerprint is pinned, or ``load_own_decryption_key`` refuses the key.
+    """
+    armored = secret(DECRYPTION_KEY_VAR)  # SecretMissing first: the fix is to set it, whatever else is wrong
+    if not pinned_fingerprint:
+        raise KeyRefused(f"{party}: no pgp_fingerprint pinned for it as a recipient; pin its encryption key")
+    try:
+        passphrase: str | None = secret(DECRYPTION_KEY_PHRASE_VAR)
+    except SecretMissing:
+        passphrase = None  # optional, as for the signing key
+    try:
+        return load_own_decryption_key(armored, pinned_fingerprint, passphrase=passphrase, now=now, margin=margin)
+    except KeyRefused as exc:
+        raise KeyRefused(f"{party}: {exc}") from None

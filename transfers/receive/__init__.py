@@ -1,1 +1,6 @@
-"""The recipient's side of an exchange: verify, load, quarantine, receipt."""
+"""The recipient's side of an exchange: verify a partner's delivery, load it, quarantine what fails, return a receipt.
+
+``run.receive`` composes the modules: ``verify`` (signatures, hashes, the agreement's columns and
+rows), ``store`` (one SQL table per flow, loaded in one idempotent transaction) and
+``quarantine`` (rejected deliveries kept encrypted with their reason).
+"""

@@ -16,10 +16,13 @@ import pytest
 
 from tests.support.pgp_keys import make_key, make_signer, pgpy_protect
 from transfers.crypto import (
+    DECRYPTION_KEY_VAR,
+    load_own_decryption_key,
     load_own_signing_key,
     load_recipient_key,
     load_signing_key,
     normalise_fingerprint,
+    own_decryption_key,
     party_signing_key,
     sign_detached,
 )
@@ -320,3 +323,59 @@ def test_a_partys_signing_key_is_the_secret_checked_against_that_partys_pin(gpg_
     del secrets["transfers_signing_key"]
     with pytest.raises(SecretMissing, match="transfers_signing_key"):  # named first, whatever else is wrong
         party_signing_key(lookup, register, "nobody")
+
+
+# --------------------------------------------------------------------------- our decryption key (issue 11)
+
+
+@pytest.mark.integration
+def test_our_decryption_key_comes_from_its_secret_checked_against_the_recipient_pin(gpg_home, tmp_path):
+    fpr, _ = make_key(gpg_home, tmp_path, "us", algo="cv25519")
+    secrets = {DECRYPTION_KEY_VAR: gpg_home.export_secret(fpr)}
+
+    def secret(name: str) -> str:
+        if name not in secrets:
+            raise SecretMissing(f"secret {name!r} is not set")
+        return secrets[name]
+
+    key = own_decryption_key(secret, "south-yorkshire-police", fpr)
+
+    assert key.fingerprint == fpr and key.encryption_fingerprint == gpg_home.subkeys(fpr)[0]
+    assert key.passphrase is None and "BEGIN PGP" not in repr(key)
+    with pytest.raises(KeyRefused, match="south-yorkshire-police: no pgp_fingerprint"):
+        own_decryption_key(secret, "south-yorkshire-police", None)
+    secrets.clear()
+    with pytest.raises(SecretMissing, match=DECRYPTION_KEY_VAR):
+        own_decryption_key(secret, "south-yorkshire-police", fpr)
+
+
+@pytest.mark.integration
+def test_a_decryption_key_that_is_not_the_pinned_one_is_refused_naming_both(gpg_home, tmp_path):
+    pinned, _ = make_key(gpg_home, tmp_path, "pinned", algo="cv25519")
+    other, _ = make_key(gpg_home, tmp_path, "other", algo="cv25519")
+
+    with pytest.raises(KeyRefused) as caught:
+        load_own_decryption_key(gpg_home.export_secret(other), pinned)
+
+    message = str(caught.value)
+    assert pinned in message and other in message and "pgp_fingerprint" in message
+    assert "BEGIN PGP" not in message and "PRIVATE KEY" not in message
+
+
+@pytest.mark.integration
+def test_a_decryption_key_is_refused_unless_private_able_to_decrypt_unexpired_and_unlocked(gpg_home, tmp_path):
+    fpr, public = make_key(gpg_home, tmp_path, "us", algo="cv25519")
+    sign_only, _, sign_only_secret = make_signer(gpg_home, tmp_path, "signer")
+    expired, _ = make_key(gpg_home, tmp_path, "old", algo="cv25519", expire="1y", created=datetime(2020, 1, 1))
+    locked = pgpy_protect(gpg_home.export_secret(fpr), "s3cret-words")
+
+    with pytest.raises(KeyRefused, match="holds a public key"):
+        load_own_decryption_key(public.read_text(), fpr)
+    with pytest.raises(KeyRefused, match="no usable encryption key"):
+        load_own_decryption_key(sign_only_secret, sign_only)
+    with pytest.raises(KeyRefused, match=r"expired on 2020-12-3\d"):
+        load_own_decryption_key(gpg_home.export_secret(expired), expired)
+    with pytest.raises(KeyRefused, match="transfers_decryption_key_passphrase") as caught:
+        load_own_decryption_key(locked, fpr, passphrase="wrong")
+    assert "wrong" not in str(caught.value)
+    assert load_own_decryption_key(locked, fpr, passphrase="s3cret-words").passphrase == "s3cret-words"
