@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 #: A recipient key must stay valid this long: time to get a new one before a night is missed.
 KEY_MARGIN = timedelta(days=30)
-#: The recipient's private decryption key in the secrets backend (the same name as the crypto package's
-#: ``DECRYPTION_KEY_VAR``, which a parallel change adds; named here so preflight does not wait for it).
-DECRYPTION_KEY_VAR = "transfers_decryption_key"
 
 Side = Literal["send", "receive"]
 
@@ -250,7 +247,7 @@ def _key(recipient: Recipient, keys_dir: Path) -> str:
 
 def receiving_secrets(inbound: Inbound) -> dict[str, str]:
     """The secret names (with what each is for) a receive run of ``inbound`` resolves."""
-    from transfers.crypto import SIGNING_KEY_VAR
+    from transfers.crypto import DECRYPTION_KEY_VAR, SIGNING_KEY_VAR
 
     me = inbound.recipient.partner
     return {DECRYPTION_KEY_VAR: f"decryption key of {me}", SIGNING_KEY_VAR: f"signing key of {me}, for receipts"}

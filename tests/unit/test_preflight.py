@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from transfers.agreement import load_config, receiving_flows
+from transfers.crypto import DECRYPTION_KEY_VAR
 from transfers.errors import SecretMissing
-from transfers.preflight import DECRYPTION_KEY_VAR, defined_receiving
+from transfers.preflight import defined_receiving
 from transfers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

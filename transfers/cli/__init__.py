@@ -20,7 +20,7 @@ import sys
 
 import typer
 
-from transfers.cli import flows, ig, keys, ledger, lock, privacy, quality
+from transfers.cli import flows, ig, keys, ledger, lock, privacy, quality, receive
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LEDGER", "EXIT_RETRY", "EXIT_RUNNING", "app", "main"]
@@ -31,6 +31,7 @@ app = typer.Typer(help="Secure, lawful data-flow transfers between Information S
 # `transfers --help` lists commands, then groups, each in the order added here.
 app.command()(flows.validate)
 app.command()(flows.run)
+app.command()(receive.receive)
 app.command()(flows.purge)
 app.command("check")(quality.check)
 app.command("correct")(privacy.correct)
