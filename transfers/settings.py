@@ -261,6 +261,8 @@ class Settings(BaseSettings):
                                                  "never blocks the next")
     run_lock_ttl: int = Field(default=3600, ge=30, description="seconds without a heartbeat before a run lock "
                                                                "of a killed run is stale and taken over")
+    receipt_poke_seconds: float = Field(default=300.0, ge=1, description="seconds between looks for a "
+                                                                       "recipient's receipt (the DAG's sensor)")
     party: str | None = Field(default=None, description="this deployment's own party, a Tier 1 signatory id: "
                                                         "send DAGs for flows from it, receive DAGs for flows to it")
     inbox_dir: Path | None = Field(default=None, description="(recipient) the directory its SFTP server writes "
