@@ -31,6 +31,9 @@ from transfers.receipt import Receipt, ReceiptFile, delivery_id
 from transfers.settings import PROJECT_ROOT, Settings
 from transfers.staging import new_staging_key
 
+# The keys are made by the real gpg.
+pytestmark = pytest.mark.integration
+
 DAY = date(2026, 5, 1)
 DELIVERED_AT = datetime(2026, 5, 2, 2, 0, tzinfo=UTC)
 PART = b"encrypted part bytes"

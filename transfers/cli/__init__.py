@@ -20,7 +20,7 @@ import sys
 
 import typer
 
-from transfers.cli import flows, ig, keys, ledger, lock, privacy, quality
+from transfers.cli import flows, ig, keys, ledger, lock, privacy, quality, receipts
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LEDGER", "EXIT_RETRY", "EXIT_RUNNING", "app", "main"]
@@ -35,6 +35,7 @@ app.command()(flows.purge)
 app.command("check")(quality.check)
 app.command("correct")(privacy.correct)
 app.command()(lock.unlock)
+app.command("receipts")(receipts.receipts)
 
 report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
 report_app.command("quality")(quality.report_quality)
