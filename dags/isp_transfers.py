@@ -99,8 +99,11 @@ def _run_lock(settings: Settings, run: FlowRun, lock: Lock) -> Any:
                 ttl=settings.run_lock_ttl, release=lock == "release", release_on_error=lock != "join")
 
 
-def _in_run(ref_key: str, logical_date: Any, lock: Lock, work: Callable[[FlowRun], Any]) -> Any:
-    """``work(run)`` for this DAG run's (flow, date), in the run lock and the run's log; terminal errors fail at once."""
+def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[FlowRun], Any]) -> Any:
+    """``work(run)`` for this DAG run's (flow, date), in the run lock (unless ``lock`` is None) and the run's
+    log; terminal errors fail at once."""
+    from contextlib import nullcontext
+
     from transfers.errors import TransferError
     from transfers.logical_date import flow_date
     from transfers.logs import run_log
@@ -116,7 +119,7 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock, work: Callable[[FlowRun
     try:
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         settings.home.mkdir(parents=True, exist_ok=True)
-        with _run_lock(settings, run, lock), run_log(run.log_path):  # the run's own log, under retention
+        with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path):  # the run's own log, under retention
             return work(run)
     except TransferError as exc:
         if exc.retriable:
@@ -132,7 +135,8 @@ def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = Non
         with run.settings.open_ledger() as ledger:
             return step.function(run, Resolvers(_connection, _secret), ledger, *recipient)
 
-    return _in_run(ref_key, logical_date, step.lock, work)
+    # A wait step runs beside the run, after its lock may be gone: it only reads and records once.
+    return _in_run(ref_key, logical_date, None if step.wait else step.lock, work)
 
 
 def _task(ref: FlowRef, step: Step, partner: str | None = None) -> Any:
@@ -147,6 +151,9 @@ def _task(ref: FlowRef, step: Step, partner: str | None = None) -> Any:
         gate.__doc__ = step.function.__doc__  # the task's doc in the UI
         return task.short_circuit(task_id=step.key())(gate)()
 
+    if step.wait:
+        return _sensor(ref, step, partner)
+
     def run_step(logical_date: Any = None) -> Mapping[str, Any]:
         return _step(ref.key, logical_date, step, partner)
 
@@ -158,11 +165,39 @@ def _task(ref: FlowRef, step: Step, partner: str | None = None) -> Any:
     return (teardown(made) if step.teardown else made)()
 
 
+def _sensor(ref: FlowRef, step: Step, partner: str | None) -> Any:
+    """A wait step as a sensor in reschedule mode: no worker slot is held between looks.
+
+    ``RetriableError`` ``ReceiptPending`` is "not yet"; an overdue, rejected or refused receipt
+    fails the task at once. Its timeout is the flow's ``receipt_within`` (the step itself says
+    overdue when that has passed since the disclosure), plus one look.
+    """
+    from datetime import UTC, datetime
+
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    within = (ref.flow.receipt_within.after(start) - start).total_seconds()
+
+    def poke(logical_date: Any = None) -> PokeReturnValue:
+        from transfers.errors import ReceiptPending
+
+        try:
+            result = _step(ref.key, logical_date, step, partner)
+        except ReceiptPending as exc:
+            print(f"not yet: {exc}")  # the task log shows how long is left
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=dict(result))
+
+    poke.__doc__ = step.function.__doc__
+    return task.sensor(task_id=step.key(partner), mode="reschedule", poke_interval=POKE_SECONDS,
+                       timeout=within + POKE_SECONDS)(poke)()
+
+
 def build_flow_dag(ref: FlowRef) -> DAG:
     """One flow: a task per entry of ``pipeline.STEPS``, one per recipient for a per-recipient step.
 
     Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> deliver) per recipient
-    >> notify, and cleanup as the teardown.
+    >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
+    (a wait step: a sensor nothing else waits for, so notify and cleanup do not wait a day for it).
     """
     flow, agreement = ref.flow, ref.agreement
     shared = ", ".join(flow.shared_fields)
@@ -184,10 +219,12 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         doc_md=doc,
     ) as dag:
         tails: list[Any] = []  # the tasks the next step waits for
+        last: dict[str, Any] = {}  # each recipient's last task in its chain (deliver), which its wait step follows
         first_after_gate = None
         for group in pipeline.groups(pipeline.STEPS):
             if group[0].per_recipient:
                 chains = [[_task(ref, step, recipient.partner) for step in group] for recipient in flow.to]
+                last.update({recipient.partner: chain[-1] for recipient, chain in zip(flow.to, chains, strict=True)})
                 for chain in chains:
                     for upstream, downstream in zip(chain, chain[1:], strict=False):
                         upstream >> downstream
@@ -201,6 +238,12 @@ def build_flow_dag(ref: FlowRef) -> DAG:
             if first_after_gate is None and tails:
                 first_after_gate = heads
             tails = new_tails
+        for step in pipeline.STEPS:
+            if step.wait:
+                for recipient in flow.to if step.per_recipient else [None]:
+                    waiter = _task(ref, step, recipient.partner if recipient else None)
+                    for upstream in [last[recipient.partner]] if recipient else tails:
+                        upstream >> waiter
         for step in pipeline.STEPS:
             if step.teardown:
                 done = _task(ref, step)

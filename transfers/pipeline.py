@@ -17,12 +17,14 @@ This module is imported when the DAG file is parsed: nothing heavy at import tim
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.flowrun import FlowRun, Resolvers  # re-exported: callers import them from here too
 from transfers.logs import run_log
+from transfers.steps.await_receipt import await_receipt
 from transfers.steps.check_agreement import check_agreement
 from transfers.steps.cleanup import cleanup
 from transfers.steps.deliver import deliver
@@ -59,6 +61,11 @@ class Step:
     """Runs last whatever happened before (the DAG's teardown); it never decides the run's outcome."""
     lock: Lock = "join"
     """The DAG task's part in the run lock: ``take`` it, ``join`` the run's hold, or ``release`` it."""
+    wait: bool = False
+    """Waits on something outside this party (a recipient's receipt): it raises ``RetriableError``
+    (``ReceiptPending``) until that is there. ``transfers run`` runs it only when asked, after the
+    other steps and outside the run lock, polling; the DAG runs it as a reschedule-mode sensor after
+    its recipient's chain, outside the run lock, and no other task waits for it (see :func:`groups`)."""
 
     def key(self, partner: str | None = None) -> str:
         """The task id and result key: the name, with ``_<partner>`` for a per-recipient step."""
@@ -72,6 +79,8 @@ STEPS: tuple[Step, ...] = (
     Step("prepare", prepare, "minimising and pseudonymising"),
     Step("encrypt", encrypt, "encrypting for {partner}", per_recipient=True),
     Step("deliver", deliver, "delivering to {partner}", per_recipient=True),
+    # Not in the chain: waited for after the run (on request) or beside it (a sensor), see Step.wait.
+    Step("await_receipt", await_receipt, "waiting for {partner}'s receipt", per_recipient=True, wait=True),
     # After every delivery: a withdrawal that reached the register since the last run is told to earlier recipients.
     Step("notify", notify, "notifying earlier recipients of withdrawals"),
     Step("cleanup", cleanup, "removing working files", teardown=True, lock="release"),
@@ -79,14 +88,14 @@ STEPS: tuple[Step, ...] = (
 
 
 def groups(steps: Sequence[Step]) -> list[tuple[Step, ...]]:
-    """The steps other than teardowns, in order, with consecutive per-recipient steps as one group.
+    """The steps other than teardowns and wait steps, in order, with consecutive per-recipient steps as one group.
 
     A group of per-recipient steps runs as a chain per recipient (encrypt then deliver for
     one partner, then the next), so a delivery depends on its own recipient's steps only.
     """
     out: list[tuple[Step, ...]] = []
     for step in steps:
-        if step.teardown:
+        if step.teardown or step.wait:
             continue
         if step.per_recipient and out and out[-1][0].per_recipient:
             out[-1] = (*out[-1], step)
@@ -96,7 +105,8 @@ def groups(steps: Sequence[Step]) -> list[tuple[Step, ...]]:
 
 
 def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], None] | None = None,
-             wait: float = 0) -> dict[str, Any]:
+             wait: float = 0, wait_receipt: bool = False, poll: float = 30.0,
+             sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Every step for one (flow, logical date); working files are removed whatever happens.
 
     Returns each step's result under its key (``<name>_<partner>`` per recipient), the
@@ -109,6 +119,10 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
     The run holds the (flow, date) lock throughout (see ``transfers.runlock``), taken
     before anything is touched: a second run waits up to ``wait`` seconds, then raises
     ``RunLocked`` having changed nothing, so it never clears the first run's files.
+
+    With ``wait_receipt``, the wait steps (each recipient's signed receipt) run afterwards,
+    outside the lock: every ``poll`` seconds until each is acknowledged, saying how long is
+    left; ``ReceiptOverdue``, ``ReceiptRejected`` or ``ReceiptInvalid`` end the wait.
     """
     from transfers.runlock import cli_owner, hold
 
@@ -119,7 +133,32 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
         if held.took_over is not None:
             results["took_over"] = {"holder": held.took_over.describe(),
                                     "since": held.took_over.started_at.isoformat(timespec="seconds")}
-        return results
+    if wait_receipt:
+        with run_log(run.log_path), run.settings.open_ledger() as ledger:
+            results.update(_wait_steps(run, resolvers, ledger, progress or (lambda _msg: None), poll, sleep))
+    return results
+
+
+def _wait_steps(run: FlowRun, resolvers: Resolvers, ledger: Ledger, say: Callable[[str], None], poll: float,
+                sleep: Callable[[float], None]) -> dict[str, Any]:
+    """Each wait step for each recipient, looked at again every ``poll`` seconds while it is pending."""
+    from transfers.errors import ReceiptPending
+
+    waiting = [(step, r.partner) for step in STEPS if step.wait for r in run.ref.flow.to]
+    done: dict[str, Any] = {}
+    while waiting:
+        still = []
+        for step, partner in waiting:
+            say(step.progress.format(partner=partner))
+            try:
+                done[step.key(partner)] = step.function(run, resolvers, ledger, run.recipient(partner))
+            except ReceiptPending as exc:
+                say(str(exc))
+                still.append((step, partner))
+        waiting = still
+        if waiting:
+            sleep(poll)
+    return done
 
 
 def _run_steps(run: FlowRun, resolvers: Resolvers, ledger: Ledger, say: Callable[[str], None]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,18 +43,66 @@ def airflow_env(world, airflow_home) -> dict:
         "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": world.staging_key,
         "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
         "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
+        "TRANSFERS_POKE_SECONDS": "2",  # the receipt sensor looks again every 2 s, not every 5 min
     }
     for conn_id, conn in world.connections.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_json(conn)
     return env
 
 
+class _Recipient(threading.Thread):
+    """Plays flow B's recipient while the DAG runs: once the manifest lands, returns a signed receipt for it."""
+
+    def __init__(self, world, *, accept: bool = True) -> None:
+        super().__init__(daemon=True)
+        self.inbound = world.remote_root / "inbound" / "ed-attendances"
+        self.secret = world.secrets["transfers_signing_key"]  # every partner's signing key in the test world
+        self.accept = accept
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import hashlib
+        import json
+
+        from transfers.crypto import load_own_signing_key, own_key_fingerprint, sign_detached
+        from transfers.receipt import Receipt, ReceiptFile, delivery_id
+
+        base = f"mash-referrals_B_{LOGICAL_DATE.isoformat()}"
+        manifest_path = self.inbound / f"{base}.manifest.json"
+        while not manifest_path.exists():
+            if self.stop.wait(0.5):
+                return
+        data = manifest_path.read_bytes()
+        manifest = json.loads(data)
+        fpr = own_key_fingerprint(self.secret)
+        receipt = Receipt(
+            delivery_id=delivery_id("mash-referrals", "B", manifest["logical_date"], manifest["recipient"]),
+            agreement=manifest["agreement"], flow="B", logical_date=manifest["logical_date"],
+            sender=manifest["sender"], recipient=manifest["recipient"],
+            manifest_sha256=hashlib.sha256(data).hexdigest(),
+            files=tuple(ReceiptFile(f["name"], f["size"], f["sha256"]) for f in manifest["files"]),
+            rows=manifest["rows"] if self.accept else 0, status="accepted" if self.accept else "rejected",
+            reason="" if self.accept else "rows do not match the manifest",
+            received_at=datetime.now(UTC).isoformat(timespec="seconds"), destroy_by=None,
+            recipient_ledger_head=None, signer_fingerprint=fpr).to_bytes()
+        folder = self.inbound / "receipts"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{base}.receipt.json.asc").write_text(sign_detached(receipt, load_own_signing_key(self.secret, fpr)))
+        (folder / f"{base}.receipt.json").write_bytes(receipt)
+
+
 def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd, gpg_partner, airflow_home):
     env = airflow_env(world, airflow_home)
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", LOGICAL_DATE.isoformat()],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    recipient = _Recipient(world)
+    recipient.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", LOGICAL_DATE.isoformat()],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        recipient.stop.set()
+        recipient.join()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     files = world.delivered("inbound/ed-attendances")
@@ -63,10 +112,31 @@ def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd
     assert len(frame) == 30
     ledger = world.settings.open_ledger()
     assert [e.recipient for e in ledger.entries(kind="disclosure")] == ["rotherham-childrens-services"]
+    # The receipt sensor waited for the recipient's signed receipt and recorded it.
+    assert [e.payload["status"] for e in ledger.entries(kind="acknowledgement")] == ["acknowledged"]
     # Secrets never reach the task logs.
     logs = "\n".join(p.read_text(errors="replace") for p in airflow_home.rglob("*.log"))
     assert world.secrets["mash_pseudonym_key"] not in logs + result.stdout + result.stderr
     assert world.staging_key not in logs + result.stdout + result.stderr
+
+
+def test_a_rejected_receipt_fails_the_dag_run_with_the_recipient_s_reason(world, sshd, airflow_home):
+    recipient = _Recipient(world, accept=False)
+    recipient.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", LOGICAL_DATE.isoformat()],
+            env=airflow_env(world, airflow_home), capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        recipient.stop.set()
+        recipient.join()
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "rows do not match the manifest" in output
+    ledger = world.settings.open_ledger()
+    assert [e.payload["status"] for e in ledger.entries(kind="acknowledgement")] == ["rejected"]
 
 
 def test_a_lapsed_agreement_stops_the_dag_before_extract(world, sshd, airflow_home):

@@ -47,7 +47,7 @@ def test_flow_dag_has_a_task_per_stage_and_per_recipient(dagbag):
     # deciding the run's state (a plain all_done leaf would turn a failed run green).
     cleanup = dag.get_task("cleanup")
     assert cleanup.is_teardown and not cleanup.on_failure_fail_dagrun
-    assert {t.task_id for t in dag.leaves} == {"cleanup"}
+    assert {t.task_id for t in dag.leaves} == {"cleanup", *_waits(ref)}
 
 
 def test_the_tasks_are_the_step_list_one_per_recipient_for_a_per_recipient_step(dagbag):
@@ -87,7 +87,7 @@ def test_a_step_added_to_the_list_is_a_new_task_in_its_place(monkeypatch):
     added = dag.get_task("count_rows")
     assert added.upstream_task_ids == {"extract"}
     assert dag.get_task("quality").upstream_task_ids == {"count_rows"}
-    assert {t.task_id for t in dag.leaves} == {"cleanup"}
+    assert {t.task_id for t in dag.leaves} == {"cleanup", *_waits(load_config(ROOT / "config").flow("mash-referrals.A"))}
 
 
 def test_a_per_recipient_step_added_to_the_list_is_a_task_per_recipient_in_its_chain(monkeypatch):
@@ -102,7 +102,32 @@ def test_a_per_recipient_step_added_to_the_list_is_a_task_per_recipient_in_its_c
             p = recipient.partner
             assert dag.get_task(f"sign_{p}").upstream_task_ids == {f"encrypt_{p}"}
             assert dag.get_task(f"deliver_{p}").upstream_task_ids == {f"sign_{p}"}
-        assert {t.task_id for t in dag.leaves} == {"cleanup"}
+        assert {t.task_id for t in dag.leaves} == {"cleanup", *_waits(ref)}
+
+
+def _waits(ref) -> set[str]:
+    """The receipt sensors: leaves beside the run (nothing waits for them), one per recipient."""
+    return {f"await_receipt_{r.partner}" for r in ref.flow.to}
+
+
+def test_each_recipient_s_receipt_is_awaited_by_a_reschedule_sensor_after_its_delivery(dagbag):
+    from datetime import UTC, datetime
+
+    from transfers.settings import Settings
+
+    settings = Settings()
+    for ref in load_config(ROOT / "config").flows():
+        dag = dagbag.dags[ref.key]
+        start = datetime(2000, 1, 1, tzinfo=UTC)
+        within = (ref.flow.receipt_within.after(start) - start).total_seconds()
+        for recipient in ref.flow.to:
+            sensor = dag.get_task(f"await_receipt_{recipient.partner}")
+            assert sensor.upstream_task_ids == {f"deliver_{recipient.partner}"}
+            assert sensor.downstream_task_ids == set()  # notify and cleanup do not wait a day for it
+            assert sensor.mode == "reschedule"  # no worker slot held between looks
+            assert sensor.poke_interval == settings.poke_seconds
+            assert sensor.timeout == within + settings.poke_seconds
+            assert not sensor.soft_fail  # overdue fails visibly
 
 
 def test_every_task_and_run_has_a_time_limit_so_a_hung_night_never_blocks_the_next(dagbag):

@@ -97,6 +97,69 @@ def test_per_recipient_steps_run_only_for_the_recipients_the_gate_says_are_pendi
     assert calls == ["gate", "first", "seal_second-partner", "send_second-partner", "after", "tidy"]
 
 
+def _with_wait(calls: list[str], pending_looks: dict[str, int]) -> tuple[Step, ...]:
+    """The fakes plus a wait step that is pending ``pending_looks[partner]`` times, then done."""
+    from transfers.errors import ReceiptPending
+
+    def wait(run: FlowRun, resolvers: Resolvers, ledger: object, recipient: Recipient) -> dict:
+        key = f"wait_{recipient.partner}"
+        calls.append(key)
+        if pending_looks.get(recipient.partner, 0) > 0:
+            pending_looks[recipient.partner] -= 1
+            raise ReceiptPending(f"no receipt from {recipient.partner} yet; 3h left")
+        return {"status": "acknowledged"}
+
+    steps = list(_fakes(calls))
+    steps.insert(4, Step("wait", wait, "waiting for {partner}", per_recipient=True, wait=True))
+    return tuple(steps)
+
+
+def test_a_wait_step_runs_only_when_asked(run, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "STEPS", _with_wait(calls, {}))
+
+    pipeline.run_flow(run, _resolvers())
+
+    assert not [c for c in calls if c.startswith("wait")]
+    partner = run.ref.flow.to[0].partner
+    # Not in the recipient's chain either: the chain is seal then send, as without it.
+    assert calls == ["gate", "first", f"seal_{partner}", f"send_{partner}", "seal_second-partner",
+                     "send_second-partner", "after", "tidy"]
+
+
+def test_waiting_polls_each_pending_recipient_after_the_run_until_done(run, monkeypatch):
+    calls: list[str] = []
+    partner = run.ref.flow.to[0].partner
+    monkeypatch.setattr(pipeline, "STEPS", _with_wait(calls, {"second-partner": 2}))
+    slept: list[float] = []
+    said: list[str] = []
+
+    results = pipeline.run_flow(run, _resolvers(), wait_receipt=True, poll=7, sleep=slept.append,
+                                progress=said.append)
+
+    assert calls[calls.index("tidy") + 1:] == [f"wait_{partner}", "wait_second-partner", "wait_second-partner",
+                                               "wait_second-partner"]
+    assert slept == [7, 7]
+    assert results["wait_second-partner"] == {"status": "acknowledged"}
+    assert "no receipt from second-partner yet; 3h left" in said  # the progress says how long is left
+
+
+def test_a_wait_that_fails_ends_the_wait_with_its_error(run, monkeypatch):
+    from transfers.errors import ReceiptOverdue
+
+    calls: list[str] = []
+
+    def overdue(run: FlowRun, resolvers: Resolvers, ledger: object, recipient: Recipient) -> dict:
+        raise ReceiptOverdue("no receipt within P1D")
+
+    steps = list(_fakes(calls))
+    steps.insert(4, Step("wait", overdue, "waiting for {partner}", per_recipient=True, wait=True))
+    monkeypatch.setattr(pipeline, "STEPS", tuple(steps))
+
+    with pytest.raises(ReceiptOverdue):
+        pipeline.run_flow(run, _resolvers(), wait_receipt=True, sleep=lambda _s: None)
+
+
 def test_a_failed_step_stops_the_run_and_the_teardown_still_runs(run, monkeypatch):
     calls: list[str] = []
     partner = run.ref.flow.to[0].partner
@@ -110,12 +173,14 @@ def test_a_failed_step_stops_the_run_and_the_teardown_still_runs(run, monkeypatc
 
 def test_the_step_list_names_each_step_once_in_the_order_the_grid_shows():
     names = [s.name for s in pipeline.STEPS]
-    assert names == ["check_agreement", "extract", "quality", "prepare", "encrypt", "deliver", "notify", "cleanup"]
+    assert names == ["check_agreement", "extract", "quality", "prepare", "encrypt", "deliver", "await_receipt", "notify",
+                     "cleanup"]
     for step in pipeline.STEPS:
         # One name: function, module (transfers.steps.<name>) and task id.
         assert step.function.__name__ == step.name
         assert step.function.__module__ == f"transfers.steps.{step.name}"
-    assert [s.name for s in pipeline.STEPS if s.per_recipient] == ["encrypt", "deliver"]
+    assert [s.name for s in pipeline.STEPS if s.per_recipient] == ["encrypt", "deliver", "await_receipt"]
+    assert [s.name for s in pipeline.STEPS if s.wait] == ["await_receipt"]
     assert [s.name for s in pipeline.STEPS if s.gate] == ["check_agreement"]
     assert [s.name for s in pipeline.STEPS if s.teardown] == ["cleanup"]
     assert pipeline.STEPS[-1].teardown  # the teardown also comes last in the list

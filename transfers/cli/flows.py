@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -152,12 +152,18 @@ def run(
                                                   "timezone)")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="if another run of this flow and date is going on, "
                                                               "wait up to this many seconds for it")] = 0,
+    wait_receipt: Annotated[bool, typer.Option("--wait-receipt", help="after delivering, wait for each "
+                                               "recipient's signed receipt (until acknowledged, rejected or "
+                                               "overdue)")] = False,
+    poll: Annotated[float, typer.Option("--poll", min=1, help="with --wait-receipt: seconds between looks")] = 60,
 ) -> None:
     """Run one flow for one logical date: extract, check, minimise, encrypt, deliver, record.
 
     Credentials come from Airflow Connections and Variables (or AIRFLOW_CONN_<ID> / AIRFLOW_VAR_<NAME>).
     One run per flow and date at a time: if another (CLI or DAG) holds it, exit 4 with
     "already running since ..." and touch nothing (or --wait for it first).
+    With --wait-receipt it then waits for every recipient's signed receipt: exit 1 if one is
+    rejected, refused (does not verify) or overdue.
     Exit codes: 0 done, 1 failed, 2 configuration, 4 already running, 75 try again later.
     """
     from transfers.agreement import load_config
@@ -178,7 +184,8 @@ def run(
         flow_run = FlowRun(settings, config, ref, logical_date, staging_key=new_staging_key())
         with out.status(f"{ref.key} {logical_date}") as status:
             results = run_flow(flow_run, Resolvers(cli_connection, cli_secret),
-                               progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"), wait=wait)
+                               progress=lambda msg: status.update(f"{ref.key} {logical_date}: {msg}"), wait=wait,
+                               wait_receipt=wait_receipt, poll=poll)
     except TransferError as exc:
         fail(exc)
     except OSError as exc:
@@ -194,6 +201,7 @@ def run(
                   f"started {stale['since']})", highlight=False)
     if results.get("status") == "already-delivered":
         out.print(f"{ref.key} {logical_date}: already delivered to every recipient; nothing sent")
+        _print_receipts(ref.flow.to, results)
         return
     quality = results.get("quality", {})
     prepared = results["prepare"]
@@ -208,6 +216,14 @@ def run(
             out.print(f"  {recipient.partner}: {value['status']} ({value['files']} files, ledger entry {value['ledger_seq']})")
     if quality.get("report"):
         out.print(f"  quality report: {quality['report']}")
+    _print_receipts(ref.flow.to, results)
+
+
+def _print_receipts(recipients: Any, results: dict[str, Any]) -> None:
+    for recipient in recipients:  # present only with --wait-receipt
+        if ack := results.get(f"await_receipt_{recipient.partner}"):
+            out.print(f"  {recipient.partner}: receipt {ack['status']}, {ack['rows']} rows loaded "
+                      f"(receipt sha256 {ack['receipt_sha256']})")
 
 
 def purge(

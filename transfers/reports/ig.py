@@ -8,7 +8,7 @@ what is held now (``transfers.retention.inventory``); no record value is read.
 Sections:
     disclosures     by agreement, flow, recipient and month: purposes, legal basis, rows, fields
     receipts        each disclosure: acknowledged by the recipient's signed receipt (when, by which key),
-                    rejected (its reason), or unacknowledged (awaiting, or overdue past receipt_within)
+                    rejected (its reason), or unacknowledged (pending, or overdue past receipt_within)
     without_consent each share without consent: legal basis, ground, justification, rows
     purges          a certificate of destruction per deleted copy (and failed attempts)
     held            every copy held now with its due date; overdue ones highlighted
@@ -135,7 +135,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                    "rows": sum(g["rows"] for g in disclosures.values()),
                    "acknowledged": sum(1 for r in receipts if r["status"] == "acknowledged"),
                    "rejected": sum(1 for r in receipts if r["status"] == "rejected"),
-                   "unacknowledged": sum(1 for r in receipts if r["status"] in ("awaiting", "overdue")),
+                   "unacknowledged": sum(1 for r in receipts if r["status"] in ("pending", "overdue")),
                    "receipts_overdue": sum(1 for r in receipts if r["status"] == "overdue"),
                    "without_consent": len(without), "without_consent_rows": sum(w["rows"] for w in without),
                    "purged": len(purges), "purge_failures": len(failures), "held": len(held),

@@ -1,10 +1,10 @@
-"""Where each disclosure stands with its recipient: acknowledged, rejected, awaiting or overdue.
+"""Where each disclosure stands with its recipient: acknowledged, rejected, pending or overdue.
 
 One reading of the sender's ledger shared by the IG report, ``transfers subject history`` and
 ``transfers receipts``: for each ``Disclosure``, the ``Acknowledgement`` recorded for the same
 delivery (only receipts whose signature verified against the recipient's pinned key are ever
 recorded as one), and the count of ``ReceiptRefused`` (receipts that did not verify: shown, never
-counted). A disclosure with no acknowledgement is *awaiting* until its flow's ``receipt_within``
+counted). A disclosure with no acknowledgement is *pending* until its flow's ``receipt_within``
 has passed since it was delivered, then *overdue*.
 """
 
@@ -35,19 +35,33 @@ class DisclosureReceipt:
     delivered_at: datetime
     rows: int
     delivery_id: str
-    status: str  # acknowledged | rejected | awaiting | overdue
+    status: str  # acknowledged | rejected | pending | overdue
     acknowledged_at: datetime | None = None
     signer_fingerprint: str | None = None
     receipt_sha256: str | None = None
     reason: str = ""
     refused_receipts: int = 0
-    due_by: datetime | None = None  # delivered + receipt_within, for awaiting and overdue
+    due_by: datetime | None = None  # delivered + receipt_within, for pending and overdue
     disclosure_seq: int | None = None
     acknowledgement_seq: int | None = None
 
     @property
     def unacknowledged(self) -> bool:
-        return self.status in ("awaiting", "overdue")
+        return self.status in ("pending", "overdue")
+
+    def detail(self, now: datetime | None = None) -> str:
+        """The rejection's reason, the rows loaded, the time left, or when it was due."""
+        if self.status == "rejected":
+            return self.reason
+        if self.status == "acknowledged":
+            return f"{self.rows} rows loaded"
+        if self.due_by is None:
+            return "flow no longer in the config"
+        if self.status == "overdue":
+            return f"due by {self.due_by.isoformat(timespec='minutes')}"
+        from transfers.acknowledge import describe_left
+
+        return f"{describe_left(self.due_by - (now or datetime.now(UTC)))} left"
 
 
 def receipt_statuses(ledger: Ledger, config: Config, *, since: datetime | None = None,
@@ -74,7 +88,7 @@ def receipt_statuses(ledger: Ledger, config: Config, *, since: datetime | None =
         delivered = disclosure.when
         base = DisclosureReceipt(agreement=disclosure.agreement, flow=flow_key, logical_date=ds,
                                  recipient=disclosure.recipient or "", delivered_at=delivered, rows=disclosure.rows,
-                                 delivery_id=did, status="awaiting", refused_receipts=refused.get(did, 0),
+                                 delivery_id=did, status="pending", refused_receipts=refused.get(did, 0),
                                  disclosure_seq=disclosure.seq)
         if found is not None:
             out.append(replace(base, status=found.status, acknowledged_at=found.when,
@@ -82,7 +96,7 @@ def receipt_statuses(ledger: Ledger, config: Config, *, since: datetime | None =
                                reason=found.reason, acknowledgement_seq=found.seq))
             continue
         due = _due(config, flow_key, delivered)
-        out.append(replace(base, status="overdue" if due is not None and now > due else "awaiting", due_by=due))
+        out.append(replace(base, status="overdue" if due is not None and now > due else "pending", due_by=due))
     return out
 
 

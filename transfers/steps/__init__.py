@@ -6,6 +6,7 @@
 * :mod:`~transfers.steps.prepare`: hold back, exclude, minimise, pseudonymise, generalise.
 * :mod:`~transfers.steps.encrypt`: one recipient's sealed outbox (signed parts, the manifest and its signature).
 * :mod:`~transfers.steps.deliver`: archive, upload, record the disclosure once.
+* :mod:`~transfers.steps.await_receipt`: the recipient's signed receipt, verified and recorded (a wait step).
 * :mod:`~transfers.steps.notify`: withdrawal notices to earlier recipients.
 * :mod:`~transfers.steps.cleanup`: the run's working files removed.
 

@@ -42,7 +42,7 @@ def _ack(ledger: Ledger, did: str, day: date, status: str = "acknowledged", reas
                                   signer_fingerprint="F" * 40, rows=12))
 
 
-def test_each_disclosure_is_acknowledged_rejected_awaiting_or_overdue(ledger, config):
+def test_each_disclosure_is_acknowledged_rejected_pending_or_overdue(ledger, config):
     acked = _disclose(ledger, DAY)
     _ack(ledger, acked, DAY)
     rejected = _disclose(ledger, DAY + timedelta(days=1))
@@ -52,7 +52,7 @@ def test_each_disclosure_is_acknowledged_rejected_awaiting_or_overdue(ledger, co
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     found = {r.logical_date: r for r in receipt_statuses(ledger, config, now=now)}
     assert [found[d.isoformat()].status for d in (DAY + timedelta(days=n) for n in range(4))] == [
-        "acknowledged", "rejected", "overdue", "awaiting"]
+        "acknowledged", "rejected", "overdue", "pending"]
     assert found[DAY.isoformat()].signer_fingerprint == "F" * 40 and found[DAY.isoformat()].acknowledged_at
     assert found["2026-11-21"].reason == "part 1: unsigned"
     assert found["2026-11-23"].due_by == datetime(2026, 11, 25, 2, 5, tzinfo=UTC)
@@ -63,7 +63,7 @@ def test_a_refused_receipt_is_counted_apart_and_never_acknowledges(ledger, confi
     ledger.record(ReceiptRefused(agreement="mash-referrals", flow=FLOW, logical_date=DAY, recipient=SYP,
                                  delivery_id=did, reason="signed by a third key", receipt_sha256="cd" * 32))
     [status] = receipt_statuses(ledger, config, now=DELIVERED + timedelta(hours=1))
-    assert (status.status, status.refused_receipts, status.receipt_sha256) == ("awaiting", 1, None)
+    assert (status.status, status.refused_receipts, status.receipt_sha256) == ("pending", 1, None)
 
 
 def test_only_disclosures_in_the_period_are_listed_but_a_later_receipt_counts(ledger, config):
