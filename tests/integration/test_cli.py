@@ -100,6 +100,20 @@ def test_validate_accepts_the_world_and_refuses_a_key_that_does_not_match_its_pi
     assert "south-yorkshire-police.asc" in result.output
 
 
+def test_validate_refuses_a_receipt_wait_longer_than_a_dag_run_may_last(cli, world):
+    import yaml
+
+    path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["flows"][0]["receipt_within"] = "P1D"  # a DAG run stops at 20 h by default: the wait could never end
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    world.reload()
+    result = cli("validate")
+    assert result.exit_code == 2
+    assert "flow A: receipt_within P1D is not shorter than a DAG run may last" in result.output
+    assert "TRANSFERS_RUN_TIMEOUT_HOURS=20" in result.output
+
+
 def test_project_config_validates_with_committed_keys():
     runner = CliRunner()
     env = {k: None for k in os.environ if k.startswith("TRANSFERS_")}

@@ -139,10 +139,10 @@ def test_a_receipt_for_another_manifest_is_refused(world, delivered):
 def test_no_receipt_is_pending_then_overdue(world, delivered):
     [disclosure] = _records(world, Disclosure)
 
-    with pytest.raises(ReceiptPending, match="left of P1D"):
+    with pytest.raises(ReceiptPending, match="left of PT12H"):
         _collect(world)
-    with pytest.raises(ReceiptOverdue, match="no receipt .* within P1D"):
-        _collect(world, now=disclosure.when + timedelta(days=1, seconds=1))
+    with pytest.raises(ReceiptOverdue, match="no receipt .* within PT12H"):
+        _collect(world, now=disclosure.when + timedelta(hours=12, seconds=1))
     assert _records(world, Acknowledgement) == [] and _records(world, ReceiptRefused) == []
 
 

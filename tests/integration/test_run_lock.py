@@ -162,7 +162,7 @@ def test_a_dag_run_takes_over_a_stale_lock_holds_it_and_releases_it_at_cleanup(w
     """The DAG's tasks share one owner (its run id): taken by check_agreement, released by cleanup."""
     from datetime import UTC, datetime, timedelta
 
-    from tests.integration.test_dag_run import airflow_env
+    from tests.integration.test_dag_run import _Recipient, airflow_env
 
     metadata = request.getfixturevalue("airflow_home")
     url = ledger_url_of(world, None)
@@ -175,8 +175,14 @@ def test_a_dag_run_takes_over_a_stale_lock_holds_it_and_releases_it_at_cleanup(w
     finally:
         locks.close()
 
-    result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", DS],
-                            env=airflow_env(world, metadata), capture_output=True, text=True, timeout=600)
+    recipient = _Recipient(world)  # returns the signed receipt the DAG's last sensor waits for
+    recipient.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", DS],
+                                env=airflow_env(world, metadata), capture_output=True, text=True, timeout=600)
+    finally:
+        recipient.stop.set()
+        recipient.join()
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

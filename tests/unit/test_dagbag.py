@@ -210,8 +210,8 @@ def test_a_receive_dag_is_one_sensor_that_gives_its_slot_back_and_waits_receipt_
     assert [t.task_id for t in dag.tasks] == ["receive"]
     sensor = dag.get_task("receive")
     assert sensor.mode == "reschedule"
-    assert str(ref.flow.receipt_within) == "P1D"  # the sample's (default) period
-    assert timedelta(seconds=sensor.timeout) == timedelta(days=1)
+    assert str(ref.flow.receipt_within) == "PT12H"  # the sample's (default) period
+    assert timedelta(seconds=sensor.timeout) == timedelta(hours=12)
     # The sender's schedule and clock; the run outlives its sensor's wait, and a waiting night holds no other back.
     assert dag.timetable.expression == ref.flow.schedule
     assert dag.dagrun_timeout is not None and dag.dagrun_timeout >= timedelta(seconds=sensor.timeout)

@@ -280,8 +280,9 @@ class Flow(_Strict):
     deceased: Deceased | None = None
     disclosure_risk: DisclosureRisk | None = None
     csv: DeliveryCsv = DeliveryCsv()
-    # How long after delivery the sender waits for the recipient's signed receipt before the night fails.
-    receipt_within: IsoDuration = parse_duration("P1D")
+    # How long after delivery the sender waits for the recipient's signed receipt before the night fails:
+    # within a DAG run's limit (TRANSFERS_RUN_TIMEOUT_HOURS, default 20 h), so the wait fails as overdue.
+    receipt_within: IsoDuration = parse_duration("PT12H")
 
     @field_validator("id")
     @classmethod

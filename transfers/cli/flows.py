@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +14,7 @@ from transfers.cli.privacy import privacy_summary
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
-    from transfers.agreement import Config, Sides
+    from transfers.agreement import Config, FlowRef, Sides
     from transfers.settings import Settings
 
 
@@ -76,6 +76,11 @@ def validate(
         # Only whether each id resolves: a typo in an id is found now, not at 2am (--connect goes further).
         problems += [f"{ref.path}: flow {ref.flow.id}: {check.check}: {check.detail}"
                      for check in defined(ref, cli_connection, cli_secret) if check.failed]
+        if (wait := _receipt_wait(ref)) >= timedelta(hours=settings.run_timeout_hours):
+            problems.append(f"{ref.path}: flow {ref.flow.id}: receipt_within {ref.flow.receipt_within} is not shorter "
+                            f"than a DAG run may last (TRANSFERS_RUN_TIMEOUT_HOURS={settings.run_timeout_hours:g}): "
+                            f"the run would be stopped before a missing receipt is reported as overdue; "
+                            f"shorten receipt_within (it was {wait})")
         table.add_row(ref.key, "send", ref.flow.from_, ", ".join(r.partner for r in ref.flow.to),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for inbound in found.receiving:
@@ -101,6 +106,12 @@ def validate(
     out.print(table)
     counted = f"{len(found.sending)} flow(s) to send, {len(found.receiving)} to receive"
     out.print(f"[green]ok[/]: {len(config.agreements)} agreement(s), {counted}")
+
+
+def _receipt_wait(ref: FlowRef) -> timedelta:
+    """The flow's ``receipt_within`` as a length of time (a period in months is taken from a fixed day)."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    return ref.flow.receipt_within.after(start) - start
 
 
 def _preflight(settings: Settings, config: Config, found: Sides, only: str | None, today: date) -> None:

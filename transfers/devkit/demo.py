@@ -1,20 +1,19 @@
-"""The demo: both sample flows, end to end, through Airflow, on this machine only.
+"""The demo: the sample agreement's three partners, each its own deployment, both ends of both flows.
 
-Everything a real deployment gets from partners is made here at run time:
-the recipients' OpenPGP key pairs and the senders' signing key (with ``gpg``, as a
-partner would; the recipients' keyring holds the sender's public key, so ``gpg
---decrypt`` names who signed), their
-SFTP servers (a local stand-in on 127.0.0.1 with a pinned host key), the
-sender's source systems (a synthetic SQLite case database and a CSV export),
-and the secrets. Nothing is written outside ``var/demo`` and nothing leaves
-the machine.
+Each partner (Children's Services, South Yorkshire Police, the NHS trust) gets its own
+``TRANSFERS_HOME`` (ledger, store, archive), its own Airflow, its own keys made with ``gpg``
+(a signing key each; a decryption key for each recipient) and, if it receives, its own SFTP
+server (a local stand-in on 127.0.0.1 with a pinned host key) whose upload root is its inbox.
+The trust sends flow B to Children's Services, who receive it and return a signed receipt; then
+Children's Services send flow A to the police, who do the same. Each sender's DAG waits for the
+receipt (a reschedule sensor) and records it. Sources are synthetic (a SQLite case database, a
+CSV export). Nothing is written outside ``var/demo`` and nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -23,13 +22,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from transfers.agreement import load_config
 from transfers.devkit import synthetic
 from transfers.devkit.gpg import GpgError, GpgHome, signed_by
-from transfers.devkit.signoff import sign_for_partners
+from transfers.devkit.parties import Party, make_parties
+from transfers.ledger.records import Acknowledgement, Received
 from transfers.settings import PROJECT_ROOT
 from transfers.staging import new_staging_key
 
@@ -66,53 +66,29 @@ def client_key() -> tuple[str, str]:
     return private, public
 
 
-def prepare_config(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str, str], str]:
-    """Copy config/, pin each recipient to a key pair generated now and every partner to one signing key.
+MAIN_FLOW_ORDER = ("mash-referrals.B", "mash-referrals.A")  # B first: its recipient sends A afterwards
 
-    Every partner signs the agreement copy with that key (its own signature file). One signing key for all: the demo runs both flows in one Airflow, which reads one
-    ``transfers_signing_key`` secret (until a deployment names its own party).
 
-    Returns:
-        The recipients' fingerprints by partner, and the senders' signing key fingerprint.
-    """
-    config_dir = workspace / "config"
-    shutil.copytree(PROJECT_ROOT / "config", config_dir)
-    keys_dir = workspace / "keys"
-    keys_dir.mkdir()
-    path = config_dir / "agreements" / "mash-referrals.yaml"
-    data = yaml.safe_load(path.read_text())
-    if not data["in_force"] <= today <= data["review_by"]:
-        say(f"the sample agreement is not live today ({data['in_force']} to {data['review_by']}): "
-            "the demo copy moves its dates so it can run")
-        data["in_force"], data["review_by"] = today - timedelta(days=30), today + timedelta(days=335)
-    fingerprints: dict[str, str] = {}
-    for flow in data["flows"]:
-        for recipient in flow["to"]:
-            partner = recipient["partner"]
-            if partner not in fingerprints:
-                fingerprints[partner] = gpg.generate_key(f"{partner} (demo) <{partner}@demo.invalid>", algo="cv25519")
-                gpg.export_public(fingerprints[partner], keys_dir / f"{partner}.asc")
-            recipient["pgp_fingerprint"] = fingerprints[partner]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    signing = gpg.generate_key("MASH senders' signing key (demo) <signing@demo.invalid>", algo="cv25519",
-                               encryption_subkey=False)
-    # Every partner signs the agreement (Tier 2 sign-off), senders sign deliveries too: one demo key plays all.
-    senders = {flow["from"] for flow in data["flows"]} | set(data["partners"])
-    protocol_path = config_dir / "protocol.yaml"
-    protocol = yaml.safe_load(protocol_path.read_text())
-    for signatory in protocol["signatories"]:
-        if signatory["id"] in senders:
-            signatory["signing_fingerprint"] = signing
-    protocol_path.write_text(yaml.safe_dump(protocol, sort_keys=False))
-    signing_public = gpg.export_public(signing, workspace / "signing.asc").read_text()
-    for sender in senders:  # beside the partner's encryption key, if it also receives
-        key_file = keys_dir / f"{sender}.asc"
-        key_file.write_text((key_file.read_text() if key_file.exists() else "") + signing_public)
-    # Each partner signs the demo's copy of the agreement (its own signature file), as each owner would
-    # with `transfers agreement sign`: without it no flow runs.
-    for agreement_id, partner, sig in sign_for_partners(config_dir, gpg.export_secret(signing)):
-        print(f"    {agreement_id} signed off by {partner}: {sig.relative_to(workspace)}")
-    return fingerprints, signing
+def _dag_test(party: Party, dag_id: str, logical_date: date, log_path: Path) -> subprocess.Popen:
+    """``airflow dags test`` of one of ``party``'s DAGs, in the background, logging to ``log_path``."""
+    log = log_path.open("w")
+    return subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
+                            env=party.env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for(path_glob: tuple[Path, str], process: subprocess.Popen, what: str, seconds: float = 300) -> bool:
+    """Wait until a file matching ``path_glob`` exists, while ``process`` (the sender's run) is alive."""
+    folder, pattern = path_glob
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(folder.rglob(pattern)):
+            return True
+        if process.poll() is not None and not any(folder.rglob(pattern)):
+            print(f"    FAILED: the sender's run ended ({process.returncode}) before {what} arrived")
+            return False
+        time.sleep(0.5)
+    print(f"    FAILED: {what} did not arrive within {seconds:.0f}s")
+    return False
 
 
 def main() -> int:  # a linear script reads best as one function
@@ -124,144 +100,175 @@ def main() -> int:  # a linear script reads best as one function
     today = datetime.now(UTC).date()
     logical_date = today - timedelta(days=1)
 
-    say("generating the recipients' OpenPGP keys and the senders' signing key with gpg (as each partner would)")
+    say("making each partner's own keys with gpg: a signing key each, a decryption key for each recipient")
     gpg = GpgHome(workspace / "partners-gnupg")
-    fingerprints, signing = prepare_config(workspace, gpg, today)
-    for partner, fpr in fingerprints.items():
-        print(f"    {partner}: {fpr}")
-    print(f"    senders' signing key: {signing}")
+    parties, config_dir = make_parties(workspace, gpg, today)
+    for party in parties.values():
+        sends = ", ".join(party.sends) or "nothing"
+        receives = ", ".join(party.receives) or "nothing"
+        print(f"    {party.id}: sends {sends}; receives {receives}; signs with {party.signing_fingerprint}")
 
     say(f"making synthetic source data for {logical_date}")
-    case_db = workspace / "sources" / "case-system.db"
+    sender_a, sender_b = parties["rotherham-childrens-services"], parties["rotherham-nhs-ft"]
+    case_db = sender_a.root / "sources" / "case-system.db"
     case_db.parent.mkdir(parents=True)
     synthetic.write_referrals_table(f"sqlite:///{case_db}", synthetic.referrals(120, logical_date))
-    exports = workspace / "sources" / "trust-exports"
+    exports = sender_b.root / "sources" / "trust-exports"
     attendances = synthetic.ed_attendances(80, logical_date)
     synthetic.write_ed_csv(exports, logical_date, attendances)
     # A few patients withdrew consent or opted out: flow B (basis consent) leaves them out.
     synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), logical_date, withdrawn=3, opted_out=2)
+    pseudonym_key = os.urandom(32).hex()  # the agreement's key: both senders pseudonymise alike
+    sender_a.env["AIRFLOW_CONN_CS_CASE_DB"] = json.dumps({"conn_type": "sqlite", "host": str(case_db)})
+    sender_b.env["AIRFLOW_CONN_RFT_EXPORTS"] = json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}})
 
-    say("starting a local SFTP server for each recipient on 127.0.0.1 (host keys pinned)")
-    private, public = client_key()
+    say("starting each recipient's own SFTP server on 127.0.0.1 (its upload root is its inbox; host keys pinned)")
     servers: dict[str, SftpStandIn] = {}
-    for partner in fingerprints:
-        root = workspace / "partners-sftp" / partner
-        root.mkdir(parents=True)
-        server = standin(root, authorized_key=public, host_key_path=workspace / f"hostkey-{partner}")
+    config = load_config(config_dir)
+    for party in parties.values():
+        if not party.receives:
+            continue
+        private, public = client_key()  # the key its partners log in with
+        server = standin(party.inbox, authorized_key=public, host_key_path=party.root / "sftp-host-key")
         server.start()
-        servers[partner] = server
-        print(f"    {partner}: 127.0.0.1:{server.port}")
+        servers[party.id] = server
+        print(f"    {party.id}: 127.0.0.1:{server.port}, inbox {party.inbox}")
+        for ref in config.flows():  # every sender of a flow to this party gets its connection
+            for recipient in ref.flow.to:
+                if recipient.partner == party.id:
+                    parties[ref.flow.from_].env[f"AIRFLOW_CONN_{recipient.sftp.upper()}"] = json.dumps({
+                        "conn_type": "sftp", "host": "127.0.0.1", "port": server.port, "login": "transfers",
+                        "extra": {"host_key": server.host_key_line, "private_key": private}})
 
-    airflow_home = workspace / "airflow"
-    state = workspace / "state"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "TRANSFERS_CONFIG_DIR": str(workspace / "config"),
-        "TRANSFERS_KEYS_DIR": str(workspace / "keys"),
-        "TRANSFERS_HOME": str(state),
-        "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": new_staging_key(),
-        "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": os.urandom(32).hex(),
-        # The senders' private signing key, as a deployment's secrets backend holds it (throwaway).
-        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": gpg.export_secret(signing),
-        "AIRFLOW_CONN_CS_CASE_DB": json.dumps({"conn_type": "sqlite", "host": str(case_db)}),
-        "AIRFLOW_CONN_RFT_EXPORTS": json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}}),
-    }
-    # The demo's own throwaway settings (synthetic data, keys made for this run), kept so
-    # the user can go on exploring with the CLI: set -a; . var/demo/demo.env; set +a
-    env_file = workspace / "demo.env"
-    env_file.touch(mode=0o600)
-    env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()
-                                if k.startswith(("TRANSFERS_", "AIRFLOW_VAR_", "AIRFLOW_CONN_"))))
-    sftp_conn = {"south-yorkshire-police": "AIRFLOW_CONN_SYP_SFTP", "rotherham-childrens-services": "AIRFLOW_CONN_CS_SFTP"}
-    for partner, server in servers.items():
-        env[sftp_conn[partner]] = json.dumps({
-            "conn_type": "sftp", "host": "127.0.0.1", "port": server.port, "login": "transfers",
-            "extra": {"host_key": server.host_key_line, "private_key": private},
-        })
-    airflow = [sys.executable, "-m", "airflow"]
+    template = workspace / "airflow-metadata.db"
+    base_env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                # Sensors (a receive, a receipt) look again every 2 s here, not every 5 minutes.
+                "TRANSFERS_POKE_SECONDS": "2"}
+    for party in parties.values():
+        party.env = {**base_env, **party.env, "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": new_staging_key(),
+                     "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": pseudonym_key}
+        party.write_env()
     try:
-        say("initialising Airflow's metadata database (SQLite, under var/demo/airflow)")
+        say("initialising Airflow's metadata database once (SQLite), then a copy for each partner")
         started = time.monotonic()
-        subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        first = next(iter(parties.values()))
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=first.env, check=True,
+                       stdout=subprocess.DEVNULL)
+        shutil.copy2(first.airflow_home / "airflow.db", template)
+        for party in parties.values():
+            party.airflow_home.mkdir(exist_ok=True)
+            if party is not first:
+                shutil.copy2(template, party.airflow_home / "airflow.db")
         print(f"    done in {time.monotonic() - started:.0f}s")
-        for dag_id in ("mash-referrals.A", "mash-referrals.B"):
-            say(f"running DAG {dag_id} for {logical_date} through Airflow (airflow dags test)")
-            log_path = workspace / f"{dag_id}.log"
-            with log_path.open("w") as log:
-                result = subprocess.run([*airflow, "dags", "test", dag_id, logical_date.isoformat()],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT)
-            if result.returncode != 0:
-                print(f"    FAILED: see {log_path}")
+        for flow_key in MAIN_FLOW_ORDER:
+            ref = config.flow(flow_key)
+            sender = parties[ref.flow.from_]
+            say(f"{sender.id} runs its DAG {flow_key} for {logical_date} (airflow dags test); it waits for the "
+                f"signed receipt")
+            sending = _dag_test(sender, flow_key, logical_date, sender.root / f"{flow_key}.log")
+            for recipient in ref.flow.to:
+                party = parties[recipient.partner]
+                if not _wait_for((party.inbox, f"*{ref.flow.id}_{logical_date}.manifest.json"), sending,
+                                 f"the delivery to {party.id}"):
+                    sending.kill()
+                    return 1
+                dag_id = f"receive_{flow_key}"
+                say(f"{party.id} runs its DAG {dag_id}: verify, load, signed receipt")
+                log_path = party.root / f"{dag_id}.log"
+                receiving = _dag_test(party, dag_id, logical_date, log_path)
+                if receiving.wait(timeout=600) != 0:
+                    print(f"    FAILED: see {log_path}")
+                    sending.kill()
+                    return 1
+                print(f"    ok (Airflow log: {log_path})")
+            if sending.wait(timeout=600) != 0:
+                print(f"    FAILED: {sender.id}'s run of {flow_key}: see {sender.root / f'{flow_key}.log'}")
                 return 1
-            print(f"    ok (Airflow log: {log_path})")
+            print(f"    {sender.id}: receipt verified and recorded (Airflow log: {sender.root / f'{flow_key}.log'})")
     finally:
         for server in servers.values():
             server.stop()
+    return report(parties, gpg, workspace, logical_date, today)
 
-    say("checking each delivery as the recipient would: gpg --decrypt and gpg --verify")
-    delivered = sorted((workspace / "partners-sftp").rglob("*.pgp"))
-    if len(delivered) < 2:
-        print(f"    FAILED: expected a delivery per flow, found {len(delivered)}")
-        return 1
-    for path in delivered:
-        plaintext, status = gpg.decrypt_with_status(path)
-        rows = plaintext.decode().splitlines()
-        signer = signed_by(status)
-        print(f"    {path.relative_to(workspace)}: {len(rows) - 1} rows; columns: {rows[0]}")
-        if signer != signing:
-            print(f"    FAILED: gpg reports no good signature from the sender's key {signing} (got {signer})")
-            return 1
-        print(f"      gpg: good signature from the sender's pinned key {signer}")
-    for manifest in sorted((workspace / "partners-sftp").rglob("*.manifest.json")):
-        try:
-            signer = signed_by(gpg.verify_detached(manifest.with_name(manifest.name + ".asc"), manifest))
-        except GpgError as exc:
-            print(f"    FAILED: {manifest.name}: {exc}")
-            return 1
-        print(f"    {manifest.relative_to(workspace)}: gpg --verify: good signature from {signer}")
 
-    verify = subprocess.run([sys.executable, "-m", "transfers", "ledger", "verify"], env=env,
-                            capture_output=True, text=True)
-    print(f"    {verify.stdout.strip() or verify.stderr.strip()}")
-    reports = sorted((state / "reports").rglob("*.html"))
+def _transfers(party: Party, *args: str) -> subprocess.CompletedProcess:
+    # Wide enough that a table keeps one line per row in the demo's output.
+    return subprocess.run([sys.executable, "-m", "transfers", *args], env={**party.env, "COLUMNS": "160"},
+                          capture_output=True, text=True)
 
-    say("writing the IG officer's evidence: the disclosure report and the signed-agreement document")
-    ig_dir = workspace / "ig"
-    agreement_doc = workspace / "ig" / "mash-referrals-agreement.html"
-    ig_dir.mkdir(exist_ok=True)
-    for command in (["report", "ig", "--from", logical_date.isoformat(), "--to", today.isoformat(), "--out", str(ig_dir)],
-                    ["agreement", "render", "mash-referrals", "--format", "html", "--out", str(agreement_doc)]):
-        done = subprocess.run([sys.executable, "-m", "transfers", *command], env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"    FAILED: transfers {' '.join(command[:2])}: {done.stderr.strip()[-500:]}")
-            return 1
+
+def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_date: date, today: date) -> int:
+    """Check what each party holds as an outsider would (gpg, the ledgers, the store) and say where it is."""
+    say("checking each delivery as the recipient would: gpg --decrypt and gpg --verify (senders' archived copies)")
+    failed = False
+    for sender in parties.values():
+        for path in sorted(sender.home.glob("archive/**/*.pgp")):
+            plaintext, status = gpg.decrypt_with_status(path)
+            rows = plaintext.decode().splitlines()
+            signer = signed_by(status)
+            ok = signer == sender.signing_fingerprint
+            failed |= not ok
+            print(f"    {path.relative_to(workspace)}: {len(rows) - 1} rows; gpg: "
+                  f"{'good signature from ' + sender.id + ' ' + str(signer) if ok else 'NO good signature'}")
+        for manifest in sorted(sender.home.glob("archive/**/*.manifest.json")):
+            try:
+                signer = signed_by(gpg.verify_detached(manifest.with_name(manifest.name + ".asc"), manifest))
+            except GpgError as exc:
+                print(f"    FAILED: {manifest.name}: {exc}")
+                return 1
+            print(f"    {manifest.relative_to(workspace)}: gpg --verify: good signature from {signer}")
+
+    say("where each party's ledger shows the exchange")
+    for party in parties.values():
+        verify = _transfers(party, "ledger", "verify")
+        failed |= verify.returncode != 0
+        print(f"  {party.id} (TRANSFERS_HOME={party.home}):")
+        print(f"      {verify.stdout.strip() or verify.stderr.strip()}")
+        if party.sends:
+            receipts = _transfers(party, "receipts")
+            failed |= receipts.returncode != 0
+            print("      " + "\n      ".join(receipts.stdout.strip().splitlines()))
+        with _open_ledger(party) as ledger:
+            for received in ledger.records(Received):
+                print(f"      received {received.flow} {received.logical_date} from {received.sender}: "
+                      f"{received.status}, {received.rows} rows loaded into its store "
+                      f"({party.home / 'received.db'}), receipt {str(received.receipt_sha256)[:16]} returned")
+            for ack in ledger.records(Acknowledgement):
+                print(f"      {ack.flow} {ack.logical_date} to {ack.recipient}: {ack.status} by the signed receipt "
+                      f"{str(ack.receipt_sha256)[:16]} (ledger entry {ack.seq})")
+
+    say("writing the IG officer's evidence for each sender: the disclosure report (with receipts) and the agreement")
+    for party in parties.values():
+        if not party.sends:
+            continue
+        ig_dir = party.root / "ig"
+        for command in (["report", "ig", "--from", logical_date.isoformat(), "--to", today.isoformat(),
+                         "--out", str(ig_dir)],
+                        ["agreement", "render", "mash-referrals", "--format", "html",
+                         "--out", str(ig_dir / "mash-referrals-agreement.html")]):
+            done = _transfers(party, *command)
+            if done.returncode != 0:
+                print(f"    FAILED: transfers {' '.join(command[:2])}: {done.stderr.strip()[-500:]}")
+                return 1
+        for path in sorted(ig_dir.glob("*.html")):
+            print(f"    {path}")
     print()
-    say("done. Where to look:")
-    print(f"  delivered (signed and encrypted) files: {workspace / 'partners-sftp'}/<partner>/inbound/...")
-    for path in delivered:
-        print(f"      {path}")
-    print(f"  signed: gpg reports a good signature from the sender's pinned key {signing} on every file and "
-          "on each manifest (<base>.manifest.json.asc)")
-    print("  quality reports for data owners:")
-    for path in reports:
-        print(f"      {path}")
-    print("  for the IG officer (disclosures, shares without consent, retention; the agreement as signed):")
-    for path in sorted(ig_dir.glob("*.html")):
-        print(f"      {path}")
-    print(f"  disclosure ledger: {state / 'ledger.db'}  (check it: TRANSFERS_HOME={state} uv run transfers ledger verify)")
-    print("  explore with the CLI, on the demo's settings (the partners' SFTP stand-ins have stopped):")
-    print(f"      set -a; . {env_file}; set +a")
+    say("done. Explore one party with the CLI, on its own settings (the SFTP stand-ins have stopped):")
+    for party in parties.values():
+        print(f"      set -a; . {party.root / 'party.env'}; set +a   # {party.id}")
+    print("      uv run transfers receipts                      # a sender: each disclosure and its receipt")
     print("      uv run transfers report quality mash-referrals.B")
-    print("      uv run transfers subject history <an NHS number from var/demo/sources/trust-exports/ed/>")
-    print("      uv run transfers purge --dry-run --now <a date a few weeks on>")
-    print("  decrypt a delivery as the recipient (gpg names the signer), and check a manifest's signature:")
-    print(f"      GNUPGHOME={gpg.path} gpg --decrypt {delivered[0]}")
-    print(f"      GNUPGHOME={gpg.path} gpg --verify <a delivered .manifest.json.asc> <its .manifest.json>")
-    return 0 if verify.returncode == 0 else 1
+    print("      uv run transfers subject history <an NHS number from var/demo/rotherham-nhs-ft/sources/>")
+    print("  decrypt an archived delivery as the recipient would (gpg names the signer):")
+    print(f"      GNUPGHOME={gpg.path} gpg --decrypt <a .pgp under var/demo/<sender>/state/archive/>")
+    return 1 if failed else 0
+
+
+def _open_ledger(party: Party):  # the party's own ledger, read in this process
+    from transfers.settings import Settings
+
+    return Settings(home=party.home).open_ledger()
 
 
 if __name__ == "__main__":

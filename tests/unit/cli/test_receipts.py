@@ -41,7 +41,7 @@ def test_each_disclosure_is_listed_with_its_receipt_and_pending_lists_only_the_u
     rows = [line for line in every.output.splitlines() if "mash-referrals." in line]
     assert len(rows) == 3
     assert "rejected: column x missing" in rows[0]
-    assert "pending: 21h" in rows[1]  # P1D after a delivery two hours ago
+    assert "pending: 9h" in rows[1]  # PT12H after a delivery two hours ago
     assert "overdue" in rows[2]
 
     pending = _invoke(monkeypatch, home, "--pending", "--flow", "mash-referrals.A")

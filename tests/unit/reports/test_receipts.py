@@ -47,7 +47,7 @@ def test_each_disclosure_is_acknowledged_rejected_pending_or_overdue(ledger, con
     _ack(ledger, acked, DAY)
     rejected = _disclose(ledger, DAY + timedelta(days=1))
     _ack(ledger, rejected, DAY + timedelta(days=1), "rejected", "part 1: unsigned")
-    _disclose(ledger, DAY + timedelta(days=2))  # delivered 2026-11-23 02:05; receipt_within P1D
+    _disclose(ledger, DAY + timedelta(days=2))  # delivered 2026-11-23 02:05; receipt_within PT12H
     _disclose(ledger, DAY + timedelta(days=3))  # delivered 2026-11-24 02:05
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     found = {r.logical_date: r for r in receipt_statuses(ledger, config, now=now)}
@@ -55,7 +55,7 @@ def test_each_disclosure_is_acknowledged_rejected_pending_or_overdue(ledger, con
         "acknowledged", "rejected", "overdue", "pending"]
     assert found[DAY.isoformat()].signer_fingerprint == "F" * 40 and found[DAY.isoformat()].acknowledged_at
     assert found["2026-11-21"].reason == "part 1: unsigned"
-    assert found["2026-11-23"].due_by == datetime(2026, 11, 25, 2, 5, tzinfo=UTC)
+    assert found["2026-11-23"].due_by == datetime(2026, 11, 24, 14, 5, tzinfo=UTC)  # delivered 11-24 02:05
 
 
 def test_a_refused_receipt_is_counted_apart_and_never_acknowledges(ledger, config):
