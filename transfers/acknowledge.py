@@ -125,7 +125,8 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
         context.refuse(f"{path}: {problem}")
     entry, _created = ledger.record(Acknowledgement(
         agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=partner, delivery_id=did,
-        status="acknowledged" if receipt.accepted else "rejected", reason=receipt.reason,
+        status="acknowledged" if receipt.accepted else "rejected",
+        reason="" if receipt.accepted else _rejection_reason(run, recipient, disclosure, receipt),
         manifest_sha256=receipt.manifest_sha256, rows=receipt.rows, receipt_sha256=receipt_sha,
         signer_fingerprint=key.fingerprint, received_at=receipt.received_at,
         recipient_ledger_head=receipt.recipient_ledger_head))
@@ -224,9 +225,11 @@ def _mismatch(run: FlowRun, recipient: Recipient, disclosure: Disclosure, receip
               key: SigningKey) -> str | None:
     """What makes ``receipt`` not a receipt for the delivery we made, or ``None``.
 
-    A rejection must name our delivery (id, flow, date, parties, agreement id, and our manifest's hash
-    when it gives one); it may list other file hashes or agreement versions than we sent, as those
-    can be why it was rejected. An acceptance must match everything we sent.
+    A rejection must name our delivery (id, flow, date, parties, agreement id); it may carry another
+    manifest hash, other file hashes or another agreement version than we sent, as those can be why it
+    was rejected (a file replaced on the way is exactly that): it still says our delivery did not
+    arrive as sent, and ``_rejection_reason`` notes the difference. An acceptance must match everything
+    we sent.
     """
     from transfers.crypto import normalise_fingerprint
 
@@ -244,11 +247,11 @@ def _mismatch(run: FlowRun, recipient: Recipient, disclosure: Disclosure, receip
         signer = receipt.signer_fingerprint
     if signer not in (key.fingerprint, key.signing_fingerprint):
         return f"signer_fingerprint {receipt.signer_fingerprint!r} is not {recipient.partner}'s pinned key {key.fingerprint}"
-    manifest_sha, sent = _sent(run, recipient, disclosure)
-    if (receipt.accepted or receipt.manifest_sha256 is not None) and receipt.manifest_sha256 != manifest_sha:
-        return f"manifest_sha256 {receipt.manifest_sha256} is not the SHA-256 of the manifest sent ({manifest_sha})"
     if not receipt.accepted:
         return None
+    manifest_sha, sent = _sent(run, recipient, disclosure)
+    if receipt.manifest_sha256 != manifest_sha:
+        return f"manifest_sha256 {receipt.manifest_sha256} is not the SHA-256 of the manifest sent ({manifest_sha})"
     sent_agreement = _sent_agreement(run, recipient)
     for key_name in ("version", "sha256"):
         if str(receipt.agreement.get(key_name)) != str(sent_agreement[key_name]):
@@ -263,6 +266,16 @@ def _mismatch(run: FlowRun, recipient: Recipient, disclosure: Disclosure, receip
     if receipt.rows != disclosure.rows:
         return f"rows {receipt.rows} loaded, {disclosure.rows} sent"
     return None
+
+
+def _rejection_reason(run: FlowRun, recipient: Recipient, disclosure: Disclosure, receipt: Receipt) -> str:
+    """The recipient's reason, and whether what it judged is what we sent (a changed manifest was not ours)."""
+    reason = receipt.reason or "no reason given"
+    manifest_sha, _sent_files = _sent(run, recipient, disclosure)
+    if receipt.manifest_sha256 is not None and manifest_sha is not None and receipt.manifest_sha256 != manifest_sha:
+        reason += (f" (the manifest {recipient.partner} received, sha256 {receipt.manifest_sha256[:16]}, is not the "
+                   f"one sent, {manifest_sha[:16]}: it was changed or replaced after it left)")
+    return reason
 
 
 def _envelope(name: str) -> bool:

@@ -87,7 +87,7 @@ class HomeLayout:
                                                                  unless ``TRANSFERS_INBOX_DIR`` names the SFTP root
     ``<home>/quarantine/<agreement>/<flow>/<date>/<sender>/``    (recipient) rejected deliveries, still encrypted
     ``<home>/retention/unrecorded.jsonl``                        deletions the ledger could not record yet
-    ``<home>/ig-reports/``, ``<home>/ledger.db``, ``<home>/ledger.head``
+    ``<home>/ig-reports/``, ``<home>/ledger.db``, ``<home>/ledger.head``, ``<home>/received.db`` (a recipient's store)
     """
 
     home: Path
@@ -150,6 +150,11 @@ class HomeLayout:
     @property
     def ledger_head(self) -> Path:
         return self.home / "ledger.head"
+
+    @property
+    def store_db(self) -> Path:
+        """(recipient) the default SQLite store received rows are loaded into."""
+        return self.home / "received.db"
 
     def archive_root(self, folder: str | None) -> Path:
         """A local archive folder named by an agreement, always strictly inside the home.
@@ -293,7 +298,7 @@ class Settings(BaseSettings):
 
     @property
     def store_database(self) -> str:
-        return self.store_url or f"sqlite:///{(self.home / 'received.db').resolve()}"
+        return self.store_url or f"sqlite:///{self.layout.store_db.resolve()}"
 
     @property
     def ledger_anchor(self) -> Path:

@@ -93,6 +93,18 @@ class Exchange:
 
         run_flow(self.sender.run(FLOW, logical_date), self.sender.resolvers())
 
+    def collect(self, logical_date: date = LOGICAL_DATE):
+        """The sender's wait step: collect the police's receipt over SFTP, verify it, record it."""
+        from transfers.steps.await_receipt import await_receipt
+
+        run = self.sender.run(FLOW, logical_date)
+        with self.sender.settings.open_ledger() as ledger:
+            return await_receipt(run, self.sender.resolvers(), ledger, run.recipient(RECIPIENT))
+
+    def sender_records(self, cls):
+        with self.sender.settings.open_ledger() as ledger:
+            return list(ledger.records(cls))
+
 
 @pytest.fixture(scope="session")
 def police_keys(gpg_partner: GpgPartner, tmp_path_factory: pytest.TempPathFactory) -> PoliceKeys:

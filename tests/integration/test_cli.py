@@ -114,6 +114,15 @@ def test_validate_refuses_a_receipt_wait_longer_than_a_dag_run_may_last(cli, wor
     assert "TRANSFERS_RUN_TIMEOUT_HOURS=20" in result.output
 
 
+def test_run_refuses_a_flow_this_party_does_not_send(cli, world, monkeypatch):
+    monkeypatch.setenv("TRANSFERS_PARTY", "south-yorkshire-police")
+    result = cli("run", "mash-referrals.A")
+    assert result.exit_code == 2
+    assert "sent by rotherham-childrens-services, not by this deployment" in result.output
+    assert "transfers receive" in result.output
+    assert not world.delivered("inbound/mash")
+
+
 def test_project_config_validates_with_committed_keys():
     runner = CliRunner()
     env = {k: None for k in os.environ if k.startswith("TRANSFERS_")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from datetime import timedelta
 
@@ -19,8 +20,8 @@ import sqlalchemy as sa
 from tests.integration.conftest import LOGICAL_DATE, read_delivery
 from tests.integration.exchange_world import FLOW, RECIPIENT, SENDER, Exchange, exchange, police_keys, police_sshd
 from transfers.crypto import encrypt_to_file, load_own_signing_key, load_recipient_key, sign_detached
-from transfers.errors import DeliveryPending, DeliveryRejected
-from transfers.ledger.records import Received
+from transfers.errors import DeliveryPending, DeliveryRejected, ReceiptRejected
+from transfers.ledger.records import Acknowledgement, Received
 from transfers.receipt import RECEIPTS_DIR, Receipt, receipt_name
 
 __all__ = ["exchange", "police_keys", "police_sshd"]  # fixtures, imported for pytest
@@ -83,6 +84,13 @@ def test_a_delivery_is_received_loaded_as_sent_and_acknowledged_with_a_signed_re
     assert any(exchange.keys.signing_fingerprint in line for line in status if "VALIDSIG" in line)
     # The encrypted files left the inbox: the rows are in the store now.
     assert not list(exchange.inbox.glob(f"{BASE}*.pgp"))
+    # The sender collects the receipt over its SFTP connection, verifies it against the police's pinned
+    # key, and records the acknowledgement with the hash of the receipt the police recorded returning.
+    collected = exchange.collect()
+    assert collected["status"] == "acknowledged" and collected["receipt_sha256"] == received.receipt_sha256
+    [ack] = exchange.sender_records(Acknowledgement)
+    assert (ack.status, ack.rows, ack.receipt_sha256, ack.signer_fingerprint) == (
+        "acknowledged", len(sent), received.receipt_sha256, exchange.keys.signing_fingerprint)
 
 
 def test_receiving_the_same_delivery_twice_loads_it_once(exchange):
@@ -215,6 +223,13 @@ def test_a_bad_delivery_is_rejected_quarantined_and_answered_with_a_signed_rejec
     assert not list(exchange.inbox.glob(f"{BASE}*"))  # moved out of the inbox, still encrypted
     for path in quarantine.glob("*.pgp"):
         assert b"referral_id" not in path.read_bytes()
+    # The sender verifies the signed rejection and records it; its wait fails with the police's reason.
+    with pytest.raises(ReceiptRejected, match=re.escape(named)):
+        exchange.collect()
+    [ack] = exchange.sender_records(Acknowledgement)
+    assert ack.status == "rejected" and named in ack.reason and ack.receipt_sha256 == received.receipt_sha256
+    # Where the manifest itself was replaced on the way, the sender says the police judged another manifest.
+    assert ("is not the one sent" in ack.reason) == (case != "hash differs from the manifest")
 
 
 def test_an_old_delivery_replayed_under_a_new_date_is_rejected(exchange, tmp_path):

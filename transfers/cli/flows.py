@@ -187,6 +187,11 @@ def run(
     try:
         config = load_config(settings.config_dir)
         ref = config.flow(flow)
+        if settings.party and ref.flow.from_ != settings.party:
+            how = ("it receives it: `transfers receive`" if settings.party in {r.partner for r in ref.flow.to}
+                   else "it has no part in this flow")
+            raise ConfigError(f"flow {ref.key} is sent by {ref.flow.from_}, not by this deployment "
+                              f"(TRANSFERS_PARTY={settings.party}); {how}")
         if date_ is None:  # today on the flow's clock, as its DAG dates its runs (not UTC's today)
             from transfers.logical_date import flow_date
 

@@ -30,7 +30,7 @@ from transfers.devkit import synthetic
 from transfers.devkit.gpg import GpgError, GpgHome, signed_by
 from transfers.devkit.parties import Party, make_parties
 from transfers.ledger.records import Acknowledgement, Received
-from transfers.settings import PROJECT_ROOT
+from transfers.settings import PROJECT_ROOT, Settings
 from transfers.staging import new_staging_key
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_dat
             for received in ledger.records(Received):
                 print(f"      received {received.flow} {received.logical_date} from {received.sender}: "
                       f"{received.status}, {received.rows} rows loaded into its store "
-                      f"({party.home / 'received.db'}), receipt {str(received.receipt_sha256)[:16]} returned")
+                      f"({Settings(home=party.home).store_database}), receipt {str(received.receipt_sha256)[:16]} returned")
             for ack in ledger.records(Acknowledgement):
                 print(f"      {ack.flow} {ack.logical_date} to {ack.recipient}: {ack.status} by the signed receipt "
                       f"{str(ack.receipt_sha256)[:16]} (ledger entry {ack.seq})")
@@ -266,8 +266,6 @@ def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_dat
 
 
 def _open_ledger(party: Party):  # the party's own ledger, read in this process
-    from transfers.settings import Settings
-
     return Settings(home=party.home).open_ledger()
 
 
