@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -106,14 +107,7 @@ class Receipt:
         Raises:
             ReceiptInvalid: Not JSON, another format, a key missing or of the wrong type (``where`` names the file).
         """
-        try:
-            raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ReceiptInvalid(f"{where}: not a JSON receipt ({exc.__class__.__name__})") from None
-        if not isinstance(raw, dict):
-            raise ReceiptInvalid(f"{where}: not a JSON object")
-        if raw.get("format") != RECEIPT_FORMAT:
-            raise ReceiptInvalid(f"{where}: receipt format {raw.get('format')!r}, this version reads {RECEIPT_FORMAT}")
+        raw = read_document(data, where=where, what="receipt", version=RECEIPT_FORMAT, error=ReceiptInvalid)
         try:
             files = tuple(ReceiptFile(str(f["name"]), f.get("size"), str(f["sha256"])) for f in raw["files"])
             status = raw["status"]
@@ -128,6 +122,24 @@ class Receipt:
                        signer_fingerprint=str(raw["signer_fingerprint"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ReceiptInvalid(f"{where}: receipt key missing or malformed ({exc})") from None
+
+
+def read_document(data: bytes, *, where: str, what: str, version: int,
+                  error: Callable[[str], Exception]) -> dict[str, Any]:
+    """A signed JSON document of the exchange (a manifest, a receipt) as a dict, checked to be ``version``.
+
+    Raises:
+        ``error``: Not UTF-8 JSON, not an object, or another ``format`` (``where`` names the file).
+    """
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{where}: not a JSON {what} ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{where}: not a JSON object")
+    if raw.get("format") != version:
+        raise error(f"{where}: {what} format {raw.get('format')!r}, this version reads {version}")
+    return raw
 
 
 def sha256_hex(data: bytes) -> str:

@@ -228,15 +228,11 @@ def own_signing_key(secret: Callable[[str], str], party: str, pinned_fingerprint
         SecretMissing: ``SIGNING_KEY_VAR`` is not set.
         KeyRefused: No fingerprint is pinned for ``party``, or ``load_own_signing_key`` refuses the key.
     """
-    armored = secret(SIGNING_KEY_VAR)  # SecretMissing first: the fix is to set it, whatever else is wrong
-    if not pinned_fingerprint:
-        raise KeyRefused(f"{party}: no signing_fingerprint in protocol.yaml; pin the fingerprint of its signing key")
+    armored, pinned, passphrase = _own_secret(
+        secret, SIGNING_KEY_VAR, SIGNING_KEY_PHRASE_VAR, pinned_fingerprint,
+        f"{party}: no signing_fingerprint in protocol.yaml; pin the fingerprint of its signing key")
     try:
-        passphrase: str | None = secret(SIGNING_KEY_PHRASE_VAR)
-    except SecretMissing:
-        passphrase = None  # optional: an unprotected key in a protected secrets backend is common
-    try:
-        return load_own_signing_key(armored, pinned_fingerprint, passphrase=passphrase, now=now, margin=margin)
+        return load_own_signing_key(armored, pinned, passphrase=passphrase, now=now, margin=margin)
     except KeyRefused as exc:
         raise KeyRefused(f"{party}: {exc}") from None
 
@@ -347,14 +343,28 @@ def own_decryption_key(secret: Callable[[str], str], party: str, pinned_fingerpr
         SecretMissing: ``DECRYPTION_KEY_VAR`` is not set.
         KeyRefused: No fingerprint is pinned, or ``load_own_decryption_key`` refuses the key.
     """
-    armored = secret(DECRYPTION_KEY_VAR)  # SecretMissing first: the fix is to set it, whatever else is wrong
-    if not pinned_fingerprint:
-        raise KeyRefused(f"{party}: no pgp_fingerprint pinned for it as a recipient; pin its encryption key")
+    armored, pinned, passphrase = _own_secret(
+        secret, DECRYPTION_KEY_VAR, DECRYPTION_KEY_PHRASE_VAR, pinned_fingerprint,
+        f"{party}: no pgp_fingerprint pinned for it as a recipient; pin its encryption key")
     try:
-        passphrase: str | None = secret(DECRYPTION_KEY_PHRASE_VAR)
-    except SecretMissing:
-        passphrase = None  # optional, as for the signing key
-    try:
-        return load_own_decryption_key(armored, pinned_fingerprint, passphrase=passphrase, now=now, margin=margin)
+        return load_own_decryption_key(armored, pinned, passphrase=passphrase, now=now, margin=margin)
     except KeyRefused as exc:
         raise KeyRefused(f"{party}: {exc}") from None
+
+
+def _own_secret(secret: Callable[[str], str], key_var: str, phrase_var: str, pinned_fingerprint: str | None,
+                no_pin: str) -> tuple[str, str, str | None]:
+    """Our armoured private key, the fingerprint it must be, and its passphrase if one is set.
+
+    Raises:
+        SecretMissing: ``key_var`` is not set (first: the fix is to set it, whatever else is wrong).
+        KeyRefused: Nothing is pinned (``no_pin`` says where to pin it).
+    """
+    armored = secret(key_var)
+    if not pinned_fingerprint:
+        raise KeyRefused(no_pin)
+    try:
+        passphrase: str | None = secret(phrase_var)
+    except SecretMissing:
+        passphrase = None  # optional: an unprotected key in a protected secrets backend is common
+    return armored, pinned_fingerprint, passphrase

@@ -24,7 +24,6 @@ import csv
 import glob
 import hashlib
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,7 +34,7 @@ from transfers.crypto.decrypt import decrypt_verified, signature_issuer
 from transfers.crypto.message import verify_detached
 from transfers.csv_escape import unescape_value
 from transfers.errors import DeliveryPending, DeliveryRejected
-from transfers.receipt import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, base_name, manifest_name, sha256_hex
+from transfers.receipt import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, base_name, manifest_name, read_document, sha256_hex
 from transfers.steps.encrypt import MANIFEST_FORMAT
 
 if TYPE_CHECKING:
@@ -182,16 +181,7 @@ def _check_signature(data: bytes, signature: bytes, key: SigningKey, sender: str
 
 
 def _parse(data: bytes, name: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeliveryRejected(f"{name}: not a JSON manifest ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict):
-        raise DeliveryRejected(f"{name}: not a JSON object")
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise DeliveryRejected(f"{name}: manifest format {manifest.get('format')!r}, this version reads "
-                               f"{MANIFEST_FORMAT}")
-    return manifest
+    return read_document(data, where=name, what="manifest", version=MANIFEST_FORMAT, error=DeliveryRejected)
 
 
 def _check_identity(manifest: dict[str, Any], ref: FlowRef, me: str, logical_date: date, sha256: str,
