@@ -16,9 +16,10 @@ connection, host or key file, or skipped):
 
 Each row says which side of the exchange it is for. A deployment that names its party
 (``TRANSFERS_PARTY``) checks the above for the flows it sends, and for each flow it receives
-(``defined_receiving`` / ``preflight_receiving``): its inbox directory, its store, its decryption
-and signing key secrets (receipts are signed) and the sender's pinned signing key; nothing of
-flows it neither sends nor receives.
+(``defined_receiving`` / ``preflight_receiving``): its inbox directory (or, with ``TRANSFERS_MAILBOX``,
+the mailbox connection: defined; with --connect, pinned host key, login and the flow's directory
+listable), its store, its decryption and signing key secrets (receipts are signed) and the sender's
+pinned signing key; nothing of flows it neither sends nor receives.
 
 Nothing here reads a record, and no row carries a secret or a value.
 """
@@ -253,29 +254,37 @@ def receiving_secrets(inbound: Inbound) -> dict[str, str]:
     return {DECRYPTION_KEY_VAR: f"decryption key of {me}", SIGNING_KEY_VAR: f"signing key of {me}, for receipts"}
 
 
-def defined_receiving(inbound: Inbound, secret: SecretLookup, *, settings: Settings, protocol: Protocol) -> list[Check]:
+def defined_receiving(inbound: Inbound, secret: SecretLookup, *, settings: Settings, protocol: Protocol,
+                      connection: ConnLookup | None = None) -> list[Check]:
     """For a flow this party receives: its inbox directory, secrets, store URL and the sender's pinned key file.
 
-    Connects to nothing (plain ``transfers validate``).
+    Connects to nothing (plain ``transfers validate``). With ``settings.mailbox``, the inbox is that
+    connection (resolved with ``connection``, which must then be given), its host key pinned.
     """
-    return _receiving(inbound, secret, settings, protocol, connect=False)
+    return _receiving(inbound, secret, settings, protocol, connect=False, connection=connection)
 
 
 def preflight_receiving(inbound: Inbound, secret: SecretLookup, *, settings: Settings,
-                        protocol: Protocol) -> list[Check]:
+                        protocol: Protocol, connection: ConnLookup | None = None) -> list[Check]:
     """``defined_receiving``, and also connect to the store and check both keys stay valid for ``KEY_MARGIN``.
+
+    With ``settings.mailbox``: connect to it (host key pinned, login) and list the flow's directory.
 
     This party's own signing key in the secrets backend must be its pinned ``signing_fingerprint``
     (receipts are signed with it); the sender's pinned signing key file is what every delivery's
     signatures are verified against.
     """
-    return _receiving(inbound, secret, settings, protocol, connect=True)
+    return _receiving(inbound, secret, settings, protocol, connect=True, connection=connection)
 
 
 def _receiving(inbound: Inbound, secret: SecretLookup, settings: Settings, protocol: Protocol, *,
-               connect: bool) -> list[Check]:
+               connect: bool, connection: ConnLookup | None) -> list[Check]:
     ref, me, sender = inbound.ref, inbound.recipient.partner, inbound.ref.flow.from_
-    checks = [_run(ref, "inbox", partial(_inbox, inbound, settings), "receive")]
+    if settings.mailbox:
+        inbox = partial(_mailbox, inbound, settings, connection, connect=connect)
+        checks = [_run(ref, f"mailbox {settings.mailbox}", inbox, "receive")]
+    else:
+        checks = [_run(ref, "inbox", partial(_inbox, inbound, settings), "receive")]
     for name, use in receiving_secrets(inbound).items():
         try:
             secret(name)  # the value itself is never shown
@@ -307,6 +316,21 @@ def _inbox(inbound: Inbound, settings: Settings) -> str:
     if existing != directory:
         return f"{directory} does not exist yet; {existing} is writable (it can be made)"
     return f"{directory} exists and is readable and writable"
+
+
+def _mailbox(inbound: Inbound, settings: Settings, connection: ConnLookup | None, *, connect: bool) -> str:
+    """The mailbox connection resolves and pins a host key; with ``connect``, log in and list the flow's path."""
+    from transfers.delivery import open_sftp
+    from transfers.receive.mailbox import probe, target_for
+
+    if connection is None:
+        raise ConfigError(f"TRANSFERS_MAILBOX={settings.mailbox}: no connection lookup to resolve it with")
+    target = target_for(settings, connection, inbound.recipient)
+    if not connect:
+        return f"{target.username}@{target.address}, host key pinned, directory {target.remote_dir!r} (--connect logs in)"
+    with open_sftp(target) as session:
+        listed = probe(session)
+    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {listed}"
 
 
 def _store(settings: Settings, *, connect: bool) -> str:

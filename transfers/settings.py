@@ -32,8 +32,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Folders directly under the home, each the layout's own; an archive dir may not be one of them.
 RUNS, OUTBOX, REPORTS, NOTICES, LOGS, RUNNING = "runs", "outbox", "reports", "notices", "logs", "running"
-INBOX, QUARANTINE = "inbox", "quarantine"
-HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks", INBOX, QUARANTINE)
+INBOX, QUARANTINE, INBOX_CACHE = "inbox", "quarantine", "inbox-cache"
+HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks", INBOX, QUARANTINE,
+                INBOX_CACHE)
 
 #: Folders holding copies the purge deletes; ``archive`` is wherever the agreement puts it.
 DatedFolder = Literal["runs", "outbox", "archive", "logs", "running"]
@@ -86,6 +87,8 @@ class HomeLayout:
     ``<home>/inbox/<path>/``                                     (recipient) where partners' deliveries land,
                                                                  unless ``TRANSFERS_INBOX_DIR`` names the SFTP root
     ``<home>/quarantine/<agreement>/<flow>/<date>/<sender>/``    (recipient) rejected deliveries, still encrypted
+    ``<home>/inbox-cache/<agreement>/<flow>/<date>/``            (recipient with a remote mailbox) one delivery's
+                                                                 encrypted files while it is received, then removed
     ``<home>/retention/unrecorded.jsonl``                        deletions the ledger could not record yet
     ``<home>/ig-reports/``, ``<home>/ledger.db``, ``<home>/ledger.head``, ``<home>/received.db`` (a recipient's store)
     """
@@ -132,6 +135,11 @@ class HomeLayout:
     def quarantine_dir(self, agreement: str, flow: str, day: date, sender: str) -> Path:
         """A rejected delivery's files, as received (still encrypted), with the reason beside them."""
         return self.home.joinpath(QUARANTINE, agreement, flow, day.isoformat(), sender)
+
+    def mailbox_cache(self, agreement: str, flow: str, day: date) -> Path:
+        """Where one delivery fetched from a remote mailbox is checked and loaded (owner-only, encrypted
+        files only); removed when its receive ends."""
+        return self.home.joinpath(INBOX_CACHE, agreement, flow, day.isoformat())
 
     # ------------------------------------------------------------------ the home's own files
 
@@ -274,6 +282,10 @@ class Settings(BaseSettings):
     inbox_dir: Path | None = Field(default=None, description="(recipient) the directory its SFTP server writes "
                                                              "partners' deliveries into; a flow's `path` is under "
                                                              "it; default <home>/inbox")
+    mailbox: str | None = Field(default=None, description="(recipient) connection id of a remote SFTP mailbox "
+                                                          "it polls (host key pinned in extra.host_key) instead of "
+                                                          "a local inbox; a flow's `path` is the directory there, "
+                                                          "and TRANSFERS_INBOX_DIR is not used for receiving")
     store_url: str | None = Field(default=None, description="(recipient) SQLAlchemy URL of the store received "
                                                             "rows are loaded into, one table per flow; default "
                                                             "SQLite under home")

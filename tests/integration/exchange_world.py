@@ -6,6 +6,10 @@ recipient (South Yorkshire Police) has its own ``TRANSFERS_HOME``, its own ledge
 own OpenSSH ``sshd``, whose upload root is its inbox: the sender's ``syp_sftp`` connection points
 there. Both hold the same agreement files and the same partners' public keys, as partners do.
 
+``mailbox_exchange`` is the same world with the police polling that server as a remote mailbox
+(``TRANSFERS_MAILBOX=syp_mailbox``, host key pinned, no local inbox) instead of reading it as their
+own directory.
+
 Keys, all made at run time: the sender signs with ``gpg_sender``; the police decrypt with
 ``gpg_partner``'s key and sign receipts with their own key, made here in the same keyring so
 ``gpg`` can name either signer.
@@ -24,6 +28,7 @@ import yaml
 from tests.conftest import GpgPartner, GpgSender, SshServer, run_sshd
 from tests.integration.conftest import LOGICAL_DATE, World, sftp_conn, throwaway_pg_database
 from transfers.agreement import Config, load_config
+from transfers.connections import ConnInfo
 from transfers.devkit.signoff import sign_for_partners
 from transfers.pipeline import Resolvers
 from transfers.settings import Settings
@@ -47,14 +52,17 @@ class Party:
     name: str
     settings: Settings
     secrets: dict[str, str] = field(repr=False)
+    connections: dict[str, ConnInfo] = field(default_factory=dict, repr=False)
 
     @property
     def config(self) -> Config:
         return load_config(self.settings.config_dir)
 
     def resolvers(self) -> Resolvers:
-        def connection(conn_id: str):
-            raise AssertionError(f"the recipient needs no connection to receive (asked for {conn_id!r})")
+        def connection(conn_id: str) -> ConnInfo:
+            if conn_id not in self.connections:
+                raise AssertionError(f"the recipient needs no connection but its mailbox (asked for {conn_id!r})")
+            return self.connections[conn_id]
 
         def secret(name: str) -> str:
             from transfers.errors import SecretMissing
@@ -84,8 +92,9 @@ class Exchange:
 
     @property
     def inbox(self) -> Path:
-        """Where flow A's deliveries land at the police (their sshd's root + the flow's path)."""
-        return self.police.settings.inbox / self.sender.config.flow(FLOW).flow.to[0].path
+        """Where flow A's deliveries land at the police (their sshd's root + the flow's path): their inbox,
+        or the directory behind their remote mailbox."""
+        return self.police_sshd.root / self.sender.config.flow(FLOW).flow.to[0].path
 
     def send(self, logical_date: date = LOGICAL_DATE) -> None:
         """The sender's whole night for flow A, as ``transfers run`` does it."""
@@ -126,6 +135,18 @@ def police_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]
 @pytest.fixture
 def exchange(world: World, tmp_path: Path, police_sshd: SshServer, police_keys: PoliceKeys,
              gpg_sender: GpgSender) -> Iterator[Exchange]:
+    yield from _exchange(world, tmp_path, police_sshd, police_keys, gpg_sender, mailbox=False)
+
+
+@pytest.fixture
+def mailbox_exchange(world: World, tmp_path: Path, police_sshd: SshServer, police_keys: PoliceKeys,
+                     gpg_sender: GpgSender) -> Iterator[Exchange]:
+    """The police poll ``police_sshd`` as a remote mailbox (``syp_mailbox``, host key pinned); no local inbox."""
+    yield from _exchange(world, tmp_path, police_sshd, police_keys, gpg_sender, mailbox=True)
+
+
+def _exchange(world: World, tmp_path: Path, police_sshd: SshServer, police_keys: PoliceKeys,
+              gpg_sender: GpgSender, *, mailbox: bool) -> Iterator[Exchange]:
     config_dir, keys_dir = world.settings.config_dir, world.settings.keys
     protocol_path = config_dir / "protocol.yaml"
     protocol = yaml.safe_load(protocol_path.read_text())
@@ -142,8 +163,10 @@ def exchange(world: World, tmp_path: Path, police_sshd: SshServer, police_keys: 
     world.remote_root = police_sshd.root / world.remote_root.name
     world.resign = lambda: sign_for_partners(config_dir, gpg_sender.secret, police_keys.signing_secret)  # type: ignore[method-assign]
     with throwaway_pg_database("syp_store") as (url, _name):
+        where: dict[str, object] = {"mailbox": "syp_mailbox"} if mailbox else {"inbox_dir": police_sshd.root}
         police = Party(RECIPIENT, Settings(home=tmp_path / "syp-state", config_dir=config_dir, keys_dir=keys_dir,
-                                           inbox_dir=police_sshd.root, store_url=url, party=RECIPIENT),
+                                           store_url=url, party=RECIPIENT, **where),  # type: ignore[arg-type]
                        secrets={"transfers_signing_key": police_keys.signing_secret,
-                                "transfers_decryption_key": police_keys.decryption_secret})
+                                "transfers_decryption_key": police_keys.decryption_secret},
+                       connections={"syp_mailbox": sftp_conn("syp_mailbox", police_sshd)} if mailbox else {})
         yield Exchange(world, police, police_sshd, police_keys, url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import throwaway_pg_database
+from tests.integration.conftest import sftp_conn, throwaway_pg_database
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,34 @@ def test_an_inbox_that_cannot_be_made_and_a_missing_sender_key_file_fail_on_the_
     assert f"flow A (receive): inbox: inbox {blocker}/" in text and "is not a directory" in text
     assert "flow A (receive): signing key rotherham-childrens-services:" in text
     assert "rotherham-childrens-services.asc" in text
+
+
+def test_a_remote_mailbox_is_checked_instead_of_an_inbox_pinned_host_key_login_and_listing(cli, world, as_party,
+                                                                                             sshd, monkeypatch):
+    as_party("south-yorkshire-police")
+    monkeypatch.delenv("TRANSFERS_INBOX_DIR")
+    monkeypatch.setenv("TRANSFERS_MAILBOX", "syp_mailbox")
+    world.connections["syp_mailbox"] = sftp_conn("syp_mailbox", sshd)
+
+    result = cli("validate", "--connect")
+
+    assert result.exit_code == 0, result.output
+    (line,) = rows(result.output, "receive", "mailbox", "syp_mailbox")
+    assert " ok " in line and "host key is the pinned one, login ok" in " ".join(result.output.split())
+    assert not rows(result.output, "receive", "inbox")
+    assert "PRIVATE KEY" not in result.output
+
+    world.connections["syp_mailbox"] = sftp_conn("syp_mailbox", sshd, host_key=sshd.other_host_key_line)
+    refused = cli("validate", "--connect")
+    assert refused.exit_code == 1, refused.output
+    assert "FAILED" in rows(refused.output, "receive", "mailbox", "syp_mailbox")[0]
+    assert "is not the pinned" in " ".join(refused.output.split())
+
+    del world.connections["syp_mailbox"]
+    monkeypatch.delenv("AIRFLOW_CONN_SYP_MAILBOX")
+    undefined = cli("validate")
+    assert undefined.exit_code == 2, undefined.output
+    assert "flow A (receive): mailbox syp_mailbox:" in " ".join(undefined.output.split())
 
 
 def test_childrens_services_see_the_flow_they_send_and_the_flow_they_receive(cli, world, as_party):

@@ -85,3 +85,39 @@ def test_each_missing_secret_is_named_with_what_it_is_for(config, tmp_path):
     assert "decryption key of south-yorkshire-police" in checks[f"secret {DECRYPTION_KEY_VAR}"].detail
     assert checks["secret transfers_signing_key"].failed
     assert "for receipts" in checks["secret transfers_signing_key"].detail
+
+
+def _conns(found: dict):
+    from transfers.connections import ConnInfo
+
+    def lookup(conn_id: str) -> ConnInfo:
+        if conn_id not in found:
+            raise SecretMissing(f"connection {conn_id!r} is not defined")
+        return found[conn_id]
+
+    return lookup
+
+
+def test_with_a_mailbox_its_connection_is_checked_instead_of_a_local_inbox(config, tmp_path):
+    from tests.support.sftp_fake import fake_session
+    from transfers.connections import ConnInfo
+
+    (inbound,) = receiving_flows(config, "south-yorkshire-police")
+    secrets = _secret({DECRYPTION_KEY_VAR: "x", "transfers_signing_key": "x"})
+    settings = Settings(home=tmp_path / "home", config_dir=ROOT / "config", mailbox="syp_mailbox",
+                        inbox_dir=tmp_path / "not-used")
+    pinned = ConnInfo("syp_mailbox", "sftp", host="mailbox.example", login="syp",
+                      extra={"host_key": fake_session().target.host_key})
+
+    def checks(conns: dict) -> dict:
+        found = defined_receiving(inbound, secrets, settings=settings, protocol=config.protocol,
+                                  connection=_conns(conns))
+        return {c.check: c for c in found}
+
+    ok = checks({"syp_mailbox": pinned})
+    assert "inbox" not in ok
+    assert ok["mailbox syp_mailbox"].status == "ok", ok["mailbox syp_mailbox"]
+    assert "syp@mailbox.example:22, host key pinned, directory 'inbound/mash'" in ok["mailbox syp_mailbox"].detail
+    assert "is not defined" in checks({})["mailbox syp_mailbox"].detail
+    unpinned = checks({"syp_mailbox": ConnInfo("syp_mailbox", "sftp", host="mailbox.example", login="syp")})
+    assert unpinned["mailbox syp_mailbox"].failed and "extra.host_key is missing" in unpinned["mailbox syp_mailbox"].detail

@@ -42,6 +42,7 @@ def put(path: Path, text: str = "x") -> Path:
         (lambda lay: lay.notices_dir(A, F, P), f"notices/{A}/{F}/{P}"),
         (lambda lay: lay.log_path(A, F, DAY), f"logs/{A}/{F}/2026-11-20.log"),
         (lambda lay: lay.running_marker(A, F, DAY), f"running/{A}/{F}/2026-11-20.json"),
+        (lambda lay: lay.mailbox_cache(A, F, DAY), f"inbox-cache/{A}/{F}/2026-11-20"),
         (lambda lay: lay.journal, "retention/unrecorded.jsonl"),
         (lambda lay: lay.ig_reports, "ig-reports"),
         (lambda lay: lay.ledger_db, "ledger.db"),
@@ -59,7 +60,7 @@ def test_every_folder_directly_under_home_is_in_the_list_an_archive_may_not_take
     tops = {p.relative_to(layout.home).parts[0] for p in (
         layout.run_dir(A, F, DAY), layout.outbox_dir(A, F, DAY, P), layout.reports_dir(A, F),
         layout.notices_dir(A, F, P), layout.log_path(A, F, DAY), layout.running_marker(A, F, DAY),
-        layout.journal, layout.ig_reports)}
+        layout.journal, layout.ig_reports, layout.mailbox_cache(A, F, DAY))}
     assert tops <= set(HOME_FOLDERS)
     with pytest.raises(ValueError, match="not a folder of the home layout"):
         layout.folder("archive")

@@ -86,7 +86,8 @@ def validate(
     for inbound in found.receiving:
         ref = inbound.ref
         problems += [f"{ref.path}: flow {ref.flow.id} (receive): {check.check}: {check.detail}"
-                     for check in defined_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol)
+                     for check in defined_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
+                                                       connection=cli_connection)
                      if check.failed]
         table.add_row(ref.key, "receive", ref.flow.from_, inbound.recipient.partner,
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
@@ -141,7 +142,8 @@ def _preflight(settings: Settings, config: Config, found: Sides, only: str | Non
                                 logical_date=logical_date, protocol=config.protocol)
         for inbound in receiving:
             status.update(f"checking {inbound.key} (receive)")
-            checks += preflight_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol)
+            checks += preflight_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
+                                                  connection=cli_connection)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
     table = new_table("flow", "side", "check", "status", "detail",
                       title=f"preflight on {today} (logical date {logical_date})")

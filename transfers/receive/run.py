@@ -17,6 +17,11 @@ A delivery that fails any check is moved, still encrypted, to the quarantine wit
 nothing of it is loaded; a signed rejection is returned and recorded; ``DeliveryRejected`` then
 fails the task so the night shows it. A crash anywhere recovers on the next attempt: the load is
 idempotent, an existing receipt file is reused as it is, and the ledger dedupes the record.
+
+With ``TRANSFERS_MAILBOX`` the inbox is a directory on a remote SFTP server
+(``transfers.receive.mailbox``): the delivery is fetched into a private local cache, which is the
+inbox for everything above; the receipt is uploaded to the mailbox once written, the delivery's
+files leave the mailbox once recorded, and the cache is removed when the receive ends.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from transfers.errors import ConfigError, DeliveryRejected
+from transfers.errors import ConfigError, DeliveryPending, DeliveryRejected
 from transfers.files import sha256_size, write_atomic
 from transfers.ledger.records import Received, RemoteFile
 from transfers.logs import get_logger
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from transfers.crypto import SigningKey
     from transfers.flowrun import Resolvers
     from transfers.ledger import Ledger
+    from transfers.receive.mailbox import Mailbox
     from transfers.settings import Settings
 
 __all__ = ["ReceiveResult", "receive"]
@@ -72,7 +78,8 @@ class _Place:
     me: str
     recipient: Recipient
     logical_date: date
-    inbox: Path
+    inbox: Path  # with a remote mailbox: the local cache it was fetched into
+    mailbox: Mailbox | None = None
 
     @property
     def ds(self) -> str:
@@ -115,8 +122,24 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
         DeliveryPending: No complete, signed manifest in the inbox yet (retriable: look again later).
         DeliveryRejected: The delivery failed a check: quarantined, a signed rejection returned and recorded.
         SecretMissing, KeyRefused: Our decryption or signing key, or the sender's pinned key, is unusable.
+        HostKeyMismatch, DeliveryRefused, DeliveryUnavailable: (mailbox) as ``open_sftp``; nothing is read
+            from a server whose host key is not the pinned one.
     """
-    place = _Place(ref, me, _recipient(ref, me), logical_date, settings.inbox / _recipient(ref, me).path)
+    recipient = _recipient(ref, me)
+    if not settings.mailbox:
+        place = _Place(ref, me, recipient, logical_date, settings.inbox / recipient.path)
+        return _receive(settings, config, place, resolvers, ledger, now)
+    from transfers.receive.mailbox import Mailbox
+
+    box = Mailbox.for_flow(settings, resolvers.connection, recipient, ref, logical_date)
+    with box.fetched() as pending:
+        place = _Place(ref, me, recipient, logical_date, box.cache, box)
+        return _receive(settings, config, place, resolvers, ledger, now, pending)
+
+
+def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resolvers, ledger: Ledger,
+             now: datetime | None, pending: DeliveryPending | None = None) -> ReceiveResult:
+    ref, me, logical_date = place.ref, place.me, place.logical_date
     done = _already(place, ledger)
     if done is not None:
         return done
@@ -134,6 +157,8 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
         raise ConfigError(f"{place.sender}: no signing_fingerprint in protocol.yaml, so nothing it sends can be "
                           f"verified; pin the fingerprint of its signing key")
     sender_key = load_signing_key(settings.keys / f"{place.sender}.asc", sender.signing_fingerprint)
+    if pending is not None:
+        raise pending  # nothing on the mailbox yet, said of the mailbox rather than of our empty cache
 
     received_at = now or datetime.now(UTC)
     try:
@@ -185,6 +210,8 @@ def _already(place: _Place, ledger: Ledger) -> ReceiveResult | None:
     if place.manifest.is_file() and sha256_hex(place.manifest.read_bytes()) != last.manifest_sha256:
         return None  # a new manifest under this delivery's name: look at it
     if last.status == "rejected":
+        if place.mailbox is not None:
+            place.mailbox.collect()  # a crash after recording may have left them there; quarantine holds a copy
         raise DeliveryRejected(f"already rejected: {last.reason}")
     _collect(place)  # a crash after recording may have left the files in the inbox
     return {"status": last.status, "delivery_id": last.delivery_id, "rows": last.rows, "table": None,
@@ -220,6 +247,8 @@ def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKe
                            status="rejected", reason=reason, manifest_sha256=manifest_sha,
                            files=tuple(RemoteFile(f.name, f.size, f.sha256) for f in files),
                            receipt_sha256=digest, received_at=receipt.received_at))
+    if place.mailbox is not None:
+        place.mailbox.collect()  # only once recorded: a retry before this fetches it again and records it
     log.warning("delivery rejected", flow=place.ref.key, logical_date=place.ds, sender=place.sender,
                 reason=reason, quarantine=str(where))
 
@@ -260,18 +289,22 @@ def _write_receipt(place: _Place, receipt: Receipt, signer: SigningKey, *, repla
     from transfers.crypto import sign_detached
 
     path = place.receipt
-    if path.is_file() and not replace:
-        return sha256_hex(path.read_bytes())
-    # Not private: the sender's SFTP login (often another OS user) reads receipts, which hold no record values.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = receipt.to_bytes()
-    write_atomic(path.with_name(path.name + SIGNATURE_SUFFIX), sign_detached(data, signer), mode=0o644)
-    write_atomic(path, data, mode=0o644)  # the sender's SFTP login reads it
-    return sha256_hex(data)
+    if replace or not path.is_file():
+        # Not private: the sender's SFTP login (often another OS user) reads receipts, which hold no record values.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = receipt.to_bytes()
+        write_atomic(path.with_name(path.name + SIGNATURE_SUFFIX), sign_detached(data, signer), mode=0o644)
+        write_atomic(path, data, mode=0o644)  # the sender's SFTP login reads it
+    if place.mailbox is not None:
+        place.mailbox.return_receipt(path)  # idempotent: a retry re-uploads the same bytes
+    return sha256_hex(path.read_bytes())
 
 
 def _collect(place: _Place) -> None:
-    """Take the delivery's encrypted files out of the inbox: the rows are in the store, the receipt is out."""
+    """Take the delivery's encrypted files out of the inbox (and off the mailbox): the rows are in the store,
+    the receipt is out."""
     for path in place.delivery_files():
         if path.name.endswith((MANIFEST_SUFFIX, MANIFEST_SUFFIX + SIGNATURE_SUFFIX, ".pgp")):
             path.unlink(missing_ok=True)
+    if place.mailbox is not None:
+        place.mailbox.collect()
