@@ -91,6 +91,16 @@ def test_a_delivery_is_received_loaded_as_sent_and_acknowledged_with_a_signed_re
     [ack] = exchange.sender_records(Acknowledgement)
     assert (ack.status, ack.rows, ack.receipt_sha256, ack.signer_fingerprint) == (
         "acknowledged", len(sent), received.receipt_sha256, exchange.keys.signing_fingerprint)
+    # The sender's IG report shows the disclosure acknowledged, with the police's key and the receipt's hash.
+    from transfers.reports.ig import build
+
+    world = exchange.sender
+    with world.settings.open_ledger() as ledger:
+        doc = build(world.settings, world.config, ledger, LOGICAL_DATE, LOGICAL_DATE + timedelta(days=2))
+    assert doc["totals"]["acknowledged"] == 1 and doc["totals"]["unacknowledged"] == 0
+    [row] = doc["receipts"]
+    assert (row["status"], row["signer"], row["receipt_sha256"]) == (
+        "acknowledged", exchange.keys.signing_fingerprint, received.receipt_sha256)
 
 
 def test_receiving_the_same_delivery_twice_loads_it_once(exchange):

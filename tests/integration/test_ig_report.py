@@ -72,6 +72,9 @@ def test_ig_report_opens_offline_and_its_figures_match_the_ledger(world, cli, tm
     held = inventory(world.settings, world.config, ledger)
     assert len(disclosures) == 2 and purges and held
     assert _number(dom, "total-disclosures") == len(disclosures)
+    # No recipient has returned a receipt: each disclosure is listed as pending (within receipt_within).
+    assert _number(dom, "total-acknowledged") == 0
+    assert dom.count('class="receipt pending') == len(disclosures)
     assert _number(dom, "total-rows") == sum(e.payload["rows"] for e in disclosures)
     without = list(ledger.entries(kind="shared-without-consent"))
     assert len(without) == 1  # flow A shares under a statutory basis and ground (the sample agreement)
