@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
 from transfers.cli.privacy import privacy_summary
@@ -270,8 +271,9 @@ def purge(
             for item in items:
                 shown = item.path.removeprefix(home)
                 detail = "; ".join(filter(None, [item.detail, f"held: {item.hold}" if item.hold else ""]))
-                table.add_row(item.place, item.flow, escape(shown), f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}",
-                              escape(detail))
+                # Text, not markup: a delivery id like "x:A:..." is neither markup nor an emoji code.
+                table.add_row(item.place, item.flow, Text(shown), f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}",
+                              Text(detail))
             out.print(table if items else "nothing is due for deletion")
             if dry_run:
                 return
@@ -284,9 +286,9 @@ def purge(
     out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held "
               f"(runs in progress, legal holds)")
     for held in report.held:
-        out.print(f"  - held: {escape(str(held))}", highlight=False)
+        out.print(f"  - held: {escape(str(held))}", highlight=False, emoji=False)
     for failure in report.failed:
-        err.print(f"  - {escape(str(failure))}", highlight=False)
+        err.print(f"  - {escape(str(failure))}", highlight=False, emoji=False)
     if report.failed:
         # Not silently skipped: the job fails, the ledger has a purge-failed entry, and it stays due.
         raise typer.Exit(EXIT_FAILED)

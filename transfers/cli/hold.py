@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from transfers.cli._console import fail, load_settings, new_table, out
 from transfers.errors import ConfigError, TransferError
@@ -45,7 +46,7 @@ def add(reason: Reason, delivery: Delivery = None, subject: Subject = None, agre
         except TransferError as exc:
             fail(exc)
     out.print(f"held: the {scope} {escape(_shown(scope, target))} in {where} (ledger entry {hold.seq}, by "
-              f"{escape(hold.by)}): {escape(hold.reason)}", highlight=False)
+              f"{escape(hold.by)}): {escape(hold.reason)}", highlight=False, emoji=False)
 
 
 def remove(delivery: Delivery = None, subject: Subject = None, agreement: Agreement = None,
@@ -60,7 +61,7 @@ def remove(delivery: Delivery = None, subject: Subject = None, agreement: Agreem
         except TransferError as exc:
             fail(exc)
     out.print(f"lifted: the hold on the {scope} {escape(_shown(scope, target))} in {where}; the next purge "
-              f"destroys what is due", highlight=False)
+              f"destroys what is due", highlight=False, emoji=False)
 
 
 def list_holds() -> None:
@@ -78,8 +79,9 @@ def list_holds() -> None:
     table = new_table("scope", "agreement", "delivery or subject", "since", "by", "reason", "entry",
                       title="Legal holds in force")
     for h in holds:
-        table.add_row(h.scope, h.agreement, escape(h.target), f"{h.since:%Y-%m-%d %H:%M}", escape(h.by),
-                      escape(h.reason), str(h.seq))
+        # Text, not markup: an id like "x:A:..." is neither markup nor an emoji code.
+        table.add_row(h.scope, h.agreement, Text(h.target), f"{h.since:%Y-%m-%d %H:%M}", Text(h.by), Text(h.reason),
+                      str(h.seq))
     out.print(table)
 
 
