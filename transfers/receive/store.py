@@ -301,7 +301,7 @@ class ReceivedStore:
         return deleted
 
     def remaining(self, delivery_id: str, *, subject_column: str | None = None, keep: Collection[str] = ()) -> int:
-        """Rows of the delivery still in its table, not counting those of subjects in ``keep`` (0 if the table is gone)."""
+        """Rows of the delivery still in its table, but those of subjects in ``keep`` (0 if the table is gone)."""
         found = self.delivered(delivery_id)
         if found is None:
             return 0

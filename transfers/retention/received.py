@@ -24,6 +24,7 @@ A failure is recorded (``PurgeFailed``), reported, and stays due.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -310,12 +311,16 @@ def _destroy_folder(item: ReceivedItem, out: _Outcome) -> None:
     folder = Path(item.path)
     files: list[RemoteFile] = []
     try:
-        for path in sorted((p for p in folder.rglob("*") if p.is_file() or p.is_symlink()), reverse=True):
-            size, digest = sha256_size(path) if path.is_file() else (0, "")
-            files.append(RemoteFile(str(path.relative_to(folder)), size, digest or None))
-            path.unlink()
-        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
-            sub.rmdir()
+        # Bottom up, never following a link: a link is removed as a link, its target left alone.
+        for top, dirs, names in os.walk(folder, topdown=False, followlinks=False):
+            for name in sorted(names) + [d for d in sorted(dirs) if (Path(top) / d).is_symlink()]:
+                path = Path(top) / name
+                size, digest = (0, None) if path.is_symlink() else sha256_size(path)
+                files.append(RemoteFile(str(path.relative_to(folder)), size, digest))
+                path.unlink()
+            for name in dirs:
+                if not (Path(top) / name).is_symlink():
+                    (Path(top) / name).rmdir()
         folder.rmdir()
         if folder.exists() or folder.is_symlink():
             raise OSError(f"{folder} is still there after deletion")
@@ -327,5 +332,6 @@ def _destroy_folder(item: ReceivedItem, out: _Outcome) -> None:
     except OSError as exc:
         out.failed(item, exc.strerror or str(exc))
         return
-    out.destroyed(item, out.record(item, rows=0, path=str(folder), files=tuple(reversed(files)),
+    listed = tuple(sorted(files, key=lambda f: f.remote_path))
+    out.destroyed(item, out.record(item, rows=0, path=str(folder), files=listed,
                                    verified="absent after deletion (stat: no such folder)"))

@@ -74,12 +74,18 @@ def test_nothing_is_destroyed_before_destroy_by_and_everything_on_it_with_a_reco
     assert [i for i in items if i.place == "received"] == []
     assert subjects_left(settings) == ["p1", "p1", "p2", "p3"] and report.deleted == 0
 
+    # Held past its date, it is a gap in `transfers ledger verify` until the purge destroys it.
+    assert retention_gaps(settings, config, ledger, now=BEFORE) == []
+    assert retention_gaps(settings, config, ledger, now=AFTER) == [
+        f"received copy {ID} ({FLOW}) is still held, due for deletion on 2032-11-25 "
+        f"(controller rotherham-childrens-services P6Y (manifest))"]
+
     items, report = purge(settings, config, ledger, AFTER)
     (item,) = [i for i in items if i.place == "received"]
     assert (item.path, item.detail, item.due) == (ID, "4 rows", datetime(2032, 11, 25, tzinfo=UTC))
     assert item.rule == "controller rotherham-childrens-services P6Y (manifest)"
     assert (report.deleted, report.failed, report.held) == (1, [], [])
-    assert subjects_left(settings) == []
+    assert subjects_left(settings) == [] and retention_gaps(settings, config, ledger, now=AFTER) == []
 
     (done,) = ledger.records(Destroyed)
     assert (done.place, done.delivery_id, done.rows, done.complete, done.held_rows) == ("received", ID, 4, True, 0)
@@ -94,7 +100,7 @@ def test_nothing_is_destroyed_before_destroy_by_and_everything_on_it_with_a_reco
     assert [i for i in items if i.place == "received"] == [] and len(list(ledger.records(Destroyed))) == 1
 
 
-def test_a_deployment_without_a_party_has_no_recipient_places(police, tmp_path):
+def test_a_deployment_without_a_party_has_no_recipient_places(police):
     settings, config, ledger = police
     receive(settings, config)
     sender = settings.model_copy(update={"party": None})
