@@ -2,12 +2,14 @@
 
 Two parties (``exchange_world``): the sender's real night for flow A over the police's own sshd, the
 police receiving into their store on PostgreSQL, then ``transfers purge`` run as the police
-(TRANSFERS_PARTY south-yorkshire-police) with ``--now`` before and after the manifest's destroy_by.
+(TRANSFERS_PARTY south-yorkshire-police) with ``--now`` before and after the manifest's destroy_by;
+and a rejected delivery's quarantine folder, destroyed on its own date.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.exchange_world import FLOW, RECIPIENT, SENDER, Exchange, exchange, police_keys, police_sshd
+from transfers.errors import DeliveryRejected
 from transfers.ledger.records import Destroyed, LegalHold
 from transfers.receipt import delivery_id
 
@@ -136,3 +139,33 @@ def test_a_subject_hold_keeps_only_that_subjects_rows(exchange, monkeypatch):
     assert rows(exchange) == []
     assert [(d.rows, d.complete) for d in police_records(exchange, Destroyed)] == [(count - theirs, False),
                                                                                   (count, True)]
+
+
+def test_a_rejected_delivery_in_quarantine_is_destroyed_on_its_date_and_not_before(exchange, monkeypatch):
+    exchange.send()
+    part = sorted(exchange.inbox.glob("mash-referrals_A_*.pgp"))[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # changed on the way: the police reject and quarantine it
+    part.write_bytes(bytes(data))
+    with pytest.raises(DeliveryRejected):
+        exchange.police.receive()
+    folder = exchange.police.settings.layout.quarantine_dir("mash-referrals", "A", LOGICAL_DATE, SENDER)
+    reason = json.loads((folder / "reason.json").read_text())
+    today = datetime.now(UTC).date()
+    if reason.get("destroy_by"):  # the receive passed the signed manifest's date: the controller's rule
+        before, after = destroy_by(exchange) - timedelta(days=1), destroy_by(exchange)
+        rule = f"controller {SENDER} P6Y (manifest)"
+    else:  # no date from the manifest: the flow's staging period (P7D) after quarantine
+        before, after = today + timedelta(days=6), today + timedelta(days=8)
+        rule = "retention.staging P7D after quarantine (no readable manifest)"
+
+    kept = as_police(exchange, monkeypatch, "purge", "--now", before.isoformat())
+    assert kept.exit_code == 0, kept.output
+    assert folder.exists() and police_records(exchange, Destroyed) == []
+
+    gone = as_police(exchange, monkeypatch, "purge", "--now", after.isoformat())
+    assert gone.exit_code == 0, gone.output
+    assert not folder.exists() and not (exchange.police.settings.home / "quarantine" / "mash-referrals").exists()
+    (record,) = police_records(exchange, Destroyed)
+    assert (record.place, record.delivery_id, record.path, record.rule) == ("quarantine", ID, str(folder), rule)
+    assert "reason.json" in {f.remote_path for f in record.files} and record.verified.startswith("absent")
