@@ -325,10 +325,15 @@ def build_receive_dag(inbound: Inbound) -> DAG:
 
 
 def build_retention_dag() -> DAG:
-    """Daily: delete what every flow's retention periods say must go, with evidence."""
+    """Daily: delete what every flow's retention periods say must go, with evidence.
+
+    At a recipient (TRANSFERS_PARTY receiving flows) also the received rows and quarantined
+    deliveries whose controller's destroy-by date has come, unless a legal hold keeps them.
+    """
     with DAG(
         dag_id="isp-retention",
-        description="Retention purge for every flow (staging, reports, partners' SFTP copies)",
+        description="Retention purge for every flow (staging, reports, partners' SFTP copies; at a recipient, "
+                    "received data on the controller's date)",
         schedule=CronDataIntervalTimetable(os.environ.get("TRANSFERS_PURGE_SCHEDULE", "0 4 * * *"), timezone=TIMEZONE),
         catchup=False,
         max_active_runs=1,

@@ -225,3 +225,8 @@ class ReceiptPending(RetriableError):
 
 class StoreUnavailable(RetriableError):
     """At the recipient: the store database could not be reached (or a lock wait ran out); nothing was loaded."""
+
+
+class DestructionFailed(TerminalError):
+    """At the recipient: a received delivery's rows (or a quarantined delivery's files) could not be destroyed,
+    or were still there afterwards. Nothing is claimed destroyed; it stays due and the next purge tries again."""

@@ -238,6 +238,20 @@ class HomeLayout:
             for path in ([found.path] if found.path.is_file() else _files(found.path)):
                 yield Held(path, found.day, found.partner)
 
+    def quarantined(self, agreement: str, flow: str) -> Iterator[Dated]:
+        """Each quarantine folder of one flow (``<date>/<sender>`` or ``<date>/<sender>.N``), ``partner`` the sender."""
+        base = self.home / QUARANTINE / agreement / flow
+        if not base.is_dir() or base.is_symlink():
+            return
+        for entry in sorted(base.iterdir()):
+            day = _day(entry.name)
+            if day is None or not entry.is_dir() or entry.is_symlink():
+                continue
+            for folder in sorted(entry.iterdir()):
+                if folder.is_dir() and not folder.is_symlink():
+                    sender, _, number = folder.name.rpartition(".")
+                    yield Dated(folder, agreement, flow, day, sender if sender and number.isdigit() else folder.name)
+
     def running_days(self, agreement: str, flow: str) -> set[date]:
         return {found.day for found in self.dated("running", agreement, flow)}
 

@@ -202,3 +202,27 @@ def test_without_the_lock_the_primary_key_still_loads_once(url, monkeypatch):
     assert sorted(r.already_loaded for r in results) == [False, True]
     with ReceivedStore(url) as check:
         assert len([r for r in table_rows(check) if r["delivery_id"] == DELIVERY]) == 500
+
+
+def test_destruction_on_postgresql_keeps_held_subjects_and_upgrades_an_older_register(url):
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the register as the first stores made it, one delivery in it
+        conn.execute(sa.text(
+            "CREATE TABLE received_deliveries (delivery_id TEXT PRIMARY KEY, agreement TEXT NOT NULL, "
+            "agreement_version TEXT NOT NULL, flow TEXT NOT NULL, logical_date DATE NOT NULL, sender TEXT NOT NULL, "
+            "manifest_sha256 TEXT NOT NULL, rows BIGINT NOT NULL, received_at TIMESTAMP WITH TIME ZONE NOT NULL, "
+            "destroy_by DATE NOT NULL, table_name TEXT NOT NULL)"))
+    engine.dispose()
+    with ReceivedStore(url) as store:
+        load(store, [rows(0, 6)])  # C0..C5; every fifth has no postcode
+        assert store.due(datetime(2027, 11, 24, 23, tzinfo=UTC)) == []
+        assert [d.delivery_id for d in store.due(datetime(2027, 11, 25, tzinfo=UTC))] == [DELIVERY]
+
+        assert store.destroy(DELIVERY, subject_column="Postcode District", keep=("LS1", "LS3")) == 4
+        assert sorted(r["case_id"] for r in table_rows(store)) == ["C1", "C3"]
+        assert store.delivered(DELIVERY).destroyed_at is None and store.delivered(DELIVERY).rows_destroyed == 4
+
+        at = datetime(2027, 11, 25, 4, tzinfo=UTC)
+        assert store.destroy(DELIVERY, at=at) == 2
+        assert table_rows(store) == [] and store.remaining(DELIVERY) == 0
+        assert (store.delivered(DELIVERY).destroyed_at, store.delivered(DELIVERY).rows_destroyed) == (at, 6)

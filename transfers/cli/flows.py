@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
 from transfers.cli.privacy import privacy_summary
@@ -250,7 +251,11 @@ def purge(
     now: Annotated[str | None, typer.Option("--now", help="judge what is due as on this date (for checks); "
                                             "deletions are still recorded at the real time")] = None,
 ) -> None:
-    """Delete what the retention periods say must go, locally and on partners' servers."""
+    """Delete what the retention periods say must go, locally and on partners' servers.
+
+    At a recipient (TRANSFERS_PARTY set), also destroy received deliveries' rows in the store and
+    quarantined deliveries on the controller's date, except what a legal hold keeps (transfers hold).
+    """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection
     from transfers.retention import execute_purge, plan_purge
@@ -263,10 +268,14 @@ def purge(
             items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
             home = f"{settings.home.resolve()}/"
             title = "due for deletion" if dry_run else "deleting"
-            table = new_table("place", "flow", "path", "created", "due", title=f"{title} (local paths under {home})")
+            table = new_table("place", "flow", "path or delivery", "created", "due", "detail",
+                              title=f"{title} (local paths under {home})")
             for item in items:
                 shown = item.path.removeprefix(home)
-                table.add_row(item.place, item.flow, shown, f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}")
+                detail = "; ".join(filter(None, [item.detail, f"held: {item.hold}" if item.hold else ""]))
+                # Text, not markup: a delivery id like "x:A:..." is neither markup nor an emoji code.
+                table.add_row(item.place, item.flow, Text(shown), f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}",
+                              Text(detail))
             out.print(table if items else "nothing is due for deletion")
             if dry_run:
                 return
@@ -276,11 +285,12 @@ def purge(
             report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:
         fail(exc)
-    out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held for runs in progress")
+    out.print(f"[green]{report.deleted} deleted[/], {len(report.failed)} failed, {len(report.held)} held "
+              f"(runs in progress, legal holds)")
     for held in report.held:
-        out.print(f"  - held: {escape(str(held))}", highlight=False)
+        out.print(f"  - held: {escape(str(held))}", highlight=False, emoji=False)
     for failure in report.failed:
-        err.print(f"  - {escape(str(failure))}", highlight=False)
+        err.print(f"  - {escape(str(failure))}", highlight=False, emoji=False)
     if report.failed:
         # Not silently skipped: the job fails, the ledger has a purge-failed entry, and it stays due.
         raise typer.Exit(EXIT_FAILED)

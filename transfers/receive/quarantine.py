@@ -5,8 +5,12 @@ filesystem as the inbox; otherwise copied under a temporary name, synced, rename
 then removed from the inbox), so a rejected delivery leaves the inbox and can never be picked
 up and loaded by a later run. ``reason.json`` is written last and atomically:
 
-    {"delivery_id", "reason", "quarantined_at", "manifest_sha256",
+    {"delivery_id", "reason", "quarantined_at", "manifest_sha256", "destroy_by",
      "files": [{"name", "size", "sha256"}]}
+
+``destroy_by`` is the controller's date from the delivery's manifest when it was signed and
+readable (``null`` otherwise): the recipient's purge destroys the folder on that date, or after the
+flow's ``retention.staging`` from ``quarantined_at`` when there is none (``transfers.retention.received``).
 
 A second quarantine into the same place (the same delivery rejected again, e.g. resent) goes
 into ``<dest>.2``, ``<dest>.3``, …: earlier evidence is never overwritten.
@@ -19,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfers.files import private_dir, sha256_size, write_atomic
@@ -33,11 +37,12 @@ REASON_FILE = "reason.json"
 
 
 def quarantine(files: list[Path], dest: Path, *, reason: str, delivery_id: str,
-               manifest_sha256: str | None) -> Path:
+               manifest_sha256: str | None, destroy_by: date | None = None) -> Path:
     """Move ``files`` into a new owner-only folder at ``dest`` (or ``dest.N`` when taken) and write ``reason.json``.
 
     Paths in ``files`` that do not exist are skipped (the manifest or a signature may never
     have arrived). ``reason`` must name files, fields or keys only, never record values.
+    ``destroy_by`` is the signed manifest's date, when the manifest could be read and verified.
     Returns the folder the files are now in.
 
     Raises:
@@ -59,6 +64,7 @@ def quarantine(files: list[Path], dest: Path, *, reason: str, delivery_id: str,
         "reason": reason,
         "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "manifest_sha256": manifest_sha256,
+        "destroy_by": destroy_by.isoformat() if destroy_by else None,
         "files": kept,
     }
     write_atomic(folder / REASON_FILE, json.dumps(document, indent=2, sort_keys=True) + "\n", sync_dir=True)

@@ -11,43 +11,57 @@ Loads into the same flow table run one at a time (``BEGIN IMMEDIATE`` on SQLite,
 transaction-level advisory lock on PostgreSQL), so two loads of one delivery at once load it
 once and the second never reads its parts. The primary key on ``delivery_id`` is the backstop.
 
-Engines are made with ``hide_parameters``: a driver error never carries record values into a
-log or a traceback.
+Destruction (``due``, ``destroy``): the rows of a delivery whose ``destroy_by`` has come are
+deleted in one transaction under the same lock, counted gone before the commit, and the register
+row keeps ``rows_destroyed`` and ``destroyed_at`` (set once no row is left). The register keeps the
+state rather than the ledger alone because it commits with the DELETE: a crash between the store
+and the ledger leaves a destruction the next purge records, never one claimed but not done. A store
+made before these columns existed gets them (``ALTER TABLE ... ADD COLUMN``, nullable) the first
+time it is opened. A destroyed delivery stays registered, so a replay of it is not loaded again.
+
+Engines are made with ``hide_parameters`` (``transfers.receive.engine``): a driver error never
+carries record values into a log or a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection
 
-from transfers.errors import ConfigError, DeliveryRejected, StoreUnavailable
+from transfers.errors import ConfigError, DeliveryRejected, DestructionFailed, StoreUnavailable
 from transfers.ledger.store import mask_url
 from transfers.logs import get_logger
+from transfers.receive.engine import store_engine
+from transfers.receive.register import (
+    DELIVERIES_TABLE,
+    ReceivedDelivery,
+    add_later_columns,
+    count_rows,
+    deliveries_table,
+    delivery_of,
+    doomed_rows,
+    utc,
+)
 
 __all__ = ["BATCH_ROWS", "DELIVERIES_TABLE", "LoadResult", "ReceivedDelivery", "ReceivedStore", "table_name"]
 
 log = get_logger(__name__)
 
-DELIVERIES_TABLE = "received_deliveries"
 #: Columns every flow table has besides the agreement's fields.
 META_COLUMNS = ("delivery_id", "logical_date", "received_at", "destroy_by")
 #: Rows sent to the database per ``executemany``: memory stays bounded by one batch plus one part.
 BATCH_ROWS = 1000
 #: PostgreSQL's identifier limit (NAMEDATALEN - 1, in bytes); longer names are silently cut there.
 MAX_NAME = 63
-#: How long a load waits on SQLite for another load's write lock (a load may take minutes).
-LOCK_TIMEOUT_SECONDS = 600
 _DIGEST = 8
 
 
@@ -78,40 +92,6 @@ class LoadResult:
     rows: int
     table: str
     already_loaded: bool
-
-
-@dataclass(frozen=True)
-class ReceivedDelivery:
-    """One row of ``received_deliveries``: a delivery loaded, and where."""
-
-    delivery_id: str
-    agreement: str
-    agreement_version: str
-    flow: str
-    logical_date: date
-    sender: str
-    manifest_sha256: str
-    rows: int
-    received_at: datetime  # tz-aware, UTC
-    destroy_by: date
-    table_name: str
-
-
-def _deliveries_table(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        DELIVERIES_TABLE, metadata,
-        sa.Column("delivery_id", sa.Text, primary_key=True),
-        sa.Column("agreement", sa.Text, nullable=False),
-        sa.Column("agreement_version", sa.Text, nullable=False),
-        sa.Column("flow", sa.Text, nullable=False),
-        sa.Column("logical_date", sa.Date, nullable=False),
-        sa.Column("sender", sa.Text, nullable=False),
-        sa.Column("manifest_sha256", sa.Text, nullable=False),
-        sa.Column("rows", sa.BigInteger, nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("destroy_by", sa.Date, nullable=False),
-        sa.Column("table_name", sa.Text, nullable=False),
-    )
 
 
 def _flow_table(name: str, fields: Sequence[str]) -> sa.Table:
@@ -147,11 +127,6 @@ def _check_fields(fields: Sequence[str], table: str) -> list[str]:
     return list(fields)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands DateTime(timezone=True) back naive; we only ever store UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _lock_key(name: str) -> int:
     digest = hashlib.sha256(f"isp-transfers-store:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -166,8 +141,8 @@ class ReceivedStore:
 
     def __init__(self, url: str) -> None:
         self.masked_url = mask_url(url)
-        self.engine = _engine(url, self.masked_url)
-        self.deliveries_table = _deliveries_table(sa.MetaData())
+        self.engine = store_engine(url, self.masked_url)
+        self.deliveries_table = deliveries_table(sa.MetaData())
         self._registered = False
 
     def __enter__(self) -> ReceivedStore:
@@ -207,7 +182,7 @@ class ReceivedStore:
         table = table_name(agreement, flow)
         flow_table = _flow_table(table, _check_fields(fields, table))
         meta = {"delivery_id": delivery_id, "logical_date": logical_date,
-                "received_at": _utc(received_at), "destroy_by": destroy_by}
+                "received_at": utc(received_at), "destroy_by": destroy_by}
         try:
             self._register()
             with self._writing(table) as conn:
@@ -254,9 +229,9 @@ class ReceivedStore:
 
     def delivered(self, delivery_id: str) -> ReceivedDelivery | None:
         """The registered delivery with this id, or None when it was never loaded."""
+        if not self._upgrade():
+            return None
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(DELIVERIES_TABLE):
-                return None
             return self._find(conn, delivery_id)
 
     def deliveries(self, agreement: str | None = None, flow: str | None = None) -> list[ReceivedDelivery]:
@@ -267,15 +242,84 @@ class ReceivedStore:
             query = query.where(table.c.agreement == agreement)
         if flow is not None:
             query = query.where(table.c.flow == flow)
+        if not self._upgrade():
+            return []
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(DELIVERIES_TABLE):
-                return []
-            return [_delivery(row._mapping) for row in conn.execute(query)]
+            return [delivery_of(row._mapping) for row in conn.execute(query)]
 
     def _find(self, conn: Connection, delivery_id: str) -> ReceivedDelivery | None:
         table = self.deliveries_table
         row = conn.execute(sa.select(table).where(table.c.delivery_id == delivery_id)).first()
-        return None if row is None else _delivery(row._mapping)
+        return None if row is None else delivery_of(row._mapping)
+
+    # ------------------------------------------------------------------ destruction
+
+    def due(self, now: datetime) -> list[ReceivedDelivery]:
+        """Deliveries not wholly destroyed whose ``destroy_by`` is on or before ``now``'s UTC date, oldest first."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        return [d for d in self.deliveries() if d.is_due(now)]
+
+    def destroy(self, delivery_id: str, *, subject_column: str | None = None, keep: Collection[str] = (),
+                at: datetime | None = None) -> int:
+        """Delete the delivery's rows in one transaction and mark it in the register; returns the rows deleted.
+
+        Rows whose ``subject_column`` holds a value in ``keep`` (subjects under a legal hold) stay;
+        the delivery is then not wholly destroyed (``destroyed_at`` stays empty) and a later call
+        deletes them. Before the commit the rows meant to go are counted: any left rolls back.
+        A delivery already destroyed returns 0.
+
+        Raises:
+            DestructionFailed: The delivery is not registered, its table is gone, or rows were left.
+            StoreUnavailable: The database could not be reached; nothing was deleted.
+        """
+        at = utc(at or datetime.now(UTC))
+        found = self.delivered(delivery_id)
+        if found is None:
+            raise DestructionFailed(f"store {self.masked_url}: delivery {delivery_id} is not registered")
+        flow_table, doomed = doomed_rows(found, subject_column, keep)
+        try:
+            with self._writing(found.table_name) as conn:
+                current = self._find(conn, delivery_id)
+                if current is None or current.destroyed_at is not None:
+                    return 0
+                if not sa.inspect(conn).has_table(found.table_name):
+                    raise DestructionFailed(f"store {self.masked_url}: table {found.table_name} of delivery "
+                                            f"{delivery_id} is missing; nothing was destroyed")
+                deleted = conn.execute(sa.delete(flow_table).where(doomed)).rowcount
+                if count_rows(conn, flow_table, doomed):
+                    raise DestructionFailed(f"store {self.masked_url}: rows of delivery {delivery_id} are still in "
+                                            f"{found.table_name} after the DELETE; rolled back")
+                kept = count_rows(conn, flow_table, flow_table.c.delivery_id == delivery_id)
+                register = self.deliveries_table
+                conn.execute(register.update().where(register.c.delivery_id == delivery_id).values(
+                    rows_destroyed=current.rows_destroyed + deleted, destroyed_at=None if kept else at))
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"store {self.masked_url}: {type(exc.orig).__name__ if exc.orig else 'error'} "
+                                   f"while destroying delivery {delivery_id}; nothing was destroyed") from None
+        log.info("delivery destroyed", delivery_id=delivery_id, table=found.table_name, rows=deleted, kept=kept)
+        return deleted
+
+    def remaining(self, delivery_id: str, *, subject_column: str | None = None, keep: Collection[str] = ()) -> int:
+        """Rows of the delivery still in its table, but those of subjects in ``keep`` (0 if the table is gone)."""
+        found = self.delivered(delivery_id)
+        if found is None:
+            return 0
+        flow_table, doomed = doomed_rows(found, subject_column, keep)
+        with self.engine.connect() as conn:
+            return count_rows(conn, flow_table, doomed) if sa.inspect(conn).has_table(found.table_name) else 0
+
+    def subject_rows(self, delivery_id: str, subject_column: str, subjects: Collection[str]) -> int:
+        """How many of the delivery's rows hold one of ``subjects`` in ``subject_column``."""
+        found = self.delivered(delivery_id)
+        if found is None or not subjects:
+            return 0
+        flow_table = sa.table(found.table_name, sa.column("delivery_id"), sa.column(subject_column))
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(found.table_name):
+                return 0
+            return count_rows(conn, flow_table, (flow_table.c.delivery_id == delivery_id)
+                          & flow_table.c[subject_column].in_(list(subjects)))
 
     # ------------------------------------------------------------------ transactions
 
@@ -286,7 +330,18 @@ class ReceivedStore:
         with self._writing(DELIVERIES_TABLE) as conn:
             if not sa.inspect(conn).has_table(DELIVERIES_TABLE):
                 self.deliveries_table.create(conn)
+            add_later_columns(conn)
         self._registered = True
+
+    def _upgrade(self) -> bool:
+        """Give an older register the columns added since (once); False when there is no register yet."""
+        if self._registered:
+            return True
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(DELIVERIES_TABLE):
+                return False
+        self._register()
+        return True
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[Connection]:
@@ -333,50 +388,3 @@ def _insert_rows(conn: Connection, flow_table: sa.Table, fields: list[str],
         conn.execute(insert, batch)
         total += len(batch)
     return total
-
-
-def _delivery(row: sa.RowMapping) -> ReceivedDelivery:
-    values = dict(row)
-    values["received_at"] = _utc(values["received_at"])
-    values["rows"] = int(values["rows"])
-    return ReceivedDelivery(**values)
-
-
-def _engine(url: str, masked: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except (sa.exc.ArgumentError, ValueError):  # a port that is not a number is a ValueError
-        raise ConfigError(f"store URL {masked!r} is not a valid SQLAlchemy URL") from None
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            folder = Path(database).resolve().parent
-            if not folder.is_dir():
-                raise ConfigError(f"store {masked}: folder {folder} does not exist; create it first")
-        engine = sa.create_engine(parsed, hide_parameters=True, connect_args={"timeout": LOCK_TIMEOUT_SECONDS})
-        # pysqlite starts transactions late and cannot take the write lock up front;
-        # switch its handling off and emit BEGIN (IMMEDIATE for loads) ourselves.
-        sa.event.listen(engine, "connect", _sqlite_autocommit)
-        sa.event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
-            parsed = parsed.set(drivername="postgresql+psycopg2")  # what we ship; 2.1 means psycopg 3 by default
-        try:
-            # READ COMMITTED: after waiting for the lock, a load must see the delivery row the
-            # previous holder committed, which a REPEATABLE READ snapshot taken earlier would not.
-            return sa.create_engine(parsed, hide_parameters=True, isolation_level="READ COMMITTED",
-                                    pool_pre_ping=True, connect_args={"connect_timeout": 10,
-                                                                      "application_name": "isp-transfers-store"})
-        except (ImportError, sa.exc.NoSuchModuleError) as exc:
-            raise ConfigError(f"store URL {masked}: driver not available ({exc})") from None
-    raise ConfigError(f"store URL {masked}: {backend!r} is not supported; use sqlite or postgresql")
-
-
-def _sqlite_autocommit(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql(conn.get_execution_options().get("store_begin", "BEGIN"))

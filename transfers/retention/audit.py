@@ -56,7 +56,8 @@ def retention_gaps(settings: Settings, config: Config, ledger: Ledger, *, now: d
         gaps.append(f"{count} deletion(s) done while the ledger was down are not yet recorded ({pending}); "
                     f"the next purge writes them")
     for item in inventory(settings, config, ledger):
-        if item.store == "local" and item.is_due(now):
+        # A copy a legal hold keeps is held lawfully; the hold is in the ledger.
+        if item.store in ("local", "database") and item.is_due(now) and item.hold is None:
             gaps.append(f"{item.place} copy {item.path} ({item.flow}) is still held, due for deletion on "
                         f"{item.due:%Y-%m-%d} ({item.rule})")
     return gaps

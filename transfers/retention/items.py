@@ -8,7 +8,11 @@ from datetime import date, datetime
 #: Places a flow leaves copies in, in the order a purge visits them. Each is named for what it
 #: holds: ``outbox`` (encrypted deliveries, until 2026-11 called "staging" here) and ``runs``
 #: (encrypted working files, what ``transfers.staging`` writes) both keep ``retention.staging``.
-PLACES = ("outbox", "runs", "archive", "reports", "notices", "logs", "remote")
+#: At a recipient, ``received`` (a delivery's rows in the store) and ``quarantine`` (a rejected
+#: delivery's files) go on the controller's date (``transfers.retention.received``).
+PLACES = ("outbox", "runs", "archive", "reports", "notices", "logs", "remote", "received", "quarantine")
+#: The places only a recipient has.
+RECIPIENT_PLACES = ("received", "quarantine")
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,9 @@ class PurgeItem:
         size: Bytes, when known before deletion (remote and S3 copies, from the ledger).
         sha256: Hex digest, when known before deletion.
         day: The logical date of the run the copy belongs to, when the layout or the ledger says so.
-        store: ``local``, ``s3`` or ``sftp``.
+        store: ``local``, ``s3``, ``sftp``, or ``database`` (the recipient's store).
+        hold: Why it must not be deleted now although due (a legal hold), or None.
+        detail: What a listing shows beside it (a received delivery's rows, its held subjects' rows).
     """
 
     place: str
@@ -40,6 +46,8 @@ class PurgeItem:
     sha256: str | None = None
     day: date | None = None
     store: str = "local"
+    hold: str | None = None
+    detail: str = ""
 
     @property
     def logical_date(self) -> str | None:
@@ -56,5 +64,5 @@ class PurgeReport:
 
     deleted: int = 0
     failed: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)  # due, but a run in progress still needs it
+    held: list[str] = field(default_factory=list)  # due, but a run in progress or a legal hold keeps it
     entries: list[int] = field(default_factory=list)  # ledger seq of each deletion recorded

@@ -13,7 +13,14 @@ notices     withdrawal and correction notices sent to partners ``notices``
 logs        run logs under ``<home>/logs``                      ``logs``
 remote      the copy on the recipient's SFTP server             ``remote.period`` (if
                                                                 ``sender_may_remove``)
+received    (recipient) a delivery's rows in our store          the controller's
+                                                                ``destroy_by`` (manifest)
+quarantine  (recipient) a rejected delivery's files             ``destroy_by``, else
+                                                                ``staging``
 ==========  ==================================================  ======================
+
+The recipient's places (``transfers.retention.received``) exist only with ``TRANSFERS_PARTY`` set
+and flows received; a legal hold (``transfers.retention.holds``) keeps what it covers, listed as held.
 
 Every deletion is checked (the object is gone afterwards) and recorded in the
 ledger (a ``Purged`` record: place, path, size, sha256, created, due, deleted_at,
@@ -40,8 +47,8 @@ from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.ledger.records import Archived, Purged, PurgeFailed
 from transfers.logs import get_logger
-from transfers.retention import journal, local, sftp
-from transfers.retention.items import PLACES, PurgeItem, PurgeReport
+from transfers.retention import journal, local, received, sftp
+from transfers.retention.items import PLACES, RECIPIENT_PLACES, PurgeItem, PurgeReport
 from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
 if TYPE_CHECKING:
@@ -87,6 +94,7 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
             items.extend(local.scan("archive", ref.key, layout.held("archive", *base, root=layout.archive_root(archive.dir)),
                                     periods["archive"], f"retention.archive {periods['archive']}"))
         items.extend(sftp.held(ref, ledger, periods["remote"]))
+    items.extend(received.held(settings, config, ledger, only_flow=only_flow))
     return sorted(items, key=lambda i: (PLACES.index(i.place), i.flow, i.path))
 
 
@@ -147,7 +155,8 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
                   connection: Callable[[str], ConnInfo], *, now: datetime | None = None) -> PurgeReport:
     """Delete each item, prove it is gone, record it; failures are recorded and stay due.
 
-    Copies of a (flow, date) whose run is in progress are held back (listed in ``held``).
+    Copies of a (flow, date) whose run is in progress, and what a legal hold covers, are held back
+    (listed in ``held``). Received data is destroyed first (``received.destroy_due``).
     ``now`` only says which moment the plan was judged at (recorded as ``as_of``); the ledger
     always gets the real deletion time (``deleted_at`` and the entry's time).
     """
@@ -156,10 +165,12 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
     replayed = journal.replay(settings.home, ledger)  # records a previous purge could not write
     if replayed:
         log.info("journalled purge records written to the ledger", records=replayed)
+    received.destroy_due([i for i in items if i.place in RECIPIENT_PLACES], settings, config, ledger, report,
+                         now=now)
     rec = _Recorder(config, ledger, report, now, settings.home)
     busy: dict[str, set[date]] = {}
     todo: list[PurgeItem] = []
-    for item in items:
+    for item in (i for i in items if i.place not in RECIPIENT_PLACES):
         ref = config.flow(item.flow)
         running = busy.setdefault(item.flow, settings.layout.running_days(ref.agreement.id, ref.flow.id))
         if item.day and item.day in running:

@@ -16,7 +16,9 @@ from transfers.ledger.records import (
     Acknowledgement,
     Archived,
     DeliveryIntent,
+    Destroyed,
     Disclosure,
+    LegalHold,
     Notice,
     PrivacyResult,
     PseudonymKey,
@@ -86,6 +88,16 @@ def _samples() -> list:
                         recipient_ledger_head={"seq": 4, "hash": "ee" * 32}),
         ReceiptRefused(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
                        reason="signed by 6666 not the pinned key", receipt_sha256="cd" * 32),
+        Destroyed(**COLUMNS, recipient="syp", place="received", delivery_id="mash-referrals:A:2026-11-25:syp",
+                  sender="cs", controller="cs", rows=120, destroy_by="2032-11-25", rule="controller cs P6Y (manifest)",
+                  manifest_sha256="ab" * 32, path="received_mash_referrals_a", created=AT, destroyed_at=AT,
+                  verified="absent after deletion", as_of=AT, at=AT),
+        Destroyed(**COLUMNS, recipient="syp", place="quarantine", delivery_id="mash-referrals:A:2026-11-25:syp",
+                  sender="cs", controller="cs", destroy_by=None, rule="retention.staging P7D after quarantine",
+                  path="/home/quarantine/mash-referrals/A/2026-11-25/cs", created=AT,
+                  files=(RemoteFile("a.csv.pgp", 123, "ab" * 32),), destroyed_at=AT, verified="absent", at=AT),
+        LegalHold(agreement="mash-referrals", action="add", scope="subject", target="p-4f1c",
+                  reason="case 2026/114", by="ig-officer", at=AT),
     ]
 
 
@@ -98,7 +110,7 @@ def _as_entry(record, seq: int = 1) -> Entry:
 def test_every_kind_written_today_has_a_record():
     assert set(KINDS) == {"quality", "privacy", "shared-without-consent", "pseudonym-key", "key-refused",
                           "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
-                          "receipt", "acknowledgement", "receipt-refused"}
+                          "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -124,8 +136,18 @@ def test_dedupe_keys_are_the_strings_written_before_the_records():
     assert r["PseudonymKey"].dedupe_key() == f"pseudonym-key:mash-referrals:mash:mash-2026-04:{'f' * 16}"
     assert r["PrivacyResult"].dedupe_key().startswith("privacy:mash-referrals.A:2026-11-25:")
     assert r["SharedWithoutConsent"].dedupe_key().startswith("no-consent:mash-referrals.A:2026-11-25:")
-    for kind in (QualityResult, RecipientKeyRefused, PurgeFailed):
+    for kind in (QualityResult, RecipientKeyRefused, PurgeFailed, LegalHold):
         assert next(s for s in _samples() if isinstance(s, kind)).dedupe_key() is None
+
+
+def test_a_destruction_dedupes_per_delivery_and_a_partial_one_per_rows_destroyed_so_far():
+    whole, quarantined = (s for s in _samples() if isinstance(s, Destroyed))
+    assert whole.dedupe_key() == "destroyed:mash-referrals:A:2026-11-25:syp"
+    partial = dataclasses.replace(whole, complete=False, rows=80, held_rows=40)
+    assert partial.dedupe_key() == "destroyed:mash-referrals:A:2026-11-25:syp:partial:80"
+    assert Destroyed.key_for("d", 80) == partial.dedupe_key().replace("mash-referrals:A:2026-11-25:syp", "d")
+    assert quarantined.dedupe_key() == ("destroyed:quarantine:/home/quarantine/mash-referrals/A/2026-11-25/cs:"
+                                        "2026-11-26T04:02:57+00:00")
 
 
 def test_old_entries_missing_keys_read_with_defaults():
@@ -168,9 +190,11 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert report.ok, report.problems
     assert report.checked == 43
     records = list(old_ledger.records())
-    # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) came later.
+    # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) and the
+    # recipient's retention kinds (destroyed, legal-hold) came later.
     assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {"receipt", "acknowledgement",
-                                                                               "receipt-refused"}
+                                                                               "receipt-refused", "destroyed",
+                                                                               "legal-hold"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

@@ -106,3 +106,16 @@ def test_names_that_would_overwrite_evidence_are_refused_before_anything_moves(t
     with pytest.raises(ValueError, match="unique"):
         quarantine(files, tmp_path / "q", reason="r", delivery_id=DELIVERY, manifest_sha256=None)
     assert all(p.exists() for p in files) and not (tmp_path / "q").exists()
+
+
+def test_the_manifests_destroy_by_is_kept_when_given_and_null_when_not(tmp_path):
+    from datetime import date
+
+    home = tmp_path / "home" / "quarantine" / "dsa-1" / "referrals" / "2026-11-25"
+    signed = quarantine(received(tmp_path / "a"), home / "bradford", reason="part 2: SHA-256 differs",
+                        delivery_id=DELIVERY, manifest_sha256="c" * 64, destroy_by=date(2032, 11, 25))
+    unread = quarantine(received(tmp_path / "b"), home / "leeds", reason="manifest: not signed by the sender",
+                        delivery_id=DELIVERY, manifest_sha256=None)
+
+    assert json.loads((signed / REASON_FILE).read_text())["destroy_by"] == "2032-11-25"
+    assert json.loads((unread / REASON_FILE).read_text())["destroy_by"] is None

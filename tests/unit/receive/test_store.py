@@ -260,3 +260,112 @@ def test_a_store_that_cannot_be_reached_is_a_retriable_error_and_loads_nothing(t
                    flow="A", logical_date=date(2026, 11, 25), sender="cs", received_at=datetime.now(UTC),
                    destroy_by=date(2032, 11, 25), fields=["referral_id"], parts=iter([]))
     assert caught.value.retriable
+
+
+# ---------------------------------------------------------------- destruction
+
+DESTROY_BY = date(2027, 11, 25)
+ID = "dsa-1:referrals:2026-11-25:leeds"
+
+
+def test_a_delivery_is_due_from_its_destroy_by_date_and_not_before(store):
+    load(store, [rows(0, 3)])
+    assert store.due(datetime(2027, 11, 24, 23, 59, tzinfo=UTC)) == []
+    assert [d.delivery_id for d in store.due(datetime(2027, 11, 25, 0, 0, tzinfo=UTC))] == [ID]
+    # Judged on the UTC date: 00:30 on the 25th in UTC+1 is still the 24th in UTC.
+    assert store.due(datetime(2027, 11, 25, 0, 30, tzinfo=timezone(timedelta(hours=1)))) == []
+    with pytest.raises(ValueError, match="timezone"):
+        store.due(datetime(2027, 11, 26))
+
+
+def test_destroy_deletes_only_that_deliverys_rows_and_marks_the_register(store):
+    load(store, [rows(0, 3)])
+    load(store, [rows(10, 2)], delivery_id="other")
+    at = datetime(2027, 11, 25, 4, 0, tzinfo=UTC)
+
+    assert store.destroy(ID, at=at) == 3
+
+    left = table_rows(store, "received_dsa_1_referrals")
+    assert {r["delivery_id"] for r in left} == {"other"} and len(left) == 2
+    done = store.delivered(ID)
+    assert (done.destroyed_at, done.rows_destroyed, done.rows) == (at, 3, 3)
+    assert store.remaining(ID) == 0
+    assert store.due(datetime(2030, 1, 1, tzinfo=UTC))[0].delivery_id == "other"  # the destroyed one is done
+    assert store.destroy(ID) == 0  # again: nothing more, the mark stays
+    assert store.delivered(ID).destroyed_at == at
+    # A replay of the destroyed delivery is not loaded again.
+    assert load(store, untouchable()).already_loaded
+
+
+def test_destroy_keeps_the_rows_of_held_subjects_and_the_rest_go(store):
+    load(store, [rows(0, 6)])  # C0..C5; C0 has no postcode, every row a case_id
+    keep = ("C2", "C4")
+
+    assert store.subject_rows(ID, "case_id", keep) == 2
+    assert store.destroy(ID, subject_column="case_id", keep=keep) == 4
+    assert sorted(r["case_id"] for r in table_rows(store, "received_dsa_1_referrals")) == ["C2", "C4"]
+    partly = store.delivered(ID)
+    assert (partly.destroyed_at, partly.rows_destroyed) == (None, 4)  # not wholly destroyed: still due
+    assert store.remaining(ID, subject_column="case_id", keep=keep) == 0 and store.remaining(ID) == 2
+    assert [d.delivery_id for d in store.due(datetime(2028, 1, 1, tzinfo=UTC))] == [ID]
+
+    assert store.destroy(ID, subject_column="case_id", keep=keep) == 0  # the hold still in force
+    assert store.destroy(ID) == 2  # lifted
+    whole = store.delivered(ID)
+    assert whole.destroyed_at is not None and whole.rows_destroyed == 6
+    assert table_rows(store, "received_dsa_1_referrals") == []
+
+
+def test_a_row_without_a_subject_is_no_held_subjects_and_goes(store):
+    parts = rows(0, 3)
+    parts[1]["case_id"] = None
+    load(store, [parts])
+    assert store.destroy(ID, subject_column="case_id", keep=("C0",)) == 2
+    assert [r["case_id"] for r in table_rows(store, "received_dsa_1_referrals")] == ["C0"]
+
+
+def test_a_delete_that_leaves_rows_rolls_back_and_fails(store, monkeypatch):
+    from transfers.errors import DestructionFailed
+    from transfers.receive import store as store_module
+
+    load(store, [rows(0, 3)])
+    counts = iter([1])  # the count after the DELETE says a row is left
+    real = store_module.count_rows
+    monkeypatch.setattr(store_module, "count_rows", lambda conn, t, where: next(counts, None) or real(conn, t, where))
+
+    with pytest.raises(DestructionFailed, match=f"rows of delivery {ID} are still in received_dsa_1_referrals "
+                                                f"after the DELETE; rolled back"):
+        store.destroy(ID)
+    assert len(table_rows(store, "received_dsa_1_referrals")) == 3  # nothing deleted
+    assert store.delivered(ID).destroyed_at is None and store.delivered(ID).rows_destroyed == 0
+
+
+def test_destroying_an_unknown_delivery_fails_naming_it(store):
+    from transfers.errors import DestructionFailed
+
+    load(store, [rows(0, 1)])
+    with pytest.raises(DestructionFailed, match="delivery nope is not registered"):
+        store.destroy("nope")
+
+
+def test_a_store_made_before_destruction_gets_its_columns_and_reads_as_not_destroyed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the register as the first stores made it
+        conn.exec_driver_sql(
+            f"CREATE TABLE {DELIVERIES_TABLE} (delivery_id TEXT PRIMARY KEY, agreement TEXT NOT NULL, "
+            "agreement_version TEXT NOT NULL, flow TEXT NOT NULL, logical_date DATE NOT NULL, sender TEXT NOT NULL, "
+            "manifest_sha256 TEXT NOT NULL, rows BIGINT NOT NULL, received_at DATETIME NOT NULL, "
+            "destroy_by DATE NOT NULL, table_name TEXT NOT NULL)")
+        conn.exec_driver_sql(f"INSERT INTO {DELIVERIES_TABLE} VALUES ('old', 'dsa-1', '1', 'referrals', '2026-11-01', "
+                             "'bradford', 'aa', 0, '2026-11-02 02:00:00.000000', '2027-11-01', "
+                             "'received_dsa_1_referrals')")
+    engine.dispose()
+
+    with ReceivedStore(url) as old:
+        found = old.delivered("old")
+        assert (found.destroyed_at, found.rows_destroyed) == (None, 0)
+        with old.engine.connect() as conn:
+            columns = [c["name"] for c in sa.inspect(conn).get_columns(DELIVERIES_TABLE)]
+        assert columns[-2:] == ["destroyed_at", "rows_destroyed"]
+        assert [d.delivery_id for d in old.due(datetime(2027, 11, 1, tzinfo=UTC))] == ["old"]
