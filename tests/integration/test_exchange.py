@@ -233,6 +233,9 @@ def test_a_bad_delivery_is_rejected_quarantined_and_answered_with_a_signed_rejec
     assert not list(exchange.inbox.glob(f"{BASE}*"))  # moved out of the inbox, still encrypted
     for path in quarantine.glob("*.pgp"):
         assert b"referral_id" not in path.read_bytes()
+    # A rejection found after the manifest's signature verified keeps the controller's date for the quarantine.
+    part_level = case in {"part signed by another key", "part unsigned", "extra column", "missing column"}
+    assert (json.loads((quarantine / "reason.json").read_text())["destroy_by"] is not None) == part_level
     # The sender verifies the signed rejection and records it; its wait fails with the police's reason.
     with pytest.raises(ReceiptRejected, match=re.escape(named)):
         exchange.collect()

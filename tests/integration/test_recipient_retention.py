@@ -57,6 +57,17 @@ def rows(ex: Exchange, where: str = "", **params: str) -> list[dict]:
         engine.dispose()
 
 
+def ig_doc(ex: Exchange) -> dict:
+    """The police's IG report figures for the days around the run, and far enough on for the destruction."""
+    from datetime import UTC, datetime
+
+    from transfers.reports.ig import build
+
+    today = datetime.now(UTC).date()
+    with ex.police.settings.open_ledger() as ledger:
+        return build(ex.police.settings, ex.police.config, ledger, today - timedelta(days=2), today + timedelta(days=1))
+
+
 def police_records(ex: Exchange, cls):
     with ex.police.settings.open_ledger() as ledger:
         return list(ledger.records(cls))
@@ -111,12 +122,17 @@ def test_a_held_delivery_is_listed_as_held_and_destroyed_once_the_hold_is_lifted
     assert kept.exit_code == 0, kept.output
     assert "1 held" in kept.output and f"held: received {FLOW} {ID}: legal hold" in kept.output
     assert len(rows(exchange)) == count and police_records(exchange, Destroyed) == []
+    # The police's IG report shows the hold in force with its reason.
+    assert [(h["scope"], h["target"], h["reason"], h["by"]) for h in ig_doc(exchange)["holds"]] == [
+        ("delivery", ID, "case 2032/7", "ig-officer")]
 
     lifted = as_police(exchange, monkeypatch, "hold", "remove", "--delivery", ID, "--reason", "case closed")
     assert lifted.exit_code == 0, lifted.output
     as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
     assert rows(exchange) == [] and len(police_records(exchange, Destroyed)) == 1
     assert [h.action for h in police_records(exchange, LegalHold)] == ["add", "lift"]
+    doc = ig_doc(exchange)
+    assert doc["holds"] == [] and [(d["delivery_id"], d["rows"]) for d in doc["destroyed"]] == [(ID, count)]
 
 
 def test_a_subject_hold_keeps_only_that_subjects_rows(exchange, monkeypatch):

@@ -161,10 +161,12 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
         raise pending  # nothing on the mailbox yet, said of the mailbox rather than of our empty cache
 
     received_at = now or datetime.now(UTC)
+    opened: date | None = None  # the signed manifest's destroy-by, once its signature and content are checked
     try:
         delivery = open_delivery(place.inbox, place.base, ref=ref, me=me, logical_date=logical_date,
                                  own_key=own_key, sender_key=sender_key,
                                  agreement_sha256=agreement_sha256(ref.path))
+        opened = delivery.destroy_by
         with ReceivedStore(settings.store_database) as store:
             loaded = store.load(delivery_id=place.delivery_id, manifest_sha256=delivery.manifest_sha256,
                                 agreement=ref.agreement.id, agreement_version=ref.agreement.version,
@@ -172,7 +174,7 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
                                 received_at=received_at, destroy_by=delivery.destroy_by,
                                 fields=list(delivery.fields), parts=delivery.parts())
     except DeliveryRejected as exc:
-        _reject(settings, place, ledger, signer, exc.reason, received_at)
+        _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened)
         raise
     receipt = _receipt(place, ledger, signer, status="accepted", reason="", received_at=received_at,
                        manifest_sha256=delivery.manifest_sha256, rows=delivery.rows,
@@ -219,8 +221,13 @@ def _already(place: _Place, ledger: Ledger) -> ReceiveResult | None:
 
 
 def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKey, reason: str,
-            received_at: datetime) -> None:
-    """Quarantine what arrived (still encrypted), return a signed rejection, record it."""
+            received_at: datetime, *, destroy_by: date | None = None) -> None:
+    """Quarantine what arrived (still encrypted), return a signed rejection, record it.
+
+    ``destroy_by`` is the controller's date from a manifest whose signature verified (the rejection
+    came later, from a part or the store): the quarantined copy goes then. Without it (the manifest
+    itself failed) the quarantine's own period applies.
+    """
     from transfers.receive.quarantine import quarantine
 
     manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
@@ -232,7 +239,8 @@ def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKe
     where = settings.layout.quarantine_dir(place.ref.agreement.id, place.ref.flow.id, place.logical_date,
                                            place.sender)
     if held:
-        quarantine(held, where, reason=reason, delivery_id=place.delivery_id, manifest_sha256=manifest_sha)
+        quarantine(held, where, reason=reason, delivery_id=place.delivery_id, manifest_sha256=manifest_sha,
+                   destroy_by=destroy_by)
     receipt = _receipt(place, ledger, signer, status="rejected", reason=reason, received_at=received_at,
                        manifest_sha256=manifest_sha, rows=0, files=files, destroy_by=None)
     digest: str | None = None

@@ -11,6 +11,8 @@ Sections:
                     rejected (its reason), or unacknowledged (pending, or overdue past receipt_within)
     without_consent each share without consent: legal basis, ground, justification, rows
     purges          a certificate of destruction per deleted copy (and failed attempts)
+    destroyed       (a recipient) each received delivery destroyed on the controller's date, rows and rule
+    holds           legal holds in force: what each keeps from destruction, why, by whom, since when
     held            every copy held now with its due date; overdue ones highlighted
     agreements      agreements lapsed or due for review within 30 days
 """
@@ -27,7 +29,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
 from transfers.files import write_atomic
-from transfers.ledger.records import Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
+from transfers.ledger.records import Destroyed, Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
 from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         now: The moment "held now", "overdue" and "due for review" are judged at.
     """
     from transfers.retention import inventory
+    from transfers.retention.holds import active_holds
 
     now = now or datetime.now(UTC)
     since = datetime.combine(start, time.min, UTC)
@@ -68,7 +71,9 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
     without: list[dict] = []
     purges: list[dict] = []
     failures: list[dict] = []
-    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, since=since, until=until):
+    destroyed: list[dict] = []
+    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, Destroyed, since=since,
+                                 until=until):
         entry = record.entry
         assert entry is not None  # read back: every record has its entry
         if isinstance(record, Disclosure):
@@ -99,6 +104,12 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                            "created": stamp(record.created), "due": stamp(record.due),
                            "deleted_at": stamp(record.deleted_at), "rule": record.rule, "verified": record.verified,
                            "note": record.note, "versions_deleted": record.versions_deleted})
+        elif isinstance(record, Destroyed):
+            destroyed.append({"seq": entry.seq, "flow": entry.flow, "delivery_id": record.delivery_id,
+                              "sender": record.sender, "sender_name": names(record.sender), "place": record.place,
+                              "rows": record.rows, "held_rows": record.held_rows, "complete": record.complete,
+                              "destroy_by": record.destroy_by or "", "destroyed_at": stamp(record.destroyed_at),
+                              "rule": record.rule, "verified": record.verified})
         elif isinstance(record, PurgeFailed):
             failures.append({"seq": entry.seq, "flow": entry.flow, "place": record.place, "path": record.path,
                              "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
@@ -108,6 +119,10 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         counted = disclosures.get((row["agreement"], row["flow"], row["recipient"], row["logical_date"][:7]))
         if counted is not None:
             counted[row["status"]] = counted.get(row["status"], 0) + 1
+    # Legal holds in force: what they keep from destruction and why (a subject is never named).
+    holds = [{"seq": h.seq, "scope": h.scope, "agreement": h.agreement,
+              "target": h.target if h.scope == "delivery" else "one subject (pseudonym in the ledger entry)",
+              "reason": h.reason, "by": h.by, "since": stamp(h.since)} for h in active_holds(ledger)]
     held = []
     for item in inventory(settings, config, ledger):
         held.append({"place": item.place, "store": item.store, "flow": item.flow, "path": item.path,
@@ -129,7 +144,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),
         "disclosures": sorted(disclosures.values(), key=lambda g: (g["agreement"], g["flow"] or "",
                                                                     g["recipient"] or "", g["period"])),
-        "receipts": receipts, "without_consent": without, "purges": purges, "purge_failures": failures, "held": held,
+        "receipts": receipts, "without_consent": without, "purges": purges, "destroyed": destroyed, "holds": holds, "purge_failures": failures, "held": held,
         "agreements": agreements,
         "totals": {"disclosures": sum(g["disclosures"] for g in disclosures.values()),
                    "rows": sum(g["rows"] for g in disclosures.values()),
@@ -138,7 +153,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                    "unacknowledged": sum(1 for r in receipts if r["status"] in ("pending", "overdue")),
                    "receipts_overdue": sum(1 for r in receipts if r["status"] == "overdue"),
                    "without_consent": len(without), "without_consent_rows": sum(w["rows"] for w in without),
-                   "purged": len(purges), "purge_failures": len(failures), "held": len(held),
+                   "purged": len(purges), "destroyed": len(destroyed), "holds": len(holds), "purge_failures": len(failures), "held": len(held),
                    "overdue": sum(1 for h in held if h["overdue"]),
                    "lapsed": sum(1 for a in agreements if a["status"] == "lapsed"),
                    "due_for_review": sum(1 for a in agreements if a["status"] == "due for review")},
@@ -168,6 +183,9 @@ _CSV = {
     "purges": ["seq", "hash", "agreement", "flow", "recipient", "place", "store", "path", "size", "sha256", "created",
                "due", "deleted_at", "rule", "verified", "versions_deleted", "note"],
     "purge_failures": ["seq", "flow", "place", "path", "due", "attempted_at", "error"],
+    "destroyed": ["seq", "flow", "delivery_id", "sender", "place", "rows", "held_rows", "complete", "destroy_by",
+                  "destroyed_at", "rule", "verified"],
+    "holds": ["seq", "scope", "agreement", "target", "reason", "by", "since"],
     "held": ["place", "store", "flow", "path", "recipient", "created", "due", "rule", "overdue", "days_left"],
     "agreements": ["id", "name", "version", "in_force", "review_by", "status", "days_to_review", "file"],
 }
