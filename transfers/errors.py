@@ -27,6 +27,7 @@ record values.
     │   ├── ReceiptInvalid            (sender) a receipt is unreadable, unsigned, or not the recipient's key
     │   ├── ReceiptRejected           (sender) the recipient's signed receipt rejects the delivery
     │   ├── ReceiptOverdue            (sender) no receipt within the flow's ``receipt_within``
+    │   ├── DestructionFailed         (recipient) received rows or quarantined files still there after deletion
     │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
