@@ -21,7 +21,8 @@ Every record also carries the entry's columns (``agreement``, ``flow``,
 Modules: ``base`` (``Record``, ``RemoteFile``), ``steps`` (quality, privacy, shares
 without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 ``subjects`` (withdrawal, notice), ``retention`` (archive, purge, failed purge), ``exchange``
-(a delivery received, its receipt acknowledged, a receipt refused).
+(a delivery received, its receipt acknowledged, a receipt refused), ``certificates`` (a recipient's
+destruction certificate verified or refused at the controller).
 Import the classes from here.
 """
 
@@ -29,20 +30,23 @@ from __future__ import annotations
 
 from transfers.ledger.chain import Entry
 from transfers.ledger.records.base import Record, RemoteFile, stamp
+from transfers.ledger.records.certificates import CertificateRefused, DestructionCertified
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
 from transfers.ledger.records.retention import Archived, Purged, PurgeFailed
 from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityResult, SharedWithoutConsent
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
-__all__ = ["KINDS", "Acknowledgement", "Archived", "DeliveryIntent", "Disclosure", "Notice", "PrivacyResult",
+__all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateRefused", "DeliveryIntent", "DestructionCertified",
+           "Disclosure", "Notice", "PrivacyResult",
            "PseudonymKey", "PurgeFailed", "Purged", "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused",
            "Record", "RemoteFile", "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
 
 #: Every kind written today, by its ``KIND``.
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
-    Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused)}
+    Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
+    DestructionCertified, CertificateRefused)}
 
 
 def record_of(entry: Entry) -> Record | None:
