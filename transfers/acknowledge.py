@@ -39,7 +39,7 @@ from transfers.receipt import (
     receipt_name,
     sha256_hex,
 )
-from transfers.returned import read_signed, returns_dir, returns_session
+from transfers.returned import partner_signing_key, read_signed, returns_dir, returns_session
 
 if TYPE_CHECKING:
     from transfers.agreement import FlowRef, Recipient
@@ -156,16 +156,7 @@ def describe_left(left: timedelta) -> str:
 
 
 def _recipient_signing_key(run: FlowRun, partner: str, now: datetime | None) -> SigningKey:
-    from transfers.crypto import load_signing_key
-    from transfers.errors import KeyRefused
-
-    signatory = run.config.protocol.signatory(partner)
-    pinned = signatory.signing_fingerprint if signatory else None
-    if not pinned:
-        raise KeyRefused(f"{partner}: no signing_fingerprint in protocol.yaml; its receipts cannot be verified "
-                         "(pin the fingerprint of its OpenPGP signing key)")
-    # No margin: a key about to expire still verifies what it signed; an expired or revoked one does not.
-    return load_signing_key(run.settings.keys / f"{partner}.asc", pinned, now=now, margin=timedelta(0))
+    return partner_signing_key(run.settings, run.config, partner, now)
 
 
 def _verify(document: bytes, signature: bytes, key: SigningKey) -> datetime | None:

@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING
 from transfers.receipt import RECEIPTS_DIR, SIGNATURE_SUFFIX
 
 if TYPE_CHECKING:
-    from transfers.agreement import Recipient
+    from datetime import datetime
+
+    from transfers.agreement import Config, Recipient
     from transfers.connections import ConnInfo
+    from transfers.crypto import SigningKey
     from transfers.delivery import SftpSession
     from transfers.ledger.records import Disclosure
     from transfers.settings import Settings
 
-__all__ = ["MAX_DOCUMENT_BYTES", "read_signed", "returns_dir", "returns_session"]
+__all__ = ["MAX_DOCUMENT_BYTES", "partner_signing_key", "read_signed", "returns_dir", "returns_session"]
 
 #: A returned document is a small JSON file; anything larger is not read (a full disk is not our receipt).
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -88,3 +91,25 @@ def _read(session: SftpSession, path: str, what: str, error: Callable[[str], Exc
                     raise error(f"sftp://{session.target.address}/{path}: larger than any {what} "
                                 f"({MAX_DOCUMENT_BYTES} bytes); not read")
         return b"".join(chunks)
+
+
+def partner_signing_key(settings: Settings, config: Config, partner: str, now: datetime | None) -> SigningKey:
+    """``partner``'s pinned signing key (``signing_fingerprint`` in protocol.yaml, public key in
+    ``keys/<partner>.asc``), to verify what it returns.
+
+    Raises:
+        KeyRefused: No fingerprint pinned, the key file is missing, or the key fails a check (expired, revoked).
+    """
+    from datetime import timedelta
+
+    from transfers.crypto import load_signing_key
+    from transfers.errors import KeyRefused
+
+    signatory = config.protocol.signatory(partner)
+    pinned = signatory.signing_fingerprint if signatory else None
+    if not pinned:
+        raise KeyRefused(f"{partner}: no signing_fingerprint in protocol.yaml; its receipts and destruction "
+                         "certificates cannot be verified "
+                         "(pin the fingerprint of its OpenPGP signing key)")
+    # No margin: a key about to expire still verifies what it signed; an expired or revoked one does not.
+    return load_signing_key(settings.keys / f"{partner}.asc", pinned, now=now, margin=timedelta(0))
