@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest

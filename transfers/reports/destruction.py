@@ -28,10 +28,11 @@ from transfers.receipt import delivery_id
 
 if TYPE_CHECKING:
     from transfers.agreement import Config, FlowRef
-    from transfers.ledger import Ledger
+    from transfers.ledger import Ledger, VerifyReport
+    from transfers.settings import Settings
 
 __all__ = ["PAST_DESTROY_BY", "DisclosureDestruction", "destroy_by", "destruction_gaps", "destruction_statuses",
-           "due_moment"]
+           "due_moment", "verify_destruction"]
 
 #: The states of a disclosure whose destroy-by has come (what ``transfers certificates`` lists).
 PAST_DESTROY_BY = ("awaiting", "destroyed", "overdue", "at-controller", "unsupported")
@@ -146,3 +147,15 @@ def destruction_gaps(ledger: Ledger, config: Config, *, grace_days: int, now: da
             f"{s.overdue_from}); ask {s.recipient} to destroy it and return its certificate"
             + (f" ({s.refused_certificates} certificate(s) refused)" if s.refused_certificates else "")
             for s in destruction_statuses(ledger, config, grace_days=grace_days, now=now) if s.status == "overdue"]
+
+
+def verify_destruction(settings: Settings, report: VerifyReport, on: date | None = None) -> None:
+    """Add disclosures overdue for destruction at their recipient to a ledger ``VerifyReport`` (``transfers ledger
+    verify``): one problem each, starting ``destruction:``; ``on`` checks as at the end of that date."""
+    from transfers.agreement import load_config
+
+    now = datetime.combine(on, datetime.max.time(), UTC) if on else datetime.now(UTC)
+    config = load_config(settings.config_dir)
+    with settings.open_ledger() as ledger:
+        report.problems.extend(f"destruction: {gap}" for gap in destruction_gaps(
+            ledger, config, grace_days=settings.destruction_grace_days, now=now))
