@@ -27,8 +27,7 @@ record values.
     │   ├── ReceiptInvalid            (sender) a receipt is unreadable, unsigned, or not the recipient's key
     │   ├── ReceiptRejected           (sender) the recipient's signed receipt rejects the delivery
     │   ├── ReceiptOverdue            (sender) no receipt within the flow's ``receipt_within``
-    │   ├── CertificateInvalid        (controller) a destruction certificate is unreadable, unsigned or not the
-    │   │                             recipient's key, or names another delivery, manifest or row count
+    │   ├── CertificateInvalid        (controller) a destruction certificate unreadable, unsigned, or not for the delivery
     │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
