@@ -111,17 +111,23 @@ def test_a_signed_certificate_is_collected_after_destroy_by_and_shown_in_the_ig_
     assert "destruction:" not in verified.output
 
 
-def test_a_certificate_signed_by_another_key_is_refused_and_never_counts(received, gpg_sender):
+def test_a_certificate_signed_by_another_key_is_refused_and_never_counts(received, gpg_sender, cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
     certificate = _certificate(received)
     # The sender's own key (not the police's pinned one) signs it: a certificate anyone else could have written.
-    _destroyed_by_police(received, certificate, gpg_sender.secret, gpg_sender.fingerprint)
+    digest = _destroyed_by_police(received, certificate, gpg_sender.secret, gpg_sender.fingerprint)
 
-    [result] = _collect(received, DUE + timedelta(days=1))
+    collected = cli("certificates", "--collect", "--now", (DESTROY_BY + timedelta(days=1)).isoformat())
 
-    assert result.status == "refused" and "does not verify against" in result.detail
+    assert collected.exit_code == 1, collected.output
+    assert "refused:" in collected.output and "does not verify against" in collected.output
+    assert "collected: 0 certified, 1 refused" in collected.output
     assert received.sender_records(DestructionCertified) == []
     [refused] = received.sender_records(CertificateRefused)
-    assert refused.delivery_id == certificate.delivery_id and refused.certificate_sha256 == result.certificate_sha256
+    assert refused.delivery_id == certificate.delivery_id and refused.certificate_sha256 == digest
+    # Listed as awaiting still (within the grace days), with the refused certificate counted.
+    [row] = [line for line in collected.output.splitlines() if "mash-referrals.A" in line and "│" in line]
+    assert "awaiting" in row and row.rstrip("│ ").endswith("1")
 
 
 def test_no_certificate_grace_days_after_destroy_by_is_overdue_in_the_report_and_a_ledger_gap(received, cli,
