@@ -33,13 +33,13 @@ from transfers.ledger.records import Acknowledgement, Disclosure, ReceiptRefused
 from transfers.logs import get_logger
 from transfers.receipt import (
     MANIFEST_SUFFIX,
-    RECEIPTS_DIR,
     SIGNATURE_SUFFIX,
     Receipt,
     delivery_id,
     receipt_name,
     sha256_hex,
 )
+from transfers.returned import partner_signing_key, read_signed, returns_dir, returns_session
 
 if TYPE_CHECKING:
     from transfers.agreement import FlowRef, Recipient
@@ -51,10 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["AckResult", "collect_receipt", "deadline", "describe_left"]
 
 log = get_logger(__name__)
-
-#: A receipt is a small JSON document; anything larger is not read (a full disk is not our receipt).
-MAX_RECEIPT_BYTES = 1024 * 1024
-
 
 class AckResult(TypedDict):
     status: str  # acknowledged | rejected
@@ -96,16 +92,10 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
     recorded = ledger.find_record(Acknowledgement, Acknowledgement.key_for(did))
     if recorded is not None:
         return _answer(recorded, partner)
-    where = _receipts_dir(disclosure, recipient)
+    where = returns_dir(disclosure, recipient)
     name = receipt_name(run.base_name)
-    if session is None:
-        from transfers.delivery import SftpTarget, open_sftp
-
-        target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
-        with open_sftp(target) as opened:
-            document, signature = _read_pair(opened, where, name)
-    else:
-        document, signature = _read_pair(session, where, name)
+    with returns_session(run.settings, resolvers.connection, recipient, session) as opened:
+        document, signature = read_signed(opened, where, name, what="receipt", error=ReceiptInvalid)
     if document is None:
         _not_yet(run, disclosure, partner, name, now)
     path = posixpath.join(where, name)
@@ -143,43 +133,6 @@ def _answer(ack: Acknowledgement, partner: str) -> AckResult:
             "rows": ack.rows}
 
 
-def _receipts_dir(disclosure: Disclosure, recipient: Recipient) -> str:
-    from transfers.delivery.target import check_path
-
-    # Where this delivery went (as recorded), not where the agreement points today.
-    remote_dir = check_path(disclosure.remote_dir or recipient.path, "remote_dir")
-    return RECEIPTS_DIR if remote_dir == "." else posixpath.join(remote_dir, RECEIPTS_DIR)
-
-
-def _read_pair(session: SftpSession, where: str, name: str) -> tuple[bytes | None, bytes | None]:
-    """The receipt and its signature (``None`` for one not there); the signature is read second, so a
-    receipt written between the two reads is seen with the signature the recipient wrote before it."""
-    document = _read(session, posixpath.join(where, name))
-    signature = _read(session, posixpath.join(where, name + SIGNATURE_SUFFIX)) if document is not None else None
-    return document, signature
-
-
-def _read(session: SftpSession, path: str) -> bytes | None:
-    from transfers.delivery.session import sftp_call, stat_or_none
-
-    with sftp_call(session, f"reading {path}"):
-        attrs = stat_or_none(session.sftp, path)
-        if attrs is None:
-            return None
-        if (attrs.st_size or 0) > MAX_RECEIPT_BYTES:
-            raise ReceiptInvalid(f"sftp://{session.target.address}/{path}: {attrs.st_size} bytes, larger than "
-                                 f"any receipt ({MAX_RECEIPT_BYTES}); not read")
-        chunks, size = [], 0
-        with session.sftp.open(path, "rb") as fh:
-            while chunk := fh.read(32 * 1024):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_RECEIPT_BYTES:
-                    raise ReceiptInvalid(f"sftp://{session.target.address}/{path}: larger than any receipt "
-                                         f"({MAX_RECEIPT_BYTES} bytes); not read")
-        return b"".join(chunks)
-
-
 def _not_yet(run: FlowRun, disclosure: Disclosure, partner: str, name: str, now: datetime | None) -> NoReturn:
     now = now or datetime.now(UTC)
     due = deadline(run.ref, disclosure.when)
@@ -203,16 +156,7 @@ def describe_left(left: timedelta) -> str:
 
 
 def _recipient_signing_key(run: FlowRun, partner: str, now: datetime | None) -> SigningKey:
-    from transfers.crypto import load_signing_key
-    from transfers.errors import KeyRefused
-
-    signatory = run.config.protocol.signatory(partner)
-    pinned = signatory.signing_fingerprint if signatory else None
-    if not pinned:
-        raise KeyRefused(f"{partner}: no signing_fingerprint in protocol.yaml; its receipts cannot be verified "
-                         "(pin the fingerprint of its OpenPGP signing key)")
-    # No margin: a key about to expire still verifies what it signed; an expired or revoked one does not.
-    return load_signing_key(run.settings.keys / f"{partner}.asc", pinned, now=now, margin=timedelta(0))
+    return partner_signing_key(run.settings, run.config, partner, now)
 
 
 def _verify(document: bytes, signature: bytes, key: SigningKey) -> datetime | None:

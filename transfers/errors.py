@@ -28,6 +28,7 @@ record values.
     │   ├── ReceiptRejected           (sender) the recipient's signed receipt rejects the delivery
     │   ├── ReceiptOverdue            (sender) no receipt within the flow's ``receipt_within``
     │   ├── DestructionFailed         (recipient) received rows or quarantined files still there after deletion
+    │   ├── CertificateInvalid        (controller) a destruction certificate unreadable, unsigned, or not for the delivery
     │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
         ├── SourceUnavailable         database or file store not reachable
@@ -214,6 +215,11 @@ class ReceiptRejected(TerminalError):
 
 class ReceiptOverdue(TerminalError):
     """At the sender: no receipt came back within the flow's ``receipt_within`` period."""
+
+
+class CertificateInvalid(TerminalError):
+    """At the controller: a destruction certificate that cannot count (unreadable, another format, unsigned,
+    signed by another key, or naming another delivery, manifest or row count than was disclosed)."""
 
 
 class DeliveryPending(RetriableError):

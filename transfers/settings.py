@@ -305,6 +305,10 @@ class Settings(BaseSettings):
                                                             "SQLite under home")
     ledger_anchor_url: str | None = Field(default=None, description="external ledger anchor: a file on another "
                                                                     "volume or s3://bucket/key (versioned)")
+    destruction_grace_days: int = Field(default=30, ge=0, le=3650,
+                                        description="(controller) days after a disclosure's destroy-by with no "
+                                                    "signed destruction certificate from its recipient before it "
+                                                    "is overdue (IG report, ledger verify)")
 
     @property
     def layout(self) -> HomeLayout:

@@ -20,7 +20,7 @@ import sys
 
 import typer
 
-from transfers.cli import flows, hold, ig, keys, ledger, lock, privacy, quality, receipts, receive
+from transfers.cli import certificates, flows, hold, ig, keys, ledger, lock, privacy, quality, receipts, receive
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LEDGER", "EXIT_RETRY", "EXIT_RUNNING", "app", "main"]
@@ -33,6 +33,7 @@ app.command()(flows.validate)
 app.command()(flows.run)
 app.command()(receive.receive)
 app.command("receipts")(receipts.receipts)
+app.command("certificates")(certificates.certificates)
 app.command()(flows.purge)
 app.command("check")(quality.check)
 app.command("correct")(privacy.correct)

@@ -47,7 +47,9 @@ def report_ig(
     t = doc["totals"]
     out.print(f"{t['disclosures']} disclosure(s), {t['rows']} records; {t['without_consent']} share(s) without "
               f"consent; {t['purged']} cop(ies) destroyed, {t['purge_failures']} failed; {t['held']} held, "
-              f"{t['overdue']} overdue; {t['lapsed']} agreement(s) lapsed, {t['due_for_review']} due for review")
+              f"{t['overdue']} overdue; {t['destroyed_at_recipients']} destroyed at recipients (certified), "
+              f"{t['destruction_overdue']} overdue there; {t['lapsed']} agreement(s) lapsed, "
+              f"{t['due_for_review']} due for review")
     for path in paths:
         out.print(f"  {escape(str(path))}", highlight=False)
 

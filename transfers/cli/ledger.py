@@ -19,11 +19,13 @@ def ledger_verify(
 ) -> None:
     """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
 
-    Also checks nothing is held past its retention. An external anchor
+    Also checks nothing is held past its retention, and no disclosure is overdue for destruction at its
+    recipient (no verified certificate TRANSFERS_DESTRUCTION_GRACE_DAYS after destroy-by). An external anchor
     (TRANSFERS_LEDGER_ANCHOR_URL) catches a ledger rewritten together with the anchor beside it.
     """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection
+    from transfers.reports.destruction import verify_destruction
     from transfers.retention.archive import manifest_heads
     from transfers.retention.audit import verify_retention
 
@@ -36,7 +38,9 @@ def ledger_verify(
             report = ledger.verify(heads=heads)
         report.problems.extend(unreadable)
         if report.ok:
-            verify_retention(settings, report, parse_date(now, "--now") if now else None)
+            on = parse_date(now, "--now") if now else None
+            verify_retention(settings, report, on)
+            verify_destruction(settings, report, on)
     except TransferError as exc:
         fail(exc)
     if not report.ok:
@@ -53,6 +57,7 @@ def ledger_verify(
                   f"{escape(str(settings.home))}: whoever can rewrite the ledger may rewrite it too; "
                   f"put it on another volume or use s3://", highlight=False)
     out.print(f"[green]ledger ok[/]: {report.checked} entries, chain and anchor{external} verified, "
-              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention"
+              f"{len(heads)} archived manifest head(s) found in it, every disclosed copy purged or within retention, "
+              f"no destruction overdue at a recipient"
               + (f" ({len(unreachable)} archive(s) not reachable: not checked against their manifests)"
                  if unreachable else ""))

@@ -8,7 +8,11 @@ what is held now (``transfers.retention.inventory``); no record value is read.
 Sections:
     disclosures     by agreement, flow, recipient and month: purposes, legal basis, rows, fields
     receipts        each disclosure: acknowledged by the recipient's signed receipt (when, by which key),
-                    rejected (its reason), or unacknowledged (pending, or overdue past receipt_within)
+                    rejected (its reason), or unacknowledged (pending, or overdue past receipt_within);
+                    its destroy-by and destruction state
+    destruction     every disclosure (whenever made) past its destroy-by as at the report: destroyed at the
+                    recipient (its verified certificate's SHA-256), awaiting, or overdue (no certificate
+                    TRANSFERS_DESTRUCTION_GRACE_DAYS after destroy-by), highlighted
     without_consent each share without consent: legal basis, ground, justification, rows
     purges          a certificate of destruction per deleted copy (and failed attempts)
     destroyed       (a recipient) each received delivery destroyed on the controller's date, rows and rule
@@ -30,6 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from transfers.agreement import Config
 from transfers.files import write_atomic
 from transfers.ledger.records import Destroyed, Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
+from transfers.reports.destruction import DisclosureDestruction, destruction_statuses
 from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
 
 if TYPE_CHECKING:
@@ -114,7 +119,13 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
             failures.append({"seq": entry.seq, "flow": entry.flow, "place": record.place, "path": record.path,
                              "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
                              "error": record.error})
-    receipts = [_receipt_row(r, names) for r in receipt_statuses(ledger, config, since=since, until=until, now=now)]
+    grace = settings.destruction_grace_days
+    everything = destruction_statuses(ledger, config, grace_days=grace, now=now)
+    states = {d.delivery_id: d for d in everything}
+    receipts = [_receipt_row(r, names, states.get(r.delivery_id))
+                for r in receipt_statuses(ledger, config, since=since, until=until, now=now)]
+    destruction = [_destruction_row(d, names) for d in everything if d.past_destroy_by]
+    destruction.sort(key=lambda d: (d["status"] != "overdue", d["destroy_by"], d["flow"], d["recipient"]))
     for row in receipts:
         counted = disclosures.get((row["agreement"], row["flow"], row["recipient"], row["logical_date"][:7]))
         if counted is not None:
@@ -144,7 +155,8 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),
         "disclosures": sorted(disclosures.values(), key=lambda g: (g["agreement"], g["flow"] or "",
                                                                     g["recipient"] or "", g["period"])),
-        "receipts": receipts, "without_consent": without, "purges": purges, "destroyed": destroyed, "holds": holds, "purge_failures": failures, "held": held,
+        "receipts": receipts, "destruction": destruction, "grace_days": grace, "without_consent": without,
+        "purges": purges, "destroyed": destroyed, "holds": holds, "purge_failures": failures, "held": held,
         "agreements": agreements,
         "totals": {"disclosures": sum(g["disclosures"] for g in disclosures.values()),
                    "rows": sum(g["rows"] for g in disclosures.values()),
@@ -152,21 +164,42 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                    "rejected": sum(1 for r in receipts if r["status"] == "rejected"),
                    "unacknowledged": sum(1 for r in receipts if r["status"] in ("pending", "overdue")),
                    "receipts_overdue": sum(1 for r in receipts if r["status"] == "overdue"),
+                   "destroyed_at_recipients": sum(1 for d in destruction if d["status"] == "destroyed"),
+                   "destruction_awaiting": sum(1 for d in destruction if d["status"] == "awaiting"),
+                   "destruction_overdue": sum(1 for d in destruction if d["status"] == "overdue"),
                    "without_consent": len(without), "without_consent_rows": sum(w["rows"] for w in without),
-                   "purged": len(purges), "destroyed": len(destroyed), "holds": len(holds), "purge_failures": len(failures), "held": len(held),
+                   "purged": len(purges), "destroyed": len(destroyed), "holds": len(holds),
+                   "purge_failures": len(failures), "held": len(held),
                    "overdue": sum(1 for h in held if h["overdue"]),
                    "lapsed": sum(1 for a in agreements if a["status"] == "lapsed"),
                    "due_for_review": sum(1 for a in agreements if a["status"] == "due for review")},
     }
 
 
-def _receipt_row(r: DisclosureReceipt, names: Any) -> dict[str, Any]:
-    """One disclosure's receipt, as the report's table and CSV show it."""
+def _receipt_row(r: DisclosureReceipt, names: Any, destruction: DisclosureDestruction | None) -> dict[str, Any]:
+    """One disclosure's receipt (and destruction state), as the report's table and CSV show it."""
     return {"agreement": r.agreement, "flow": r.flow, "logical_date": r.logical_date, "recipient": r.recipient,
             "recipient_name": names(r.recipient), "delivered_at": stamp(r.delivered_at), "rows": r.rows,
             "status": r.status, "acknowledged_at": stamp(r.acknowledged_at), "signer": r.signer_fingerprint or "",
             "receipt_sha256": r.receipt_sha256 or "", "reason": r.reason, "due_by": stamp(r.due_by),
-            "refused_receipts": r.refused_receipts, "seq": r.disclosure_seq}
+            "refused_receipts": r.refused_receipts, "seq": r.disclosure_seq,
+            "destroy_by": _day(destruction.destroy_by) if destruction else "",
+            "destruction": destruction.status if destruction else "",
+            "certificate_sha256": (destruction.certificate_sha256 or "") if destruction else ""}
+
+
+def _destruction_row(d: DisclosureDestruction, names: Any) -> dict[str, Any]:
+    """One disclosure past its destroy-by, as the destruction table and CSV show it."""
+    return {"agreement": d.agreement, "flow": d.flow, "logical_date": d.logical_date, "recipient": d.recipient,
+            "recipient_name": names(d.recipient), "controller": d.controller, "rows": d.rows,
+            "destroy_by": _day(d.destroy_by), "overdue_from": _day(d.overdue_from), "status": d.status,
+            "destroyed_at": d.destroyed_at or "", "certificate_sha256": d.certificate_sha256 or "",
+            "signer": d.signer_fingerprint or "", "rule": d.rule, "refused_certificates": d.refused_certificates,
+            "detail": d.detail(), "seq": d.disclosure_seq, "certified_seq": d.certified_seq}
+
+
+def _day(day: date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def render_html(doc: dict) -> str:
@@ -177,7 +210,11 @@ _CSV = {
     "disclosures": ["agreement", "flow", "recipient", "recipient_name", "period", "disclosures", "rows", "purposes",
                     "legal_basis", "fields", "first", "last", "seqs"],
     "receipts": ["agreement", "flow", "logical_date", "recipient", "delivered_at", "rows", "status", "acknowledged_at",
-                 "signer", "receipt_sha256", "reason", "due_by", "refused_receipts", "seq"],
+                 "signer", "receipt_sha256", "reason", "due_by", "refused_receipts", "seq", "destroy_by", "destruction",
+                 "certificate_sha256"],
+    "destruction": ["agreement", "flow", "logical_date", "recipient", "controller", "rows", "destroy_by",
+                    "overdue_from", "status", "destroyed_at", "certificate_sha256", "signer", "rule",
+                    "refused_certificates", "seq", "certified_seq"],
     "without_consent": ["seq", "at", "agreement", "flow", "logical_date", "legal_basis", "ground", "justification",
                         "rows", "override_opt_outs"],
     "purges": ["seq", "hash", "agreement", "flow", "recipient", "place", "store", "path", "size", "sha256", "created",

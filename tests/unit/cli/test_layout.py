@@ -82,5 +82,5 @@ def test_report_holds_both_quality_and_ig_and_agreement_render_sign_schema():
     assert listed == {"report": ["quality", "ig"], "agreement": ["render", "sign", "schema"], "ledger": ["verify"],
                       "keys": ["staging"], "consent": ["withdraw"], "subject": ["verify", "history"],
                       "expectations": ["export"], "hold": ["add", "remove", "list"]}
-    assert root.list_commands(ctx)[:8] == ["validate", "run", "receive", "receipts", "purge", "check", "correct",
-                                             "unlock"]
+    assert root.list_commands(ctx)[:9] == ["validate", "run", "receive", "receipts", "certificates", "purge", "check",
+                                             "correct", "unlock"]

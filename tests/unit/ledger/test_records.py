@@ -15,8 +15,10 @@ from transfers.ledger.records import (
     KINDS,
     Acknowledgement,
     Archived,
+    CertificateRefused,
     DeliveryIntent,
     Destroyed,
+    DestructionCertified,
     Disclosure,
     LegalHold,
     Notice,
@@ -98,6 +100,13 @@ def _samples() -> list:
                   files=(RemoteFile("a.csv.pgp", 123, "ab" * 32),), destroyed_at=AT, verified="absent", at=AT),
         LegalHold(agreement="mash-referrals", action="add", scope="subject", target="p-4f1c",
                   reason="case 2026/114", by="ig-officer", at=AT),
+        DestructionCertified(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
+                             certificate_sha256="ef" * 32, signer_fingerprint="5" * 40, manifest_sha256="ab" * 32,
+                             rows=120, destroyed_at="2032-11-26T03:00:00+00:00",
+                             rule="controller cs P6Y: destroy_by 2032-11-25 (manifest)",
+                             recipient_ledger_head={"seq": 40, "hash": "ee" * 32}),
+        CertificateRefused(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
+                           reason="signature does not verify", certificate_sha256="ef" * 32),
     ]
 
 
@@ -110,7 +119,8 @@ def _as_entry(record, seq: int = 1) -> Entry:
 def test_every_kind_written_today_has_a_record():
     assert set(KINDS) == {"quality", "privacy", "shared-without-consent", "pseudonym-key", "key-refused",
                           "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
-                          "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold"}
+                          "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold",
+                          "destruction-certified", "certificate-refused"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -136,6 +146,8 @@ def test_dedupe_keys_are_the_strings_written_before_the_records():
     assert r["PseudonymKey"].dedupe_key() == f"pseudonym-key:mash-referrals:mash:mash-2026-04:{'f' * 16}"
     assert r["PrivacyResult"].dedupe_key().startswith("privacy:mash-referrals.A:2026-11-25:")
     assert r["SharedWithoutConsent"].dedupe_key().startswith("no-consent:mash-referrals.A:2026-11-25:")
+    assert r["DestructionCertified"].dedupe_key() == "destruction-certified:mash-referrals:A:2026-11-25:syp"
+    assert r["CertificateRefused"].dedupe_key() == f"certificate-refused:mash-referrals:A:2026-11-25:syp:{'ef' * 32}"
     for kind in (QualityResult, RecipientKeyRefused, PurgeFailed, LegalHold):
         assert next(s for s in _samples() if isinstance(s, kind)).dedupe_key() is None
 
@@ -191,10 +203,10 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert report.checked == 43
     records = list(old_ledger.records())
     # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) and the
-    # recipient's retention kinds (destroyed, legal-hold) came later.
-    assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {"receipt", "acknowledgement",
-                                                                               "receipt-refused", "destroyed",
-                                                                               "legal-hold"}
+    # recipient's retention kinds (destroyed, legal-hold) and the controller's certificate kinds came later.
+    assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {
+        "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold", "destruction-certified",
+        "certificate-refused"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

@@ -22,7 +22,8 @@ Modules: ``base`` (``Record``, ``RemoteFile``), ``steps`` (quality, privacy, sha
 without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 ``subjects`` (withdrawal, notice), ``retention`` (archive, purge, failed purge), ``exchange``
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
-destroyed at the recipient, legal holds).
+destroyed at the recipient, legal holds), ``certificates`` (a recipient's destruction certificate
+verified or refused at the controller).
 Import the classes from here.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from transfers.ledger.chain import Entry
 from transfers.ledger.records.base import Record, RemoteFile, stamp
+from transfers.ledger.records.certificates import CertificateRefused, DestructionCertified
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
@@ -37,15 +39,16 @@ from transfers.ledger.records.retention import Archived, Purged, PurgeFailed
 from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityResult, SharedWithoutConsent
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
-__all__ = ["KINDS", "Acknowledgement", "Archived", "DeliveryIntent", "Destroyed", "Disclosure", "LegalHold", "Notice",
-           "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged", "QualityResult", "ReceiptRefused", "Received",
-           "RecipientKeyRefused", "Record", "RemoteFile", "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
+__all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateRefused", "DeliveryIntent", "Destroyed",
+           "DestructionCertified", "Disclosure", "LegalHold", "Notice", "PrivacyResult", "PseudonymKey", "PurgeFailed",
+           "Purged", "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
+           "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
 
 #: Every kind written today, by its ``KIND``.
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
-    Destroyed, LegalHold)}
+    Destroyed, LegalHold, DestructionCertified, CertificateRefused)}
 
 
 def record_of(entry: Entry) -> Record | None:

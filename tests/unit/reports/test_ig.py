@@ -1,0 +1,73 @@
+"""The IG report's destruction at recipients: each disclosure's destroy-by, certified destruction or overdue,
+in the HTML (overdue highlighted, totals) and the CSVs. Built from a real (SQLite) ledger."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+
+from transfers.agreement import load_config
+from transfers.ledger import Ledger
+from transfers.ledger.records import DestructionCertified, Disclosure
+from transfers.receipt import delivery_id
+from transfers.reports.ig import build, render_csv, render_html
+from transfers.settings import PROJECT_ROOT, Settings
+
+SYP = "south-yorkshire-police"
+OLD, NEWER, RECENT = date(2026, 5, 1), date(2026, 6, 1), date(2026, 11, 20)
+NOW = datetime(2032, 7, 15, 9, 0, tzinfo=UTC)  # OLD's destroy-by + 75 days, NEWER's + 44: past 30 days' grace
+
+
+@pytest.fixture
+def doc(tmp_path):
+    config = load_config(PROJECT_ROOT / "config", today=RECENT)
+    settings = Settings(home=tmp_path / "home", config_dir=PROJECT_ROOT / "config", destruction_grace_days=30)
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        for day in (OLD, NEWER, RECENT):
+            ledger.record(Disclosure(agreement="mash-referrals", flow="mash-referrals.A", logical_date=day,
+                                     recipient=SYP, rows=12, at=datetime.combine(day, datetime.min.time(), UTC)))
+        ledger.record(DestructionCertified(
+            agreement="mash-referrals", flow="mash-referrals.A", logical_date=OLD, recipient=SYP,
+            delivery_id=delivery_id("mash-referrals", "A", OLD.isoformat(), SYP), certificate_sha256="ef" * 32,
+            rows=12, destroyed_at="2032-05-01T03:00:00+00:00", signer_fingerprint="F" * 40,
+            rule="controller rotherham-childrens-services P6Y"))
+        yield build(settings, config, ledger, date(2026, 1, 1), date(2026, 12, 31), now=NOW)
+
+
+def test_disclosures_past_destroy_by_are_destroyed_or_overdue_and_counted(doc):
+    by_date = {d["logical_date"]: d for d in doc["destruction"]}
+    assert set(by_date) == {OLD.isoformat(), NEWER.isoformat()}  # RECENT's destroy-by is still to come
+    assert by_date[OLD.isoformat()]["status"] == "destroyed"
+    assert by_date[OLD.isoformat()]["certificate_sha256"] == "ef" * 32
+    assert (by_date[NEWER.isoformat()]["status"], by_date[NEWER.isoformat()]["destroy_by"]) == ("overdue",
+                                                                                                "2032-06-01")
+    assert doc["destruction"][0]["status"] == "overdue"  # overdue first
+    assert (doc["totals"]["destroyed_at_recipients"], doc["totals"]["destruction_overdue"]) == (1, 1)
+    receipts = {r["logical_date"]: r for r in doc["receipts"]}
+    assert (receipts[RECENT.isoformat()]["destroy_by"], receipts[RECENT.isoformat()]["destruction"]) == (
+        "2032-11-20", "not-due")
+
+
+def test_the_html_highlights_overdue_and_shows_the_certificate_hash(doc):
+    html = render_html(doc)
+    section = html[html.index('<section id="destruction">'):html.index('<section id="without-consent">')]
+    [overdue] = re.findall(r'<tr class="destruction overdue overdue">(.*?)</tr>', section, re.S)
+    assert NEWER.isoformat() in overdue and "OVERDUE" in overdue
+    [destroyed] = re.findall(r'<tr class="destruction destroyed">(.*?)</tr>', section, re.S)
+    assert "destroyed at recipient" in destroyed and "ef" * 32 in destroyed
+    assert re.search(r'id="total-destruction-overdue">1<', html) and re.search(
+        r'id="total-destroyed-at-recipients">1<', html)
+    assert "30 days after its destroy-by" in section
+
+
+def test_the_csvs_carry_destroy_by_and_the_certificate(doc):
+    rows = list(csv.DictReader(io.StringIO(render_csv(doc, "destruction"))))
+    assert [(r["logical_date"], r["status"], r["certificate_sha256"]) for r in rows] == [
+        (NEWER.isoformat(), "overdue", ""), (OLD.isoformat(), "destroyed", "ef" * 32)]
+    receipts = list(csv.DictReader(io.StringIO(render_csv(doc, "receipts"))))
+    assert {r["logical_date"]: r["destruction"] for r in receipts} == {
+        OLD.isoformat(): "destroyed", NEWER.isoformat(): "overdue", RECENT.isoformat(): "not-due"}

@@ -1,0 +1,77 @@
+"""``transfers certificates``: each disclosure past its destroy-by and its recipient's destruction certificate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from transfers.cli._console import EXIT_FAILED, EXIT_RETRY, err, fail, load_settings, new_table, out, parse_date
+from transfers.errors import TransferError
+
+#: How each state is shown; the detail (hash, dates, who records it) follows it.
+_STYLE = {"destroyed": "green", "overdue": "bold red", "awaiting": "yellow", "refused": "bold red",
+          "missing": "yellow", "error": "bold red", "at-controller": "", "unsupported": "yellow", "certified": "green"}
+
+
+def certificates(
+    collect: Annotated[bool, typer.Option("--collect", help="first collect, verify and record the certificates "
+                                                            "recipients have returned (over SFTP, host key "
+                                                            "pinned)")] = False,
+    flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
+    now: Annotated[str | None, typer.Option("--now", help="judge destroy-by as on this date")] = None,
+) -> None:
+    """Each disclosure past its destroy-by (the controller's retention period after its date) and its state:
+    destroyed at the recipient (its verified certificate's hash), awaiting, overdue (no certificate
+    TRANSFERS_DESTRUCTION_GRACE_DAYS after destroy-by), at-controller or unsupported.
+
+    Exits 1 when a collected certificate was refused (recorded as certificate-refused), 75 when a
+    recipient's server or key could not be used (try again later).
+    """
+    from datetime import UTC, datetime
+
+    from transfers.agreement import load_config
+    from transfers.connections import cli_connection
+    from transfers.destruction import collect_certificates
+    from transfers.reports.destruction import destruction_statuses
+
+    settings = load_settings()
+    moment = (datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now
+              else datetime.now(UTC))
+    collected = []
+    try:
+        config = load_config(settings.config_dir)
+        if flow is not None:
+            config.flow(flow)  # an unknown flow is a usage error, not an empty table
+        with settings.open_ledger() as ledger:
+            if collect:
+                collected = collect_certificates(settings, config, ledger, cli_connection, now=moment, flow=flow)
+            states = [s for s in destruction_statuses(ledger, config, grace_days=settings.destruction_grace_days,
+                                                      flow=flow, now=moment) if s.past_destroy_by]
+    except TransferError as exc:
+        fail(exc)
+    for result in collected:
+        if result.status in ("refused", "error"):
+            style = _STYLE[result.status]
+            err.print(f"[{style}]{result.status}:[/] {escape(result.flow)} {result.logical_date} "
+                      f"{escape(result.recipient)}: {escape(result.detail)}", highlight=False)
+    if not states:
+        out.print("no disclosures past their destroy-by date")
+    else:
+        table = new_table("flow", "date", "partner", "destroy by", "destruction", "refused certificates",
+                          title="Destruction at recipients")
+        for s in states:
+            style = _STYLE.get(s.status, "")
+            shown = f"[{style}]{s.status}[/]" if style else s.status
+            table.add_row(s.flow, s.logical_date, s.recipient, str(s.destroy_by or ""),
+                          f"{shown}: {escape(s.detail())}", str(s.refused_certificates))
+        out.print(table)
+    if collect:
+        counts = {k: sum(1 for r in collected if r.status == k) for k in ("certified", "refused", "missing", "error")}
+        out.print(f"collected: {counts['certified']} certified, {counts['refused']} refused, "
+                  f"{counts['missing']} not returned yet, {counts['error']} not reachable")
+        if counts["refused"]:
+            raise typer.Exit(EXIT_FAILED)
+        if counts["error"]:
+            raise typer.Exit(EXIT_RETRY)
