@@ -22,7 +22,8 @@ Modules: ``base`` (``Record``, ``RemoteFile``), ``steps`` (quality, privacy, sha
 without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 ``subjects`` (withdrawal, notice), ``retention`` (archive, purge, failed purge), ``exchange``
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
-destroyed at the recipient, legal holds).
+destroyed at the recipient, legal holds), ``notices`` (a notice applied or refused at the recipient, its
+confirmation recorded or refused at the sender).
 Import the classes from here.
 """
 
@@ -33,11 +34,18 @@ from transfers.ledger.records.base import Record, RemoteFile, stamp
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
+from transfers.ledger.records.notices import (
+    NoticeApplied,
+    NoticeConfirmationRefused,
+    NoticeConfirmed,
+    NoticeRefused,
+)
 from transfers.ledger.records.retention import Archived, Purged, PurgeFailed
 from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityResult, SharedWithoutConsent
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
 __all__ = ["KINDS", "Acknowledgement", "Archived", "DeliveryIntent", "Destroyed", "Disclosure", "LegalHold", "Notice",
+           "NoticeApplied", "NoticeConfirmationRefused", "NoticeConfirmed", "NoticeRefused",
            "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged", "QualityResult", "ReceiptRefused", "Received",
            "RecipientKeyRefused", "Record", "RemoteFile", "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
 
@@ -45,7 +53,7 @@ __all__ = ["KINDS", "Acknowledgement", "Archived", "DeliveryIntent", "Destroyed"
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
-    Destroyed, LegalHold)}
+    Destroyed, LegalHold, NoticeApplied, NoticeRefused, NoticeConfirmed, NoticeConfirmationRefused)}
 
 
 def record_of(entry: Entry) -> Record | None:
