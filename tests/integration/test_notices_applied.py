@@ -78,6 +78,8 @@ def test_a_withdrawal_removes_the_subjects_rows_at_the_police_and_the_sender_rec
     before, theirs = subject_rows(ex), subject_rows(ex, pseudonym)
     assert theirs >= 1
     assert cli("consent", "withdraw", subject).exit_code == 0
+    [sent] = [p for p in ex.inbox.iterdir() if "-notice_" in p.name]
+    notice_bytes = sent.read_bytes()
 
     [outcome] = apply(ex)
 
@@ -105,11 +107,35 @@ def test_a_withdrawal_removes_the_subjects_rows_at_the_police_and_the_sender_rec
     listed = cli("notices", "confirmations")
     assert listed.exit_code == 0 and "confirmed" in listed.output
 
-    # A rerun at either end does nothing twice.
+    # A rerun at either end does nothing twice, even with the notice back in the inbox (a crash before its removal).
     assert apply(ex) == []
+    sent.write_bytes(notice_bytes)
+    [again] = apply(ex)
+    assert (again.status, again.rows) == ("already", theirs) and not sent.exists()
     collect(ex)
     assert len(police_records(ex, NoticeApplied)) == 1 and len(ex.sender_records(NoticeConfirmed)) == 1
     assert subject_rows(ex) == before - theirs
+
+
+def test_a_correction_marks_the_subjects_rows_and_is_confirmed_as_marked(received, cli):
+    ex, subject, pseudonym = received
+    theirs = subject_rows(ex, pseudonym)
+    assert cli("correct", subject, "--fields", "postcode", "--reference", "RECT-1").exit_code == 0
+
+    [outcome] = apply(ex)
+    collect(ex)
+
+    assert (outcome.status, outcome.notice, outcome.rows) == ("applied", "correction", theirs)
+    assert subject_rows(ex, pseudonym) == theirs  # nothing deleted
+    engine = sa.create_engine(ex.store_url)
+    try:
+        with engine.connect() as conn:
+            marks = conn.execute(sa.text("SELECT table_name, subject, fields FROM received_corrections")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(m) for m in marks] == [(TABLE, pseudonym, '["postcode"]')]
+    [line] = [line for line in cli("subject", "history", subject).output.splitlines() if " notice " in line]
+    assert f"confirmed: {theirs} rows marked" in line
 
 
 def test_before_the_police_apply_it_the_notice_is_unconfirmed(received, cli):
