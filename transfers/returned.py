@@ -108,8 +108,8 @@ def partner_signing_key(settings: Settings, config: Config, partner: str, now: d
     signatory = config.protocol.signatory(partner)
     pinned = signatory.signing_fingerprint if signatory else None
     if not pinned:
-        raise KeyRefused(f"{partner}: no signing_fingerprint in protocol.yaml; its receipts and destruction "
-                         "certificates cannot be verified "
+        raise KeyRefused(f"{partner}: no signing_fingerprint in protocol.yaml; its receipts, destruction "
+                         "certificates and notice confirmations cannot be verified "
                          "(pin the fingerprint of its OpenPGP signing key)")
     # No margin: a key about to expire still verifies what it signed; an expired or revoked one does not.
     return load_signing_key(settings.keys / f"{partner}.asc", pinned, now=now, margin=timedelta(0))

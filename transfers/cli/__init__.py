@@ -20,7 +20,20 @@ import sys
 
 import typer
 
-from transfers.cli import certificates, flows, hold, ig, keys, ledger, lock, privacy, quality, receipts, receive
+from transfers.cli import (
+    certificates,
+    flows,
+    hold,
+    ig,
+    keys,
+    ledger,
+    lock,
+    notices,
+    privacy,
+    quality,
+    receipts,
+    receive,
+)
 from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LEDGER", "EXIT_RETRY", "EXIT_RUNNING", "app", "main"]
@@ -51,6 +64,7 @@ app.add_typer(ig.agreement_app, name="agreement")
 app.add_typer(privacy.consent_app, name="consent")
 app.add_typer(privacy.subject_app, name="subject")
 app.add_typer(hold.app, name="hold")
+app.add_typer(notices.app, name="notices")
 
 
 def main() -> None:  # pragma: no cover - console script

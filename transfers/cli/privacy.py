@@ -198,7 +198,7 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         finally:
             index.close()
         seqs: dict[str, int] = {}  # the ledger entry of each disclosure and notice
-        receipts: dict[str, str] = {}  # what the recipient's signed receipt said of each disclosure
+        receipts: dict[str, str] = {}  # what the recipient's signed receipt (confirmation) said of each disclosure (notice)
         if events:
             with settings.open_ledger() as ledger:
                 for e in events:
@@ -207,6 +207,8 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
                         seqs[e.ref] = entry.seq
                     if e.event == "disclosed" and e.ref:
                         receipts[e.ref] = _receipt_of(ledger, e)
+                    if e.event == "notice" and e.ref:
+                        receipts[e.ref] = _confirmation_of(ledger, e.ref)
     except TransferError as exc:
         fail(exc)
     if not events:
@@ -214,14 +216,15 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
         err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
         return
     # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
-    out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry\treceipt",
+    out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry\t"
+              "receipt or confirmation",
               highlight=False)
     for e in events:
         seq = seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None
         cells = [f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
                  e.logical_date.isoformat() if e.logical_date else "-", e.recipient or "-", e.detail or "-",
                  f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(seq) if seq else "-",
-                 receipts.get(e.ref or "", "-") if e.event == "disclosed" else "-"]
+                 receipts.get(e.ref or "", "-") if e.event in ("disclosed", "notice") else "-"]
         out.print(escape("\t".join(cells)), highlight=False)
 
 
@@ -239,3 +242,12 @@ def _receipt_of(ledger: Ledger, event: SubjectEvent) -> str:
     if ack.status == "rejected":
         return f"rejected: {ack.reason}"
     return f"acknowledged {ack.when:%Y-%m-%d %H:%M} by {(ack.signer_fingerprint or '')[-16:]}"
+
+
+def _confirmation_of(ledger: Ledger, ref: str) -> str:
+    """``confirmed: 2 rows deleted <when>`` or ``unconfirmed``, for one notice (its ledger dedupe key)."""
+    from transfers.ledger.records import Notice
+    from transfers.notice_confirmations import confirmation_of, describe
+
+    notice = ledger.find_record(Notice, ref)
+    return describe(confirmation_of(ledger, notice)) if notice is not None else "-"

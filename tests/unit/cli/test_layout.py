@@ -77,10 +77,11 @@ def test_report_holds_both_quality_and_ig_and_agreement_render_sign_schema():
     root = typer.main.get_command(transfers.cli.app)
     ctx = _click.Context(root)
     groups = {name: root.get_command(ctx, name) for name in ("report", "agreement", "ledger", "keys", "consent",
-                                                             "subject", "expectations", "hold")}
+                                                             "subject", "expectations", "hold", "notices")}
     listed = {name: group.list_commands(_click.Context(group)) for name, group in groups.items()}
     assert listed == {"report": ["quality", "ig"], "agreement": ["render", "sign", "schema"], "ledger": ["verify"],
                       "keys": ["staging"], "consent": ["withdraw"], "subject": ["verify", "history"],
-                      "expectations": ["export"], "hold": ["add", "remove", "list"]}
+                      "expectations": ["export"], "hold": ["add", "remove", "list"],
+                      "notices": ["apply", "confirmations"]}
     assert root.list_commands(ctx)[:9] == ["validate", "run", "receive", "receipts", "certificates", "purge", "check",
                                              "correct", "unlock"]

@@ -22,6 +22,10 @@ from transfers.ledger.records import (
     Disclosure,
     LegalHold,
     Notice,
+    NoticeApplied,
+    NoticeConfirmationRefused,
+    NoticeConfirmed,
+    NoticeRefused,
     PrivacyResult,
     PseudonymKey,
     Purged,
@@ -107,6 +111,17 @@ def _samples() -> list:
                              recipient_ledger_head={"seq": 40, "hash": "ee" * 32}),
         CertificateRefused(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
                            reason="signature does not verify", certificate_sha256="ef" * 32),
+        NoticeApplied(agreement="mash-referrals", flow=FLOW, recipient="syp", reference="d22d80aa7c4f",
+                      notice="withdrawal", sender="cs", rows=2, tables=("received_mash_referrals_a",),
+                      notice_sha256="ab" * 32, confirmation_sha256="cd" * 32, applied_at=AT.isoformat()),
+        NoticeRefused(agreement="mash-referrals", flow=FLOW, recipient="syp",
+                      name="mash-referrals_A_withdrawal-notice_d22d80aa7c4f.json.pgp",
+                      reason="signed by key 66, not the pinned key", notice_sha256="ab" * 32),
+        NoticeConfirmed(agreement="mash-referrals", flow=FLOW, recipient="syp", reference="d22d80aa7c4f",
+                        notice="withdrawal", rows=2, confirmation_sha256="cd" * 32, signer_fingerprint="5" * 40,
+                        applied_at=AT.isoformat(), recipient_ledger_head={"seq": 7, "hash": "ee" * 32}),
+        NoticeConfirmationRefused(agreement="mash-referrals", flow=FLOW, recipient="syp", reference="d22d80aa7c4f",
+                                  reason="signature does not verify", confirmation_sha256="cd" * 32),
     ]
 
 
@@ -120,7 +135,8 @@ def test_every_kind_written_today_has_a_record():
     assert set(KINDS) == {"quality", "privacy", "shared-without-consent", "pseudonym-key", "key-refused",
                           "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
                           "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold",
-                          "destruction-certified", "certificate-refused"}
+                          "destruction-certified", "certificate-refused", "notice-applied", "notice-refused",
+                          "notice-confirmed", "notice-confirmation-refused"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -203,10 +219,11 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert report.checked == 43
     records = list(old_ledger.records())
     # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) and the
-    # recipient's retention kinds (destroyed, legal-hold) and the controller's certificate kinds came later.
+    # recipient's retention kinds (destroyed, legal-hold), the controller's certificate kinds and a notice's
+    # round trip came later.
     assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {
         "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold", "destruction-certified",
-        "certificate-refused"}
+        "certificate-refused", "notice-applied", "notice-refused", "notice-confirmed", "notice-confirmation-refused"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

@@ -23,7 +23,8 @@ without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 ``subjects`` (withdrawal, notice), ``retention`` (archive, purge, failed purge), ``exchange``
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
 destroyed at the recipient, legal holds), ``certificates`` (a recipient's destruction certificate
-verified or refused at the controller).
+verified or refused at the controller), ``notices`` (a notice applied or refused at the recipient,
+its confirmation recorded or refused at the sender).
 Import the classes from here.
 """
 
@@ -35,20 +36,28 @@ from transfers.ledger.records.certificates import CertificateRefused, Destructio
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
+from transfers.ledger.records.notices import (
+    NoticeApplied,
+    NoticeConfirmationRefused,
+    NoticeConfirmed,
+    NoticeRefused,
+)
 from transfers.ledger.records.retention import Archived, Purged, PurgeFailed
 from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityResult, SharedWithoutConsent
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
 __all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateRefused", "DeliveryIntent", "Destroyed",
-           "DestructionCertified", "Disclosure", "LegalHold", "Notice", "PrivacyResult", "PseudonymKey", "PurgeFailed",
-           "Purged", "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
+           "DestructionCertified", "Disclosure", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
+           "NoticeConfirmed", "NoticeRefused", "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged",
+           "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
            "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
 
 #: Every kind written today, by its ``KIND``.
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
-    Destroyed, LegalHold, DestructionCertified, CertificateRefused)}
+    Destroyed, LegalHold, DestructionCertified, CertificateRefused, NoticeApplied, NoticeRefused, NoticeConfirmed,
+    NoticeConfirmationRefused)}
 
 
 def record_of(entry: Entry) -> Record | None:
