@@ -325,10 +325,12 @@ def build_receive_dag(inbound: Inbound) -> DAG:
 
 
 def build_retention_dag() -> DAG:
-    """Daily: delete what every flow's retention periods say must go, with evidence.
+    """Daily: delete what every flow's retention periods say must go, with evidence; then the exchange's duties.
 
     At a recipient (TRANSFERS_PARTY receiving flows) also the received rows and quarantined
-    deliveries whose controller's destroy-by date has come, unless a legal hold keeps them.
+    deliveries whose controller's destroy-by date has come, unless a legal hold keeps them. The
+    ``exchange`` task then acts on partners' notices and issues destruction certificates (as a
+    recipient), and collects certificates and notice confirmations (as a sender and controller).
     """
     with DAG(
         dag_id="isp-retention",
@@ -358,7 +360,22 @@ def build_retention_dag() -> DAG:
                 raise PurgeIncomplete(f"{len(report.failed)} deletion(s) failed: " + "; ".join(report.failed))
             return {"due": len(items), "deleted": report.deleted}
 
-        purge()
+        @task(task_id="exchange", trigger_rule="all_done")
+        def exchange() -> dict:
+            """Notices acted on and certificates issued (as a recipient); certificates and confirmations collected."""
+            from transfers.errors import DeliveryUnavailable
+            from transfers.exchange_daily import run_daily_exchange
+            from transfers.settings import Settings
+
+            settings = Settings(config_dir=CONFIG_DIR)
+            with settings.open_ledger() as ledger:
+                done = run_daily_exchange(settings, load_config(CONFIG_DIR), ledger, Resolvers(_connection, _secret))
+            if done.problems:
+                # Retried like a network failure: each part is idempotent, and tomorrow's run tries again.
+                raise DeliveryUnavailable(f"{len(done.problems)} problem(s): " + "; ".join(done.problems))
+            return done.summary()
+
+        purge() >> exchange()
     return dag
 
 

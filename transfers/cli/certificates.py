@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from transfers.cli._console import EXIT_FAILED, EXIT_RETRY, err, fail, load_settings, new_table, out, parse_date
-from transfers.errors import TransferError
+from transfers.errors import ConfigError, TransferError
+
+if TYPE_CHECKING:
+    from transfers.agreement import Config
+    from transfers.ledger import Ledger
+    from transfers.receive.certify import Issued
+    from transfers.settings import Settings
 
 #: How each state is shown; the detail (hash, dates, who records it) follows it.
 _STYLE = {"destroyed": "green", "overdue": "bold red", "awaiting": "yellow", "refused": "bold red",
@@ -19,6 +25,9 @@ def certificates(
     collect: Annotated[bool, typer.Option("--collect", help="first collect, verify and record the certificates "
                                                             "recipients have returned (over SFTP, host key "
                                                             "pinned)")] = False,
+    issue: Annotated[bool, typer.Option("--issue", help="as a recipient (TRANSFERS_PARTY): first sign and return "
+                                                        "a certificate for each received delivery the purge has "
+                                                        "wholly destroyed")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
     now: Annotated[str | None, typer.Option("--now", help="judge destroy-by as on this date")] = None,
 ) -> None:
@@ -39,18 +48,26 @@ def certificates(
     settings = load_settings()
     moment = (datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now
               else datetime.now(UTC))
-    collected = []
+    collected, issued = [], []
     try:
         config = load_config(settings.config_dir)
         if flow is not None:
             config.flow(flow)  # an unknown flow is a usage error, not an empty table
         with settings.open_ledger() as ledger:
+            if issue:
+                issued = _issue(settings, config, ledger)
             if collect:
                 collected = collect_certificates(settings, config, ledger, cli_connection, now=moment, flow=flow)
             states = [s for s in destruction_statuses(ledger, config, grace_days=settings.destruction_grace_days,
                                                       flow=flow, now=moment) if s.past_destroy_by]
     except TransferError as exc:
         fail(exc)
+    for done in issued:
+        if done.error:
+            err.print(f"[bold red]not issued:[/] {escape(done.delivery_id)}: {escape(done.error)}", highlight=False)
+        else:
+            out.print(f"issued: {escape(done.delivery_id)} to {escape(done.controller)} ({done.sent_to}), "
+                      f"certificate {(done.certificate_sha256 or '')[:16]}", highlight=False)
     for result in collected:
         if result.status in ("refused", "error"):
             style = _STYLE[result.status]
@@ -75,3 +92,16 @@ def certificates(
             raise typer.Exit(EXIT_FAILED)
         if counts["error"]:
             raise typer.Exit(EXIT_RETRY)
+    if any(done.error for done in issued):
+        raise typer.Exit(EXIT_RETRY)
+
+
+def _issue(settings: Settings, config: Config, ledger: Ledger) -> list[Issued]:
+    """``--issue``: as TRANSFERS_PARTY, the certificates of every wholly destroyed received delivery."""
+    from transfers.connections import cli_connection, cli_secret
+    from transfers.pipeline import Resolvers
+    from transfers.receive.certify import issue_certificates
+
+    if not settings.party:
+        raise ConfigError("--issue: whose certificates? set TRANSFERS_PARTY (this deployment's Tier 1 signatory id)")
+    return issue_certificates(settings, config, ledger, Resolvers(cli_connection, cli_secret), me=settings.party)

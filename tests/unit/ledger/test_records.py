@@ -15,6 +15,7 @@ from transfers.ledger.records import (
     KINDS,
     Acknowledgement,
     Archived,
+    CertificateIssued,
     CertificateRefused,
     DeliveryIntent,
     Destroyed,
@@ -111,6 +112,8 @@ def _samples() -> list:
                              recipient_ledger_head={"seq": 40, "hash": "ee" * 32}),
         CertificateRefused(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp",
                            reason="signature does not verify", certificate_sha256="ef" * 32),
+        CertificateIssued(**COLUMNS, recipient="syp", delivery_id="mash-referrals:A:2026-11-25:syp", controller="cs",
+                          certificate_sha256="ef" * 32, rows=120, sent_to="inbox"),
         NoticeApplied(agreement="mash-referrals", flow=FLOW, recipient="syp", reference="d22d80aa7c4f",
                       notice="withdrawal", sender="cs", rows=2, tables=("received_mash_referrals_a",),
                       notice_sha256="ab" * 32, confirmation_sha256="cd" * 32, applied_at=AT.isoformat()),
@@ -136,7 +139,7 @@ def test_every_kind_written_today_has_a_record():
                           "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
                           "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold",
                           "destruction-certified", "certificate-refused", "notice-applied", "notice-refused",
-                          "notice-confirmed", "notice-confirmation-refused"}
+                          "notice-confirmed", "notice-confirmation-refused", "certificate-issued"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -223,7 +226,8 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     # round trip came later.
     assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {
         "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold", "destruction-certified",
-        "certificate-refused", "notice-applied", "notice-refused", "notice-confirmed", "notice-confirmation-refused"}
+        "certificate-refused", "notice-applied", "notice-refused", "notice-confirmed", "notice-confirmation-refused",
+        "certificate-issued"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

@@ -22,8 +22,8 @@ Modules: ``base`` (``Record``, ``RemoteFile``), ``steps`` (quality, privacy, sha
 without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 ``subjects`` (withdrawal, notice), ``retention`` (archive, purge, failed purge), ``exchange``
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
-destroyed at the recipient, legal holds), ``certificates`` (a recipient's destruction certificate
-verified or refused at the controller), ``notices`` (a notice applied or refused at the recipient,
+destroyed at the recipient, legal holds), ``certificates`` (a destruction certificate issued at the
+recipient, verified or refused at the controller), ``notices`` (a notice applied or refused at the recipient,
 its confirmation recorded or refused at the sender).
 Import the classes from here.
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from transfers.ledger.chain import Entry
 from transfers.ledger.records.base import Record, RemoteFile, stamp
-from transfers.ledger.records.certificates import CertificateRefused, DestructionCertified
+from transfers.ledger.records.certificates import CertificateIssued, CertificateRefused, DestructionCertified
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
@@ -46,7 +46,7 @@ from transfers.ledger.records.retention import Archived, Purged, PurgeFailed
 from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityResult, SharedWithoutConsent
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
-__all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateRefused", "DeliveryIntent", "Destroyed",
+__all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateIssued", "CertificateRefused", "DeliveryIntent", "Destroyed",
            "DestructionCertified", "Disclosure", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
            "NoticeConfirmed", "NoticeRefused", "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged",
            "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
@@ -57,7 +57,7 @@ KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
     Destroyed, LegalHold, DestructionCertified, CertificateRefused, NoticeApplied, NoticeRefused, NoticeConfirmed,
-    NoticeConfirmationRefused)}
+    NoticeConfirmationRefused, CertificateIssued)}
 
 
 def record_of(entry: Entry) -> Record | None:

@@ -77,3 +77,34 @@ class CertificateRefused(Record):
     def _fields(cls, payload: Mapping[str, Any], dedupe_key: str | None) -> dict[str, Any]:
         return {"delivery_id": payload.get("delivery_id", ""), "reason": payload.get("reason", ""),
                 "certificate_sha256": payload.get("certificate_sha256")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateIssued(Record):
+    """At the recipient: the destruction certificate it signed and returned for one delivery (or recorded for
+    itself, when it is the controller too). ``sent_to`` says where: ``inbox`` (its own SFTP server's
+    ``receipts/`` folder), ``mailbox`` (uploaded), or ``self``."""
+
+    KIND: ClassVar[str] = "certificate-issued"
+    delivery_id: str
+    controller: str
+    certificate_sha256: str
+    rows: int = 0
+    sent_to: str = ""
+
+    @staticmethod
+    def key_for(delivery_id: str) -> str:
+        return f"certificate-issued:{delivery_id}"
+
+    def dedupe_key(self) -> str:
+        return self.key_for(self.delivery_id)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"delivery_id": self.delivery_id, "controller": self.controller,
+                "certificate_sha256": self.certificate_sha256, "rows": self.rows, "sent_to": self.sent_to}
+
+    @classmethod
+    def _fields(cls, payload: Mapping[str, Any], dedupe_key: str | None) -> dict[str, Any]:
+        return {"delivery_id": payload.get("delivery_id", ""), "controller": payload.get("controller", ""),
+                "certificate_sha256": payload.get("certificate_sha256", ""), "rows": int(payload.get("rows") or 0),
+                "sent_to": payload.get("sent_to", "")}
