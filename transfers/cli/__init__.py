@@ -24,6 +24,7 @@ from transfers.cli import (
     certificates,
     flows,
     hold,
+    hostkey,
     ig,
     keys,
     ledger,
@@ -58,6 +59,7 @@ report_app.command("ig")(ig.report_ig)
 
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(keys.app, name="keys")
+app.add_typer(hostkey.app, name="hostkey")
 app.add_typer(quality.expectations_app, name="expectations")
 app.add_typer(report_app, name="report")
 app.add_typer(ig.agreement_app, name="agreement")

@@ -1,8 +1,9 @@
 """SFTP sessions: the one place a connection is opened, its host key checked and its waits bounded.
 
-``open_sftp`` connects with paramiko's ``RejectPolicy`` (never auto-adding a
-key), only the pinned host key accepted, no agent or ``~/.ssh`` keys, and weak
-algorithms switched off.
+``open_sftp`` connects with a ``RejectPolicy`` that accepts only a host key
+pinned and valid today (UTC) and never adds one (``hostkeys.PinnedOnly``),
+asking the server for the pinned key types first; no agent or ``~/.ssh`` keys,
+and weak algorithms switched off.
 
 Every network wait is bounded by the target's ``timeout``: paramiko's own
 limits for connecting, the banner, login and the channel, and a per-session
@@ -10,8 +11,8 @@ limits for connecting, the banner, login and the channel, and a per-session
 server is a ``DeliveryUnavailable`` naming the server and what it stalled on,
 never a hang.
 
-Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not the pinned
-one), ``DeliveryRefused`` (login or path refused), ``DeliveryUnavailable``
+Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not pinned, or its
+pin expired), ``DeliveryRefused`` (login or path refused), ``DeliveryUnavailable``
 (server down, connection dropped, stalled: retriable). Messages name the server
 and path, never a password or key.
 
@@ -26,13 +27,15 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import NoReturn, Protocol
+from typing import Any, Protocol
 
 import paramiko
 from paramiko.ssh_exception import IncompatiblePeer  # not re-exported by paramiko's type stubs
 
-from transfers.delivery.target import SftpTarget, parse_host_key
+from transfers.delivery.hostkeys import HostKeyPin, PinnedOnly, host_key_algorithms, mismatch
+from transfers.delivery.target import SftpTarget
 from transfers.errors import (
     ConfigError,
     DeliveryRefused,
@@ -118,11 +121,12 @@ class SftpSession:
     """
 
     def __init__(self, target: SftpTarget, client: paramiko.SSHClient | None, sftp: SftpOps,
-                 watchdog: Watchdog | None = None) -> None:
+                 watchdog: Watchdog | None = None, pin: HostKeyPin | None = None) -> None:
         self.target = target
         self.client = client
         self.sftp = sftp
         self.watchdog = watchdog
+        self.pin = pin  # the pinned host key the server showed (None over a fake)
 
     def __repr__(self) -> str:
         return f"SftpSession({self.target.username}@{self.target.address})"
@@ -135,29 +139,6 @@ class SftpSession:
         """Called after each chunk of a long transfer, so only a stall (not a big file) times out."""
         if self.watchdog is not None:
             self.watchdog.touch()
-
-
-class _RejectUnpinned(paramiko.RejectPolicy):
-    """paramiko's RejectPolicy, raising our error with both fingerprints.
-
-    Only reached when the server offers a key of another type than the pinned
-    one (paramiko raises ``BadHostKeyException`` for a changed key of the same
-    type); either way nothing is accepted that is not pinned.
-    """
-
-    def __init__(self, target: SftpTarget, pinned: paramiko.PKey) -> None:
-        self.target, self.pinned = target, pinned
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
-        raise HostKeyMismatch(_mismatch(self.target, self.pinned, key))
-
-
-def _mismatch(target: SftpTarget, pinned: paramiko.PKey, offered: paramiko.PKey) -> str:
-    return (
-        f"SFTP server {target.address}: host key {offered.get_name()} {offered.fingerprint} is not the pinned "
-        f"{pinned.get_name()} {pinned.fingerprint}; nothing was sent. The server's key changed or this is not "
-        "the partner's server: confirm the new key with the partner by another channel before changing the pin"
-    )
 
 
 def _client_key(target: SftpTarget) -> paramiko.PKey | None:
@@ -176,8 +157,9 @@ def _client_key(target: SftpTarget) -> paramiko.PKey | None:
 
 
 @contextmanager
-def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[SftpSession]:
-    """Connect to ``target``, accepting only its pinned host key, and open SFTP.
+def open_sftp(target: SftpTarget, *, timeout: float | None = None, today: date | None = None
+              ) -> Iterator[SftpSession]:
+    """Connect to ``target``, accepting only a host key pinned and valid today, and open SFTP.
 
     This is the one place SFTP sessions are opened, so every network wait of
     delivery, notices and remote purge is bounded the same way.
@@ -187,24 +169,32 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
         timeout: Seconds any one wait may take (TCP connect, SSH banner and
             handshake, login, channel open, SFTP start, each read and write);
             default ``target.timeout``. A stalled server raises ``DeliveryUnavailable``.
+        today: The day pins are judged on (a pin is valid through its ``until``); default today in
+            UTC. Not a run's logical date: a rerun of an old date must not revive an expired key.
 
     Yields:
-        The session; the connection is closed when the block ends.
+        The session (``session.pin``: the pin the server's key matched); closed when the block ends.
 
     Raises:
-        HostKeyMismatch: The server's host key is not the pinned one.
+        HostKeyMismatch: The server's host key is not pinned, or its pin expired before ``today``.
         DeliveryRefused: Login refused, or the server offers only weak algorithms.
         DeliveryUnavailable: Not reachable, stalled, or the connection dropped.
     """
     timeout = target.timeout if timeout is None else timeout
-    pinned = parse_host_key(target.host_key)
+    today = today or datetime.now(UTC).date()
     pkey = _client_key(target)
     client = paramiko.SSHClient()
-    # paramiko looks a non-standard port up as "[host]:port", as OpenSSH writes it.
-    client.get_host_keys().add(
-        target.host if target.port == 22 else f"[{target.host}]:{target.port}", pinned.get_name(), pinned
-    )
-    client.set_missing_host_key_policy(_RejectUnpinned(target, pinned))
+    # Known hosts stay empty: paramiko keeps one key per type there, and a rotation may pin two of
+    # one type, so every offered key goes to the policy, which accepts only a valid pin.
+    policy = PinnedOnly(target.address, target.host_keys, today)
+    client.set_missing_host_key_policy(policy)
+
+    def pinned_types_first(sock: Any, /, **kwargs: Any) -> paramiko.Transport:
+        made = paramiko.Transport(sock, **kwargs)
+        options = made.get_security_options()
+        plain = [a for a in made.preferred_keys if "-cert-" not in a]  # paramiko adds the cert variants back
+        options.key_types = host_key_algorithms(target.host_keys, today, plain)
+        return made
     where = f"SFTP server {target.address}"
     watchdog: Watchdog | None = None
     started = time.monotonic()
@@ -222,6 +212,7 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
             auth_timeout=timeout,
             channel_timeout=timeout,
             disabled_algorithms=DISABLED_ALGORITHMS,
+            transport_factory=pinned_types_first,
         )
         transport = client.get_transport()
         assert transport is not None  # connect() returned: it has one
@@ -245,7 +236,8 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
         if isinstance(exc, TransferError):
             raise
         if isinstance(exc, paramiko.BadHostKeyException):
-            raise HostKeyMismatch(_mismatch(target, exc.expected_key, exc.key)) from None
+            # Not reached with empty known hosts; kept so a changed paramiko cannot turn it into another error.
+            raise HostKeyMismatch(mismatch(target.address, target.host_keys, exc.key, today)) from None
         if stalled:
             raise DeliveryUnavailable(
                 f"{where}: no answer within {timeout:g}s while {stalled}; the server or the link is stalled, "
@@ -267,7 +259,7 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None) -> Iterator[S
             ) from None
         raise
     try:
-        yield SftpSession(target, client, sftp, watchdog)
+        yield SftpSession(target, client, sftp, watchdog, policy.matched)
     finally:
         watchdog.stop()
         client.close()

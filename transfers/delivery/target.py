@@ -11,15 +11,12 @@ recipients ignore.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import posixpath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import paramiko
-
+from transfers.delivery.hostkeys import HostKeyPin, parse_host_key, pins_from_extra
 from transfers.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,7 +24,7 @@ if TYPE_CHECKING:
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
 
-__all__ = ["DEFAULT_TIMEOUT", "SftpTarget", "check_path", "parse_host_key", "temp_name"]
+__all__ = ["DEFAULT_TIMEOUT", "HostKeyPin", "SftpTarget", "check_path", "parse_host_key", "temp_name"]
 
 #: Seconds any one network wait may take (connect, banner, login, channel, each request) unless set.
 DEFAULT_TIMEOUT = 60.0
@@ -57,20 +54,6 @@ def check_path(value: object, what: str, *, plain_name: bool = False) -> str:
     return "/".join(parts) or "."
 
 
-def parse_host_key(line: str) -> paramiko.PKey:
-    """The key in a pinned ``ssh-ed25519 AAAA...`` line (a known_hosts host field is allowed)."""
-    fields = line.split()
-    if len(fields) >= 3 and not fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
-        fields = fields[1:]  # "host keytype base64" as in known_hosts
-    if len(fields) < 2:
-        raise ValueError("expected '<key type> <base64>'")
-    try:
-        blob = base64.b64decode(fields[1], validate=True)
-        return paramiko.PKey.from_type_string(fields[0], blob)
-    except (binascii.Error, paramiko.SSHException, ValueError, TypeError) as exc:
-        raise ValueError(f"not a {fields[0]} public key ({type(exc).__name__})") from None
-
-
 def temp_name(final: str) -> str:
     """Where ``final`` is uploaded before its rename: hidden, and named after it, so a retry finds it."""
     return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.partial")
@@ -84,8 +67,11 @@ class SftpTarget:
         host: Server name or address.
         port: TCP port.
         username: Login name.
-        host_key: The pinned public host key, one line: ``"ssh-ed25519 AAAA..."``
-            (as ``ssh-keyscan`` prints it, checked with the partner).
+        host_key: One pinned public host key, one line: ``"ssh-ed25519 AAAA..."``
+            (as ``transfers hostkey show`` prints it, checked with the partner), with no end
+            date. Give it or ``host_keys``, not both.
+        host_keys: Several pinned host keys, each valid through its ``until`` (UTC), for a
+            planned rotation: the server may offer any of them still valid on the day.
         password: Login password, if the server uses one (never shown in repr).
         private_key: Unencrypted OpenSSH/PEM private key text (never shown in repr).
         remote_dir: Directory relative to the login's home; created if missing.
@@ -97,7 +83,8 @@ class SftpTarget:
     host: str
     port: int
     username: str
-    host_key: str
+    host_key: str = ""
+    host_keys: tuple[HostKeyPin, ...] = ()
     password: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     remote_dir: str = "."
@@ -119,13 +106,20 @@ class SftpTarget:
             or self.timeout <= 0
         ):
             problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
-        try:
-            parse_host_key(self.host_key)
-        except (ValueError, AttributeError) as exc:
-            problems.append(
-                f"{where}: host_key {str(self.host_key)[:40]!r}... is not a pinned public key line "
-                f"('ssh-ed25519 AAAA...'): {exc}"
-            )
+        if self.host_key and self.host_keys:
+            problems.append(f"{where}: give host_key or host_keys, not both")
+        elif self.host_key:
+            try:
+                object.__setattr__(self, "host_keys", (HostKeyPin(self.host_key),))
+            except (ValueError, AttributeError) as exc:
+                problems.append(
+                    f"{where}: host_key {str(self.host_key)[:40]!r}... is not a pinned public key line "
+                    f"('ssh-ed25519 AAAA...'): {exc}"
+                )
+        elif not self.host_keys or not all(isinstance(p, HostKeyPin) for p in self.host_keys):
+            problems.append(f"{where}: no pinned host key (host_key, or host_keys: HostKeyPin entries)")
+        else:
+            object.__setattr__(self, "host_keys", tuple(self.host_keys))
         try:
             object.__setattr__(self, "remote_dir", check_path(self.remote_dir, f"{where}: remote_dir"))
         except ConfigError as exc:
@@ -140,20 +134,17 @@ class SftpTarget:
 
     @classmethod
     def from_connection(cls, conn: ConnInfo, recipient: Recipient, *, settings: Settings | None = None) -> SftpTarget:
-        """The target for ``recipient`` from its resolved connection: host key pinned in ``extra.host_key``.
+        """The target for ``recipient`` from its resolved connection, its host keys pinned in the extra.
 
+        ``extra.host_keys`` (a list of ``{"key": "ssh-ed25519 AAAA...", "until": "YYYY-MM-DD"}``, until
+        optional) or ``extra.host_key`` (one line, no end date); see ``transfers.delivery.hostkeys``.
         Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
         ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
 
         Raises:
-            ConfigError: The connection pins no host key, or a field is not usable.
+            ConfigError: The connection pins no host key, a pin is malformed, or a field is not usable.
         """
-        host_key = conn.extra.get("host_key")
-        if not host_key:
-            raise ConfigError(
-                f"connection {conn.conn_id!r}: extra.host_key is missing; pin the server's host key "
-                f"(the 'ssh-ed25519 AAAA...' line from ssh-keyscan, checked with the partner)"
-            )
+        pins = pins_from_extra(conn.extra, f"connection {conn.conn_id!r}")
         if recipient.sftp_timeout:
             timeout = recipient.sftp_timeout
         else:
@@ -164,7 +155,9 @@ class SftpTarget:
             host=conn.host or "",
             port=conn.port or 22,
             username=conn.login or "",
-            host_key=str(host_key),
+            # The one-line form stays one line, as the connection wrote it.
+            host_key="" if conn.extra.get("host_keys") else str(conn.extra["host_key"]),
+            host_keys=pins if conn.extra.get("host_keys") else (),
             password=conn.password,
             private_key=conn.extra.get("private_key"),
             remote_dir=recipient.path,
