@@ -30,14 +30,15 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.agreement import FlowRef, Inbound, Protocol, Recipient
 from transfers.connections import ConnLookup, SecretLookup
+from transfers.delivery.hostkeys import connection_pin_warning, describe_pins
 from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Check:
     status: Literal["ok", "FAILED", "skipped"]
     detail: str  # what was found, or why it failed (names, never values or secrets)
     side: Side = "send"  # which end of the flow the check is for
+    warning: str = ""  # something to act on soon that does not fail the check (a host-key pin running out)
 
     @property
     def failed(self) -> bool:
@@ -103,7 +105,7 @@ def defined(ref: FlowRef, connection: ConnLookup, secret: SecretLookup) -> list[
 
 
 def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, config_root: Path, keys_dir: Path,
-              logical_date: date, protocol: Protocol | None = None) -> list[Check]:
+              logical_date: date, protocol: Protocol | None = None, today: date | None = None) -> list[Check]:
     """Every check of ``defined``, then connect to the source, the subject lists, each SFTP server, and check keys.
 
     Args:
@@ -115,6 +117,7 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         logical_date: The date a CSV source's ``{ds}`` and a query's ``:ds`` stand for.
         protocol: The Tier 1 register, for the sender's pinned signing key and every partner's sign-off of the
             agreement (without it, neither is checked).
+        today: The day SFTP host-key pins are judged on (default today in UTC); a pin ending within ``KEY_MARGIN``: a warning.
     """
     from transfers.sources import source_columns
 
@@ -135,7 +138,9 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
     if (lists := _subject_lists(ref, connection)) is not None:
         checks.append(lists)
     for recipient in flow.to:
-        checks.append(_run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection)))
+        day = today or datetime.now(UTC).date()
+        sftp = _run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection, day))
+        checks.append(replace(sftp, warning=connection_pin_warning(connection, recipient.sftp, day, KEY_MARGIN)))
         checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
     if protocol is not None:
         checks.append(_run(ref, f"signing key {flow.from_}", partial(_signing_key, ref, protocol, secret)))
@@ -176,19 +181,20 @@ def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
     return Check(ref.key, what, "ok", "readable, every declared column is there")
 
 
-def _sftp(recipient: Recipient, connection: ConnLookup) -> str:
+def _sftp(recipient: Recipient, connection: ConnLookup, today: date) -> str:
     import paramiko
 
     from transfers.delivery import SftpTarget, open_sftp
 
     target = SftpTarget.from_connection(connection(recipient.sftp), recipient)
-    with open_sftp(target) as session:
+    with open_sftp(target, today=today) as session:
         try:
             writable = _writable(session)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeliveryUnavailable(f"SFTP server {target.address}: checking {target.remote_dir!r} failed "
                                       f"({type(exc).__name__}); a later attempt may succeed") from None
-    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {writable}"
+    shown = describe_pins(session.pin, target.host_keys)
+    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {writable}; {shown}"
 
 
 def _writable(session: Any) -> str:
@@ -283,6 +289,9 @@ def _receiving(inbound: Inbound, secret: SecretLookup, settings: Settings, proto
     if settings.mailbox:
         inbox = partial(_mailbox, inbound, settings, connection, connect=connect)
         checks = [_run(ref, f"mailbox {settings.mailbox}", inbox, "receive")]
+        if connect and connection is not None:
+            warning = connection_pin_warning(connection, settings.mailbox, datetime.now(UTC).date(), KEY_MARGIN)
+            checks[0] = replace(checks[0], warning=warning)
     else:
         checks = [_run(ref, "inbox", partial(_inbox, inbound, settings), "receive")]
     for name, use in receiving_secrets(inbound).items():
@@ -330,7 +339,8 @@ def _mailbox(inbound: Inbound, settings: Settings, connection: ConnLookup | None
         return f"{target.username}@{target.address}, host key pinned, directory {target.remote_dir!r} (--connect logs in)"
     with open_sftp(target) as session:
         listed = probe(session)
-    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {listed}"
+    shown = describe_pins(session.pin, target.host_keys)
+    return f"{target.username}@{target.address}: host key is the pinned one, login ok, {listed}; {shown}"
 
 
 def _store(settings: Settings, *, connect: bool) -> str:

@@ -27,14 +27,15 @@ import base64
 import binascii
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import paramiko
 from paramiko.ssh_exception import IncompatiblePeer  # not re-exported by paramiko's type stubs
 
-from transfers.errors import ConfigError, HostKeyMismatch
+from transfers.errors import ConfigError, HostKeyMismatch, TransferError
 
 # paramiko's transport thread logs a refused key type as an error with a traceback; for a scan that
 # is an expected answer ("not this type"), so its log goes nowhere.
@@ -46,10 +47,13 @@ __all__ = [
     "HostKeyPin",
     "OfferedKey",
     "PinnedOnly",
+    "connection_pin_warning",
+    "describe_pins",
     "host_key_algorithms",
     "known_hosts_name",
     "mismatch",
     "parse_host_key",
+    "pin_warnings",
     "pins_from_extra",
     "scan_host_keys",
 ]
@@ -227,6 +231,43 @@ def mismatch(address: str, pins: tuple[HostKeyPin, ...], offered: paramiko.PKey,
     return (f"{reason}; nothing was sent. The server's key changed or this is not the partner's server: "
             "confirm its key with the partner by another channel (transfers hostkey show) before changing "
             "the pins")
+
+
+def pin_warnings(pins: Sequence[HostKeyPin], today: date, margin: timedelta = timedelta(days=30)) -> list[str]:
+    """What to do about pins that ended before ``today`` or end within ``margin`` of it (empty: nothing)."""
+    notes = []
+    for pin in pins:
+        if pin.until is None:
+            continue
+        if pin.until < today:
+            notes.append(f"pin {pin.key_type} {pin.fingerprint} ended on {pin.until}: the server can no longer "
+                         "use it; remove it from extra.host_keys")
+        elif pin.until - today <= margin:
+            notes.append(f"pin {pin.key_type} {pin.fingerprint} ends on {pin.until} (in {(pin.until - today).days} "
+                         "days)")
+    if notes and not any(p.until is None or p.until - today > margin for p in pins):
+        last = max(p.until for p in pins if p.until is not None)
+        notes.append(f"no pin is valid after {last}: pin the partner's next key (transfers hostkey show, checked "
+                     "with them) before then, or that night's connection is refused")
+    return notes
+
+
+def connection_pin_warning(lookup: Callable[[str], Any], conn_id: str, today: date, margin: timedelta) -> str:
+    """``pin_warnings`` of connection ``conn_id`` (resolved with ``lookup``), joined with ``"; "``.
+
+    Empty when the connection or its pins cannot be read: the check that connects reports that.
+    """
+    try:
+        return "; ".join(pin_warnings(pins_from_extra(lookup(conn_id).extra, f"connection {conn_id!r}"), today, margin))
+    except TransferError:
+        return ""
+
+
+def describe_pins(matched: HostKeyPin | None, pins: Sequence[HostKeyPin]) -> str:
+    """``the server showed <pin>; pins: <each with its end date>``, for a check's detail."""
+    shown = matched.describe() if matched is not None else "no pin"
+    return f"the server showed {shown}; pins: " + ", ".join(
+        p.describe() if p.until else f"{p.describe()} (no end date)" for p in pins)
 
 
 def known_hosts_name(host: str, port: int) -> str:

@@ -106,16 +106,22 @@ class SftpTarget:
             or self.timeout <= 0
         ):
             problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
-        if self.host_key and self.host_keys:
-            problems.append(f"{where}: give host_key or host_keys, not both")
-        elif self.host_key:
+        line_pin = None
+        if self.host_key:
             try:
-                object.__setattr__(self, "host_keys", (HostKeyPin(self.host_key),))
+                line_pin = HostKeyPin(self.host_key)
             except (ValueError, AttributeError) as exc:
                 problems.append(
                     f"{where}: host_key {str(self.host_key)[:40]!r}... is not a pinned public key line "
                     f"('ssh-ed25519 AAAA...'): {exc}"
                 )
+        if self.host_key and self.host_keys and self.host_keys != (line_pin,):
+            # dataclasses.replace() passes both back, host_keys then holding just host_key's own pin.
+            problems.append(f"{where}: give host_key or host_keys, not both")
+        elif line_pin is not None:
+            object.__setattr__(self, "host_keys", (line_pin,))
+        elif self.host_key:
+            pass  # reported above
         elif not self.host_keys or not all(isinstance(p, HostKeyPin) for p in self.host_keys):
             problems.append(f"{where}: no pinned host key (host_key, or host_keys: HostKeyPin entries)")
         else:
