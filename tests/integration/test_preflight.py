@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,39 @@ def test_preflight_names_the_host_whose_key_is_not_the_pinned_one(cli, world, ss
     assert "FAILED" in rows(result.output, "SFTP syp_sftp")[0]
     assert f"SFTP server {sshd.host}:{sshd.port}: host key" in result.output and "is not the pinned" in result.output
     assert "1 of " in result.output and "check(s) FAILED" in result.output
+
+
+def test_preflight_shows_each_host_key_pin_warns_of_one_ending_soon_and_refuses_it_after(cli, world, sshd):
+    ending = datetime.now(UTC).date() + timedelta(days=10)
+    base = sftp_conn("syp_sftp", sshd)
+    world.connections["syp_sftp"] = replace(base, extra={
+        "host_keys": [{"key": sshd.host_key_line, "until": ending.isoformat()}, {"key": sshd.other_host_key_line}],
+        "private_key": sshd.client_private_key})
+    old = subprocess.run(["ssh-keygen", "-lf", str(sshd.workdir / "host_ed25519.pub")], capture_output=True,
+                         text=True, check=True).stdout.split()[1]
+
+    result = cli("validate", "--connect", "mash-referrals.A")
+
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "ok" in rows(result.output, "SFTP syp_sftp")[0]
+    # The detail cell folds onto more lines: read it back whole.
+    lines = result.output.splitlines()
+    first = next(i for i, line in enumerate(lines) if " SFTP syp_sftp " in line)
+    cells = [lines[first].split("│")[5]] + [line.split("│")[5] for line in lines[first + 1:]
+                                             if line.startswith("│ ") and line.split("│")[1].strip() == ""]
+    detail = " ".join(cell.strip() for cell in cells)
+    assert f"the server showed ssh-ed25519 {old} (until {ending})" in detail
+    assert f"pins: ssh-ed25519 {old} (until {ending}), ssh-ed25519 SHA256:" in detail
+    assert detail.endswith("(no end date)")  # the new key's pin, with no end date
+    assert (f"warning: mash-referrals.A (send): SFTP syp_sftp: pin ssh-ed25519 {old} ends on {ending} "
+            "(in 10 days)") in text
+
+    later = cli("validate", "--connect", "mash-referrals.A", "--on", (ending + timedelta(days=1)).isoformat())
+
+    assert later.exit_code == 1, later.output
+    assert "FAILED" in rows(later.output, "SFTP syp_sftp")[0]
+    assert f"host key ssh-ed25519 {old} was pinned only until {ending}" in " ".join(later.output.split())
 
 
 def test_preflight_names_a_remote_directory_the_login_cannot_write(cli, world, sshd, mounts):
