@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from transfers.agreement import FlowRef, Inbound, Protocol, Recipient
 from transfers.connections import ConnLookup, SecretLookup
-from transfers.delivery.hostkeys import connection_pin_warning, describe_pins
+from transfers.delivery.hostkeys import connection_pin_warning, connection_pins, describe_pins
 from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
 
 if TYPE_CHECKING:
@@ -88,10 +88,12 @@ def named_ids(ref: FlowRef) -> tuple[dict[str, list[str]], dict[str, str]]:
 
 
 def defined(ref: FlowRef, connection: ConnLookup, secret: SecretLookup) -> list[Check]:
-    """Resolve every connection and secret the flow names; connect to nothing."""
+    """Resolve every connection and secret the flow names (and read SFTP host-key pins); connect to nothing."""
     connections, secrets = named_ids(ref)
+    pinned = partial(connection_pins, connection)  # a malformed pin is found now, not at 2am
     wanted: list[tuple[str, Callable[[str], object], str, str]] = [
-        (f"connection {conn_id}", connection, conn_id, ", ".join(uses)) for conn_id, uses in connections.items()]
+        (f"connection {conn_id}", pinned if any(r.sftp == conn_id for r in ref.flow.to) else connection, conn_id,
+         ", ".join(uses)) for conn_id, uses in connections.items()]
     wanted += [(f"secret {name}", secret, name, use) for name, use in secrets.items()]
     checks = []
     for what, lookup, name, use in wanted:
@@ -117,7 +119,8 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         logical_date: The date a CSV source's ``{ds}`` and a query's ``:ds`` stand for.
         protocol: The Tier 1 register, for the sender's pinned signing key and every partner's sign-off of the
             agreement (without it, neither is checked).
-        today: The day SFTP host-key pins are judged on (default today in UTC); a pin ending within ``KEY_MARGIN``: a warning.
+        today: The day SFTP host-key pins are judged on (default today in UTC); a pin ending within
+            ``KEY_MARGIN`` of it is a warning.
     """
     from transfers.sources import source_columns
 

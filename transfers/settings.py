@@ -297,7 +297,7 @@ class Settings(BaseSettings):
                                                              "partners' deliveries into; a flow's `path` is under "
                                                              "it; default <home>/inbox")
     mailbox: str | None = Field(default=None, description="(recipient) connection id of a remote SFTP mailbox "
-                                                          "it polls (host key pinned in extra.host_key) instead of "
+                                                          "it polls (host keys pinned in extra.host_key(s)) instead of "
                                                           "a local inbox; a flow's `path` is the directory there, "
                                                           "and TRANSFERS_INBOX_DIR is not used for receiving")
     store_url: str | None = Field(default=None, description="(recipient) SQLAlchemy URL of the store received "

@@ -46,6 +46,18 @@ def test_plain_validate_fails_naming_each_connection_and_secret_that_is_not_defi
     assert "connection cs_case_db" not in result.output  # defined ones are not problems
 
 
+def test_plain_validate_reads_the_host_key_pins_and_names_a_malformed_one(cli, world, sshd):
+    base = sftp_conn("syp_sftp", sshd)
+    world.connections["syp_sftp"] = replace(base, extra={
+        "host_keys": [{"key": sshd.host_key_line, "untill": "2026-12-31"}], "private_key": sshd.client_private_key})
+
+    result = cli("validate")
+
+    assert result.exit_code == 2, result.output
+    assert "connection syp_sftp: SFTP to south-yorkshire-police: connection 'syp_sftp': extra.host_keys[0]: must be" in (
+        " ".join(result.output.split()))
+
+
 def test_preflight_passes_against_the_real_source_sftp_and_keys_and_leaves_nothing_behind(cli, world, sshd):
     result = cli("validate", "--connect")
 

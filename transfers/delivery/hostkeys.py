@@ -48,6 +48,7 @@ __all__ = [
     "OfferedKey",
     "PinnedOnly",
     "connection_pin_warning",
+    "connection_pins",
     "describe_pins",
     "host_key_algorithms",
     "known_hosts_name",
@@ -252,13 +253,18 @@ def pin_warnings(pins: Sequence[HostKeyPin], today: date, margin: timedelta = ti
     return notes
 
 
+def connection_pins(lookup: Callable[[str], Any], conn_id: str) -> tuple[HostKeyPin, ...]:
+    """The pins of connection ``conn_id`` (resolved with ``lookup``); ``ConfigError`` as ``pins_from_extra``."""
+    return pins_from_extra(lookup(conn_id).extra, f"connection {conn_id!r}")
+
+
 def connection_pin_warning(lookup: Callable[[str], Any], conn_id: str, today: date, margin: timedelta) -> str:
     """``pin_warnings`` of connection ``conn_id`` (resolved with ``lookup``), joined with ``"; "``.
 
     Empty when the connection or its pins cannot be read: the check that connects reports that.
     """
     try:
-        return "; ".join(pin_warnings(pins_from_extra(lookup(conn_id).extra, f"connection {conn_id!r}"), today, margin))
+        return "; ".join(pin_warnings(connection_pins(lookup, conn_id), today, margin))
     except TransferError:
         return ""
 

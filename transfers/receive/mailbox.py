@@ -1,6 +1,6 @@
 """A remote SFTP mailbox as a recipient's inbox: fetch a delivery, return its receipt, collect it.
 
-A deployment with ``TRANSFERS_MAILBOX`` (a connection id, host key pinned in ``extra.host_key``)
+A deployment with ``TRANSFERS_MAILBOX`` (a connection id, host keys pinned in ``extra.host_key(s)``)
 receives from a directory on an SFTP server it polls (a hosted mailbox both partners reach) instead
 of a local inbox; the sender delivers there as it always does, and the flow's ``path`` is that
 directory. ``transfers.receive.run`` then works on a private local copy (``HomeLayout.mailbox_cache``)
@@ -16,7 +16,7 @@ with one code path:
 - ``collect``: remove the delivery's files from the mailbox once it is recorded (loaded, or
   rejected with the quarantine keeping the local copy).
 
-Every session is opened by ``open_sftp`` (only the pinned host key, bounded waits), one per step,
+Every session is opened by ``open_sftp`` (only a pinned host key, bounded waits), one per step,
 so no connection idles through a long load. The cache is removed when the receive ends.
 """
 
