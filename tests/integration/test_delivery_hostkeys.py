@@ -139,3 +139,11 @@ def test_hostkey_show_of_a_server_that_is_down_is_a_temporary_failure():
 
     assert result.exit_code == 75, result.output
     assert f"SFTP server 127.0.0.1:{port}: cannot read its host keys" in result.output
+
+
+def test_hostkey_show_of_a_server_with_only_weak_ciphers_says_so_rather_than_no_keys(tmp_path):
+    with run_sshd(tmp_path / "sshd", extra_config="Ciphers aes256-cbc") as server:
+        result = CliRunner().invoke(app, ["hostkey", "show", f"{server.host}:{server.port}", "--timeout", "5"])
+
+    assert result.exit_code == 75, result.output
+    assert "IncompatiblePeer" in result.output and "offered no host key" not in result.output

@@ -323,12 +323,10 @@ def _offered(host: str, port: int, algorithms: list[str], timeout: float,
         options.key_types = allowed
         try:
             transport.start_client(timeout=timeout)
-        except IncompatiblePeer:
-            return None
-        except paramiko.SSHException as exc:
-            if "incompatible" in str(exc).lower():
+        except IncompatiblePeer as exc:
+            if "host key" in str(exc):  # "no acceptable host key": the server has no key of these types
                 return None
-            raise
+            raise  # no cipher, MAC or key exchange in common: not an answer about its keys
         # start_client only exchanged keys: no user name or password was ever sent.
         return transport.get_remote_server_key()
     finally:
