@@ -24,6 +24,7 @@ from transfers.errors import ConfigError
 
 if TYPE_CHECKING:
     from transfers.agreement import Recipient
+    from transfers.agreement.flow import UploadMode, VerifyMode
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
 
@@ -92,6 +93,10 @@ class SftpTarget:
         timeout: Seconds any one network wait may take (connecting, the SSH banner,
             login, opening the channel and SFTP, each read and write) before the
             server counts as stalled.
+        upload: How the server takes a file: ``atomic`` / ``rename`` (temporary name, then a
+            rename that never replaces) or ``direct`` (the final name written).
+        verify: How an upload is checked: ``read-back``, ``size`` or ``receipt``.
+        recipient: The partner delivered to, named in errors that say which mode to choose.
     """
 
     host: str
@@ -102,6 +107,9 @@ class SftpTarget:
     private_key: str | None = field(default=None, repr=False)
     remote_dir: str = "."
     timeout: float = DEFAULT_TIMEOUT
+    upload: UploadMode = "atomic"
+    verify: VerifyMode = "read-back"
+    recipient: str = "this recipient"
 
     def __post_init__(self) -> None:
         where = f"SFTP target {self.username}@{self.host}:{self.port}"
@@ -119,6 +127,10 @@ class SftpTarget:
             or self.timeout <= 0
         ):
             problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
+        if self.upload not in ("atomic", "rename", "direct"):
+            problems.append(f"{where}: upload {self.upload!r} is not atomic, rename or direct")
+        if self.verify not in ("read-back", "size", "receipt"):
+            problems.append(f"{where}: verify {self.verify!r} is not read-back, size or receipt")
         try:
             parse_host_key(self.host_key)
         except (ValueError, AttributeError) as exc:
@@ -169,4 +181,7 @@ class SftpTarget:
             private_key=conn.extra.get("private_key"),
             remote_dir=recipient.path,
             timeout=timeout,
+            upload=recipient.upload,
+            verify=recipient.verify,
+            recipient=recipient.partner,
         )
