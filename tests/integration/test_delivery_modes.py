@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import SshServer, run_sshd
 from transfers.delivery import deliver_file, open_sftp
+from transfers.delivery.probe import probe_remote_dir
 from transfers.errors import DeliveryRefused
 
 pytestmark = pytest.mark.integration
@@ -228,3 +229,22 @@ def test_an_inbox_that_takes_files_away_on_close_takes_a_direct_upload_once(sshd
     assert receipt.status == "delivered"
     assert names(take_away.collected) == ["x.csv.pgp"]
     assert (take_away.collected / "x.csv.pgp").read_bytes() == local.read_bytes()
+
+
+# The preflight probe (transfers validate --connect) finds the same mismatches before the first night.
+
+
+def test_preflight_on_a_write_only_server_names_the_verify_mode(write_only, remote_dir):
+    with open_sftp(write_only.target(remote_dir, recipient=PARTNER)) as session, \
+            pytest.raises(DeliveryRefused, match=f"set verify: size \\(or receipt\\) for {PARTNER}"):
+        probe_remote_dir(session)
+    with open_sftp(write_only.target(remote_dir, verify="size", recipient=PARTNER)) as session:
+        assert "written, renamed and removed" in probe_remote_dir(session)
+    assert not [p for p in write_only.root.rglob("*") if p.name.startswith(".transfers-preflight")]
+
+
+def test_preflight_on_a_server_that_refuses_renames_names_upload_direct(no_rename, remote_dir):
+    with open_sftp(no_rename.target(remote_dir, recipient=PARTNER)) as session, \
+            pytest.raises(DeliveryRefused, match=f"set upload: direct \\(with verify: size or receipt\\) for {PARTNER}"):
+        probe_remote_dir(session)
+    assert not [p for p in no_rename.root.rglob("*") if p.name.startswith(".transfers-preflight")]
