@@ -131,6 +131,9 @@ class SftpTarget:
             problems.append(f"{where}: upload {self.upload!r} is not atomic, rename or direct")
         if self.verify not in ("read-back", "size", "receipt"):
             problems.append(f"{where}: verify {self.verify!r} is not read-back, size or receipt")
+        if self.upload == "direct" and self.verify == "read-back":
+            # As the agreement refuses it (Flow): a direct inbox may take the file away, leaving nothing to read.
+            problems.append(f"{where}: upload direct cannot be checked by read-back; set verify: size or receipt")
         try:
             parse_host_key(self.host_key)
         except (ValueError, AttributeError) as exc:

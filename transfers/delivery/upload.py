@@ -89,9 +89,11 @@ def deliver_file(session: SftpSession, local_path: Path, remote_name: str) -> Re
     (replacing one a cut attempt left), is checked, and renamed to ``remote_name``
     with a plain SFTP rename, which fails if that name is taken
     (``posix-rename@openssh.com`` would replace it, so it is never used); the file
-    under the final name is then checked to be the one renamed. ``direct``: the
-    final name is created (never over an existing file) and written; its size is
-    checked on the open handle, before the close that may hand it to the recipient.
+    under the final name is then checked to be the one renamed. The two modes send
+    the same requests: ``rename`` records that the server lacks the extension.
+    ``direct``: the final name is created (never over an existing file) and
+    written; with ``verify: size`` its size is checked on the open handle, before
+    the close that may hand it to the recipient.
 
     Checks: ``read-back`` reads the upload back and compares size and SHA-256;
     ``size`` compares the size the server reports; ``receipt`` checks nothing on

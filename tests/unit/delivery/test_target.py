@@ -49,3 +49,8 @@ def test_an_unknown_mode_is_a_config_error_naming_it():
 
     assert "upload 'posix' is not atomic, rename or direct" in str(caught.value)
     assert "verify 'md5' is not read-back, size or receipt" in str(caught.value)
+
+
+def test_a_direct_upload_checked_by_read_back_is_refused_as_the_agreement_refuses_it():
+    with pytest.raises(ConfigError, match="upload direct cannot be checked by read-back; set verify: size or receipt"):
+        SftpTarget(host="h", port=22, username="u", host_key=_host_key(), upload="direct")
