@@ -9,7 +9,8 @@ connection, host or key file, or skipped):
 - ``preflight`` (``transfers validate --connect``) also connects: the extract
   query wrapped with ``LIMIT 0`` (or the CSV header), the consent register and
   opt-out list columns, each SFTP server (pinned host key, login, a temporary
-  file written and removed in the remote directory), each recipient key, and
+  file written, read back and renamed as the recipient's upload and verify modes
+  need, and removed, in the remote directory), each recipient key, and
   the sender's signing key (the private key in the secrets backend, which must be
   the sender's pinned ``signing_fingerprint``), each of which must stay valid for
   ``KEY_MARGIN``.
@@ -27,19 +28,17 @@ Nothing here reads a record, and no row carries a secret or a value.
 from __future__ import annotations
 
 import os
-import posixpath
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from transfers.agreement import FlowRef, Inbound, Protocol, Recipient
 from transfers.connections import ConnLookup, SecretLookup
 from transfers.delivery.hostkeys import connection_pin_warning, connection_pins, describe_pins
-from transfers.errors import ConfigError, DeliveryRefused, DeliveryUnavailable, SourceError, TransferError
+from transfers.errors import ConfigError, DeliveryUnavailable, SourceError, TransferError
 
 if TYPE_CHECKING:
     from transfers.settings import Settings
@@ -188,51 +187,17 @@ def _sftp(recipient: Recipient, connection: ConnLookup, today: date) -> str:
     import paramiko
 
     from transfers.delivery import SftpTarget, open_sftp
+    from transfers.delivery.probe import probe_remote_dir
 
     target = SftpTarget.from_connection(connection(recipient.sftp), recipient)
     with open_sftp(target, today=today) as session:
         try:
-            writable = _writable(session)
+            writable = probe_remote_dir(session)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeliveryUnavailable(f"SFTP server {target.address}: checking {target.remote_dir!r} failed "
                                       f"({type(exc).__name__}); a later attempt may succeed") from None
     shown = describe_pins(session.pin, target.host_keys)
     return f"{target.username}@{target.address}: host key is the pinned one, login ok, {writable}; {shown}"
-
-
-def _writable(session: Any) -> str:
-    """Write and remove a temporary file in the remote directory (or its nearest existing parent)."""
-    sftp, directory, address = session.sftp, session.target.remote_dir, session.target.address
-    existing = directory
-    while existing != "." and _exists(sftp, existing) is False:
-        existing = posixpath.dirname(existing) or "."
-    # A hidden name, like our uploads' temporary names, which recipients ignore.
-    probe = posixpath.join(existing, f".transfers-preflight-{uuid.uuid4().hex}.tmp")
-    try:
-        with sftp.open(probe, "wx") as fh:
-            fh.write(b"transfers preflight: safe to delete\n")
-    except (OSError, EOFError) as exc:
-        reason = "permission denied" if isinstance(exc, PermissionError) else (str(exc) or type(exc).__name__)
-        raise DeliveryRefused(f"sftp://{address}/{existing}: cannot write a file there ({reason}); ask the partner "
-                              f"to let {session.target.username!r} write to {directory!r}") from None
-    finally:
-        try:
-            sftp.remove(probe)
-        except (OSError, EOFError):
-            pass  # never written, or the connection dropped: the upload's own check removes strays
-    if _exists(sftp, probe):
-        raise DeliveryUnavailable(f"sftp://{address}/{probe}: the preflight file could not be removed; remove it")
-    if existing != directory:
-        return f"{directory!r} does not exist yet; {existing!r} is writable (the first delivery creates it)"
-    return f"{directory!r} is writable (a temporary file was written and removed)"
-
-
-def _exists(sftp: Any, path: str) -> bool:
-    try:
-        sftp.stat(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _signing_key(ref: FlowRef, protocol: Protocol, secret: SecretLookup) -> str:

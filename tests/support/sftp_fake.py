@@ -30,7 +30,7 @@ class FakeSftp:
     ``calls`` logs ``(method, path)`` in order.
 
     Faults: ``fail_rename`` (the server refuses the rename), ``drop_write`` (index of one ``write`` call that is
-    silently lost, as paramiko's pipelined writes can be), ``size_skew`` (added to every file size ``stat``
+    silently lost, as paramiko's pipelined writes can be), ``deny_read`` (a write-only server: reads refused), ``size_skew`` (added to every file size ``stat``
     reports), ``on_rename`` (called just before a rename: a file can appear), ``copy_on_rename`` (the renamed
     file gets a new mtime, as on servers that copy).
     """
@@ -42,6 +42,7 @@ class FakeSftp:
     size_skew: int = 0
     on_rename: Callable[[], object] | None = None
     copy_on_rename: bool = False
+    deny_read: bool = False
     calls: list[tuple[str, str]] = field(default_factory=list)
     mtimes: dict[str, int] = field(default_factory=dict)
     _writes: int = field(default=0, init=False, repr=False)
@@ -118,10 +119,20 @@ class _FakeFile(io.BytesIO):
     def prefetch(self) -> None: ...
     def set_pipelined(self, pipelined: bool = True) -> None: ...
 
+    def stat(self) -> paramiko.SFTPAttributes:  # fstat on the open handle
+        return self._server.stat(self._path)
 
-def fake_session(sftp: FakeSftp | None = None, *, remote_dir: str = "inbound") -> SftpSession:
+    def read(self, size: int | None = -1) -> bytes:
+        if self._server.deny_read:
+            raise PermissionError(13, "Permission denied", self._path)
+        return super().read(size)
+
+
+def fake_session(sftp: FakeSftp | None = None, *, remote_dir: str = "inbound", upload: str = "atomic",
+                 verify: str = "read-back") -> SftpSession:
     """A session on ``sftp`` (a new empty one by default) with no connection and no watchdog behind it."""
     host_key = Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    target = SftpTarget(host="sftp.example", port=22, username="u", host_key=host_key, remote_dir=remote_dir)
+    target = SftpTarget(host="sftp.example", port=22, username="u", host_key=host_key, remote_dir=remote_dir,
+                        upload=upload, verify=verify, recipient="partner-x")  # type: ignore[arg-type]
     return SftpSession(target, None, sftp if sftp is not None else FakeSftp())

@@ -121,6 +121,16 @@ class Source(_Strict):
         return self
 
 
+#: How a file is put on the recipient's server (``transfers.delivery.upload``): ``atomic`` (default) and
+#: ``rename`` upload under a hidden temporary name and rename it into place with the SFTP rename that
+#: never replaces a taken name; ``direct`` writes the final name (for inboxes that take a file away on close).
+UploadMode = Literal["atomic", "rename", "direct"]
+#: How the upload is checked before it counts as delivered: ``read-back`` (default: the bytes read back
+#: and hashed), ``size`` (the size the server reports, no read access needed), ``receipt`` (no check on
+#: the server: the recipient's signed receipt, which lists every file's SHA-256, is the proof).
+VerifyMode = Literal["read-back", "size", "receipt"]
+
+
 class Recipient(_Strict):
     """One recipient of a flow and how its copy reaches it."""
 
@@ -130,6 +140,8 @@ class Recipient(_Strict):
     pgp_fingerprint: str
     pgp_key: str | None = None  # file under keys/; default <partner>.asc
     sftp_timeout: float | None = Field(default=None, gt=0, le=3600)  # seconds per SFTP wait; default the setting
+    upload: UploadMode = "atomic"  # how the server takes a file (see UploadMode)
+    verify: VerifyMode = "read-back"  # how the upload is checked (see VerifyMode; receipt needs receipt_within set)
 
     @field_validator("path")
     @classmethod
@@ -310,11 +322,27 @@ class Flow(_Strict):
             raise ValueError("the flow shares no field (every field is share: drop)")
         if self.deceased is not None and self.deceased.date_of_death not in self.fields:
             raise ValueError(f"deceased.date_of_death {self.deceased.date_of_death!r} is not one of the flow's fields")
+        self._check_upload_modes()
         if self.disclosure_risk is not None:
             bad = [q for q in self.disclosure_risk.quasi_identifiers if q not in self.shared_fields]
             if bad:
                 raise ValueError(f"disclosure_risk.quasi_identifiers {', '.join(map(repr, bad))} are not shared fields")
         return self
+
+    def _check_upload_modes(self) -> None:
+        """Refuse the upload/verify combinations that would not prove a delivery (README: upload modes)."""
+        for recipient in self.to:
+            where = f"flow {self.id}, recipient {recipient.partner}: upload: {recipient.upload} with verify: {recipient.verify}"
+            if recipient.upload == "direct" and recipient.verify == "read-back":
+                # A direct inbox may take the file away on close, so there is nothing to read back; a
+                # server that keeps the file can take atomic or rename, where no partial file is ever seen.
+                raise ValueError(f"{where} is refused: a direct upload is for inboxes that take the file away, "
+                                 "so it cannot be read back; set verify: size or receipt, or upload: atomic or rename")
+            if recipient.verify == "receipt" and "receipt_within" not in self.model_fields_set:
+                # The signed receipt is then the only proof the bytes arrived intact: its deadline is
+                # declared where the reviewer of the agreement sees it, never left to the default.
+                raise ValueError(f"{where} needs the flow to declare receipt_within (e.g. PT12H): the recipient's "
+                                 "signed receipt is then the only proof the files arrived intact")
 
     @property
     def key_fields(self) -> list[str]:

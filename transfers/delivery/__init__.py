@@ -6,8 +6,10 @@ rotation; what a server offers, for ``transfers hostkey show``),
 ``session`` (``open_sftp``: host-key pinning, timeouts, mapping library errors;
 ``SftpOps``, the SFTP calls the rules above it use), ``upload``
 (``deliver_file``: temporary name, read-back SHA-256, rename that never
-replaces, reconcile, cleanup) and ``remote`` (list and remove delivered files,
-for remote purge).
+replaces, reconcile, cleanup; or, per the recipient's ``upload`` / ``verify``
+modes, the final name written directly, a size check, or none but the signed
+receipt), ``probe`` (preflight's probe of a remote directory in those modes) and
+``remote`` (list and remove delivered files, for remote purge).
 
 Errors map to the shared hierarchy: ``HostKeyMismatch`` (key not pinned, or
 its pin ended), ``DeliveryRefused`` (login or path refused), ``DeliveryConflict`` (a

@@ -21,6 +21,7 @@ from transfers.errors import ConfigError
 
 if TYPE_CHECKING:
     from transfers.agreement import Recipient
+    from transfers.agreement.flow import UploadMode, VerifyMode
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
 
@@ -78,6 +79,10 @@ class SftpTarget:
         timeout: Seconds any one network wait may take (connecting, the SSH banner,
             login, opening the channel and SFTP, each read and write) before the
             server counts as stalled.
+        upload: How the server takes a file: ``atomic`` / ``rename`` (temporary name, then a
+            rename that never replaces) or ``direct`` (the final name written).
+        verify: How an upload is checked: ``read-back``, ``size`` or ``receipt``.
+        recipient: The partner delivered to, named in errors that say which mode to choose.
     """
 
     host: str
@@ -89,6 +94,9 @@ class SftpTarget:
     private_key: str | None = field(default=None, repr=False)
     remote_dir: str = "."
     timeout: float = DEFAULT_TIMEOUT
+    upload: UploadMode = "atomic"
+    verify: VerifyMode = "read-back"
+    recipient: str = "this recipient"
 
     def __post_init__(self) -> None:
         where = f"SFTP target {self.username}@{self.host}:{self.port}"
@@ -106,6 +114,13 @@ class SftpTarget:
             or self.timeout <= 0
         ):
             problems.append(f"{where}: timeout {self.timeout!r} is not a positive number of seconds")
+        if self.upload not in ("atomic", "rename", "direct"):
+            problems.append(f"{where}: upload {self.upload!r} is not atomic, rename or direct")
+        if self.verify not in ("read-back", "size", "receipt"):
+            problems.append(f"{where}: verify {self.verify!r} is not read-back, size or receipt")
+        if self.upload == "direct" and self.verify == "read-back":
+            # As the agreement refuses it (Flow): a direct inbox may take the file away, leaving nothing to read.
+            problems.append(f"{where}: upload direct cannot be checked by read-back; set verify: size or receipt")
         line_pin = None
         if self.host_key:
             try:
@@ -168,4 +183,7 @@ class SftpTarget:
             private_key=conn.extra.get("private_key"),
             remote_dir=recipient.path,
             timeout=timeout,
+            upload=recipient.upload,
+            verify=recipient.verify,
+            recipient=recipient.partner,
         )

@@ -4,9 +4,15 @@ statutory basis names its ground and justification."""
 from __future__ import annotations
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from transfers.agreement import FieldSpec, SharingBasis
+from tests.support.config_edits import SAMPLE, edit, problems
+from transfers.agreement import FieldSpec, Flow, SharingBasis
+from transfers.settings import PROJECT_ROOT
+
+# The sample agreement's first flow, as data: the mode tests vary its recipient.
+_SAMPLE_FLOW = yaml.safe_load((PROJECT_ROOT / "config" / "agreements" / SAMPLE).read_text(encoding="utf-8"))["flows"][0]
 
 
 def test_field_spec_rejects_misplaced_options():
@@ -25,3 +31,64 @@ def test_statutory_basis_needs_a_ground_and_a_written_justification():
         SharingBasis(basis="statutory", legal_basis="children-act-1989", ground="safeguarding", justification="yes")
     with pytest.raises(ValidationError, match="override_opt_outs only applies"):
         SharingBasis(basis="consent", override_opt_outs=True)
+
+
+# --------------------------------------------------------------------------- upload and verify modes
+
+
+def _recipient(flow_index: int, **modes: str):
+    def change(data):
+        data["flows"][flow_index]["to"][0].update(modes)
+        data["flows"][flow_index].pop("receipt_within", None)
+    return change
+
+
+def test_a_direct_upload_checked_by_read_back_is_refused_naming_file_flow_recipient_and_combination(config_dir):
+    path = edit(config_dir, _recipient(0, upload="direct", verify="read-back"))
+
+    message = problems(config_dir)
+
+    assert f"{path}: flows[0]: flow A, recipient south-yorkshire-police: upload: direct with verify: read-back " \
+           "is refused" in message
+    assert "set verify: size or receipt, or upload: atomic or rename" in message
+
+
+def test_a_direct_upload_is_refused_with_the_default_verify_too(config_dir):
+    edit(config_dir, _recipient(0, upload="direct"))
+
+    assert "upload: direct with verify: read-back is refused" in problems(config_dir)
+
+
+def test_verify_receipt_needs_the_flow_to_declare_receipt_within(config_dir):
+    path = edit(config_dir, _recipient(1, upload="direct", verify="receipt"))
+
+    message = problems(config_dir)
+
+    assert f"{path}: flows[1]: flow B, recipient rotherham-childrens-services: upload: direct with verify: " \
+           "receipt needs the flow to declare receipt_within" in message
+
+
+def test_unknown_modes_are_refused(config_dir):
+    edit(config_dir, _recipient(0, upload="posix-rename", verify="md5"))
+
+    message = problems(config_dir)
+
+    assert "flows[0].to[0].upload" in message and "flows[0].to[0].verify" in message
+
+
+@pytest.mark.parametrize(("upload", "verify"), [("atomic", "read-back"), ("rename", "read-back"), ("atomic", "size"),
+                                                ("rename", "receipt"), ("direct", "size"), ("direct", "receipt")])
+def test_the_allowed_combinations_validate(upload, verify):
+    flow = dict(_SAMPLE_FLOW)
+    flow["to"] = [dict(flow["to"][0], upload=upload, verify=verify)]
+    flow["receipt_within"] = "PT6H"
+
+    parsed = Flow.model_validate(flow)
+
+    assert (parsed.to[0].upload, parsed.to[0].verify) == (upload, verify)
+
+
+def test_the_default_is_atomic_with_read_back():
+    recipient = Flow.model_validate(_SAMPLE_FLOW).to[0]
+
+    assert (recipient.upload, recipient.verify) == ("atomic", "read-back")
