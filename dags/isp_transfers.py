@@ -312,7 +312,8 @@ def build_receive_dag(inbound: Inbound) -> DAG:
         max_active_runs=2,
         # The wait plus the last look, so the run never ends before its sensor's own timeout.
         dagrun_timeout=max(RUN_TIMEOUT, wait + TASK_TIMEOUT),
-        default_args=DEFAULT_ARGS,
+        default_args={**DEFAULT_ARGS, "on_failure_callback": FlowFailureNotifier(
+            CONFIG_DIR, flow=ref.key, partner=inbound.recipient.partner)},
         tags=_tags(ref.agreement.id, "receive"),
         doc_md=doc,
     ) as dag:

@@ -9,7 +9,8 @@ error that is not one of ours is named by its class only, since its text may quo
 
 Who gets what, from the agreement's ``contacts``:
 
-* a failed task, a receipt overdue: the sending partner's ``engineer`` contacts;
+* a failed task, a receipt overdue: the sending partner's ``engineer`` contacts (a receive DAG's failure:
+  the receiving partner's);
 * a quality block: the sending partner's ``data-owner`` contacts, with the scorecard's path;
 * a destruction certificate overdue: the controller's ``ig`` contacts;
 * an agreement due for review within ``REVIEW_WARNING_DAYS``: every partner's ``ig`` contacts.
@@ -79,9 +80,11 @@ def _body(ref: FlowRef, logical_date: date | str, stage: str, happened: str, nex
     ])
 
 
-def failure_alert(ref: FlowRef, logical_date: date | str, stage: str, error: BaseException | None) -> Alert:
+def failure_alert(ref: FlowRef, logical_date: date | str, stage: str, error: BaseException | None, *,
+                  partner: str | None = None) -> Alert:
     """A failed task of a flow's run; a quality block or an overdue receipt gets its own message (the error's type
-    decides), otherwise the sending partner's engineers are told the stage and the error."""
+    decides), otherwise ``partner``'s engineers (default the sender; a recipient for its receive DAG) are told
+    the stage and the error."""
     cause = _transfer_error(error)
     if isinstance(cause, QualityBlocked):
         return quality_block_alert(ref, logical_date, cause.report, happened=what_happened(cause), stage=stage)
@@ -94,7 +97,7 @@ def failure_alert(ref: FlowRef, logical_date: date | str, stage: str, error: Bas
         kind="failure",
         subject=f"[isp-transfers] {ref.key} {logical_date}: failed at {stage}",
         body=_body(ref, logical_date, stage, what_happened(cause or error), next_step),
-        to=tuple(ref.agreement.contacts_of("engineer", ref.flow.from_)),
+        to=tuple(ref.agreement.contacts_of("engineer", partner or ref.flow.from_)),
     )
 
 

@@ -1,7 +1,7 @@
 """Alerts through Airflow's notifier mechanism: the messages ``transfers.alerts`` builds, sent by the SMTP
 provider's ``SmtpNotifier`` through an Airflow SMTP connection.
 
-``FlowFailureNotifier`` is a flow DAG's tasks' ``on_failure_callback``: one message per failed DAG run
+``FlowFailureNotifier`` is a send or receive DAG's tasks' ``on_failure_callback``: one message per failed DAG run
 (the first failed task claims the run; a second failed task of the same run sends nothing). The
 retention DAG calls ``send_daily_alerts`` once a day. The connection is ``TRANSFERS_ALERTS_CONN_ID``
 (default ``smtp_default``: ``AIRFLOW_CONN_SMTP_DEFAULT`` or any secrets backend), unless a contact
@@ -71,9 +71,11 @@ class FlowFailureNotifier(BaseNotifier):
     failure to the sending partner's engineers (``transfers.alerts.failure_alert``).
     """
 
-    def __init__(self, config_dir: Path | str) -> None:
+    def __init__(self, config_dir: Path | str, *, flow: str | None = None, partner: str | None = None) -> None:
+        """``flow``: the ``<agreement>.<flow>`` key (default the DAG id, as for a send DAG); ``partner``: whose
+        engineers a failure goes to (default the flow's sender; a receive DAG names its recipient)."""
         super().__init__()
-        self.config_dir = str(config_dir)
+        self.config_dir, self.flow, self.partner = str(config_dir), flow, partner
 
     def notify(self, context: Any) -> None:
         from transfers.agreement import load_config
@@ -81,12 +83,12 @@ class FlowFailureNotifier(BaseNotifier):
 
         settings = Settings(config_dir=Path(self.config_dir))
         dag_id, run_id = context["dag"].dag_id, context.get("run_id", "")
-        ref = load_config(settings.config_dir).flow(dag_id)
+        ref = load_config(settings.config_dir).flow(self.flow or dag_id)
         ti = context.get("ti") or context.get("task_instance")
         stage = getattr(ti, "task_id", None) or "the DAG run"
         start = context.get("logical_date") or context.get("data_interval_start")
         day = flow_date(start, ref.flow.timezone).isoformat() if start is not None else "(no logical date)"
-        alert = failure_alert(ref, day, stage, context.get("exception"))
+        alert = failure_alert(ref, day, stage, context.get("exception"), partner=self.partner)
         if not _send_once(alert, settings, f"{dag_id} {run_id}", context):
             log.info("alert for %s %s already sent for this DAG run", dag_id, run_id)
 

@@ -186,3 +186,24 @@ def test_the_retention_dag_tells_ig_of_a_review_due_once_a_day(world, sshd, airf
     assert sorted(mail.rcpt_tos) == sorted(["information.governance@rotherham.example.org", "ig@rft.example.nhs.uk",
                                             "data-protection@syp.example.police.uk"])
     assert f"review due by {soon}" in mail.subject
+
+
+def test_a_receive_dag_s_failure_goes_to_the_recipient_s_engineers(world, smtp, monkeypatch):
+    from transfers.agreement import receive_dag_id
+    from transfers.errors import DeliveryRejected
+    from transfers_airflow.alerts import FlowFailureNotifier
+
+    ref = world.config.flow("mash-referrals.A")
+
+    class _Dag:
+        dag_id = receive_dag_id(ref)
+
+    monkeypatch.setenv("TRANSFERS_HOME", str(world.settings.home))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.conn_json())
+    notifier = FlowFailureNotifier(world.settings.config_dir, flow=ref.key, partner="south-yorkshire-police")
+    notifier.notify({"dag": _Dag(), "run_id": "manual__1", "logical_date": None,
+                     "exception": DeliveryRejected("mash-referrals_A.csv.pgp: signature does not verify")})
+
+    [mail] = smtp.messages
+    assert mail.rcpt_tos == ["mash-systems@syp.example.police.uk"]
+    assert "signature does not verify" in mail.text and "Stage: the DAG run" in mail.text

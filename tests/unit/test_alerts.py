@@ -67,6 +67,12 @@ def test_flow_b_s_failure_goes_to_its_own_sender_s_engineers(config):
     assert alert.addresses == [NHS_ENGINEER]
 
 
+def test_a_receive_dag_s_failure_goes_to_the_recipient_s_engineers(config):
+    alert = failure_alert(config.flow("mash-referrals.A"), DAY, "receive", None, partner="south-yorkshire-police")
+
+    assert alert.addresses == ["mash-systems@syp.example.police.uk"]
+
+
 def test_an_error_that_is_not_ours_is_named_by_its_class_only():
     leaked = ValueError("could not convert 'Quillon Smith' to a date")
 

@@ -21,7 +21,7 @@ def test_a_contact_must_be_at_a_partner_of_the_agreement(config_dir):
 
     message = problems(config_dir)
 
-    assert f"{path}: contacts[7].partner: 'dwp' is not a partner of this agreement" in message
+    assert f"{path}: contacts[8].partner: 'dwp' is not a partner of this agreement" in message
 
 
 def test_a_contact_s_email_role_and_notifier_are_checked(config_dir):
