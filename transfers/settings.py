@@ -311,8 +311,7 @@ class Settings(BaseSettings):
                                                     "is overdue (IG report, ledger verify)")
     alerts_conn_id: str = Field(default="smtp_default", description="the Airflow SMTP connection alerts are sent "
                                                                     "through (a contact may name its own notifier)")
-    alerts_from: str = Field(default="isp-transfers@localhost", description="the From address of alerts, unless "
-                                                                            "the SMTP connection's extra sets from_email")
+    alerts_from: str = Field(default="isp-transfers@localhost", description="the From address of alerts")
 
     @property
     def layout(self) -> HomeLayout:
