@@ -37,6 +37,7 @@ from transfers import pipeline
 from transfers.agreement import FlowRef, Inbound, load_config, receive_dag_id, sides
 from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
+from transfers_airflow.alerts import FlowFailureNotifier
 
 if TYPE_CHECKING:
     from transfers.connections import ConnInfo
@@ -214,7 +215,8 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=RUN_TIMEOUT,
-        default_args=DEFAULT_ARGS,
+        # A failed task tells the flow's contacts, once per DAG run (transfers_airflow.alerts).
+        default_args={**DEFAULT_ARGS, "on_failure_callback": FlowFailureNotifier(CONFIG_DIR)},
         tags=_tags(agreement.id, "send"),
         doc_md=doc,
     ) as dag:
@@ -310,7 +312,8 @@ def build_receive_dag(inbound: Inbound) -> DAG:
         max_active_runs=2,
         # The wait plus the last look, so the run never ends before its sensor's own timeout.
         dagrun_timeout=max(RUN_TIMEOUT, wait + TASK_TIMEOUT),
-        default_args=DEFAULT_ARGS,
+        default_args={**DEFAULT_ARGS, "on_failure_callback": FlowFailureNotifier(
+            CONFIG_DIR, flow=ref.key, partner=inbound.recipient.partner)},
         tags=_tags(ref.agreement.id, "receive"),
         doc_md=doc,
     ) as dag:
@@ -375,7 +378,15 @@ def build_retention_dag() -> DAG:
                 raise DeliveryUnavailable(f"{len(done.problems)} problem(s): " + "; ".join(done.problems))
             return done.summary()
 
-        purge() >> exchange()
+        @task(task_id="alerts", trigger_rule="all_done")
+        def alerts() -> dict:
+            """Agreements due for review within 30 days and destruction certificates overdue: their contacts told,
+            once a day."""
+            from transfers_airflow.alerts import send_daily_alerts
+
+            return send_daily_alerts(CONFIG_DIR, TIMEZONE, get_current_context())
+
+        purge() >> exchange() >> alerts()
     return dag
 
 

@@ -111,7 +111,14 @@ class SourceUnavailable(RetriableError):
 
 
 class QualityBlocked(TerminalError):
-    """A data-quality characteristic whose policy is ``block`` failed."""
+    """A data-quality characteristic whose policy is ``block`` failed.
+
+    ``report`` is the data owner's scorecard (a path), for the alert that tells them (``transfers.alerts``).
+    """
+
+    def __init__(self, message: str, *, report: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class PrivacyError(TerminalError):

@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNS, OUTBOX, REPORTS, NOTICES, LOGS, RUNNING = "runs", "outbox", "reports", "notices", "logs", "running"
 INBOX, QUARANTINE, INBOX_CACHE = "inbox", "quarantine", "inbox-cache"
 HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks", INBOX, QUARANTINE,
-                INBOX_CACHE)
+                INBOX_CACHE, "alerts")
 
 #: Folders holding copies the purge deletes; ``archive`` is wherever the agreement puts it.
 DatedFolder = Literal["runs", "outbox", "archive", "logs", "running"]
@@ -309,6 +309,9 @@ class Settings(BaseSettings):
                                         description="(controller) days after a disclosure's destroy-by with no "
                                                     "signed destruction certificate from its recipient before it "
                                                     "is overdue (IG report, ledger verify)")
+    alerts_conn_id: str = Field(default="smtp_default", description="the Airflow SMTP connection alerts are sent "
+                                                                    "through (a contact may name its own notifier)")
+    alerts_from: str = Field(default="isp-transfers@localhost", description="the From address of alerts")
 
     @property
     def layout(self) -> HomeLayout:

@@ -49,10 +49,19 @@ from transfers.agreement.party import (
 )
 from transfers.agreement.protocol import Named, Protocol, ProtocolInfo, Signatory
 from transfers.agreement.retention import ArchiveRetention, FlowRetention, RemoteRetention
-from transfers.agreement.tier2 import Agreement, ControllerRetention, Owner, Pseudonymisation, Revision
+from transfers.agreement.tier2 import (
+    Agreement,
+    Contact,
+    ContactRole,
+    ControllerRetention,
+    Owner,
+    Pseudonymisation,
+    Revision,
+)
 
 __all__ = [
-    "DIMENSIONS", "Agreement", "ArchiveRetention", "Config", "ConnectionId", "ControllerRetention", "Deceased",
+    "DIMENSIONS", "Agreement", "ArchiveRetention", "Config", "ConnectionId", "Contact", "ContactRole",
+    "ControllerRetention", "Deceased",
     "Dimension", "Direction", "DisclosureRisk", "FieldChecks", "FieldSpec", "Flow", "FlowRef", "FlowRetention",
     "Inbound", "LoadedAgreement", "Named", "Owner", "Policy", "Protocol", "ProtocolInfo", "Pseudonymisation",
     "QualityPolicy", "Recipient", "RemoteRetention", "Revision", "SharingBasis", "Sides", "Signatory", "Source",

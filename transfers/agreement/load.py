@@ -162,6 +162,10 @@ def _cross_check(agreement: Agreement, protocol: Protocol, path: Path, today: da
     for i, owner in enumerate(agreement.owners):
         if owner.partner not in partners:
             problems.append(f"{where} owners[{i}].partner: {owner.partner!r} is not a partner of this agreement")
+    for i, contact in enumerate(agreement.contacts):
+        if contact.partner not in partners:
+            problems.append(f"{where} contacts[{i}].partner: {contact.partner!r} is not a partner of this agreement "
+                            f"(partners: {listed})")
     if agreement.retention.controller not in partners:
         problems.append(
             f"{where} retention.controller: {agreement.retention.controller!r} is not a partner of this agreement"

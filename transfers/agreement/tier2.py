@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from transfers.agreement.common import _check_slug, _Strict
+from transfers.agreement.common import ConnectionId, _check_slug, _Strict
 from transfers.agreement.flow import Flow
 from transfers.durations import IsoDuration
 from transfers.errors import ConfigError
@@ -15,6 +17,32 @@ from transfers.errors import ConfigError
 class Owner(_Strict):
     partner: str
     role: str
+
+
+#: Who is told what (``transfers.alerts``): a failed night goes to the sending partner's engineers, a
+#: quality block to the data owner, an agreement due for review to IG.
+ContactRole = Literal["data-owner", "ig", "engineer"]
+# One address, no display name and no list: a contact is a mailbox the alert is sent to as written.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+class Contact(_Strict):
+    """A person or team at a partner who is told about this agreement's flows (issue 13, alerts)."""
+
+    partner: str
+    role: ContactRole
+    email: str
+    # The Airflow SMTP connection this contact's mail goes through; default the deployment's
+    # TRANSFERS_ALERTS_CONN_ID (smtp_default).
+    notifier: ConnectionId | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if len(value) > 254 or not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address (one address, e.g. mash-team@example.org)")
+        return value
 
 
 class Revision(_Strict):
@@ -59,6 +87,7 @@ class Agreement(_Strict):
     )
     pseudonymisation: Pseudonymisation | None = None
     revisions: list[Revision] = []
+    contacts: list[Contact] = []
     flows: list[Flow] = Field(min_length=1)
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_slug(v, "agreement id")))
@@ -82,6 +111,10 @@ class Agreement(_Strict):
             where = ", ".join(f"flows[{n}].id" for n, i in enumerate(ids) if i in dupes)
             raise ValueError(f"flow ids must be unique: {', '.join(map(repr, dupes))} repeated at {where}")
         return flows
+
+    def contacts_of(self, role: ContactRole, partner: str | None = None) -> list[Contact]:
+        """The contacts with ``role`` (at ``partner`` if given), in the order the agreement lists them."""
+        return [c for c in self.contacts if c.role == role and (partner is None or c.partner == partner)]
 
     def flow(self, flow_id: str) -> Flow:
         for flow in self.flows:

@@ -56,7 +56,8 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
         )
         raise QualityBlocked(
             f"flow {run.ref.key} on {run.ds}: blocked by data quality: {details}; nothing was sent. "
-            f"The data owner's report is {outcome.report_html}"
+            f"The data owner's report is {outcome.report_html}",
+            report=str(outcome.report_html) if outcome.report_html else None,
         )
     return {
         "rows": outcome.rows,
