@@ -169,22 +169,16 @@ def _collect_one(session: SftpSession, ledger: Ledger, key: SigningKey, state: D
 def _mismatch(ledger: Ledger, ref: FlowRef, state: DisclosureDestruction, disclosure: Disclosure,
               certificate: DestructionCertificate, key: SigningKey) -> str | None:
     """What makes ``certificate`` not a certificate for the delivery disclosed, or ``None``."""
-    from transfers.crypto import normalise_fingerprint
+    from transfers.returned import mismatch, signer_mismatch
 
     expected = {"delivery_id": state.delivery_id, "flow": ref.flow.id, "logical_date": state.logical_date,
                 "sender": ref.flow.from_, "recipient": state.recipient, "controller": state.controller}
-    for name, value in expected.items():
-        if getattr(certificate, name) != value:
-            return f"{name} is {getattr(certificate, name)!r}, the delivery's is {value!r}"
+    if problem := mismatch(certificate, expected, "the delivery's"):
+        return problem
     if certificate.agreement.get("id") != ref.agreement.id:
         return f"agreement.id is {certificate.agreement.get('id')!r}, the delivery's is {ref.agreement.id!r}"
-    try:
-        signer = normalise_fingerprint(certificate.signer_fingerprint)
-    except ValueError:
-        signer = certificate.signer_fingerprint
-    if signer not in (key.fingerprint, key.signing_fingerprint):
-        return (f"signer_fingerprint {certificate.signer_fingerprint!r} is not {state.recipient}'s pinned key "
-                f"{key.fingerprint}")
+    if problem := signer_mismatch(certificate.signer_fingerprint, key, state.recipient):
+        return problem
     manifest = _manifest_sha256(ledger, state, disclosure)
     if manifest is not None and certificate.manifest_sha256 != manifest:
         return f"manifest_sha256 {certificate.manifest_sha256} is not the SHA-256 of the manifest sent ({manifest})"

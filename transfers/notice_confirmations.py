@@ -190,18 +190,9 @@ def _collect_one(ledger: Ledger, session: SftpSession, sender: str, recipient: R
 def _mismatch(confirmation: Confirmation, notice: Notice, flow_id: str, sender: str, recipient: Recipient,
               key: SigningKey) -> str | None:
     """What makes ``confirmation`` not the confirmation of the notice we sent, or ``None``."""
-    from transfers.crypto import normalise_fingerprint
+    from transfers.returned import mismatch, signer_mismatch
 
     expected = {"reference": notice.reference, "notice": notice.notice, "agreement": notice.agreement,
                 "flow": flow_id, "sender": sender, "recipient": recipient.partner}
-    for name, value in expected.items():
-        if getattr(confirmation, name) != value:
-            return f"{name} is {getattr(confirmation, name)!r}, the notice's is {value!r}"
-    try:
-        signer = normalise_fingerprint(confirmation.signer_fingerprint)
-    except ValueError:
-        signer = confirmation.signer_fingerprint
-    if signer not in (key.fingerprint, key.signing_fingerprint):
-        return (f"signer_fingerprint {confirmation.signer_fingerprint!r} is not {recipient.partner}'s pinned key "
-                f"{key.fingerprint}")
-    return None
+    return mismatch(confirmation, expected, "the notice's") or signer_mismatch(
+        confirmation.signer_fingerprint, key, recipient.partner)

@@ -9,9 +9,9 @@ connection it delivered with (its host key pinned, as for the delivery).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transfers.receipt import RECEIPTS_DIR, SIGNATURE_SUFFIX
 
@@ -113,3 +113,27 @@ def partner_signing_key(settings: Settings, config: Config, partner: str, now: d
                          "(pin the fingerprint of its OpenPGP signing key)")
     # No margin: a key about to expire still verifies what it signed; an expired or revoked one does not.
     return load_signing_key(settings.keys / f"{partner}.asc", pinned, now=now, margin=timedelta(0))
+
+
+def mismatch(document: Any, expected: Mapping[str, Any], whose: str) -> str | None:
+    """The first of ``expected``'s fields the returned ``document`` gives otherwise, said plainly; else ``None``.
+
+    ``whose`` names what the values belong to ("the delivery's", "the notice's").
+    """
+    for name, value in expected.items():
+        if getattr(document, name) != value:
+            return f"{name} is {getattr(document, name)!r}, {whose} is {value!r}"
+    return None
+
+
+def signer_mismatch(signer_fingerprint: str, key: SigningKey, partner: str) -> str | None:
+    """Whether a returned document names, as its signer, the partner's pinned key (primary or signing subkey)."""
+    from transfers.crypto import normalise_fingerprint
+
+    try:
+        signer = normalise_fingerprint(signer_fingerprint)
+    except ValueError:
+        signer = signer_fingerprint
+    if signer in (key.fingerprint, key.signing_fingerprint):
+        return None
+    return f"signer_fingerprint {signer_fingerprint!r} is not {partner}'s pinned key {key.fingerprint}"

@@ -67,3 +67,13 @@ def parse_date(value: str | None, option: str = "--date") -> date:
     except ValueError:
         err.print(f"[bold red]error:[/] {option} {value!r} is not a date (YYYY-MM-DD)")
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def own_party(settings: Settings, given: str | None) -> str:
+    """The party a recipient's command acts as: ``--as``, else ``TRANSFERS_PARTY``; exit 2 saying how to set it."""
+    me = given or settings.party
+    if not me:
+        err.print("[bold red]error:[/] whose inbox? set TRANSFERS_PARTY (this deployment's Tier 1 signatory id) "
+                  "or pass --as PARTY")
+        raise typer.Exit(EXIT_CONFIG)
+    return me

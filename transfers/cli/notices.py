@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out
+from transfers.cli._console import EXIT_FAILED, err, fail, load_settings, new_table, out, own_party
 from transfers.errors import TransferError
 
 app = typer.Typer(help="Withdrawal and correction notices: act on those received, collect partners' confirmations.",
@@ -33,11 +33,7 @@ def apply(
     from transfers.receive.notices import apply_notices
 
     settings = load_settings()
-    me = party or settings.party
-    if not me:
-        err.print("[bold red]error:[/] whose inbox? set TRANSFERS_PARTY (this deployment's Tier 1 signatory id) "
-                  "or pass --as PARTY")
-        raise typer.Exit(EXIT_CONFIG)
+    me = own_party(settings, party)
     try:
         config = load_config(settings.config_dir)
         if flow is not None:

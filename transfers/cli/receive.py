@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, err, fail, load_settings, out, parse_date
+from transfers.cli._console import err, fail, load_settings, out, own_party, parse_date
 from transfers.errors import DeliveryPending, DeliveryRejected, TransferError
 
 #: Seconds between looks at the inbox while ``--wait`` runs.
@@ -37,11 +37,7 @@ def receive(
     from transfers.receive.run import receive as receive_delivery
 
     settings = load_settings()
-    me = party or settings.party
-    if not me:
-        err.print("[bold red]error:[/] whose inbox? set TRANSFERS_PARTY (this deployment's Tier 1 signatory id) "
-                  "or pass --as PARTY")
-        raise typer.Exit(EXIT_CONFIG)
+    me = own_party(settings, party)
     logical_date = parse_date(date_)
     deadline = time.monotonic() + wait
     try:
