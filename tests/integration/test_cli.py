@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -123,12 +124,23 @@ def test_run_refuses_a_flow_this_party_does_not_send(cli, world, monkeypatch):
     assert not world.delivered("inbound/mash")
 
 
+def _host_key_line() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
 def test_project_config_validates_with_committed_keys():
     runner = CliRunner()
     env = {k: None for k in os.environ if k.startswith("TRANSFERS_")}
-    # validate also checks each id resolves (not what it holds): placeholders stand in for the deployment's.
-    env |= {f"AIRFLOW_CONN_{conn_id.upper()}": "fs://placeholder"
-            for conn_id in ("cs_case_db", "syp_sftp", "rft_exports", "cs_sftp")}
+    # validate also checks each id resolves (not what it holds): placeholders stand in for the deployment's,
+    # and an SFTP connection must pin a well-formed host key (a public key made now, no server behind it).
+    env |= {f"AIRFLOW_CONN_{conn_id.upper()}": "fs://placeholder" for conn_id in ("cs_case_db", "rft_exports")}
+    env |= {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps({"conn_type": "sftp", "host": "sftp.partner.example",
+                                                            "extra": {"host_key": _host_key_line()}})
+            for conn_id in ("syp_sftp", "cs_sftp")}
     env["AIRFLOW_VAR_MASH_PSEUDONYM_KEY"] = "placeholder"
     env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"] = "placeholder"
     result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
