@@ -175,6 +175,8 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
                                 fields=list(delivery.fields), parts=delivery.parts())
     except DeliveryRejected as exc:
         _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened)
+        if exc.kind == "signature":
+            _signature_incident(settings, place, ledger, exc)
         raise
     receipt = _receipt(place, ledger, signer, status="accepted", reason="", received_at=received_at,
                        manifest_sha256=delivery.manifest_sha256, rows=delivery.rows,
@@ -316,3 +318,16 @@ def _collect(place: _Place) -> None:
             path.unlink(missing_ok=True)
     if place.mailbox is not None:
         place.mailbox.collect()
+
+
+def _signature_incident(settings: Settings, place: _Place, ledger: Ledger, exc: DeliveryRejected) -> None:
+    """A delivery's manifest or part signature failed here: a security incident seen by this recipient."""
+    from transfers.incidents import record_incident
+    from transfers.ledger.records.incidents import SIGNATURE_FAILED
+
+    where = exc.reason.split(":", 1)[0]  # our reasons start with the file's name
+    manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
+    record_incident(ledger, place.ref.agreement, what=SIGNATURE_FAILED, party=place.me, flow=place.ref.key,
+                    logical_date=place.logical_date, partner=place.sender, where=where,
+                    evidence=f"manifest sha256 {manifest_sha}" if manifest_sha else where, detail=exc.reason,
+                    settings=settings)
