@@ -174,9 +174,11 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
                                 received_at=received_at, destroy_by=delivery.destroy_by,
                                 fields=list(delivery.fields), parts=delivery.parts())
     except DeliveryRejected as exc:
+        # Hashed before quarantine moves the manifest away: the incident names the manifest that came.
+        manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
         _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened)
         if exc.kind == "signature":
-            _signature_incident(settings, place, ledger, exc)
+            _signature_incident(settings, place, ledger, exc, manifest_sha)
         raise
     receipt = _receipt(place, ledger, signer, status="accepted", reason="", received_at=received_at,
                        manifest_sha256=delivery.manifest_sha256, rows=delivery.rows,
@@ -320,13 +322,13 @@ def _collect(place: _Place) -> None:
         place.mailbox.collect()
 
 
-def _signature_incident(settings: Settings, place: _Place, ledger: Ledger, exc: DeliveryRejected) -> None:
+def _signature_incident(settings: Settings, place: _Place, ledger: Ledger, exc: DeliveryRejected,
+                        manifest_sha: str | None) -> None:
     """A delivery's manifest or part signature failed here: a security incident seen by this recipient."""
     from transfers.incidents import record_incident
     from transfers.ledger.records.incidents import SIGNATURE_FAILED
 
     where = exc.reason.split(":", 1)[0]  # our reasons start with the file's name
-    manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
     record_incident(ledger, place.ref.agreement, what=SIGNATURE_FAILED, party=place.me, flow=place.ref.key,
                     logical_date=place.logical_date, partner=place.sender, where=where,
                     evidence=f"manifest sha256 {manifest_sha}" if manifest_sha else where, detail=exc.reason,
