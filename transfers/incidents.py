@@ -1,8 +1,9 @@
 """Security incidents for breach assessment (issue 13 item 5, ISP protocol §6.2): recorded, and the IG contact told.
 
-``record_incident`` is the one hook every recording point calls (deliver and receipt collection on a
-host key that does not match, the receive step and receipt collection on a failed signature, encrypt on
-a key refused as revoked, privacy on a subject seen again after its withdrawal notice). It
+``record_incident`` is the one hook every recording point calls: a host key that does not match (deliver,
+receipt collection, the recipient's mailbox), a failed signature (the receive step on a manifest or part,
+receipt collection on a receipt), a recipient key refused as revoked (encrypt), a subject seen again after its
+withdrawal notice was sent (the privacy screen, ``withdrawn_subjects_seen``). It
 
 1. returns the incident already recorded, untouched, if this event was recorded before (one event is one
    incident: the dedupe key is (what, flow, date, partner, evidence));

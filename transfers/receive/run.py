@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from transfers.errors import ConfigError, DeliveryPending, DeliveryRejected
+from transfers.errors import ConfigError, DeliveryPending, DeliveryRejected, HostKeyMismatch
 from transfers.files import sha256_size, write_atomic
 from transfers.ledger.records import Received, RemoteFile
 from transfers.logs import get_logger
@@ -132,9 +132,18 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
     from transfers.receive.mailbox import Mailbox
 
     box = Mailbox.for_flow(settings, resolvers.connection, recipient, ref, logical_date)
-    with box.fetched() as pending:
-        place = _Place(ref, me, recipient, logical_date, box.cache, box)
-        return _receive(settings, config, place, resolvers, ledger, now, pending)
+    try:
+        with box.fetched() as pending:
+            place = _Place(ref, me, recipient, logical_date, box.cache, box)
+            return _receive(settings, config, place, resolvers, ledger, now, pending)
+    except HostKeyMismatch as exc:
+        from transfers.incidents import record_incident
+        from transfers.ledger.records.incidents import HOST_KEY_MISMATCH
+
+        record_incident(ledger, ref.agreement, what=HOST_KEY_MISMATCH, party=me, flow=ref.key,
+                        logical_date=logical_date, partner=ref.flow.from_, where=exc.address, evidence=exc.offered,
+                        detail=str(exc), settings=settings)
+        raise
 
 
 def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resolvers, ledger: Ledger,
