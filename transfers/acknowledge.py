@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 from transfers.errors import (
+    HostKeyMismatch,
     ReceiptInvalid,
     ReceiptOverdue,
     ReceiptPending,
@@ -94,8 +95,14 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
         return _answer(recorded, partner)
     where = returns_dir(disclosure, recipient)
     name = receipt_name(run.base_name)
-    with returns_session(run.settings, resolvers.connection, recipient, session) as opened:
-        document, signature = read_signed(opened, where, name, what="receipt", error=ReceiptInvalid)
+    try:
+        with returns_session(run.settings, resolvers.connection, recipient, session) as opened:
+            document, signature = read_signed(opened, where, name, what="receipt", error=ReceiptInvalid)
+    except HostKeyMismatch as exc:
+        from transfers.steps.deliver import host_key_incident
+
+        host_key_incident(run, ledger, partner, exc, exc.address)
+        raise
     if document is None:
         _not_yet(run, disclosure, partner, name, now)
     path = posixpath.join(where, name)
@@ -103,10 +110,11 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
     context = _Context(run, ledger, recipient, did, disclosure, path, receipt_sha)
     if signature is None:
         # The recipient writes the signature first: a receipt without one was not written by it.
-        context.refuse(f"{path}: no detached signature {name}{SIGNATURE_SUFFIX} beside it")
+        context.refuse(f"{path}: no detached signature {name}{SIGNATURE_SUFFIX} beside it", signature=True)
     key = _recipient_signing_key(run, partner, now)
     if _verify(document, signature, key) is None:
-        context.refuse(f"{path}: signature does not verify against {partner}'s pinned signing key {key.fingerprint}")
+        context.refuse(f"{path}: signature does not verify against {partner}'s pinned signing key {key.fingerprint}",
+                       signature=True)
     try:
         receipt = Receipt.parse(document, where=path)
     except ReceiptInvalid as exc:
@@ -265,11 +273,20 @@ class _Context:
     path: str
     receipt_sha256: str
 
-    def refuse(self, reason: str) -> NoReturn:
+    def refuse(self, reason: str, *, signature: bool = False) -> NoReturn:
+        """Record the refusal and raise; ``signature``: a missing or failed signature, also a security incident."""
         run = self.run
         entry, _created = self.ledger.record(ReceiptRefused(
             agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
             recipient=self.recipient.partner, delivery_id=self.did, reason=reason, receipt_sha256=self.receipt_sha256))
         log.error("receipt refused", **run._ctx(recipient=self.recipient.partner, ledger_seq=entry.seq))
+        if signature:
+            from transfers.incidents import record_incident
+            from transfers.ledger.records.incidents import SIGNATURE_FAILED
+
+            record_incident(self.ledger, run.ref.agreement, what=SIGNATURE_FAILED, party=run.ref.flow.from_,
+                            flow=run.ref.key, logical_date=run.logical_date, partner=self.recipient.partner,
+                            where=self.path, evidence=f"receipt sha256 {self.receipt_sha256}", detail=reason,
+                            settings=run.settings)
         raise ReceiptInvalid(f"{reason}; not counted as a receipt (recorded as receipt-refused, ledger entry "
                              f"{entry.seq}, receipt sha256 {self.receipt_sha256})")

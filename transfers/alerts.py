@@ -13,7 +13,8 @@ Who gets what, from the agreement's ``contacts``:
   the receiving partner's);
 * a quality block: the sending partner's ``data-owner`` contacts, with the scorecard's path;
 * a destruction certificate overdue: the controller's ``ig`` contacts;
-* an agreement due for review within ``REVIEW_WARNING_DAYS``: every partner's ``ig`` contacts.
+* an agreement due for review within ``REVIEW_WARNING_DAYS``: every partner's ``ig`` contacts;
+* a security incident (``transfers.incidents``): the ``ig`` contacts of the party that saw it (ours), at once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from transfers.errors import QualityBlocked, ReceiptOverdue, TransferError
 if TYPE_CHECKING:
     from transfers.agreement import Agreement, Config, Contact, FlowRef
     from transfers.ledger import Ledger
+    from transfers.ledger.records import Incident
 
 __all__ = ["REVIEW_WARNING_DAYS", "Alert", "certificate_overdue_alert", "claim_once", "daily_alerts",
-           "failure_alert", "quality_block_alert", "receipt_overdue_alert", "release_claim", "review_due",
+           "failure_alert", "incident_alert", "quality_block_alert", "receipt_overdue_alert", "release_claim", "review_due",
            "review_due_alert", "what_happened"]
 
 #: An agreement whose ``review_by`` is this many days away or fewer is announced to IG, once a day.
@@ -141,6 +143,45 @@ def certificate_overdue_alert(ref: FlowRef, logical_date: date | str, recipient:
                    "`transfers certificates` lists every disclosure past its destroy-by."),
         to=tuple(ref.agreement.contacts_of("ig", ref.agreement.retention.controller)),
     )
+
+
+_INCIDENT_WHAT = {
+    "host-key-mismatch": "an SFTP server offered a host key that is not the pinned one (a changed server or "
+                         "someone in the middle); nothing was sent to or read from it",
+    "signature-failed": "a signature did not verify (unsigned, signed by another key, or the signed file was "
+                        "changed); what it covered was refused, never loaded or counted",
+    "key-revoked": "a key was refused because its owner revoked it (it may have been compromised); nothing "
+                   "was encrypted to or verified with it",
+    "subject-after-withdrawal": "a subject whose withdrawal notice was already sent to the recipients appeared "
+                                "again in an extract; the row was excluded, check the source's withdrawals",
+}
+
+
+def incident_alert(agreement: Agreement, incident: Incident) -> Alert:
+    """A security incident for breach assessment (ISP protocol §6.2): the IG contacts of ``incident.party`` (the
+    party that saw it), at once. It names what, where and the evidence (fingerprints, hashes, file names), never
+    record values."""
+    day = incident.logical_date.isoformat() if incident.logical_date else "(no logical date)"
+    happened = _INCIDENT_WHAT.get(incident.what, incident.what)
+    body = "\n".join([
+        f"Agreement: {agreement.name} ({agreement.id})",
+        f"Flow: {incident.flow or '(none)'}",
+        f"Logical date: {day}",
+        f"Incident: {incident.what}, seen by {incident.party or 'this party'}",
+        f"Partner concerned: {incident.recipient or '(none)'}",
+        f"Where: {incident.where or '(not recorded)'}",
+        f"Evidence: {incident.evidence or '(none)'}",
+        f"What happened: {happened}",
+        f"Detail: {incident.detail[:_MAX_DETAIL] or '(none)'}",
+        "Next step: assess it as a possible breach under your organisation's policy (ISP protocol 6.2); "
+        "confirm keys with the partner by another channel before changing any pin or key. "
+        "`transfers report ig` lists the period's incidents.",
+        "",
+        "This message carries no record values; the ledger holds this incident as an `incident` entry.",
+    ])
+    return Alert(kind="incident",
+                 subject=f"[isp-transfers] SECURITY INCIDENT {incident.what}: {incident.flow or agreement.id} {day}",
+                 body=body, to=tuple(agreement.contacts_of("ig", incident.party or None)))
 
 
 def review_due(agreement: Agreement, today: date) -> bool:

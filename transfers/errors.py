@@ -126,11 +126,21 @@ class PrivacyError(TerminalError):
 
 
 class KeyRefused(TerminalError):
-    """The recipient's OpenPGP key must not be used."""
+    """The recipient's OpenPGP key must not be used. ``revoked``: refused because it (or its only usable
+    subkey) is revoked, a security incident (``transfers.incidents``) rather than a key that merely aged."""
+
+    def __init__(self, message: str, *, revoked: bool = False) -> None:
+        super().__init__(message)
+        self.revoked = revoked
 
 
 class HostKeyMismatch(TerminalError):
-    """The SFTP server's host key is not the pinned one."""
+    """The SFTP server's host key is not the pinned one. ``address`` (host:port) and ``offered`` (the offered
+    key's type and fingerprint) are set where the key was seen, for the incident record."""
+
+    def __init__(self, message: str, *, address: str = "", offered: str = "") -> None:
+        super().__init__(message)
+        self.address, self.offered = address, offered
 
 
 class DeliveryRefused(TerminalError):
@@ -205,11 +215,13 @@ class DeliveryRejected(TerminalError):
 
     Nothing was loaded; the files are kept encrypted in quarantine and a signed rejection is returned.
     ``reason`` is the short text the receipt and the ledger carry (names files and keys, never values).
+    ``kind`` is ``signature`` when a signature failed (unsigned, another signer, does not verify, weak hash),
+    a security incident (``transfers.incidents``); ``check`` for every other check.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, kind: str = "check") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.kind = reason, kind
 
 
 class ReceiptInvalid(TerminalError):

@@ -6,6 +6,11 @@ provider's ``SmtpNotifier`` through an Airflow SMTP connection.
 retention DAG calls ``send_daily_alerts`` once a day. The connection is ``TRANSFERS_ALERTS_CONN_ID``
 (default ``smtp_default``: ``AIRFLOW_CONN_SMTP_DEFAULT`` or any secrets backend), unless a contact
 names its own ``notifier`` connection.
+
+Security incidents (``transfers.incidents``) go through the same notifier: importing this module installs
+``incident_sender`` as the incidents' sender (the DAG file imports it, so every task records and notifies an
+incident through ``SmtpNotifier``), each incident claimed once; ``FlowFailureNotifier`` additionally sends,
+once each, the failed run's incidents whose notice did not go when they were recorded.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from transfers.alerts import Alert, claim_once, daily_alerts, failure_alert, release_claim
+from transfers.alerts import Alert, claim_once, daily_alerts, failure_alert, incident_alert, release_claim
+from transfers.incidents import Sender, install_sender, notice_key
 from transfers.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FlowFailureNotifier", "send_alert", "send_daily_alerts"]
+__all__ = ["FlowFailureNotifier", "incident_sender", "send_alert", "send_daily_alerts"]
 
 
 def send_alert(alert: Alert, settings: Settings, context: Mapping[str, Any]) -> int:
@@ -91,6 +97,27 @@ class FlowFailureNotifier(BaseNotifier):
         alert = failure_alert(ref, day, stage, context.get("exception"), partner=self.partner)
         if not _send_once(alert, settings, f"{dag_id} {run_id}", context):
             log.info("alert for %s %s already sent for this DAG run", dag_id, run_id)
+        _send_incidents(settings, ref.key, day, context)
+
+
+def _send_incidents(settings: Settings, flow: str, day: str, context: Mapping[str, Any]) -> None:
+    """The flow's incidents of ``day`` whose notice did not go when recorded, each once (best effort: the failure
+    alert went already, and an incident's record stands whatever happens here)."""
+    from transfers.agreement import load_config
+    from transfers.ledger.records import Incident
+
+    try:
+        config = load_config(settings.config_dir)
+        with settings.open_ledger() as ledger:
+            pending = [i for i in ledger.records(Incident, flow=flow)
+                       if not i.notified and (i.logical_date is None or i.logical_date.isoformat() == day)]
+        for incident in pending:
+            agreement = config.flow(flow).agreement
+            if _send_once(incident_alert(agreement, incident), settings, notice_key(incident), context):
+                log.warning("incident %s (ledger entry %s) sent to IG by the failure callback", incident.what,
+                            incident.seq)
+    except Exception as exc:
+        log.error("incident notices not sent by the failure callback: %s", type(exc).__name__)
 
 
 def send_daily_alerts(config_dir: Path | str, timezone: str, context: Mapping[str, Any]) -> dict[str, int]:
@@ -112,3 +139,19 @@ def send_daily_alerts(config_dir: Path | str, timezone: str, context: Mapping[st
             already += 1
     return {"sent": sent, "already_sent": already}
 
+
+
+def incident_sender(settings: Settings) -> Sender:
+    """The incidents' sender in Airflow: ``SmtpNotifier`` through the alerts connection, each incident claimed once
+    (``transfers.alerts.claim_once``), so the failure callback does not send it again."""
+
+    def send(alert: Alert, key: str) -> str:
+        if not _send_once(alert, settings, key, {}):
+            return "already sent (claimed) by another task"
+        return f"sent to {len(alert.addresses)} ig contact(s) through Airflow's SmtpNotifier"
+
+    return send
+
+
+# Every task that imports the DAG file (and so this module) records incidents and tells IG through Airflow.
+install_sender(incident_sender)

@@ -21,7 +21,7 @@ from tests.integration.conftest import LOGICAL_DATE, read_delivery
 from tests.integration.exchange_world import FLOW, RECIPIENT, SENDER, Exchange, exchange, police_keys, police_sshd
 from transfers.crypto import encrypt_to_file, load_own_signing_key, load_recipient_key, sign_detached
 from transfers.errors import DeliveryPending, DeliveryRejected, ReceiptRejected
-from transfers.ledger.records import Acknowledgement, Received
+from transfers.ledger.records import Acknowledgement, Incident, Received
 from transfers.receipt import RECEIPTS_DIR, Receipt, receipt_name
 
 __all__ = ["exchange", "police_keys", "police_sshd"]  # fixtures, imported for pytest
@@ -236,6 +236,13 @@ def test_a_bad_delivery_is_rejected_quarantined_and_answered_with_a_signed_rejec
     # A rejection found after the manifest's signature verified keeps the controller's date for the quarantine.
     part_level = case in {"part signed by another key", "part unsigned", "extra column", "missing column"}
     assert (json.loads((quarantine / "reason.json").read_text())["destroy_by"] is not None) == part_level
+    # A failed signature is also a security incident at the police (and only then), once.
+    with exchange.police.settings.open_ledger() as ledger:
+        incidents = list(ledger.records(Incident))
+    signature = case in {"part signed by another key", "part unsigned", "manifest signed by another key"}
+    assert [(i.what, i.party, i.recipient) for i in incidents] == (
+        [("signature-failed", RECIPIENT, SENDER)] if signature else [])
+    assert all(i.evidence.startswith("manifest sha256 ") for i in incidents)
     # The sender verifies the signed rejection and records it; its wait fails with the police's reason.
     with pytest.raises(ReceiptRejected, match=re.escape(named)):
         exchange.collect()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tests.integration.conftest import LOGICAL_DATE, sftp_conn
 from tests.integration.exchange_world import SENDER, Exchange, mailbox_exchange, police_keys, police_sshd
 from transfers.errors import DeliveryPending, DeliveryRejected, DeliveryUnavailable, HostKeyMismatch, ReceiptRejected
-from transfers.ledger.records import Acknowledgement, Received
+from transfers.ledger.records import Acknowledgement, Incident, Received
 from transfers.receipt import RECEIPTS_DIR, Receipt, receipt_name
 
 __all__ = ["mailbox_exchange", "police_keys", "police_sshd"]  # fixtures, imported for pytest
@@ -133,6 +133,11 @@ def test_a_mailbox_with_another_host_key_is_refused_before_anything_is_read(mail
     assert not (ex.inbox / RECEIPTS_DIR).exists()
     assert not _records(ex) and _rows(ex) == 0
     assert not (ex.police.settings.home / "inbox-cache").exists()
+    # A security incident at the police, naming the mailbox and the key it offered.
+    with ex.police.settings.open_ledger() as ledger:
+        [incident] = list(ledger.records(Incident))
+    assert (incident.what, incident.party) == ("host-key-mismatch", "south-yorkshire-police")
+    assert incident.where == f"{police_sshd.host}:{police_sshd.port}" and incident.evidence.startswith("ssh-")
 
 
 def test_a_receipt_upload_cut_short_and_a_crash_before_collecting_both_recover(mailbox_exchange, monkeypatch):

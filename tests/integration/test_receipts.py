@@ -19,7 +19,7 @@ from transfers.acknowledge import collect_receipt
 from transfers.agreement import load_config
 from transfers.crypto import load_own_signing_key, sign_detached
 from transfers.errors import ReceiptInvalid, ReceiptOverdue, ReceiptPending, ReceiptRejected
-from transfers.ledger.records import Acknowledgement, Disclosure, ReceiptRefused
+from transfers.ledger.records import Acknowledgement, Disclosure, Incident, ReceiptRefused
 from transfers.pipeline import run_flow
 from transfers.receipt import Receipt, ReceiptFile, delivery_id
 from transfers.steps.await_receipt import await_receipt
@@ -124,6 +124,21 @@ def test_a_receipt_signed_by_a_third_key_is_refused_not_acknowledged(world, deli
     assert _records(world, Acknowledgement) == []
     [refused] = _records(world, ReceiptRefused)
     assert refused.receipt_sha256 == hashlib.sha256(data).hexdigest()
+    # A security incident at the sender, once however often the receipt is looked at again.
+    with pytest.raises(ReceiptInvalid):
+        _collect(world)
+    [incident] = _records(world, Incident)
+    assert (incident.what, incident.party, incident.recipient) == ("signature-failed", "rotherham-childrens-services",
+                                                                   PARTNER)
+    assert incident.evidence == f"receipt sha256 {refused.receipt_sha256}"
+    assert incident.where.endswith(f"receipts/{BASE_A}.receipt.json") and "does not verify" in incident.detail
+
+
+def test_a_receipt_that_is_only_for_another_manifest_is_no_incident(world, delivered):
+    _return(world, delivered, _receipt(world, delivered, manifest_sha256="0" * 64))
+    with pytest.raises(ReceiptInvalid):
+        _collect(world)
+    assert _records(world, Incident) == []  # signed by the recipient: a refusal, not a security incident
 
 
 def test_a_receipt_for_another_manifest_is_refused(world, delivered):

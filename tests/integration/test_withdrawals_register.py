@@ -13,6 +13,7 @@ import pytest
 from tests.integration.conftest import LOGICAL_DATE, files_containing, read_delivery
 from tests.integration.privacy_world import edit_agreement, flow_of, notices, payloads, pseudonyms, sent, write_ed
 from transfers.devkit import synthetic
+from transfers.ledger.records import Incident, Notice
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
@@ -68,6 +69,18 @@ def test_a_withdrawal_stops_the_next_nights_disclosure_counts_it_and_shows_in_hi
     again = cli("consent", "withdraw", subject)
     assert again.exit_code == 0, again.output
     assert "mash-referrals: withdrawal already recorded in the withdrawals register" in again.output
+    # Met again after its notice went: a security incident, once per subject per notice (not once a night),
+    # naming the notice, never the subject.
+    night3 = LOGICAL_DATE + timedelta(days=1)
+    write_ed(world, synthetic.ed_attendances(30, LOGICAL_DATE), night3)
+    assert cli("run", "mash-referrals.B", "--date", night3.isoformat()).exit_code == 0
+    with world.settings.open_ledger() as ledger:
+        [incident] = list(ledger.records(Incident))
+        [notice] = list(ledger.records(Notice))
+    assert (incident.what, incident.flow, incident.recipient) == ("subject-after-withdrawal", "mash-referrals.B",
+                                                                  notice.recipient)
+    assert incident.evidence == f"withdrawal notice {notice.reference}" and LOGICAL_DATE.isoformat() in incident.where
+    assert subject not in str(incident.to_payload()) and pseudonym not in str(incident.to_payload())
 
 
 @pytest.mark.parametrize("override", [False, True])

@@ -174,3 +174,24 @@ def test_a_key_is_claimed_once_until_released(tmp_path: Path):
     assert claim_once(folder, "mash-referrals.A manual__2026-11-25")
     release_claim(folder, "mash-referrals.A manual__2026-11-25")
     assert claim_once(folder, "mash-referrals.A manual__2026-11-25")
+
+
+def test_an_incident_goes_to_the_ig_contacts_of_the_party_that_saw_it_with_no_record_value(config):
+    from transfers.alerts import incident_alert
+    from transfers.ledger.records import Incident
+
+    ref = config.flow("mash-referrals.A")
+    incident = Incident(agreement=ref.agreement.id, flow=ref.key, logical_date=DAY, recipient="south-yorkshire-police",
+                        what="host-key-mismatch", party="rotherham-childrens-services", where="sftp.syp.example:22",
+                        evidence="ssh-ed25519 SHA256:offeredkey", detail="SFTP server sftp.syp.example:22: not pinned")
+    alert = incident_alert(ref.agreement, incident)
+    assert alert.kind == "incident"
+    assert alert.addresses == ["information.governance@rotherham.example.org"]  # ours only, not the partner's IG
+    assert "SECURITY INCIDENT host-key-mismatch" in alert.subject and "mash-referrals.A" in alert.subject
+    for part in ("Logical date: 2026-11-25", "Partner concerned: south-yorkshire-police", "sftp.syp.example:22",
+                 "SHA256:offeredkey", "ISP protocol 6.2", "carries no record values"):
+        assert part in alert.body, part
+    # Seen by the recipient: the recipient's IG is told, not the sender's.
+    seen_there = Incident(agreement=ref.agreement.id, flow=ref.key, logical_date=DAY, what="signature-failed",
+                          party="south-yorkshire-police", recipient="rotherham-childrens-services")
+    assert incident_alert(ref.agreement, seen_there).addresses == ["data-protection@syp.example.police.uk"]

@@ -49,7 +49,7 @@ def report_ig(
               f"consent; {t['purged']} cop(ies) destroyed, {t['purge_failures']} failed; {t['held']} held, "
               f"{t['overdue']} overdue; {t['destroyed_at_recipients']} destroyed at recipients (certified), "
               f"{t['destruction_overdue']} overdue there; {t['lapsed']} agreement(s) lapsed, "
-              f"{t['due_for_review']} due for review")
+              f"{t['due_for_review']} due for review; {t['incidents']} security incident(s)")
     for path in paths:
         out.print(f"  {escape(str(path))}", highlight=False)
 

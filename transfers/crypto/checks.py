@@ -69,7 +69,7 @@ def check(key: Any, where: str, fpr: str, now: datetime, horizon: datetime, use:
     if weak:
         raise KeyRefused(f"{where}: primary key is {weak}; {_ACCEPTED}. Ask {who} for a stronger key")
     if any(s.type == SignatureType.KeyRevocation for s in key.__sig__):
-        raise KeyRefused(f"{where}: the key is revoked; ask {who} for their new key and its fingerprint")
+        raise KeyRefused(f"{where}: the key is revoked; ask {who} for their new key and its fingerprint", revoked=True)
     selfsig = _latest(
         _verified(
             key,
@@ -111,9 +111,12 @@ def check(key: Any, where: str, fpr: str, now: datetime, horizon: datetime, use:
             usable.append((candidate, expiry))
     if not usable:
         detail = "; ".join(problems) or f"no key or subkey is marked for {noun}"
+        # Revoked when a revoked key is among the refused and nothing else was wrong with the candidates.
+        revoked = bool(problems) and all(p.endswith(": revoked") for p in problems)
         raise KeyRefused(
             f"{where}: no usable {noun} key ({detail}); {_ACCEPTED}. "
-            f"Ask {who} for a current {noun} subkey"
+            f"Ask {who} for a current {noun} subkey",
+            revoked=revoked,
         )
     # Like gpg: the newest usable key for the use is the one its owner expects to be used.
     chosen, chosen_expiry = max(usable, key=lambda item: item[0].created)

@@ -65,16 +65,16 @@ def decrypt_verified(data: bytes, key: DecryptionKey, sender: SigningKey, *, whe
             raise DeliveryRejected(f"{where}: the decrypted message holds no literal data")
         signatures = list(inner.signatures)
         if not signatures:
-            raise DeliveryRejected(f"{where}: unsigned; every part must be signed by {pinned}")
+            raise DeliveryRejected(f"{where}: unsigned; every part must be signed by {pinned}", kind="signature")
         expected = sender.signing_key.fingerprint.keyid
         for sig in signatures:
             if sig.signer != expected:
-                raise DeliveryRejected(f"{where}: signed by key {sig.signer}, not {pinned}")
+                raise DeliveryRejected(f"{where}: signed by key {sig.signer}, not {pinned}", kind="signature")
             if sig.hash_algorithm not in _GOOD_HASHES or sig.type not in _DOCUMENT:
                 raise DeliveryRejected(f"{where}: signature by {sig.signer} uses {sig.hash_algorithm.name} / "
-                                       f"{sig.type.name}; a SHA-2 document signature is required")
+                                       f"{sig.type.name}; a SHA-2 document signature is required", kind="signature")
             if not _verifies(sender, inner, sig):
-                raise DeliveryRejected(f"{where}: the signature of {pinned} does not verify")
+                raise DeliveryRejected(f"{where}: the signature of {pinned} does not verify", kind="signature")
         return bytes(inner.message)
 
 

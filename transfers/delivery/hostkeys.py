@@ -210,7 +210,8 @@ class PinnedOnly(paramiko.RejectPolicy):
             if pin.matches(key) and pin.valid_on(self.today):
                 self.matched = pin
                 return
-        raise HostKeyMismatch(mismatch(self.address, self.pins, key, self.today))
+        raise HostKeyMismatch(mismatch(self.address, self.pins, key, self.today), address=self.address,
+                              offered=f"{key.get_name()} {key.fingerprint}")
 
 
 def mismatch(address: str, pins: tuple[HostKeyPin, ...], offered: paramiko.PKey, today: date) -> str:

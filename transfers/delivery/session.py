@@ -239,7 +239,8 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None, today: date |
             raise
         if isinstance(exc, paramiko.BadHostKeyException):
             # Not reached with empty known hosts; kept so a changed paramiko cannot turn it into another error.
-            raise HostKeyMismatch(mismatch(target.address, target.host_keys, exc.key, today)) from None
+            raise HostKeyMismatch(mismatch(target.address, target.host_keys, exc.key, today), address=target.address,
+                                  offered=f"{exc.key.get_name()} {exc.key.fingerprint}") from None
         if stalled:
             raise DeliveryUnavailable(
                 f"{where}: no answer within {timeout:g}s while {stalled}; the server or the link is stalled, "

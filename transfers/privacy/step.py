@@ -206,6 +206,10 @@ class Screening:
                     **columns, legal_basis=basis.legal_basis, ground=basis.ground,
                     justification=basis.justification, override_opt_outs=basis.override_opt_outs,
                     rows=self.rows_sent, opt_outs_overridden=dict(self.overridden)))
+        if ledger is not None and self.notified_seen:
+            from transfers.incidents import withdrawn_subjects_seen
+
+            withdrawn_subjects_seen(ledger, run, self.notified_seen)
         run.staging.write_json("subjects_ref", self.ref if self.index is not None else None)
         withdrawn = sorted(self.lists.withdrawn | self.lists.restricted)
         # Notified subjects met again are included so a notice that failed at `consent withdraw`, or a

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from transfers.errors import ConfigError, DeliveryPending, DeliveryRejected
+from transfers.errors import ConfigError, DeliveryPending, DeliveryRejected, HostKeyMismatch
 from transfers.files import sha256_size, write_atomic
 from transfers.ledger.records import Received, RemoteFile
 from transfers.logs import get_logger
@@ -132,9 +132,18 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
     from transfers.receive.mailbox import Mailbox
 
     box = Mailbox.for_flow(settings, resolvers.connection, recipient, ref, logical_date)
-    with box.fetched() as pending:
-        place = _Place(ref, me, recipient, logical_date, box.cache, box)
-        return _receive(settings, config, place, resolvers, ledger, now, pending)
+    try:
+        with box.fetched() as pending:
+            place = _Place(ref, me, recipient, logical_date, box.cache, box)
+            return _receive(settings, config, place, resolvers, ledger, now, pending)
+    except HostKeyMismatch as exc:
+        from transfers.incidents import record_incident
+        from transfers.ledger.records.incidents import HOST_KEY_MISMATCH
+
+        record_incident(ledger, ref.agreement, what=HOST_KEY_MISMATCH, party=me, flow=ref.key,
+                        logical_date=logical_date, partner=ref.flow.from_, where=exc.address, evidence=exc.offered,
+                        detail=str(exc), settings=settings)
+        raise
 
 
 def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resolvers, ledger: Ledger,
@@ -174,7 +183,11 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
                                 received_at=received_at, destroy_by=delivery.destroy_by,
                                 fields=list(delivery.fields), parts=delivery.parts())
     except DeliveryRejected as exc:
+        # Hashed before quarantine moves the manifest away: the incident names the manifest that came.
+        manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
         _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened)
+        if exc.kind == "signature":
+            _signature_incident(settings, place, ledger, exc, manifest_sha)
         raise
     receipt = _receipt(place, ledger, signer, status="accepted", reason="", received_at=received_at,
                        manifest_sha256=delivery.manifest_sha256, rows=delivery.rows,
@@ -316,3 +329,16 @@ def _collect(place: _Place) -> None:
             path.unlink(missing_ok=True)
     if place.mailbox is not None:
         place.mailbox.collect()
+
+
+def _signature_incident(settings: Settings, place: _Place, ledger: Ledger, exc: DeliveryRejected,
+                        manifest_sha: str | None) -> None:
+    """A delivery's manifest or part signature failed here: a security incident seen by this recipient."""
+    from transfers.incidents import record_incident
+    from transfers.ledger.records.incidents import SIGNATURE_FAILED
+
+    where = exc.reason.split(":", 1)[0]  # our reasons start with the file's name
+    record_incident(ledger, place.ref.agreement, what=SIGNATURE_FAILED, party=place.me, flow=place.ref.key,
+                    logical_date=place.logical_date, partner=place.sender, where=where,
+                    evidence=f"manifest sha256 {manifest_sha}" if manifest_sha else where, detail=exc.reason,
+                    settings=settings)

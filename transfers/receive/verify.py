@@ -174,10 +174,11 @@ def _check_signature(data: bytes, signature: bytes, key: SigningKey, sender: str
     pinned = f"{sender}'s pinned signing key {key.fingerprint}"
     issuer = signature_issuer(signature)
     if issuer is None:
-        raise DeliveryRejected(f"{name}{SIGNATURE_SUFFIX}: not an OpenPGP signature")
+        raise DeliveryRejected(f"{name}{SIGNATURE_SUFFIX}: not an OpenPGP signature", kind="signature")
     if issuer != key.signing_key.fingerprint.keyid:
-        raise DeliveryRejected(f"{name}: signed by key {issuer}, not {pinned}")
-    raise DeliveryRejected(f"{name}: the signature of {pinned} does not verify (the manifest was changed)")
+        raise DeliveryRejected(f"{name}: signed by key {issuer}, not {pinned}", kind="signature")
+    raise DeliveryRejected(f"{name}: the signature of {pinned} does not verify (the manifest was changed)",
+                           kind="signature")
 
 
 def _parse(data: bytes, name: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ Sections:
     holds           legal holds in force: what each keeps from destruction, why, by whom, since when
     held            every copy held now with its due date; overdue ones highlighted
     agreements      agreements lapsed or due for review within 30 days
+    incidents       security incidents recorded in the period (ISP protocol 6.2), highlighted: what, where, the
+                    partner concerned, the evidence, and whether the IG contact was told at once
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import Config
 from transfers.files import write_atomic
-from transfers.ledger.records import Destroyed, Disclosure, Purged, PurgeFailed, SharedWithoutConsent, stamp
+from transfers.ledger.records import Destroyed, Disclosure, Incident, Purged, PurgeFailed, SharedWithoutConsent, stamp
 from transfers.reports.destruction import DisclosureDestruction, destruction_statuses
 from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
 
@@ -77,8 +79,9 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
     purges: list[dict] = []
     failures: list[dict] = []
     destroyed: list[dict] = []
-    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, Destroyed, since=since,
-                                 until=until):
+    incidents: list[dict] = []
+    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, Destroyed, Incident,
+                                 since=since, until=until):
         entry = record.entry
         assert entry is not None  # read back: every record has its entry
         if isinstance(record, Disclosure):
@@ -115,6 +118,13 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                               "rows": record.rows, "held_rows": record.held_rows, "complete": record.complete,
                               "destroy_by": record.destroy_by or "", "destroyed_at": stamp(record.destroyed_at),
                               "rule": record.rule, "verified": record.verified})
+        elif isinstance(record, Incident):
+            incidents.append({"seq": entry.seq, "at": entry.at.isoformat(timespec="seconds"),
+                              "agreement": entry.agreement, "flow": entry.flow or "",
+                              "logical_date": _day(entry.logical_date), "what": record.what, "party": record.party,
+                              "partner": entry.recipient or "", "partner_name": names(entry.recipient or ""),
+                              "where": record.where, "evidence": record.evidence, "detail": record.detail,
+                              "notified": record.notified, "notice": record.notice})
         elif isinstance(record, PurgeFailed):
             failures.append({"seq": entry.seq, "flow": entry.flow, "place": record.place, "path": record.path,
                              "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
@@ -157,8 +167,9 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                                                                     g["recipient"] or "", g["period"])),
         "receipts": receipts, "destruction": destruction, "grace_days": grace, "without_consent": without,
         "purges": purges, "destroyed": destroyed, "holds": holds, "purge_failures": failures, "held": held,
-        "agreements": agreements,
-        "totals": {"disclosures": sum(g["disclosures"] for g in disclosures.values()),
+        "agreements": agreements, "incidents": incidents,
+        "totals": {"incidents": len(incidents),
+                   "incidents_not_notified": sum(1 for i in incidents if not i["notified"]),"disclosures": sum(g["disclosures"] for g in disclosures.values()),
                    "rows": sum(g["rows"] for g in disclosures.values()),
                    "acknowledged": sum(1 for r in receipts if r["status"] == "acknowledged"),
                    "rejected": sum(1 for r in receipts if r["status"] == "rejected"),
@@ -225,6 +236,8 @@ _CSV = {
     "holds": ["seq", "scope", "agreement", "target", "reason", "by", "since"],
     "held": ["place", "store", "flow", "path", "recipient", "created", "due", "rule", "overdue", "days_left"],
     "agreements": ["id", "name", "version", "in_force", "review_by", "status", "days_to_review", "file"],
+    "incidents": ["seq", "at", "what", "agreement", "flow", "logical_date", "party", "partner", "where", "evidence",
+                  "notified", "notice", "detail"],
 }
 
 

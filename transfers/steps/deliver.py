@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from transfers.errors import StateError
+from transfers.errors import HostKeyMismatch, StateError
 from transfers.ledger.records import DeliveryIntent, Disclosure, RemoteFile
 from transfers.logs import get_logger
 
@@ -67,13 +67,17 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
                                 resolvers.connection)
     record_intent(run, recipient, target, manifest, ledger)
     receipts = []
-    with open_sftp(target) as session:
-        # Data files first, the manifest last: a recipient that sees the manifest
-        # knows every file it lists, and the manifest's signature, is complete.
-        for item in manifest["files"]:
-            receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
-        receipts.append(deliver_file(session, signature, signature.name))
-        receipts.append(deliver_file(session, manifest_path, manifest_path.name))
+    try:
+        with open_sftp(target) as session:
+            # Data files first, the manifest last: a recipient that sees the manifest
+            # knows every file it lists, and the manifest's signature, is complete.
+            for item in manifest["files"]:
+                receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
+            receipts.append(deliver_file(session, signature, signature.name))
+            receipts.append(deliver_file(session, manifest_path, manifest_path.name))
+    except HostKeyMismatch as exc:
+        host_key_incident(run, ledger, partner, exc, f"{target.host}:{target.port}")
+        raise
     statuses = {r.status for r in receipts}
     status = "reconciled" if statuses == {"reconciled"} else "delivered"
     # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
@@ -112,3 +116,13 @@ def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manife
     ledger.record(DeliveryIntent(
         agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=recipient.partner,
         disclosure_key=key, host=f"{target.host}:{target.port}", remote_dir=directory, files=tuple(files)))
+
+
+def host_key_incident(run: FlowRun, ledger: Ledger, partner: str, exc: HostKeyMismatch, address: str) -> None:
+    """A partner's server offered a key that is not pinned: a security incident seen by the sender."""
+    from transfers.incidents import record_incident
+    from transfers.ledger.records.incidents import HOST_KEY_MISMATCH
+
+    record_incident(ledger, run.ref.agreement, what=HOST_KEY_MISMATCH, party=run.ref.flow.from_, flow=run.ref.key,
+                    logical_date=run.logical_date, partner=partner, where=exc.address or address,
+                    evidence=exc.offered, detail=str(exc), settings=run.settings)

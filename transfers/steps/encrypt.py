@@ -160,6 +160,13 @@ def _recipient_key(run: FlowRun, recipient: Recipient, ledger: Ledger) -> Recipi
             ledger.record(refused)
         except TransferError as ledger_exc:  # the refusal still stops the run; say the record is missing
             log.error("key refusal not recorded in the ledger", **run._ctx(error=str(ledger_exc)))
+        if exc.revoked:
+            from transfers.incidents import record_incident
+            from transfers.ledger.records.incidents import KEY_REVOKED
+
+            record_incident(ledger, run.ref.agreement, what=KEY_REVOKED, party=run.ref.flow.from_, flow=run.ref.key,
+                            logical_date=run.logical_date, partner=recipient.partner, where=recipient.key_file,
+                            evidence=recipient.pgp_fingerprint, detail=str(exc), settings=run.settings)
         raise
 
 

@@ -63,6 +63,9 @@ def _rejected(data: bytes, parties, **kwargs) -> str:
         decrypt_verified(data, parties["own"], parties["pinned"], where="x_part001of002.csv.pgp", **kwargs)
     reason = caught.value.reason
     assert reason.startswith("x_part001of002.csv.pgp: ") and "BEGIN PGP" not in reason
+    # A failed signature is tagged as such (a security incident at the recipient); no other check is.
+    signature = ("signed by", "unsigned", "does not verify", "not an OpenPGP signature", "document signature")
+    assert caught.value.kind == ("signature" if any(w in reason for w in signature) else "check"), reason
     assert "R000001" not in reason  # never content
     return reason
 

@@ -55,8 +55,9 @@ def test_the_pinned_fingerprint_may_be_written_as_gpg_prints_it(gpg_partner):
 def test_an_expired_key_is_refused(gpg_home, tmp_path):
     fpr, path = make_key(gpg_home, tmp_path, algo="cv25519", expire="1y", created=datetime(2020, 1, 1))
 
-    with pytest.raises(KeyRefused, match=r"expired on 2020-12-3\d"):
+    with pytest.raises(KeyRefused, match=r"expired on 2020-12-3\d") as expired:
         load_recipient_key(path, fpr)
+    assert not expired.value.revoked
 
 
 @pytest.mark.integration
@@ -112,6 +113,7 @@ def test_a_revoked_key_is_refused(gpg_home, tmp_path):
     with pytest.raises(KeyRefused, match="revoked") as caught:
         load_recipient_key(path, fpr)
     assert str(path) in str(caught.value)
+    assert caught.value.revoked  # a security incident (transfers.incidents), not a key that merely aged
 
 
 @pytest.mark.integration
@@ -120,8 +122,9 @@ def test_a_revoked_encryption_subkey_is_refused(gpg_home, tmp_path):
     gpg_home.revoke_subkey(fpr)
     gpg_home.export_public(fpr, path)
 
-    with pytest.raises(KeyRefused, match=r"subkey [0-9A-F]{40}: revoked"):
+    with pytest.raises(KeyRefused, match=r"subkey [0-9A-F]{40}: revoked") as caught:
         load_recipient_key(path, fpr)
+    assert caught.value.revoked
 
 
 @pytest.mark.integration

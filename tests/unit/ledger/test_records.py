@@ -21,6 +21,7 @@ from transfers.ledger.records import (
     Destroyed,
     DestructionCertified,
     Disclosure,
+    Incident,
     LegalHold,
     Notice,
     NoticeApplied,
@@ -125,6 +126,9 @@ def _samples() -> list:
                         applied_at=AT.isoformat(), recipient_ledger_head={"seq": 7, "hash": "ee" * 32}),
         NoticeConfirmationRefused(agreement="mash-referrals", flow=FLOW, recipient="syp", reference="d22d80aa7c4f",
                                   reason="signature does not verify", confirmation_sha256="cd" * 32),
+        Incident(**COLUMNS, recipient="syp", what="host-key-mismatch", party="cs", where="sftp.syp.example:22",
+                 evidence="ssh-ed25519 SHA256:abc", detail="SFTP server sftp.syp.example:22: host key ... not pinned",
+                 notified=True, notice="emailed ig@cs.example"),
     ]
 
 
@@ -139,7 +143,8 @@ def test_every_kind_written_today_has_a_record():
                           "delivery-intent", "disclosure", "withdrawal", "notice", "archive", "purge", "purge-failed",
                           "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold",
                           "destruction-certified", "certificate-refused", "notice-applied", "notice-refused",
-                          "notice-confirmed", "notice-confirmation-refused", "certificate-issued"}
+                          "notice-confirmed", "notice-confirmation-refused", "certificate-issued",
+                          "incident"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -223,11 +228,11 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     records = list(old_ledger.records())
     # Every kind written in 2026-11; the exchange's kinds (receipt, acknowledgement, receipt-refused) and the
     # recipient's retention kinds (destroyed, legal-hold), the controller's certificate kinds and a notice's
-    # round trip came later.
+    # round trip and security incidents came later.
     assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {
         "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold", "destruction-certified",
         "certificate-refused", "notice-applied", "notice-refused", "notice-confirmed", "notice-confirmation-refused",
-        "certificate-issued"}
+        "certificate-issued", "incident"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

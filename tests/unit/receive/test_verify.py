@@ -132,6 +132,9 @@ def rejected(inbox: Path, keys: Keys, *, read: bool = False, **kwargs: Any) -> s
                 pass
     reason = caught.value.reason
     assert SECRET_VALUE not in reason and "HYPERLINK" not in reason and "BEGIN PGP" not in reason
+    # A failed signature is tagged as such (a security incident at the recipient); no other check is.
+    signature = ("signed by", "unsigned", "does not verify", "not an OpenPGP signature", "document signature")
+    assert caught.value.kind == ("signature" if any(w in reason for w in signature) else "check"), reason
     return reason
 
 

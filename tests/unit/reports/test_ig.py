@@ -12,7 +12,7 @@ import pytest
 
 from transfers.agreement import load_config
 from transfers.ledger import Ledger
-from transfers.ledger.records import DestructionCertified, Disclosure
+from transfers.ledger.records import DestructionCertified, Disclosure, Incident
 from transfers.receipt import delivery_id
 from transfers.reports.ig import build, render_csv, render_html
 from transfers.settings import PROJECT_ROOT, Settings
@@ -35,6 +35,14 @@ def doc(tmp_path):
             delivery_id=delivery_id("mash-referrals", "A", OLD.isoformat(), SYP), certificate_sha256="ef" * 32,
             rows=12, destroyed_at="2032-05-01T03:00:00+00:00", signer_fingerprint="F" * 40,
             rule="controller rotherham-childrens-services P6Y"))
+        ledger.record(Incident(agreement="mash-referrals", flow="mash-referrals.A", logical_date=RECENT, recipient=SYP,
+                               what="host-key-mismatch", party="rotherham-childrens-services",
+                               where="sftp.syp.example:22", evidence="ssh-ed25519 SHA256:offered",
+                               detail="host key not pinned", notified=False, notice="not sent: no SMTP connection",
+                               at=datetime(2026, 11, 20, 2, 0, tzinfo=UTC)))
+        ledger.record(Incident(agreement="mash-referrals", flow="mash-referrals.A", logical_date=OLD, recipient=SYP,
+                               what="signature-failed", party="rotherham-childrens-services", evidence="sha256 ab",
+                               at=datetime(2025, 5, 1, 2, 0, tzinfo=UTC)))  # before the period: not listed
         yield build(settings, config, ledger, date(2026, 1, 1), date(2026, 12, 31), now=NOW)
 
 
@@ -71,3 +79,17 @@ def test_the_csvs_carry_destroy_by_and_the_certificate(doc):
     receipts = list(csv.DictReader(io.StringIO(render_csv(doc, "receipts"))))
     assert {r["logical_date"]: r["destruction"] for r in receipts} == {
         OLD.isoformat(): "destroyed", NEWER.isoformat(): "overdue", RECENT.isoformat(): "not-due"}
+
+
+def test_incidents_of_the_period_are_listed_highlighted_and_counted(doc):
+    assert [(i["what"], i["partner"], i["evidence"]) for i in doc["incidents"]] == [
+        ("host-key-mismatch", SYP, "ssh-ed25519 SHA256:offered")]
+    assert (doc["totals"]["incidents"], doc["totals"]["incidents_not_notified"]) == (1, 1)
+    html = render_html(doc)
+    section = html[html.index('<section id="incidents">'):html.index('<section id="disclosures">')]
+    [row] = re.findall(r'<tr class="incident overdue">(.*?)</tr>', section, re.S)
+    assert "host-key-mismatch" in row and "sftp.syp.example:22" in row and "NO: not sent" in row
+    assert re.search(r'id="total-incidents">1<', html) and 'class="n overdue" id="total-incidents"' in html
+    rows = list(csv.DictReader(io.StringIO(render_csv(doc, "incidents"))))
+    assert [(r["what"], r["where"], r["notified"]) for r in rows] == [
+        ("host-key-mismatch", "sftp.syp.example:22", "False")]

@@ -24,7 +24,7 @@ without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
 destroyed at the recipient, legal holds), ``certificates`` (a destruction certificate issued at the
 recipient, verified or refused at the controller), ``notices`` (a notice applied or refused at the recipient,
-its confirmation recorded or refused at the sender).
+its confirmation recorded or refused at the sender), ``incidents`` (a security incident for breach assessment).
 Import the classes from here.
 """
 
@@ -36,6 +36,7 @@ from transfers.ledger.records.certificates import CertificateIssued, Certificate
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
+from transfers.ledger.records.incidents import Incident
 from transfers.ledger.records.notices import (
     NoticeApplied,
     NoticeConfirmationRefused,
@@ -47,7 +48,7 @@ from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityR
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
 __all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateIssued", "CertificateRefused", "DeliveryIntent", "Destroyed",
-           "DestructionCertified", "Disclosure", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
+           "DestructionCertified", "Disclosure", "Incident", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
            "NoticeConfirmed", "NoticeRefused", "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged",
            "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
            "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
@@ -57,7 +58,7 @@ KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
     Destroyed, LegalHold, DestructionCertified, CertificateRefused, NoticeApplied, NoticeRefused, NoticeConfirmed,
-    NoticeConfirmationRefused, CertificateIssued)}
+    NoticeConfirmationRefused, CertificateIssued, Incident)}
 
 
 def record_of(entry: Entry) -> Record | None:
