@@ -95,7 +95,7 @@ def collect_certificates(settings: Settings, config: Config, ledger: Ledger, con
             results.append(_result(state, "error", f"{state.recipient} is no longer a recipient of {ref.key} in the "
                                                    f"agreement: its connection is unknown"))
             continue
-        groups.setdefault((recipient.partner, recipient.sftp), []).append((state, ref, recipient))
+        groups.setdefault((recipient.partner, recipient.sftp_connection), []).append((state, ref, recipient))
     for (partner, _conn), members in groups.items():
         try:
             key = partner_signing_key(settings, config, partner, now)

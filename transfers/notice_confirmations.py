@@ -138,7 +138,7 @@ def _collect_flow(settings: Settings, config: Config, ledger: Ledger, connection
         return
     from transfers.delivery import SftpTarget, open_sftp
 
-    target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
+    target = SftpTarget.from_connection(connection(recipient.sftp_connection), recipient, settings=settings)
     with open_sftp(target) as opened:
         for notice in notices:
             _collect_one(ledger, opened, ref.flow.from_, recipient, key, notice)

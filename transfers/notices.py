@@ -176,7 +176,7 @@ def _send_one(settings: Settings, config: Config, ledger: Ledger, connection: Ca
         private_dir(local.parent)
         encrypt_to_file(json.dumps(notice, indent=2).encode(), key, local, filename=name.removesuffix(".pgp"),
                         signer=signers[ref.flow.from_])
-    target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
+    target = SftpTarget.from_connection(connection(recipient.sftp_connection), recipient, settings=settings)
     with open_sftp(target) as session:
         receipt = deliver_file(session, local, name)
     entry, _created = ledger.record(Notice(

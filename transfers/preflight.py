@@ -69,7 +69,9 @@ def named_ids(ref: FlowRef) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The connection ids (with what each is for) and secret names a flow's runs resolve."""
     flow = ref.flow
     connections: dict[str, list[str]] = {}
-    uses = [(flow.source.connection, "source")] + [(r.sftp, f"SFTP to {r.partner}") for r in flow.to]
+    uses = [(flow.source.connection, "source")] + [
+        (r.sftp_connection, f"SFTP to {r.partner}") if r.mesh is None else (r.mesh.connection, f"MESH to {r.partner}")
+        for r in flow.to]
     for source, what in ((flow.consent.consent_register, "consent register"), (flow.consent.opt_outs, "opt-out list")):
         if source is not None:
             uses.append((source.connection, what))
@@ -141,8 +143,9 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         checks.append(lists)
     for recipient in flow.to:
         day = today or datetime.now(UTC).date()
-        sftp = _run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection, day))
-        checks.append(replace(sftp, warning=connection_pin_warning(connection, recipient.sftp, day, KEY_MARGIN)))
+        if recipient.sftp is not None:  # a MESH recipient has no SFTP server to probe
+            sftp = _run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection, day))
+            checks.append(replace(sftp, warning=connection_pin_warning(connection, recipient.sftp, day, KEY_MARGIN)))
         checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
     if protocol is not None:
         checks.append(_run(ref, f"signing key {flow.from_}", partial(_signing_key, ref, protocol, secret)))
@@ -189,7 +192,7 @@ def _sftp(recipient: Recipient, connection: ConnLookup, today: date) -> str:
     from transfers.delivery import SftpTarget, open_sftp
     from transfers.delivery.probe import probe_remote_dir
 
-    target = SftpTarget.from_connection(connection(recipient.sftp), recipient)
+    target = SftpTarget.from_connection(connection(recipient.sftp_connection), recipient)
     with open_sftp(target, today=today) as session:
         try:
             writable = probe_remote_dir(session)
@@ -281,7 +284,7 @@ def _receiving(inbound: Inbound, secret: SecretLookup, settings: Settings, proto
 
 def _inbox(inbound: Inbound, settings: Settings) -> str:
     """The flow's inbox directory exists and is usable, or its nearest existing parent lets us make it."""
-    directory = settings.inbox / inbound.recipient.path
+    directory = settings.inbox / inbound.recipient.remote_path
     existing = directory
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -50,7 +50,7 @@ def returns_session(settings: Settings, connection: Callable[[str], ConnInfo], r
         return
     from transfers.delivery import SftpTarget, open_sftp
 
-    target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
+    target = SftpTarget.from_connection(connection(recipient.sftp_connection), recipient, settings=settings)
     with open_sftp(target) as opened:
         yield opened
 

@@ -131,12 +131,30 @@ UploadMode = Literal["atomic", "rename", "direct"]
 VerifyMode = Literal["read-back", "size", "receipt"]
 
 
+_MESH_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class MeshRoute(_Strict):
+    """A recipient reached through NHS MESH instead of SFTP (``transfers.delivery.mesh``).
+
+    ``connection`` names an Airflow connection holding the *sender's own* MESH mailbox: ``login`` =
+    mailbox id, ``password`` = mailbox password, ``host`` = the MESH base URL (``https://...``),
+    ``extra`` = ``{"shared_key": ..., "cert": ..., "key": ..., "ca": ...}`` (client certificate, key
+    and CA bundle paths for the real MESH; none for the local sandbox).
+    """
+
+    mailbox: str = Field(pattern=_MESH_ID)  # the recipient's MESH mailbox id
+    workflow_id: str = Field(pattern=_MESH_ID)  # the MESH workflow id both mailboxes are registered for
+    connection: ConnectionId
+
+
 class Recipient(_Strict):
-    """One recipient of a flow and how its copy reaches it."""
+    """One recipient of a flow and how its copy reaches it: ``sftp`` (with ``path``) or ``mesh``, never both."""
 
     partner: str
-    sftp: ConnectionId  # connection id resolved at run time (Airflow Connection / env)
-    path: str  # remote directory, relative to the SFTP login directory
+    sftp: ConnectionId | None = None  # connection id resolved at run time (Airflow Connection / env)
+    path: str | None = None  # remote directory, relative to the SFTP login directory (sftp only)
+    mesh: MeshRoute | None = None  # NHS MESH instead of SFTP
     pgp_fingerprint: str
     pgp_key: str | None = None  # file under keys/; default <partner>.asc
     sftp_timeout: float | None = Field(default=None, gt=0, le=3600)  # seconds per SFTP wait; default the setting
@@ -145,8 +163,32 @@ class Recipient(_Strict):
 
     @field_validator("path")
     @classmethod
-    def _path(cls, value: str) -> str:
-        return check_relative_path(value, "remote path")
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else check_relative_path(value, "remote path")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Recipient:
+        if (self.sftp is None) == (self.mesh is None):
+            raise ValueError(f"recipient {self.partner!r} needs exactly one of 'sftp' or 'mesh'")
+        if self.sftp is not None and self.path is None:
+            raise ValueError(f"recipient {self.partner!r}: an sftp recipient needs 'path'")
+        if self.mesh is not None and self.path is not None:
+            raise ValueError(f"recipient {self.partner!r}: 'path' is for sftp; a mesh recipient has none")
+        return self
+
+    @property
+    def sftp_connection(self) -> str:
+        """The SFTP connection id; raises ``ValueError`` for a MESH recipient (callers that only speak SFTP)."""
+        if self.sftp is None:
+            raise ValueError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
+        return self.sftp
+
+    @property
+    def remote_path(self) -> str:
+        """The SFTP remote directory; raises ``ValueError`` for a MESH recipient."""
+        if self.path is None:
+            raise ValueError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
+        return self.path
 
     _fingerprint = field_validator("pgp_fingerprint")(classmethod(lambda cls, v: pinned_fingerprint(v)))
 

@@ -181,7 +181,7 @@ class SftpTarget:
             host_keys=pins if conn.extra.get("host_keys") else (),
             password=conn.password,
             private_key=conn.extra.get("private_key"),
-            remote_dir=recipient.path,
+            remote_dir=recipient.remote_path,
             timeout=timeout,
             upload=recipient.upload,
             verify=recipient.verify,

@@ -136,7 +136,7 @@ def main() -> int:  # a linear script reads best as one function
         for ref in config.flows():  # every sender of a flow to this party gets its connection
             for recipient in ref.flow.to:
                 if recipient.partner == party.id:
-                    parties[ref.flow.from_].env[f"AIRFLOW_CONN_{recipient.sftp.upper()}"] = json.dumps({
+                    parties[ref.flow.from_].env[f"AIRFLOW_CONN_{recipient.sftp_connection.upper()}"] = json.dumps({
                         "conn_type": "sftp", "host": "127.0.0.1", "port": server.port, "login": "transfers",
                         "extra": {"host_key": server.host_key_line, "private_key": private}})
 

@@ -99,7 +99,7 @@ def _issue(settings: Settings, config: Config, ledger: Ledger, resolvers: Resolv
     elif settings.mailbox:
         digest, sent_to = _upload(settings, resolvers, recipient, ref, certificate, signer, destroyed), "mailbox"
     else:
-        folder = settings.inbox / recipient.path / RECEIPTS_DIR
+        folder = settings.inbox / recipient.remote_path / RECEIPTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         digest, sent_to = write_certificate(folder, certificate, signer), "inbox"
     ledger.record(CertificateIssued(agreement=ref.agreement.id, flow=ref.key, logical_date=destroyed.logical_date,

@@ -149,7 +149,7 @@ def _opened(settings: Settings, resolvers: Resolvers, item: Inbound, me: str, at
         return found is not None and found["prefix"] + "_" == prefix and "/" not in name and "\\" not in name
 
     if not settings.mailbox:
-        directory = settings.inbox / item.recipient.path
+        directory = settings.inbox / item.recipient.remote_path
         names = sorted(p.name for p in directory.iterdir()
                        if p.is_file() and not p.is_symlink() and ours(p.name)) if directory.is_dir() else []
         yield _Place(item, me, directory, names=names)

@@ -127,7 +127,7 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
     """
     recipient = _recipient(ref, me)
     if not settings.mailbox:
-        place = _Place(ref, me, recipient, logical_date, settings.inbox / recipient.path)
+        place = _Place(ref, me, recipient, logical_date, settings.inbox / recipient.remote_path)
         return _receive(settings, config, place, resolvers, ledger, now)
     from transfers.receive.mailbox import Mailbox
 

@@ -59,7 +59,7 @@ def delete_group(items: list[PurgeItem], ref: FlowRef, connection: Callable[[str
         return 0
     done, handled = 0, set()
     try:
-        target = SftpTarget.from_connection(connection(recipient.sftp), recipient, settings=settings)
+        target = SftpTarget.from_connection(connection(recipient.sftp_connection), recipient, settings=settings)
         with open_sftp(target) as session:
             for item in items:
                 try:

@@ -45,7 +45,7 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     from transfers.steps.encrypt import signature_path
 
     partner = recipient.partner
-    target = SftpTarget.from_connection(resolvers.connection(recipient.sftp), recipient, settings=run.settings)
+    target = SftpTarget.from_connection(resolvers.connection(recipient.sftp_connection), recipient, settings=run.settings)
     existing = ledger.find(run.disclosure_key(recipient))
     if existing is not None:
         log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))

@@ -92,3 +92,52 @@ def test_the_default_is_atomic_with_read_back():
     recipient = Flow.model_validate(_SAMPLE_FLOW).to[0]
 
     assert (recipient.upload, recipient.verify) == ("atomic", "read-back")
+
+
+# --------------------------------------------------------------------------- NHS MESH recipients
+
+_MESH = {"mailbox": "X26ABC2", "workflow_id": "ISP_TRANSFER", "connection": "mesh_out"}
+
+
+def _mesh_flow(**recipient_changes):
+    flow = dict(_SAMPLE_FLOW)
+    recipient = {k: v for k, v in flow["to"][0].items() if k not in ("sftp", "path")}
+    recipient.update(recipient_changes)
+    flow["to"] = [recipient]
+    return flow
+
+
+def test_a_mesh_recipient_validates_without_sftp_or_path():
+    recipient = Flow.model_validate(_mesh_flow(mesh=_MESH)).to[0]
+
+    assert (recipient.sftp, recipient.path, recipient.mesh.mailbox) == (None, None, "X26ABC2")
+    with pytest.raises(ValueError, match="reached by MESH"):
+        _ = recipient.sftp_connection
+
+
+def test_a_recipient_without_sftp_is_unchanged():
+    recipient = Flow.model_validate(_SAMPLE_FLOW).to[0]
+
+    assert recipient.mesh is None and recipient.sftp_connection == recipient.sftp and recipient.remote_path
+
+
+def test_both_or_neither_transport_is_refused_naming_file_flow_and_recipient(config_dir):
+    def both(data):
+        data["flows"][0]["to"][0]["mesh"] = _MESH
+    path = edit(config_dir, both)
+
+    message = problems(config_dir)
+
+    assert str(path) in message and "flows[0].to[0]" in message
+    assert "recipient 'south-yorkshire-police' needs exactly one of 'sftp' or 'mesh'" in message
+    with pytest.raises(ValidationError, match="exactly one of 'sftp' or 'mesh'"):
+        Flow.model_validate(_mesh_flow())
+
+
+def test_a_mesh_recipient_takes_no_path_and_checks_its_ids():
+    with pytest.raises(ValidationError, match="'path' is for sftp"):
+        Flow.model_validate(_mesh_flow(mesh=_MESH, path="in"))
+    with pytest.raises(ValidationError, match="mailbox"):
+        Flow.model_validate(_mesh_flow(mesh=dict(_MESH, mailbox="../x")))
+    with pytest.raises(ValidationError, match="path"):
+        Flow.model_validate(_mesh_flow(sftp="sftp_x"))
