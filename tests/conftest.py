@@ -270,3 +270,21 @@ def chromium() -> None:
     from tests.browser import chromium_path
 
     require_part("chromium", chromium_path() is not None, "apt-get install chromium")
+
+
+@pytest.fixture(scope="session")
+def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """NHS England's mesh-sandbox on 127.0.0.1 (``tests.support.mesh_sandbox``), shared by the session.
+
+    Its mailboxes are shared too: each test sends under its own ``local_id`` / filename and reads only those.
+    """
+    from tests.support.mesh_sandbox import run_mesh_sandbox, uv_binary
+
+    uv = uv_binary()
+    require_part("mesh-sandbox", uv is not None, "uv is needed to build its own environment")
+    assert uv is not None
+    try:
+        with run_mesh_sandbox(tmp_path_factory.mktemp("mesh"), uv) as sandbox:
+            yield sandbox
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        require_part("mesh-sandbox", False, str(exc)[-500:])

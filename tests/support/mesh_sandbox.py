@@ -1,0 +1,102 @@
+"""NHS England's ``mesh-sandbox`` (a locally runnable MESH API) as a real part for tests.
+
+mesh-sandbox 1.0.137 pins fastapi 0.150, which Airflow 3.3 cannot take (fastapi <0.137), so it never
+joins the project's environment: the fixture builds it a venv of its own with ``uv`` (the only tool
+.ci/run installs) and runs ``uvicorn mesh_sandbox.api:app`` on 127.0.0.1 with a free port.
+
+Its canned mailboxes (``mesh_sandbox/store/data``): X26ABC1 sends workflow ``TEST_WORKFLOW`` to X26ABC2;
+X26ABC2 sends ``TEST_WORKFLOW_ACK`` to X26ABC1. Every mailbox's password is ``password``. With
+``AUTH_MODE=full`` the sandbox checks mesh-client's HMAC token against ``SHARED_KEY``; TLS is off (http).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SANDBOX_VERSION = "1.0.137"
+SHARED_KEY = "TestKey"
+PASSWORD = "password"
+SENDER, RECIPIENT, WORKFLOW = "X26ABC1", "X26ABC2", "TEST_WORKFLOW"
+RETURN_WORKFLOW = "TEST_WORKFLOW_ACK"  # X26ABC2 -> X26ABC1: for receipts sent back
+
+
+@dataclass(frozen=True)
+class MeshSandbox:
+    """A running mesh-sandbox: its base URL and the way to reach one of its mailboxes."""
+
+    url: str
+    workdir: Path
+
+    @property
+    def log(self) -> str:
+        return (self.workdir / "sandbox.log").read_text(errors="replace")
+
+    def client(self, mailbox: str):  # mesh_client.MeshClient, imported lazily
+        """A mesh-client session for ``mailbox`` (no retries: tests see each request)."""
+        from mesh_client import MeshClient
+
+        return MeshClient(self.url, mailbox, PASSWORD, shared_key=SHARED_KEY.encode(), max_retries=0)
+
+    def connection_json(self, mailbox: str = SENDER) -> str:
+        """An ``AIRFLOW_CONN_...`` value for ``mailbox`` in the shape ``transfers.delivery.mesh`` reads."""
+        import json
+
+        return json.dumps({"conn_type": "mesh", "host": self.url, "login": mailbox, "password": PASSWORD,
+                           "extra": {"shared_key": SHARED_KEY}})
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def uv_binary() -> str | None:
+    return shutil.which("uv")
+
+
+@contextmanager
+def run_mesh_sandbox(workdir: Path, uv: str) -> Iterator[MeshSandbox]:
+    """Build the sandbox's own venv under ``workdir`` and run it until the context ends.
+
+    Raises:
+        RuntimeError: the venv could not be made or the server did not answer in time (its log is in the message).
+    """
+    venv = workdir / "venv"
+    subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True, capture_output=True, timeout=300)
+    python = venv / "bin" / "python"
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(python), f"mesh-sandbox=={SANDBOX_VERSION}"],
+                   check=True, capture_output=True, timeout=600)
+    port = _free_port()
+    env = {"PATH": "/usr/bin:/bin", "ENV": "local", "AUTH_MODE": "full", "STORE_MODE": "memory",
+           "SHARED_KEY": SHARED_KEY}
+    log = (workdir / "sandbox.log").open("wb")
+    process = subprocess.Popen([str(python), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1",
+                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    sandbox = MeshSandbox(f"http://127.0.0.1:{port}", workdir)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{sandbox.url}/health", timeout=2):  # noqa: S310 (local http)
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mesh-sandbox did not start: {sandbox.log[-2000:]}") from None
+                time.sleep(0.3)
+        yield sandbox
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
