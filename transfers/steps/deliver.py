@@ -1,4 +1,4 @@
-"""Send one recipient's sealed outbox over its pinned SFTP channel and record the disclosure once.
+"""Send one recipient's sealed outbox over its pinned SFTP channel (or its NHS MESH mailbox) and record the disclosure once.
 
 Archived before it is sent; an intent is recorded before the first byte leaves, so a
 cut upload is still visible in the ledger; data files go first, then the manifest's
@@ -10,6 +10,7 @@ recipient with a disclosure already is not sent to again.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from transfers.errors import HostKeyMismatch, StateError
@@ -39,13 +40,20 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     The recipient's SFTP connection, and the archive's when the flow archives to S3,
     come from ``resolvers``.
     """
-    from transfers.delivery import SftpTarget, deliver_file, open_sftp
+    from transfers.delivery import SftpTarget
     from transfers.privacy.step import record_disclosure
     from transfers.retention.archive import archive_delivery
     from transfers.steps.encrypt import signature_path
 
     partner = recipient.partner
-    target = SftpTarget.from_connection(resolvers.connection(recipient.sftp_connection), recipient, settings=run.settings)
+    target: SftpTarget | None = None
+    if recipient.mesh is not None:
+        # A MESH recipient's ledger entries name its mailbox and workflow where an SFTP one names host and directory.
+        host, remote_dir = f"mesh:{recipient.mesh.mailbox}", f"mesh:{recipient.mesh.workflow_id}"
+    else:
+        target = SftpTarget.from_connection(resolvers.connection(recipient.sftp_connection), recipient,
+                                            settings=run.settings)
+        host, remote_dir = f"{target.host}:{target.port}", target.remote_dir
     existing = ledger.find(run.disclosure_key(recipient))
     if existing is not None:
         log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))
@@ -65,20 +73,15 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
                                 [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name],
                                 ledger,
                                 resolvers.connection)
-    record_intent(run, recipient, target, manifest, ledger)
-    receipts = []
-    try:
-        with open_sftp(target) as session:
-            # Data files first, the manifest last: a recipient that sees the manifest
-            # knows every file it lists, and the manifest's signature, is complete.
-            for item in manifest["files"]:
-                receipts.append(deliver_file(session, outbox / item["name"], item["name"]))
-            receipts.append(deliver_file(session, signature, signature.name))
-            receipts.append(deliver_file(session, manifest_path, manifest_path.name))
-    except HostKeyMismatch as exc:
-        host_key_incident(run, ledger, partner, exc, f"{target.host}:{target.port}")
-        raise
-    statuses = {r.status for r in receipts}
+    record_intent(run, recipient, host, remote_dir, manifest, ledger)
+    names = [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name]
+    if target is None:
+        from transfers.steps.deliver_mesh import ledger_files, send_outbox
+
+        files = ledger_files(send_outbox(resolvers, recipient, outbox, names))
+    else:
+        files = _upload(run, ledger, target, outbox, names)
+    statuses = {f.status for f in files}
     status = "reconciled" if statuses == {"reconciled"} else "delivered"
     # Pseudonyms of the subjects sent go beside the ledger; the entry holds their count and hash.
     subjects = record_disclosure(run, partner, run.disclosure_key(recipient), outbox)
@@ -87,15 +90,32 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         agreement=agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=partner, status=status,
         sender=run.ref.flow.from_, purposes=tuple(agreement.purposes), legal_basis=tuple(agreement.legal_basis),
         fields=tuple(f["name"] for f in manifest["fields"]), rows=manifest["rows"], recipient_fingerprint=recipient.pgp_fingerprint,
-        host=f"{target.host}:{target.port}", remote_dir=target.remote_dir,
+        host=host, remote_dir=remote_dir,
         pseudonym_key_id=agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
-        subjects=subjects, files=tuple(RemoteFile(r.remote_path, r.size, r.sha256, r.status) for r in receipts)))
-    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(receipts), ledger_seq=entry.seq))
-    return {"status": status, "files": len(receipts), "rows": manifest["rows"], "ledger_seq": entry.seq,
+        subjects=subjects, files=files))
+    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(files), ledger_seq=entry.seq))
+    return {"status": status, "files": len(files), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
 
 
-def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manifest: dict[str, Any],
+def _upload(run: FlowRun, ledger: Ledger, target: SftpTarget, outbox: Path, names: list[str]) -> tuple[RemoteFile, ...]:
+    """Upload ``names`` from ``outbox`` in order over SFTP; a host key mismatch is recorded as an incident."""
+    from transfers.delivery import deliver_file, open_sftp
+
+    receipts = []
+    try:
+        with open_sftp(target) as session:
+            # Data files first, the manifest last: a recipient that sees the manifest
+            # knows every file it lists, and the manifest's signature, is complete.
+            for name in names:
+                receipts.append(deliver_file(session, outbox / name, name))
+    except HostKeyMismatch as exc:
+        host_key_incident(run, ledger, target.recipient, exc, f"{target.host}:{target.port}")
+        raise
+    return tuple(RemoteFile(r.remote_path, r.size, r.sha256, r.status) for r in receipts)
+
+
+def record_intent(run: FlowRun, recipient: Recipient, host: str, directory: str, manifest: dict[str, Any],
                   ledger: Ledger) -> None:
     """Before the first byte leaves: which files are about to reach ``recipient``, once per (flow, date).
 
@@ -105,7 +125,6 @@ def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manife
     even if no retry ever comes.
     """
     key = run.disclosure_key(recipient)
-    directory = target.remote_dir
 
     def remote(name: str) -> str:
         return name if directory == "." else f"{directory}/{name}"
@@ -115,7 +134,7 @@ def record_intent(run: FlowRun, recipient: Recipient, target: SftpTarget, manife
     files.append(RemoteFile(remote(f"{run.base_name}.manifest.json")))
     ledger.record(DeliveryIntent(
         agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date, recipient=recipient.partner,
-        disclosure_key=key, host=f"{target.host}:{target.port}", remote_dir=directory, files=tuple(files)))
+        disclosure_key=key, host=host, remote_dir=directory, files=tuple(files)))
 
 
 def host_key_incident(run: FlowRun, ledger: Ledger, partner: str, exc: HostKeyMismatch, address: str) -> None:
