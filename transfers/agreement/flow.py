@@ -21,6 +21,7 @@ from transfers.agreement.common import (
     check_relative_path,
     pinned_fingerprint,
 )
+from transfers.agreement.mesh import MeshRoute
 from transfers.agreement.retention import FlowRetention
 from transfers.durations import IsoDuration, parse_duration
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
@@ -129,23 +130,6 @@ UploadMode = Literal["atomic", "rename", "direct"]
 #: and hashed), ``size`` (the size the server reports, no read access needed), ``receipt`` (no check on
 #: the server: the recipient's signed receipt, which lists every file's SHA-256, is the proof).
 VerifyMode = Literal["read-back", "size", "receipt"]
-
-
-_MESH_ID = r"^[A-Za-z0-9_-]{1,64}$"
-
-
-class MeshRoute(_Strict):
-    """A recipient reached through NHS MESH instead of SFTP (``transfers.delivery.mesh``).
-
-    ``connection`` names an Airflow connection holding the *sender's own* MESH mailbox: ``login`` =
-    mailbox id, ``password`` = mailbox password, ``host`` = the MESH base URL (``https://...``),
-    ``extra`` = ``{"shared_key": ..., "cert": ..., "key": ..., "ca": ...}`` (client certificate, key
-    and CA bundle paths for the real MESH; none for the local sandbox).
-    """
-
-    mailbox: str = Field(pattern=_MESH_ID)  # the recipient's MESH mailbox id
-    workflow_id: str = Field(pattern=_MESH_ID)  # the MESH workflow id both mailboxes are registered for
-    connection: ConnectionId
 
 
 class Recipient(_Strict):

@@ -142,7 +142,7 @@ def _digest(path: Path) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
-def _call(what: str, action: Any) -> Any:
+def mesh_call(what: str, action: Any) -> Any:
     """Run one MESH request; map its failures to the shared errors (no secrets in the text)."""
     import requests
     from mesh_client import MeshError
@@ -174,7 +174,7 @@ def send_file(client: MeshClient, book: SentBook, route: MeshRoute, path: Path, 
     headers: dict[str, Any] = {"workflow_id": route.workflow_id, "filename": name, "local_id": local_id}
     known = book.message_id(name)
     if known is not None:
-        tracking = _call(f"tracking {where}", lambda: client.track_message(known))
+        tracking = mesh_call(f"tracking {where}", lambda: client.track_message(known))
         if str(tracking.get("status", "")).lower() in _DONE:
             return MeshSent(name, known, size, sha256, total, "already-sent")
         _rest(client, route, path, known, total, chunk_size, where, headers)
@@ -189,7 +189,7 @@ def send_file(client: MeshClient, book: SentBook, route: MeshRoute, path: Path, 
             raise DeliveryRefused(f"MESH refused {where}: {body.get('errorDescription') or response.status_code}")
         return str(body["message_id"])
 
-    message_id = _call(f"sending {where}", post_first)
+    message_id = mesh_call(f"sending {where}", post_first)
     # Recorded before any further chunk: from here on a retry continues this message, never posts anew.
     book.created(name, message_id)
     _rest(client, route, path, message_id, total, chunk_size, where, headers)
@@ -208,4 +208,4 @@ def _rest(client: MeshClient, route: MeshRoute, path: Path, message_id: str, tot
                                          message_id=message_id, **headers)
             response.raise_for_status()
 
-        _call(f"chunk {number} of {total} of {where}", post)
+        mesh_call(f"chunk {number} of {total} of {where}", post)

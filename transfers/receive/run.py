@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from transfers.flowrun import Resolvers
     from transfers.ledger import Ledger
     from transfers.receive.mailbox import Mailbox
+    from transfers.receive.mesh_inbox import MeshInbox
     from transfers.settings import Settings
 
 __all__ = ["ReceiveResult", "receive"]
@@ -79,7 +80,7 @@ class _Place:
     recipient: Recipient
     logical_date: date
     inbox: Path  # with a remote mailbox: the local cache it was fetched into
-    mailbox: Mailbox | None = None
+    mailbox: Mailbox | MeshInbox | None = None  # a remote SFTP mailbox or our MESH inbox
 
     @property
     def ds(self) -> str:
@@ -126,6 +127,13 @@ def receive(settings: Settings, config: Config, ref: FlowRef, logical_date: date
             from a server whose host key is not the pinned one.
     """
     recipient = _recipient(ref, me)
+    if recipient.mesh is not None:  # our own NHS MESH inbox, whatever the deployment's inbox or mailbox
+        from transfers.receive.mesh_inbox import MeshInbox
+
+        inbox = MeshInbox.for_flow(settings, resolvers.connection, recipient, ref, logical_date)
+        with inbox.fetched() as pending:
+            place = _Place(ref, me, recipient, logical_date, inbox.cache, inbox)
+            return _receive(settings, config, place, resolvers, ledger, now, pending)
     if not settings.mailbox:
         place = _Place(ref, me, recipient, logical_date, settings.inbox / recipient.remote_path)
         return _receive(settings, config, place, resolvers, ledger, now)
