@@ -93,11 +93,19 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
     recorded = ledger.find_record(Acknowledgement, Acknowledgement.key_for(did))
     if recorded is not None:
         return _answer(recorded, partner)
-    where = returns_dir(disclosure, recipient)
     name = receipt_name(run.base_name)
+    mesh_ids: list[str] = []
     try:
-        with returns_session(run.settings, resolvers.connection, recipient, session) as opened:
-            document, signature = read_signed(opened, where, name, what="receipt", error=ReceiptInvalid)
+        if recipient.mesh is not None:  # sent back to our own MESH inbox (transfers.receive.mesh_inbox)
+            from transfers.delivery.mesh import MeshAccount, read_returned
+
+            where = f"mesh:{recipient.mesh.mailbox}"
+            account = MeshAccount.from_connection(resolvers.connection(recipient.mesh.connection))
+            document, signature, mesh_ids = read_returned(account, recipient.mesh, name)
+        else:
+            where = returns_dir(disclosure, recipient)
+            with returns_session(run.settings, resolvers.connection, recipient, session) as opened:
+                document, signature = read_signed(opened, where, name, what="receipt", error=ReceiptInvalid)
     except HostKeyMismatch as exc:
         from transfers.steps.deliver import host_key_incident
 
@@ -128,6 +136,10 @@ def collect_receipt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipien
         manifest_sha256=receipt.manifest_sha256, rows=receipt.rows, receipt_sha256=receipt_sha,
         signer_fingerprint=key.fingerprint, received_at=receipt.received_at,
         recipient_ledger_head=receipt.recipient_ledger_head))
+    if mesh_ids:  # only once recorded: a retry before this reads the same messages again
+        from transfers.delivery.mesh import acknowledge
+
+        acknowledge(account, mesh_ids)
     log.info("receipt verified", **run._ctx(recipient=partner, status=receipt.status, ledger_seq=entry.seq))
     return _answer(Acknowledgement.from_entry(entry), partner)
 

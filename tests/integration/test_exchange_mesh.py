@@ -10,7 +10,7 @@ from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.exchange_world import Exchange, exchange, police_keys, police_sshd
 from tests.support.mesh_sandbox import RECIPIENT, RETURN_WORKFLOW, SENDER, WORKFLOW
 from transfers.connections import parse_connection
-from transfers.ledger.records import Received
+from transfers.ledger.records import Acknowledgement, Received
 from transfers.receipt import Receipt, receipt_name
 
 __all__ = ["exchange", "police_keys", "police_sshd"]  # fixtures, imported for pytest
@@ -64,14 +64,18 @@ def test_a_delivery_through_mesh_is_loaded_acknowledged_and_answered_by_a_signed
     assert set(back) == {receipt_name(BASE), receipt_name(BASE) + ".asc"}
     with mesh_sandbox.client(SENDER) as client:
         data = client.retrieve_message(back[receipt_name(BASE)]).read()
-        for message_id in back.values():
-            client.acknowledge_message(message_id)
     receipt = Receipt.parse(data, where="mesh")
     assert receipt.accepted and receipt.rows == result["rows"]
 
     again = ex.police.receive()
 
-    assert again["already"] and _waiting(mesh_sandbox, SENDER) == {}  # no second receipt message
+    assert again["already"] and _waiting(mesh_sandbox, SENDER) == back  # no second receipt message
+    # The sender's wait step reads the receipt from its own MESH inbox, verifies and records it, then acknowledges.
+    collected = ex.collect()
+    assert collected["status"] == "acknowledged" and collected["receipt_sha256"] == received.receipt_sha256
+    assert _waiting(mesh_sandbox, SENDER) == {}
+    [ack] = ex.sender_records(Acknowledgement)
+    assert (ack.status, ack.rows) == ("acknowledged", result["rows"])
 
 
 def test_nothing_in_the_mesh_inbox_yet_is_pending(mesh_exchange):

@@ -209,3 +209,30 @@ def _rest(client: MeshClient, route: MeshRoute, path: Path, message_id: str, tot
             response.raise_for_status()
 
         mesh_call(f"chunk {number} of {total} of {where}", post)
+
+
+def read_returned(account: MeshAccount, route: MeshRoute, name: str) -> tuple[bytes | None, bytes | None, list[str]]:
+    """At the sender: the document ``name`` and its ``.asc`` the recipient sent back over MESH.
+
+    Read from our own inbox, messages of ``route.receipt_workflow_id`` from ``route.mailbox`` only.
+    Returns (document or None, signature or None, their message ids, to acknowledge once recorded).
+    """
+    wanted, found, ids = (name, name + ".asc"), {}, []
+    where = f"MESH mailbox {account.mailbox}"
+    with account.client() as client:
+        listed = mesh_call(f"listing {where}", lambda: client.list_messages(workflow_filter=route.receipt_workflow_id))
+        for message_id in listed:
+            message = mesh_call(f"reading a message in {where}", lambda m=message_id: client.retrieve_message(m))
+            with message:
+                if message.filename in wanted and str(message.sender or "").upper() == route.mailbox.upper():
+                    found[message.filename] = message.read()
+                    ids.append(message_id)
+    return found.get(name), found.get(name + ".asc"), ids
+
+
+def acknowledge(account: MeshAccount, message_ids: list[str]) -> None:
+    """Acknowledge messages in our own inbox (MESH then removes them)."""
+    with account.client() as client:
+        for message_id in message_ids:
+            mesh_call(f"acknowledging a message in MESH mailbox {account.mailbox}",
+                      lambda m=message_id: client.acknowledge_message(m))
