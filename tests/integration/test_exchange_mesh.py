@@ -3,6 +3,8 @@ their own MESH inbox, load it, acknowledge the messages and return the signed re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import yaml
 
@@ -21,7 +23,7 @@ BASE = f"mash-referrals_A_{LOGICAL_DATE.isoformat()}"
 
 
 @pytest.fixture
-def mesh_exchange(exchange: Exchange, mesh_sandbox) -> Exchange:
+def mesh_exchange(exchange: Exchange, mesh_sandbox) -> Iterator[Exchange]:
     """Flow A's recipient reached by MESH: the sender's ``mesh_out`` is X26ABC1, the police's is X26ABC2."""
     world = exchange.sender
     path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
@@ -34,7 +36,9 @@ def mesh_exchange(exchange: Exchange, mesh_sandbox) -> Exchange:
     world.reload()
     world.connections["mesh_out"] = parse_connection("mesh_out", mesh_sandbox.connection_json(SENDER))
     exchange.police.connections["mesh_out"] = parse_connection("mesh_out", mesh_sandbox.connection_json(RECIPIENT))
-    return exchange
+    mesh_sandbox.drain(SENDER, RECIPIENT)
+    yield exchange
+    mesh_sandbox.drain(SENDER, RECIPIENT)
 
 
 def _waiting(mesh_sandbox, mailbox: str) -> dict[str, str]:

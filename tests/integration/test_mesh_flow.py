@@ -26,7 +26,9 @@ def mesh_world(world, mesh_sandbox):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     world.reload()
     world.connections["mesh_out"] = parse_connection("mesh_out", mesh_sandbox.connection_json(SENDER))
-    return world
+    mesh_sandbox.drain(SENDER, RECIPIENT)
+    yield world
+    mesh_sandbox.drain(SENDER, RECIPIENT)
 
 
 def _disclosure_messages(world) -> dict[str, str]:
@@ -96,3 +98,15 @@ def test_a_deliver_retried_after_a_cut_never_posts_a_created_message_again(mesh_
                 mine.setdefault(name, []).append(message_id)
                 client.acknowledge_message(message_id)
     assert mine == {name: [message_id] for name, message_id in sent.items()}
+
+
+def test_remote_purge_holds_nothing_of_a_mesh_delivery(mesh_world):
+    from transfers.durations import parse_duration
+    from transfers.retention.sftp import held
+
+    run_flow(mesh_world.run("mash-referrals.A"), mesh_world.resolvers())
+    ref = mesh_world.config.flow("mash-referrals.A")
+
+    with mesh_world.settings.open_ledger() as ledger:
+        assert _disclosure_messages(mesh_world)
+        assert list(held(ref, ledger, parse_duration("P14D"))) == []

@@ -45,6 +45,13 @@ class MeshSandbox:
 
         return MeshClient(self.url, mailbox, PASSWORD, shared_key=SHARED_KEY.encode(), max_retries=0)
 
+    def drain(self, *mailboxes: str) -> None:
+        """Acknowledge every message waiting in ``mailboxes``: tests sharing the session's sandbox start clean."""
+        for mailbox in mailboxes:
+            with self.client(mailbox) as client:
+                for message_id in client.list_messages():
+                    client.acknowledge_message(message_id)
+
     def connection_json(self, mailbox: str = SENDER) -> str:
         """An ``AIRFLOW_CONN_...`` value for ``mailbox`` in the shape ``transfers.delivery.mesh`` reads."""
         import json

@@ -24,6 +24,7 @@ from transfers.agreement.common import (
 from transfers.agreement.mesh import MeshRoute
 from transfers.agreement.retention import FlowRetention
 from transfers.durations import IsoDuration, parse_duration
+from transfers.errors import ConfigError
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
 from transfers.rules import is_district
 
@@ -162,16 +163,16 @@ class Recipient(_Strict):
 
     @property
     def sftp_connection(self) -> str:
-        """The SFTP connection id; raises ``ValueError`` for a MESH recipient (callers that only speak SFTP)."""
+        """The SFTP connection id; raises ``ConfigError`` for a MESH recipient (callers that only speak SFTP)."""
         if self.sftp is None:
-            raise ValueError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
+            raise ConfigError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
         return self.sftp
 
     @property
     def remote_path(self) -> str:
-        """The SFTP remote directory; raises ``ValueError`` for a MESH recipient."""
+        """The SFTP remote directory; raises ``ConfigError`` for a MESH recipient."""
         if self.path is None:
-            raise ValueError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
+            raise ConfigError(f"recipient {self.partner!r} is reached by MESH, not SFTP")
         return self.path
 
     _fingerprint = field_validator("pgp_fingerprint")(classmethod(lambda cls, v: pinned_fingerprint(v)))

@@ -32,6 +32,10 @@ def held(ref: FlowRef, ledger: Ledger, period: Duration) -> Iterator[PurgeItem]:
     sent: tuple[Iterable[Disclosure | DeliveryIntent], ...] = (ledger.records(Disclosure, flow=ref.key), unfinished)
     for records in sent:
         for record in records:
+            if (record.host or "").startswith("mesh:"):
+                # A MESH message leaves MESH when the recipient acknowledges it (or MESH expires it unread):
+                # there is no copy on a server of the recipient's for the sender to remove.
+                continue
             at = record.when
             due = period.after(at)
             for item in record.files:

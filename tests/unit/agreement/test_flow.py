@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from tests.support.config_edits import SAMPLE, edit, problems
 from transfers.agreement import FieldSpec, Flow, SharingBasis
+from transfers.errors import ConfigError
 from transfers.settings import PROJECT_ROOT
 
 # The sample agreement's first flow, as data: the mode tests vary its recipient.
@@ -111,7 +112,7 @@ def test_a_mesh_recipient_validates_without_sftp_or_path():
     recipient = Flow.model_validate(_mesh_flow(mesh=_MESH)).to[0]
 
     assert (recipient.sftp, recipient.path, recipient.mesh.mailbox) == (None, None, "X26ABC2")
-    with pytest.raises(ValueError, match="reached by MESH"):
+    with pytest.raises(ConfigError, match="reached by MESH"):
         _ = recipient.sftp_connection
 
 
