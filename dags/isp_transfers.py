@@ -34,7 +34,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from transfers import pipeline
-from transfers.agreement import FlowRef, Inbound, load_config, receive_dag_id, sides
+from transfers.agreement import FlowRef, Inbound, Recipient, load_config, receive_dag_id, sides
 from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
 from transfers_airflow.alerts import FlowFailureNotifier
@@ -292,13 +292,19 @@ def _receive(ref_key: str, logical_date: Any) -> PokeReturnValue:
     return PokeReturnValue(is_done=True, xcom_value=dict(result))
 
 
+def _inbox_doc(recipient: Recipient) -> str:
+    mesh = recipient.mesh
+    return f"MESH mailbox `{mesh.mailbox}` (workflow `{mesh.workflow_id}`)" if mesh else f"inbox `{recipient.path}`"
+
+
 def build_receive_dag(inbound: Inbound) -> DAG:
     """One inbound flow: a ``receive`` sensor (reschedule mode) on the sender's schedule, waiting ``receipt_within``."""
     ref, flow = inbound.ref, inbound.ref.flow
     wait = _wait(ref)
     doc = (
         f"### {ref.agreement.name}: receive Data Flow {flow.id}\n\n{flow.name}.\n\n"
-        f"* from **{flow.from_}** to **{inbound.recipient.partner}** (this party), inbox `{inbound.recipient.path}`\n"
+        f"* from **{flow.from_}** to **{inbound.recipient.partner}** (this party), "
+        f"{_inbox_doc(inbound.recipient)}\n"
         f"* fields: {', '.join(flow.shared_fields)}\n"
         f"* waits up to {flow.receipt_within} (receipt_within) for the night's delivery\n"
     )
