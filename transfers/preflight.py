@@ -146,6 +146,8 @@ def preflight(ref: FlowRef, connection: ConnLookup, secret: SecretLookup, *, con
         if recipient.sftp is not None:  # a MESH recipient has no SFTP server to probe
             sftp = _run(ref, f"SFTP {recipient.sftp}", partial(_sftp, recipient, connection, day))
             checks.append(replace(sftp, warning=connection_pin_warning(connection, recipient.sftp, day, KEY_MARGIN)))
+        if recipient.mesh is not None:
+            checks.append(_run(ref, f"MESH {recipient.mesh.connection}", partial(_mesh, recipient, connection)))
         checks.append(_run(ref, f"key {recipient.partner}", partial(_key, recipient, keys_dir)))
     if protocol is not None:
         checks.append(_run(ref, f"signing key {flow.from_}", partial(_signing_key, ref, protocol, secret)))
@@ -184,6 +186,13 @@ def _subject_lists(ref: FlowRef, connection: ConnLookup) -> Check | None:
     if problems:
         return Check(ref.key, what, "FAILED", "; ".join(problems))
     return Check(ref.key, what, "ok", "readable, every declared column is there")
+
+
+def _mesh(recipient: Recipient, connection: ConnLookup) -> str:
+    from transfers.delivery.mesh import MeshAccount, handshake
+
+    assert recipient.mesh is not None
+    return handshake(MeshAccount.from_connection(connection(recipient.mesh.connection)))
 
 
 def _sftp(recipient: Recipient, connection: ConnLookup, today: date) -> str:

@@ -110,3 +110,20 @@ def test_remote_purge_holds_nothing_of_a_mesh_delivery(mesh_world):
     with mesh_world.settings.open_ledger() as ledger:
         assert _disclosure_messages(mesh_world)
         assert list(held(ref, ledger, parse_duration("P14D"))) == []
+
+
+def test_preflight_logs_in_to_the_senders_mesh_mailbox_and_names_a_refused_login(mesh_world, cli):
+    import dataclasses
+
+    from tests.integration.test_preflight import rows
+
+    result = cli("validate", "--connect")
+
+    assert "ok" in rows(result.output, "MESH mesh_out")[0] and SENDER in result.output
+    assert "SFTP syp_sftp" not in result.output  # flow A's recipient has no SFTP server now
+
+    mesh_world.connections["mesh_out"] = dataclasses.replace(mesh_world.connections["mesh_out"], password="wrong")
+    refused = cli("validate", "--connect").output
+
+    assert "FAILED" in rows(refused, "MESH mesh_out")[0]
+    assert "403" in refused and "handshake" in refused and "wrong" not in refused

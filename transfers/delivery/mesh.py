@@ -236,3 +236,10 @@ def acknowledge(account: MeshAccount, message_ids: list[str]) -> None:
         for message_id in message_ids:
             mesh_call(f"acknowledging a message in MESH mailbox {account.mailbox}",
                       lambda m=message_id: client.acknowledge_message(m))
+
+
+def handshake(account: MeshAccount) -> str:
+    """Log in to our own MESH mailbox (MESH's handshake); what preflight reports. Raises as ``mesh_call``."""
+    with account.client() as client:
+        mesh_call(f"the handshake of MESH mailbox {account.mailbox}", client.handshake)
+    return f"MESH mailbox {account.mailbox} at {account.url}: login ok"
