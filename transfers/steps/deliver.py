@@ -69,12 +69,12 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
                          "sealed before deliveries were signed: remove it and run the encrypt step again")
     # Archived before it is sent: if archiving fails nothing leaves, and the retry archives it
     # (idempotent), so every disclosure has its archived copy.
-    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox,
-                                [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name],
-                                ledger,
+    # Data files first, the manifest last: a recipient that sees the manifest knows every file it
+    # lists, and the manifest's signature, is complete.
+    names = [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name]
+    archived = archive_delivery(run.settings.home, run.ref, run.ds, partner, outbox, names, ledger,
                                 resolvers.connection)
     record_intent(run, recipient, host, remote_dir, manifest, ledger)
-    names = [item["name"] for item in manifest["files"]] + [signature.name, manifest_path.name]
     if target is None:
         from transfers.steps.deliver_mesh import ledger_files, send_outbox
 
@@ -105,8 +105,6 @@ def _upload(run: FlowRun, ledger: Ledger, target: SftpTarget, outbox: Path, name
     receipts = []
     try:
         with open_sftp(target) as session:
-            # Data files first, the manifest last: a recipient that sees the manifest
-            # knows every file it lists, and the manifest's signature, is complete.
             for name in names:
                 receipts.append(deliver_file(session, outbox / name, name))
     except HostKeyMismatch as exc:
