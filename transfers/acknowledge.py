@@ -195,22 +195,17 @@ def _mismatch(run: FlowRun, recipient: Recipient, disclosure: Disclosure, receip
     arrive as sent, and ``_rejection_reason`` notes the difference. An acceptance must match everything
     we sent.
     """
-    from transfers.crypto import normalise_fingerprint
+    from transfers.returned import mismatch, signer_mismatch
 
     agreement, flow = run.ref.agreement, run.ref.flow
     expected = {"delivery_id": did, "flow": flow.id, "logical_date": run.ds, "sender": flow.from_,
                 "recipient": recipient.partner}
-    for key_name, value in expected.items():
-        if getattr(receipt, key_name) != value:
-            return f"{key_name} is {getattr(receipt, key_name)!r}, the delivery's is {value!r}"
+    if problem := mismatch(receipt, expected, "the delivery's"):
+        return problem
     if receipt.agreement.get("id") != agreement.id:
         return f"agreement.id is {receipt.agreement.get('id')!r}, the delivery's is {agreement.id!r}"
-    try:
-        signer = normalise_fingerprint(receipt.signer_fingerprint)
-    except ValueError:
-        signer = receipt.signer_fingerprint
-    if signer not in (key.fingerprint, key.signing_fingerprint):
-        return f"signer_fingerprint {receipt.signer_fingerprint!r} is not {recipient.partner}'s pinned key {key.fingerprint}"
+    if problem := signer_mismatch(receipt.signer_fingerprint, key, recipient.partner):
+        return problem
     if not receipt.accepted:
         return None
     manifest_sha, sent = _sent(run, recipient, disclosure)

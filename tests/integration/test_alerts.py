@@ -6,7 +6,6 @@ scorecard's location; the retention DAG tells IG of an agreement due for review 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from tests.integration.conftest import LOGICAL_DATE, conn_json
+from tests.integration.conftest import LOGICAL_DATE
+from tests.integration.test_dag_run import airflow_env, airflow_home
 from tests.support.smtp_server import smtp_server
 from transfers.devkit import synthetic
-from transfers.settings import PROJECT_ROOT
+
+__all__ = ["airflow_home"]  # the module's Airflow metadata database, shared with the DAG run tests' fixture
 
 pytestmark = pytest.mark.integration
 
@@ -31,36 +32,10 @@ def smtp():
         yield server
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow")
-    env = {**_base_env(), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    return home
-
-
-def _base_env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))}
-
-
 def _env(world, airflow_home, smtp) -> dict:
-    env = {
-        **_base_env(),
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
-        "TRANSFERS_KEYS_DIR": str(world.settings.keys),
-        "TRANSFERS_HOME": str(world.settings.home),
-        "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": world.staging_key,
-        "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
-        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
-        "AIRFLOW_CONN_SMTP_DEFAULT": smtp.conn_json(),
-        "TRANSFERS_ALERTS_FROM": "isp-transfers@rft.example.nhs.uk",
-    }
-    for conn_id, conn in world.connections.items():
-        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_json(conn)
-    return env
+    """The flow DAGs' environment (as the DAG run tests give it), with the SMTP server alerts go to."""
+    return {**airflow_env(world, airflow_home), "AIRFLOW_CONN_SMTP_DEFAULT": smtp.conn_json(),
+            "TRANSFERS_ALERTS_FROM": "isp-transfers@rft.example.nhs.uk"}
 
 
 def _dags_test(dag_id: str, env: dict) -> subprocess.CompletedProcess:

@@ -198,15 +198,26 @@ class Mailbox:
         The receive decides what "pending" means (an already recorded delivery is no longer on the
         mailbox). The cache is removed when the block ends, however it ends.
         """
-        try:
-            pending = None
-            try:
-                self.fetch()
-            except DeliveryPending as exc:
-                pending = exc
+        with fetched_into(self.fetch, self.cache) as pending:
             yield pending
-        finally:
-            shutil.rmtree(self.cache, ignore_errors=True)
+
+
+@contextmanager
+def fetched_into(fetch: Callable[[], object], cache: Path) -> Iterator[DeliveryPending | None]:
+    """Run ``fetch`` into ``cache``; yield its ``DeliveryPending`` (not there yet) or ``None``; then remove the cache.
+
+    Shared by every remote inbox (an SFTP mailbox, a MESH inbox): what was fetched (encrypted files only)
+    never outlives the receive, however it ends.
+    """
+    try:
+        pending = None
+        try:
+            fetch()
+        except DeliveryPending as exc:
+            pending = exc
+        yield pending
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def target_for(settings: Settings, connection: ConnLookup, recipient: Recipient) -> SftpTarget:

@@ -140,12 +140,7 @@ class MeshInbox:
     @contextmanager
     def fetched(self) -> Iterator[DeliveryPending | None]:
         """As ``Mailbox.fetched``: yields ``DeliveryPending`` if not there yet; the cache goes when the block ends."""
-        try:
-            pending = None
-            try:
-                self.fetch()
-            except DeliveryPending as exc:
-                pending = exc
+        from transfers.receive.mailbox import fetched_into
+
+        with fetched_into(self.fetch, self.cache) as pending:
             yield pending
-        finally:
-            shutil.rmtree(self.cache, ignore_errors=True)
