@@ -1,11 +1,12 @@
 """OpenPGP keys and payloads made at run time by ``gpg`` for the crypto tests.
 
-Shared by the tests of ``tests/unit/crypto/``, so it lives here rather than in one test file
-(a test file is never imported by another).
+Shared by the tests of ``tests/unit/crypto/`` and of the documents a recipient returns (receipts,
+certificates, notice confirmations), so it lives here rather than in one test file.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from transfers.crypto import encrypt_to_file, load_recipient_key
@@ -43,3 +44,20 @@ def pgpy_protect(armored: str, passphrase: str) -> str:
     key, _ = pgpy.PGPKey.from_blob(armored)
     key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
     return str(key)
+
+
+def recipient_and_stranger(base: Path, *, expire: str = "1y") -> dict[str, tuple[str, Path, str]]:
+    """Two sign-only keys made by the real gpg: the recipient whose returned documents are verified, and a
+    stranger who signs what must not count. Each is (fingerprint, public key file, private armour)."""
+    from tests.conftest import require_part
+
+    require_part("gpg", shutil.which("gpg") is not None, "install it with: apt-get install -y gnupg")
+    from transfers.devkit.gpg import GpgHome
+
+    with GpgHome(base / "gnupg") as home:
+        made = {}
+        for name in ("recipient", "stranger"):
+            fpr = home.generate_key(f"{name} <{name}@example.invalid>", algo="cv25519", encryption_subkey=False,
+                                    expire=expire)
+            made[name] = (fpr, home.export_public(fpr, base / f"{name}.asc"), home.export_secret(fpr))
+        return made

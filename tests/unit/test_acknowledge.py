@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_part
+from tests.support.pgp_keys import recipient_and_stranger
 from tests.support.sftp_fake import FakeSftp, fake_session
 from transfers.acknowledge import collect_receipt, describe_left
 from transfers.agreement import load_config
@@ -43,17 +43,7 @@ MANIFEST = b'{"format": 2}'
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> dict[str, Any]:
-    """The recipient's signing key and a third party's, made by gpg: fingerprint, public file, private armour."""
-    require_part("gpg", shutil.which("gpg") is not None, "install it with: apt-get install -y gnupg")
-    from transfers.devkit.gpg import GpgHome
-
-    base = tmp_path_factory.mktemp("ack-keys")
-    with GpgHome(base / "gnupg") as home:
-        made = {}
-        for name in ("recipient", "stranger"):
-            fpr = home.generate_key(f"{name} <{name}@example.invalid>", algo="cv25519", encryption_subkey=False)
-            made[name] = (fpr, home.export_public(fpr, base / f"{name}.asc"), home.export_secret(fpr))
-        return made
+    return recipient_and_stranger(tmp_path_factory.mktemp("ack-keys"))
 
 
 @pytest.fixture

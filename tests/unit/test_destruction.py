@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_part
+from tests.support.pgp_keys import recipient_and_stranger
 from tests.support.sftp_fake import FakeSftp, fake_session
 from transfers.agreement import load_config
 from transfers.agreement.signoff import agreement_sha256
@@ -43,18 +43,8 @@ def _sha(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> dict[str, Any]:
-    require_part("gpg", shutil.which("gpg") is not None, "install it with: apt-get install -y gnupg")
-    from transfers.devkit.gpg import GpgHome
-
-    base = tmp_path_factory.mktemp("cert-keys")
-    with GpgHome(base / "gnupg") as home:
-        made = {}
-        for name in ("recipient", "stranger"):
-            # Valid past destroy-by: a key is checked as at the moment its certificate is collected.
-            fpr = home.generate_key(f"{name} <{name}@example.invalid>", algo="cv25519", encryption_subkey=False,
-                                    expire="10y")
-            made[name] = (fpr, home.export_public(fpr, base / f"{name}.asc"), home.export_secret(fpr))
-        return made
+    """Valid past destroy-by: a key is checked as at the moment its certificate is collected."""
+    return recipient_and_stranger(tmp_path_factory.mktemp("cert-keys"), expire="10y")
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_part
+from tests.support.pgp_keys import recipient_and_stranger
 from tests.support.sftp_fake import FakeSftp, fake_session
 from transfers.agreement import load_config
 from transfers.confirmation import Confirmation, confirmation_name
@@ -28,16 +28,7 @@ WHERE = f"inbound/mash/receipts/{confirmation_name('mash-referrals', 'A', 'withd
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> dict[str, Any]:
-    require_part("gpg", shutil.which("gpg") is not None, "install it with: apt-get install -y gnupg")
-    from transfers.devkit.gpg import GpgHome
-
-    base = tmp_path_factory.mktemp("confirm-keys")
-    with GpgHome(base / "gnupg") as home:
-        made = {}
-        for name in ("recipient", "stranger"):
-            fpr = home.generate_key(f"{name} <{name}@example.invalid>", algo="cv25519", encryption_subkey=False)
-            made[name] = (fpr, home.export_public(fpr, base / f"{name}.asc"), home.export_secret(fpr))
-        return made
+    return recipient_and_stranger(tmp_path_factory.mktemp("confirm-keys"))
 
 
 @dataclasses.dataclass
