@@ -2,39 +2,101 @@
 
 Each DAG task may run in a different process (or worker), so the steps hand
 batches to each other through files. Those files hold personal data, so they
-are written as Fernet tokens (AES-128-CBC + HMAC) under a staging key that
-comes from a secret, never in clear: a run that crashes half-way leaves
-ciphertext, not an extract (invariant 6). The run's ``cleanup`` then removes
-them; what is kept (the encrypted deliveries) lives in the outbox.
+are written encrypted under a staging key that comes from a secret, never in
+clear: a run that crashes half-way leaves ciphertext, not an extract
+(invariant 6). The run's ``cleanup`` then removes them; what is kept (the
+encrypted deliveries) lives in the outbox.
+
+A batch is an Arrow IPC stream (every column a string, a missing value null)
+sealed with AES-256-GCM in chunks of at most 4 MiB (see :func:`seal`), so a
+part is read at the speed of a memory copy, not parsed as CSV, and a part whose
+chunks were cut short, reordered, swapped with another part's, or that was
+renamed, fails to open. The AES key is derived from the staging key (a Fernet
+key) with HKDF, afresh for each file. Small JSON documents stay Fernet tokens
+under the same key.
 
 Layout under ``<home>/runs/<agreement>/<flow>/<logical date>/``::
 
-    extract/part-00000.csv.fernet ...   the extract, in batches
-    extract/columns.json                the source's column names (no values)
-    prepared/part-00000.csv.fernet ...  minimised and pseudonymised batches
+    extract/part-00000.arrow.gcm ...    the extract, in batches
+    extract/columns.json                the source's column names and row count (no values)
+    prepared/part-00000.arrow.gcm ...   minimised and pseudonymised batches
     quarantine.json.fernet              record keys held back by quality
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import os
 import shutil
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from transfers.diskspace import writing
 from transfers.errors import ConfigError, StateError
-from transfers.files import private_dir, write_atomic
+from transfers.files import atomic_file, private_dir, write_atomic
+
+#: Parts written before 2026-11 (Fernet over CSV); no longer read, see :meth:`Staging._parts`.
+_OLD_PARTS = "part-*.csv.fernet"
+_PARTS = "part-*.arrow.gcm"
 
 
 def new_staging_key() -> str:
     """A fresh staging key, for ``AIRFLOW_VAR_TRANSFERS_STAGING_KEY``."""
     return Fernet.generate_key().decode("ascii")
+
+
+def as_table(batch: pd.DataFrame | pa.Table) -> pa.Table:
+    """A batch as an all-string Arrow table, exactly as the stage will give it back.
+
+    The stage kept values the way a CSV round trip did before: any value becomes its
+    text (as pandas' ``to_csv`` writes it), and an empty string comes back as a
+    missing value, so a quality check or a pseudonym sees what it always saw.
+    """
+    if isinstance(batch, pa.Table):
+        table = batch.rename_columns([str(c) for c in batch.column_names])
+        columns = [_string_column(table.column(i)) for i in range(table.num_columns)]
+        return pa.table(columns, names=table.column_names)
+    names = [str(c) for c in batch.columns]
+    arrays = []
+    for i in range(batch.shape[1]):
+        series = batch.iloc[:, i]
+        try:
+            array = pa.array(series, type=pa.string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # A value that is not text (an int, a date): let pandas write it as its CSV writer always did.
+            array = pa.array(_csv_text(series), type=pa.string(), from_pandas=True)
+        arrays.append(_string_column(array))
+    return pa.table(arrays, names=names)
+
+
+def _csv_text(series: pd.Series) -> list[str | None]:
+    text = series.to_frame().to_csv(index=False, header=False, lineterminator="\n")
+    if len(series) == 0:
+        return []
+    rendered = pd.read_csv(
+        io.StringIO(text), header=None, dtype=str, keep_default_na=False, na_values=[""]
+    )[0]
+    return [None if v is None or v != v else str(v) for v in rendered.tolist()]
+
+
+def _string_column(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    if not pa.types.is_string(array.type):
+        array = array.cast(pa.string())
+    empty = pc.equal(array, "")
+    if pc.any(empty).as_py():
+        array = pc.if_else(empty, pa.scalar(None, pa.string()), array)
+    return array
 
 
 class Staging:
@@ -49,6 +111,7 @@ class Staging:
                 "the staging key is not a valid Fernet key (32 url-safe base64 bytes); "
                 "make one with `transfers keys staging`"
             ) from None
+        self._master = base64.urlsafe_b64decode(key)  # Fernet() has checked it: 32 bytes
 
     def _dir(self, stage: str) -> Path:
         path = self.run_dir / stage
@@ -67,18 +130,41 @@ class Staging:
                 f"{path}: cannot be decrypted with this staging key (was the key changed mid-run?)"
             ) from None
 
-    def write_batches(self, stage: str, batches: Iterable[pd.DataFrame], columns: list[str] | None = None) -> dict:
-        """Replace ``stage`` with these batches; returns counts only."""
+    def _write_part(self, path: Path, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        plain = sink.getvalue()
+        with writing(path.parent, f"the run's working file {path.name}"), atomic_file(path) as fh:
+            seal(self._master, memoryview(plain).cast("B"), fh, _label(path))
+
+    def _read_part(self, path: Path) -> pa.Table:
+        try:
+            with path.open("rb") as fh:
+                plain = unseal(self._master, fh, _label(path))
+        except SealError as exc:
+            raise ConfigError(
+                f"{path}: cannot be decrypted with this staging key (was the key changed mid-run?"
+                f" {exc}; run the flow again for this date)"
+            ) from None
+        with pa.ipc.open_stream(pa.py_buffer(plain)) as reader:
+            return reader.read_all()
+
+    def write_batches(
+        self, stage: str, batches: Iterable[pd.DataFrame | pa.Table], columns: list[str] | None = None
+    ) -> dict:
+        """Replace ``stage`` with these batches (DataFrames or Arrow tables); returns counts only."""
         target = self._dir(stage)
-        for old in target.glob("part-*.csv.fernet"):
+        for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS)]:
             old.unlink()
         rows = parts = 0
         seen_columns = columns
         for batch in batches:
+            table = as_table(batch)
             if seen_columns is None:
-                seen_columns = [str(c) for c in batch.columns]
-            self._write(target / f"part-{parts:05d}.csv.fernet", batch.to_csv(index=False).encode("utf-8"))
-            rows += len(batch)
+                seen_columns = list(table.column_names)
+            self._write_part(target / f"part-{parts:05d}.arrow.gcm", table)
+            rows += table.num_rows
             parts += 1
         with writing(target, "the stage's column list"):
             write_atomic(target / "columns.json", json.dumps({"columns": seen_columns or [], "rows": rows}))
@@ -94,17 +180,37 @@ class Staging:
         self.columns(stage)
         return json.loads((self.run_dir / stage / "columns.json").read_text())["rows"]
 
-    def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
-        """Yield the stage's batches in order; one empty frame if there were no rows."""
+    def _parts(self, stage: str) -> list[Path]:
+        folder = self.run_dir / stage
+        old = sorted(folder.glob(_OLD_PARTS))
+        if old:
+            # A run in flight across the upgrade: rare, and one re-run rewrites the stage in the new form.
+            raise StateError(
+                f"{old[0]}: stage {stage!r} was written by an earlier version (Fernet CSV parts); "
+                f"run the flow again for this date ({self.run_dir.name}) to rewrite it"
+            )
+        return sorted(folder.glob(_PARTS))
+
+    def read_tables(self, stage: str) -> Iterator[pa.Table]:
+        """Yield the stage's parts in order as Arrow tables of strings; one empty table if there were no rows.
+
+        One part is in memory at a time.
+        """
         columns = self.columns(stage)
-        parts = sorted((self.run_dir / stage).glob("part-*.csv.fernet"))
+        parts = self._parts(stage)
         if not parts:
-            yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+            yield pa.table({c: pa.array([], pa.string()) for c in columns})
             return
         for part in parts:
-            yield pd.read_csv(
-                io.BytesIO(self._read(part)), dtype=str, keep_default_na=False, na_values=[""]
-            ).astype(object).where(lambda df: df.notna(), None)
+            yield self._read_part(part)
+
+    def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
+        """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""
+        for table in self.read_tables(stage):
+            if table.num_rows == 0:
+                yield pd.DataFrame({c: pd.Series(dtype=object) for c in table.column_names})
+                continue
+            yield table.to_pandas(types_mapper=None, strings_to_categorical=False).astype(object, copy=False)
 
     def write_json(self, name: str, value: object) -> None:
         private_dir(self.run_dir)
@@ -123,3 +229,98 @@ class Staging:
             leftover.unlink(missing_ok=True)
         for leftover in self.run_dir.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
+
+
+def _label(path: Path) -> bytes:
+    # Bound into every chunk: a part renamed, or moved to the other stage, no longer opens.
+    return f"{path.parent.name}/{path.name}".encode()
+
+
+# --------------------------------------------------------------------------- the sealed file format
+
+_MAGIC = b"TRSTAGE1"
+_CHUNK = 4 << 20
+_HEAD = struct.Struct(">8s16sQ")  # magic, HKDF salt, plaintext length
+_CHUNK_HEAD = struct.Struct(">BI12s")  # kind, ciphertext length, nonce
+_DATA, _FINAL = 0, 1
+_FINAL_BODY = struct.Struct(">QQ")  # data chunks, plaintext length
+
+
+class SealError(Exception):
+    """A staging part that does not open: wrong key, altered, cut short, or not one of ours."""
+
+
+def _file_key(master: bytes, salt: bytes) -> AESGCM:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    # A fresh salt per file gives each file its own key, so random nonces never meet across files.
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"transfers staging part v1").derive(master)
+    return AESGCM(key)
+
+
+def _aad(head: bytes, label: bytes, index: int, kind: int) -> bytes:
+    return head + struct.pack(">QB", index, kind) + label
+
+
+def seal(master: bytes, plain: memoryview, out: IO[bytes], label: bytes) -> None:
+    """Write ``plain`` to ``out`` as AES-256-GCM chunks bound to ``label``, their order and their count.
+
+    Each chunk has a fresh 96-bit nonce; the file's header, the chunk's index and kind and
+    ``label`` are its associated data; a final chunk carries the count and the length, so a
+    file cut at a chunk boundary is told from a whole one.
+    """
+    head = _HEAD.pack(_MAGIC, os.urandom(16), len(plain))
+    aead = _file_key(master, head[8:24])
+    out.write(head)
+    index = 0
+    for start in range(0, len(plain), _CHUNK):
+        _write_chunk(out, aead, _aad(head, label, index, _DATA), _DATA, plain[start : start + _CHUNK])
+        index += 1
+    _write_chunk(out, aead, _aad(head, label, index, _FINAL), _FINAL, _FINAL_BODY.pack(index, len(plain)))
+
+
+def _write_chunk(out: IO[bytes], aead: AESGCM, aad: bytes, kind: int, data: bytes | memoryview) -> None:
+    nonce = os.urandom(12)
+    sealed = aead.encrypt(nonce, data, aad)
+    out.write(_CHUNK_HEAD.pack(kind, len(sealed), nonce))
+    out.write(sealed)
+
+
+def unseal(master: bytes, src: IO[bytes], label: bytes) -> bytearray:
+    """The plaintext :func:`seal` wrote under ``label``; ``SealError`` saying why if it does not open."""
+    head = src.read(_HEAD.size)
+    if len(head) < _HEAD.size or head[:8] != _MAGIC:
+        raise SealError("not a staging part of this version")
+    _magic, salt, length = _HEAD.unpack(head)
+    if length > os.fstat(src.fileno()).st_size:
+        raise SealError("its header was altered")  # never allocate what a tampered header asks for
+    aead = _file_key(master, salt)
+    plain = bytearray(length)
+    view = memoryview(plain)
+    at = index = 0
+    while True:
+        chunk_head = src.read(_CHUNK_HEAD.size)
+        if len(chunk_head) < _CHUNK_HEAD.size:
+            raise SealError(f"it ends after chunk {index} without its final marker (cut short)")
+        kind, size, nonce = _CHUNK_HEAD.unpack(chunk_head)
+        if kind not in (_DATA, _FINAL) or not 16 <= size <= _CHUNK + 16:
+            raise SealError(f"chunk {index} was altered")
+        sealed = src.read(size)
+        if len(sealed) < size:
+            raise SealError(f"chunk {index} is cut short")
+        aad = _aad(head, label, index, kind)
+        try:
+            if kind == _FINAL:
+                count, total = _FINAL_BODY.unpack(aead.decrypt(nonce, sealed, aad))
+                break
+            if at + size - 16 > length:
+                raise SealError(f"chunk {index} runs past the part's length")
+            aead.decrypt_into(nonce, sealed, aad, view[at : at + size - 16])
+        except (InvalidTag, struct.error):
+            raise SealError(f"chunk {index} does not authenticate") from None
+        at += size - 16
+        index += 1
+    if (count, total) != (index, at) or at != length or src.read(1):
+        raise SealError("its chunks do not add up to the part that was written")
+    return plain
