@@ -3,6 +3,10 @@
 Every value leaves this module as a string (dates as ISO 8601) or None, so
 quality checks and pseudonyms see the same text whether the source was a
 database or a CSV file, and a number never turns into ``12.0`` on the way.
+
+A PostgreSQL source is read with ``COPY`` into Arrow (:mod:`transfers.pgcopy`),
+which renders that same text in the database; other databases, and queries whose
+column types COPY cannot render the same way, are read row by row here.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
 from transfers.agreement import Source, check_relative_path
 from transfers.connections import ConnInfo
@@ -37,15 +42,27 @@ def _text(value: object) -> str | None:
         return str(int(value))
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray | memoryview):  # psycopg2 gives bytea as a memoryview
         raise SourceError("the source returned a binary column; select text columns only")
     return str(value)
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Every cell as str or None, column names as str."""
-    out = pd.DataFrame({str(col): [_text(v) for v in frame[col].tolist()] for col in frame.columns}, dtype=object)
-    return out
+    return pd.DataFrame({str(frame.columns[i]): _column_text(frame.iloc[:, i]) for i in range(frame.shape[1])},
+                        dtype=object)
+
+
+def _column_text(column: pd.Series) -> list[str | None] | Any:
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        # Text already (the common case): only the missing cells need a look, not every cell.
+        missing = pd.isna(values)
+        if all(v is None or v is pd.NaT or isinstance(v, float) for v in values[missing]):
+            values = values.copy()
+            values[missing] = None
+            return values
+    return [_text(v) for v in values.tolist()]
 
 
 def sqlalchemy_url(conn: ConnInfo) -> str:
@@ -126,21 +143,41 @@ def strip_sql_comments(query: str) -> str:
 
 def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
     """Run the flow's query with ``:ds`` bound to the logical date, in batches."""
+    for batch in _sql_batches(source, conn, config_dir=config_dir, logical_date=logical_date):
+        yield batch if isinstance(batch, pd.DataFrame) else _frame(batch)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    if table.num_rows == 0:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in table.column_names})
+    return table.to_pandas().astype(object, copy=False)
+
+
+def _sql_batches(
+    source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date
+) -> Iterator[pd.DataFrame | pa.Table]:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     query_path, query = _query(source, config_dir)
     where = _where(conn)
+    params = {"ds": logical_date.isoformat()} if ":ds" in query else {}
     with _connected(conn, where) as connection:
+        copied = _copy(connection, query, params, source, where, query_path.name)
+        if copied is not None:
+            yield from copied
+            return
         # Stream on the server side so a large extract is never all in memory.
         connection = connection.execution_options(stream_results=True, max_row_buffer=source.batch_rows)
         try:
-            result = connection.execute(text(query), {"ds": logical_date.isoformat()} if ":ds" in query else {})
+            result = connection.execute(text(query), params)
             columns = [str(c) for c in result.keys()]
             yielded = False
             while rows := result.fetchmany(source.batch_rows):
                 yielded = True
-                yield as_text(pd.DataFrame.from_records(rows, columns=columns))
+                # Object columns keep each value as the driver gave it: inferred int64 + None would turn
+                # into float64 and lose integers beyond 2**53 (9007199254740993 became ...992).
+                yield as_text(pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object))
         except SQLAlchemyError as exc:
             if getattr(exc, "connection_invalidated", False):
                 raise SourceUnavailable(f"{where}: connection lost while running {query_path.name}") from None
@@ -149,6 +186,25 @@ def extract_sql(source: Source, conn: ConnInfo, *, config_dir: Path, logical_dat
             raise SourceError(f"{where}: {query_path.name} failed: {first}") from None
         if not yielded:
             yield pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def _copy(connection: Any, query: str, params: dict[str, str], source: Source, where: str,
+          query_name: str) -> Iterator[pa.Table] | None:
+    """The COPY path's batches for a PostgreSQL source (psycopg2), or None for the row-by-row path."""
+    if (connection.dialect.name, connection.dialect.driver) != ("postgresql", "psycopg2"):
+        return None
+    from sqlalchemy import text
+
+    from transfers.pgcopy import copy_batches
+
+    # SQLAlchemy finds the binds exactly as the row-by-row path does; psycopg2 then quotes the values in.
+    compiled = text(query).compile(dialect=connection.dialect)
+    if not set(compiled.params) <= set(params):
+        return None  # an unknown bind: the row-by-row path refuses it with SQLAlchemy's message
+    raw = connection.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        bound = cursor.mogrify(str(compiled), {k: params[k] for k in compiled.params})
+    return copy_batches(raw, bound, batch_rows=source.batch_rows, where=where, query_name=query_name)
 
 
 @contextmanager
@@ -297,7 +353,19 @@ def _bad_field(path: Path, problem: str, bad: Callable[[bytes], bool]) -> str:
 
 
 def extract(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
-    """The extract step's entry point: batches of text columns."""
+    """Batches of text columns as DataFrames (object columns of str or None)."""
     if source.kind == "sql":
         return extract_sql(source, conn, config_dir=config_dir, logical_date=logical_date)
+    return extract_csv(source, conn, logical_date=logical_date)
+
+
+def extract_batches(
+    source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date
+) -> Iterator[pd.DataFrame | pa.Table]:
+    """The extract step's entry point: the same batches, as Arrow tables where the source gives them so.
+
+    For a writer that takes either (staging): a COPY extract is not turned into pandas and back.
+    """
+    if source.kind == "sql":
+        return _sql_batches(source, conn, config_dir=config_dir, logical_date=logical_date)
     return extract_csv(source, conn, logical_date=logical_date)

@@ -10,7 +10,7 @@ from transfers.connections import ConnInfo
 from transfers.devkit import synthetic
 from transfers.errors import SourceError
 from transfers.settings import PROJECT_ROOT
-from transfers.sources import extract, strip_sql_comments
+from transfers.sources import as_text, extract, strip_sql_comments
 
 DAY = date(2026, 11, 23)
 
@@ -128,3 +128,57 @@ def test_comment_stripping_knows_dollar_quoting_and_keeps_xor():
     # sqlparse's lexer, not a hand-written scanner: "--" inside $$...$$ is text, "#" is PostgreSQL's XOR.
     query = "SELECT $$a -- :ds$$, 5 # 3 -- says :ds\r\nFROM t -- end :ds"
     assert strip_sql_comments(query) == "SELECT $$a -- :ds$$, 5 # 3 \r\nFROM t "
+
+
+def test_sqlite_integers_beyond_2_53_survive_a_null_in_the_same_batch(tmp_path):
+    # pandas used to infer int64 + None as float64: 9007199254740993 was extracted as ...992.
+    import sqlite3
+
+    db = tmp_path / "cases.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id INTEGER, big INTEGER, score REAL, note TEXT)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)",
+                        [(1, 9007199254740993, 12.0, "a"), (2, None, 0.1, None), (3, -1, None, "")])
+    (tmp_path / "q.sql").write_text("SELECT * FROM t ORDER BY id")
+    source = Source(kind="sql", connection="cs_case_db", query="q.sql")
+
+    [batch] = extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)), config_dir=tmp_path, logical_date=DAY)
+
+    assert batch.to_dict("list") == {"id": ["1", "2", "3"], "big": ["9007199254740993", None, "-1"],
+                                     "score": ["12", "0.1", None], "note": ["a", None, ""]}
+
+
+def test_a_binary_value_is_refused_whatever_buffer_the_driver_gives(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "cases.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id TEXT, raw BLOB)")
+        con.execute("INSERT INTO t VALUES ('R1', x'00ff')")
+    (tmp_path / "q.sql").write_text("SELECT * FROM t")
+    source = Source(kind="sql", connection="cs_case_db", query="q.sql")
+    with pytest.raises(SourceError, match="binary column"):
+        list(extract(source, ConnInfo("cs_case_db", "sqlite", host=str(db)), config_dir=tmp_path, logical_date=DAY))
+    with pytest.raises(SourceError, match="binary column"):
+        as_text(pd.DataFrame({"raw": [memoryview(b"\x00")]}, dtype=object))  # psycopg2's bytea
+
+
+def test_as_text_leaves_text_alone_and_renders_everything_else_as_before():
+    import datetime as dt
+
+    frame = pd.DataFrame({
+        "s": ["a", None, float("nan"), ""],
+        "mixed": ["a", 12, 12.5, dt.date(2026, 11, 23)],
+        "when": [dt.datetime(2026, 11, 23, 10, 11, 12, 999), None, pd.NaT, pd.Timestamp("2026-01-02 03:04:05.6")],
+        "f": [12.0, 1e20, float("nan"), -0.0],
+    }, dtype=object)
+
+    out = as_text(frame)
+
+    assert out.to_dict("list") == {
+        "s": ["a", None, None, ""],
+        "mixed": ["a", "12", "12.5", "2026-11-23"],
+        "when": ["2026-11-23T10:11:12", None, None, "2026-01-02T03:04:05"],
+        "f": ["12", "100000000000000000000", None, "0"],
+    }
+    assert all(dtype.kind == "O" for dtype in out.dtypes)

@@ -75,7 +75,7 @@ def test_batches_come_back_as_object_columns_of_str_or_none_and_as_arrow_tables(
     staging.write_batches("extract", [frame(2)])
 
     [batch] = list(staging.read_batches("extract"))
-    assert all(dtype is pd.api.types.pandas_dtype(object) for dtype in batch.dtypes)
+    assert all(dtype.kind == "O" for dtype in batch.dtypes)
     assert batch.to_dict("records")[0] == {"id": "R000000", "nhs_number": "9434765919", "note": None}
     [table] = list(staging.read_tables("extract"))
     assert table.schema == pa.schema([(c, pa.string()) for c in ("id", "nhs_number", "note")])

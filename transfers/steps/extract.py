@@ -21,10 +21,11 @@ class ExtractResult(TypedDict):
 
 def extract(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> ExtractResult:
     """Read the source into encrypted staging batches."""
-    from transfers.sources import extract as read_source
+    from transfers.sources import extract_batches
 
     conn = resolvers.connection(run.ref.flow.source.connection)
-    batches = read_source(run.ref.flow.source, conn, config_dir=run.config.root, logical_date=run.logical_date)
+    # Arrow tables straight into staging where the source gives them (PostgreSQL's COPY).
+    batches = extract_batches(run.ref.flow.source, conn, config_dir=run.config.root, logical_date=run.logical_date)
     counts = run.staging.write_batches("extract", batches)
     log.info("extracted", **run._ctx(rows=counts["rows"], batches=counts["parts"]))
     return {"rows": counts["rows"], "batches": counts["parts"], "columns": len(counts["columns"])}
