@@ -10,8 +10,8 @@ query is wrapped with a cast per column, chosen from the column's type:
 type                row-by-row path gave                         COPY renders it with
 ==================  ==========================================  =======================
 boolean             ``True`` / ``False`` (Python's ``str``)      ``CASE``
-date                ISO 8601                                     ``to_char``
-timestamp           ISO 8601 with ``T``, to the second           ``to_char`` (truncates)
+date                ISO 8601                                     as is (DateStyle ISO)
+timestamp           ISO 8601 with ``T``, to the second           ``date_trunc``, ``T``
 timestamptz         the same with the session's ``+HH:MM``       ``to_char`` ``TZH:TZM``
 float4, float8      ``12`` for 12.0, else Python's ``repr``      its own text, then Python
                                                                  for the few that differ
@@ -27,6 +27,7 @@ of every type above.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -38,16 +39,15 @@ import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
 
 from transfers.errors import SourceError, SourceUnavailable
 
-_TIMESTAMP = "YYYY-MM-DD\"T\"HH24:MI:SS"
-#: type oid -> SQL rendering ``{}`` (the quoted column) as the row-by-row path's text.
+#: type oid -> SQL rendering ``{0}`` (the quoted column) as the row-by-row path's text. ``to_char`` costs
+#: a second per million values, so date and timestamp take the ISO text (DateStyle is set to ISO).
 _CASTS = {
     16: "CASE WHEN {0} THEN 'True' WHEN NOT {0} THEN 'False' END",  # bool
-    1082: "to_char({0}, 'YYYY-MM-DD')",  # date
-    1114: f"to_char({{0}}, '{_TIMESTAMP}')",  # timestamp
-    1184: f"to_char({{0}}, '{_TIMESTAMP}TZH:TZM')",  # timestamptz
+    1114: "replace(date_trunc('second', {0})::text, ' ', 'T')",  # timestamp
+    1184: "to_char({0}, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')",  # timestamptz: ISO text would give "+01", not "+01:00"
 }
-#: Types whose COPY text is already the row-by-row text: int8, int2, int4, text, oid-free names, numeric, uuid...
-_AS_IS = {20, 21, 23, 25, 18, 19, 1042, 1043, 1700, 2950}
+#: Types whose COPY text is already the row-by-row text: integers, text types, numeric, uuid, date (ISO).
+_AS_IS = {20, 21, 23, 25, 18, 19, 1042, 1043, 1700, 2950, 1082}
 _FLOATS = {700, 701}
 _BYTEA = 17
 #: Float text that Python would write otherwise: exponents, NaN/Infinity, -0, and more digits than a
@@ -100,7 +100,9 @@ def copy_batches(raw: Any, query: bytes, *, batch_rows: int, where: str, query_n
         cursor.execute(b"SELECT * FROM (" + body + b"\n) AS transfers_extract LIMIT 0")
         description = cursor.description
     except psycopg2.Error:
-        raw.rollback()  # the row-by-row path runs the query as written and names the error as it always did
+        # The row-by-row path runs the query as written and names the error as it always did.
+        with contextlib.suppress(psycopg2.Error):
+            raw.rollback()  # a connection that dropped is that path's to report (retriable)
         return None
     finally:
         cursor.close()
@@ -111,6 +113,10 @@ def copy_batches(raw: Any, query: bytes, *, batch_rows: int, where: str, query_n
     if chosen is None:
         return None
     sql = f"COPY ({chosen.select} FROM (".encode() + body + b"\n) AS transfers_extract) TO STDOUT WITH (FORMAT csv)"
+    with raw.cursor() as cursor:
+        # Output style only: the order the query's own date literals are read in stays the session's.
+        cursor.execute("SET LOCAL DateStyle = 'ISO'")
+        cursor.execute("SET LOCAL client_encoding = 'UTF8'")  # what Arrow reads; the driver decoded any other
     return _stream(raw, sql, chosen, batch_rows, where, query_name)
 
 

@@ -85,7 +85,7 @@ def _csv_text(series: pd.Series) -> list[str | None]:
     if len(series) == 0:
         return []
     rendered = pd.read_csv(
-        io.StringIO(text), header=None, dtype=str, keep_default_na=False, na_values=[""]
+        io.StringIO(text), header=None, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
     )[0]
     return [None if v is None or v != v else str(v) for v in rendered.tolist()]
 

@@ -60,6 +60,7 @@ def every_type_db():
         with engine.begin() as conn:
             # Not UTC: a timestamptz is written in the session's zone, with its offset, on both paths.
             conn.execute(sa.text(f'ALTER DATABASE "{name}" SET timezone = \'Asia/Kolkata\''))
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" SET datestyle = \'German, DMY\''))
             conn.execute(sa.text(TABLE))
             conn.execute(sa.text(ROWS))
         engine.dispose()

@@ -29,8 +29,8 @@ def test_each_type_gets_the_rendering_of_the_row_by_row_path():
     assert chosen.columns == ["id", "dob", "at", "tz", "ok", "score", 'say "hi"']
     assert chosen.floats == ["score"]
     assert chosen.select == (
-        'SELECT transfers_extract."id", to_char(transfers_extract."dob", \'YYYY-MM-DD\') AS "dob", '
-        'to_char(transfers_extract."at", \'YYYY-MM-DD"T"HH24:MI:SS\') AS "at", '
+        'SELECT transfers_extract."id", transfers_extract."dob", '
+        'replace(date_trunc(\'second\', transfers_extract."at")::text, \' \', \'T\') AS "at", '
         'to_char(transfers_extract."tz", \'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM\') AS "tz", '
         'CASE WHEN transfers_extract."ok" THEN \'True\' WHEN NOT transfers_extract."ok" THEN \'False\' END AS "ok", '
         'transfers_extract."score", transfers_extract."say ""hi"""'
