@@ -55,8 +55,8 @@ def nhs_numbers_mask(column: pd.Series) -> np.ndarray:
     anything but text is read as ``astype("string")`` renders it, as before.
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     try:
         text = pa.array(column, type=pa.string(), from_pandas=True)

@@ -80,8 +80,8 @@ def postcode_districts(column: pd.Series) -> pd.Series:
     """
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     try:
         text = pa.array(column, type=pa.string(), from_pandas=True)
