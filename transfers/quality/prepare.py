@@ -59,6 +59,11 @@ class _Preparer:
         # both sides of an order check are compared as parsed dates
         self.when += [n for n in dict.fromkeys([*self.order, *self.order.values()]) if n and n not in self.when]
         self.arrow = set() if hand_written else _arrow_fields(flow, checks)
+        # GX copies the frame it validates for each check; a field no row check reads (a name to be
+        # dropped) need not be in it, unless a hand-written expectation might filter rows on it.
+        read = {getattr(ch.expectation, "column", None) for ch in checks if ch.expectation is not None
+                and ch.scope == "rows"}
+        self.read = set(flow.fields) if hand_written else read & set(flow.fields)
         self.nulls: dict[str, int] = dict.fromkeys(flow.fields, 0)  # per field, for drift against history
         self.recent = [n for n, s in flow.fields.items() if s.checks.recent is not None]
         self.seen: dict[str, KeyIndex] = {name: KeyIndex(digest) for name in self.unique}
@@ -80,7 +85,8 @@ class _Preparer:
             value = _cleaned(source[name]) if name in source.columns else pa.nulls(n, pa.string())
             text[name] = value
             self.nulls[name] += value.null_count if isinstance(value, pa.Array) else int(value.isna().sum())
-            data[name] = _for_gx(value, arrow=name in self.arrow)
+            if name in self.read:
+                data[name] = _for_gx(value, arrow=name in self.arrow)
         for name in self.when:
             fmt = self.flow.fields[name].checks.format
             ok, parsed = _parse_when(text[name], fmt if fmt in ("date", "datetime") else None, n)

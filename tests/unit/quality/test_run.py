@@ -212,7 +212,7 @@ def test_gx_stays_quiet(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- chunks and compact keys
 
 
-@pytest.fixture(params=[1, 200_000], ids=["each batch alone", "batches joined"])
+@pytest.fixture(params=[1, 100_000], ids=["each batch alone", "batches joined"])
 def chunk_rows(request, monkeypatch):
     from transfers.quality import run as quality_run
 
