@@ -24,7 +24,8 @@ Two kinds of check:
 
 Modules: ``rules`` (value rules), ``checks`` (checks derived from the
 agreement), ``suite`` (merging hand-written expectations from
-``expectations/``, export), ``prepare`` (per-batch derived columns), ``gxrun``
+``expectations/``, export), ``prepare`` (per-batch derived columns), ``keys`` (the record
+keys seen so far, as sorted 64-bit hashes), ``gxrun``
 (GX plumbing), ``run`` (:func:`check_quality`), ``relevance`` (the columns), ``extract_checks`` and
 ``history`` (drift), ``outcome``, ``report`` (the scorecard's data),
 ``rectify`` (the rectification notice) and ``dry_run`` (``transfers check``).

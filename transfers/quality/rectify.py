@@ -21,6 +21,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from transfers.csv_escape import escape_value
@@ -45,7 +46,17 @@ class Rectification:
         self._writer.writerow(COLUMNS)
         self.count = 0
         self.records: set[int] = set()
-        self._pending: list[tuple[int, int, tuple[str, ...]]] = []
+        self._pending: list[tuple[int, int, int, tuple[str, ...]]] = []
+        self._starts = np.zeros(1, dtype=np.int64)
+
+    def begin(self, starts: Sequence[int]) -> None:
+        """The next rows come from source batches beginning at these batch positions.
+
+        The checks may see several source batches at once; a line is still
+        written with the source batch it was found in, so the notice reads the
+        same whatever the checks' batch size.
+        """
+        self._starts = np.asarray(starts, dtype=np.int64)
 
     def add(self, keys: pd.DataFrame, positions: Sequence[int], offset: int, check: Check) -> None:
         """Record that the rows at ``positions`` of a batch (starting at extract row ``offset``) fail ``check``."""
@@ -55,17 +66,19 @@ class Rectification:
         """Record that extract rows fail ``check``: (extract row, batch position of a row with its key)."""
         picked = keys.iloc[[pos for _row, pos in rows]]
         field = ", ".join(self.key_fields) if check.id == "reliability.record_key" else (check.field or "")
-        for (row, _pos), values in zip(rows, picked.itertuples(index=False, name=None), strict=True):
+        found = np.searchsorted(self._starts, [pos for _row, pos in rows], side="right") - 1
+        for (row, _pos), batch, values in zip(rows, found.tolist(), picked.itertuples(index=False, name=None),
+                                              strict=True):
             shown = [("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)) for v in values]
             key = " / ".join(shown) if any(shown) else ""
             line = (key, str(row + 1), field, check.description, check.dimension, check.id)
-            self._pending.append((row, len(self._pending), line))
+            self._pending.append((batch, row, len(self._pending), line))
             self.records.add(row)
             self.count += 1
 
     def flush(self) -> None:
         """Write the current batch's lines, a record's problems together, in row order."""
-        for _row, _n, line in sorted(self._pending):
+        for _batch, _row, _n, line in sorted(self._pending):
             # A data owner opens this in a spreadsheet: a key like "=HYPERLINK(...)" must stay text.
             self._writer.writerow(tuple(escape_value(v) for v in line))
         self._pending = []

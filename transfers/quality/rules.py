@@ -22,11 +22,6 @@ _DATETIME_TEXT = (
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LEADING_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
 
-# Two independent 64-bit hashes make a 128-bit key hash: a false "duplicate"
-# (which could block a transfer) is then vanishingly unlikely at any row count.
-_HASH_KEYS = ("isp-transfers-k1", "isp-transfers-k2")
-
-
 
 
 def _whole_match(pattern: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 WEIGHTS = tuple(range(10, 1, -1))
@@ -39,18 +40,38 @@ def nhs_numbers_valid(column: pd.Series) -> pd.Series:
     The Modulus 11 rule per value in Python was the slowest part of a quality batch.
     numpy and pandas are imported here so the rules stay a light leaf module.
     """
-    import numpy as np
     import pandas as pd
 
     present = column.notna().to_numpy()
-    text = column.astype("string").str.replace(" ", "", regex=False)
-    shaped = text.str.fullmatch(r"[0-9]{10}").fillna(False).to_numpy(dtype=bool)
+    out = nhs_numbers_mask(column).astype(object)
+    out[~present] = None
+    return pd.Series(out, index=column.index, dtype=object)
+
+
+def nhs_numbers_mask(column: pd.Series) -> np.ndarray:
+    """True where a value of ``column`` is a valid NHS number, False elsewhere (missing values too).
+
+    Text goes through pyarrow (no Python call per value); a column holding
+    anything but text is read as ``astype("string")`` renders it, as before.
+    """
+    import numpy as np
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    try:
+        text = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = pa.array(column.astype("string"), type=pa.string())
+    text = pc.replace_substring(text, " ", "")
+    # RE2 and Python agree on this ASCII-only pattern; a non-ASCII digit is no [0-9]
+    shaped = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{10}$"), False).to_numpy(zero_copy_only=False)
     ok = np.zeros(len(column), dtype=bool)
     if shaped.any():
-        raw = "".join(text[shaped].tolist()).encode("ascii")
-        digits = (np.frombuffer(raw, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
+        ten = pc.filter(text, pa.array(shaped))
+        offsets = np.frombuffer(ten.buffers()[1], dtype=np.int32)[ten.offset : ten.offset + len(ten) + 1]
+        raw = np.frombuffer(ten.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        digits = (raw.reshape(-1, 10) - 48).astype(np.int64)  # every value is ten ASCII digits here
         check = 11 - (digits[:, :9] @ np.array(WEIGHTS)) % 11
         check[check == 11] = 0
         ok[shaped] = (check != 10) & (check == digits[:, 9])
-    return pd.Series([bool(v) if p else None for v, p in zip(ok.tolist(), present.tolist(), strict=True)],
-                     dtype=object)
+    return ok

@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.quality_flows import (
@@ -206,3 +207,44 @@ def test_gx_stays_quiet(tmp_path, monkeypatch):
     run(clean())
     assert list(tmp_path.iterdir()) == []  # no gx/ project, no Data Docs
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
+
+
+# --------------------------------------------------------------------------- chunks and compact keys
+
+
+@pytest.fixture(params=[1, 100_000], ids=["each batch alone", "batches joined"])
+def chunk_rows(request, monkeypatch):
+    from transfers.quality import run as quality_run
+
+    monkeypatch.setattr(quality_run, "CHUNK_ROWS", request.param)
+    return request.param
+
+
+def test_duplicates_across_batches_are_quarantined_whatever_the_chunk_size(chunk_rows, tmp_path):
+    from transfers.quality.rectify import read_notice
+
+    flow = make_flow({**dict.fromkeys(DIMENSIONS, "block"), "reliability": "quarantine"})
+    parts = [clean(12).iloc[i : i + 3].copy() for i in range(0, 12, 3)]
+    parts[2].loc[parts[2].index[1], "referral_id"] = parts[0].iloc[0]["referral_id"]
+    parts[3].loc[parts[3].index[0], "referral_id"] = parts[0].iloc[0]["referral_id"]  # a third copy
+    parts[3].loc[parts[3].index[2], "referral_id"] = parts[3].iloc[1]["referral_id"]  # within one batch
+    outcome = run(parts, flow, report_dir=tmp_path)
+    assert outcome.quarantined_keys == {("R000001",), ("R000011",)}
+    assert outcome.held_back_rows == 5 and outcome.batches == 4
+    assert failing(outcome) == {"reliability": (1, 5)}
+    rows = [(line["record_key"], line["row"]) for line in read_notice(outcome.rectification_csv)]
+    # each line in the batch it was found in: the first copy when its repeat is found, batch by batch
+    assert rows == [("R000001", "1"), ("R000001", "8"), ("R000001", "10"), ("R000011", "11"), ("R000011", "12")]
+
+
+def test_a_forced_hash_collision_quarantines_nothing(chunk_rows):
+    def collide(columns, hash_key):
+        return np.zeros(len(columns[0]), dtype=np.uint64)  # every key hashes alike
+
+    flow = make_flow({**dict.fromkeys(DIMENSIONS, "block"), "reliability": "quarantine"})
+    parts = [clean(12).iloc[i : i + 4].copy() for i in range(0, 12, 4)]
+    outcome = run(parts, flow, digest=collide)
+    assert failing(outcome) == {} and outcome.quarantined_keys == set()
+    parts[2].loc[parts[2].index[3], "referral_id"] = parts[0].iloc[2]["referral_id"]
+    outcome = run(parts, flow, digest=collide)
+    assert outcome.quarantined_keys == {("R000003",)} and outcome.held_back_rows == 2
