@@ -12,7 +12,9 @@ not one per part.
 What a worker needs travels in a ``Job`` through the pool's pipe: the staging key and our armoured
 signing key are secrets, so they are never written to disk, argv or the environment. Each worker loads
 and checks both keys again from that text. Workers are started with ``spawn``: a forked copy of an
-Airflow task process (threads, open connections) is not safe to run on.
+Airflow task process (threads, open connections) is not safe to run on. The price: a spawned worker imports
+pgpy and pandas (about 2 s of CPU) and, by Python's rule for spawn, the parent's main module again (under
+Airflow, Airflow's entry module), which is why ``encrypt_all`` keeps one run of parts in this process.
 
 A worker's error stops the step with that error, the others stop before their next part, and every part
 of this attempt is removed, so the outbox holds no part without its manifest. One log line per part
