@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -278,6 +278,19 @@ class Settings(BaseSettings):
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
     delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")
+    compression: Literal["none", "zip", "zlib"] = Field(
+        default="zip", description="how each delivered file is compressed inside its encryption: `zip` (raw "
+                                   "DEFLATE, read by every OpenPGP tool), `zlib`, or `none`. Measured on a part "
+                                   "of 250k pseudonymised rows (27 MB of CSV, signed): zip at level 1 takes 0.7 s "
+                                   "and writes 12.3 MB, none 0.5 s and 27 MB. So zip by default: the 15 MB it "
+                                   "saves take longer to send than its 0.25 s over any link under 480 Mbit/s")
+    compression_level: int = Field(default=1, ge=1, le=9,
+                                   description="zlib level for zip/zlib, 1 (fastest) to 9 (smallest): level 6 "
+                                               "(pgpy's and gpg's default) is 7% smaller than 1 and twice as slow, "
+                                               "9 another 1% smaller and five times as slow")
+    encrypt_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto", description="processes that encrypt a delivery's files at once; `auto`: one per CPU, "
+                                    "never more than the files")
     sftp_timeout: float = Field(default=60.0, gt=0, le=3600,
                                 description="seconds any one SFTP wait may take (connect, banner, login, "
                                             "channel, each read and write); a recipient may set its own")

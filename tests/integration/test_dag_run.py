@@ -120,6 +120,33 @@ def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd
     assert world.staging_key not in logs + result.stdout + result.stderr
 
 
+def test_parts_encrypted_by_worker_processes_inside_an_airflow_task_arrive_whole(world, sshd, gpg_partner,
+                                                                                 airflow_home):
+    env = {**airflow_env(world, airflow_home), "TRANSFERS_DELIVERY_MAX_ROWS": "10", "TRANSFERS_ENCRYPT_WORKERS": "2",
+           "TRANSFERS_COMPRESSION": "zlib"}
+    recipient = _Recipient(world)
+    recipient.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", LOGICAL_DATE.isoformat()],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        recipient.stop.set()
+        recipient.join()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    files = world.delivered("inbound/ed-attendances")
+    assert [f.name for f in files] == [f"mash-referrals_B_{LOGICAL_DATE}_part{i:03d}of003.csv.pgp" for i in (1, 2, 3)]
+    frames = [read_delivery(gpg_partner, f) for f in files]
+    assert [len(f) for f in frames] == [10, 10, 10]
+    # The signing key went to the workers through a pipe: never into a log, argv or the environment they print.
+    logs = "\n".join(p.read_text(errors="replace") for p in airflow_home.rglob("*.log"))
+    secret_line = world.secrets["transfers_signing_key"].splitlines()[3]  # a line of the armoured key
+    for secret in (secret_line, world.staging_key, world.secrets["mash_pseudonym_key"]):
+        assert secret not in logs + result.stdout + result.stderr
+
+
 def test_a_rejected_receipt_fails_the_dag_run_with_the_recipient_s_reason(world, sshd, airflow_home):
     recipient = _Recipient(world, accept=False)
     recipient.start()

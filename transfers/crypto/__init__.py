@@ -21,7 +21,8 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
 - ``message``: ``encrypt_to_file`` encrypts bytes with AES-256 in an
   integrity-protected packet (SEIPD with MDC) to a checked key and writes the
   binary message atomically; given a signer, the literal data is signed first,
-  inside the same message. ``sign_detached`` makes an armoured detached
+  inside the same message, compressed as asked (``COMPRESSIONS``: none, zip, zlib, at a
+  zlib level). ``sign_detached`` makes an armoured detached
   signature (the manifest's, an agreement's sign-off); ``verify_detached``
   checks one against a partner's checked signing key.
 - ``decrypt``: ``decrypt_verified`` opens a message made for us (in memory): encrypted to
@@ -52,9 +53,17 @@ from transfers.crypto.keys import (
     own_signing_key,
     party_signing_key,
 )
-from transfers.crypto.message import EncryptedFile, encrypt_to_file, sign_detached, verify_detached
+from transfers.crypto.message import (
+    COMPRESSIONS,
+    Compression,
+    EncryptedFile,
+    encrypt_to_file,
+    sign_detached,
+    verify_detached,
+)
 
 __all__ = [
+    "COMPRESSIONS", "Compression",
     "DECRYPTION_KEY_PHRASE_VAR", "DECRYPTION_KEY_VAR", "DecryptionKey", "decrypt_verified", "load_own_decryption_key",
     "own_decryption_key", "signature_issuer", "SIGNING_KEY_VAR", "SIGNING_KEY_PHRASE_VAR", "EncryptedFile", "RecipientKey", "SigningKey", "encrypt_to_file",
     "load_own_signing_key", "load_recipient_key", "load_signing_key", "normalise_fingerprint", "own_signing_key",

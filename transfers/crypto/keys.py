@@ -79,6 +79,11 @@ class RecipientKey:
     key: Any = field(repr=False, compare=False)  # pgpy.PGPKey (primary)
     encryption_key: Any = field(repr=False, compare=False)  # pgpy.PGPKey (subkey or primary)
 
+    @property
+    def armored(self) -> str:
+        """The pinned public key alone, ASCII-armoured (``load_recipient_key(..., armored=)`` reads it)."""
+        return str(self.key)
+
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -99,6 +104,12 @@ class SigningKey:
     private: bool = False
     passphrase: str | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def armored(self) -> str:
+        """The key ASCII-armoured (``load_own_signing_key`` reads it): a secret for our own key, still
+        protected by its passphrase if it was. Hand it on only in memory, never to a file, argv or env."""
+        return str(self.key)
+
 
 @dataclass(frozen=True)
 class DecryptionKey:
@@ -113,7 +124,8 @@ class DecryptionKey:
 
 
 def load_recipient_key(
-    path: Path, pinned_fingerprint: str, *, now: datetime | None = None, margin: timedelta = timedelta(days=7)
+    path: Path, pinned_fingerprint: str, *, now: datetime | None = None, margin: timedelta = timedelta(days=7),
+    armored: str | None = None,
 ) -> RecipientKey:
     """Parse a partner's public key and refuse it unless it is safe to encrypt to.
 
@@ -124,6 +136,8 @@ def load_recipient_key(
         now: The time to judge expiry at (default: now, UTC).
         margin: Refuse a key that expires within this long, so a delivery is
             never made to a key the recipient is about to retire.
+        armored: The key as ``RecipientKey.armored`` gave it, read instead of ``path``
+            (named in messages): how a worker process gets a key already loaded, checked again.
 
     Returns:
         The key and the (sub)key to encrypt to.
@@ -133,7 +147,8 @@ def load_recipient_key(
             keys, holds no key with the pinned fingerprint, expired or expiring within ``margin``,
             revoked, too weak, or without a usable encryption key.
     """
-    return _load_partner_key(path, pinned_fingerprint, "encrypt", now, margin)
+    return _load_partner_key(path, pinned_fingerprint, "encrypt", now, margin,
+                             None if armored is None else armored.encode("ascii"))
 
 
 def load_signing_key(
@@ -255,11 +270,11 @@ def party_signing_key(secret: Callable[[str], str], protocol: Protocol, party: s
 
 
 def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: datetime | None,
-                      margin: timedelta) -> Any:  # RecipientKey for "encrypt", SigningKey for "sign"
+                      margin: timedelta, data: bytes | None = None) -> Any:  # RecipientKey / SigningKey by use
     path = Path(path)
     now, horizon = _clock(now, margin)
     pinned = _pinned(pinned_fingerprint, f"key file {path.name}")
-    key = parse(path, pinned)
+    key = parse(path, pinned, data)
     fpr = fingerprint_of(key)
     where = f"key file {path}"
     if fpr != pinned:

@@ -31,16 +31,20 @@ MAX_KEY_BYTES = 1024 * 1024
 PARSE_TIMEOUT_SECONDS = 10.0
 
 
-def parse(path: Path, pinned: str | None) -> Any:
-    """Read and parse a public key file, with a size and a time limit; the pinned key if it holds several."""
+def parse(path: Path, pinned: str | None, data: bytes | None = None) -> Any:
+    """Read and parse a public key file, with a size and a time limit; the pinned key if it holds several.
+
+    ``data``: the file's key, already read (a worker process is handed it, not the file).
+    """
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size if data is None else len(data)
         if size > MAX_KEY_BYTES:
             raise KeyRefused(
                 f"key file {path}: {size} bytes is too large for a public key "
                 f"(limit {MAX_KEY_BYTES}); is this the right file?"
             )
-        data = path.read_bytes()
+        if data is None:
+            data = path.read_bytes()
     except OSError as exc:
         raise KeyRefused(f"key file {path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     key = parse_bytes(data, f"key file {path}", pinned)

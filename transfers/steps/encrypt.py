@@ -6,8 +6,10 @@ encryption would be a different file under a name the recipient may already hold
 The manifest is written last, after its signature, so a manifest means a complete,
 signed outbox. The sender's private signing key comes from the secrets backend and is
 checked against the sender's pinned ``signing_fingerprint`` before anything is written.
-A key refused by the checks is recorded in the ledger before it stops the run. Only
-one part's plaintext is in memory at a time.
+A key refused by the checks is recorded in the ledger before it stops the run. The parts
+are built and encrypted by worker processes (``encrypt_parts``, ``TRANSFERS_ENCRYPT_WORKERS``),
+compressed as ``TRANSFERS_COMPRESSION`` says; this process holds no plaintext, each worker
+one part's at a time.
 
 Manifest (``MANIFEST_FORMAT`` 2): ``format``, ``agreement`` {id, version, sha256 of the
 agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
@@ -19,9 +21,7 @@ agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from transfers.crypto import RecipientKey, SigningKey
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
+    from transfers.steps.encrypt_parts import EncryptedPart, Job
 
 log = get_logger(__name__)
 
@@ -52,12 +53,18 @@ class EncryptResult(TypedDict):
 
 def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> EncryptResult:
     """Encrypt the prepared rows to the recipient's pinned key, into its outbox."""
-    from transfers.crypto import encrypt_to_file, sign_detached
+    from transfers.crypto import sign_detached
     from transfers.diskspace import writing
     from transfers.privacy.step import seal_subjects
+    from transfers.steps.encrypt_parts import encrypt_all
 
     partner = recipient.partner
     outbox = run.outbox_dir(recipient)
+
+    def report(part: EncryptedPart) -> None:
+        log.info("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
+                                              size=part["size"]))
+
     manifest_path = outbox / f"{run.base_name}.manifest.json"
     if manifest_path.exists():
         # A previous attempt sealed this outbox: sending a fresh encryption would put a
@@ -69,11 +76,7 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     signer = sender_signing_key(run, resolvers)  # before anything is written: no secret, nothing sealed
     key = _recipient_key(run, recipient, ledger)
     private_dir(outbox)
-    files = []
-    for name, (plaintext, rows) in _delivery_parts_named(run):
-        encrypted = encrypt_to_file(plaintext, key, outbox / name, filename=name.removesuffix(".pgp"), signer=signer)
-        files.append({"name": name, "size": encrypted.size, "sha256": encrypted.sha256, "rows": rows})
-        del plaintext
+    files: list[dict[str, Any]] = [dict(part) for part in encrypt_all(_jobs(run, key, signer, outbox), report)]
     manifest = build_manifest(run, recipient, files, ledger, signer)
     seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
     data = json.dumps(manifest, indent=2).encode("utf-8")
@@ -170,44 +173,19 @@ def _recipient_key(run: FlowRun, recipient: Recipient, ledger: Ledger) -> Recipi
         raise
 
 
-def _delivery_parts(run: FlowRun) -> Iterator[tuple[bytes, int]]:
-    """The prepared rows as CSV files of at most ``delivery_max_rows`` rows each."""
-    import pandas as pd
+def _jobs(run: FlowRun, key: RecipientKey, signer: SigningKey, outbox: Path) -> list[Job]:
+    """The parts, named from the prepared row count, split into one contiguous run per worker."""
+    from transfers.steps.encrypt_parts import Job, plan_parts, worker_count
 
-    limit = run.settings.delivery_max_rows
+    settings = run.settings
+    parts = plan_parts(run.staging.rows("prepared"), settings.delivery_max_rows, run.base_name)
+    workers = worker_count(settings.encrypt_workers, len(parts))
     columns = run.staging.columns("prepared")
-    buffer: list[pd.DataFrame] = []
-    count = 0
-    yielded = False
-
-    def flush() -> tuple[bytes, int]:
-        frame = pd.concat(buffer) if buffer else pd.DataFrame(columns=columns)
-        if run.ref.flow.csv.formula_escape:
-            from transfers.csv_escape import escape_frame
-
-            frame = escape_frame(frame)
-        out = io.StringIO()
-        frame.to_csv(out, index=False, columns=columns)
-        return out.getvalue().encode("utf-8"), len(frame)
-
-    for batch in run.staging.read_batches("prepared"):
-        start = 0
-        while start < len(batch):
-            take = batch.iloc[start : start + (limit - count)]
-            buffer.append(take)
-            count += len(take)
-            start += len(take)
-            if count >= limit:
-                yield flush()
-                buffer, count, yielded = [], 0, True
-    if buffer or not yielded:
-        yield flush()
-
-
-def _delivery_parts_named(run: FlowRun) -> Iterator[tuple[str, tuple[bytes, int]]]:
-    """Name parts from the row count known up front, so only one part is in memory."""
-    rows = run.staging.rows("prepared")
-    total = max(1, -(-rows // run.settings.delivery_max_rows))
-    for i, part in enumerate(_delivery_parts(run), start=1):
-        name = f"{run.base_name}.csv.pgp" if total == 1 else f"{run.base_name}_part{i:03d}of{total:03d}.csv.pgp"
-        yield name, part
+    return [Job(run_dir=run.staging.run_dir, staging_key=run.staging_key, columns=columns,
+                formula_escape=run.ref.flow.csv.formula_escape,
+                parts=tuple(parts[len(parts) * i // workers: len(parts) * (i + 1) // workers]), outbox=outbox,
+                recipient_key_file=key.path, recipient_fingerprint=key.fingerprint, recipient_armored=key.armored,
+                signer_fingerprint=signer.fingerprint, signer_armored=signer.armored,
+                signer_passphrase=signer.passphrase, compression=settings.compression,
+                level=settings.compression_level)
+            for i in range(workers)]

@@ -74,6 +74,20 @@ def test_what_our_sender_signs_and_encrypts_opens_to_the_same_bytes(parties, tmp
     assert decrypt_verified(_ours(parties, tmp_path), parties["own"], parties["pinned"], where="p") == PAYLOAD
 
 
+@pytest.mark.parametrize("compression", ["none", "zip", "zlib"])
+def test_every_compression_our_sender_may_use_opens_to_the_same_bytes(parties, tmp_path, compression):
+    out = encrypt_to_file(PAYLOAD, parties["recipient"], tmp_path / "part.csv.pgp", filename="part.csv",
+                          signer=parties["signer"], compression=compression)
+    assert decrypt_verified(out.path.read_bytes(), parties["own"], parties["pinned"], where="p") == PAYLOAD
+
+
+@pytest.mark.parametrize("compression", ["none", "zip", "zlib", "bzip2"])
+def test_a_message_gpg_compressed_either_way_opens(gpg_home, parties, tmp_path, compression):
+    data = _gpg(gpg_home, tmp_path, "--compress-algo", compression, "--local-user", parties["sender"],
+                "--recipient", parties["us"], "--sign", "--encrypt")
+    assert decrypt_verified(data, parties["own"], parties["pinned"], where="p") == PAYLOAD
+
+
 def test_a_message_gpg_signed_with_the_pinned_key_and_encrypted_to_us_opens(gpg_home, parties, tmp_path):
     data = _gpg(gpg_home, tmp_path, "--local-user", parties["sender"], "--recipient", parties["us"],
                 "--sign", "--encrypt")

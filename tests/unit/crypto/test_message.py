@@ -25,6 +25,7 @@ from transfers.crypto import (
     sign_detached,
 )
 from transfers.devkit.gpg import GpgError, signed_by
+from transfers.errors import EncryptionFailed
 
 # --------------------------------------------------------------------------- encryption
 
@@ -86,6 +87,40 @@ def test_flipping_one_byte_makes_gpg_refuse_the_file(gpg_partner, tmp_path, wher
 
     with pytest.raises(GpgError, match="refused"):
         gpg_partner.home.decrypt(path)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("compression", "level", "packet"), [
+    ("none", 1, None), ("zip", 1, "algo=1"), ("zlib", 1, "algo=2"), ("zip", 9, "algo=1")])
+def test_each_compression_decrypts_with_gpg_with_a_good_signature(gpg_home, tmp_path, compression, level, packet):
+    fpr, key_path = make_key(gpg_home, tmp_path, algo="cv25519")
+    signer_fpr, _, secret = make_signer(gpg_home, tmp_path)
+    plaintext = PAYLOAD * 50  # compressible, so a compressed packet is smaller
+    result = encrypt_to_file(plaintext, load_recipient_key(key_path, fpr), tmp_path / "out.csv.pgp",
+                             filename="out.csv", signer=load_own_signing_key(secret, signer_fpr),
+                             compression=compression, level=level)
+
+    decrypted, status = gpg_home.decrypt_with_status(result.path)
+    packets = gpg_home.run("--list-packets", str(result.path)).stdout.decode()
+
+    assert decrypted == plaintext
+    assert signed_by(status) == signer_fpr
+    assert "GOODMDC" in status
+    assert any(s.startswith("PLAINTEXT ") and s.endswith(" out.csv") for s in status)
+    if packet is None:
+        assert ":compressed packet:" not in packets
+        assert result.size > len(plaintext)
+    else:
+        assert f":compressed packet: {packet}" in packets
+        assert result.size < len(plaintext) // 2
+
+
+@pytest.mark.parametrize(("compression", "level"), [("bzip2", 1), ("zip", 0), ("zlib", 10)])
+def test_an_unknown_compression_or_level_is_refused_before_anything_is_written(tmp_path, compression, level):
+    with pytest.raises(EncryptionFailed, match=r"out\.csv\.pgp: compression .* is not one of none, zip, zlib"):
+        encrypt_to_file(PAYLOAD, None, tmp_path / "out.csv.pgp", filename="out.csv", compression=compression,
+                        level=level)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- signing (issue 11)
