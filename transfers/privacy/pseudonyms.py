@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
+
+import pandas as pd
 
 from transfers.errors import PrivacyError
 
@@ -42,17 +45,42 @@ def pseudonymise(value: str, key: bytes) -> str:
         PrivacyError: the key is missing or too short, or the identifier is
             empty once whitespace is removed.
     """
-    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
-        raise PrivacyError(
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
-            "check the secret named by the agreement's pseudonymisation.key_secret"
-        )
+    _check_key(key)
     if not isinstance(value, str):
         raise PrivacyError(f"an identifier to pseudonymise must be text, not {type(value).__name__}")
     normal = normalise_identifier(value)
     if not normal:
         raise PrivacyError("an empty identifier cannot be pseudonymised")
-    return hmac.new(bytes(key), normal.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(bytes(key), normal.encode("utf-8"), "sha256").hex()
+
+
+def normalise_all(values: pd.Series) -> pd.Series:
+    """:func:`normalise_identifier` of every value as text, in one pass; "" where a value is null or blank.
+
+    Kept on Python strings (object dtype), whose whitespace and upper-casing are exactly
+    :func:`normalise_identifier`'s; an Arrow string column would upper-case some letters
+    differently and give another pseudonym.
+    """
+    column = values.astype(object)
+    text = column.where(column.notna(), "")
+    if pd.api.types.infer_dtype(text, skipna=False) != "string":
+        text = text.map(str)  # an identifier read as a number is pseudonymised as its digits
+    return text.str.replace(_WHITESPACE.pattern, "", regex=True).str.upper()
+
+
+def digests(normalised: Iterable[str], key: bytes) -> list[bytes]:
+    """HMAC-SHA256 of each normalised identifier: one C call per value (``hmac.digest``)."""
+    _check_key(key)
+    raw = bytes(key)
+    return [hmac.digest(raw, value.encode("utf-8"), "sha256") for value in normalised]
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
 
 
 def derive_key(secret: str | bytes, *, domain: str, key_id: str) -> bytes:

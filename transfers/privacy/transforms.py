@@ -31,11 +31,12 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from transfers.agreement import FieldSpec, Flow
 from transfers.errors import PrivacyError
-from transfers.privacy.pseudonyms import MIN_KEY_BYTES, pseudonymise
+from transfers.privacy.pseudonyms import MIN_KEY_BYTES, digests, normalise_all
 from transfers.rules import is_district, postcode_parts
 
 # Date part of an ISO 8601 date or date-time; the rest (time, offset) is checked
@@ -297,26 +298,25 @@ def _blank(value: Any) -> bool:
 
 
 def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
-    result: list[str | None] = []
-    done = 0
-    for value in values:
-        if _blank(value):
-            # An empty cell holds no identifier; it stays empty rather than
-            # becoming the pseudonym of "" (which would link every blank).
-            result.append(None)
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise PrivacyError(
-                f"flow {flow_id}: field {name!r} holds a {type(value).__name__}, not text; "
-                "extracts must be read as text so identifiers keep their exact form"
-            )
-        result.append(pseudonymise(value, key))
-        done += 1
+    column = pd.Series(values, dtype=object)
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        for value in values:  # the rare column that is not all text: find what is in it
+            if not _blank(value) and not (isinstance(value, int | str) and not isinstance(value, bool)):
+                raise PrivacyError(
+                    f"flow {flow_id}: field {name!r} holds a {type(value).__name__}, not text; "
+                    "extracts must be read as text so identifiers keep their exact form"
+                )
+    # An empty cell holds no identifier; it stays empty rather than becoming the
+    # pseudonym of "" (which would link every blank). Whitespace-only is blank too,
+    # and a value is blank exactly when its normalised form is empty.
+    normal = normalise_all(column)
+    present = (normal != "").to_numpy()
+    hexes = [digest.hex() for digest in digests(normal[present], key)]
+    result = np.full(len(values), None, dtype=object)
+    result[present] = hexes
     # Every non-blank identifier gets a pseudonym, so nothing is nulled here;
     # the count is kept so every transformed field reports the same keys.
-    return result, done, 0
+    return result.tolist(), len(hexes), 0
 
 
 def _generalise_all(
