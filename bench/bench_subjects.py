@@ -97,20 +97,25 @@ def main(subjects: int, nights: int, *, new_each_night: bool, url: str | None) -
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(home=Path(tmp) / "state", config_dir=PROJECT_ROOT / "config",
                                 ledger_url=pg[0] if pg else None)
-            recording = disclosing = 0.0
+            recording = disclosing = transforming = 0.0
             for night in range(nights):
                 day = DAY + timedelta(days=night)
                 run = FlowRun(settings, config, ref, day, staging_key=new_staging_key())
                 first = 9_000_000_000 + (night * subjects if new_each_night else 0)
                 screening = Screening(run, key=key, lookup=lookup, connection=None)
-                start = time.perf_counter()
                 for at in range(0, subjects, BATCH):
                     n = min(BATCH, subjects - at)
                     frame = template.iloc[:n].copy()
                     frame["nhs_number"] = [str(first + at + i) for i in range(n)]
+                    start = time.perf_counter()
                     kept = screening.screen(frame)
+                    screened = time.perf_counter()
                     safe, _ = apply_privacy(kept, ref.flow, key=key, logical_date=day)
+                    transformed = time.perf_counter()
                     screening.sent(kept, safe)
+                    recording += (screened - start) + (time.perf_counter() - transformed)
+                    transforming += transformed - screened
+                start = time.perf_counter()
                 screening.finish(None)
                 recording += time.perf_counter() - start
                 start = time.perf_counter()
@@ -123,9 +128,10 @@ def main(subjects: int, nights: int, *, new_each_night: bool, url: str | None) -
                 disclosing += time.perf_counter() - start
                 run.staging.clear()
                 if night == 0 or (night + 1) % 10 == 0 or night == nights - 1:
-                    print(f"  night {night + 1:3d}: recorded at {subjects * (night + 1) / recording:10,.0f} "
-                          f"subjects/s, disclosure (pointer + hash) {disclosing / (night + 1):6.2f} s a night",
-                          flush=True)
+                    done = subjects * (night + 1)
+                    print(f"  night {night + 1:3d}: screened and recorded at {done / recording:9,.0f} subjects/s "
+                          f"(field transforms {done / transforming:9,.0f} rows/s), "
+                          f"disclosure (pointer + hash) {disclosing / (night + 1):6.2f} s a night", flush=True)
             sizes = register_bytes(settings.ledger_database)
             total = sum(sizes.values())
             disclosures = nights * len(ref.flow.to)

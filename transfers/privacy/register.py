@@ -113,19 +113,33 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
         finally:
             cursor.close()
         conn.exec_driver_sql("ANALYZE subject_batch")  # a temporary table has no statistics otherwise
-    else:
-        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, "
-                             "pseudonym BLOB NOT NULL)")
-        conn.exec_driver_sql("DELETE FROM subject_batch")
-        conn.exec_driver_sql("INSERT INTO subject_batch VALUES (?, ?)", list(zip(tokens, pseudonyms, strict=True)))
-    conn.exec_driver_sql(
-        "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT DISTINCT b.lookup, b.pseudonym FROM subject_batch b "
-        "WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
-    # min(): two writers adding the same subject at once leave two rows; every set names the first.
-    found = conn.exec_driver_sql(
-        "SELECT min(s.id) FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
-        "AND s.pseudonym = b.pseudonym GROUP BY b.lookup, b.pseudonym").scalars().all()
-    return np.asarray(found, dtype=np.int64)
+        conn.exec_driver_sql(
+            "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT DISTINCT b.lookup, b.pseudonym "
+            "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+            "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
+        # min(): two transactions adding the same subject at once leave two rows; every set names the first.
+        found = conn.exec_driver_sql(
+            "SELECT min(s.id) FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
+            "AND s.pseudonym = b.pseudonym GROUP BY b.lookup, b.pseudonym").scalars().all()
+        return np.asarray(found, dtype=np.int64)
+    # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than the
+    # insert. The pairs are made distinct here, and the INSERT ... SELECT holds SQLite's one write
+    # lock while it checks, so no subject is added twice and no GROUP BY is needed.
+    pairs = list(dict.fromkeys(zip(tokens, pseudonyms, strict=True)))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, pseudonym BLOB NOT NULL)")
+        cursor.execute("DELETE FROM subject_batch")
+        cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)", pairs)
+        cursor.execute("INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT b.lookup, b.pseudonym "
+                       "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+                       "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
+        cursor.execute("SELECT s.id FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
+                       "AND s.pseudonym = b.pseudonym")
+        found = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+    finally:
+        cursor.close()
+    return found
 
 
 def add_members(conn: sa.Connection, member_rows: sa.Table, header_id: int, ids: np.ndarray) -> None:
@@ -189,43 +203,50 @@ def migrate_legacy(engine: sa.Engine, write: Any) -> int:
     return moved
 
 
-def pseudonyms_of(conn: sa.Connection, id_arrays: Iterable[np.ndarray], *, ordered: bool) -> Iterator[str | None]:
-    """The pseudonyms of the subjects with these ids (each once), streamed; sorted as text if ``ordered``.
+def stored_pseudonyms(conn: sa.Connection, id_arrays: Iterable[np.ndarray], *,
+                      ordered: bool) -> Iterator[list[bytes]]:
+    """The stored pseudonyms of the subjects with these ids (each once), in chunks; in text order if ``ordered``.
 
     The ids go through a temporary table, so the database does the sort and memory
     stays flat however many subjects a disclosure holds.
     """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS subject_set (id bigint PRIMARY KEY) "
-                             "ON COMMIT DELETE ROWS")
-        conn.exec_driver_sql("TRUNCATE subject_set")
-        cursor = conn.connection.cursor()
-        try:
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set_part (id bigint) ON COMMIT DELETE ROWS")
+            cursor.execute("TRUNCATE subject_set, subject_set_part")
             for ids in id_arrays:
-                text = "\n".join(map(str, ids.tolist())) + "\n"
-                cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set_part (id bigint) ON COMMIT DROP")
-                cursor.copy_expert("COPY subject_set_part (id) FROM STDIN", io.StringIO(text))
-                cursor.execute("INSERT INTO subject_set SELECT DISTINCT id FROM subject_set_part "
-                               "ON CONFLICT DO NOTHING")
-                cursor.execute("TRUNCATE subject_set_part")
-        finally:
-            cursor.close()
-        conn.exec_driver_sql("ANALYZE subject_set")
-    else:
-        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
-        conn.exec_driver_sql("DELETE FROM subject_set")
-        for ids in id_arrays:
-            conn.exec_driver_sql("INSERT OR IGNORE INTO subject_set VALUES (?)", [(i,) for i in ids.tolist()])
-    join = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
-    # Raw digests sort as their hex does, so the database's order is the text order; text kept
-    # whole (hand-made pseudonyms, rows from before the register) is sorted here instead.
-    whole = ordered and conn.exec_driver_sql(
-        f"SELECT 1 {join} WHERE length(s.pseudonym) NOT IN (0, 32) LIMIT 1").first() is not None
-    if whole:
-        found = [members.decode_pseudonym(p) for p in conn.exec_driver_sql(f"SELECT s.pseudonym {join}").scalars()]
-        yield from sorted(found, key=lambda p: p or "")
+                cursor.copy_expert("COPY subject_set_part (id) FROM STDIN",
+                                   io.StringIO("".join(f"{i}\n" for i in ids.tolist())))
+            cursor.execute("INSERT INTO subject_set SELECT DISTINCT id FROM subject_set_part")
+            cursor.execute("ANALYZE subject_set")
+        else:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
+            cursor.execute("DELETE FROM subject_set")
+            for ids in id_arrays:
+                cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", ((i,) for i in ids.tolist()))
+        join = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
+        # Raw digests sort as their hex does, so the database's order is the text order; text kept
+        # whole (hand-made pseudonyms, rows from before the register) is sorted here instead.
+        cursor.execute(f"SELECT 1 {join} WHERE length(s.pseudonym) NOT IN (0, 32) LIMIT 1")  # noqa: S608 - constant
+        if ordered and cursor.fetchone() is not None:
+            cursor.execute(f"SELECT s.pseudonym {join}")  # noqa: S608 - constant
+            found = [bytes(p) for (p,) in cursor.fetchall()]
+            yield sorted(found, key=lambda p: members.decode_pseudonym(p) or "")
+            return
+        cursor.execute(f"SELECT s.pseudonym {join}" + (" ORDER BY s.pseudonym" if ordered else ""))  # noqa: S608
+        while chunk := cursor.fetchmany(50_000):
+            yield [bytes(p) for (p,) in chunk]
+    finally:
+        cursor.close()
+
+
+def hash_lines(digest: Any, chunk: list[bytes]) -> None:
+    """Add one line per stored pseudonym (its text, or nothing for none) to ``digest``, as the ledger entry hashes them."""
+    if all(len(p) == 32 for p in chunk):  # the usual case, done for the whole chunk at once
+        hexed = np.frombuffer(b"".join(chunk).hex().encode(), dtype=np.uint8).reshape(-1, 64)
+        digest.update(np.hstack([hexed, np.full((len(chunk), 1), ord("\n"), dtype=np.uint8)]).tobytes())
         return
-    rows = conn.execution_options(yield_per=50_000).exec_driver_sql(
-        f"SELECT s.pseudonym {join}" + (" ORDER BY s.pseudonym" if ordered else ""))
-    for (pseudonym,) in rows:
-        yield members.decode_pseudonym(pseudonym)
+    for stored in chunk:
+        digest.update(f"{members.decode_pseudonym(stored) or ''}\n".encode())

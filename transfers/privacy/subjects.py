@@ -224,22 +224,24 @@ class SubjectIndex:
 
     def pseudonyms(self, event: str, ref: str) -> list[str | None]:
         """The pseudonyms one event's subjects were recorded with, sorted (None first)."""
-        with self.engine.connect() as conn:
-            return sorted(self._pseudonyms(conn, event, ref), key=lambda p: p or "")
+        with self.engine.begin() as conn:
+            return [members.decode_pseudonym(p) for chunk in self._stored(conn, event, ref, ordered=True)
+                    for p in chunk]
 
-    def _pseudonyms(self, conn: sa.Connection, event: str, ref: str, *, ordered: bool = False) -> Iterable[str | None]:
+    def _stored(self, conn: sa.Connection, event: str, ref: str, *, ordered: bool) -> Iterable[list[bytes]]:
         h, m = self.headers, self.members
         sets = sa.select(sa.func.coalesce(h.c.source, h.c.id)).where(h.c.event == event, h.c.ref == ref)
-        rows = conn.execute(sa.select(m.c.block, m.c.data).where(m.c.header_id.in_(sets)))
-        return register.pseudonyms_of(conn, (members.unpack(block, data) for block, data in rows), ordered=ordered)
+        rows = conn.execute(sa.select(m.c.block, m.c.data).where(m.c.header_id.in_(sets))).all()
+        return register.stored_pseudonyms(conn, (members.unpack(block, data) for block, data in rows),
+                                          ordered=ordered)
 
     def digest(self, event: str, ref: str) -> dict[str, Any]:
         """Count and SHA-256 over the sorted pseudonyms of one event (for the ledger entry)."""
         digest, count = hashlib.sha256(), 0
         with self.engine.begin() as conn:
-            for pseudonym in self._pseudonyms(conn, event, ref, ordered=True):
-                digest.update(f"{pseudonym or ''}\n".encode())
-                count += 1
+            for chunk in self._stored(conn, event, ref, ordered=True):
+                register.hash_lines(digest, chunk)
+                count += len(chunk)
         return {"subjects": count, "subjects_sha256": digest.hexdigest()}
 
     def events(self, lookups: Iterable[str], *, event: str | None = None) -> list[SubjectEvent]:

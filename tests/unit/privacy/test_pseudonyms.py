@@ -77,3 +77,13 @@ def test_a_batch_normalises_and_pseudonymises_exactly_as_one_value_at_a_time():
     assert [d.hex() for d in digests(normal[normal != ""], KEY)] == [
         _old_pseudonym(str(v), KEY) for v, n in zip(values, expected, strict=True) if n]
     assert pseudonymise("943 476 5919", KEY) == _old_pseudonym("943 476 5919", KEY)
+
+
+@pytest.mark.parametrize("key", [KEY, b"s" * 16, b"long" * 40])
+def test_batch_digests_are_hmac_sha256_for_any_key_length(key):
+    import hmac
+
+    from transfers.privacy.pseudonyms import digests
+
+    assert digests(["9434765919", "", "ß"], key) == [hmac.new(key, v.encode(), hashlib.sha256).digest()
+                                                     for v in ["9434765919", "", "ß"]]
