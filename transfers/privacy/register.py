@@ -118,10 +118,10 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
             "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
             "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
         # min(): two transactions adding the same subject at once leave two rows; every set names the first.
-        found = conn.exec_driver_sql(
+        first = conn.exec_driver_sql(
             "SELECT min(s.id) FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
             "AND s.pseudonym = b.pseudonym GROUP BY b.lookup, b.pseudonym").scalars().all()
-        return np.asarray(found, dtype=np.int64)
+        return np.asarray(first, dtype=np.int64)
     # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than the
     # insert. The pairs are made distinct here, and the INSERT ... SELECT holds SQLite's one write
     # lock while it checks, so no subject is added twice and no GROUP BY is needed.
@@ -225,7 +225,7 @@ def stored_pseudonyms(conn: sa.Connection, id_arrays: Iterable[np.ndarray], *,
             cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
             cursor.execute("DELETE FROM subject_set")
             for ids in id_arrays:
-                cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", ((i,) for i in ids.tolist()))
+                cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", [(i,) for i in ids.tolist()])
         join = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
         # Raw digests sort as their hex does, so the database's order is the text order; text kept
         # whole (hand-made pseudonyms, rows from before the register) is sorted here instead.

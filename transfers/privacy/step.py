@@ -177,9 +177,10 @@ class Screening:
     def _reasons(self, normal: pd.Series, present: pd.Series) -> pd.Series:
         """Per subject, the first reason in :data:`REASONS` order it may not be sent under consent, or None."""
         here = present.to_numpy()
-        reasons = np.where(here, self.lists.reasons(normal).to_numpy(dtype=object), None)
+        reasons = self.lists.reasons(normal).to_numpy(dtype=object)
+        reasons[~here] = None
         if self.notified and self.lookup is not None:
-            candidates = (here & (reasons != "withdrawn")).nonzero()[0]
+            candidates: np.ndarray = (here & (reasons != "withdrawn")).nonzero()[0]
             if len(candidates):
                 found = np.array([d.hex() for d in self._lookups(normal.iloc[candidates])], dtype=object)
                 hit = np.fromiter((lookup in self.notified for lookup in found), dtype=bool, count=len(found))
