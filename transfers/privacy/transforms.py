@@ -341,7 +341,7 @@ def _generalise_all(
         return None if _blank(value) else convert(value)
 
     general = _per_distinct(values, blank_or)
-    has = np.not_equal(general, None)
+    has = pd.notna(general)
     blank = _per_distinct(values, _blank).astype(bool)
     # never fall back to the value itself: that would leak it in clear
     return general.tolist(), int(has.sum()), int((~has & ~blank).sum())
