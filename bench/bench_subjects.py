@@ -1,6 +1,6 @@
 """Size and speed of the subject register over many nights, through the prepare and deliver steps' own calls.
 
-    uv run python bench/bench_subjects.py [SUBJECTS] [NIGHTS] [--new-each-night] [--url postgresql://...]
+    uv run python bench/bench_subjects.py [SUBJECTS] [NIGHTS] [--new-each-night] [--url postgresql+psycopg2://...]
         (default 1,000,000 subjects and 30 nights; the same cohort each night unless --new-each-night)
 
 Each night screens, pseudonymises and records SUBJECTS distinct subjects for flow
@@ -169,7 +169,7 @@ if __name__ == "__main__":
     parser.add_argument("subjects", nargs="?", type=int, default=1_000_000)
     parser.add_argument("nights", nargs="?", type=int, default=30)
     parser.add_argument("--new-each-night", action="store_true", help="distinct subjects every night")
-    parser.add_argument("--url", help="a PostgreSQL server (postgresql://...@127.0.0.1/test): the register goes "
+    parser.add_argument("--url", help="a PostgreSQL server (postgresql+psycopg2://...@127.0.0.1/test): the register goes "
                                       "to a new database there, dropped at the end")
     args = parser.parse_args()
     main(args.subjects, args.nights, new_each_night=args.new_each_night, url=args.url)

@@ -72,9 +72,10 @@ def define(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
     return headers, subjects, member_rows
 
 
-def identity(fields: dict[str, Any], source: int | None) -> str:
+def identity(fields: dict[str, Any], source: int | None, occasion: str | None = None) -> str:
     values = [fields.get(name) for name in HEADER_FIELDS]
-    text = json.dumps([v.isoformat() if isinstance(v, date) else v for v in values] + [source])
+    extra = [source] if occasion is None else [source, occasion]
+    text = json.dumps([v.isoformat() if isinstance(v, date) else v for v in values] + extra)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -87,9 +88,13 @@ def insert_ignoring(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 def header(conn: sa.Connection, headers: sa.Table, fields: dict[str, Any], *, at: datetime,
-           source: int | None = None) -> int:
-    """The id of the header with these fields, made if there is none yet."""
-    key = identity(fields, source)
+           source: int | None = None, occasion: str | None = None) -> int:
+    """The id of the header with these fields, made if there is none yet.
+
+    ``occasion`` keeps apart headers whose fields are the same but whose time matters
+    (each withdrawal of an agreement is its own event, at its own moment).
+    """
+    key = identity(fields, source, occasion)
     found = conn.execute(sa.select(headers.c.id).where(headers.c.identity == key)).scalar()
     if found is None:
         row = {name: fields.get(name) for name in HEADER_FIELDS}

@@ -125,7 +125,7 @@ class SubjectIndex:
                 conn.execute(sa.insert(w).values(agreement=agreement, lookup=lookup, at=now))
                 fields = {"event": "withdrawn", "agreement": agreement, "detail": "recorded in the withdrawals register",
                           "ref": f"withdrawal:{agreement}"}
-                self._write(conn, fields, [members.token(lookup)], [b""], now)
+                self._write(conn, fields, [members.token(lookup)], [b""], now, occasion=lookup)
         except sa.exc.IntegrityError:
             return False  # recorded at the same moment by another withdraw of the same subject
         return True
@@ -156,8 +156,8 @@ class SubjectIndex:
         self.engine.dispose()
 
     def _write(self, conn: sa.Connection, fields: dict[str, Any], tokens: list[bytes], pseudonyms: list[bytes],
-               at: datetime | None) -> None:
-        header_id = register.header(conn, self.headers, fields, at=at or datetime.now(UTC))
+               at: datetime | None, *, occasion: str | None = None) -> None:
+        header_id = register.header(conn, self.headers, fields, at=at or datetime.now(UTC), occasion=occasion)
         register.add_members(conn, self.members, header_id, register.subject_ids(conn, tokens, pseudonyms))
 
     def record(self, rows: Iterable[dict[str, Any]]) -> None:
