@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -208,43 +208,73 @@ def migrate_legacy(engine: sa.Engine, write: Any) -> int:
     return moved
 
 
-def stored_pseudonyms(conn: sa.Connection, id_arrays: Iterable[np.ndarray], *,
+def stored_pseudonyms(conn: sa.Connection, blocks: list[tuple[int, bytes]], *,
                       ordered: bool) -> Iterator[list[bytes]]:
-    """The stored pseudonyms of the subjects with these ids (each once), in chunks; in text order if ``ordered``.
+    """The stored pseudonyms of the subjects a set's block rows hold (each once), in chunks; in text
+    order if ``ordered``.
 
-    The ids go through a temporary table, so the database does the sort and memory
-    stays flat however many subjects a disclosure holds.
+    A set that holds every id of a range (a cohort first recorded together) is read as that
+    range; any other set's ids go through a temporary table. Either way the database does the
+    sort, so memory stays flat however many subjects a disclosure holds.
     """
+    span = _whole_range(blocks)
     cursor = conn.connection.cursor()
     try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set_part (id bigint) ON COMMIT DELETE ROWS")
-            cursor.execute("TRUNCATE subject_set, subject_set_part")
-            for ids in id_arrays:
-                cursor.copy_expert("COPY subject_set_part (id) FROM STDIN",
-                                   io.StringIO("".join(f"{i}\n" for i in ids.tolist())))
-            cursor.execute("INSERT INTO subject_set SELECT DISTINCT id FROM subject_set_part")
-            cursor.execute("ANALYZE subject_set")
+        if span is not None:
+            source = f"FROM subject_pseudonyms s WHERE s.id BETWEEN {span[0]} AND {span[1]}"
         else:
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
-            cursor.execute("DELETE FROM subject_set")
-            for ids in id_arrays:
-                cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", [(i,) for i in ids.tolist()])
-        join = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
+            _fill_set(conn, cursor, blocks)
+            source = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
         # Raw digests sort as their hex does, so the database's order is the text order; text kept
         # whole (hand-made pseudonyms, rows from before the register) is sorted here instead.
-        cursor.execute(f"SELECT 1 {join} WHERE length(s.pseudonym) NOT IN (0, 32) LIMIT 1")  # noqa: S608 - constant
+        cursor.execute(f"SELECT 1 {source} AND length(s.pseudonym) NOT IN (0, 32) LIMIT 1"  # noqa: S608 - ints
+                       if span is not None else
+                       f"SELECT 1 {source} WHERE length(s.pseudonym) NOT IN (0, 32) LIMIT 1")  # noqa: S608
         if ordered and cursor.fetchone() is not None:
-            cursor.execute(f"SELECT s.pseudonym {join}")  # noqa: S608 - constant
+            cursor.execute(f"SELECT s.pseudonym {source}")  # noqa: S608 - a constant or two ints
             found = [bytes(p) for (p,) in cursor.fetchall()]
             yield sorted(found, key=lambda p: members.decode_pseudonym(p) or "")
             return
-        cursor.execute(f"SELECT s.pseudonym {join}" + (" ORDER BY s.pseudonym" if ordered else ""))  # noqa: S608
+        cursor.execute(f"SELECT s.pseudonym {source}" + (" ORDER BY s.pseudonym" if ordered else ""))  # noqa: S608
         while chunk := cursor.fetchmany(50_000):
             yield [bytes(p) for (p,) in chunk]
     finally:
         cursor.close()
+
+
+def _whole_range(blocks: list[tuple[int, bytes]]) -> tuple[int, int] | None:
+    """(first, last) id when the blocks hold every id from first to last, else None."""
+    if len({block for block, _data in blocks}) != len(blocks):
+        return None  # two sets (one per detail) share a block: ids could repeat, so counting proves nothing
+    count, low, high = 0, None, None
+    for block, data in blocks:
+        ids = members.unpack(block, data)
+        if len(ids):
+            count += len(ids)
+            low = int(ids[0]) if low is None else min(low, int(ids[0]))
+            high = int(ids[-1]) if high is None else max(high, int(ids[-1]))
+    if low is None or high is None or count != high - low + 1:
+        return None
+    return low, high
+
+
+def _fill_set(conn: sa.Connection, cursor: Any, blocks: list[tuple[int, bytes]]) -> None:
+    """The temporary table ``subject_set``, holding the set's ids (each once)."""
+    arrays = (members.unpack(block, data) for block, data in blocks)
+    if conn.dialect.name == "postgresql":
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set_part (id bigint) ON COMMIT DELETE ROWS")
+        cursor.execute("TRUNCATE subject_set, subject_set_part")
+        for ids in arrays:
+            cursor.copy_expert("COPY subject_set_part (id) FROM STDIN",
+                               io.StringIO("".join(f"{i}\n" for i in ids.tolist())))
+        cursor.execute("INSERT INTO subject_set SELECT DISTINCT id FROM subject_set_part")
+        cursor.execute("ANALYZE subject_set")
+    else:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
+        cursor.execute("DELETE FROM subject_set")
+        for ids in arrays:
+            cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", [(i,) for i in ids.tolist()])
 
 
 def hash_lines(digest: Any, chunk: list[bytes]) -> None:

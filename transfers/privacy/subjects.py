@@ -233,9 +233,9 @@ class SubjectIndex:
     def _stored(self, conn: sa.Connection, event: str, ref: str, *, ordered: bool) -> Iterable[list[bytes]]:
         h, m = self.headers, self.members
         sets = sa.select(sa.func.coalesce(h.c.source, h.c.id)).where(h.c.event == event, h.c.ref == ref)
-        rows = conn.execute(sa.select(m.c.block, m.c.data).where(m.c.header_id.in_(sets))).all()
-        return register.stored_pseudonyms(conn, (members.unpack(block, data) for block, data in rows),
-                                          ordered=ordered)
+        rows = [(block, bytes(data)) for block, data in conn.execute(
+            sa.select(m.c.block, m.c.data).where(m.c.header_id.in_(sets)))]
+        return register.stored_pseudonyms(conn, rows, ordered=ordered)
 
     def digest(self, event: str, ref: str) -> dict[str, Any]:
         """Count and SHA-256 over the sorted pseudonyms of one event (for the ledger entry)."""

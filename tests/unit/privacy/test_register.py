@@ -106,3 +106,20 @@ def test_an_old_register_is_moved_into_the_new_tables_once_on_open(tmp_path):
     again = SubjectIndex(f"sqlite:///{path}")  # opened again: nothing left to move, nothing doubled
     assert again.digest("disclosed", "d:syp") == expected
     again.close()
+
+
+def test_a_disclosure_of_two_sets_that_share_a_block_counts_each_subject_once_and_no_other(tmp_path):
+    index = SubjectIndex(f"sqlite:///{tmp_path / 'ledger.db'}")
+    numbers = [f"9{i:09d}" for i in range(6)]
+    everyone = _prepare(index, "other", numbers)  # ids 1..6 exist
+    row = {"event": "prepared", "agreement": "mash-referrals", "flow": "mash-referrals.A", "logical_date": DAY,
+           "recipient": None, "key_id": "k1", "ref": "p"}
+    # Two details in one prepare step: ids 1 and 3 under one, 3 again and 5 under the other (a range of 5 ids, 4 entries).
+    index.record([{**row, "detail": "a", "lookup": lookup_of(numbers[0], KEY), "pseudonym": everyone[0]},
+                  {**row, "detail": "a", "lookup": lookup_of(numbers[2], KEY), "pseudonym": everyone[2]},
+                  {**row, "detail": "b", "lookup": lookup_of(numbers[2], KEY), "pseudonym": everyone[2]},
+                  {**row, "detail": "b", "lookup": lookup_of(numbers[4], KEY), "pseudonym": everyone[4]}])
+    index.copy_prepared("p", disclosure_ref="d", recipient="syp")
+    assert sorted(index.pseudonyms("disclosed", "d")) == sorted([everyone[0], everyone[2], everyone[4]])
+    assert index.digest("disclosed", "d") == _old_digest([everyone[0], everyone[2], everyone[4]])
+    index.close()
