@@ -69,7 +69,7 @@ def main(rows: int, withdrawn: int) -> None:
         size = (work / "state" / "ledger.db").stat().st_size
         per = size / max(1, subjects["subjects"])
         print(f"subject tables on disk: {size / 1e6:,.1f} MB ({per:,.0f} bytes per subject sent, "
-              "prepared + disclosed rows and their indexes)")
+              "the whole ledger database: the register's tables and indexes)")
     peak = peak_rss_mb()
     print(f"peak resident memory: {peak:,.0f} MB")
 

@@ -223,3 +223,15 @@ def test_column_names_with_spaces_and_dates_as_dates_are_read(tmp_path):
     basis = SharingBasis(opt_outs={"kind": "csv", "connection": "lists", "path": "opt.csv", "subject": "NHS Number",
                                    "status": None, "effective": "Opted out on"})
     assert load_subject_lists(basis, _conn(tmp_path), DAY).opted_out == {"9434765919"}
+
+
+def test_a_batch_of_subjects_gets_the_reason_each_would_get_alone():
+    import pandas as pd
+
+    from transfers.consent import SubjectLists
+
+    lists = SubjectLists(withdrawn={"1", "2"}, restricted={"2", "3"}, opted_out={"3", "4", "1"})
+    subjects = pd.Series(["1", "2", "3", "4", "5", ""], index=[9, 8, 7, 6, 5, 4], dtype=object)
+    assert lists.reasons(subjects).tolist() == [lists.reason(s) for s in subjects]
+    assert lists.reasons(subjects).index.tolist() == [9, 8, 7, 6, 5, 4]
+    assert SubjectLists().reasons(subjects).tolist() == [None] * 6

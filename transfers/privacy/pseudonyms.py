@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
+
+import pandas as pd
 
 from transfers.errors import PrivacyError
 
@@ -42,17 +45,66 @@ def pseudonymise(value: str, key: bytes) -> str:
         PrivacyError: the key is missing or too short, or the identifier is
             empty once whitespace is removed.
     """
-    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
-        raise PrivacyError(
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
-            "check the secret named by the agreement's pseudonymisation.key_secret"
-        )
+    _check_key(key)
     if not isinstance(value, str):
         raise PrivacyError(f"an identifier to pseudonymise must be text, not {type(value).__name__}")
     normal = normalise_identifier(value)
     if not normal:
         raise PrivacyError("an empty identifier cannot be pseudonymised")
-    return hmac.new(bytes(key), normal.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(bytes(key), normal.encode("utf-8"), "sha256").hex()
+
+
+def normalise_all(values: pd.Series) -> pd.Series:
+    """:func:`normalise_identifier` of every value as text, in one pass; "" where a value is null or blank.
+
+    Kept on Python strings (object dtype), whose whitespace and upper-casing are exactly
+    :func:`normalise_identifier`'s; an Arrow string column would upper-case some letters
+    differently and give another pseudonym.
+    """
+    column = values.astype(object)
+    text = column.where(column.notna(), "")
+    if pd.api.types.infer_dtype(text, skipna=False) != "string":
+        text = text.map(str)  # an identifier read as a number is pseudonymised as its digits
+    return text.str.replace(_WHITESPACE.pattern, "", regex=True).str.upper()
+
+
+def digests(normalised: Iterable[str], key: bytes) -> list[bytes]:
+    """HMAC-SHA256 of each normalised identifier (the raw digests of :func:`pseudonymise`).
+
+    The key's inner and outer pads are hashed once and each value continues from
+    copies of those two states (RFC 2104, the same output as ``hmac.digest``):
+    ``hmac.digest`` pads and hashes the key again for every value, which made it
+    half as fast on a million identifiers.
+    """
+    _check_key(key)
+    raw = bytes(key)
+    if len(raw) > _SHA256_BLOCK:
+        raw = hashlib.sha256(raw).digest()
+    raw = raw.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(raw.translate(_IPAD)).copy
+    outer = hashlib.sha256(raw.translate(_OPAD)).copy
+
+    def one(value: str) -> bytes:
+        first = inner()
+        first.update(value.encode("utf-8"))
+        second = outer()
+        second.update(first.digest())
+        return second.digest()
+
+    return [one(value) for value in normalised]
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes; "
+            "check the secret named by the agreement's pseudonymisation.key_secret"
+        )
 
 
 def derive_key(secret: str | bytes, *, domain: str, key_id: str) -> bytes:

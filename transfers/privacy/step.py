@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from transfers.connections import ConnInfo
@@ -27,7 +28,8 @@ from transfers.consent import LABELS, NOTIFIED, REASONS, SubjectLists, load_subj
 from transfers.errors import DisclosureRiskBlocked, PrivacyError
 from transfers.ledger.records import PrivacyResult, PseudonymKey, SharedWithoutConsent
 from transfers.logs import get_logger
-from transfers.privacy.pseudonyms import derive_key, key_fingerprint, normalise_identifier, pseudonymise
+from transfers.privacy import members
+from transfers.privacy.pseudonyms import derive_key, digests, key_fingerprint, normalise_all
 from transfers.privacy.risk import GroupCounter, KResult
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of, prepared_prefix
 
@@ -53,10 +55,6 @@ def subject_lookup_key(run: FlowRun, secret: Callable[[str], str]) -> bytes | No
     if setting is None:
         return None
     return lookup_key(secret(setting.key_secret), run.ref.agreement.id)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or not str(value).strip()
 
 
 class Screening:
@@ -87,11 +85,15 @@ class Screening:
         setting = run.ref.agreement.pseudonymisation
         self.key_id = setting.key_id if setting else None
 
-    def _event(self, subject: str, event: str, detail: str | None, pseudonym: str | None, ref: str) -> dict:
-        assert self.lookup is not None
+    def _fields(self, event: str, detail: str | None, ref: str) -> dict[str, Any]:
         return {"event": event, "agreement": self.run.ref.agreement.id, "flow": self.run.ref.key,
-                "logical_date": self.run.logical_date, "recipient": None, "lookup": lookup_of(subject, self.lookup),
-                "pseudonym": pseudonym, "key_id": self.key_id, "detail": detail, "ref": ref}
+                "logical_date": self.run.logical_date, "recipient": None, "key_id": self.key_id, "detail": detail,
+                "ref": ref}
+
+    def _lookups(self, normal: pd.Series) -> list[bytes]:
+        """The full keyed lookup digest of each normalised subject (their hex is what registers hold)."""
+        assert self.lookup is not None
+        return digests(normal, self.lookup)
 
     def screen(self, batch: pd.DataFrame) -> pd.DataFrame:
         """The batch without the rows that may not be sent; the excluded are counted and recorded."""
@@ -105,36 +107,32 @@ class Screening:
         if deceased is not None and deceased.date_of_death not in batch.columns:
             raise PrivacyError(f"flow {self.run.ref.key}: deceased.date_of_death field {deceased.date_of_death!r} "
                                "is not in the extract; nothing was prepared")
-        keep: list[bool] = []
-        events: list[dict] = []
-        subjects = batch[subject_col].tolist()
-        deaths = batch[deceased.date_of_death].tolist() if deceased else [None] * len(batch)
-        for raw, death in zip(subjects, deaths, strict=True):
-            subject = None if _blank(raw) else normalise_identifier(str(raw))
-            reason = self._reason(subject) if subject else None
-            if subject is None:
-                self.unchecked += 1
-            dead = not _blank(death)
-            # Each check on its own: overriding an opt-out never also overrides the deceased choice.
-            excluded = None
-            if reason is not None and not self.override:
-                excluded = reason
-            elif dead and (deceased is None or deceased.handling != "send_with_caution"):
-                excluded = "deceased"
-            if excluded is not None:
-                self.excluded[excluded] += 1
-                if subject and self.lookup is not None:
-                    events.append(self._event(subject, "excluded", LABELS.get(excluded, excluded), None,
-                                              f"excluded:{self.run.ref.key}:{self.run.ds}"))
-            else:
-                if reason is not None:
-                    self.overridden[reason] += 1
-                if dead:
-                    self.deceased_sent += 1
-            keep.append(excluded is None)
-        if events and self.index is not None:
-            self.index.record(events)
-        return batch[pd.Series(keep, index=batch.index)]
+        normal = normalise_all(batch[subject_col])
+        present = normal != ""
+        self.unchecked += int((~present).sum())
+        reasons = self._reasons(normal, present)
+        if deceased is not None:
+            dead = normalise_all(batch[deceased.date_of_death]) != ""
+        else:
+            dead = pd.Series(False, index=batch.index)
+        # Each check on its own: overriding an opt-out never also overrides the deceased choice.
+        excluded = reasons.where(reasons.notna() & (not self.override), None)
+        if deceased is not None and deceased.handling != "send_with_caution":
+            excluded = excluded.where(excluded.notna() | ~dead, "deceased")
+        keep = excluded.isna()
+        self.excluded.update(excluded[~keep].value_counts(sort=False).to_dict())
+        self.overridden.update(reasons[keep & reasons.notna()].value_counts(sort=False).to_dict())
+        self.deceased_sent += int((keep & dead).sum())
+        recorded = ~keep & present
+        if recorded.any() and self.index is not None:
+            ref = f"excluded:{self.run.ref.key}:{self.run.ds}"
+            tokens = [d[:members.TOKEN_BYTES] for d in self._lookups(normal[recorded])]
+            labels = excluded[recorded].map(lambda r: LABELS.get(r, r)).to_numpy()
+            for label in dict.fromkeys(labels.tolist()):
+                chosen = (labels == label).nonzero()[0].tolist()
+                self.index.record_set(self._fields("excluded", label, ref), [tokens[i] for i in chosen],
+                                      [b""] * len(chosen))
+        return batch[keep]
 
     def sent(self, raw: pd.DataFrame, safe: pd.DataFrame) -> None:
         """Note the subjects of rows about to be sent, and count their quasi-identifier groups."""
@@ -144,36 +142,52 @@ class Screening:
         if self.index is None or not len(raw):
             return
         subject_col = self.flow.subject
-        shown = self.flow.fields[subject_col].share == "pseudonymise"
-        events = []
-        for raw_value, safe_value in zip(raw[subject_col].tolist(), safe[subject_col].tolist() if shown
-                                         else [None] * len(raw), strict=True):
-            if _blank(raw_value):
-                continue
-            subject = normalise_identifier(str(raw_value))
-            # The pseudonym the recipient holds; if the subject field is not sent as a
-            # pseudonym, the agreement key's pseudonym still identifies it in notices.
-            pseudonym = safe_value if shown else (pseudonymise(subject, self.key) if self.key else None)
-            events.append(self._event(subject, "prepared", self._detail(subject), pseudonym, self.ref))
-        self.index.record(events)
+        normal = normalise_all(raw[subject_col])
+        present = (normal != "").to_numpy()
+        if not present.any():
+            return
+        normal = normal[present]
+        tokens = [d[:members.TOKEN_BYTES] for d in self._lookups(normal)]
+        # The pseudonym the recipient holds; if the subject field is not sent as a
+        # pseudonym, the agreement key's pseudonym still identifies it in notices.
+        if self.flow.fields[subject_col].share == "pseudonymise":
+            pseudonyms = [members.encode_pseudonym(p) for p in safe[subject_col].to_numpy()[present].tolist()]
+        elif self.key is not None:
+            pseudonyms = digests(normal, self.key)
+        else:
+            pseudonyms = [b""] * len(tokens)
+        details = self._details(normal)
+        if len(set(details)) == 1:
+            self.index.record_set(self._fields("prepared", details[0], self.ref), tokens, pseudonyms)
+            return
+        labels = np.array(details, dtype=object)
+        for detail in dict.fromkeys(details):
+            chosen = (labels == detail).nonzero()[0].tolist()
+            self.index.record_set(self._fields("prepared", detail, self.ref), [tokens[i] for i in chosen],
+                                  [pseudonyms[i] for i in chosen])
 
-    def _detail(self, subject: str) -> str | None:
+    def _details(self, normal: pd.Series) -> list[str | None]:
         """What a subject access request must show about this disclosure: shared without consent, and why."""
         if not self.statutory:
-            return None
+            return [None] * len(normal)
         detail = f"without consent: {self.flow.consent.ground}"
-        reason = self._reason(subject)
-        return f"{detail}; {reason_label(reason)} overridden" if reason else detail
+        reasons = self._reasons(normal, pd.Series(True, index=normal.index))
+        return [f"{detail}; {reason_label(r)} overridden" if isinstance(r, str) else detail for r in reasons.tolist()]
 
-    def _reason(self, subject: str) -> str | None:
-        """The first reason in :data:`REASONS` order the subject may not be sent under consent, or None."""
-        reason = self.lists.reason(subject)
-        if reason != "withdrawn" and self.notified and self.lookup is not None:
-            lookup = lookup_of(subject, self.lookup)
-            if lookup in self.notified:
-                self.notified_seen.add(lookup)
-                return NOTIFIED
-        return reason
+    def _reasons(self, normal: pd.Series, present: pd.Series) -> pd.Series:
+        """Per subject, the first reason in :data:`REASONS` order it may not be sent under consent, or None."""
+        here = present.to_numpy()
+        reasons = self.lists.reasons(normal).to_numpy(dtype=object)
+        reasons[~here] = None
+        if self.notified and self.lookup is not None:
+            candidates: np.ndarray = (here & (reasons != "withdrawn")).nonzero()[0]
+            if len(candidates):
+                found = np.array([d.hex() for d in self._lookups(normal.iloc[candidates])], dtype=object)
+                hit = np.fromiter((lookup in self.notified for lookup in found), dtype=bool, count=len(found))
+                if hit.any():
+                    self.notified_seen.update(found[hit].tolist())
+                    reasons[candidates[hit]] = NOTIFIED
+        return pd.Series(reasons, index=normal.index, dtype=object)
 
     # ------------------------------------------------------------------ end of the step
 

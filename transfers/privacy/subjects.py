@@ -4,7 +4,7 @@ Kept in a table beside the ledger (same database) so ledger payloads stay
 small: a disclosure's ledger entry carries the count and a SHA-256 over the
 sorted pseudonyms, which ties this table's rows to the hash chain.
 
-Each row holds two keyed values, never the identifier:
+Each subject is held as two keyed values, never the identifier:
 
 * ``lookup``: the subject under a local lookup key that never leaves the
   sender and does not change when the sharing key rotates, so IG can find a
@@ -12,7 +12,12 @@ Each row holds two keyed values, never the identifier:
 * ``pseudonym``: the pseudonym the recipient was sent (under ``key_id``), so a
   withdrawal or correction notice names the subject the way that recipient knows.
 
-Rows are only added; a unique ``(event, ref, lookup)`` makes re-runs record nothing new.
+Both are stored compactly (a 16-byte lookup token, the raw pseudonym digest), once per
+subject and key, and each event names a set of subject ids: see
+:mod:`transfers.privacy.register` for the tables and :mod:`transfers.privacy.members` for
+the forms. A prepare step writes its subjects once; each recipient's disclosure then
+points at that set, so nothing is copied per recipient or deleted after. Events are
+only added; recording the same subjects for the same event and reference again adds nothing.
 
 ``subject_withdrawals`` is the sender's withdrawals register: the lookups of the
 subjects ``transfers consent withdraw`` was told of, per agreement, which every
@@ -22,7 +27,7 @@ run of the agreement's flows excludes on top of the source's own consent registe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from transfers.ledger.records import Disclosure, Withdrawal
+from transfers.privacy import members, register
 from transfers.privacy.pseudonyms import derive_key, pseudonymise
 
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
 
-TABLE = "subject_events"
 _LOOKUP_KEY_ID = "local-lookup"
 
 
@@ -60,28 +65,6 @@ class SubjectEvent:
     key_id: str | None
     detail: str | None
     ref: str
-
-
-def _define(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        TABLE,
-        metadata,
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("event", sa.String(32), nullable=False),
-        sa.Column("agreement", sa.String(200), nullable=False),
-        sa.Column("flow", sa.String(200)),
-        sa.Column("logical_date", sa.Date()),
-        sa.Column("recipient", sa.String(200)),
-        sa.Column("lookup", sa.String(64), nullable=False),
-        sa.Column("pseudonym", sa.String(64)),
-        sa.Column("key_id", sa.String(100)),
-        sa.Column("detail", sa.String(200)),
-        sa.Column("ref", sa.String(500), nullable=False),
-        sa.UniqueConstraint("event", "ref", "lookup", name=f"uq_{TABLE}"),
-        # (event, ref) lookups use the unique constraint's index; no second one.
-        sa.Index(f"ix_{TABLE}_lookup", "lookup"),
-    )
 
 
 def _define_seals(metadata: sa.MetaData) -> sa.Table:
@@ -112,15 +95,18 @@ WITHDRAWALS = "subject_withdrawals"
 
 
 class SubjectIndex:
-    """The ``subject_events``, ``subject_seals`` and ``subject_withdrawals`` tables in the ledger's database."""
+    """The subject register (headers, pseudonyms, member sets), seals and withdrawals, in the ledger's database."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_cache)
         metadata = sa.MetaData()
-        self.table = _define(metadata)
+        self.headers, self.subjects, self.members = register.define(metadata)
         self.seals = _define_seals(metadata)
         self.withdrawals = _define_withdrawals(metadata)
         metadata.create_all(self.engine, checkfirst=True)
+        register.migrate_legacy(self.engine, self._write)
 
     def record_withdrawal(self, agreement: str, lookup: str) -> bool:
         """Put a subject in the agreement's withdrawals register; False if it was already there.
@@ -137,10 +123,9 @@ class SubjectIndex:
                 if known is not None:
                     return False
                 conn.execute(sa.insert(w).values(agreement=agreement, lookup=lookup, at=now))
-                conn.execute(self._insert(), [{
-                    "at": now, "event": "withdrawn", "agreement": agreement, "flow": None, "logical_date": None,
-                    "recipient": None, "lookup": lookup, "pseudonym": None, "key_id": None,
-                    "detail": "recorded in the withdrawals register", "ref": f"withdrawal:{agreement}"}])
+                fields = {"event": "withdrawn", "agreement": agreement, "detail": "recorded in the withdrawals register",
+                          "ref": f"withdrawal:{agreement}"}
+                self._write(conn, fields, [members.token(lookup)], [b""], now, occasion=lookup)
         except sa.exc.IntegrityError:
             return False  # recorded at the same moment by another withdraw of the same subject
         return True
@@ -170,76 +155,134 @@ class SubjectIndex:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _insert(self) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-
-            return insert(self.table).on_conflict_do_nothing()
-        return sa.insert(self.table).prefix_with("OR IGNORE")
+    def _write(self, conn: sa.Connection, fields: dict[str, Any], tokens: list[bytes], pseudonyms: list[bytes],
+               at: datetime | None, *, occasion: str | None = None) -> None:
+        header_id = register.header(conn, self.headers, fields, at=at or datetime.now(UTC), occasion=occasion)
+        register.add_members(conn, self.members, header_id, register.subject_ids(conn, tokens, pseudonyms))
 
     def record(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Add events (each a dict of the table's columns; ``at`` defaults to now)."""
-        now = datetime.now(UTC)
-        batch = [{"at": now, **row} for row in rows]
-        if batch:
+        """Add events (each a dict of the header fields, ``lookup`` and ``pseudonym``; ``at`` defaults to now)."""
+        groups: dict[tuple, tuple[list[bytes], list[bytes]]] = {}
+        for row in rows:
+            fields = tuple(row.get(name) for name in register.HEADER_FIELDS)
+            tokens, pseudonyms = groups.setdefault(fields, ([], []))
+            tokens.append(members.token(row["lookup"]))
+            pseudonyms.append(members.encode_pseudonym(row.get("pseudonym")))
+        if groups:
+            now = datetime.now(UTC)
             with self.engine.begin() as conn:
-                conn.execute(self._insert(), batch)
+                for fields, (tokens, pseudonyms) in groups.items():
+                    self._write(conn, dict(zip(register.HEADER_FIELDS, fields, strict=True)), tokens, pseudonyms, now)
+
+    def record_set(self, fields: dict[str, Any], tokens: Sequence[bytes], pseudonyms: Sequence[bytes]) -> None:
+        """Add one event's subjects in one transaction: ``tokens`` as :func:`members.token` gives them,
+        ``pseudonyms`` as :func:`members.encode_pseudonym` does (the raw digest)."""
+        if len(tokens):
+            with self.engine.begin() as conn:
+                self._write(conn, fields, list(tokens), list(pseudonyms), None)
 
     def copy_prepared(self, prepared_ref: str, *, disclosure_ref: str, recipient: str) -> None:
-        """Turn one prepare step's subjects into the disclosure to ``recipient``, in SQL (nothing in memory)."""
-        t = self.table
-        select = sa.select(
-            sa.literal(datetime.now(UTC), sa.DateTime(timezone=True)), sa.literal("disclosed"), t.c.agreement,
-            t.c.flow, t.c.logical_date, sa.literal(recipient), t.c.lookup, t.c.pseudonym, t.c.key_id, t.c.detail,
-            sa.literal(disclosure_ref),
-        ).where(t.c.event == "prepared", t.c.ref == prepared_ref)
-        columns = ["at", "event", "agreement", "flow", "logical_date", "recipient", "lookup", "pseudonym", "key_id",
-                   "detail", "ref"]
+        """Make one prepare step's subjects the disclosure to ``recipient``: a header that points at them."""
+        h = self.headers
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            conn.execute(self._insert().from_select(columns, select))
+            prepared = conn.execute(sa.select(h).where(h.c.ref == prepared_ref, h.c.event == "prepared",
+                                                       h.c.source.is_(None)).order_by(h.c.id)).all()
+            for row in prepared:
+                fields = {name: getattr(row, name) for name in register.HEADER_FIELDS}
+                fields.update(event="disclosed", recipient=recipient, ref=disclosure_ref)
+                register.header(conn, h, fields, at=now, source=row.id)
 
     def forget_prepared(self, flow_key: str, logical_date: date) -> int:
-        """Drop the working "prepared" rows of one (flow, date) once every recipient's disclosure is recorded.
+        """Drop the prepared sets of one (flow, date) that no disclosure points at; return their subjects.
 
-        They only carry subjects from the prepare step to the disclosure; kept after
-        that they would be a second, unneeded copy of every pseudonym sent.
+        Those are attempts whose outbox was never delivered (a retry prepared again):
+        they must never count as sent. A delivered attempt's set is the disclosure itself.
         """
-        t = self.table
+        h, m = self.headers, self.members
         prefix = prepared_prefix(flow_key, logical_date.isoformat())
         with self.engine.begin() as conn:
-            gone = conn.execute(sa.delete(t).where(t.c.event == "prepared", t.c.flow == flow_key,
-                                                   t.c.logical_date == logical_date)).rowcount
+            used = sa.select(h.c.source).where(h.c.source.is_not(None))
+            gone = list(conn.execute(sa.select(h.c.id).where(
+                h.c.event == "prepared", h.c.flow == flow_key, h.c.logical_date == logical_date,
+                h.c.id.not_in(used))).scalars())
+            removed = 0
+            if gone:
+                removed = members.count(conn.execute(sa.select(m.c.block, m.c.data).where(
+                    m.c.header_id.in_(gone))))
+                conn.execute(sa.delete(m).where(m.c.header_id.in_(gone)))
+                conn.execute(sa.delete(h).where(h.c.id.in_(gone)))
             conn.execute(sa.delete(self.seals).where(self.seals.c.ref.startswith(prefix, autoescape=True)))
-        return int(gone or 0)
+        return removed
+
+    def unsent(self, flow_key: str) -> int:
+        """How many subjects the flow's prepared sets hold that no disclosure points at (yet)."""
+        h, m = self.headers, self.members
+        with self.engine.connect() as conn:
+            used = sa.select(h.c.source).where(h.c.source.is_not(None))
+            waiting = sa.select(h.c.id).where(h.c.event == "prepared", h.c.flow == flow_key, h.c.id.not_in(used))
+            return members.count(conn.execute(sa.select(m.c.block, m.c.data).where(
+                m.c.header_id.in_(waiting))))
+
+    def pseudonyms(self, event: str, ref: str) -> list[str | None]:
+        """The pseudonyms one event's subjects were recorded with, sorted (None first)."""
+        with self.engine.begin() as conn:
+            return [members.decode_pseudonym(p) for chunk in self._stored(conn, event, ref, ordered=True)
+                    for p in chunk]
+
+    def _stored(self, conn: sa.Connection, event: str, ref: str, *, ordered: bool) -> Iterable[list[bytes]]:
+        h, m = self.headers, self.members
+        sets = sa.select(sa.func.coalesce(h.c.source, h.c.id)).where(h.c.event == event, h.c.ref == ref)
+        rows = [(block, bytes(data)) for block, data in conn.execute(
+            sa.select(m.c.block, m.c.data).where(m.c.header_id.in_(sets)))]
+        return register.stored_pseudonyms(conn, rows, ordered=ordered)
 
     def digest(self, event: str, ref: str) -> dict[str, Any]:
         """Count and SHA-256 over the sorted pseudonyms of one event (for the ledger entry)."""
-        t = self.table
         digest, count = hashlib.sha256(), 0
-        with self.engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True).execute(
-                sa.select(t.c.pseudonym).where(t.c.event == event, t.c.ref == ref).order_by(t.c.pseudonym))
-            for (pseudonym,) in rows:
-                digest.update(f"{pseudonym or ''}\n".encode())
-                count += 1
+        with self.engine.begin() as conn:
+            for chunk in self._stored(conn, event, ref, ordered=True):
+                register.hash_lines(digest, chunk)
+                count += len(chunk)
         return {"subjects": count, "subjects_sha256": digest.hexdigest()}
 
     def events(self, lookups: Iterable[str], *, event: str | None = None) -> list[SubjectEvent]:
         """Every event about the given lookups (one person, under each agreement's lookup key), oldest first."""
-        wanted = list(set(lookups))
-        if not wanted:
+        tokens = list({members.token(lookup) for lookup in lookups})
+        if not tokens:
             return []
-        t = self.table
-        query = sa.select(t).where(t.c.lookup.in_(wanted), t.c.event != "prepared")
-        if event is not None:
-            query = query.where(t.c.event == event)
+        h, s, m = self.headers, self.subjects, self.members
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.c.at, t.c.id)).all()
+            subjects = {sid: p for sid, p in conn.execute(sa.select(s.c.id, s.c.pseudonym).where(s.c.lookup.in_(tokens)))}
+            if not subjects:
+                return []
+            blocks = {sid >> members.BITS for sid in subjects}
+            held: dict[int, list[int]] = {}
+            for header_id, block, data in conn.execute(sa.select(m.c.header_id, m.c.block, m.c.data).where(
+                    m.c.block.in_(blocks))):
+                for sid in subjects:
+                    if members.holds(block, data, sid):
+                        held.setdefault(header_id, []).append(sid)
+            if not held:
+                return []
+            query = sa.select(h).where(sa.or_(h.c.id.in_(held), h.c.source.in_(held)), h.c.event != "prepared")
+            if event is not None:
+                query = query.where(h.c.event == event)
+            rows = conn.execute(query.order_by(h.c.at, h.c.id)).all()
         return [
-            SubjectEvent(_aware(r.at), r.event, r.agreement, r.flow, r.logical_date, r.recipient, r.pseudonym,
-                         r.key_id, r.detail, r.ref)
-            for r in rows
+            SubjectEvent(_aware(r.at), r.event, r.agreement, r.flow, r.logical_date, r.recipient,
+                         members.decode_pseudonym(subjects[sid]), r.key_id, r.detail, r.ref)
+            for r in rows for sid in sorted(held[r.source if r.source is not None else r.id])
         ]
+
+
+def _sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
+    # A night's subjects land all over the lookup index, and a disclosure's hash sorts them:
+    # with SQLite's default 2 MB page cache both go to disk page by page. 64 MB is a fixed
+    # ceiling, whatever the number of subjects.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA cache_size = -65536")
+    cursor.close()
 
 
 def prepared_prefix(flow_key: str, ds: str) -> str:

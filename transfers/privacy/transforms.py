@@ -31,11 +31,12 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from transfers.agreement import FieldSpec, Flow
 from transfers.errors import PrivacyError
-from transfers.privacy.pseudonyms import MIN_KEY_BYTES, pseudonymise
+from transfers.privacy.pseudonyms import MIN_KEY_BYTES, digests, normalise_all
 from transfers.rules import is_district, postcode_parts
 
 # Date part of an ISO 8601 date or date-time; the rest (time, offset) is checked
@@ -273,14 +274,16 @@ def apply_privacy(
             raise PrivacyError(f"flow {flow.id}: the extract has more than one column named {name!r}")
         values = column.tolist()
         if spec.share == "keep":
-            out[name] = [None if _is_null(v) else v for v in values]
+            kept = column.to_numpy(dtype=object, copy=True)
+            kept[pd.isna(kept)] = None
+            out[name] = kept.tolist()
         elif spec.share == "pseudonymise":
             assert key is not None  # checked above; narrows the type
             out[name], done, nulled = _pseudonymise_all(values, key, flow.id, name)
             stats.pseudonymised[name] = done
             stats.nulled[name] = nulled
         elif spec.share == "mask":
-            out[name] = [mask(v, spec.keep_last) for v in values]
+            out[name] = _per_distinct(values, partial(mask, keep_last=spec.keep_last)).tolist()
             stats.masked[name] = sum(v is not None for v in out[name])
         else:
             out[name], done, nulled = _generalise_all(values, spec, logical_date, flow.id, name)
@@ -297,26 +300,25 @@ def _blank(value: Any) -> bool:
 
 
 def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
-    result: list[str | None] = []
-    done = 0
-    for value in values:
-        if _blank(value):
-            # An empty cell holds no identifier; it stays empty rather than
-            # becoming the pseudonym of "" (which would link every blank).
-            result.append(None)
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise PrivacyError(
-                f"flow {flow_id}: field {name!r} holds a {type(value).__name__}, not text; "
-                "extracts must be read as text so identifiers keep their exact form"
-            )
-        result.append(pseudonymise(value, key))
-        done += 1
+    column = pd.Series(values, dtype=object)
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        for value in values:  # the rare column that is not all text: find what is in it
+            if not _blank(value) and not (isinstance(value, int | str) and not isinstance(value, bool)):
+                raise PrivacyError(
+                    f"flow {flow_id}: field {name!r} holds a {type(value).__name__}, not text; "
+                    "extracts must be read as text so identifiers keep their exact form"
+                )
+    # An empty cell holds no identifier; it stays empty rather than becoming the
+    # pseudonym of "" (which would link every blank). Whitespace-only is blank too,
+    # and a value is blank exactly when its normalised form is empty.
+    normal = normalise_all(column)
+    present = (normal != "").to_numpy()
+    hexes = [digest.hex() for digest in digests(normal[present], key)]
+    result = np.full(len(values), None, dtype=object)
+    result[present] = hexes
     # Every non-blank identifier gets a pseudonym, so nothing is nulled here;
     # the count is kept so every transformed field reports the same keys.
-    return result, done, 0
+    return result.tolist(), len(hexes), 0
 
 
 def _generalise_all(
@@ -335,16 +337,32 @@ def _generalise_all(
             return age_band(value, on, bands)
     else:  # the agreement model refuses this; guard against a hand-built FieldSpec
         raise PrivacyError(f"flow {flow_id}: field {name!r} is share: generalise without a level ('to')")
-    result: list[str | None] = []
-    done = nulled = 0
-    for value in values:
-        if _blank(value):
-            result.append(None)
-            continue
-        general = convert(value)
-        if general is None:
-            nulled += 1  # never fall back to the value itself: that would leak it in clear
-        else:
-            done += 1
-        result.append(general)
-    return result, done, nulled
+    def blank_or(value: Any) -> str | None:
+        return None if _blank(value) else convert(value)
+
+    general = _per_distinct(values, blank_or)
+    has = pd.notna(general)
+    blank = _per_distinct(values, _blank).astype(bool)
+    # never fall back to the value itself: that would leak it in clear
+    return general.tolist(), int(has.sum()), int((~has & ~blank).sum())
+
+
+def _per_distinct(values: list[Any], convert: Callable[[Any], Any]) -> np.ndarray:
+    """``convert`` of every value (an object array), called once per distinct text: extract columns
+    repeat (dates of birth, postcodes), so a million rows cost a few thousand calls, not a million.
+
+    A column that is not all text (or null) is converted value by value, so values that
+    compare equal without being the same (``1``, ``1.0``, ``True``) are never merged.
+    """
+    column = pd.Series(values, dtype=object)
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        return _objects([convert(value) for value in values])
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    # The last slot is what a null becomes: code -1 picks it.
+    return _objects([convert(value) for value in uniques] + [convert(None)])[codes]
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array

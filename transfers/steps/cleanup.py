@@ -1,8 +1,9 @@
 """The last step, run whatever happened before: the run's working files go; the sealed outbox stays.
 
 It also lets go of the run's "running" marker (a purge held off this (flow, date)
-meanwhile), and once every recipient has its disclosure, the subject rows kept
-for a retry. It never hides the run's own outcome: that housekeeping only warns.
+meanwhile), and once every recipient has its disclosure, the subjects of prepare
+attempts no disclosure points at (a retry's). It never hides the run's own outcome:
+that housekeeping only warns.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def cleanup(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CleanupResult
 
 
 def _forget_prepared_subjects(run: FlowRun, ledger: Ledger) -> int | None:
-    """Once every recipient has this date's disclosure, its "prepared" subject rows have done their job."""
+    """Once every recipient has this date's disclosure, prepared sets no disclosure points at can go."""
     from transfers.privacy.subjects import SubjectIndex
 
     try:

@@ -51,3 +51,39 @@ def test_a_short_secret_is_refused_without_echoing_it():
     with pytest.raises(PrivacyError) as caught:
         derive_key("short", domain="d", key_id="k1")
     assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def _old_pseudonym(value: str, key: bytes) -> str:
+    """The per-value form this module had before batches were pseudonymised at once."""
+    import hmac
+    import re
+
+    return hmac.new(key, re.sub(r"\s+", "", value).upper().encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def test_a_batch_normalises_and_pseudonymises_exactly_as_one_value_at_a_time():
+    import random
+
+    import pandas as pd
+
+    from transfers.privacy.pseudonyms import digests, normalise_all, normalise_identifier
+
+    rng = random.Random(14)
+    odd = ["943 476 5919", "\u00a0943\u2003476\t5919\n", "straße", "ﬁx", "ǆ", "i̇", "", "   ", None, float("nan"), 9434765919]
+    values = odd + [" ".join(str(rng.randrange(10**9, 10**10))) for _ in range(500)]
+    normal = normalise_all(pd.Series(values, dtype=object))
+    expected = ["" if v is None or v != v else normalise_identifier(str(v)) for v in values]
+    assert normal.tolist() == expected
+    assert [d.hex() for d in digests(normal[normal != ""], KEY)] == [
+        _old_pseudonym(str(v), KEY) for v, n in zip(values, expected, strict=True) if n]
+    assert pseudonymise("943 476 5919", KEY) == _old_pseudonym("943 476 5919", KEY)
+
+
+@pytest.mark.parametrize("key", [KEY, b"s" * 16, b"long" * 40])
+def test_batch_digests_are_hmac_sha256_for_any_key_length(key):
+    import hmac
+
+    from transfers.privacy.pseudonyms import digests
+
+    assert digests(["9434765919", "", "ß"], key) == [hmac.new(key, v.encode(), hashlib.sha256).digest()
+                                                     for v in ["9434765919", "", "ß"]]

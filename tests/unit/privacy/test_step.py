@@ -34,8 +34,8 @@ def screening_run(tmp_path: Path) -> SimpleNamespace:
 def test_an_exclusion_reason_not_known_here_is_counted_and_recorded(tmp_path, monkeypatch):
     # Another part of the pipeline may add reasons (a withdrawal notified to partners, say):
     # rows excluded under it must not drop out of the totals.
-    monkeypatch.setattr(SubjectLists, "reason", lambda self, subject: {
-        "9000000001": "withdrawn (notified)", "9000000002": "opted_out"}.get(subject))
+    reasons = {"9000000001": "withdrawn (notified)", "9000000002": "opted_out"}
+    monkeypatch.setattr(SubjectLists, "reasons", lambda self, subjects: subjects.map(reasons.get).astype(object))
     run = screening_run(tmp_path)
     screening = Screening(run, key=None, lookup=None, connection=None)
     batch = pd.DataFrame({"nhs_number": ["9000000001", "9000000002", "9000000003", "9000000004"]}, dtype=object)

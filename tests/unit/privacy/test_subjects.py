@@ -38,3 +38,17 @@ def test_the_withdrawals_register_holds_lookups_per_agreement_once_and_shows_in_
     assert [(e.event, e.detail) for e in index.events([mine])] == [("withdrawn", "recorded in the withdrawals register")]
     index.close()
     assert b"9434765919" not in (tmp_path / "ledger.db").read_bytes()
+
+
+def test_each_withdrawal_keeps_its_own_moment(tmp_path):
+    import time
+
+    index = SubjectIndex(f"sqlite:///{tmp_path / 'ledger.db'}")
+    key = lookup_key("a-long-enough-test-secret-0123456789", "mash-referrals")
+    first, second = lookup_of("9434765919", key), lookup_of("9991234567", key)
+    index.record_withdrawal("mash-referrals", first)
+    time.sleep(0.01)
+    index.record_withdrawal("mash-referrals", second)
+    [one], [two] = index.events([first]), index.events([second])
+    assert one.at < two.at and one.ref == two.ref == "withdrawal:mash-referrals"
+    index.close()

@@ -1,0 +1,293 @@
+"""The tables of the subject register and the set-based writes into them.
+
+* ``subject_headers``: one row per event and set: what happened (``prepared``, ``disclosed``,
+  ``excluded``, ``notice``, ``withdrawn``), to whom, under which reference. A disclosure's header
+  points (``source``) at the prepare step's header whose subjects its outbox holds, so the
+  subjects are written once per prepare attempt and never copied per recipient.
+* ``subject_pseudonyms``: one row per (lookup token, pseudonym) ever recorded, with an integer id.
+* ``subject_members``: which subject ids each header holds, one row per block of ids
+  (see :mod:`transfers.privacy.members`).
+
+Writes go through a temporary table filled in one statement (SQLite ``executemany``,
+PostgreSQL ``COPY``), so a batch costs a few statements, not one per subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from transfers.privacy import members
+
+HEADERS, SUBJECTS, MEMBERS = "subject_headers", "subject_pseudonyms", "subject_members"
+LEGACY = "subject_events"
+# What a header says, besides when; every row of one event and set shares these.
+HEADER_FIELDS = ("event", "agreement", "flow", "logical_date", "recipient", "key_id", "detail", "ref")
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def define(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+    headers = sa.Table(
+        HEADERS, metadata,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("agreement", sa.String(200), nullable=False),
+        sa.Column("flow", sa.String(200)),
+        sa.Column("logical_date", sa.Date()),
+        sa.Column("recipient", sa.String(200)),
+        sa.Column("key_id", sa.String(100)),
+        sa.Column("detail", sa.String(200)),
+        sa.Column("ref", sa.String(500), nullable=False),
+        # The header whose subjects this one names (a disclosure: its prepare step's); None: its own.
+        sa.Column("source", _ID),
+        # SHA-256 of every field above but ``at``: a retry finds the header it made instead of a second one.
+        sa.Column("identity", sa.String(64), nullable=False, unique=True),
+        sa.Index(f"ix_{HEADERS}_ref", "ref", "event"),
+        sa.Index(f"ix_{HEADERS}_source", "source"),
+        sa.Index(f"ix_{HEADERS}_flow", "flow", "logical_date", "event"),
+    )
+    subjects = sa.Table(
+        SUBJECTS, metadata,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("lookup", sa.LargeBinary(members.TOKEN_BYTES), nullable=False),
+        sa.Column("pseudonym", sa.LargeBinary(), nullable=False),  # b"": none recorded
+        sa.Index(f"ix_{SUBJECTS}_lookup", "lookup"),
+    )
+    member_rows = sa.Table(
+        MEMBERS, metadata,
+        sa.Column("header_id", _ID, primary_key=True),
+        sa.Column("block", sa.Integer(), primary_key=True),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Index(f"ix_{MEMBERS}_block", "block"),
+        sqlite_with_rowid=False,
+    )
+    return headers, subjects, member_rows
+
+
+def identity(fields: dict[str, Any], source: int | None, occasion: str | None = None) -> str:
+    values = [fields.get(name) for name in HEADER_FIELDS]
+    extra = [source] if occasion is None else [source, occasion]
+    text = json.dumps([v.isoformat() if isinstance(v, date) else v for v in values] + extra)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def insert_ignoring(conn: sa.Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing()
+    return sa.insert(table).prefix_with("OR IGNORE")
+
+
+def header(conn: sa.Connection, headers: sa.Table, fields: dict[str, Any], *, at: datetime,
+           source: int | None = None, occasion: str | None = None) -> int:
+    """The id of the header with these fields, made if there is none yet.
+
+    ``occasion`` keeps apart headers whose fields are the same but whose time matters
+    (each withdrawal of an agreement is its own event, at its own moment).
+    """
+    key = identity(fields, source, occasion)
+    found = conn.execute(sa.select(headers.c.id).where(headers.c.identity == key)).scalar()
+    if found is None:
+        row = {name: fields.get(name) for name in HEADER_FIELDS}
+        conn.execute(insert_ignoring(conn, headers), [{**row, "at": at, "source": source, "identity": key}])
+        found = conn.execute(sa.select(headers.c.id).where(headers.c.identity == key)).scalar_one()
+    return int(found)
+
+
+def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes]) -> np.ndarray:
+    """The ids of these (lookup token, stored pseudonym) pairs, adding the ones not seen before."""
+    if not tokens:
+        return np.zeros(0, dtype=np.int64)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup bytea NOT NULL, "
+                             "pseudonym bytea NOT NULL) ON COMMIT DELETE ROWS")
+        conn.exec_driver_sql("TRUNCATE subject_batch")
+        text = "".join(f"\\\\x{t.hex()}\t\\\\x{p.hex()}\n" for t, p in zip(tokens, pseudonyms, strict=True))
+        cursor = conn.connection.cursor()
+        try:
+            cursor.copy_expert("COPY subject_batch (lookup, pseudonym) FROM STDIN", io.StringIO(text))
+        finally:
+            cursor.close()
+        conn.exec_driver_sql("ANALYZE subject_batch")  # a temporary table has no statistics otherwise
+        conn.exec_driver_sql(
+            "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT DISTINCT b.lookup, b.pseudonym "
+            "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+            "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
+        # min(): two transactions adding the same subject at once leave two rows; every set names the first.
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute("SELECT min(s.id) FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
+                           "AND s.pseudonym = b.pseudonym GROUP BY b.lookup, b.pseudonym")
+            return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+        finally:
+            cursor.close()
+    # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than the
+    # insert. The pairs are made distinct here, and the INSERT ... SELECT holds SQLite's one write
+    # lock while it checks, so no subject is added twice and no GROUP BY is needed.
+    pairs = list(dict.fromkeys(zip(tokens, pseudonyms, strict=True)))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, pseudonym BLOB NOT NULL)")
+        cursor.execute("DELETE FROM subject_batch")
+        cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)", pairs)
+        cursor.execute("INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT b.lookup, b.pseudonym "
+                       "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+                       "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
+        cursor.execute("SELECT s.id FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
+                       "AND s.pseudonym = b.pseudonym")
+        found = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+    finally:
+        cursor.close()
+    return found
+
+
+def add_members(conn: sa.Connection, member_rows: sa.Table, header_id: int, ids: np.ndarray) -> None:
+    """Put subject ids in a header's set (ids already there count once)."""
+    ids = np.unique(ids)
+    if not len(ids):
+        return
+    m = member_rows
+    low, high = int(ids[0]) >> members.BITS, int(ids[-1]) >> members.BITS
+    existing = {block: data for block, data in conn.execute(sa.select(m.c.block, m.c.data).where(
+        m.c.header_id == header_id, m.c.block.between(low, high)))}
+    fresh, changed = [], []
+    for block, part in members.split(ids):
+        if block in existing:
+            changed.append({"h": header_id, "b": block, "d": members.merge(block, existing[block], part)})
+        else:
+            fresh.append({"header_id": header_id, "block": block, "data": members.encode(part)})
+    if fresh:
+        conn.execute(sa.insert(m), fresh)
+    if changed:
+        conn.execute(sa.update(m).where(m.c.header_id == sa.bindparam("h"), m.c.block == sa.bindparam("b"))
+                     .values(data=sa.bindparam("d")), changed)
+
+
+def migrate_legacy(engine: sa.Engine, write: Any) -> int:
+    """Move the rows of the old one-row-per-subject table into the register, once, in one transaction.
+
+    ``write(conn, fields, tokens, pseudonyms, at)`` records one group. Returns the rows moved.
+    """
+    if not sa.inspect(engine).has_table(LEGACY):
+        return 0
+    legacy = sa.Table(LEGACY, sa.MetaData(), autoload_with=engine)
+    order = [legacy.c[name] for name in HEADER_FIELDS]
+    moved = 0
+    with engine.begin() as conn:
+        group: tuple | None = None
+        tokens: list[bytes] = []
+        pseudonyms: list[bytes] = []
+        at: datetime | None = None
+
+        def flush() -> None:
+            if group is not None and tokens:
+                write(conn, dict(zip(HEADER_FIELDS, group, strict=True)), tokens, pseudonyms, at)
+            tokens.clear()
+            pseudonyms.clear()
+
+        rows = conn.execution_options(yield_per=20_000).execute(sa.select(legacy).order_by(*order, legacy.c.id))
+        for row in rows:
+            fields = tuple(getattr(row, name) for name in HEADER_FIELDS)
+            if fields != group:
+                flush()
+                group, at = fields, row.at  # the group's first row: when the event happened
+            elif len(tokens) >= 100_000:  # one disclosure can hold millions: written in parts
+                flush()
+            tokens.append(members.token(row.lookup))
+            pseudonyms.append(members.encode_pseudonym(row.pseudonym))
+            moved += 1
+        rows.close()
+        flush()
+        conn.execute(sa.text(f"DROP TABLE {LEGACY}"))
+    return moved
+
+
+def stored_pseudonyms(conn: sa.Connection, blocks: list[tuple[int, bytes]], *,
+                      ordered: bool) -> Iterator[list[bytes]]:
+    """The stored pseudonyms of the subjects a set's block rows hold (each once), in chunks; in text
+    order if ``ordered``.
+
+    A set that holds every id of a range (a cohort first recorded together) is read as that
+    range; any other set's ids go through a temporary table. Either way the database does the
+    sort, so memory stays flat however many subjects a disclosure holds.
+    """
+    span = _whole_range(blocks)
+    cursor = conn.connection.cursor()
+    try:
+        if span is not None:
+            source = f"FROM subject_pseudonyms s WHERE s.id BETWEEN {span[0]} AND {span[1]}"
+        else:
+            _fill_set(conn, cursor, blocks)
+            source = "FROM subject_set d JOIN subject_pseudonyms s ON s.id = d.id"
+        # Raw digests sort as their hex does, so the database's order is the text order; text kept
+        # whole (hand-made pseudonyms, rows from before the register) is sorted here instead.
+        cursor.execute(f"SELECT 1 {source} AND length(s.pseudonym) NOT IN (0, 32) LIMIT 1"  # noqa: S608 - ints
+                       if span is not None else
+                       f"SELECT 1 {source} WHERE length(s.pseudonym) NOT IN (0, 32) LIMIT 1")  # noqa: S608
+        # psycopg2 turns bytea into Python objects twenty times slower than hex text into bytes.
+        column = "encode(s.pseudonym, 'hex')" if conn.dialect.name == "postgresql" else "s.pseudonym"
+        read = bytes.fromhex if conn.dialect.name == "postgresql" else bytes
+        if ordered and cursor.fetchone() is not None:
+            cursor.execute(f"SELECT {column} {source}")  # noqa: S608 - constants and two ints
+            found = [read(p) for (p,) in cursor.fetchall()]
+            yield sorted(found, key=lambda p: members.decode_pseudonym(p) or "")
+            return
+        cursor.execute(f"SELECT {column} {source}" + (" ORDER BY s.pseudonym" if ordered else ""))  # noqa: S608
+        while chunk := cursor.fetchmany(50_000):
+            yield [read(p) for (p,) in chunk]
+    finally:
+        cursor.close()
+
+
+def _whole_range(blocks: list[tuple[int, bytes]]) -> tuple[int, int] | None:
+    """(first, last) id when the blocks hold every id from first to last, else None."""
+    if len({block for block, _data in blocks}) != len(blocks):
+        return None  # two sets (one per detail) share a block: ids could repeat, so counting proves nothing
+    count, low, high = 0, None, None
+    for block, data in blocks:
+        ids = members.unpack(block, data)
+        if len(ids):
+            count += len(ids)
+            low = int(ids[0]) if low is None else min(low, int(ids[0]))
+            high = int(ids[-1]) if high is None else max(high, int(ids[-1]))
+    if low is None or high is None or count != high - low + 1:
+        return None
+    return low, high
+
+
+def _fill_set(conn: sa.Connection, cursor: Any, blocks: list[tuple[int, bytes]]) -> None:
+    """The temporary table ``subject_set``, holding the set's ids (each once)."""
+    arrays = (members.unpack(block, data) for block, data in blocks)
+    if conn.dialect.name == "postgresql":
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set_part (id bigint) ON COMMIT DELETE ROWS")
+        cursor.execute("TRUNCATE subject_set, subject_set_part")
+        for ids in arrays:
+            cursor.copy_expert("COPY subject_set_part (id) FROM STDIN",
+                               io.StringIO("".join(f"{i}\n" for i in ids.tolist())))
+        cursor.execute("INSERT INTO subject_set SELECT DISTINCT id FROM subject_set_part")
+        cursor.execute("ANALYZE subject_set")
+    else:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_set (id INTEGER PRIMARY KEY)")
+        cursor.execute("DELETE FROM subject_set")
+        for ids in arrays:
+            cursor.executemany("INSERT OR IGNORE INTO subject_set VALUES (?)", [(i,) for i in ids.tolist()])
+
+
+def hash_lines(digest: Any, chunk: list[bytes]) -> None:
+    """Add one line per stored pseudonym (its text, or nothing for none) to ``digest``, as the ledger entry hashes them."""
+    if all(len(p) == 32 for p in chunk):  # the usual case, done for the whole chunk at once
+        hexed = np.frombuffer(b"".join(chunk).hex().encode(), dtype=np.uint8).reshape(-1, 64)
+        digest.update(np.hstack([hexed, np.full((len(chunk), 1), ord("\n"), dtype=np.uint8)]).tobytes())
+        return
+    for stored in chunk:
+        digest.update(f"{members.decode_pseudonym(stored) or ''}\n".encode())
