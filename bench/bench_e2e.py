@@ -26,8 +26,8 @@ Then it runs, alternately (the order flips each pair), ``--pairs`` pairs of:
   SFTP only (no ``ssh ... 'cat > file'``), so the floor goes through one encrypted temp file.
 
 Each process is reaped with ``os.wait4``: CPU is user+sys of every process the bench starts (and of the
-children they reap, such as ``sftp``'s ``ssh``), not the PostgreSQL backend, ``sshd`` or ``gpg-agent``
-(the same for both). Peak memory is the project process's max RSS (with a process pool, the largest single
+children they reap, such as ``sftp``'s ``ssh``); neither side's PostgreSQL backend, ``sshd`` or ``gpg-agent``
+is counted. Peak memory is the project process's max RSS (with a process pool, the largest single
 process, not their sum) and, for the floor, the largest single process's max RSS. The figures are only as
 quiet as the machine: compare a change's before and after in one sitting.
 """
@@ -77,6 +77,8 @@ class Run:
     delivered_bytes: int = 0
     ledger_bytes: int = 0
     subject_bytes: int = 0
+    written_bytes: int = 0  # to the filesystem (ru_oublock): staging, outbox, ledger; not the socket
+    waits: int = 0  # voluntary context switches: disk, network, locks, sleeps
 
 
 def say(message: str) -> None:
@@ -248,7 +250,8 @@ def run_project(command: list[str], env: dict[str, str], home: Path, sshd: SshSe
     ledger, subjects = database_sizes(home)
     if not keep:
         shutil.rmtree(home)
-    return Run(wall, cpu_of(usage), usage.ru_maxrss / 1024, delivered, ledger, subjects)
+    return Run(wall, cpu_of(usage), usage.ru_maxrss / 1024, delivered, ledger, subjects, usage.ru_oublock * 512,
+               usage.ru_nvcsw)
 
 
 @dataclass
@@ -297,7 +300,8 @@ def run_floor(floor: Floor) -> Run:
     delivered = sum(p.stat().st_size for p in floor.remote.iterdir())
     shutil.rmtree(floor.remote)
     floor.encrypted.unlink()
-    return Run(wall, sum(cpu_of(u) for _, u in results), max(u.ru_maxrss for _, u in results) / 1024, delivered)
+    return Run(wall, sum(cpu_of(u) for _, u in results), max(u.ru_maxrss for _, u in results) / 1024, delivered,
+               written_bytes=sum(u.ru_oublock for _, u in results) * 512, waits=sum(u.ru_nvcsw for _, u in results))
 
 
 # --------------------------------------------------------------------------- report
@@ -393,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                                              work / f"project-{i}.log", keep=args.keep)
                 else:
                     done[side] = run_floor(floor)
-                print(f"   {side:<8} {done[side].wall:8.2f} s wall {done[side].cpu:8.2f} s CPU "
-                      f"{done[side].peak_mb:6.0f} MB", flush=True)
+                r = done[side]
+                print(f"   {side:<8} {r.wall:8.2f} s wall {r.cpu:8.2f} s CPU {r.peak_mb:6.0f} MB peak; "
+                      f"{r.written_bytes / 1e6:.0f} MB written to disk, {r.waits:,} voluntary waits", flush=True)
             pairs.append((done["project"], done["floor"]))
         report(pairs, args.rows)
         if args.profile:
