@@ -77,6 +77,7 @@ class Run:
     delivered_bytes: int = 0
     ledger_bytes: int = 0
     subject_bytes: int = 0
+    free_bytes: int = 0
     written_bytes: int = 0  # to the filesystem (ru_oublock): staging, outbox, ledger; not the socket
     waits: int = 0  # voluntary context switches: disk, network, locks, sleeps
 
@@ -219,18 +220,20 @@ def transfers_command() -> list[str]:
 # --------------------------------------------------------------------------- runs
 
 
-def database_sizes(home: Path) -> tuple[int, int]:
-    """(bytes of every SQLite database in ``home``, bytes of the subject register's tables and indexes in them)."""
-    total = subjects = 0
+def database_sizes(home: Path) -> tuple[int, int, int]:
+    """Bytes of every SQLite database in ``home``: in all, in the subject register's tables and indexes, in
+    free pages (rows written and deleted again leave them; the file does not shrink)."""
+    total = subjects = free = 0
     for db in sorted(home.glob("*.db")):
         total += sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             owners = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master"))
+            free += conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
             for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
                 if owners.get(name, name).startswith("subject"):
                     subjects += size
         conn.close()
-    return total, subjects
+    return total, subjects, free
 
 
 def run_project(command: list[str], env: dict[str, str], home: Path, sshd: SshServer, log: Path, *,
@@ -247,11 +250,11 @@ def run_project(command: list[str], env: dict[str, str], home: Path, sshd: SshSe
     remote = sshd.root / "inbound"
     delivered = sum(p.stat().st_size for p in remote.rglob("*.pgp"))
     shutil.rmtree(remote)  # the next run is a first delivery too
-    ledger, subjects = database_sizes(home)
+    ledger, subjects, free = database_sizes(home)
     if not keep:
         shutil.rmtree(home)
-    return Run(wall, cpu_of(usage), usage.ru_maxrss / 1024, delivered, ledger, subjects, usage.ru_oublock * 512,
-               usage.ru_nvcsw)
+    return Run(wall, cpu_of(usage), usage.ru_maxrss / 1024, delivered, ledger, subjects, free,
+               usage.ru_oublock * 512, usage.ru_nvcsw)
 
 
 @dataclass
@@ -321,7 +324,9 @@ def report(pairs: list[tuple[Run, Run]], rows: int) -> None:
     print(f"project CPU/wall: {pc / pw:.2f} (1.00 is one core busy, 2.00 both)")
     ledger = statistics.median(p.ledger_bytes for p, _ in pairs)
     subjects = statistics.median(p.subject_bytes for p, _ in pairs)
-    print(f"ledger database growth per run: {ledger / 1e6:.1f} MB ({ledger / rows:.0f} bytes per subject); "
+    free = statistics.median(p.free_bytes for p, _ in pairs)
+    print(f"ledger database growth per run: {ledger / 1e6:.1f} MB ({ledger / rows:.0f} bytes per subject, "
+          f"{free / 1e6:.1f} MB of it free pages); "
           f"subject register (subject_* tables and indexes, dbstat): {subjects / 1e6:.1f} MB, "
           f"{subjects / rows:.0f} bytes per subject per disclosure")
     delivered_p = statistics.median(p.delivered_bytes for p, _ in pairs)
@@ -341,13 +346,18 @@ def profile(command: list[str], env: dict[str, str], home: Path, work: Path) -> 
                            env["BENCH_DAY"]], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"profiled run exited {done.returncode}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    pstats.Stats(str(out), stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+    stats = pstats.Stats(str(out), stream=sys.stdout)
+    stats.sort_stats("cumulative").print_stats(25)
+    print("-- the same, the project's own functions only (the 25 above are mostly the CLI's call chain)")
+    stats.print_stats(r"/transfers/", 25)
+    print("-- where the time is spent inside each function itself (tottime)")
+    stats.sort_stats("tottime").print_stats(15)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("rows", type=int)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=3, help="0 with --profile: only the profiled run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and the source table")
     parser.add_argument("--profile", action="store_true", help="then one project run under cProfile: top 25")
     args = parser.parse_args(argv)
@@ -401,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   {side:<8} {r.wall:8.2f} s wall {r.cpu:8.2f} s CPU {r.peak_mb:6.0f} MB peak; "
                       f"{r.written_bytes / 1e6:.0f} MB written to disk, {r.waits:,} voluntary waits", flush=True)
             pairs.append((done["project"], done["floor"]))
-        report(pairs, args.rows)
+        if pairs:
+            report(pairs, args.rows)
         if args.profile:
             profile(command, env, work / "profiled" / "state", work)
         if args.keep:
