@@ -23,7 +23,7 @@ LOCAL = {p.stem for p in SCRIPTS}  # bench/ modules the scripts import from each
 
 
 def test_there_are_benches_to_check():
-    assert {"bench_pipeline", "bench_privacy", "bench_quality", "bench_retention", "timing"} <= LOCAL
+    assert {"bench_e2e", "bench_pipeline", "bench_privacy", "bench_quality", "bench_retention", "timing"} <= LOCAL
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

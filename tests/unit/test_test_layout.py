@@ -8,7 +8,7 @@ folders import as different modules instead of clashing.
 A test that starts a real part (``gpg``, ``sshd``, PostgreSQL, Chromium) is an integration test and carries
 the ``integration`` marker, so ``pytest -m "not integration"`` needs no server. The check reads the source:
 a test needs a real part when it, a fixture it asks for, or a function it calls reaches ``require_part``
-for one of those parts (the gate every real-part fixture in ``tests/conftest.py`` passes), starts Chromium
+for one of those parts (the gate every real-part fixture in ``tests/conftest.py`` and ``tests/support/sshd.py`` passes), starts Chromium
 through ``render_offline``, or runs one of their binaries with ``subprocess``. Parts that are not servers
 (``chattr``, mounts: root on a real filesystem) do not make a test an integration test. The check does not
 follow calls made through attributes (``home.decrypt(...)``); the fixture that made ``home`` is what gets
@@ -45,7 +45,9 @@ REAL_BINARIES = {"gpg", "gpg2", "gpg-agent", "sshd", "psql", "postgres", "pg_ctl
                  "chromium-browser", "google-chrome"}
 # How require_part names the parts that make a test an integration test ("OpenSSH sshd", "gpg", ...).
 REAL_PART_WORDS = ("sshd", "gpg", "postgres", "chromium", "browser")
-SHARED = [TESTS / "conftest.py", TESTS / "browser.py", TESTS / "integration" / "conftest.py"]
+# Where the real-part fixtures and the helpers they call live (run_sshd is in tests/support/sshd.py).
+SHARED = [TESTS / "support" / "sshd.py", TESTS / "conftest.py", TESTS / "browser.py",
+          TESTS / "integration" / "conftest.py"]
 
 
 # --------------------------------------------------------------------------- layout
