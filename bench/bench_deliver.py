@@ -42,13 +42,33 @@ def _floor(server: SshServer, parts: list[Path], work: Path) -> float:
     key = work / "client_key"
     known = work / "known_hosts"
     batch = work / "batch"
-    batch.write_text("-mkdir inbound\n" + "".join(
-        f"put {p} inbound/.{p.name}.partial\nrename inbound/.{p.name}.partial inbound/{p.name}\n" for p in parts))
+    batch.write_text(
+        "-mkdir inbound\n"
+        + "".join(
+            f"put {p} inbound/.{p.name}.partial\nrename inbound/.{p.name}.partial inbound/{p.name}\n" for p in parts
+        )
+    )
     start = time.perf_counter()
     subprocess.run(
-        ["sftp", "-q", "-b", str(batch), "-i", str(key), "-P", str(server.port), "-o", f"UserKnownHostsFile={known}",
-         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{server.username}@{server.host}"],
-        check=True, capture_output=True,
+        [
+            "sftp",
+            "-q",
+            "-b",
+            str(batch),
+            "-i",
+            str(key),
+            "-P",
+            str(server.port),
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            f"{server.username}@{server.host}",
+        ],
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - start
 
@@ -72,15 +92,19 @@ def main() -> None:
         project: list[float] = []
         floor: list[float] = []
         for _ in range(args.pairs):
-            for runs, run in ((project, lambda: _project(server, parts, args.verify)),
-                              (floor, lambda: _floor(server, parts, work))):
+            for runs, run in (
+                (project, lambda: _project(server, parts, args.verify)),
+                (floor, lambda: _floor(server, parts, work)),
+            ):
                 runs.append(run())
                 for part in parts:
                     (server.root / "inbound" / part.name).unlink()
         print(f"{args.mb} MB in {args.parts} parts, verify {args.verify}, {args.pairs} pairs, alternately")
         for label, runs in (("project deliver_file", project), ("sftp put + rename", floor)):
-            print(f"{label:<21} {' '.join(f'{s:6.2f}' for s in runs)} s   median {statistics.median(runs):6.2f} s"
-                  f"   worst {max(runs):6.2f} s")
+            print(
+                f"{label:<21} {' '.join(f'{s:6.2f}' for s in runs)} s   median {statistics.median(runs):6.2f} s"
+                f"   worst {max(runs):6.2f} s"
+            )
         print(f"ratio                 {statistics.median(project) / statistics.median(floor):6.1f}x")
 
 

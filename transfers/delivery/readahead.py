@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import paramiko
@@ -71,7 +71,7 @@ def read_chunks(fh: SftpFile, *, window: int = WINDOW) -> Iterator[bytes]:
         yield chunk
 
 
-def _read_ahead(fh: paramiko.SFTPFile, size: int, window: int) -> Iterator[bytes]:
+def _read_ahead(fh: paramiko.SFTPFile, size: int, window: int) -> Generator[bytes, None, int]:
     """Read ``fh`` up to ``size`` with up to ``window`` requests in flight; returns the offset reached.
 
     A second thread sends the requests while this one takes the replies: one thread doing both

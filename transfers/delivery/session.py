@@ -196,6 +196,9 @@ def open_sftp(target: SftpTarget, *, timeout: float | None = None, today: date |
         options = made.get_security_options()
         plain = [a for a in made.preferred_keys if "-cert-" not in a]  # paramiko adds the cert variants back
         options.key_types = host_key_algorithms(target.host_keys, today, plain)
+        # AES-GCM first where the server has it: one authenticated pass instead of CTR plus HMAC, about a
+        # quarter less CPU per byte in paramiko (bench/bench_deliver.py). The same allowed set, reordered.
+        options.ciphers = tuple(sorted(made.preferred_ciphers, key=lambda name: "-gcm@" not in name))
         return made
     where = f"SFTP server {target.address}"
     watchdog: Watchdog | None = None
