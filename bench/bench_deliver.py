@@ -13,6 +13,7 @@ median and worst, and the ratio of medians. Compare figures from one sitting onl
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:  # ``tests.support.sshd``: run as a script, only b
 
 from tests.support.sshd import SshServer, run_sshd  # noqa: E402
 from transfers.delivery import deliver_file, open_sftp  # noqa: E402
+from transfers.delivery.readahead import read_chunks  # noqa: E402
 
 
 def _project(server: SshServer, parts: list[Path], verify: str) -> float:
@@ -73,6 +75,40 @@ def _floor(server: SshServer, parts: list[Path], work: Path) -> float:
     return time.perf_counter() - start
 
 
+def _read_backs(server: SshServer, part: Path, times: int) -> None:
+    (server.root / "inbound").mkdir(exist_ok=True)
+    (server.root / "inbound" / part.name).write_bytes(part.read_bytes())
+
+    def prefetch(fh) -> None:
+        digest = hashlib.sha256()
+        fh.prefetch()
+        while chunk := fh.read(32 * 1024):
+            digest.update(chunk)
+
+    def read_ahead(fh) -> None:
+        digest = hashlib.sha256()
+        for chunk in read_chunks(fh):
+            digest.update(chunk)
+
+    runs: dict[str, list[float]] = {"paramiko prefetch": [], "read_chunks": []}
+    with open_sftp(server.target("inbound")) as session:
+        for _ in range(times):
+            for label, read in (("paramiko prefetch", prefetch), ("read_chunks", read_ahead)):
+                start = time.perf_counter()
+                with session.sftp.open(f"inbound/{part.name}", "rb") as fh:
+                    read(fh)
+                runs[label].append(time.perf_counter() - start)
+    (server.root / "inbound" / part.name).unlink()
+    print(f"read-back of one {part.stat().st_size / 1024 / 1024:.0f} MB part, {times} times each, alternately")
+    for label, seconds in runs.items():
+        median = statistics.median(seconds)
+        slow = sum(s > 2 * median for s in seconds)
+        print(
+            f"{label:<21} median {median:6.3f} s   mean {statistics.mean(seconds):6.3f} s   "
+            f"worst {max(seconds):6.3f} s   over twice the median: {slow}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mb", nargs="?", type=int, default=45)
@@ -106,6 +142,7 @@ def main() -> None:
                 f"   worst {max(runs):6.2f} s"
             )
         print(f"ratio                 {statistics.median(project) / statistics.median(floor):6.1f}x")
+        _read_backs(server, parts[0], 25)
 
 
 if __name__ == "__main__":
