@@ -30,6 +30,7 @@ from typing import BinaryIO, Literal
 
 import paramiko
 
+from transfers.delivery.readahead import read_chunks
 from transfers.delivery.session import SftpFile, SftpSession, sftp_call, stat_or_none
 from transfers.delivery.target import check_path, temp_name
 from transfers.errors import DeliveryConflict, DeliveryRefused, DeliveryUnavailable
@@ -69,8 +70,7 @@ def _makedirs(session: SftpSession, path: str) -> None:
 def _remote_digest(session: SftpSession, path: str) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with session.sftp.open(path, "rb") as fh:
-        fh.prefetch()  # pipelined reads: one round trip per window, not per chunk
-        while chunk := fh.read(_CHUNK):
+        for chunk in read_chunks(fh):  # many reads in flight: one round trip per window, not per chunk
             digest.update(chunk)
             size += len(chunk)
             session.progress()

@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from transfers.delivery.readahead import read_chunks
 from transfers.delivery.remote import list_remote, remove_remote
 from transfers.delivery.session import SftpSession, open_sftp, sftp_call
 from transfers.delivery.target import SftpTarget
@@ -50,7 +51,6 @@ __all__ = ["Mailbox", "collect", "fetch", "probe", "return_receipt", "target_for
 
 log = get_logger(__name__)
 
-_CHUNK = 32 * 1024  # paramiko's SFTP packet payload size
 Opener = Callable[[SftpTarget], AbstractContextManager[SftpSession]]
 
 
@@ -69,8 +69,7 @@ def _download(session: SftpSession, remote: str, local: Path) -> None:
     """Copy one remote file to ``local`` (0600), in chunks, appearing whole or not at all."""
     with sftp_call(session, f"downloading {remote}"), session.sftp.open(remote, "rb") as fh, \
             atomic_file(local) as out:
-        fh.prefetch()  # pipelined reads: one round trip per window, not per chunk
-        while chunk := fh.read(_CHUNK):
+        for chunk in read_chunks(fh):  # many reads in flight: one round trip per window, not per chunk
             out.write(chunk)
             session.progress()
 
