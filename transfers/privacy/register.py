@@ -149,10 +149,11 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
         # One row of text, not a Python tuple per subject.
         cursor.execute("SELECT group_concat(s.id) FROM subject_batch b JOIN subject_pseudonyms s "
                        "ON s.lookup = b.lookup AND s.pseudonym = b.pseudonym")
-        text = cursor.fetchone()[0]
+        row = cursor.fetchone()
+        listed = row[0] if row else None
     finally:
         cursor.close()
-    return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, dtype=np.int64)
+    return np.fromstring(listed, dtype=np.int64, sep=",") if listed else np.zeros(0, dtype=np.int64)
 
 
 def _fill_batch(cursor: Any, pairs: list[tuple[bytes, bytes]]) -> None:
@@ -169,9 +170,9 @@ def _fill_batch(cursor: Any, pairs: list[tuple[bytes, bytes]]) -> None:
     if width:
         pseudonym = "substr(?, n * ? + 1, ?)"
         params += (b"".join(p for _t, p in pairs), width, width)
-    cursor.execute("WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?) "
-                   f"INSERT INTO subject_batch SELECT substr(?, n * ? + 1, ?), {pseudonym} FROM i",  # noqa: S608 - constants
-                   params)
+    fill = ("WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?) "  # noqa: S608
+            f"INSERT INTO subject_batch SELECT substr(?, n * ? + 1, ?), {pseudonym} FROM i")  # constants only
+    cursor.execute(fill, params)
 
 
 def _token_order(tokens: list[bytes]) -> np.ndarray | range:
