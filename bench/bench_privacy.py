@@ -58,7 +58,7 @@ def main(rows: int, withdrawn: int) -> None:
         def screen_and_record() -> None:
             for frame in frames:
                 kept = screening.screen(frame)
-                safe, _ = apply_privacy(kept, flow, key=key, logical_date=DAY)
+                safe, _ = apply_privacy(kept, flow, key=key, logical_date=DAY, normalised=screening.normalised(kept))
                 screening.sent(kept, safe)
 
         timed("screen + transform + record sent", rows, screen_and_record)

@@ -115,7 +115,8 @@ def main(subjects: int, nights: int, *, new_each_night: bool, url: str | None) -
                     kept = screening.screen(frame)
                     screened = time.perf_counter()
                     if new_each_night or at not in transforms:
-                        transforms[at] = apply_privacy(kept, ref.flow, key=key, logical_date=day)[0]
+                        transforms[at] = apply_privacy(kept, ref.flow, key=key, logical_date=day,
+                                                       normalised=screening.normalised(kept))[0]
                     safe = transforms[at]
                     transformed = time.perf_counter()
                     screening.sent(kept, safe)

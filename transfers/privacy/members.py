@@ -56,6 +56,20 @@ def encode_pseudonym(pseudonym: str | None) -> bytes:
     return framed + b"\x00" if len(framed) == 32 else framed
 
 
+def encode_pseudonyms(pseudonyms: list[str | None]) -> list[bytes]:
+    """:func:`encode_pseudonym` of each; hex digests (as apply_privacy makes them) decoded in one pass."""
+    if pseudonyms and all(isinstance(p, str) and len(p) == 64 for p in pseudonyms):
+        text = "".join(pseudonyms)  # type: ignore[arg-type]  # all str: checked above
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        # Upper-case hex would decode too, but is text kept whole, not a digest.
+        if len(raw) == 32 * len(pseudonyms) and raw.hex() == text:
+            return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+    return [encode_pseudonym(p) for p in pseudonyms]
+
+
 def decode_pseudonym(stored: bytes | memoryview | None) -> str | None:
     if stored is None:
         return None

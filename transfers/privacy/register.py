@@ -131,23 +131,57 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
         finally:
             cursor.close()
     # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than the
-    # insert. The pairs are made distinct here, and the INSERT ... SELECT holds SQLite's one write
-    # lock while it checks, so no subject is added twice and no GROUP BY is needed.
-    pairs = list(dict.fromkeys(zip(tokens, pseudonyms, strict=True)))
+    # insert. The pairs go in made distinct and in token order, so the probes and inserts into the
+    # register's lookup index walk it from one end to the other instead of jumping to a random page
+    # per subject, and a new cohort's ids follow that order too, so reading them back walks the
+    # table the same way. The INSERT ... SELECT holds SQLite's one write lock while it checks, so no
+    # subject is added twice and no GROUP BY is needed.
+    order = _token_order(tokens)
+    pairs = list(dict.fromkeys(zip([tokens[i] for i in order], [pseudonyms[i] for i in order], strict=True)))
     cursor = conn.connection.cursor()
     try:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, pseudonym BLOB NOT NULL)")
         cursor.execute("DELETE FROM subject_batch")
-        cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)", pairs)
+        _fill_batch(cursor, pairs)
         cursor.execute("INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT b.lookup, b.pseudonym "
                        "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
-                       "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
-        cursor.execute("SELECT s.id FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
-                       "AND s.pseudonym = b.pseudonym")
-        found = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+                       "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym) ORDER BY b.rowid")
+        # One row of text, not a Python tuple per subject.
+        cursor.execute("SELECT group_concat(s.id) FROM subject_batch b JOIN subject_pseudonyms s "
+                       "ON s.lookup = b.lookup AND s.pseudonym = b.pseudonym")
+        row = cursor.fetchone()
+        listed = row[0] if row else None
     finally:
         cursor.close()
-    return found
+    return np.fromstring(listed, dtype=np.int64, sep=",") if listed else np.zeros(0, dtype=np.int64)
+
+
+def _fill_batch(cursor: Any, pairs: list[tuple[bytes, bytes]]) -> None:
+    """Put the pairs in ``subject_batch``, in their order."""
+    token_width, width = len(pairs[0][0]), len(pairs[0][1])
+    if not token_width or not all(len(t) == token_width and len(p) == width for t, p in pairs):
+        cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)", pairs)
+        return
+    # All of one width (the usual case: 16-byte tokens, 32-byte digests or no pseudonym): blobs cut up
+    # by SQLite, a third of the cost of binding two parameters per row. substr() of an empty blob
+    # is NULL, so no pseudonym is written as the empty blob itself.
+    params: tuple[Any, ...] = (len(pairs), b"".join(t for t, _p in pairs), token_width, token_width)
+    pseudonym = "x''"
+    if width:
+        pseudonym = "substr(?, n * ? + 1, ?)"
+        params += (b"".join(p for _t, p in pairs), width, width)
+    fill = ("WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?) "  # noqa: S608
+            f"INSERT INTO subject_batch SELECT substr(?, n * ? + 1, ?), {pseudonym} FROM i")  # constants only
+    cursor.execute(fill, params)
+
+
+def _token_order(tokens: list[bytes]) -> np.ndarray | range:
+    """The positions of ``tokens`` in byte order (as they were, if any is not a 16-byte token)."""
+    joined = b"".join(tokens)
+    if len(joined) != members.TOKEN_BYTES * len(tokens) or members.TOKEN_BYTES != 16:
+        return range(len(tokens))
+    halves = np.frombuffer(joined, dtype=">u8").reshape(-1, 2)
+    return np.lexsort((halves[:, 1], halves[:, 0])).tolist()
 
 
 def add_members(conn: sa.Connection, member_rows: sa.Table, header_id: int, ids: np.ndarray) -> None:

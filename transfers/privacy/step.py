@@ -84,6 +84,9 @@ class Screening:
         self.notified_seen: set[str] = set()
         setting = run.ref.agreement.pseudonymisation
         self.key_id = setting.key_id if setting else None
+        # The batch screen last returned, with its subjects' normal forms and reasons: sent() and
+        # apply_privacy reuse them rather than normalising the same column again.
+        self._kept: tuple[pd.DataFrame, pd.Series, pd.Series] | None = None
 
     def _fields(self, event: str, detail: str | None, ref: str) -> dict[str, Any]:
         return {"event": event, "agreement": self.run.ref.agreement.id, "flow": self.run.ref.key,
@@ -132,7 +135,16 @@ class Screening:
                 chosen = (labels == label).nonzero()[0].tolist()
                 self.index.record_set(self._fields("excluded", label, ref), [tokens[i] for i in chosen],
                                       [b""] * len(chosen))
-        return batch[keep]
+        kept = batch[keep]
+        self._kept = (kept, normal[keep], reasons[keep])
+        return kept
+
+    def normalised(self, batch: pd.DataFrame) -> dict[str, pd.Series]:
+        """The normal forms screen already made for ``batch``'s subject column, by field name, for
+        :func:`~transfers.privacy.transforms.apply_privacy`; empty unless ``batch`` is what screen last returned."""
+        if self._kept is not None and self._kept[0] is batch:
+            return {self.flow.subject: self._kept[1]}
+        return {}
 
     def sent(self, raw: pd.DataFrame, safe: pd.DataFrame) -> None:
         """Note the subjects of rows about to be sent, and count their quasi-identifier groups."""
@@ -142,7 +154,9 @@ class Screening:
         if self.index is None or not len(raw):
             return
         subject_col = self.flow.subject
-        normal = normalise_all(raw[subject_col])
+        screened = self._kept if self._kept is not None and self._kept[0] is raw else None
+        self._kept = None
+        normal = screened[1] if screened is not None else normalise_all(raw[subject_col])
         present = (normal != "").to_numpy()
         if not present.any():
             return
@@ -151,12 +165,12 @@ class Screening:
         # The pseudonym the recipient holds; if the subject field is not sent as a
         # pseudonym, the agreement key's pseudonym still identifies it in notices.
         if self.flow.fields[subject_col].share == "pseudonymise":
-            pseudonyms = [members.encode_pseudonym(p) for p in safe[subject_col].to_numpy()[present].tolist()]
+            pseudonyms = members.encode_pseudonyms(safe[subject_col].to_numpy()[present].tolist())
         elif self.key is not None:
             pseudonyms = digests(normal, self.key)
         else:
             pseudonyms = [b""] * len(tokens)
-        details = self._details(normal)
+        details = self._details(normal, screened[2][present] if screened is not None else None)
         if len(set(details)) == 1:
             self.index.record_set(self._fields("prepared", details[0], self.ref), tokens, pseudonyms)
             return
@@ -166,12 +180,14 @@ class Screening:
             self.index.record_set(self._fields("prepared", detail, self.ref), [tokens[i] for i in chosen],
                                   [pseudonyms[i] for i in chosen])
 
-    def _details(self, normal: pd.Series) -> list[str | None]:
-        """What a subject access request must show about this disclosure: shared without consent, and why."""
+    def _details(self, normal: pd.Series, reasons: pd.Series | None = None) -> list[str | None]:
+        """What a subject access request must show about this disclosure: shared without consent, and why
+        (``reasons``: :meth:`_reasons` of ``normal`` if screen already found them)."""
         if not self.statutory:
             return [None] * len(normal)
         detail = f"without consent: {self.flow.consent.ground}"
-        reasons = self._reasons(normal, pd.Series(True, index=normal.index))
+        if reasons is None:
+            reasons = self._reasons(normal, pd.Series(True, index=normal.index))
         return [f"{detail}; {reason_label(r)} overridden" if isinstance(r, str) else detail for r in reasons.tolist()]
 
     def _reasons(self, normal: pd.Series, present: pd.Series) -> pd.Series:

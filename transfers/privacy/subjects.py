@@ -282,6 +282,9 @@ def _sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
     # ceiling, whatever the number of subjects.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA cache_size = -65536")
+    # The same for the temporary tables a batch of subjects passes through (one batch at most);
+    # they stay on disk past that, so memory does not grow with a batch.
+    cursor.execute("PRAGMA temp.cache_size = -65536")
     cursor.close()
 
 

@@ -25,7 +25,7 @@ values, so it can go to logs, XCom and the ledger.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -221,7 +221,8 @@ def generalise_postcode(value: Any, to: Literal["district", "sector"]) -> str | 
 
 
 def apply_privacy(
-    batch: pd.DataFrame, flow: Flow, *, key: bytes | None, logical_date: date
+    batch: pd.DataFrame, flow: Flow, *, key: bytes | None, logical_date: date,
+    normalised: Mapping[str, pd.Series] | None = None,
 ) -> tuple[pd.DataFrame, PrivacyStats]:
     """Keep only the flow's shared fields, pseudonymised and generalised as agreed.
 
@@ -231,6 +232,8 @@ def apply_privacy(
         key: the HMAC key from the agreement's pseudonymisation secret; needed
             when a shared field is ``share: pseudonymise``.
         logical_date: the run's logical date (recorded in the stats; ages are at this date).
+        normalised: by field name, the :func:`normalise_all` of that column of ``batch`` where the
+            caller has it already (screening made it), so it is not made again.
 
     Returns:
         The batch with exactly ``flow.shared_fields`` as columns, in that order
@@ -279,7 +282,10 @@ def apply_privacy(
             out[name] = kept.tolist()
         elif spec.share == "pseudonymise":
             assert key is not None  # checked above; narrows the type
-            out[name], done, nulled = _pseudonymise_all(values, key, flow.id, name)
+            known = (normalised or {}).get(name)
+            if known is not None and not known.index.equals(batch.index):
+                known = None  # made for another batch: not these rows
+            out[name], done, nulled = _pseudonymise_all(values, key, flow.id, name, known)
             stats.pseudonymised[name] = done
             stats.nulled[name] = nulled
         elif spec.share == "mask":
@@ -299,7 +305,8 @@ def _blank(value: Any) -> bool:
     return _is_null(value) or (isinstance(value, str) and not value.strip())
 
 
-def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) -> tuple[list[str | None], int, int]:
+def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str,
+                      normal: pd.Series | None = None) -> tuple[list[str | None], int, int]:
     column = pd.Series(values, dtype=object)
     if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
         for value in values:  # the rare column that is not all text: find what is in it
@@ -311,7 +318,8 @@ def _pseudonymise_all(values: list[Any], key: bytes, flow_id: str, name: str) ->
     # An empty cell holds no identifier; it stays empty rather than becoming the
     # pseudonym of "" (which would link every blank). Whitespace-only is blank too,
     # and a value is blank exactly when its normalised form is empty.
-    normal = normalise_all(column)
+    if normal is None:
+        normal = normalise_all(column)
     present = (normal != "").to_numpy()
     hexes = [digest.hex() for digest in digests(normal[present], key)]
     result = np.full(len(values), None, dtype=object)

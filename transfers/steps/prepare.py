@@ -56,7 +56,8 @@ def prepare(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> PrepareResult
                 totals["held_back"] += int((~keep).sum())
                 batch = batch[keep]
             batch = screening.screen(batch)
-            safe, _stats = apply_privacy(batch, flow, key=key, logical_date=run.logical_date)
+            safe, _stats = apply_privacy(batch, flow, key=key, logical_date=run.logical_date,
+                                         normalised=screening.normalised(batch))
             screening.sent(batch, safe)
             totals["rows_out"] += len(safe)
             yield safe

@@ -56,3 +56,10 @@ def test_a_full_block_is_a_bitmap_of_512_bytes_and_merging_adds_each_id_once():
     assert len(few) == 1 + 4
     merged = members.merge(block, few, np.array([2, 3]))
     assert members.unpack(block, merged).tolist() == [1, 2, 3]
+
+
+def test_many_pseudonyms_encode_as_each_would_alone():
+    digests = [hashlib.sha256(bytes([i])).hexdigest() for i in range(5)]
+    mixed = [*digests, None, "p1", digests[0].upper(), "g" * 64]
+    for pseudonyms in (digests, mixed, [digests[0].upper()], ["g" * 64], [], [" " + digests[0][1:]]):
+        assert members.encode_pseudonyms(pseudonyms) == [members.encode_pseudonym(p) for p in pseudonyms]

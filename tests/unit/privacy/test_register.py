@@ -123,3 +123,24 @@ def test_a_disclosure_of_two_sets_that_share_a_block_counts_each_subject_once_an
     assert sorted(index.pseudonyms("disclosed", "d")) == sorted([everyone[0], everyone[2], everyone[4]])
     assert index.digest("disclosed", "d") == _old_digest([everyone[0], everyone[2], everyone[4]])
     index.close()
+
+
+def test_each_distinct_pair_gets_one_id_whatever_its_widths_order_or_repeats(tmp_path):
+    index = SubjectIndex(f"sqlite:///{tmp_path / 'ledger.db'}")
+    token = [hashlib.sha256(bytes([i])).digest()[:16] for i in range(4)]
+    digest = [hashlib.sha256(bytes([i, i])).digest() for i in range(4)]
+    batches = [
+        ([token[3], token[1], token[3], token[0]], [digest[3], digest[1], digest[3], digest[0]]),  # one width
+        ([token[2], token[1]], [b"", b""]),  # no pseudonym: the empty blob, never NULL
+        ([token[1], token[2], token[0], token[1]], [digest[1], b"\x00text", digest[0], b""]),  # mixed widths
+        ([b"short", token[0]], [digest[2], digest[0]]),  # a token of another width
+    ]
+    with index.engine.begin() as conn:
+        found = [register.subject_ids(conn, tokens, pseudonyms) for tokens, pseudonyms in batches]
+        stored = {row.id: (row.lookup, row.pseudonym) for row in conn.execute(sa.select(index.subjects))}
+    index.close()
+
+    for (tokens, pseudonyms), ids in zip(batches, found, strict=True):
+        assert sorted(stored[i] for i in ids.tolist()) == sorted(set(zip(tokens, pseudonyms, strict=True)))
+    assert len(stored) == len({pair for tokens, pseudonyms in batches for pair in zip(tokens, pseudonyms, strict=True)})
+    assert found[0].tolist() == sorted(found[0].tolist())  # a new cohort's ids follow token order

@@ -49,3 +49,30 @@ def test_an_exclusion_reason_not_known_here_is_counted_and_recorded(tmp_path, mo
     assert result["excluded"] == {"opted_out": 1, "withdrawn (notified)": 1}  # known reasons first
     (entry,) = ledger.entries(kind="privacy")
     assert entry.payload["rows_screened"] == 4 == sum(entry.payload["excluded"].values()) + entry.payload["rows_sent"]
+
+
+def test_the_normal_forms_screen_made_are_reused_only_for_the_batch_it_returned(tmp_path):
+    # Recording from screen's normal forms must record what normalising the batch again would.
+    from transfers.privacy import apply_privacy
+
+    batch = pd.DataFrame({"nhs_number": ["943 476 5919", " 9000000002", None, "9000000003 "]}, dtype=object)
+    for name in screening_run(tmp_path).ref.flow.fields:
+        batch[name] = batch.get(name, None)
+    recorded = []
+    for reuse in (True, False):
+        run = screening_run(tmp_path / str(reuse))
+        screening = Screening(run, key=b"k" * 32, lookup=b"l" * 32, connection=None)
+        kept = screening.screen(batch)
+        assert set(screening.normalised(kept)) == {"nhs_number"}
+        assert screening.normalised(kept.copy()) == {}
+        sent = kept if reuse else kept.copy()
+        safe, _ = apply_privacy(sent, run.ref.flow, key=b"k" * 32, logical_date=DAY,
+                                normalised=screening.normalised(sent))
+        screening.sent(sent, safe)
+        recorded.append((safe, screening.index.pseudonyms("prepared", screening.ref)))
+        screening.index.close()
+
+    (safe, pseudonyms), (safe_again, pseudonyms_again) = recorded
+    assert safe.equals(safe_again)
+    assert pseudonyms == pseudonyms_again == sorted(p for p in safe["nhs_number"].tolist() if p)
+    assert len(pseudonyms) == 3

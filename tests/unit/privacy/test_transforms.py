@@ -20,6 +20,7 @@ from transfers.privacy import (
     mask,
     pseudonymise,
 )
+from transfers.privacy.pseudonyms import normalise_all
 
 ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 11, 24)
@@ -440,3 +441,22 @@ def test_a_seeded_batch_comes_out_exactly_as_one_value_at_a_time(flow_a, flow_b,
     assert {name: safe[name].tolist() for name in safe.columns} == {n: expected[n] for n in safe.columns}
     for name, done in stats.generalised.items():
         assert done == sum(v is not None for v in expected[name])
+
+
+def test_normal_forms_given_by_the_caller_give_the_same_pseudonyms(flow_a):
+    batch = referrals()
+    plain, _ = apply_privacy(batch, flow_a, key=KEY, logical_date=DAY)
+    given, _ = apply_privacy(batch, flow_a, key=KEY, logical_date=DAY,
+                             normalised={"nhs_number": normalise_all(batch["nhs_number"])})
+
+    assert given.equals(plain)
+
+
+def test_normal_forms_made_for_other_rows_are_not_used(flow_a):
+    batch = referrals()
+    other = normalise_all(batch["nhs_number"]).set_axis([7, 8, 9])
+    other[:] = ["X", "Y", "Z"]  # would give other pseudonyms if they were used
+    plain, _ = apply_privacy(batch, flow_a, key=KEY, logical_date=DAY)
+    given, _ = apply_privacy(batch, flow_a, key=KEY, logical_date=DAY, normalised={"nhs_number": other})
+
+    assert given.equals(plain)
