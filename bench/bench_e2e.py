@@ -375,9 +375,12 @@ class AirflowBench:
         name = f"airflow{'-tiny' if tiny else ''}-{i}"
         env = e2e_airflow.fresh_airflow_home(self.airflow_tiny_env if tiny else self.airflow_env,
                                              self.work / name / "airflow")
-        return run_project(command, env, self.work / name / "state", self.sshd, self.work / f"{name}.log",
+        done = run_project(command, env, self.work / name / "state", self.sshd, self.work / f"{name}.log",
                            keep=self.args.keep, argv=e2e_airflow.dags_test_argv(FLOW, self.day),
                            around=e2e_airflow.recipient_standin(self.sshd.root / "inbound", self.signing_key))
+        if not done.delivered_bytes:  # a DAG whose tasks were all skipped also exits 0
+            raise SystemExit(f"airflow dags test {FLOW} delivered nothing: see {self.work / f'{name}.log'}")
+        return done
 
     def tiny_pair(self, command: list[str], i: int) -> tuple[Run, Run]:
         """The CLI and Airflow on the tiny source, in turn (the order flips each pair): (CLI, Airflow)."""
