@@ -82,6 +82,7 @@ class Run:
     free_bytes: int = 0
     written_bytes: int = 0  # to the filesystem (ru_oublock): staging, outbox, ledger; not the socket
     waits: int = 0  # voluntary context switches: disk, network, locks, sleeps
+    first_task: float = 0.0  # through Airflow: seconds from the start to its first task's start (its log)
 
 
 def say(message: str) -> None:
@@ -375,11 +376,13 @@ class AirflowBench:
         name = f"airflow{'-tiny' if tiny else ''}-{i}"
         env = e2e_airflow.fresh_airflow_home(self.airflow_tiny_env if tiny else self.airflow_env,
                                              self.work / name / "airflow")
+        started = time.time()
         done = run_project(command, env, self.work / name / "state", self.sshd, self.work / f"{name}.log",
                            keep=self.args.keep, argv=e2e_airflow.dags_test_argv(FLOW, self.day),
                            around=e2e_airflow.recipient_standin(self.sshd.root / "inbound", self.signing_key))
         if not done.delivered_bytes:  # a DAG whose tasks were all skipped also exits 0
             raise SystemExit(f"airflow dags test {FLOW} delivered nothing: see {self.work / f'{name}.log'}")
+        done.first_task = e2e_airflow.first_task_at(self.work / f"{name}.log") - started
         return done
 
     def tiny_pair(self, command: list[str], i: int) -> tuple[Run, Run]:
@@ -393,6 +396,7 @@ class AirflowBench:
                 done[side] = self.run(command, i, tiny=True)
             print(f"   {side + ' tiny':<12} {done[side].wall:8.2f} s wall {done[side].cpu:8.2f} s CPU "
                   f"{done[side].peak_mb:6.0f} MB peak", flush=True)
+        print(f"   airflow: first task {done['airflow'].first_task:.2f} s after its start on the tiny source", flush=True)
         return done["cli"], done["airflow"]
 
 
@@ -480,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = done[side]
                 print(f"   {side:<8} {r.wall:8.2f} s wall {r.cpu:8.2f} s CPU {r.peak_mb:6.0f} MB peak; "
                       f"{r.written_bytes / 1e6:.0f} MB written to disk, {r.waits:,} voluntary waits", flush=True)
+                if side == "airflow":
+                    print(f"   airflow: first task {r.first_task:.2f} s after its start", flush=True)
             pairs.append((done["project"], done["floor"]))
             if args.airflow:
                 tiny = airflow.tiny_pair(command, i)

@@ -156,8 +156,19 @@ def report(pairs: list[Sides]) -> None:
           f"CPU CLI {median('cli', 'cpu'):.2f} s, Airflow {median('airflow', 'cpu'):.2f} s; "
           f"peak memory CLI {median('cli', 'peak_mb'):.0f} MB, Airflow {median('airflow', 'peak_mb'):.0f} MB")
     print(f"Airflow's fixed start-up (airflow dags test on a {TINY_ROWS}-row source): {ta:.2f} s; the CLI on the same "
-          f"source {tc:.2f} s, so Airflow's own share {ta - tc:.2f} s")
+          f"source {tc:.2f} s, so Airflow's own share {ta - tc:.2f} s; its first task starts "
+          f"{median('airflow_tiny', 'first_task'):.2f} s after it (on the full source "
+          f"{median('airflow', 'first_task'):.2f} s)")
     within = "within" if aw - cw <= ta else "NOT within"
     own = "within" if aw - cw <= ta - tc else "not within"
     print(f"the difference is {within} Airflow's fixed start-up ({aw - cw:.2f} s vs {ta:.2f} s); "
           f"{own} its own share beyond the CLI's ({ta - tc:.2f} s)")
+
+
+def first_task_at(log: Path) -> float:
+    """The epoch second of the first "Task started" line in an ``airflow dags test`` log (its UTC timestamp)."""
+    with log.open(errors="replace") as lines:
+        for line in lines:
+            if "Task started" in line:
+                return datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    raise SystemExit(f"no task started in {log}")
