@@ -21,7 +21,7 @@ S = r"\d+\.\d+"
 
 
 def test_one_pair_prints_the_project_and_the_floor_and_their_ratios():
-    # --airflow adds about 60 s here (one airflow dags test on 2,000 rows, then both sides on a tiny source);
+    # --airflow adds 40-60 s here (one airflow dags test on 2,000 rows, then both sides on a tiny source);
     # every line the default prints is printed the same with it.
     done = subprocess.run([sys.executable, str(BENCH), "2000", "--pairs", "1", "--airflow"], capture_output=True,
                           text=True, timeout=900)
