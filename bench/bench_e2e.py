@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +54,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # ``tests.support.sshd``: run as a script, only bench/ is on the path
     sys.path.insert(0, str(ROOT))
+
+import e2e_airflow  # noqa: E402
 
 from tests.support.sshd import SshServer, run_sshd  # noqa: E402
 from transfers.devkit import synthetic  # noqa: E402
@@ -80,6 +82,7 @@ class Run:
     free_bytes: int = 0
     written_bytes: int = 0  # to the filesystem (ru_oublock): staging, outbox, ledger; not the socket
     waits: int = 0  # voluntary context switches: disk, network, locks, sleeps
+    first_task: float = 0.0  # through Airflow: seconds from the start to its first task's start (its log)
 
 
 def say(message: str) -> None:
@@ -123,11 +126,12 @@ def cpu_of(usage: resource.struct_rusage) -> float:
 # --------------------------------------------------------------------------- source
 
 
-def make_source(rows: int, day: str, name: str) -> int:
-    """Create role and schema ``name`` with ``name.referrals``: ``rows`` distinct subjects; returns the key width."""
+def make_source(rows: int, day: str, name: str, width: int = 0) -> int:
+    """Create role and schema ``name`` with ``name.referrals``: ``rows`` distinct subjects; returns the key width
+    (``width`` digits if given: a second, smaller source matches the first's signed record-key pattern)."""
     import psycopg2
 
-    width = max(6, len(str(rows - 1)))
+    width = width or max(6, len(str(rows - 1)))
     span = rows * 12 // 10 + 1000  # 10 in 11 nine-digit stems have a valid check digit
     weights = " + ".join(f"(b / {10 ** (8 - i)}) % 10 * {10 - i}" for i in range(9))
     lists = {k: "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]" for k, values in {
@@ -237,16 +241,19 @@ def database_sizes(home: Path) -> tuple[int, int, int]:
 
 
 def run_project(command: list[str], env: dict[str, str], home: Path, sshd: SshServer, log: Path, *,
-                keep: bool) -> Run:
+                keep: bool, argv: list[str] | None = None, around: AbstractContextManager[object] | None = None) -> Run:
+    """``transfers run`` (or ``argv``: ``airflow dags test``), measured; ``around`` is open while it runs."""
     env = {**env, "TRANSFERS_HOME": str(home)}
-    with log.open("wb") as out:
+    argv = argv or [*command, "run", FLOW, "--date", env["BENCH_DAY"]]
+    with log.open("wb") as out, around or nullcontext():
         started = time.perf_counter()
-        pid = start([*command, "run", FLOW, "--date", env["BENCH_DAY"]], log.with_suffix(".pid"), env=env,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        pid = start(argv, log.with_suffix(".pid"), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT)
         code, usage = reap(pid)
         wall = time.perf_counter() - started
     if code != 0:
-        raise SystemExit(f"transfers run exited {code}: see {log}\n" + log.read_text(errors="replace")[-3000:])
+        what = "transfers run" if argv[:len(command)] == command else f"{Path(argv[0]).name} {' '.join(argv[1:3])}"
+        raise SystemExit(f"{what} exited {code}: see {log}\n" + log.read_text(errors="replace")[-3000:])
     remote = sshd.root / "inbound"
     delivered = sum(p.stat().st_size for p in remote.rglob("*.pgp"))
     shutil.rmtree(remote)  # the next run is a first delivery too
@@ -335,6 +342,64 @@ def report(pairs: list[tuple[Run, Run]], rows: int) -> None:
           f"MB (the query's columns as they are)")
 
 
+class AirflowBench:
+    """``--airflow``: the flow's send DAG through ``airflow dags test``, and both sides on a tiny source of its own."""
+
+    def __init__(self, args: argparse.Namespace, day: str, role: str, width: int, env: dict[str, str], work: Path,
+                 sshd: SshServer, recipient: Party) -> None:
+        self.args, self.day, self.work, self.sshd = args, day, work, sshd
+        self.tiny_role = f"{role}_tiny"
+        self.width = width
+        self.env = env
+        self.signing_key = recipient.env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"]
+
+    def __enter__(self) -> AirflowBench:
+        started = time.perf_counter()
+        try:
+            make_source(e2e_airflow.TINY_ROWS, self.day, self.tiny_role, self.width)
+        except BaseException:
+            self.__exit__()
+            raise
+        tiny_conn = json.loads(self.env["AIRFLOW_CONN_CS_CASE_DB"]) | {"login": self.tiny_role}
+        self.tiny_env = {**self.env, "AIRFLOW_CONN_CS_CASE_DB": json.dumps(tiny_conn)}
+        self.airflow_env = e2e_airflow.airflow_env(self.env, self.work)
+        self.airflow_tiny_env = {**self.airflow_env, "AIRFLOW_CONN_CS_CASE_DB": json.dumps(tiny_conn)}
+        say(f"Airflow: metadata database migrated once, copied for each run; {e2e_airflow.TINY_ROWS}-row source "
+            f"{self.tiny_role}.referrals for its fixed start-up ({time.perf_counter() - started:.1f} s)")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self.args.keep:
+            drop_source(self.tiny_role)
+
+    def run(self, command: list[str], i: int, *, tiny: bool) -> Run:
+        name = f"airflow{'-tiny' if tiny else ''}-{i}"
+        env = e2e_airflow.fresh_airflow_home(self.airflow_tiny_env if tiny else self.airflow_env,
+                                             self.work / name / "airflow")
+        started = time.time()
+        done = run_project(command, env, self.work / name / "state", self.sshd, self.work / f"{name}.log",
+                           keep=self.args.keep, argv=e2e_airflow.dags_test_argv(FLOW, self.day),
+                           around=e2e_airflow.recipient_standin(self.sshd.root / "inbound", self.signing_key))
+        if not done.delivered_bytes:  # a DAG whose tasks were all skipped also exits 0
+            raise SystemExit(f"airflow dags test {FLOW} delivered nothing: see {self.work / f'{name}.log'}")
+        done.first_task = e2e_airflow.first_task_at(self.work / f"{name}.log") - started
+        return done
+
+    def tiny_pair(self, command: list[str], i: int) -> tuple[Run, Run]:
+        """The CLI and Airflow on the tiny source, in turn (the order flips each pair): (CLI, Airflow)."""
+        done: dict[str, Run] = {}
+        for side in ("cli", "airflow") if i % 2 else ("airflow", "cli"):
+            if side == "cli":
+                done[side] = run_project(command, self.tiny_env, self.work / f"cli-tiny-{i}" / "state", self.sshd,
+                                         self.work / f"cli-tiny-{i}.log", keep=self.args.keep)
+            else:
+                done[side] = self.run(command, i, tiny=True)
+            print(f"   {side + ' tiny':<12} {done[side].wall:8.2f} s wall {done[side].cpu:8.2f} s CPU "
+                  f"{done[side].peak_mb:6.0f} MB peak", flush=True)
+        print(f"   airflow: first task {done['airflow'].first_task:.2f} s after its start on the tiny source", flush=True)
+        return done["cli"], done["airflow"]
+
+
 def profile(command: list[str], env: dict[str, str], home: Path, work: Path) -> None:
     """One more project run under cProfile (this process only: a pool's workers are not in it), top 25."""
     import pstats
@@ -360,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3, help="0 with --profile: only the profiled run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and the source table")
     parser.add_argument("--profile", action="store_true", help="then one project run under cProfile: top 25")
+    parser.add_argument("--airflow", action="store_true",
+                        help="also the same flow through `airflow dags test`, and on a tiny source (bench/e2e_airflow.py)")
     args = parser.parse_args(argv)
     missing = [tool for tool in ("psql", "gpg", "sftp", "ssh-keygen") if shutil.which(tool) is None]
     if missing:
@@ -396,23 +463,37 @@ def main(argv: list[str] | None = None) -> int:
                            (config_dir / "sql" / "mash_referrals.sql").read_text(), day)
         say(f"sshd on {sshd.host}:{sshd.port}; recipient key {recipient.decryption_fingerprint}")
         command = transfers_command()
+        if args.airflow:
+            airflow = stack.enter_context(AirflowBench(args, day, role, width, env, work, sshd, recipient))
         pairs: list[tuple[Run, Run]] = []
+        airflow_pairs: list[e2e_airflow.Sides] = []
         for i in range(1, args.pairs + 1):
             order = ("project", "floor") if i % 2 else ("floor", "project")
+            if args.airflow:  # the Airflow run takes each place in turn: after, between, before
+                order = (*order[:(i - 1) % 3], "airflow", *order[(i - 1) % 3:])[:3]
             say(f"pair {i} of {args.pairs} ({order[0]} first)")
             done: dict[str, Run] = {}
             for side in order:
                 if side == "project":
                     done[side] = run_project(command, env, work / f"project-{i}" / "state", sshd,
                                              work / f"project-{i}.log", keep=args.keep)
+                elif side == "airflow":
+                    done[side] = airflow.run(command, i, tiny=False)
                 else:
                     done[side] = run_floor(floor)
                 r = done[side]
                 print(f"   {side:<8} {r.wall:8.2f} s wall {r.cpu:8.2f} s CPU {r.peak_mb:6.0f} MB peak; "
                       f"{r.written_bytes / 1e6:.0f} MB written to disk, {r.waits:,} voluntary waits", flush=True)
+                if side == "airflow":
+                    print(f"   airflow: first task {r.first_task:.2f} s after its start", flush=True)
             pairs.append((done["project"], done["floor"]))
+            if args.airflow:
+                tiny = airflow.tiny_pair(command, i)
+                airflow_pairs.append(e2e_airflow.Sides(done["project"], done["airflow"], *tiny))
         if pairs:
             report(pairs, args.rows)
+        if airflow_pairs:
+            e2e_airflow.report(airflow_pairs)
         if args.profile:
             profile(command, env, work / "profiled" / "state", work)
         if args.keep:

@@ -17,11 +17,14 @@ pytestmark = pytest.mark.integration
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_e2e.py"
 SECONDS = r"\d+\.\d+s"
+S = r"\d+\.\d+"
 
 
 def test_one_pair_prints_the_project_and_the_floor_and_their_ratios():
-    done = subprocess.run([sys.executable, str(BENCH), "2000", "--pairs", "1"], capture_output=True, text=True,
-                          timeout=600)
+    # --airflow adds 40-60 s here (one airflow dags test on 2,000 rows, then both sides on a tiny source);
+    # every line the default prints is printed the same with it.
+    done = subprocess.run([sys.executable, str(BENCH), "2000", "--pairs", "1", "--airflow"], capture_output=True,
+                          text=True, timeout=900)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
@@ -35,9 +38,15 @@ def test_one_pair_prints_the_project_and_the_floor_and_their_ratios():
     # The floor's process is measured from its own start, not from this Python process's size.
     floor_peak = int(re.search(r"^median .* (\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
     assert floor_peak < 100, out
+    # Through Airflow: the same flow's DAG, its figures beside the CLI's, and Airflow's fixed start-up.
+    assert re.search(rf"^airflow 1 +{SECONDS} +{SECONDS} +{SECONDS} +\d+ +{SECONDS} +{SECONDS}$", out, re.M), out
+    assert re.search(rf"^through Airflow: CLI wall {S} s, Airflow wall {S} s, difference [+-]{S} s", out, re.M), out
+    assert re.search(rf"^Airflow's fixed start-up \(airflow dags test on a 100-row source\): {S} s", out, re.M), out
+    assert re.search(r"^the difference is (NOT )?within Airflow's fixed start-up", out, re.M), out
     # Its source table (a schema of its own, owned by a role of the same name) is gone.
     name = re.search(r"table (bench_e2e_[0-9a-f]+)\.referrals", out).group(1)  # type: ignore[union-attr]
     assert _left_in_postgres(name) == ([], [])
+    assert _left_in_postgres(f"{name}_tiny") == ([], [])
 
 
 def _left_in_postgres(name: str) -> tuple[list, list]:
