@@ -91,8 +91,8 @@ class _Recipient(threading.Thread):
         (folder / f"{base}.receipt.json").write_bytes(receipt)
 
 
-def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd, gpg_partner, airflow_home):
-    env = airflow_env(world, airflow_home)
+def _dags_test_b(world, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``airflow dags test`` of flow B's send DAG, with a stand-in recipient signing the receipt; must succeed."""
     recipient = _Recipient(world)
     recipient.start()
     try:
@@ -104,6 +104,12 @@ def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd
         recipient.stop.set()
         recipient.join()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd, gpg_partner, airflow_home):
+    env = airflow_env(world, airflow_home)
+    result = _dags_test_b(world, env)
 
     files = world.delivered("inbound/ed-attendances")
     assert [f.name for f in files] == [f"mash-referrals_B_{LOGICAL_DATE}.csv.pgp"]
@@ -124,17 +130,7 @@ def test_parts_encrypted_by_worker_processes_inside_an_airflow_task_arrive_whole
                                                                                  airflow_home):
     env = {**airflow_env(world, airflow_home), "TRANSFERS_DELIVERY_MAX_ROWS": "10", "TRANSFERS_ENCRYPT_WORKERS": "2",
            "TRANSFERS_COMPRESSION": "zlib"}
-    recipient = _Recipient(world)
-    recipient.start()
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "mash-referrals.B", LOGICAL_DATE.isoformat()],
-            env=env, capture_output=True, text=True, timeout=600,
-        )
-    finally:
-        recipient.stop.set()
-        recipient.join()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = _dags_test_b(world, env)
 
     files = world.delivered("inbound/ed-attendances")
     assert [f.name for f in files] == [f"mash-referrals_B_{LOGICAL_DATE}_part{i:03d}of003.csv.pgp" for i in (1, 2, 3)]
