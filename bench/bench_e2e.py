@@ -46,7 +46,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,8 +130,6 @@ def cpu_of(usage: resource.struct_rusage) -> float:
 def make_source(rows: int, day: str, name: str, width: int = 0) -> int:
     """Create role and schema ``name`` with ``name.referrals``: ``rows`` distinct subjects; returns the key width
     (``width`` digits if given: a second, smaller source matches the first's signed record-key pattern)."""
-    import psycopg2
-
     width = width or max(6, len(str(rows - 1)))
     span = rows * 12 // 10 + 1000  # 10 in 11 nine-digit stems have a valid check digit
     weights = " + ".join(f"(b / {10 ** (8 - i)}) % 10 * {10 - i}" for i in range(9))
@@ -156,34 +155,35 @@ def make_source(rows: int, day: str, name: str, width: int = 0) -> int:
                                 FROM generate_series(999999999::bigint, {999999999 - span}, -1) AS b) AS stems
               WHERE c <> 10 LIMIT {rows}) AS subjects
     """  # noqa: S608 - every name and value here is made by the bench, none comes from input
-    conn = psycopg2.connect(user="postgres", **PG)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE ROLE {name} LOGIN")
-            cur.execute(f"CREATE SCHEMA {name} AUTHORIZATION {name}")
-            cur.execute(sql)
-            cur.execute(f"ALTER TABLE {name}.referrals OWNER TO {name}")
-            cur.execute(f"ANALYZE {name}.referrals")
-            cur.execute(f"SET search_path TO {name}")
-            cur.execute("SELECT count(*), count(DISTINCT nhs_number), count(DISTINCT referral_id) FROM referrals")
-            counts = cur.fetchone()
-    finally:
-        conn.close()
+    with _admin() as cur:
+        cur.execute(f"CREATE ROLE {name} LOGIN")
+        cur.execute(f"CREATE SCHEMA {name} AUTHORIZATION {name}")
+        cur.execute(sql)
+        cur.execute(f"ALTER TABLE {name}.referrals OWNER TO {name}")
+        cur.execute(f"ANALYZE {name}.referrals")
+        cur.execute(f"SET search_path TO {name}")
+        cur.execute("SELECT count(*), count(DISTINCT nhs_number), count(DISTINCT referral_id) FROM referrals")
+        counts = cur.fetchone()
     if counts != (rows, rows, rows):
         raise SystemExit(f"source {name}.referrals: expected {rows} distinct subjects and keys, got {counts}")
     return width
 
 
 def drop_source(name: str) -> None:
+    with _admin() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        cur.execute(f"DROP ROLE IF EXISTS {name}")
+
+
+@contextmanager
+def _admin() -> Iterator:  # a psycopg2 cursor as the superuser, each statement committed (roles, schemas)
     import psycopg2
 
     conn = psycopg2.connect(user="postgres", **PG)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-            cur.execute(f"DROP ROLE IF EXISTS {name}")
+            yield cur
     finally:
         conn.close()
 
