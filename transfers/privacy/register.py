@@ -104,48 +104,52 @@ def header(conn: sa.Connection, headers: sa.Table, fields: dict[str, Any], *, at
 
 
 def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes]) -> np.ndarray:
-    """The ids of these (lookup token, stored pseudonym) pairs, adding the ones not seen before."""
+    """The ids of these (lookup token, stored pseudonym) pairs, adding the ones not seen before.
+
+    For a few subjects at a time (a notice, a withdrawal); a prepare step's thousands go through
+    :mod:`transfers.privacy.staged`, which adds the new ones in one sorted insert at the end.
+    """
     if not tokens:
         return np.zeros(0, dtype=np.int64)
+    _load_batch(conn, tokens, pseudonyms)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup bytea NOT NULL, "
-                             "pseudonym bytea NOT NULL) ON COMMIT DELETE ROWS")
-        conn.exec_driver_sql("TRUNCATE subject_batch")
-        text = "".join(f"\\\\x{t.hex()}\t\\\\x{p.hex()}\n" for t, p in zip(tokens, pseudonyms, strict=True))
-        cursor = conn.connection.cursor()
-        try:
-            cursor.copy_expert("COPY subject_batch (lookup, pseudonym) FROM STDIN", io.StringIO(text))
-        finally:
-            cursor.close()
-        conn.exec_driver_sql("ANALYZE subject_batch")  # a temporary table has no statistics otherwise
         conn.exec_driver_sql(
             "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT DISTINCT b.lookup, b.pseudonym "
             "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
             "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym)")
-        # min(): two transactions adding the same subject at once leave two rows; every set names the first.
-        cursor = conn.connection.cursor()
-        try:
+    else:
+        # The INSERT ... SELECT holds SQLite's one write lock while it checks, so no subject is
+        # added twice; the pairs go in token order, so a new cohort's ids follow that order too.
+        conn.exec_driver_sql(
+            "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT b.lookup, b.pseudonym "
+            "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+            "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym) ORDER BY b.rowid")
+    return known_ids(conn)
+
+
+def stage(conn: sa.Connection, header_id: int, tokens: list[bytes], pseudonyms: list[bytes]) -> np.ndarray:
+    """The ids of the pairs already in the register; the others are put in ``subject_staged`` for
+    :func:`add_staged` (this only reads the register)."""
+    if not tokens:
+        return np.zeros(0, dtype=np.int64)
+    _load_batch(conn, tokens, pseudonyms)
+    order = "" if conn.dialect.name == "postgresql" else " ORDER BY b.rowid"
+    conn.exec_driver_sql(
+        f"INSERT INTO subject_staged (header_id, lookup, pseudonym) SELECT {int(header_id)}, b.lookup, "  # noqa: S608
+        "b.pseudonym FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+        f"WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym){order}")
+    return known_ids(conn)
+
+
+def known_ids(conn: sa.Connection) -> np.ndarray:
+    """The register's ids of the pairs in ``subject_batch`` that it holds."""
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            # min(): two transactions adding the same subject at once leave two rows; every set names the first.
             cursor.execute("SELECT min(s.id) FROM subject_batch b JOIN subject_pseudonyms s ON s.lookup = b.lookup "
                            "AND s.pseudonym = b.pseudonym GROUP BY b.lookup, b.pseudonym")
             return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
-        finally:
-            cursor.close()
-    # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than the
-    # insert. The pairs go in made distinct and in token order, so the probes and inserts into the
-    # register's lookup index walk it from one end to the other instead of jumping to a random page
-    # per subject, and a new cohort's ids follow that order too, so reading them back walks the
-    # table the same way. The INSERT ... SELECT holds SQLite's one write lock while it checks, so no
-    # subject is added twice and no GROUP BY is needed.
-    order = _token_order(tokens)
-    pairs = list(dict.fromkeys(zip([tokens[i] for i in order], [pseudonyms[i] for i in order], strict=True)))
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, pseudonym BLOB NOT NULL)")
-        cursor.execute("DELETE FROM subject_batch")
-        _fill_batch(cursor, pairs)
-        cursor.execute("INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT b.lookup, b.pseudonym "
-                       "FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
-                       "WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym) ORDER BY b.rowid")
         # One row of text, not a Python tuple per subject.
         cursor.execute("SELECT group_concat(s.id) FROM subject_batch b JOIN subject_pseudonyms s "
                        "ON s.lookup = b.lookup AND s.pseudonym = b.pseudonym")
@@ -156,37 +160,106 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
     return np.fromstring(listed, dtype=np.int64, sep=",") if listed else np.zeros(0, dtype=np.int64)
 
 
-def _fill_batch(cursor: Any, pairs: list[tuple[bytes, bytes]]) -> None:
-    """Put the pairs in ``subject_batch``, in their order."""
-    token_width, width = len(pairs[0][0]), len(pairs[0][1])
-    if not token_width or not all(len(t) == token_width and len(p) == width for t, p in pairs):
-        cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)", pairs)
-        return
-    # All of one width (the usual case: 16-byte tokens, 32-byte digests or no pseudonym): blobs cut up
-    # by SQLite, a third of the cost of binding two parameters per row. substr() of an empty blob
-    # is NULL, so no pseudonym is written as the empty blob itself.
-    params: tuple[Any, ...] = (len(pairs), b"".join(t for t, _p in pairs), token_width, token_width)
-    pseudonym = "x''"
-    if width:
-        pseudonym = "substr(?, n * ? + 1, ?)"
-        params += (b"".join(p for _t, p in pairs), width, width)
-    fill = ("WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?) "  # noqa: S608
-            f"INSERT INTO subject_batch SELECT substr(?, n * ? + 1, ?), {pseudonym} FROM i")  # constants only
-    cursor.execute(fill, params)
+def make_staged(conn: sa.Connection) -> None:
+    """The connection's temporary table of pairs waiting for :func:`add_staged` (no index: only appended to)."""
+    blob = "bytea" if conn.dialect.name == "postgresql" else "BLOB"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS subject_staged (header_id bigint NOT NULL, "
+                         f"lookup {blob} NOT NULL, pseudonym {blob} NOT NULL)")
 
 
-def _token_order(tokens: list[bytes]) -> np.ndarray | range:
-    """The positions of ``tokens`` in byte order (as they were, if any is not a 16-byte token)."""
-    joined = b"".join(tokens)
-    if len(joined) != members.TOKEN_BYTES * len(tokens) or members.TOKEN_BYTES != 16:
-        return range(len(tokens))
-    halves = np.frombuffer(joined, dtype=">u8").reshape(-1, 2)
-    return np.lexsort((halves[:, 1], halves[:, 0])).tolist()
+def add_staged(conn: sa.Connection) -> int:
+    """Add the staged pairs the register lacks, in one insert in token order; return how many.
+
+    Sorted, the inserts walk the lookup index once from end to end, so a night of new subjects
+    writes each index page about once instead of once per batch that touches it.
+    """
+    # GROUP BY, not DISTINCT: SQLite groups by sorting, and the sorted groups need no second sort.
+    result = conn.exec_driver_sql(
+        "INSERT INTO subject_pseudonyms (lookup, pseudonym) SELECT p.lookup, p.pseudonym FROM subject_staged p "
+        "GROUP BY p.lookup, p.pseudonym HAVING NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
+        "WHERE s.lookup = p.lookup AND s.pseudonym = p.pseudonym) ORDER BY p.lookup, p.pseudonym")
+    return max(int(result.rowcount or 0), 0)
+
+
+def staged_ids(conn: sa.Connection, header_id: int, chunk: int = 200_000) -> Iterator[np.ndarray]:
+    """The register's ids of one header's staged pairs, in chunks (each pair once)."""
+    distinct = (f"SELECT lookup, pseudonym FROM subject_staged WHERE header_id = {int(header_id)} "  # noqa: S608
+                "GROUP BY lookup, pseudonym")
+    if conn.dialect.name == "postgresql":
+        query = (f"SELECT min(s.id) FROM ({distinct}) p JOIN subject_pseudonyms s ON s.lookup = p.lookup "  # noqa: S608
+                 "AND s.pseudonym = p.pseudonym GROUP BY p.lookup, p.pseudonym")
+        cursor = conn.connection.cursor(name="subject_staged_ids")  # server-side: not all ids in memory at once
+    else:
+        # Grouped by sorting, the pairs come in token order, so the lookups walk the index in order.
+        query = (f"SELECT s.id FROM ({distinct}) p JOIN subject_pseudonyms s "  # noqa: S608
+                 "ON s.lookup = p.lookup AND s.pseudonym = p.pseudonym")
+        cursor = conn.connection.cursor()
+    try:
+        cursor.execute(query)
+        while rows := cursor.fetchmany(chunk):
+            yield np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    finally:
+        cursor.close()
+
+
+def _load_batch(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes]) -> None:
+    """Put the pairs in the temporary table ``subject_batch`` (SQLite: distinct, in token order)."""
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup bytea NOT NULL, "
+                           "pseudonym bytea NOT NULL) ON COMMIT DELETE ROWS")
+            cursor.execute("TRUNCATE subject_batch")
+            text = "".join(f"\\\\x{t.hex()}\t\\\\x{p.hex()}\n" for t, p in zip(tokens, pseudonyms, strict=True))
+            cursor.copy_expert("COPY subject_batch (lookup, pseudonym) FROM STDIN", io.StringIO(text))
+            cursor.execute("ANALYZE subject_batch")  # a temporary table has no statistics otherwise
+            return
+        # SQLite: the plain DB-API cursor, as SQLAlchemy's per-row parameter handling costs more than
+        # the insert. In token order, the probes of the register's lookup index walk it from one end
+        # to the other instead of jumping to a random page per subject.
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS subject_batch (lookup BLOB NOT NULL, pseudonym BLOB NOT NULL)")
+        cursor.execute("DELETE FROM subject_batch")
+        blobs = _distinct_sorted(tokens, pseudonyms)
+        if blobs is None:  # tokens or pseudonyms of mixed widths: rare, row by row
+            cursor.executemany("INSERT INTO subject_batch VALUES (?, ?)",
+                               sorted(set(zip(tokens, pseudonyms, strict=True))))
+            return
+        count, token_blob, pseudonym_blob, width = blobs
+        # Blobs cut up by SQLite: a third of the cost of binding two parameters per row. substr() of
+        # an empty blob is NULL, so no pseudonym is written as the empty blob itself.
+        params: tuple[Any, ...] = (count, token_blob, members.TOKEN_BYTES, members.TOKEN_BYTES)
+        pseudonym = "x''"
+        if width:
+            pseudonym = "substr(?, n * ? + 1, ?)"
+            params += (pseudonym_blob, width, width)
+        fill = ("WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?) "  # noqa: S608
+                f"INSERT INTO subject_batch SELECT substr(?, n * ? + 1, ?), {pseudonym} FROM i")  # constants only
+        cursor.execute(fill, params)
+    finally:
+        cursor.close()
+
+
+def _distinct_sorted(tokens: list[bytes], pseudonyms: list[bytes]) -> tuple[int, bytes, bytes, int] | None:
+    """(count, tokens, pseudonyms, pseudonym width): the distinct pairs in byte order (SQLite's blob
+    order) as two blobs, or None unless every token is a 16-byte token and every pseudonym one width.
+
+    numpy on the pairs as fixed-width byte strings: a Python sort and set of tuples cost ten times more.
+    """
+    n, size = len(tokens), members.TOKEN_BYTES
+    widths = set(map(len, pseudonyms))
+    if set(map(len, tokens)) != {size} or len(widths) != 1:
+        return None
+    width = widths.pop()
+    rows = np.concatenate([np.frombuffer(b"".join(tokens), dtype=np.uint8).reshape(n, size),
+                           np.frombuffer(b"".join(pseudonyms), dtype=np.uint8).reshape(n, width)], axis=1)
+    pairs = np.unique(np.ascontiguousarray(rows).view(np.dtype((np.void, size + width))).ravel())
+    table = pairs.view(np.uint8).reshape(-1, size + width)
+    return len(table), table[:, :size].tobytes(), table[:, size:].tobytes(), width
 
 
 def add_members(conn: sa.Connection, member_rows: sa.Table, header_id: int, ids: np.ndarray) -> None:
     """Put subject ids in a header's set (ids already there count once)."""
-    ids = np.unique(ids)
+    ids = members.distinct(ids)
     if not len(ids):
         return
     m = member_rows

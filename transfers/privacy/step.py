@@ -31,6 +31,7 @@ from transfers.logs import get_logger
 from transfers.privacy import members
 from transfers.privacy.pseudonyms import derive_key, digests, key_fingerprint, normalise_all
 from transfers.privacy.risk import GroupCounter, KResult
+from transfers.privacy.staged import StagedSubjects
 from transfers.privacy.subjects import SubjectIndex, lookup_key, lookup_of, prepared_prefix
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Screening:
         # A fresh reference per attempt: a failed attempt's subjects never count as sent.
         self.ref = prepared_prefix(run.ref.key, run.ds) + uuid.uuid4().hex
         self.index = SubjectIndex.for_settings(run.settings) if lookup is not None else None
+        self.staged = StagedSubjects(self.index) if self.index is not None else None
         # Applied by every flow of the agreement, whatever its basis or source register says.
         self.notified: set[str] = self.index.withdrawn(run.ref.agreement.id) if self.index is not None else set()
         self.notified_seen: set[str] = set()
@@ -127,14 +129,14 @@ class Screening:
         self.overridden.update(reasons[keep & reasons.notna()].value_counts(sort=False).to_dict())
         self.deceased_sent += int((keep & dead).sum())
         recorded = ~keep & present
-        if recorded.any() and self.index is not None:
+        if recorded.any() and self.staged is not None:
             ref = f"excluded:{self.run.ref.key}:{self.run.ds}"
             tokens = [d[:members.TOKEN_BYTES] for d in self._lookups(normal[recorded])]
             labels = excluded[recorded].map(lambda r: LABELS.get(r, r)).to_numpy()
             for label in dict.fromkeys(labels.tolist()):
                 chosen = (labels == label).nonzero()[0].tolist()
-                self.index.record_set(self._fields("excluded", label, ref), [tokens[i] for i in chosen],
-                                      [b""] * len(chosen))
+                self.staged.add(self._fields("excluded", label, ref), [tokens[i] for i in chosen],
+                                [b""] * len(chosen))
         kept = batch[keep]
         self._kept = (kept, normal[keep], reasons[keep])
         return kept
@@ -151,7 +153,7 @@ class Screening:
         self.rows_sent += len(safe)
         if self.groups is not None:
             self.groups.add(safe)
-        if self.index is None or not len(raw):
+        if self.staged is None or not len(raw):
             return
         subject_col = self.flow.subject
         screened = self._kept if self._kept is not None and self._kept[0] is raw else None
@@ -172,13 +174,13 @@ class Screening:
             pseudonyms = [b""] * len(tokens)
         details = self._details(normal, screened[2][present] if screened is not None else None)
         if len(set(details)) == 1:
-            self.index.record_set(self._fields("prepared", details[0], self.ref), tokens, pseudonyms)
+            self.staged.add(self._fields("prepared", details[0], self.ref), tokens, pseudonyms)
             return
         labels = np.array(details, dtype=object)
         for detail in dict.fromkeys(details):
             chosen = (labels == detail).nonzero()[0].tolist()
-            self.index.record_set(self._fields("prepared", detail, self.ref), [tokens[i] for i in chosen],
-                                  [pseudonyms[i] for i in chosen])
+            self.staged.add(self._fields("prepared", detail, self.ref), [tokens[i] for i in chosen],
+                            [pseudonyms[i] for i in chosen])
 
     def _details(self, normal: pd.Series, reasons: pd.Series | None = None) -> list[str | None]:
         """What a subject access request must show about this disclosure: shared without consent, and why
@@ -209,6 +211,8 @@ class Screening:
 
     def finish(self, ledger: Ledger | None) -> dict:
         run = self.run
+        if self.staged is not None:
+            self.staged.flush()  # before anything names this attempt's set
         agreement, flow = run.ref.agreement, self.flow
         result: dict[str, Any] = {
             # Every reason counted, the known ones first: a new reason must not drop out of the totals.
@@ -254,9 +258,16 @@ class Screening:
                     f"{where}: blocked by disclosure risk: smallest group k={k.k} is below min_k={k.min_k} "
                     f"on quasi-identifiers ({quasi}); nothing was sent. Generalise further or review the agreement")
             log.warning("disclosure risk below min_k", flow=run.ref.key, logical_date=run.ds, k=k.k, min_k=k.min_k)
+        self.close()
+        return result
+
+    def close(self) -> None:
+        """Let go of the register (anything not yet flushed is dropped: a failed attempt)."""
+        if self.staged is not None:
+            self.staged.close()
+            self.staged = None
         if self.index is not None:
             self.index.close()
-        return result
 
     def _record_key(self, ledger: Ledger) -> None:
         """Record the key in use; a different key id or key than last time is a rotation."""

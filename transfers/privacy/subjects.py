@@ -27,7 +27,7 @@ run of the agreement's flows excludes on top of the source's own consent registe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -173,13 +173,6 @@ class SubjectIndex:
             with self.engine.begin() as conn:
                 for fields, (tokens, pseudonyms) in groups.items():
                     self._write(conn, dict(zip(register.HEADER_FIELDS, fields, strict=True)), tokens, pseudonyms, now)
-
-    def record_set(self, fields: dict[str, Any], tokens: Sequence[bytes], pseudonyms: Sequence[bytes]) -> None:
-        """Add one event's subjects in one transaction: ``tokens`` as :func:`members.token` gives them,
-        ``pseudonyms`` as :func:`members.encode_pseudonym` does (the raw digest)."""
-        if len(tokens):
-            with self.engine.begin() as conn:
-                self._write(conn, fields, list(tokens), list(pseudonyms), None)
 
     def copy_prepared(self, prepared_ref: str, *, disclosure_ref: str, recipient: str) -> None:
         """Make one prepare step's subjects the disclosure to ``recipient``: a header that points at them."""

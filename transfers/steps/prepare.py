@@ -62,7 +62,10 @@ def prepare(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> PrepareResult
             totals["rows_out"] += len(safe)
             yield safe
 
-    run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
-    totals.update(screening.finish(ledger))
+    try:
+        run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
+        totals.update(screening.finish(ledger))
+    finally:
+        screening.close()  # a failed attempt: its staged subjects are dropped, never recorded
     log.info("prepared", **run._ctx(**totals))
     return cast("PrepareResult", totals)
