@@ -115,3 +115,25 @@ def test_a_step_that_ends_without_flushing_records_no_new_subject_and_leaves_not
     assert len(_stored(index)) == len(before) + 2
     assert sorted(index.pseudonyms("prepared", ref)) == sorted(_pseudonym(n).hex() for n in [5001, 5002])
     index.close()
+
+
+def test_a_long_step_adds_its_new_subjects_part_way_and_records_the_same_set(url):
+    index = SubjectIndex(url)
+    ref, direct = f"prepared:{uuid.uuid4().hex}", f"prepared:{uuid.uuid4().hex}"
+    before = len(_stored(index))
+    batches = [list(range(20_000, 20_500)), list(range(20_400, 20_600)), list(range(20_550, 20_700))]
+    staged = StagedSubjects(index, flush_every=450)  # past 450 waiting, they go in at once
+    staged.add(_fields(ref), *_pairs(batches[0]))
+    assert len(_stored(index)) == before + 500
+    staged.add(_fields(ref), *_pairs(batches[1]))
+    assert len(_stored(index)) == before + 500  # 100 new ones wait
+    staged.add(_fields(ref), *_pairs(batches[2]))
+    assert staged.flush() == 100 + 100
+    staged.close()
+    for numbers in batches:
+        index.record([{**_fields(direct), "lookup": hashlib.sha256(f"subject {n}".encode()).hexdigest(),
+                       "pseudonym": _pseudonym(n).hex()} for n in numbers])
+    assert len(_stored(index)) == before + 700
+    assert index.digest("prepared", ref) == index.digest("prepared", direct)
+    assert index.digest("prepared", ref)["subjects"] == 700
+    index.close()

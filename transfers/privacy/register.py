@@ -127,18 +127,18 @@ def subject_ids(conn: sa.Connection, tokens: list[bytes], pseudonyms: list[bytes
     return known_ids(conn)
 
 
-def stage(conn: sa.Connection, header_id: int, tokens: list[bytes], pseudonyms: list[bytes]) -> np.ndarray:
-    """The ids of the pairs already in the register; the others are put in ``subject_staged`` for
-    :func:`add_staged` (this only reads the register)."""
+def stage(conn: sa.Connection, header_id: int, tokens: list[bytes], pseudonyms: list[bytes]) -> tuple[np.ndarray, int]:
+    """The ids of the pairs already in the register, and how many others were put in ``subject_staged``
+    for :func:`add_staged` (this only reads the register)."""
     if not tokens:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), 0
     _load_batch(conn, tokens, pseudonyms)
     order = "" if conn.dialect.name == "postgresql" else " ORDER BY b.rowid"
-    conn.exec_driver_sql(
+    staged = conn.exec_driver_sql(
         f"INSERT INTO subject_staged (header_id, lookup, pseudonym) SELECT {int(header_id)}, b.lookup, "  # noqa: S608
         "b.pseudonym FROM subject_batch b WHERE NOT EXISTS (SELECT 1 FROM subject_pseudonyms s "
         f"WHERE s.lookup = b.lookup AND s.pseudonym = b.pseudonym){order}")
-    return known_ids(conn)
+    return known_ids(conn), max(int(staged.rowcount or 0), 0)
 
 
 def known_ids(conn: sa.Connection) -> np.ndarray:

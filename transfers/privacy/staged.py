@@ -5,7 +5,8 @@ pages of it. Written batch by batch, each transaction rewrote (and journaled) mo
 at 4M new subjects the fourth million alone wrote 3.7 GB, and a 10M-row night wrote 45 GB.
 Here a batch only reads the register: subjects it already holds go into their sets at once, new
 ones wait in a temporary table of this step's own connection. At the end they go into the
-register in one insert sorted by lookup token, which walks the index once, then into their sets.
+register in one insert sorted by lookup token, which walks the index once, then into their sets
+(every :data:`FLUSH_EVERY` new subjects, so no one insert holds the register for long).
 
 If the step fails before the end, the temporary table goes with the connection: the failed
 attempt's set keeps only the subjects the register already knew, and ``forget_prepared`` drops
@@ -24,11 +25,18 @@ if TYPE_CHECKING:
     from transfers.privacy.subjects import SubjectIndex
 
 
+#: New subjects staged before they are added part-way through the step: the sorted insert holds
+#: the register's write lock (SQLite: the whole database's) while it runs, a few seconds per million.
+FLUSH_EVERY = 2_000_000
+
+
 class StagedSubjects:
     """The sets one prepare step records, on one connection held for the step."""
 
-    def __init__(self, index: SubjectIndex) -> None:
+    def __init__(self, index: SubjectIndex, *, flush_every: int = FLUSH_EVERY) -> None:
         self._index = index
+        self._flush_every = flush_every
+        self._waiting = 0
         self._conn = index.engine.connect()
         self._headers: dict[tuple[Any, ...], int] = {}
         with self._conn.begin():
@@ -42,8 +50,11 @@ class StagedSubjects:
             return
         with self._conn.begin():
             header_id = self._header(fields)
-            known = register.stage(self._conn, header_id, list(tokens), list(pseudonyms))
+            known, staged = register.stage(self._conn, header_id, list(tokens), list(pseudonyms))
             register.add_members(self._conn, self._index.members, header_id, known)
+        self._waiting += staged
+        if self._waiting >= self._flush_every:
+            self.flush()
 
     def flush(self) -> int:
         """Add the staged subjects to the register and their sets, in one transaction; return how many were new."""
@@ -53,6 +64,7 @@ class StagedSubjects:
                 for ids in register.staged_ids(self._conn, header_id):
                     register.add_members(self._conn, self._index.members, header_id, ids)
             self._conn.exec_driver_sql("DELETE FROM subject_staged")
+        self._waiting = 0
         return added
 
     def close(self) -> None:

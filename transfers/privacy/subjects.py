@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from transfers.ledger.records import Disclosure, Withdrawal
+from transfers.ledger.store import LOCK_TIMEOUT_SECONDS
 from transfers.privacy import members, register
 from transfers.privacy.pseudonyms import derive_key, pseudonymise
 
@@ -98,7 +99,9 @@ class SubjectIndex:
     """The subject register (headers, pseudonyms, member sets), seals and withdrawals, in the ledger's database."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
+        sqlite = url.startswith("sqlite")
+        # SQLite: wait as long as a ledger append does for another step's write (a batch of new subjects).
+        self.engine = sa.create_engine(url, connect_args={"timeout": LOCK_TIMEOUT_SECONDS} if sqlite else {})
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_cache)
         metadata = sa.MetaData()
