@@ -81,7 +81,7 @@ class KeyIndex:
         chunk: int = 1_000_000,
     ) -> None:
         self._digest = digest
-        # random per index: comparable across this run's batches, meaningless after it (16 chars, as GX needs)
+        # random per index: comparable across this run's batches, meaningless after it (16 chars, as pandas needs)
         self._hash_keys = (secrets.token_hex(8), secrets.token_hex(8))
         self._capacity = max(int(CAPACITY if capacity is None else capacity), 1)
         self._hashes = np.empty(0, dtype=np.uint64)  # sorted
