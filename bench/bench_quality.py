@@ -10,7 +10,8 @@ batches of 50,000, writing the scorecard and the rectification notice as a
 real run does. Every DEFECT_EVERY-th row gets a bad NHS check digit, so the
 rectification notice has rows to stream. Prints seconds (wall and CPU),
 rows/second and the process's peak resident memory: the memory figure shows
-the run stays bounded by one batch plus 16 bytes per record key, not the extract.
+the run stays bounded by one batch plus each key index's fixed share (at most
+1,000,000 keys, 16 MB, in memory; the rest spilled to disk), not the extract.
 
 ``--floor`` runs, in a fresh process, the same checks written as plain
 vectorised pyarrow/numpy (no Great Expectations, no report) over the same

@@ -60,6 +60,7 @@ def dry_run(
             history=history,
             expectations_dir=expectations_dir(config),
             dry_run=True,
+            work_dir=run_dir,
         )
     finally:
         staging.clear()

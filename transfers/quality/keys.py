@@ -15,18 +15,29 @@ block or hold back a transfer), so a hash hit is only a candidate:
 * against earlier batches, whose values are gone, a candidate is confirmed by
   the second, independent hash: a false duplicate then needs two hashes to
   collide at once (96 bits; about 1 in 10^15 at ten million keys).
+
+Memory does not grow with the extract: at most ``capacity`` keys are held in
+the arrays; past that the sorted level is spilled to disk as a sorted run
+(:mod:`transfers.quality.keyruns`) and looked up there chunk by chunk. Both
+hashes are keyed with a random key made per index, so the spilled files mean
+nothing once the run has ended. Close the index (or use it as a context
+manager) to delete them.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import pandas as pd
 
-# Independent keys for the two hashes; fixed, so a run's hashes are comparable across its batches.
-_HASH_KEYS = ("isp-transfers-k1", "isp-transfers-k2")
-_NAMED = np.uint32(0xFFFFFFFF)  # the first copy's row once a later copy has named it
+from transfers.quality.keyruns import NAMED, RunStore, match_sorted
+
+_NAMED = np.uint32(NAMED)
+CAPACITY = 1_000_000  # keys held in memory by default: 16 MB, enough for most nights without touching disk
 
 Digest = Callable[[Sequence[np.ndarray], str], np.ndarray]
 
@@ -54,20 +65,62 @@ class KeyIndex:
     Args:
         digest: the 64-bit hash (a seam: a test forces collisions with it); the
             confirming hash is always :func:`key_hash` with its own key.
+        capacity: keys held in memory (16 bytes each) before they are spilled to disk;
+            None: :data:`CAPACITY`.
+        directory: where spilled runs go, in a private temporary directory (the run's
+            working directory); None: the system's temporary directory.
+        chunk: spilled entries read at a time in a lookup.
     """
 
-    def __init__(self, digest: Digest = key_hash) -> None:
+    def __init__(
+        self,
+        digest: Digest = key_hash,
+        *,
+        capacity: int | None = None,
+        directory: Path | None = None,
+        chunk: int = 1_000_000,
+    ) -> None:
         self._digest = digest
+        # random per index: comparable across this run's batches, meaningless after it (16 chars, as pandas needs)
+        self._hash_keys = (secrets.token_hex(8), secrets.token_hex(8))
+        self._capacity = max(int(CAPACITY if capacity is None else capacity), 1)
         self._hashes = np.empty(0, dtype=np.uint64)  # sorted
         self._confirm = np.empty(0, dtype=np.uint32)
         self._first = np.empty(0, dtype=np.uint32)
+        self._runs = RunStore(directory, chunk)  # older keys, spilled; oldest first
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return len(self._hashes) + len(self._runs)
 
     @property
     def nbytes(self) -> int:
+        """Bytes held in memory by the keys (never more than 16 x ``capacity``)."""
         return self._hashes.nbytes + self._confirm.nbytes + self._first.nbytes
+
+    @property
+    def spilled(self) -> int:
+        """How many sorted runs are on disk."""
+        return len(self._runs.runs)
+
+    @property
+    def directory(self) -> Path | None:
+        """The private temporary directory of the spilled runs, once there is one."""
+        return self._runs.directory
+
+    def close(self) -> None:
+        """Delete the spilled runs; the index is then empty."""
+        self._runs.close()
+        self._hashes = np.empty(0, dtype=np.uint64)
+        self._confirm = np.empty(0, dtype=np.uint32)
+        self._first = np.empty(0, dtype=np.uint32)
+
+    def __enter__(self) -> KeyIndex:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
     def see(
         self, columns: Sequence[np.ndarray], complete: np.ndarray, offset: int
@@ -97,18 +150,17 @@ class KeyIndex:
         # codes are numbered in order of appearance, so each group's first row comes in code order
         _, lead, counts = np.unique(codes, return_index=True, return_counts=True)
         lead_values = [v[lead] for v in values]
-        hashes = np.asarray(self._digest(lead_values, _HASH_KEYS[0]), dtype=np.uint64)
-        confirm = key_hash(lead_values, _HASH_KEYS[1]).astype(np.uint32)
-        earlier = self._lookup(hashes, confirm)  # index into the arrays, or -1 for a key new to the run
+        hashes = np.asarray(self._digest(lead_values, self._hash_keys[0]), dtype=np.uint64)
+        confirm = key_hash(lead_values, self._hash_keys[1]).astype(np.uint32)
+        level, earlier = self._lookup(hashes, confirm)  # (run or -1 for memory, position); position -1: new
 
         firsts: list[tuple[int, int]] = []
         new = earlier < 0
         first[rows[lead[new]]] = True
         for g in np.flatnonzero(~new).tolist():  # keys an earlier batch had: only duplicated ones
-            j = earlier[g]
-            if self._first[j] != _NAMED:
-                firsts.append((int(self._first[j]), int(rows[lead[g]])))
-                self._first[j] = _NAMED
+            row = self._name(int(level[g]), int(earlier[g]))
+            if row is not None:
+                firsts.append((row, int(rows[lead[g]])))
         repeated = np.flatnonzero(new & (counts > 1))
         if repeated.size:
             # the second copy of each key new in this batch names its first copy
@@ -124,32 +176,53 @@ class KeyIndex:
         self._insert(hashes[new], confirm[new], row_of_first)
         return first, firsts
 
-    def _lookup(self, hashes: np.ndarray, confirm: np.ndarray) -> np.ndarray:
-        """Index of each key among those seen, -1 if not seen; a hash hit counts only if confirmed."""
-        found = np.full(len(hashes), -1, dtype=np.int64)
-        if not len(self._hashes):
-            return found
+    def _name(self, level: int, j: int) -> int | None:
+        """The row of entry ``j``'s first copy, marking it named; None if a later copy had named it already."""
+        if level < 0:
+            row = int(self._first[j])
+            self._first[j] = _NAMED
+        else:
+            run = self._runs.runs[level]
+            row = run.first(j)
+            if row != NAMED:
+                run.name(j)
+        return None if row == NAMED else row
+
+    def _lookup(self, hashes: np.ndarray, confirm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(level, position) of each key among those seen (level -1: in memory), position -1 if not seen.
+
+        A hash hit counts only if confirmed. Spilled runs are older than the keys in memory, so
+        they are searched first: where two entries match, the older one wins, as in one sorted array.
+        """
         order = np.argsort(hashes)  # sorted queries walk the seen hashes in order: far fewer cache misses
-        left = np.searchsorted(self._hashes, hashes[order], side="left")
-        hit = order[self._hashes[np.minimum(left, len(self._hashes) - 1)] == hashes[order]]
-        if not hit.size:
-            return found
-        left = np.searchsorted(self._hashes, hashes[hit], side="left")
-        right = np.searchsorted(self._hashes, hashes[hit], side="right")
-        single = right - left == 1
-        confirmed = single & (self._confirm[left] == confirm[hit])
-        found[hit[confirmed]] = left[confirmed]
-        for i in np.flatnonzero(~single).tolist():  # two keys seen share a hash: rare
-            matches = np.flatnonzero(self._confirm[left[i] : right[i]] == confirm[hit[i]])
-            if matches.size:
-                found[hit[i]] = left[i] + matches[0]
-        return found
+        queries, checks = hashes[order], confirm[order]
+        level, found = self._runs.lookup(queries, checks)
+        open_ = np.flatnonzero(found < 0)
+        here = match_sorted(self._hashes, lambda a, b: self._confirm[a:b], queries[open_], checks[open_])
+        found[open_] = here
+        level[open_[here >= 0]] = -1
+        out_level = np.empty_like(level)
+        out_found = np.empty_like(found)
+        out_level[order], out_found[order] = level, found
+        return out_level, out_found
 
     def _insert(self, hashes: np.ndarray, confirm: np.ndarray, first: np.ndarray) -> None:
         # A merge of two sorted runs: linear, and no index array the size of all keys seen.
         order = np.argsort(hashes, kind="stable")
         hashes, confirm, first = hashes[order], confirm[order], first[order]
+        if len(self._hashes) + len(hashes) > self._capacity:
+            self._spill()
+        if len(hashes) > self._capacity:  # a batch with more new keys than memory holds goes straight to disk
+            self._runs.add(hashes, confirm, first)
+            return
         at = np.searchsorted(self._hashes, hashes, side="right")
         self._hashes = np.insert(self._hashes, at, hashes)
         self._confirm = np.insert(self._confirm, at, confirm)
         self._first = np.insert(self._first, at, first)
+
+    def _spill(self) -> None:
+        if len(self._hashes):
+            self._runs.add(self._hashes, self._confirm, self._first)
+            self._hashes = np.empty(0, dtype=np.uint64)
+            self._confirm = np.empty(0, dtype=np.uint32)
+            self._first = np.empty(0, dtype=np.uint32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,10 +43,15 @@ class _Preparer:
     Every column is computed for the whole batch at once (pyarrow, pandas,
     numpy), never value by value in Python. Flags are nullable booleans
     (missing where the value they judge is missing, which GX skips).
+
+    The key indexes spill to disk under ``work_dir`` (the run's working
+    directory; None: the system's temporary directory): :meth:`close` deletes
+    what they wrote.
     """
 
     def __init__(
-        self, flow: Flow, checks: Sequence[Check], *, hand_written: bool = False, digest: Digest = key_hash
+        self, flow: Flow, checks: Sequence[Check], *, hand_written: bool = False, digest: Digest = key_hash,
+        work_dir: Path | None = None,
     ) -> None:
         self.flow = flow
         cols = {getattr(ch.expectation, "column", None) for ch in checks if ch.expectation is not None}
@@ -66,13 +72,18 @@ class _Preparer:
         self.read = set(flow.fields) if hand_written else read & set(flow.fields)
         self.nulls: dict[str, int] = dict.fromkeys(flow.fields, 0)  # per field, for drift against history
         self.recent = [n for n, s in flow.fields.items() if s.checks.recent is not None]
-        self.seen: dict[str, KeyIndex] = {name: KeyIndex(digest) for name in self.unique}
-        self.keys = KeyIndex(digest)  # the record key
+        self.seen: dict[str, KeyIndex] = {name: KeyIndex(digest, directory=work_dir) for name in self.unique}
+        self.keys = KeyIndex(digest, directory=work_dir)  # the record key
         self.offset = 0  # extract rows before the current batch
         # (extract row of a first copy, batch position of the copy that repeats it) in the current batch:
         # the first copy of a duplicated key fails uniqueness too, as in GX's own uniqueness expectation.
         self.key_firsts: list[tuple[int, int]] = []
         self.newest: dict[str, pd.Timestamp | None] = dict.fromkeys(self.recent)
+
+    def close(self) -> None:
+        """Delete the key indexes' spilled runs."""
+        for index in [*self.seen.values(), self.keys]:
+            index.close()
 
     def prepare(self, batch: pd.DataFrame) -> pd.DataFrame:
         n = len(batch)

@@ -103,6 +103,7 @@ def check_quality(
     expectations_dir: Path | None = None,
     dry_run: bool = False,
     digest: Digest = key_hash,
+    work_dir: Path | None = None,
 ) -> QualityOutcome:
     """Check the six characteristics over every batch and write the data owner's scorecard.
 
@@ -117,6 +118,9 @@ def check_quality(
         expectations_dir: where hand-written suites are (``<dir>/<agreement>/<flow>.json``); None: none.
         dry_run: the reports say so, and what a real run *would* do (``transfers check``).
         digest: the 64-bit hash record keys are remembered by (a seam for tests; see ``keys``).
+        work_dir: the run's working directory, where the record-key index spills what does not
+            fit its fixed memory (in a private temporary directory, deleted before returning);
+            None: the system's temporary directory.
 
     Returns:
         The outcome. It does not raise when a ``block`` characteristic fails:
@@ -129,7 +133,8 @@ def check_quality(
     columns = ColumnChecks(flow, checks)
     quarantine = {d for d in DIMENSIONS if flow.quality.policy(d) == "quarantine"}
     derived = {ch.id for ch in plan_checks(flow, logical_date=logical_date)}
-    preparer = _Preparer(flow, checks, hand_written=any(ch.id not in derived for ch in checks), digest=digest)
+    preparer = _Preparer(flow, checks, hand_written=any(ch.id not in derived for ch in checks), digest=digest,
+                         work_dir=work_dir)
     tallies = {ch.id: _Tally() for ch in checks if ch.scope == "rows"}
     copies = _Copies()
     stem = HomeLayout.report_stem(flow.id, logical_date)  # the purge reads the run's date back from it
@@ -142,6 +147,8 @@ def check_quality(
         if notice is not None:
             notice.abort()
         raise
+    finally:
+        preparer.close()
     rectification = notice.close() if notice is not None else None
 
     results: list[CheckResult] = []

@@ -43,6 +43,7 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
         report_dir=run.reports_dir,
         history=history,
         expectations_dir=run.config.root.parent / "expectations",
+        work_dir=run.staging.run_dir,
     )
     summary = outcome.summary()
     ledger.record(QualityRecord(agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,

@@ -29,7 +29,7 @@ from tests.support.quality_flows import (
 )
 from transfers.agreement import DIMENSIONS, load_config
 from transfers.devkit import synthetic
-from transfers.quality import QualityOutcome, check_quality
+from transfers.quality import QualityOutcome, check_quality, keys
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -248,3 +248,30 @@ def test_a_forced_hash_collision_quarantines_nothing(chunk_rows):
     parts[2].loc[parts[2].index[3], "referral_id"] = parts[0].iloc[2]["referral_id"]
     outcome = run(parts, flow, digest=collide)
     assert outcome.quarantined_keys == {("R000003",)} and outcome.held_back_rows == 2
+
+
+def test_record_keys_spilled_to_disk_give_the_same_outcome_and_are_deleted(tmp_path, monkeypatch):
+    data = clean(40)
+    data.loc[[17, 33], "referral_id"] = data.loc[[2, 5], "referral_id"].to_numpy()  # duplicates across batches
+    frames = [data.iloc[i : i + 6] for i in range(0, 40, 6)]
+    held = run([f.copy() for f in frames])
+    monkeypatch.setattr(keys, "CAPACITY", 4)  # every index spills several runs
+    spilled = run([f.copy() for f in frames], work_dir=tmp_path)
+    assert failing(spilled) == failing(held) == {"reliability": (1, 4)}
+    assert [c.failing for c in spilled.checks] == [c.failing for c in held.checks]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_keys_spilled_to_disk_are_deleted_when_a_batch_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(keys, "CAPACITY", 2)
+    made: list[Path] = []
+
+    def batches():
+        yield clean(10)
+        yield clean(10).drop(columns=["category"])  # other columns: the first batch is checked on its own
+        made.extend(tmp_path.iterdir())  # the first batch's keys are on disk by now
+        raise OSError("the source went away")
+
+    with pytest.raises(OSError, match="went away"):
+        check_quality(batches(), make_flow(), agreement_id="a", logical_date=DAY, report_dir=None, work_dir=tmp_path)
+    assert made and list(tmp_path.iterdir()) == []
