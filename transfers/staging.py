@@ -229,6 +229,9 @@ class Staging:
             leftover.unlink(missing_ok=True)
         for leftover in self.run_dir.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
+        # A quality step killed outright leaves its key index's spilled runs (keyed hashes whose key died with it).
+        for leftover in self.run_dir.glob("keys-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _label(path: Path) -> bytes:

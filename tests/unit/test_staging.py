@@ -43,8 +43,12 @@ def test_clear_removes_working_files(tmp_path):
     staging = Staging(tmp_path / "run", new_staging_key())
     staging.write_batches("extract", [frame(2)])
     staging.write_json("quarantine", [["R000001"]])
+    spilled = staging.run_dir / "keys-abc123"  # a key index's runs, left by a quality step killed outright
+    spilled.mkdir(mode=0o700)
+    (spilled / "run-0.bin").write_bytes(b"\0" * 16)
     staging.clear()
     assert [p for p in (tmp_path / "run").rglob("*") if p.is_file()] == []
+    assert not spilled.exists()
 
 
 def test_a_bad_staging_key_is_a_clear_error(tmp_path):
