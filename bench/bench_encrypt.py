@@ -14,7 +14,6 @@ import resource
 import sys
 import tempfile
 import time
-import warnings
 from datetime import date
 from pathlib import Path
 
@@ -42,8 +41,9 @@ def _pgpy_zip(plaintext: bytes, key, signer, dest: Path) -> int:
     import pgpy
     from pgpy.constants import CompressionAlgorithm, HashAlgorithm, SymmetricKeyAlgorithm
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    from transfers.crypto.pgpy_warnings import quiet_pgpy
+
+    with quiet_pgpy():
         message = pgpy.PGPMessage.new(plaintext, format="b", compression=CompressionAlgorithm.ZIP)
         message |= signer.signing_key.sign(message, hash=HashAlgorithm.SHA512)
         data = bytes(key.encryption_key.encrypt(message, cipher=SymmetricKeyAlgorithm.AES256))

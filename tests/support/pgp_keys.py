@@ -41,9 +41,12 @@ def pgpy_protect(armored: str, passphrase: str) -> str:
     import pgpy
     from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
 
-    key, _ = pgpy.PGPKey.from_blob(armored)
-    key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
-    return str(key)
+    from transfers.crypto.pgpy_warnings import quiet_pgpy
+
+    with quiet_pgpy():
+        key, _ = pgpy.PGPKey.from_blob(armored)
+        key.protect(passphrase, SymmetricKeyAlgorithm.AES256, HashAlgorithm.SHA256)
+        return str(key)
 
 
 def recipient_and_stranger(base: Path, *, expire: str = "1y") -> dict[str, tuple[str, Path, str]]:

@@ -1,7 +1,8 @@
 """OpenPGP: check partners' pinned keys and our own signing key, then sign and encrypt a delivery.
 
-The only package that imports pgpy, so the library can be swapped (e.g. for
-the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
+The only package that imports pgpy (installed as ``pgpym``, the maintained fork of
+pgpy 0.6 with the same ``pgpy`` import), so the library can be swapped by rewriting
+this package alone. Callers import from here:
 
 - ``parsing``: key bytes to pgpy keys, within a size (``MAX_KEY_BYTES``) and a
   time limit (``PARSE_TIMEOUT_SECONDS``); the pinned key of several.
@@ -28,6 +29,9 @@ the ``pgpym`` fork) by rewriting this package alone. Callers import from here:
 - ``decrypt``: ``decrypt_verified`` opens a message made for us (in memory): encrypted to
   our key, integrity protected, signed by the sender's pinned key, else ``DeliveryRejected``;
   ``signature_issuer`` names the key id that made a detached signature.
+- ``pgpy_warnings``: ``quiet_pgpy`` around every pgpy call drops pgpy's own notes and the
+  ``cryptography`` deprecations it is known to reach (``PGPY_DEPRECATIONS``); any other
+  warning reaches the caller (the tests make ``cryptography``'s errors).
 
 Messages name the key file and fingerprints (public), never key material.
 """

@@ -9,26 +9,21 @@ unrevoked and unexpired. pgpy itself checks none of this before encrypting.
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from pgpy.constants import (
+    EllipticCurveOID,
+    HashAlgorithm,
+    KeyFlags,
+    PubKeyAlgorithm,
+    SignatureType,
+    SymmetricKeyAlgorithm,
+)
+
 from transfers.crypto.parsing import fingerprint_of
 from transfers.errors import KeyRefused
-
-with warnings.catch_warnings():
-    # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
-    # deprecated; we never select them, so the warnings are noise here.
-    warnings.simplefilter("ignore")
-    from cryptography.hazmat.primitives import hashes
-    from pgpy.constants import (
-        EllipticCurveOID,
-        HashAlgorithm,
-        KeyFlags,
-        PubKeyAlgorithm,
-        SignatureType,
-        SymmetricKeyAlgorithm,
-    )
 
 __all__ = ["check"]
 

@@ -10,19 +10,15 @@ detached signature, so a refusal can say which key signed instead of the pinned 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from transfers.crypto.keys import DecryptionKey, SigningKey
-from transfers.errors import DeliveryRejected
+import pgpy
+from pgpy.constants import HashAlgorithm, SignatureType
+from pgpy.packet.packets import IntegrityProtectedSKEDataV1, SKEData
 
-with warnings.catch_warnings():
-    # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
-    # deprecated; we never select them, so the warnings are noise here.
-    warnings.simplefilter("ignore")
-    import pgpy
-    from pgpy.constants import HashAlgorithm, SignatureType
-    from pgpy.packet.packets import IntegrityProtectedSKEDataV1, SKEData
+from transfers.crypto.keys import DecryptionKey, SigningKey
+from transfers.crypto.pgpy_warnings import quiet_pgpy
+from transfers.errors import DeliveryRejected
 
 __all__ = ["decrypt_verified", "signature_issuer"]
 
@@ -49,8 +45,7 @@ def decrypt_verified(data: bytes, key: DecryptionKey, sender: SigningKey, *, whe
     """
     who = party or "the sender"
     pinned = f"{who}'s pinned signing key {sender.fingerprint}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         message = _parse(data, where)
         if isinstance(message._message, SKEData):
             raise DeliveryRejected(f"{where}: not integrity-protected (SED packet, no MDC); refused unread")
@@ -80,8 +75,7 @@ def decrypt_verified(data: bytes, key: DecryptionKey, sender: SigningKey, *, whe
 
 def signature_issuer(signature: str | bytes) -> str | None:
     """The key id (16 hex digits) that made a detached signature, or ``None`` if it is not a readable signature."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         try:
             return str(pgpy.PGPSignature.from_blob(signature).signer) or None
         except Exception:  # pgpy raises several types for what is not a signature: all mean "none"

@@ -22,7 +22,6 @@ Messages name the key file and fingerprints (public), never key material.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from transfers.crypto.checks import check
 from transfers.crypto.parsing import fingerprint_of, parse, parse_bytes
+from transfers.crypto.pgpy_warnings import quiet_pgpy
 from transfers.errors import KeyRefused, SecretMissing
 
 if TYPE_CHECKING:
@@ -198,8 +198,7 @@ def load_own_signing_key(
             f"{where}: key {fpr} is not the signing key {pinned} pinned for this party in protocol.yaml "
             "(signing_fingerprint); set the right key, or pin its fingerprint"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         found = check(key, f"{where} (key {fpr})", fpr, now, horizon, "sign", "the key owner")
         if key.is_protected:
             try:
@@ -283,8 +282,7 @@ def _load_partner_key(path: Path, pinned_fingerprint: str, use: str, now: dateti
             "again and check its fingerprint with them by another channel"
         )
     where = f"{where} (key {fpr})"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         usable, algorithm, expires_at = check(key, where, fpr, now, horizon, use,
                                                "the recipient" if use == "encrypt" else "the partner")
     if use == "encrypt":
@@ -330,8 +328,7 @@ def load_own_decryption_key(armored: str, pinned_fingerprint: str, *, passphrase
     if fpr != pinned:
         raise KeyRefused(f"{where}: key {fpr} is not the key {pinned} the agreement pins for this party as a "
                          "recipient (pgp_fingerprint); set the right key, or correct the pin")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         usable, algorithm, expires_at = check(key, f"{where} (key {fpr})", fpr, now, horizon, "encrypt",
                                               "the key owner")
         if key.is_protected:

@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pgpy
+from pgpy.constants import CompressionAlgorithm, HashAlgorithm, SymmetricKeyAlgorithm
+from pgpy.packet.packets import IntegrityProtectedSKEDataV1
+
 from transfers.crypto.keys import RecipientKey, SigningKey
+from transfers.crypto.pgpy_warnings import quiet_pgpy
 from transfers.diskspace import writing
 from transfers.errors import EncryptionFailed, KeyRefused
 from transfers.files import write_atomic
-
-with warnings.catch_warnings():
-    # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
-    # deprecated; we never select them, so the warnings are noise here.
-    warnings.simplefilter("ignore")
-    import pgpy
-    from pgpy.constants import CompressionAlgorithm, HashAlgorithm, SymmetricKeyAlgorithm
-    from pgpy.packet.packets import IntegrityProtectedSKEDataV1
 
 __all__ = ["COMPRESSIONS", "Compression", "EncryptedFile", "encrypt_to_file", "sign_detached", "verify_detached"]
 
@@ -89,8 +85,7 @@ def encrypt_to_file(plaintext: bytes, key: RecipientKey, dest: Path, *, filename
     if compression not in COMPRESSIONS or not 1 <= level <= 9:
         raise EncryptionFailed(f"{dest.name}: compression {compression!r} level {level!r} is not one of "
                                f"{', '.join(COMPRESSIONS)} at level 1-9")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         # Serialised uncompressed here; compressed below, once, at our level (see _Prepared for why).
         message = pgpy.PGPMessage.new(
             plaintext if isinstance(plaintext, bytes | bytearray) else bytes(plaintext),
@@ -159,8 +154,7 @@ def _compressed_packet(packets: bytes, compression: Compression, level: int, nam
 
 def sign_detached(data: bytes, signer: SigningKey) -> str:
     """An ASCII-armoured detached signature over ``data`` (a binary document), as ``gpg --verify`` checks it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         return str(_sign(signer, bytes(data)))
 
 
@@ -171,8 +165,7 @@ def verify_detached(data: bytes, signature: str | bytes, key: SigningKey) -> dat
     over other bytes, unreadable, or not a signature, is ``None``: never an error,
     so a caller can say which partners have not signed.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pgpy():
         try:
             sig = pgpy.PGPSignature.from_blob(signature)
             if sig.signer != key.signing_key.fingerprint.keyid:

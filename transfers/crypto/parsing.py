@@ -10,17 +10,13 @@ parser's text (it may quote bytes of the file).
 from __future__ import annotations
 
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
-from transfers.errors import KeyRefused
+import pgpy
 
-with warnings.catch_warnings():
-    # pgpy 0.6 registers ciphers that cryptography has moved to "decrepit" and
-    # deprecated; we never select them, so the warnings are noise here.
-    warnings.simplefilter("ignore")
-    import pgpy
+from transfers.crypto.pgpy_warnings import quiet_pgpy
+from transfers.errors import KeyRefused
 
 __all__ = ["MAX_KEY_BYTES", "PARSE_TIMEOUT_SECONDS", "fingerprint_of", "parse", "parse_bytes"]
 
@@ -64,8 +60,7 @@ def parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "public
 
     def work() -> None:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_pgpy():
                 # pgpy reads one armour block; a file made by appending one partner's keys holds several.
                 result["value"] = [pgpy.PGPKey.from_blob(blob) for blob in _armour_blocks(data)]
         except Exception as exc:  # any parser failure means "not a key we can use"

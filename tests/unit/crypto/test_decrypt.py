@@ -6,7 +6,6 @@ every key is made by ``gpg`` at run time, so each test is an integration test (S
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from transfers.crypto import (
     sign_detached,
     signature_issuer,
 )
+from transfers.crypto.pgpy_warnings import quiet_pgpy
 from transfers.errors import DeliveryRejected
 
 pytestmark = pytest.mark.integration
@@ -151,11 +151,10 @@ def test_a_part_signed_by_another_key_is_rejected_naming_both(gpg_home, parties,
 
 def _signed_over(parties, signed: bytes, carried: bytes, tmp_path: Path, **sign_args) -> bytes:
     """A message carrying ``carried`` with the pinned sender's signature over ``signed``, encrypted to us."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgpy
-        from pgpy.constants import SymmetricKeyAlgorithm
+    import pgpy
+    from pgpy.constants import SymmetricKeyAlgorithm
 
+    with quiet_pgpy():
         signature = parties["signer"].signing_key.sign(pgpy.PGPMessage.new(signed, format="b"), **sign_args)
         message = pgpy.PGPMessage.new(carried, format="b")
         message |= signature
