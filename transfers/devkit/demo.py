@@ -7,7 +7,9 @@ server (a local stand-in on 127.0.0.1 with a pinned host key) whose upload root 
 The trust sends flow B to Children's Services, who receive it and return a signed receipt; then
 Children's Services send flow A to the police, who do the same. Each sender's DAG waits for the
 receipt (a reschedule sensor) and records it. Sources are synthetic (a SQLite case database, a
-CSV export). Nothing is written outside ``var/demo`` and nothing leaves the machine.
+CSV export), each with a few defects seeded (``synthetic.DEFECTS``) that quality holds back, so
+each sender's rectification notice has records in it. Nothing is written outside ``var/demo`` and
+nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from transfers.agreement import load_config
+from transfers.agreement import Config, load_config
 from transfers.devkit import synthetic
 from transfers.devkit.gpg import GpgError, GpgHome, signed_by
 from transfers.devkit.parties import Party, make_parties
 from transfers.ledger.records import Acknowledgement, Received
-from transfers.settings import PROJECT_ROOT, Settings
+from transfers.settings import PROJECT_ROOT, HomeLayout, Settings
 from transfers.staging import new_staging_key
 
 if TYPE_CHECKING:
@@ -67,6 +69,24 @@ def client_key() -> tuple[str, str]:
 
 
 MAIN_FLOW_ORDER = ("mash-referrals.B", "mash-referrals.A")  # B first: its recipient sends A afterwards
+# The characteristics synthetic.DEFECTS fail. The sample agreement blocks the whole run on them, which
+# would show a newcomer no delivery at all; the demo's copy holds the failing records back instead.
+HOLD_BACK = ("accuracy", "validity", "completeness", "reliability")
+REFERRALS, ATTENDANCES = 120, 80  # records in flow A's and flow B's synthetic source
+
+
+def make_sources(case_db: Path, exports: Path, logical_date: date) -> None:
+    """The senders' synthetic sources: flow A's case database, flow B's export and its consent lists.
+
+    Each extract has ``synthetic.DEFECTS`` seeded, so quality holds records back and the notices list them.
+    """
+    case_db.parent.mkdir(parents=True, exist_ok=True)
+    synthetic.write_referrals_table(f"sqlite:///{case_db}",
+                                    synthetic.referrals(REFERRALS, logical_date, defects=synthetic.DEFECTS))
+    attendances = synthetic.ed_attendances(ATTENDANCES, logical_date, defects=synthetic.DEFECTS)
+    synthetic.write_ed_csv(exports, logical_date, attendances)
+    # A few patients withdrew consent or opted out: flow B (basis consent) leaves them out.
+    synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), logical_date, withdrawn=3, opted_out=2)
 
 
 def _dag_test(party: Party, dag_id: str, logical_date: date, log_path: Path) -> subprocess.Popen:
@@ -102,22 +122,18 @@ def main() -> int:  # a linear script reads best as one function
 
     say("making each partner's own keys with gpg: a signing key each, a decryption key for each recipient")
     gpg = GpgHome(workspace / "partners-gnupg")
-    parties, config_dir = make_parties(workspace, gpg, today)
+    parties, config_dir = make_parties(workspace, gpg, today, hold_back=HOLD_BACK)
     for party in parties.values():
         sends = ", ".join(party.sends) or "nothing"
         receives = ", ".join(party.receives) or "nothing"
         print(f"    {party.id}: sends {sends}; receives {receives}; signs with {party.signing_fingerprint}")
 
-    say(f"making synthetic source data for {logical_date}")
+    say(f"making synthetic source data for {logical_date}, with {len(synthetic.DEFECTS)} defects seeded in each "
+        f"source ({', '.join(synthetic.DEFECTS)})")
     sender_a, sender_b = parties["rotherham-childrens-services"], parties["rotherham-nhs-ft"]
     case_db = sender_a.root / "sources" / "case-system.db"
-    case_db.parent.mkdir(parents=True)
-    synthetic.write_referrals_table(f"sqlite:///{case_db}", synthetic.referrals(120, logical_date))
     exports = sender_b.root / "sources" / "trust-exports"
-    attendances = synthetic.ed_attendances(80, logical_date)
-    synthetic.write_ed_csv(exports, logical_date, attendances)
-    # A few patients withdrew consent or opted out: flow B (basis consent) leaves them out.
-    synthetic.write_consent_lists(exports, list(attendances["nhs_number"]), logical_date, withdrawn=3, opted_out=2)
+    make_sources(case_db, exports, logical_date)
     pseudonym_key = os.urandom(32).hex()  # the agreement's key: both senders pseudonymise alike
     sender_a.env["AIRFLOW_CONN_CS_CASE_DB"] = json.dumps({"conn_type": "sqlite", "host": str(case_db)})
     sender_b.env["AIRFLOW_CONN_RFT_EXPORTS"] = json.dumps({"conn_type": "fs", "extra": {"path": str(exports)}})
@@ -189,7 +205,7 @@ def main() -> int:  # a linear script reads best as one function
     finally:
         for server in servers.values():
             server.stop()
-    return report(parties, gpg, workspace, logical_date, today)
+    return report(parties, config, gpg, workspace, logical_date, today)
 
 
 def _transfers(party: Party, *args: str) -> subprocess.CompletedProcess:
@@ -198,7 +214,8 @@ def _transfers(party: Party, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_date: date, today: date) -> int:
+def report(parties: dict[str, Party], config: Config, gpg: GpgHome, workspace: Path, logical_date: date,
+           today: date) -> int:
     """Check what each party holds as an outsider would (gpg, the ledgers, the store) and say where it is."""
     say("checking each delivery as the recipient would: gpg --decrypt and gpg --verify (senders' archived copies)")
     failed = False
@@ -253,6 +270,7 @@ def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_dat
                 return 1
         for path in sorted(ig_dir.glob("*.html")):
             print(f"    {path}")
+    quality_findings(parties, config, logical_date)
     print()
     say("done. Explore one party with the CLI, on its own settings (the SFTP stand-ins have stopped):")
     for party in parties.values():
@@ -263,6 +281,42 @@ def report(parties: dict[str, Party], gpg: GpgHome, workspace: Path, logical_dat
     print("  decrypt an archived delivery as the recipient would (gpg names the signer):")
     print(f"      GNUPGHOME={gpg.path} gpg --decrypt <a .pgp under var/demo/<sender>/state/archive/>")
     return 1 if failed else 0
+
+
+def quality_findings(parties: dict[str, Party], config: Config, logical_date: date) -> None:
+    """Each sender's run: how many records quality held back and why, and where the data owner's reports are."""
+    say("what each sender's data owner should fix (the defects seeded in the synthetic data)")
+    for party in parties.values():
+        for flow_key in party.sends:
+            ref = config.flow(flow_key)
+            folder = Settings(home=party.home).layout.reports_dir(ref.agreement.id, ref.flow.id)
+            stem = HomeLayout.report_stem(ref.flow.id, logical_date)
+            doc = json.loads((folder / f"quality_{stem}.json").read_text(encoding="utf-8"))
+            print(f"    {flow_key} ({party.id}): {held_back(doc)}")
+            print(f"      rectification notice: {folder / f'rectification_{stem}.html'} (and .csv): each record "
+                  "to fix, its row, field and problem")
+            print(f"      scorecard:            {folder / f'quality_{stem}.html'}")
+
+
+def held_back(doc: dict) -> str:
+    """One line from a run's scorecard (JSON): records held back and those sent with a warning, and why."""
+    held, to_fix = doc["held_back_rows"], (doc.get("rectification") or {}).get("records", 0)
+    line = f"{held} of {doc['rows']} records held back: {_failures(doc, 'quarantine') or 'none'}"
+    if to_fix > held:  # a characteristic that warns lists its records in the notice and sends them
+        line += f"; {to_fix - held} more to fix, sent with a warning: {_failures(doc, 'warn')}"
+    return line
+
+
+def _failures(doc: dict, outcome: str) -> str:
+    """The characteristics with that outcome: records failing each, and the fields they failed on."""
+    parts = []
+    for dimension, result in doc["dimensions"].items():
+        if result["outcome"] != outcome or not result["failing_rows"]:
+            continue
+        fields = dict.fromkeys(c["field"] or "record key" for c in doc["checks"]
+                               if c["dimension"] == dimension and c["success"] is False and c["failing"])
+        parts.append(f"{dimension} {result['failing_rows']} ({', '.join(fields)})")
+    return ", ".join(parts)
 
 
 def _open_ledger(party: Party):  # the party's own ledger, read in this process

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from transfers.devkit.gpg import GpgHome
 from transfers.devkit.signoff import sign_for_partners
 from transfers.settings import PROJECT_ROOT
 
-__all__ = ["Party", "make_parties"]
+__all__ = ["Party", "hold_back_instead_of_blocking", "make_parties"]
 
 
 @dataclass
@@ -59,13 +60,34 @@ class Party:
         return path
 
 
-def make_parties(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str, Party], Path]:
+def hold_back_instead_of_blocking(agreement: dict[str, Any], dimensions: Collection[str]) -> dict[str, list[str]]:
+    """Make each flow of ``agreement`` (its YAML as data) quarantine where it would block on ``dimensions``.
+
+    ``warn`` stays as it is: it already lets a run deliver. Returns the characteristics
+    changed, by flow id.
+    """
+    changed: dict[str, list[str]] = {}
+    for flow in agreement["flows"]:
+        on_failure = flow.setdefault("quality", {}).setdefault("on_failure", {})
+        # An unset characteristic blocks (QualityPolicy.policy).
+        moved = [d for d in dimensions if on_failure.get(d, "block") == "block"]
+        on_failure.update(dict.fromkeys(moved, "quarantine"))
+        if moved:
+            changed[flow["id"]] = moved
+    return changed
+
+
+def make_parties(
+    workspace: Path, gpg: GpgHome, today: date, *, hold_back: Collection[str] = ()
+) -> tuple[dict[str, Party], Path]:
     """Copy ``config/`` into ``workspace``, make each party's keys with ``gpg``, pin them, and sign off.
 
     Each recipient's encryption key is pinned in the agreement (``to[].pgp_fingerprint``), each
     party's signing key in the Tier 1 register (``signing_fingerprint``); ``keys/<party>.asc`` holds
     its public keys. Each party signs the agreement with its own key, as each owner would with
-    ``transfers agreement sign``.
+    ``transfers agreement sign``. In the copy, a failure of a ``hold_back`` characteristic
+    quarantines the failing records where the agreement would block the run
+    (:func:`hold_back_instead_of_blocking`).
 
     Returns:
         The parties by id, and the shared config directory.
@@ -80,6 +102,9 @@ def make_parties(workspace: Path, gpg: GpgHome, today: date) -> tuple[dict[str, 
         print(f"    the sample agreement is not live today ({data['in_force']} to {data['review_by']}): "
               "the demo copy moves its dates so it can run")
         data["in_force"], data["review_by"] = today - timedelta(days=30), today + timedelta(days=335)
+    for flow_id, moved in hold_back_instead_of_blocking(data, hold_back).items():
+        print(f"    the demo copy of flow {flow_id} holds back the records failing {', '.join(moved)} "
+              "instead of blocking the run, so the run delivers the rest")
     parties = {pid: Party(pid, workspace / pid) for pid in data["partners"]}
     for flow in data["flows"]:
         key = f"{data['id']}.{flow['id']}"

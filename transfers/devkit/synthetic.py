@@ -3,11 +3,15 @@
 No real person is in here: names come from short lists, NHS numbers are
 generated with a valid Modulus 11 check digit in the 999 range that NHS
 Digital reserves for testing, and postcodes are Rotherham districts.
+
+The generators make clean data unless asked for ``defects``: the demo seeds a few
+(:data:`DEFECTS`), one record each, so its rectification notice has something in it.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +25,11 @@ DISTRICTS = ["S60", "S61", "S62", "S63", "S65", "S66"]
 RISK = ["low", "medium", "high"]
 CATEGORY = ["neglect", "physical", "sexual", "emotional", "exploitation"]
 COMPLAINTS = ["fall", "head injury", "burn", "ingestion", "fracture", "breathing difficulty"]
+
+#: Mistakes data owners meet and fix at source, one record each when seeded (``defects=``):
+#: an NHS number with a wrong check digit, a date of birth in the future, a mandatory field
+#: left empty, a record key given to two records, and a postcode without its inward code.
+DEFECTS = ("nhs_check_digit", "future_birth", "missing_mandatory", "duplicate_key", "bad_postcode")
 
 
 def nhs_number(rng: random.Random) -> str:
@@ -40,8 +49,43 @@ def _dob(rng: random.Random, on: date) -> str:
     return (on - timedelta(days=rng.randrange(365, 17 * 365))).isoformat()
 
 
-def referrals(n: int, logical_date: date, *, seed: int = 1) -> pd.DataFrame:
-    """Children's Services referrals made on ``logical_date`` (flow A's source table)."""
+def defect_rows(n: int, defects: Collection[str]) -> dict[str, int]:
+    """The row each of ``defects`` is seeded at in ``n`` records; a duplicated key is also on the row before.
+
+    Each defect has its own row whichever others are asked for, spread through the
+    extract and two or more rows apart, so no record carries two defects and the
+    first rows (which the demo's consent lists name) carry none.
+    """
+    unknown = sorted(set(defects) - set(DEFECTS))
+    if unknown:
+        raise ValueError(f"unknown synthetic defect(s) {', '.join(unknown)}; known: {', '.join(DEFECTS)}")
+    if defects and n < 2 * (len(DEFECTS) + 1):
+        raise ValueError(f"seeding defects needs at least {2 * (len(DEFECTS) + 1)} records (asked for {n})")
+    return {name: (i + 1) * n // (len(DEFECTS) + 1) for i, name in enumerate(DEFECTS) if name in defects}
+
+
+def _seed(frame: pd.DataFrame, defects: Collection[str], logical_date: date, *, key: str, mandatory: str) -> None:
+    for name, row in defect_rows(len(frame), defects).items():
+        if name == "nhs_check_digit":
+            number = frame.at[row, "nhs_number"]
+            # Any other last digit is wrong: a number has exactly one check digit.
+            frame.at[row, "nhs_number"] = number[:-1] + str((int(number[-1]) + 1) % 10)
+        elif name == "future_birth":
+            frame.at[row, "date_of_birth"] = (logical_date + timedelta(days=365)).isoformat()
+        elif name == "missing_mandatory":
+            frame.at[row, mandatory] = None
+        elif name == "duplicate_key":
+            frame.at[row, key] = frame.at[row - 1, key]
+        elif name == "bad_postcode":
+            frame.at[row, "postcode"] = frame.at[row, "postcode"].split()[0]  # the district alone
+
+
+def referrals(n: int, logical_date: date, *, seed: int = 1, defects: Collection[str] = ()) -> pd.DataFrame:
+    """Children's Services referrals made on ``logical_date`` (flow A's source table).
+
+    ``defects`` (names from :data:`DEFECTS`) are seeded at :func:`defect_rows`; the
+    mandatory field left empty is ``risk_level``. Every other value is as without them.
+    """
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -58,11 +102,16 @@ def referrals(n: int, logical_date: date, *, seed: int = 1) -> pd.DataFrame:
                 "category": rng.choice(CATEGORY),
             }
         )
-    return pd.DataFrame(rows, dtype=object)
+    frame = pd.DataFrame(rows, dtype=object)
+    _seed(frame, defects, logical_date, key="referral_id", mandatory="risk_level")
+    return frame
 
 
-def ed_attendances(n: int, logical_date: date, *, seed: int = 2) -> pd.DataFrame:
-    """Emergency Department attendances of children on ``logical_date`` (flow B's export)."""
+def ed_attendances(n: int, logical_date: date, *, seed: int = 2, defects: Collection[str] = ()) -> pd.DataFrame:
+    """Emergency Department attendances of children on ``logical_date`` (flow B's export).
+
+    ``defects`` as for :func:`referrals`; the mandatory field left empty is ``safeguarding_flag``.
+    """
     rng = random.Random(seed)
     day = datetime.combine(logical_date, datetime.min.time())
     rows = []
@@ -81,7 +130,9 @@ def ed_attendances(n: int, logical_date: date, *, seed: int = 2) -> pd.DataFrame
                 "safeguarding_flag": rng.choice(["Y", "N", "N", "N"]),
             }
         )
-    return pd.DataFrame(rows, dtype=object)
+    frame = pd.DataFrame(rows, dtype=object)
+    _seed(frame, defects, logical_date, key="attendance_id", mandatory="safeguarding_flag")
+    return frame
 
 
 def write_referrals_table(url: str, frame: pd.DataFrame, *, table: str = "referrals") -> None:
