@@ -47,8 +47,10 @@ TIMEZONE = os.environ.get("TRANSFERS_TIMEZONE", "Europe/London")  # the retentio
 STAGING_KEY = "transfers_staging_key"
 
 # Only environment variables are read here (TRANSFERS_TASK_TIMEOUT_MINUTES, TRANSFERS_RUN_TIMEOUT_HOURS).
-# and TRANSFERS_PARTY, which decides which DAGs this deployment has.
-_LIMITS = Settings()
+# and TRANSFERS_PARTY, which decides which DAGs this deployment has. CONFIG_DIR is given so that a
+# scheduler whose transfers is installed (not a checkout) and whose working directory holds no config/
+# still parses this file, instead of Settings refusing for want of one.
+_LIMITS = Settings(config_dir=CONFIG_DIR)
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from transfers.ledger import Ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: What makes a working directory's ``config/`` this project's: Airflow's own compose file mounts a
+#: ``config/`` (airflow.cfg) in the working directory of its containers.
+CONFIG_MARKER = "protocol.yaml"
 
 #: Folders directly under the home, each the layout's own; an archive dir may not be one of them.
 RUNS, OUTBOX, REPORTS, NOTICES, LOGS, RUNNING = "runs", "outbox", "reports", "notices", "logs", "running"
@@ -262,6 +265,36 @@ def _files(base: Path) -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def default_base(cwd: Path | None = None, root: Path | None = None) -> Path | None:
+    """The directory whose ``config/``, ``keys/`` and ``var/`` are the defaults: the working directory
+    when its ``config/`` holds ``protocol.yaml``, else a source checkout (``pyproject.toml`` beside the
+    package); None for an installed copy run anywhere else, whose own folder is site-packages.
+    """
+    cwd, root = cwd or Path.cwd(), root or PROJECT_ROOT
+    if (cwd / "config" / CONFIG_MARKER).is_file():
+        return cwd
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _default_config_dir() -> Path:
+    base = default_base()
+    if base is None:
+        raise ConfigError(f"no config directory: TRANSFERS_CONFIG_DIR is not set and there is no "
+                          f"{Path.cwd() / 'config' / CONFIG_MARKER}; run transfers in the directory that holds "
+                          f"config/ (keys/ and var/ go beside it), or set TRANSFERS_CONFIG_DIR (and TRANSFERS_HOME "
+                          f"for its state)")
+    return base / "config"
+
+
+def _default_home(fields: dict[str, Any]) -> Path:
+    """``var/`` in the default base; an install with none keeps its state beside the config it was given."""
+    base = default_base()
+    if base is not None:
+        return base / "var"
+    # No config_dir here means it failed validation, and that error is the one raised.
+    return Path(fields.get("config_dir") or ".").parent / "var"
+
+
 class Settings(BaseSettings):
     """Where a deployment keeps its config and its state."""
 
@@ -273,8 +306,12 @@ class Settings(BaseSettings):
         secrets_dir="/run/secrets" if Path("/run/secrets").is_dir() else None,
     )
 
-    home: Path = Field(default=PROJECT_ROOT / "var", description="state: runs, outbox archive, reports, ledger")
-    config_dir: Path = Field(default=PROJECT_ROOT / "config", description="protocol.yaml and agreements/")
+    # config_dir before home: home's default is found from it.
+    config_dir: Path = Field(default_factory=_default_config_dir,
+                             description="protocol.yaml and agreements/; default ./config when it holds "
+                                         "protocol.yaml, else the source checkout's")
+    home: Path = Field(default_factory=_default_home,
+                       description="state: runs, outbox archive, reports, ledger; default var/ beside config/")
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
     delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")

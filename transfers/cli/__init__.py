@@ -17,6 +17,8 @@ module, and all of them share ``_console`` (which imports none of them).
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
@@ -35,12 +37,37 @@ from transfers.cli import (
     receipts,
     receive,
 )
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING
+from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, EXIT_LEDGER, EXIT_RETRY, EXIT_RUNNING, out
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LEDGER", "EXIT_RETRY", "EXIT_RUNNING", "app", "main"]
 
 app = typer.Typer(help="Secure, lawful data-flow transfers between Information Sharing Protocol partners.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+DISTRIBUTION = "isp-transfers"
+
+
+def installed_version() -> str:
+    """The version of the installed distribution (a checkout run without ``uv sync`` has none)."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        out.print(f"{DISTRIBUTION} {installed_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                           help="print the installed version and exit")] = False,
+) -> None:
+    """Secure, lawful data-flow transfers between Information Sharing Protocol partners."""
+
 
 # `transfers --help` lists commands, then groups, each in the order added here.
 app.command()(flows.validate)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from transfers.errors import RunLocked, TransferError
+from transfers.errors import ConfigError, RunLocked, TransferError
 
 if TYPE_CHECKING:
     from transfers.settings import Settings
@@ -49,13 +49,15 @@ def fail(exc: TransferError) -> NoReturn:
 
 
 def load_settings(config_dir: Path | None = None) -> Settings:
-    """The deployment's settings, with ``config_dir`` overridden when a command is given one."""
+    """The deployment's settings, with ``config_dir`` when a command is given one; exit 2 when there is no config."""
     from transfers.settings import Settings
 
-    settings = Settings()
-    if config_dir is not None:
-        settings = settings.model_copy(update={"config_dir": config_dir})
-    return settings
+    try:
+        # To the constructor, not copied in after: an installed copy run away from any config/ then
+        # starts, with its var/ beside the config given.
+        return Settings(config_dir=config_dir) if config_dir is not None else Settings()
+    except ConfigError as exc:
+        fail(exc)
 
 
 def parse_date(value: str | None, option: str = "--date") -> date:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def validate(
     target: Annotated[str | None, typer.Argument(
         metavar="[CONFIG_DIR | FLOW]",
-        help="config directory (default: TRANSFERS_CONFIG_DIR or ./config); with --connect, "
+        help="config directory (default: TRANSFERS_CONFIG_DIR, else ./config when it holds protocol.yaml, "
+             "else the source checkout's); with --connect, "
              "a flow <agreement>.<flow> to check alone")] = None,
     on: Annotated[str | None, typer.Option("--on", help="check liveness on this date (default today)")] = None,
     connect: Annotated[bool, typer.Option(
