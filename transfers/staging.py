@@ -207,10 +207,7 @@ class Staging:
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""
         for table in self.read_tables(stage):
-            if table.num_rows == 0:
-                yield pd.DataFrame({c: pd.Series(dtype=object) for c in table.column_names})
-                continue
-            yield table.to_pandas(types_mapper=None, strings_to_categorical=False).astype(object, copy=False)
+            yield as_frame(table)
 
     def write_json(self, name: str, value: object) -> None:
         private_dir(self.run_dir)
@@ -232,6 +229,13 @@ class Staging:
         # A quality step killed outright leaves its key index's spilled runs (keyed hashes whose key died with it).
         for leftover in self.run_dir.glob("keys-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def as_frame(table: pa.Table) -> pd.DataFrame:
+    """A staged Arrow table as :meth:`Staging.read_batches` gives it: object columns of str or None."""
+    if table.num_rows == 0:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in table.column_names})
+    return table.to_pandas(types_mapper=None, strings_to_categorical=False).astype(object, copy=False)
 
 
 def _label(path: Path) -> bytes:

@@ -7,9 +7,10 @@ Encryption itself, in worker processes, decrypted by the real ``gpg``, is in
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from transfers.steps.encrypt_parts import Part, _part_frames, plan_parts, worker_count
+from transfers.steps.encrypt_parts import Part, _frames_from, _part_frames, plan_parts, worker_count
 
 COLUMNS = ["referral_id", "risk_level"]
 
@@ -73,3 +74,15 @@ def test_an_empty_stage_gives_one_empty_part_with_its_columns():
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     ((part, frame),) = _part_frames(iter([empty]), tuple(plan_parts(0, 15, "b")), COLUMNS)
     assert part.rows == 0 and frame.empty and frame.to_csv(index=False, columns=COLUMNS) == "referral_id,risk_level\n"
+
+
+@pytest.mark.parametrize("sizes", [[8, 8, 8, 8, 8], [12, 0, 3, 25], [40]])
+def test_tables_before_a_jobs_first_part_are_not_converted_and_the_parts_are_the_same(sizes):
+    parts = plan_parts(40, 10, "b")
+    tables = [pa.Table.from_pandas(batch, preserve_index=False) for batch in _batches(sizes)]
+    frames = list(_frames_from(iter(tables), parts[2].start))
+    skipped = [f for f in frames if list(f.columns) == []]
+    assert sum(len(f) for f in frames) == 40
+    assert sum(len(f) for f in skipped) == sum(s for i, s in enumerate(sizes) if s and sum(sizes[:i + 1]) <= 20)
+    got = [(p.name, list(f["referral_id"])) for p, f in _part_frames(iter(frames), tuple(parts[2:]), COLUMNS)]
+    assert got == [(p.name, [f"R{i}" for i in range(p.start, p.start + p.rows)]) for p in parts[2:]]
