@@ -10,6 +10,11 @@ from typing import Any
 # Set before the import: no usage statistics may leave this machine, whatever
 # the environment says (GX 1.x reads the variable when a context is built).
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
+# Also before the import, whose own ~20 info lines ("Skipping registering function ...", "Multiple
+# declarations of metric ...") otherwise fill every run and task log. After it: GX logs exceptions
+# raised inside expectations, and an exception text can quote a cell; our results already say which
+# check could not be evaluated.
+logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
 
 import great_expectations as gx  # noqa: E402
 from great_expectations.data_context.types.base import (  # noqa: E402
@@ -18,10 +23,6 @@ from great_expectations.data_context.types.base import (  # noqa: E402
     ProgressBarsConfig,
 )
 from great_expectations.execution_engine import pandas_execution_engine  # noqa: E402
-
-# GX logs exceptions raised inside expectations, and an exception text can quote
-# a cell; our results already say which check could not be evaluated.
-logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
 
 # GX fingerprints every in-memory batch under 1 GB (an md5 over a hash of every
 # cell, after factorising each text column) for the result's batch_markers,
