@@ -1,17 +1,47 @@
-"""docker-compose.yml checked statically: no Docker engine runs here, so its wiring is read, not run."""
+"""docker-compose.yml, Dockerfile and deploy/ checked statically: no Docker engine runs here, so their wiring is read, not run.
+
+The Compose specification's own JSON schema is the one check-jsonschema ships (vendored there from
+compose-spec/compose-spec and kept current). The image's install step itself is run into a clean
+venv by tests/integration/test_image_install.py; deploy/postgres-init.sql runs against a real
+PostgreSQL there too.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import version
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import tomllib
+from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from transfers.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
+MAKE_SECRETS = PROJECT_ROOT / "deploy" / "make-secrets"
+POSTGRES_INIT = PROJECT_ROOT / "deploy" / "postgres-init.sql"
+IMAGE = "isp-transfers:local"
 AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+LONG_RUNNING = ("postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+#: Every value Airflow reads from a secret file, and the file; each must be the same for every component.
+SHARED_SECRETS = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": "airflow_db_url",
+    "AIRFLOW__CORE__FERNET_KEY_CMD": "airflow_fernet_key",
+    "AIRFLOW__API_AUTH__JWT_SECRET_CMD": "airflow_jwt_secret",
+    "AIRFLOW__API__SECRET_KEY_CMD": "airflow_api_secret_key",
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +49,91 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
 
-def test_the_airflow_image_is_the_locked_airflow_version(compose):
-    images = {compose["services"][name]["image"] for name in AIRFLOW_SERVICES}
-    assert images == {f"apache/airflow:{version('apache-airflow')}-python3.11"}
+@pytest.fixture(scope="module")
+def compose_schema() -> jsonschema.protocols.Validator:
+    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def _image_services(compose: dict) -> dict[str, dict]:
+    return {name: s for name, s in compose["services"].items() if s.get("image") == IMAGE}
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of every Dockerfile line, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def _code(path: Path) -> str:
+    """The file without its comment lines (which show placeholders such as ``<password>`` and name steps)."""
+    return "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+
+
+def test_the_file_is_valid_against_the_compose_specification(compose, compose_schema):
+    problems = [f"{e.json_path}: {e.message[:200]}" for e in compose_schema.iter_errors(compose)]
+
+    assert problems == []
+
+
+def test_the_schema_check_refuses_a_misspelt_key(compose, compose_schema):
+    # So the check above can fail: a key Compose does not know is an error, not ignored.
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["airflow-scheduler"]["healthchek"] = broken["services"]["airflow-scheduler"].pop("healthcheck")
+
+    assert list(compose_schema.iter_errors(broken))
+
+
+def test_every_depends_on_names_a_service_of_the_file(compose):
+    for name, service in compose["services"].items():
+        for target in service.get("depends_on") or {}:
+            assert target in compose["services"], f"service {name} depends on {target}, which is not a service"
+            assert target != name
+
+
+def test_every_service_of_the_image_waits_for_init_and_a_healthy_database(compose):
+    services = _image_services(compose)
+    assert set(AIRFLOW_SERVICES) <= set(services)
+    for name, service in services.items():
+        needs = service["depends_on"]
+        assert needs["postgres"] == {"condition": "service_healthy"}, name
+        if name != "airflow-init":
+            assert needs["airflow-init"] == {"condition": "service_completed_successfully"}, name
+    init = services["airflow-init"]
+    assert set(init["depends_on"]) == {"postgres"}
+    assert init["restart"] == "no"
+
+
+def test_the_image_is_built_here_and_no_container_installs_at_start(compose):
+    text = COMPOSE.read_text()
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in text
+    for name, service in _image_services(compose).items():
+        assert service["build"] == ".", name
+        assert service["user"] == ("0:0" if name == "airflow-init" else "50000:0"), name
+
+
+def test_every_long_running_service_has_a_healthcheck_that_asks_it(compose):
+    services = compose["services"]
+    for name in LONG_RUNNING:
+        assert services[name]["healthcheck"]["test"], name
+    assert "/api/v2/version" in " ".join(services["airflow-apiserver"]["healthcheck"]["test"])
+    assert "8080:8080" in services["airflow-apiserver"]["ports"][0]
+    assert "http://127.0.0.1:8974/health" in " ".join(services["airflow-scheduler"]["healthcheck"]["test"])
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
+    assert "--job-type DagProcessorJob" in " ".join(services["airflow-dag-processor"]["healthcheck"]["test"])
+    # Over TCP: the server listens on its socket alone while the init script makes the roles.
+    assert services["postgres"]["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
+
+
+def test_every_airflow_component_shares_the_logs_and_state_volumes(compose):
+    declared = compose["volumes"]
+    for name in AIRFLOW_SERVICES:
+        mounts = dict(v.split(":")[:2][::-1] for v in compose["services"][name]["volumes"])
+        assert mounts["/opt/airflow/logs"] == "airflow-logs", name
+        assert mounts["/var/lib/isp-transfers"] == "transfers-state", name
+        assert compose["services"][name]["environment"]["TRANSFERS_HOME"] == "/var/lib/isp-transfers"
+    assert {"airflow-logs", "transfers-state", "postgres-data"} <= set(declared)
 
 
 def test_every_secret_used_is_declared_as_a_git_ignored_file(compose):
@@ -37,29 +149,158 @@ def test_every_secret_used_is_declared_as_a_git_ignored_file(compose):
 
 def test_no_secret_value_is_written_in_the_file(compose):
     for name, service in compose["services"].items():
-        for key in service.get("environment") or {}:
+        for key, value in (service.get("environment") or {}).items():
             words = key.split("__")[-1].split("_")
-            if any(w in words for w in ("PASSWORD", "SECRET", "CONN", "TOKEN")) and not key.endswith(
+            if any(w in words for w in ("PASSWORD", "SECRET", "CONN", "TOKEN", "KEY")) and not key.endswith(
                 ("_FILE", "_CMD", "_BACKEND", "_BACKEND_KWARGS")
             ):
                 pytest.fail(f"service {name}: {key} holds a value; read it from /run/secrets instead")
+            if key.endswith("_FILE") or key.endswith("_CMD"):
+                assert "/run/secrets/" in str(value), f"service {name}: {key} reads {value!r}, not a secret file"
+    # Nor anywhere else: no URL with a password, no Fernet key, no literal default password.
+    text = _code(COMPOSE)
+    assert not re.search(r"://[^/\s:@]+:[^@\s]+@", text)
+    assert not re.search(r"[A-Za-z0-9_-]{43}=", text)
+    assert not re.search(r"(?im)^\s*[\w.-]*password(?!_file)\w*:[ \t]*[^\s]", text)
 
 
-def test_every_airflow_component_shares_the_jwt_secret_and_execution_api(compose):
-    # Components that each generate their own JWT secret reject each other's task tokens.
+def test_every_airflow_component_reads_the_same_secrets(compose):
+    # Components that each make their own JWT secret reject each other's task tokens; a Fernet key or
+    # session key that differs between them cannot read what another wrote.
     for name in AIRFLOW_SERVICES:
-        env = compose["services"][name]["environment"]
-        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /run/secrets/airflow_jwt_secret"
-        assert "airflow_jwt_secret" in compose["services"][name]["secrets"]
+        service = compose["services"][name]
+        env = service["environment"]
+        for key, secret in SHARED_SECRETS.items():
+            assert env[key] == f"sed -z 's/\\n*$$//' /run/secrets/{secret}", (name, key)
+            assert secret in service["secrets"], (name, secret)
+        assert "transfers_ledger_url" in service["secrets"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+    assert "airflow_admin_password" in compose["services"]["airflow-init"]["secrets"]
+    assert "airflow_admin_password" not in compose["x-airflow"]["secrets"]
 
 
-def test_dags_and_config_paths_are_inside_the_mounted_project(compose):
+def test_a_secret_command_gives_the_value_without_the_newline_echo_leaves(compose, tmp_path):
+    secret = tmp_path / "airflow_db_url"
+    secret.write_text("postgresql+psycopg2://airflow:pw@postgres/airflow\n\n")
+    # What Compose hands Airflow ($$ is its escape for $), run as Airflow's run_command runs it.
+    command = compose["x-airflow"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"].replace("$$", "$")
+    argv = [str(secret) if a == "/run/secrets/airflow_db_url" else a for a in shlex.split(command)]
+
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    assert out == "postgresql+psycopg2://airflow:pw@postgres/airflow"
+
+
+def test_the_auth_manager_is_fab_and_the_image_installs_it(compose):
+    env = compose["x-airflow"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("apache-airflow-providers-fab") for d in project["optional-dependencies"]["deploy"])
+    syncs = [args for op, args in _dockerfile_instructions() if op == "RUN" and "uv sync" in args]
+    assert syncs and all("--extra deploy" in args for args in syncs)
+
+
+def test_the_dockerfile_installs_the_lock_and_nothing_else():
+    instructions = _dockerfile_instructions()
+    runs = [args for op, args in instructions if op == "RUN"]
+    syncs = [args for args in runs if "uv sync" in args]
+    assert len(syncs) == 2  # the dependencies' layer, then the project
+    for args in syncs:
+        assert {"--locked", "--no-dev", "--no-editable"} <= set(args.split())
+    assert not [args for args in runs if re.search(r"\bpip3? install\b|uv pip install|uv add", args)]
+    bases = [args.split()[0] for op, args in instructions if op == "FROM"]
+    assert bases == ["python:${PYTHON_VERSION}-slim-bookworm"] * 2
+    assert "ARG PYTHON_VERSION=3.11" in DOCKERFILE.read_text()
+    # The uv that builds it is the one this lock was written with.
+    assert "ghcr.io/astral-sh/uv:0.13.9" in DOCKERFILE.read_text()
+    assert ("USER", "50000:0") in instructions
+
+
+def test_the_build_context_is_only_what_the_dockerfile_copies():
+    patterns = [p for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")]
+    assert patterns[0] == "*"  # everything out, then only these back in
+    allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    copied = set()
+    for op, args in _dockerfile_instructions():
+        if op == "COPY" and not args.startswith("--from"):
+            copied |= {source.rstrip("/") for source in args.split()[:-1]}
+    assert allowed == copied
+    for never in ("var", "secrets", "keys", "config", "tests", ".venv", ".venv-3.13", ".git"):
+        assert not any(a == never or a.startswith(f"{never}/") for a in allowed), never
+
+
+def test_config_keys_and_suites_are_mounted_read_only_where_settings_look(compose):
     service = compose["services"]["airflow-scheduler"]
-    mount = next(v for v in service["volumes"] if v.startswith("./:"))
-    inside = mount.split(":")[1]
     env = service["environment"]
-    for key, folder in (("AIRFLOW__CORE__DAGS_FOLDER", "dags"), ("TRANSFERS_CONFIG_DIR", "config"),
-                        ("TRANSFERS_KEYS_DIR", "keys")):
-        assert env[key] == f"{inside}/{folder}"
+    mounts = {v.split(":")[1]: v for v in service["volumes"]}
+    for key, folder in (("TRANSFERS_CONFIG_DIR", "config"), ("TRANSFERS_KEYS_DIR", "keys"), (None, "expectations")):
+        inside = f"/opt/isp-transfers/{folder}"
+        assert mounts[inside] == f"./{folder}:{inside}:ro"
+        assert key is None or env[key] == inside
         assert (PROJECT_ROOT / folder).is_dir()
+    # The DAG loader is in the image, at the folder Airflow reads.
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/isp-transfers/dags"
+    assert ("COPY", "dags/ /opt/isp-transfers/dags/") in _dockerfile_instructions()
+
+
+def test_postgres_makes_the_ledger_its_own_database_and_role(compose):
+    postgres = compose["services"]["postgres"]
+    assert "./deploy/postgres-init.sql:/docker-entrypoint-initdb.d/10-roles.sql:ro" in postgres["volumes"]
+    assert set(postgres["secrets"]) == {"postgres_password", "airflow_db_password", "transfers_ledger_password"}
+    assert postgres["environment"]["POSTGRES_USER"] == "postgres"  # neither Airflow's role nor the ledger's
+    sql = POSTGRES_INIT.read_text()
+    assert "\\set ledger_db transfers_ledger" in sql and "\\set ledger_role transfers_ledger" in sql
+    assert 'CREATE DATABASE :"ledger_db" OWNER :"ledger_role";' in sql
+    assert 'REVOKE ALL ON DATABASE :"ledger_db" FROM PUBLIC;' in sql
+    assert "SUPERUSER" not in sql.upper().replace("A SUPERUSER", "").replace("ITS SUPERUSER", "")
+
+
+def test_make_secrets_writes_matching_passwords_urls_and_a_fernet_key(tmp_path):
+    folder = tmp_path / "secrets"
+
+    made = subprocess.run([sys.executable, str(MAKE_SECRETS), str(folder)], capture_output=True, text=True)
+
+    assert made.returncode == 1  # connections.json and variables.json are the deployment's to write
+    assert "missing" in made.stderr and "connections.json" in made.stderr
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    read = {p.name: p.read_text() for p in folder.iterdir()}
+    compose = yaml.safe_load(COMPOSE.read_text())
+    generated = {n for n, s in compose["secrets"].items()} - {"connections.json", "variables.json"}
+    assert set(read) == generated
+    for name, value in read.items():
+        assert value and value == value.strip(), name  # one line, no newline
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644  # Compose mounts it as it is
+        assert value not in made.stdout + made.stderr
+    for url_name, password_name, role in (
+        ("airflow_db_url", "airflow_db_password", "airflow"),
+        ("transfers_ledger_url", "transfers_ledger_password", "transfers_ledger"),
+    ):
+        url = urlsplit(read[url_name])
+        assert (url.scheme, url.username, url.password, url.hostname, url.path) == (
+            "postgresql+psycopg2",
+            role,
+            read[password_name],
+            "postgres",
+            f"/{role}",
+        )
+    Fernet(read["airflow_fernet_key"].encode())  # a valid key, or this raises
+    assert len({read[n] for n in read if "password" in n}) == 4
+
+    again = subprocess.run([sys.executable, str(MAKE_SECRETS), str(folder)], capture_output=True, text=True)
+    assert {p.name: p.read_text() for p in folder.iterdir()} == read  # kept, never replaced
+    assert again.stdout.count("kept") == len(generated)
+
+
+def test_airflow_init_is_a_valid_script_that_stops_at_the_first_failure():
+    script = PROJECT_ROOT / "deploy" / "airflow-init.sh"
+    assert os.access(script, os.X_OK)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = _code(script)
+    assert "set -euo pipefail" in text
+    steps = [
+        s
+        for s in ("airflow db migrate", "airflow users create", "transfers ledger verify", "transfers validate")
+        if s in text
+    ]
+    assert steps == ["airflow db migrate", "airflow users create", "transfers ledger verify", "transfers validate"]
+    assert [text.index(s) for s in steps] == sorted(text.index(s) for s in steps)
