@@ -29,7 +29,7 @@ fi
 echo "==> Airflow $(airflow version): migrating the metadata database"
 airflow db migrate
 
-admin_password=/run/secrets/airflow_admin_password
+admin_password="${AIRFLOW_ADMIN_PASSWORD_FILE:-/run/secrets/airflow_admin_password}"
 if [[ -s "$admin_password" ]]; then
   echo "==> admin user ${AIRFLOW_ADMIN_USER:-admin} (kept if it exists)"
   airflow users create --role Admin --username "${AIRFLOW_ADMIN_USER:-admin}" \

@@ -8,6 +8,18 @@ The ``transfers`` command does the same through the edge module
 so a connection added with ``airflow connections add`` is found by both;
 without it, the CLI reads the environment variables Airflow itself reads,
 ``AIRFLOW_CONN_<ID>`` (URI or JSON) and ``AIRFLOW_VAR_<NAME>``.
+
+The connection types are those the Airflow UI edits with the SFTP, Postgres and Amazon
+providers installed, read in the providers' shapes by the steps that use them:
+
+- ``sftp``: host, port, login, password; ``extra.host_key`` (a ``ssh-ed25519 AAAA...`` line or
+  the base64 key alone) or ``extra.host_keys``, always pinned (``no_host_key_check`` is not
+  honoured); ``extra.private_key`` or ``extra.key_file``, with ``extra.private_key_passphrase``
+  (``transfers.delivery.target``);
+- ``postgres``: the form's "Database" is ``schema``; libpq settings such as ``sslmode`` in the
+  extra (``transfers.sources.sqlalchemy_url``);
+- ``aws``: access key and secret as login and password; ``extra.region_name``,
+  ``extra.endpoint_url``, ``extra.aws_session_token`` (``transfers.retention.s3``).
 """
 
 from __future__ import annotations

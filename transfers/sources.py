@@ -82,14 +82,31 @@ def sqlalchemy_url(conn: ConnInfo) -> str:
             f"connection {conn.conn_id!r}: type {conn.conn_type!r} is not a supported SQL source "
             "(postgres, sqlite, or give extra.sqlalchemy_url)"
         )
+    if str(conn.extra.get("iam", "")).lower() == "true":
+        raise ConfigError(f"connection {conn.conn_id!r}: extra.iam (AWS IAM database authentication) is not "
+                          "supported by transfers; give the role's password instead")
     return URL.create(
         drivers[kind],
         username=conn.login,
         password=conn.password,
         host=conn.host,
         port=conn.port,
+        # The Postgres connection form's "Database" field is the connection's schema.
         database=conn.schema,
+        # libpq settings in the extra (sslmode, sslrootcert...), as the Postgres provider passes them:
+        # dropping sslmode=verify-full would connect without the TLS the connection asked for.
+        query={k: str(v) for k, v in sorted(conn.extra.items()) if k in _LIBPQ_PARAMETERS},
     ).render_as_string(hide_password=False)
+
+
+#: libpq connection parameters a Postgres connection's extra may set (PostgreSQL 15, "Parameter Key Words").
+_LIBPQ_PARAMETERS = frozenset({
+    "application_name", "channel_binding", "client_encoding", "connect_timeout", "gssencmode", "keepalives",
+    "keepalives_count", "keepalives_idle", "keepalives_interval", "krbsrvname", "options", "passfile",
+    "requirepeer", "service", "sslcert", "sslcompression", "sslcrl", "sslcrldir", "sslkey", "sslmode",
+    "sslpassword", "sslrootcert", "sslsni", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "target_session_attrs", "tcp_user_timeout",
+})
 
 
 #: What a database says when it refuses who we are, not whether it is up: retrying cannot help.

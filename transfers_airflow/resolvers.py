@@ -18,7 +18,9 @@ def conn_info(conn_id: str, conn: Any) -> ConnInfo:
     from airflow.sdk.log import mask_secret
 
     extra = conn.extra_dejson or {}
-    for secret in (conn.password, extra.get("private_key")):
+    # The secret fields of the sftp, postgres and aws connection forms (transfers.connections reads them).
+    for secret in (conn.password, extra.get("private_key"), extra.get("private_key_passphrase"),
+                   extra.get("aws_secret_access_key"), extra.get("aws_session_token"), extra.get("sslpassword")):
         if secret:
             mask_secret(secret)
     return ConnInfo(

@@ -70,10 +70,16 @@ _ALGORITHMS: dict[str, tuple[str, ...]] = {
 
 
 def parse_host_key(line: str) -> paramiko.PKey:
-    """The key in a pinned ``ssh-ed25519 AAAA...`` line (a known_hosts host field is allowed)."""
+    """The key in a pinned ``ssh-ed25519 AAAA...`` line (a known_hosts host field is allowed).
+
+    The base64 key alone is accepted too, as the Airflow SFTP/SSH providers' ``host_key`` field
+    takes it: its type is read from the key itself, never assumed.
+    """
     fields = line.split()
     if len(fields) >= 3 and not fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
         fields = fields[1:]  # "host keytype base64" as in known_hosts
+    if len(fields) == 1:
+        fields = [_blob_type(fields[0]), fields[0]]
     if len(fields) < 2:
         raise ValueError("expected '<key type> <base64>'")
     try:
@@ -81,6 +87,19 @@ def parse_host_key(line: str) -> paramiko.PKey:
         return paramiko.PKey.from_type_string(fields[0], blob)
     except (binascii.Error, paramiko.SSHException, ValueError, TypeError) as exc:
         raise ValueError(f"not a {fields[0]} public key ({type(exc).__name__})") from None
+
+
+def _blob_type(text: str) -> str:
+    """The key type an SSH public key blob starts with (a length-prefixed string, RFC 4253 6.6)."""
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("expected '<key type> <base64>' or the base64 key alone") from None
+    size = int.from_bytes(blob[:4], "big")
+    name = blob[4 : 4 + size]
+    if len(blob) < 4 or not 0 < size < 64 or len(name) != size or not name.isascii():
+        raise ValueError("the base64 key does not start with its key type")
+    return name.decode()
 
 
 @dataclass(frozen=True)
@@ -134,9 +153,12 @@ def pins_from_extra(extra: Mapping[str, object], where: str) -> tuple[HostKeyPin
                           "(a key left in host_key would never expire)")
     if not several:
         if not one:
-            raise ConfigError(f"{where}: extra.host_key is missing; pin the server's host key (the 'ssh-ed25519 "
-                              "AAAA...' line from ssh-keygen -lf / transfers hostkey show, checked with the partner), "
-                              "or several in extra.host_keys")
+            # The SFTP provider's form offers no_host_key_check; here every server's key is pinned.
+            unchecked = (" (extra.no_host_key_check is not honoured: a server is trusted only by its pinned key)"
+                         if str(extra.get("no_host_key_check", "")).lower() == "true" else "")
+            raise ConfigError(f"{where}: extra.host_key is missing{unchecked}; pin the server's host key (the "
+                              "'ssh-ed25519 AAAA...' line from ssh-keygen -lf / transfers hostkey show, checked with "
+                              "the partner), or several in extra.host_keys")
         try:
             return (HostKeyPin(str(one)),)
         except ValueError as exc:

@@ -148,13 +148,13 @@ def _client_key(target: SftpTarget) -> paramiko.PKey | None:
         return None
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
-            return cls.from_private_key(io.StringIO(target.private_key))
+            return cls.from_private_key(io.StringIO(target.private_key), password=target.private_key_passphrase)
         except (paramiko.SSHException, ValueError, TypeError, IndexError):
             continue
     # Never quote the key: name the target and what is expected.
     raise ConfigError(
-        f"SFTP target {target.username}@{target.address}: private_key is not an unencrypted "
-        "OpenSSH or PEM private key (Ed25519, ECDSA or RSA)"
+        f"SFTP target {target.username}@{target.address}: private_key is not an OpenSSH or PEM private key "
+        "(Ed25519, ECDSA or RSA) that opens: unencrypted, or with its passphrase in extra.private_key_passphrase"
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import posixpath
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transfers.delivery.hostkeys import HostKeyPin, parse_host_key, pins_from_extra
@@ -74,7 +75,8 @@ class SftpTarget:
         host_keys: Several pinned host keys, each valid through its ``until`` (UTC), for a
             planned rotation: the server may offer any of them still valid on the day.
         password: Login password, if the server uses one (never shown in repr).
-        private_key: Unencrypted OpenSSH/PEM private key text (never shown in repr).
+        private_key: OpenSSH/PEM private key text (never shown in repr).
+        private_key_passphrase: The passphrase of ``private_key`` if it is encrypted (never shown in repr).
         remote_dir: Directory relative to the login's home; created if missing.
         timeout: Seconds any one network wait may take (connecting, the SSH banner,
             login, opening the channel and SFTP, each read and write) before the
@@ -92,6 +94,7 @@ class SftpTarget:
     host_keys: tuple[HostKeyPin, ...] = ()
     password: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
+    private_key_passphrase: str | None = field(default=None, repr=False)
     remote_dir: str = "."
     timeout: float = DEFAULT_TIMEOUT
     upload: UploadMode = "atomic"
@@ -159,6 +162,9 @@ class SftpTarget:
 
         ``extra.host_keys`` (a list of ``{"key": "ssh-ed25519 AAAA...", "until": "YYYY-MM-DD"}``, until
         optional) or ``extra.host_key`` (one line, no end date); see ``transfers.delivery.hostkeys``.
+        The client key is ``extra.private_key`` (its text) or, as the Airflow SFTP connection form
+        also offers, ``extra.key_file`` (a path on the worker), with ``extra.private_key_passphrase``
+        if it is encrypted.
         Its timeout is the recipient's ``sftp_timeout`` if the agreement sets one, else
         ``settings.sftp_timeout`` (``TRANSFERS_SFTP_TIMEOUT``).
 
@@ -166,6 +172,7 @@ class SftpTarget:
             ConfigError: The connection pins no host key, a pin is malformed, or a field is not usable.
         """
         pins = pins_from_extra(conn.extra, f"connection {conn.conn_id!r}")
+        private_key = _client_key_text(conn)
         if recipient.sftp_timeout:
             timeout = recipient.sftp_timeout
         else:
@@ -180,10 +187,26 @@ class SftpTarget:
             host_key="" if conn.extra.get("host_keys") else str(conn.extra["host_key"]),
             host_keys=pins if conn.extra.get("host_keys") else (),
             password=conn.password,
-            private_key=conn.extra.get("private_key"),
+            private_key=private_key,
+            private_key_passphrase=conn.extra.get("private_key_passphrase") or None,
             remote_dir=recipient.remote_path,
             timeout=timeout,
             upload=recipient.upload,
             verify=recipient.verify,
             recipient=recipient.partner,
         )
+
+
+def _client_key_text(conn: ConnInfo) -> str | None:
+    """``extra.private_key``, else the file ``extra.key_file`` names (read here, on the worker that connects)."""
+    if conn.extra.get("private_key"):
+        return str(conn.extra["private_key"])
+    key_file = conn.extra.get("key_file")
+    if not key_file:
+        return None
+    try:
+        return Path(str(key_file)).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"connection {conn.conn_id!r}: extra.key_file {str(key_file)!r} cannot be read "
+                          f"({type(exc).__name__}); give a private key file readable by the worker, or the key "
+                          "itself in extra.private_key") from None

@@ -24,12 +24,17 @@ def client(conn: ConnInfo) -> Any:
     from botocore.config import Config as BotoConfig
 
     extra = dict(conn.extra or {})
+    if extra.get("role_arn"):
+        # The Amazon provider would assume the role; boto3 here would quietly use the keys' own identity.
+        raise ConfigError(f"connection {conn.conn_id!r}: extra.role_arn (assuming a role) is not supported by "
+                          "transfers; give the access key and secret of the identity that may use the bucket")
     endpoint = extra.get("endpoint_url") or (f"http://{conn.host}:{conn.port}" if conn.host and conn.port else None)
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=conn.login or extra.get("aws_access_key_id"),
         aws_secret_access_key=conn.password or extra.get("aws_secret_access_key"),
+        aws_session_token=extra.get("aws_session_token"),
         region_name=extra.get("region_name", "eu-west-2"),
         config=BotoConfig(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=30,
                           s3={"addressing_style": "path"}),
