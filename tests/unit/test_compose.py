@@ -25,6 +25,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from tests.support.dockerfile import instructions
 from transfers.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -57,13 +58,6 @@ def compose_schema() -> jsonschema.protocols.Validator:
 
 def _image_services(compose: dict) -> dict[str, dict]:
     return {name: s for name, s in compose["services"].items() if s.get("image") == IMAGE}
-
-
-def _dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of every Dockerfile line, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
 def _code(path: Path) -> str:
@@ -196,24 +190,24 @@ def test_the_auth_manager_is_fab_and_the_image_installs_it(compose):
     assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("apache-airflow-providers-fab") for d in project["optional-dependencies"]["deploy"])
-    syncs = [args for op, args in _dockerfile_instructions() if op == "RUN" and "uv sync" in args]
+    syncs = [args for op, args in instructions() if op == "RUN" and "uv sync" in args]
     assert syncs and all("--extra deploy" in args for args in syncs)
 
 
 def test_the_dockerfile_installs_the_lock_and_nothing_else():
-    instructions = _dockerfile_instructions()
-    runs = [args for op, args in instructions if op == "RUN"]
+    lines = instructions()
+    runs = [args for op, args in lines if op == "RUN"]
     syncs = [args for args in runs if "uv sync" in args]
     assert len(syncs) == 2  # the dependencies' layer, then the project
     for args in syncs:
         assert {"--locked", "--no-dev", "--no-editable"} <= set(args.split())
     assert not [args for args in runs if re.search(r"\bpip3? install\b|uv pip install|uv add", args)]
-    bases = [args.split()[0] for op, args in instructions if op == "FROM"]
+    bases = [args.split()[0] for op, args in lines if op == "FROM"]
     assert bases == ["python:${PYTHON_VERSION}-slim-bookworm"] * 2
     assert "ARG PYTHON_VERSION=3.11" in DOCKERFILE.read_text()
     # The uv that builds it is the one this lock was written with.
     assert "ghcr.io/astral-sh/uv:0.13.9" in DOCKERFILE.read_text()
-    assert ("USER", "50000:0") in instructions
+    assert ("USER", "50000:0") in lines
 
 
 def test_the_build_context_is_only_what_the_dockerfile_copies():
@@ -221,7 +215,7 @@ def test_the_build_context_is_only_what_the_dockerfile_copies():
     assert patterns[0] == "*"  # everything out, then only these back in
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     copied = set()
-    for op, args in _dockerfile_instructions():
+    for op, args in instructions():
         if op == "COPY" and not args.startswith("--from"):
             copied |= {source.rstrip("/") for source in args.split()[:-1]}
     assert allowed == copied
@@ -240,7 +234,7 @@ def test_config_keys_and_suites_are_mounted_read_only_where_settings_look(compos
         assert (PROJECT_ROOT / folder).is_dir()
     # The DAG loader is in the image, at the folder Airflow reads.
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/isp-transfers/dags"
-    assert ("COPY", "dags/ /opt/isp-transfers/dags/") in _dockerfile_instructions()
+    assert ("COPY", "dags/ /opt/isp-transfers/dags/") in instructions()
 
 
 def test_postgres_makes_the_ledger_its_own_database_and_role(compose):
