@@ -9,6 +9,7 @@ project's sample agreement, pinned to keys generated for this test session.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -251,6 +252,24 @@ def files_containing(root: Path, needles: list[str]) -> list[Path]:
             if any(n in data for n in encoded):
                 hits.append(path)
     return hits
+
+
+def airflow_env(world: World, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``airflow`` or ``transfers`` command run for ``world``, with Airflow's home at ``home``.
+
+    None of this process's ``AIRFLOW_*`` or ``TRANSFERS_*`` settings; ``extra`` adds connections and variables.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))}
+    return {
+        **base,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TRANSFERS_HOME": str(world.settings.home),
+        "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
+        "TRANSFERS_KEYS_DIR": str(world.settings.keys),
+        "COLUMNS": "300",
+        **extra,
+    }
 
 
 def conn_json(conn: ConnInfo) -> str:

@@ -25,10 +25,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -45,8 +43,10 @@ from sqlalchemy import create_engine, text
 
 from tests.integration.conftest import PG_ADMIN_URL
 from tests.support.dockerfile import ROOT, build_arg, replay_build_stage, stages, without_project_env
+from tests.support.http_process import serving
 from tests.support.mesh_sandbox import uv_binary
 from tests.support.parts import require_part
+from tests.support.sshd import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -432,45 +432,27 @@ def test_airflow_init_migrates_makes_the_admin_opens_the_ledger_and_validates(im
     assert "admin already exists" in again.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_api_server_answers_the_healthcheck_url_and_refuses_the_api_without_a_login(image, initialised):
     env, init = initialised.env, initialised.result
     assert init.returncode == 0, init.stderr[-2000:]
-    port = _free_port()
-    log = image.root / "api-server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [image.bin("airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
-            env=env,
-            cwd=image.root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        version = None
-        for _ in range(240):  # a bounded wait for start-up (2 min), not a timing assertion
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/version", timeout=5) as answer:
-                    version = json.load(answer)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if server.poll() is not None:
-                    break
-                time.sleep(0.5)
-        assert version is not None, log.read_text()[-3000:]
-        assert version["version"] == _locked_version("apache-airflow")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [image.bin("airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"]
+
+    # Ready when the healthcheck's own URL answers, without a login (start-up is bounded at 2 minutes).
+    with serving(
+        argv,
+        f"{base}/api/v2/version",
+        image.root / "api-server.log",
+        env=env,
+        cwd=image.root,
+        what="airflow api-server",
+        seconds=120,
+    ):
+        with urllib.request.urlopen(f"{base}/api/v2/version", timeout=10) as answer:
+            version = json.load(answer)
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/dags", timeout=10)
-        assert refused.value.code in (401, 403)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            urllib.request.urlopen(f"{base}/api/v2/dags", timeout=10)
+
+    assert version["version"] == _locked_version("apache-airflow")
+    assert refused.value.code in (401, 403)

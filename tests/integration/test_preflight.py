@@ -7,7 +7,6 @@ host key, a read-only remote directory), ``gpg``-made keys (one expiring in 10 d
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import conn_json, sftp_conn
+from tests.integration.conftest import airflow_env, conn_json, sftp_conn
 
 pytestmark = pytest.mark.integration
 
@@ -162,19 +161,11 @@ def test_preflight_refuses_a_recipient_key_expiring_within_30_days(cli, world, g
 @pytest.mark.airflow
 def test_the_transfers_command_finds_a_connection_added_with_airflow_connections_add(world, tmp_path):
     """The metastore, not the environment: the env-only CLI (``python -m transfers``) cannot see it."""
-    home = tmp_path / "airflow"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))}
-    env = {
-        **base,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "TRANSFERS_HOME": str(world.settings.home),
-        "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
-        "TRANSFERS_KEYS_DIR": str(world.settings.keys),
-        "AIRFLOW_CONN_SYP_SFTP": conn_json(world.connections["syp_sftp"]),  # one from the environment
-        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
-        "COLUMNS": "300",
-    }
+    env = airflow_env(
+        world, tmp_path / "airflow",
+        AIRFLOW_CONN_SYP_SFTP=conn_json(world.connections["syp_sftp"]),  # one from the environment
+        AIRFLOW_VAR_TRANSFERS_SIGNING_KEY=world.secrets["transfers_signing_key"],
+    )
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     subprocess.run([*airflow, "connections", "add", "cs_case_db", "--conn-json",

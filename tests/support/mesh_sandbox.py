@@ -12,14 +12,14 @@ X26ABC2 sends ``TEST_WORKFLOW_ACK`` to X26ABC1. Every mailbox's password is ``pa
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.http_process import serving
+from tests.support.sshd import free_port
 
 SANDBOX_VERSION = "1.0.137"
 SHARED_KEY = "TestKey"
@@ -60,12 +60,6 @@ class MeshSandbox:
                            "extra": {"shared_key": SHARED_KEY}})
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def uv_binary() -> str | None:
     return shutil.which("uv")
 
@@ -82,28 +76,10 @@ def run_mesh_sandbox(workdir: Path, uv: str) -> Iterator[MeshSandbox]:
     python = venv / "bin" / "python"
     subprocess.run([uv, "pip", "install", "-q", "--python", str(python), f"mesh-sandbox=={SANDBOX_VERSION}"],
                    check=True, capture_output=True, timeout=600)
-    port = _free_port()
+    port = free_port()
     env = {"PATH": "/usr/bin:/bin", "ENV": "local", "AUTH_MODE": "full", "STORE_MODE": "memory",
            "SHARED_KEY": SHARED_KEY}
-    log = (workdir / "sandbox.log").open("wb")
-    process = subprocess.Popen([str(python), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     sandbox = MeshSandbox(f"http://127.0.0.1:{port}", workdir)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{sandbox.url}/health", timeout=2):  # noqa: S310 (local http)
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mesh-sandbox did not start: {sandbox.log[-2000:]}") from None
-                time.sleep(0.3)
+    with serving([str(python), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1", "--port", str(port)],
+                 f"{sandbox.url}/health", workdir / "sandbox.log", env=env, cwd=workdir, what="mesh-sandbox"):
         yield sandbox
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()

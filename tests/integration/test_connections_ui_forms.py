@@ -10,13 +10,15 @@ with a passphrase) and the local PostgreSQL (the form's "Database" is the connec
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+
+from tests.integration.conftest import airflow_env
+from tests.support.ssh_keys import encrypted_openssh
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -26,28 +28,16 @@ def _rows(output: str, check: str) -> list[str]:
 
 
 def test_sftp_and_postgres_connections_added_by_type_are_used_by_transfers(world, sshd, tmp_path):
-    home = tmp_path / "airflow"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "TRANSFERS_HOME": str(world.settings.home),
-        "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
-        "TRANSFERS_KEYS_DIR": str(world.settings.keys),
-        "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
-        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
-        "COLUMNS": "300",
-    }
+    env = airflow_env(
+        world,
+        tmp_path / "airflow",
+        AIRFLOW_VAR_MASH_PSEUDONYM_KEY=world.secrets["mash_pseudonym_key"],
+        AIRFLOW_VAR_TRANSFERS_SIGNING_KEY=world.secrets["transfers_signing_key"],
+    )
     # The client key in a file, encrypted, as an SFTP connection's key_file + private_key_passphrase.
     key = serialization.load_ssh_private_key(sshd.client_private_key.encode(), password=None)
     key_file = tmp_path / "id_transfers"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.BestAvailableEncryption(b"form passphrase"),
-        )
-    )
+    key_file.write_bytes(encrypted_openssh(key, "form passphrase"))
     key_file.chmod(0o600)
     source = world.connections["cs_case_db"]
     airflow = [sys.executable, "-m", "airflow"]

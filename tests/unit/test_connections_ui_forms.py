@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.support.ssh_keys import encrypted_openssh
 from transfers.agreement.flow import Recipient
 from transfers.connections import ConnInfo, parse_connection
 from transfers.delivery import SftpTarget
@@ -67,13 +68,7 @@ def test_no_host_key_check_from_the_sftp_form_is_not_honoured_and_says_so():
 def test_the_client_key_can_be_a_key_file_with_a_passphrase(tmp_path):
     private = Ed25519PrivateKey.generate()
     key_file = tmp_path / "id_ed25519"
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.BestAvailableEncryption(b"a passphrase"),
-        )
-    )
+    key_file.write_bytes(encrypted_openssh(private, "a passphrase"))
     conn = _sftp(
         host_key=_public_line(Ed25519PrivateKey.generate()),
         key_file=str(key_file),
@@ -89,11 +84,7 @@ def test_the_client_key_can_be_a_key_file_with_a_passphrase(tmp_path):
 
 def test_a_wrong_passphrase_is_refused_without_quoting_it(tmp_path):
     private = Ed25519PrivateKey.generate()
-    text = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.BestAvailableEncryption(b"the right one"),
-    ).decode()
+    text = encrypted_openssh(private, "the right one").decode()
     conn = _sftp(host_key=_public_line(private), private_key=text, private_key_passphrase="a wrong one")
 
     with pytest.raises(ConfigError) as caught:
