@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
@@ -456,3 +457,31 @@ def test_the_api_server_answers_the_healthcheck_url_and_refuses_the_api_without_
 
     assert version["version"] == _locked_version("apache-airflow")
     assert refused.value.code in (401, 403)
+
+
+def test_what_airflow_stores_is_encrypted_with_the_fernet_key_from_its_secret_file(image, databases, initialised):
+    assert initialised.result.returncode == 0, initialised.result.stderr[-2000:]
+    added = _run(
+        image,
+        image.bin("airflow"),
+        "connections",
+        "add",
+        "probe_db",
+        "--conn-uri",
+        "postgres://reader:a-stored-password@db.example/cases",
+        env=initialised.env,
+    )
+    assert added.returncode == 0, added.stderr[-2000:]
+
+    engine = create_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{databases.airflow}")
+    try:
+        with engine.connect() as conn:
+            stored, encrypted = conn.execute(
+                text("SELECT password, is_encrypted FROM connection WHERE conn_id = 'probe_db'")
+            ).one()
+    finally:
+        engine.dispose()
+
+    assert encrypted is True and "a-stored-password" not in stored
+    key = (databases.secrets / "airflow_fernet_key").read_text()
+    assert Fernet(key.encode()).decrypt(stored.encode()) == b"a-stored-password"
