@@ -15,28 +15,32 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
 
 from tests.conftest import require_part
 from tests.integration.conftest import LOGICAL_DATE, World, make_world
+from tests.integration.privacy_world import edit_agreement, flow_of
 from tests.support.airflow_server import ApiServer, api_server
 from tests.webdriver import browser, chromedriver_path
-from transfers.devkit import synthetic
+from transfers.devkit.synthetic import defect_rows, referrals, write_referrals_table
 from transfers.pipeline import run_flow
 
 pytestmark = pytest.mark.integration
 
 IG, OWNER = "iggy", "owen"
 FLOW = "/transfers/flows/mash-referrals/A"
+EARLIER = LOGICAL_DATE - timedelta(days=1)
 
 
 @dataclass
 class Site:
     world: World
     server: ApiServer
-    report: dict  # the run's own scorecard data, as the quality step wrote it
+    report: dict  # the latest run's scorecard data, as its quality step wrote it
+    subject: str  # an NHS number the latest run sent
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,16 @@ def site(tmp_path_factory, sshd, gpg_partner, gpg_sender, pg_source):
     )
     root = tmp_path_factory.mktemp("ui")
     world = make_world(root, sshd, gpg_partner, gpg_sender, pg_source[0])
+    # Two nights of flow A: a clean one, then one with a wrong NHS check digit, held back for the data
+    # owner (accuracy: quarantine), so the flow has a past scorecard and a rectification notice.
+    write_referrals_table(pg_source[0], referrals(40, EARLIER, seed=2))
+    run_flow(world.run("mash-referrals.A", EARLIER), world.resolvers())
+    edit_agreement(world, lambda d: flow_of(d, "A")["quality"]["on_failure"].update(accuracy="quarantine"))
+    latest = referrals(40, LOGICAL_DATE, defects=["nhs_check_digit"])
+    write_referrals_table(pg_source[0], latest)
     run_flow(world.run("mash-referrals.A"), world.resolvers())
-    [report] = world.settings.layout.reports_dir("mash-referrals", "A").glob("quality_A_*.json")
+    held = defect_rows(40, ["nhs_check_digit"])["nhs_check_digit"]
+    report = world.settings.layout.reports_dir("mash-referrals", "A") / f"quality_A_{LOGICAL_DATE}.json"
     settings = world.settings
     extra = {
         "TRANSFERS_HOME": str(settings.home),
@@ -57,12 +69,20 @@ def site(tmp_path_factory, sshd, gpg_partner, gpg_sender, pg_source):
         "AIRFLOW__TRANSFERS__IG_USERS": IG,
     }
     with api_server(root / "airflow", {IG: "viewer", OWNER: "viewer"}, extra) as server:
-        yield Site(world, server, json.loads(report.read_text()))
+        subject = next(n for i, n in enumerate(latest["nhs_number"]) if i != held)
+        yield Site(world, server, json.loads(report.read_text()), subject)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None  # the test reads the redirect itself
+
+
+def _cell(dom: str, heading: str) -> str:
+    """The text of the cell beside a ``<th>`` heading (a report's facts table)."""
+    found = re.search(rf"<th>{heading}</th>\s*<td>\s*([^<]*?)\s*<", dom)
+    assert found, f"{heading} not on the page"
+    return found.group(1)
 
 
 def _number(dom: str, element_id: str) -> int:
@@ -73,7 +93,7 @@ def _number(dom: str, element_id: str) -> int:
 
 def test_an_ig_officer_signs_in_and_finds_the_runs_figures_with_no_outside_request(site):
     disclosures = list(site.world.settings.open_ledger().entries(kind="disclosure"))
-    assert disclosures  # the run delivered: the IG report has something to count
+    assert len(disclosures) == 2  # one a night: the IG report has something to count
 
     with browser(site.server.host_port) as page:
         page.get(f"{site.server.url}/auth/login?{urlencode({'next': f'{site.server.url}/transfers/'})}")
@@ -87,12 +107,23 @@ def test_an_ig_officer_signs_in_and_finds_the_runs_figures_with_no_outside_reque
 
         page.click(f'a[href="{FLOW}"]')  # the index lists the flow
         page.wait_for("#reports")
+        flow_page = page.source
+        # Both nights' scorecards are listed, the latest first; the latest night's notice too.
+        assert flow_page.index(f"quality_A_{LOGICAL_DATE}.html") < flow_page.index(f"quality_A_{EARLIER}.html")
+        assert f"rectification_A_{LOGICAL_DATE}.html" in flow_page
+
         page.click("#latest-quality")
         page.until(lambda: "Records checked" in page.source, "the scorecard did not open")
         scorecard = page.source
-        checked = re.search(r"Records checked</th>\s*<td>\s*(\d+)", scorecard)
-        assert checked and int(checked.group(1)) == site.report["rows"]
-        assert site.report["logical_date"] == LOGICAL_DATE.isoformat() and LOGICAL_DATE.isoformat() in scorecard
+        assert _cell(scorecard, "Logical date") == LOGICAL_DATE.isoformat() == site.report["logical_date"]
+        assert int(_cell(scorecard, "Records checked").split()[0]) == site.report["rows"]
+        held = site.report["held_back_rows"]
+        assert held >= 1 and int(_cell(scorecard, "Records held back")) == held
+
+        page.get(f"{site.server.url}{FLOW}")
+        page.click(f'a[href$="file=rectification_A_{LOGICAL_DATE}.html"]')
+        page.until(lambda: "Rectification notice" in page.source, "the rectification notice did not open")
+        assert int(_cell(page.source, "Records held back")) == held
 
         page.get(f"{site.server.url}/transfers/")
         page.click("form[action='/transfers/ig'] button[type=submit]")
@@ -125,7 +156,7 @@ def test_a_request_without_an_airflow_login_is_refused(site):
 def test_report_names_from_the_query_string_never_leave_the_flows_reports_folder(site):
     token = site.server.token(OWNER)
     reports = site.world.settings.layout.reports_dir("mash-referrals", "A")
-    [scorecard] = reports.glob("quality_A_*.html")
+    scorecard = reports / f"quality_A_{LOGICAL_DATE}.html"
     status, body = site.server.get(f"{FLOW}/report?file={quote(scorecard.name)}", token=token)
     assert status == 200 and "Records checked" in body  # a name the flow's page lists opens
     home = site.world.settings.home
@@ -153,8 +184,7 @@ def test_report_names_from_the_query_string_never_leave_the_flows_reports_folder
 
 
 def test_the_subject_look_up_is_for_the_ig_role_only(site):
-    subject = synthetic.referrals(40, LOGICAL_DATE)["nhs_number"][0]  # sent by flow A in this module's run
-    form = urlencode({"identifier": subject}).encode()
+    form = urlencode({"identifier": site.subject}).encode()
 
     status, body = site.server.get("/transfers/subjects", token=site.server.token(OWNER), data=form)
     assert status == 403 and "ig_users" in body and "trail" not in body
@@ -162,10 +192,13 @@ def test_the_subject_look_up_is_for_the_ig_role_only(site):
     status, body = site.server.get("/transfers/subjects", token=site.server.token(IG), data=form)
     assert status == 200
     disclosed = re.findall(r'<tr class="event disclosed">(.*?)</tr>', body, re.S)
-    [disclosure] = site.world.settings.open_ledger().entries(kind="disclosure")
-    assert len(disclosed) == 1 and "mash-referrals.A" in disclosed[0]
+    # Sent once, on the latest night (the earlier night's referrals were other children).
+    [disclosure] = [
+        e for e in site.world.settings.open_ledger().entries(kind="disclosure") if e.logical_date == LOGICAL_DATE
+    ]
+    assert len(disclosed) == 1 and "mash-referrals.A" in disclosed[0] and LOGICAL_DATE.isoformat() in disclosed[0]
     assert f"<td>{disclosure.seq}</td>" in disclosed[0] and f"<td>{disclosure.recipient}</td>" in disclosed[0]
-    assert subject not in body
+    assert site.subject not in body
     status, body = site.server.get(
         "/transfers/subjects", token=site.server.token(IG), data=urlencode({"identifier": "999 000 0018"}).encode()
     )
@@ -195,7 +228,7 @@ def test_each_flow_dag_page_links_to_its_pages_and_the_agreement_renders(site):
     assert status == 200 and site.world.config.agreement("mash-referrals").agreement.name in body
     status, body = site.server.get(FLOW, token=token)
     # The flow's page: receipts (none returned yet: pending) from the run's ledger.
-    assert status == 200 and body.count(">pending<") == len(site.world.config.flow("mash-referrals.A").flow.to)
+    assert status == 200 and body.count(">pending<") == 2  # one delivery a night, no receipt returned yet
     status, body = site.server.get(
         f"/transfers/ig?{urlencode({'from': '2026-02-01', 'to': '2026-01-01'})}", token=site.server.token(IG)
     )
