@@ -105,6 +105,13 @@ class Browser:
             time.sleep(0.1)
         raise AssertionError(failure)
 
+    def screenshot(self, path: str) -> None:
+        """A PNG of the window as it is now (for a person to look at what a test saw)."""
+        import base64
+
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(self._call("GET", "/screenshot")))
+
     def outside(self) -> list[str]:
         """Every request any page made to anything but the ``direct`` hosts (Chromium's own pings aside)."""
         return self._proxy.outside()

@@ -233,3 +233,23 @@ def test_each_flow_dag_page_links_to_its_pages_and_the_agreement_renders(site):
         f"/transfers/ig?{urlencode({'from': '2026-02-01', 'to': '2026-01-01'})}", token=site.server.token(IG)
     )
     assert status == 400
+
+
+def test_the_ig_role_is_a_listed_user_or_a_listed_role_of_the_auth_manager(monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    from transfers_airflow.ui.auth import is_ig
+
+    iggy, admin = SimpleAuthManagerUser(username=IG, role="viewer"), SimpleAuthManagerUser(username="ada", role="admin")
+    fab_user = SimpleNamespace(get_name=lambda: "fay", roles=[SimpleNamespace(name="IG Officer")])
+    monkeypatch.delenv("AIRFLOW__TRANSFERS__IG_USERS", raising=False)
+    monkeypatch.delenv("AIRFLOW__TRANSFERS__IG_ROLES", raising=False)
+    assert not any(is_ig(u) for u in (iggy, admin, fab_user))  # nothing configured: nobody (fails closed)
+
+    monkeypatch.setenv("AIRFLOW__TRANSFERS__IG_USERS", f"someone, {IG}")
+    assert is_ig(iggy) and not is_ig(admin) and not is_ig(fab_user)
+
+    monkeypatch.setenv("AIRFLOW__TRANSFERS__IG_ROLES", "ig officer,Admin")
+    assert is_ig(admin) and is_ig(fab_user)  # SimpleAuthManager's role, FAB's role names, in any case

@@ -4,9 +4,11 @@ SimpleAuthManager with named users and a passwords file, on a free port of 127.0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -110,12 +112,19 @@ def api_server(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) -
         _wait_up(server, process)
         yield server
     finally:
-        process.terminate()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """The server and any worker it forked: the process group it was started in, for it alone."""
+    for signal_number, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal_number)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=grace)
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            continue
 
 
 def _wait_up(server: ApiServer, process: subprocess.Popen) -> None:

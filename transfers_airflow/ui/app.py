@@ -22,6 +22,7 @@ handlers: every Airflow process loads plugins, and only the API server serves th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,10 +32,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 if TYPE_CHECKING:
     from transfers.agreement import Config, FlowRef
     from transfers.settings import Settings
+
+log = logging.getLogger(__name__)
 
 URL_PREFIX = "/transfers"
 #: The form field of the subject look-up; sent by POST so the identifier is in no URL, log or history.
@@ -109,8 +113,8 @@ def create_app() -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
-    @app.exception_handler(HTTPException)
-    async def _refused(request: Request, exc: HTTPException) -> HTMLResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException too, and the router's own 404
+    async def _refused(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
         login = auth.login_url(request) if exc.status_code == status.HTTP_401_UNAUTHORIZED else None
         return _page("error.html.j2", request, exc.status_code, message=str(exc.detail), login=login)
 
@@ -121,16 +125,18 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: User) -> HTMLResponse:
-        settings, config = _settings_and_config()
+        _settings, config = _settings_and_config()
         flows = [ref for ref in config.flows() if any(auth.can_read_dag(user, d) for d in _dag_ids(ref))]
+        start, end = _period(None, None)  # the IG report's form starts at its default period
         return _page(
             "index.html.j2",
             request,
             flows=flows,
+            names=config.protocol.name_of,
             user=user.get_name(),
             ig=auth.is_ig(user),
-            today=date.today().isoformat(),
-            month_ago=(date.today() - timedelta(days=30)).isoformat(),
+            start=start.isoformat(),
+            end=end.isoformat(),
         )
 
     @app.get("/dags/{dag_id}")
@@ -160,6 +166,7 @@ def create_app() -> FastAPI:
             "flow.html.j2",
             request,
             ref=ref,
+            names=config.protocol.name_of,
             reports=flow_reports(settings, agreement, flow),
             receipts=receipts,
             destruction=destruction,
@@ -239,6 +246,8 @@ def create_app() -> FastAPI:
         if not identifier:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "no subject identifier given")
         rows = await run_in_threadpool(_trail, identifier)
+        # Who looked a subject up, and when, is kept in the API server's log for IG; never whom.
+        log.info("subject look-up by Airflow user %s: %d event(s) found", user.get_name(), len(rows))
         return _page("subject.html.j2", request, rows=rows)
 
     return app
