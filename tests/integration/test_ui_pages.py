@@ -253,3 +253,19 @@ def test_the_ig_role_is_a_listed_user_or_a_listed_role_of_the_auth_manager(monke
 
     monkeypatch.setenv("AIRFLOW__TRANSFERS__IG_ROLES", "ig officer,Admin")
     assert is_ig(admin) and is_ig(fab_user)  # SimpleAuthManager's role, FAB's role names, in any case
+
+
+def test_every_airflow_process_loads_the_plugin_but_only_a_request_builds_the_pages():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from airflow import plugins_manager\n"
+        "plugins_manager.ensure_plugins_loaded()\n"
+        "[p] = [p for p in plugins_manager._get_plugins()[0] if p.name == 'isp_transfers']\n"
+        "print(p.fastapi_apps[0]['url_prefix'], 'transfers_airflow.ui.app' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Found through its entry point (no plugins folder), and the task runners that load it import no FastAPI app.
+    assert done.stdout.split() == ["/transfers", "False"]

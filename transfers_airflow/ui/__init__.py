@@ -6,3 +6,6 @@ instead of HTML files on the scheduler's disk. ``plugin`` registers the plugin (
 ``airflow.plugins`` in pyproject.toml, so an installed package is found without a plugins
 folder); ``app`` is the FastAPI app it mounts in the API server; ``auth`` says who may see what.
 """
+
+#: Where the API server mounts the pages.
+URL_PREFIX = "/transfers"

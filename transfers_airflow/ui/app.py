@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/transfers"
 #: The form field of the subject look-up; sent by POST so the identifier is in no URL, log or history.
 IDENTIFIER = "identifier"
 HEADERS = {
