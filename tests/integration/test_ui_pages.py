@@ -10,6 +10,7 @@ a recording proxy, except those to the API server on 127.0.0.1.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import urllib.error
@@ -146,7 +147,10 @@ def test_a_request_without_an_airflow_login_is_refused(site):
     ):
         status, body = site.server.get(path)
         assert status == 401, path
-        assert "Sign in to Airflow" in body and "Records checked" not in body
+        assert "Records checked" not in body and "total-disclosures" not in body
+        # A link to Airflow's own login page, coming back here once signed in.
+        login = re.search(r'id="login" href="([^"]+)"', body)
+        assert login and html.unescape(login.group(1)) == f"/auth/login?{urlencode({'next': site.server.url + path})}"
         status, _ = site.server.get(path, token="not-a-token")
         assert status in (401, 403), path
     status, _ = site.server.get("/transfers/subjects", data=b"identifier=9990001236")
