@@ -180,11 +180,15 @@ def _exclusions(runs: Iterable[PrivacyResult]) -> list[dict[str, Any]]:
 
 def _notices(ledger: Ledger, notices: list[Notice], names: Callable[[str], str]) -> list[dict[str, Any]]:
     """One row per (flow, recipient, kind, month) of notices sent, with where their confirmations stand."""
-    from transfers.notice_confirmations import confirmation_of
+    from transfers.notice_confirmations import confirmation_statuses
 
+    if not notices:
+        return []
+    # Every notice's status in one pass (a refused confirmation is only known from the whole ledger).
+    statuses = {(s.recipient, s.reference): s for s in confirmation_statuses(ledger)}
     groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for notice in notices:
-        status = confirmation_of(ledger, notice)
+        status = statuses[(notice.recipient or "", notice.reference)]
         period = notice.when.strftime("%Y-%m")
         row = groups.setdefault(
             (notice.flow or "", notice.recipient or "", notice.notice, period),
