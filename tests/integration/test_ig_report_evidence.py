@@ -67,8 +67,15 @@ def _report(cli, out_dir: Path) -> tuple[str, str, dict[str, list[dict]]]:
     html = out_dir / f"ig_{start}_{end}.html"
     rendered = render_offline(html)
     assert rendered.requests == []  # the new sections call out to nothing either
-    sections = ("consent_exclusions", "notices", "flow_bases", "field_sharing", "pseudonym_keys",
-                "pseudonym_key_events", "ledger_verification")
+    sections = (
+        "consent_exclusions",
+        "notices",
+        "flow_bases",
+        "field_sharing",
+        "pseudonym_keys",
+        "pseudonym_key_events",
+        "ledger_verification",
+    )
     rows = {}
     for section in sections:
         with (out_dir / f"{html.stem}_{section}.csv").open() as fh:
@@ -82,9 +89,14 @@ def ran(world, gpg_partner, cli):
     numbers = [_plain(n) for n in synthetic.ed_attendances(30, LOGICAL_DATE)["nhs_number"]]
     for day in (LOGICAL_DATE, NIGHT2):
         write_ed(world, _ed_with_deaths(day), day)
-    register = write_list(world, "consent.csv", [
-        {"subject": numbers[0], "status": "withdrawn", "effective": "2026-01-01"},
-        {"subject": numbers[1], "status": "restricted", "effective": "2026-01-01"}])
+    register = write_list(
+        world,
+        "consent.csv",
+        [
+            {"subject": numbers[0], "status": "withdrawn", "effective": "2026-01-01"},
+            {"subject": numbers[1], "status": "restricted", "effective": "2026-01-01"},
+        ],
+    )
     opt_outs = write_list(world, "opt_outs.csv", [{"nhs_number": numbers[2]}, {"nhs_number": numbers[3]}])
 
     def declare(data: dict) -> None:
@@ -94,15 +106,27 @@ def ran(world, gpg_partner, cli):
         flow["consent"] = {
             "basis": "consent",
             "consent_register": {"kind": "csv", "connection": "rft_exports", "path": register},
-            "opt_outs": {"kind": "csv", "connection": "rft_exports", "path": opt_outs, "subject": "nhs_number",
-                         "status": None, "effective": None}}
+            "opt_outs": {
+                "kind": "csv",
+                "connection": "rft_exports",
+                "path": opt_outs,
+                "subject": "nhs_number",
+                "status": None,
+                "effective": None,
+            },
+        }
 
     edit_agreement(world, declare)
-    results = {"A": [run_flow(world.run("mash-referrals.A"), world.resolvers())],
-               "B": [run_flow(world.run("mash-referrals.B"), world.resolvers())]}
+    results = {
+        "A": [run_flow(world.run("mash-referrals.A"), world.resolvers())],
+        "B": [run_flow(world.run("mash-referrals.B"), world.resolvers())],
+    }
     referral = list(synthetic.referrals(40, LOGICAL_DATE)["nhs_number"])[0]
-    for args in (("consent", "withdraw", referral), ("consent", "withdraw", numbers[8]),
-                 ("correct", referral, "--fields", "risk_level,category", "--reference", "RECT-1")):
+    for args in (
+        ("consent", "withdraw", referral),
+        ("consent", "withdraw", numbers[8]),
+        ("correct", referral, "--fields", "risk_level,category", "--reference", "RECT-1"),
+    ):
         told = cli(*args)
         assert told.exit_code == 0, told.output
     # The next night's run of B leaves out the subject the sender was told of (withdrawn by notice).
@@ -111,7 +135,8 @@ def ran(world, gpg_partner, cli):
 
 
 def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_verified_ledger_head(
-        world, gpg_partner, cli, tmp_path, ran):
+    world, gpg_partner, cli, tmp_path, ran
+):
     require_part("chromium", chromium_path() is not None, "apt-get install -y chromium")
     results, numbers, referral = ran
     out_dir = tmp_path / "ig"
@@ -133,14 +158,16 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
     assert {f: +c for f, c in by_flow.items()} == {f: +c for f, c in expected.items()}
     assert sum(int(r["runs"]) for r in rows["consent_exclusions"]) == sum(len(r) for r in results.values())
     assert sum(int(r["rows_sent"]) for r in rows["consent_exclusions"]) == sum(
-        run["prepare"]["rows_out"] for runs in results.values() for run in runs)
+        run["prepare"]["rows_out"] for runs in results.values() for run in runs
+    )
 
     # 2. Notices: what each recipient's gpg decrypts, by kind.
     received = Counter()
     for partner, remote_dir in (("south-yorkshire-police", SYP), ("rotherham-childrens-services", CS)):
         received.update((partner, n["notice"]) for n in notices(world, gpg_partner, remote_dir))
-    assert received[("south-yorkshire-police", "correction")] and received[("rotherham-childrens-services",
-                                                                            "withdrawal")]
+    assert (
+        received[("south-yorkshire-police", "correction")] and received[("rotherham-childrens-services", "withdrawal")]
+    )
     reported = Counter()
     for row in rows["notices"]:
         reported[(row["recipient"], row["notice"])] += int(row["sent"])
@@ -157,7 +184,10 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
         consent = world.config.flow(key).flow.consent
         row = bases[key]
         assert (row["basis"], row["ground_id"] or None, row["legal_basis_id"] or None) == (
-            consent.basis, consent.ground, consent.legal_basis)
+            consent.basis,
+            consent.ground,
+            consent.legal_basis,
+        )
         ran_on = Counter(run["prepare"]["basis"] for run in results[key[-1]])
         assert (int(row["runs_consent"]), int(row["runs_statutory"])) == (ran_on["consent"], ran_on["statutory"])
         assert int(row["shares_without_consent"]) == len(payloads(world, "shared-without-consent", key))
@@ -184,8 +214,9 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
     assert set(delivered_b["nhs_number"]) <= kept
 
     # 5. The pseudonym key ids, and never the key: the ids the notices and disclosures carry.
-    key_ids = {k for remote_dir in (SYP, CS) for n in notices(world, gpg_partner, remote_dir)
-               for k in n["subject"]["key_ids"]}
+    key_ids = {
+        k for remote_dir in (SYP, CS) for n in notices(world, gpg_partner, remote_dir) for k in n["subject"]["key_ids"]
+    }
     for key in ("mash-referrals.A", "mash-referrals.B"):
         [row] = [r for r in rows["pseudonym_keys"] if r["flow"] == key]
         made = payloads(world, "disclosure", key)

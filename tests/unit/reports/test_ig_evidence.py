@@ -36,8 +36,15 @@ def world(tmp_path):
 
 
 def _privacy(flow: str, day: date, excluded: dict[str, int], sent: int) -> PrivacyResult:
-    return PrivacyResult(agreement="mash-referrals", flow=flow, logical_date=day, excluded=excluded,
-                         basis="consent", rows_screened=sent + sum(excluded.values()), rows_sent=sent)
+    return PrivacyResult(
+        agreement="mash-referrals",
+        flow=flow,
+        logical_date=day,
+        excluded=excluded,
+        basis="consent",
+        rows_screened=sent + sum(excluded.values()),
+        rows_sent=sent,
+    )
 
 
 def test_a_retried_night_counts_once_with_its_last_screening_and_an_unknown_reason_stays_in_the_total(world):
@@ -59,37 +66,90 @@ def test_a_retried_night_counts_once_with_its_last_screening_and_an_unknown_reas
 def test_notices_are_counted_by_where_their_confirmations_stand(world):
     settings, config, ledger = world
     for n, (kind, occasion) in enumerate((("withdrawal", "withdrawn"), ("correction", "R1"), ("correction", "R2"))):
-        ledger.record(Notice(agreement="mash-referrals", flow=A, recipient=SYP, notice=kind, lookup=f"l{n}",
-                             occasion=occasion, fields=("risk_level",) if kind == "correction" else (),
-                             reference=f"ref{n}"))
-    ledger.record(NoticeConfirmed(agreement="mash-referrals", flow=A, recipient=SYP, reference="ref1",
-                                  notice="correction", rows=3))
-    ledger.record(NoticeConfirmationRefused(agreement="mash-referrals", flow=A, recipient=SYP, reference="ref2",
-                                            reason="signature did not verify"))
+        ledger.record(
+            Notice(
+                agreement="mash-referrals",
+                flow=A,
+                recipient=SYP,
+                notice=kind,
+                lookup=f"l{n}",
+                occasion=occasion,
+                fields=("risk_level",) if kind == "correction" else (),
+                reference=f"ref{n}",
+            )
+        )
+    ledger.record(
+        NoticeConfirmed(
+            agreement="mash-referrals", flow=A, recipient=SYP, reference="ref1", notice="correction", rows=3
+        )
+    )
+    ledger.record(
+        NoticeConfirmationRefused(
+            agreement="mash-referrals", flow=A, recipient=SYP, reference="ref2", reason="signature did not verify"
+        )
+    )
 
     doc = evidence(settings, config, ledger, SINCE, UNTIL)
 
     rows = {r["notice"]: r for r in doc["notices"]}
     assert (rows["withdrawal"]["sent"], rows["withdrawal"]["unconfirmed"]) == (1, 1)
     correction = rows["correction"]
-    assert (correction["sent"], correction["confirmed"], correction["refused"], correction["unconfirmed"],
-            correction["rows_confirmed"], correction["fields"]) == (2, 1, 1, 0, 3, ["risk_level"])
+    assert (
+        correction["sent"],
+        correction["confirmed"],
+        correction["refused"],
+        correction["unconfirmed"],
+        correction["rows_confirmed"],
+        correction["fields"],
+    ) == (2, 1, 1, 0, 3, ["risk_level"])
     totals = doc["evidence_totals"]
-    assert (totals["withdrawal_notices"], totals["correction_notices"], totals["notices_confirmed"],
-            totals["notices_unconfirmed"]) == (1, 2, 1, 2)
+    assert (
+        totals["withdrawal_notices"],
+        totals["correction_notices"],
+        totals["notices_confirmed"],
+        totals["notices_unconfirmed"],
+    ) == (1, 2, 1, 2)
 
 
 def test_key_ids_across_a_rotation_are_listed_per_flow_without_the_key(world):
     settings, config, ledger = world
-    ledger.record(PseudonymKey(agreement="mash-referrals", flow=A, logical_date=DAY, domain="mash-referrals",
-                               key_id=OLD_KEY, key_fingerprint="a" * 16))
-    ledger.record(Disclosure(agreement="mash-referrals", flow=A, logical_date=DAY, recipient=SYP, rows=5,
-                             pseudonym_key_id=OLD_KEY))
-    ledger.record(PseudonymKey(agreement="mash-referrals", flow=A, logical_date=NEXT, domain="mash-referrals",
-                               key_id="mash-2026-04", key_fingerprint="b" * 16, event="rotation",
-                               previous={"domain": "mash-referrals", "key_id": OLD_KEY, "key_fingerprint": "a" * 16}))
-    ledger.record(Disclosure(agreement="mash-referrals", flow=A, logical_date=NEXT, recipient=SYP, rows=5,
-                             pseudonym_key_id="mash-2026-04"))
+    ledger.record(
+        PseudonymKey(
+            agreement="mash-referrals",
+            flow=A,
+            logical_date=DAY,
+            domain="mash-referrals",
+            key_id=OLD_KEY,
+            key_fingerprint="a" * 16,
+        )
+    )
+    ledger.record(
+        Disclosure(
+            agreement="mash-referrals", flow=A, logical_date=DAY, recipient=SYP, rows=5, pseudonym_key_id=OLD_KEY
+        )
+    )
+    ledger.record(
+        PseudonymKey(
+            agreement="mash-referrals",
+            flow=A,
+            logical_date=NEXT,
+            domain="mash-referrals",
+            key_id="mash-2026-04",
+            key_fingerprint="b" * 16,
+            event="rotation",
+            previous={"domain": "mash-referrals", "key_id": OLD_KEY, "key_fingerprint": "a" * 16},
+        )
+    )
+    ledger.record(
+        Disclosure(
+            agreement="mash-referrals",
+            flow=A,
+            logical_date=NEXT,
+            recipient=SYP,
+            rows=5,
+            pseudonym_key_id="mash-2026-04",
+        )
+    )
 
     doc = evidence(settings, config, ledger, SINCE, UNTIL)
 
@@ -98,7 +158,9 @@ def test_key_ids_across_a_rotation_are_listed_per_flow_without_the_key(world):
     assert (keys[(A, "mash-2026-04")]["configured"], keys[(A, "mash-2026-04")]["disclosures"]) == (True, 1)
     assert (keys[(B, "mash-2026-04")]["configured"], keys[(B, "mash-2026-04")]["disclosures"]) == (True, 0)
     assert [(e["event"], e["key_id"], e["previous_key_id"]) for e in doc["pseudonym_key_events"]] == [
-        ("first-use", OLD_KEY, ""), ("rotation", "mash-2026-04", OLD_KEY)]
+        ("first-use", OLD_KEY, ""),
+        ("rotation", "mash-2026-04", OLD_KEY),
+    ]
     assert doc["evidence_totals"]["key_ids"] == sorted([OLD_KEY, "mash-2026-04"])
     assert "a" * 16 not in repr(doc) and "b" * 16 not in repr(doc)
     [check] = doc["ledger_verification"]
