@@ -20,17 +20,8 @@ import pytest
 
 from tests.browser import chromium_path, render_offline
 from tests.conftest import require_part
+from tests.integration import privacy_world as pw
 from tests.integration.conftest import LOGICAL_DATE, files_containing
-from tests.integration.privacy_world import (
-    edit_agreement,
-    flow_of,
-    notices,
-    payloads,
-    pseudonyms,
-    sent,
-    write_ed,
-    write_list,
-)
 from transfers.consent import REASONS
 from transfers.devkit import synthetic
 from transfers.pipeline import run_flow
@@ -88,8 +79,8 @@ def ran(world, gpg_partner, cli):
     """The runs, withdrawals and correction the report is checked against; returns each run's results."""
     numbers = [_plain(n) for n in synthetic.ed_attendances(30, LOGICAL_DATE)["nhs_number"]]
     for day in (LOGICAL_DATE, NIGHT2):
-        write_ed(world, _ed_with_deaths(day), day)
-    register = write_list(
+        pw.write_ed(world, _ed_with_deaths(day), day)
+    register = pw.write_list(
         world,
         "consent.csv",
         [
@@ -97,10 +88,10 @@ def ran(world, gpg_partner, cli):
             {"subject": numbers[1], "status": "restricted", "effective": "2026-01-01"},
         ],
     )
-    opt_outs = write_list(world, "opt_outs.csv", [{"nhs_number": numbers[2]}, {"nhs_number": numbers[3]}])
+    opt_outs = pw.write_list(world, "opt_outs.csv", [{"nhs_number": numbers[2]}, {"nhs_number": numbers[3]}])
 
     def declare(data: dict) -> None:
-        flow = flow_of(data, "B")
+        flow = pw.flow_of(data, "B")
         flow["fields"]["date_of_death"] = {"share": "drop"}
         flow["deceased"] = {"date_of_death": "date_of_death"}
         flow["consent"] = {
@@ -116,7 +107,7 @@ def ran(world, gpg_partner, cli):
             },
         }
 
-    edit_agreement(world, declare)
+    pw.edit_agreement(world, declare)
     results = {
         "A": [run_flow(world.run("mash-referrals.A"), world.resolvers())],
         "B": [run_flow(world.run("mash-referrals.B"), world.resolvers())],
@@ -164,7 +155,7 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
     # 2. Notices: what each recipient's gpg decrypts, by kind.
     received = Counter()
     for partner, remote_dir in (("south-yorkshire-police", SYP), ("rotherham-childrens-services", CS)):
-        received.update((partner, n["notice"]) for n in notices(world, gpg_partner, remote_dir))
+        received.update((partner, n["notice"]) for n in pw.notices(world, gpg_partner, remote_dir))
     assert (
         received[("south-yorkshire-police", "correction")] and received[("rotherham-childrens-services", "withdrawal")]
     )
@@ -190,16 +181,16 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
         )
         ran_on = Counter(run["prepare"]["basis"] for run in results[key[-1]])
         assert (int(row["runs_consent"]), int(row["runs_statutory"])) == (ran_on["consent"], ran_on["statutory"])
-        assert int(row["shares_without_consent"]) == len(payloads(world, "shared-without-consent", key))
+        assert int(row["shares_without_consent"]) == len(pw.payloads(world, "shared-without-consent", key))
     assert "statutory (without consent)" in dom and bases["mash-referrals.A"]["ground"] in dom
 
     # 4. How each field was shared: the rule, and what the recipient's file holds.
     fields = {(r["flow"], r["field"]): r for r in rows["field_sharing"]}
-    delivered_b = sent(world, gpg_partner, CS)
+    delivered_b = pw.sent(world, gpg_partner, CS)
     for (key, name), row in fields.items():
         spec = world.config.flow(key).flow.fields[name]
         assert row["share"] == spec.share
-        disclosures = [p for p in payloads(world, "disclosure", key)]
+        disclosures = pw.payloads(world, "disclosure", key)
         assert int(row["disclosures"]) == sum(name in p["fields"] for p in disclosures)
         assert int(row["period_disclosures"]) == len(disclosures)
         if key.endswith(".B"):
@@ -209,20 +200,23 @@ def test_the_ig_report_shows_what_the_runs_excluded_notified_and_shared_and_the_
     assert fields[("mash-referrals.B", "postcode")]["how"] == "generalised to postcode district"
     assert delivered_b["postcode"].str.fullmatch(r"[A-Z]{1,2}\d[A-Z\d]?|").all()
     assert fields[("mash-referrals.B", "presenting_complaint")]["how"] == "not shared"
-    kept = set(pseudonyms(world, "mash-referrals.B", numbers).values())
+    kept = set(pw.pseudonyms(world, "mash-referrals.B", numbers).values())
     assert fields[("mash-referrals.B", "nhs_number")]["how"].startswith("pseudonymised")
     assert set(delivered_b["nhs_number"]) <= kept
 
     # 5. The pseudonym key ids, and never the key: the ids the notices and disclosures carry.
     key_ids = {
-        k for remote_dir in (SYP, CS) for n in notices(world, gpg_partner, remote_dir) for k in n["subject"]["key_ids"]
+        k
+        for remote_dir in (SYP, CS)
+        for n in pw.notices(world, gpg_partner, remote_dir)
+        for k in n["subject"]["key_ids"]
     }
     for key in ("mash-referrals.A", "mash-referrals.B"):
         [row] = [r for r in rows["pseudonym_keys"] if r["flow"] == key]
-        made = payloads(world, "disclosure", key)
+        made = pw.payloads(world, "disclosure", key)
         assert {row["key_id"]} == {p["pseudonym_key_id"] for p in made} == key_ids
         assert int(row["disclosures"]) == len(made) and row["configured"] == "True"
-    first_use = payloads(world, "pseudonym-key")
+    first_use = pw.payloads(world, "pseudonym-key")
     assert [r["event"] for r in rows["pseudonym_key_events"]] == [p["event"] for p in first_use]
     secrets = [world.secrets["mash_pseudonym_key"]] + [p["key_fingerprint"] for p in first_use]
     assert files_containing(out_dir, secrets) == []

@@ -93,22 +93,10 @@ def test_notices_are_counted_by_where_their_confirmations_stand(world):
 
     rows = {r["notice"]: r for r in doc["notices"]}
     assert (rows["withdrawal"]["sent"], rows["withdrawal"]["unconfirmed"]) == (1, 1)
-    correction = rows["correction"]
-    assert (
-        correction["sent"],
-        correction["confirmed"],
-        correction["refused"],
-        correction["unconfirmed"],
-        correction["rows_confirmed"],
-        correction["fields"],
-    ) == (2, 1, 1, 0, 3, ["risk_level"])
-    totals = doc["evidence_totals"]
-    assert (
-        totals["withdrawal_notices"],
-        totals["correction_notices"],
-        totals["notices_confirmed"],
-        totals["notices_unconfirmed"],
-    ) == (1, 2, 1, 2)
+    states = ("sent", "confirmed", "refused", "unconfirmed", "rows_confirmed", "fields")
+    assert {k: rows["correction"][k] for k in states} == dict(zip(states, (2, 1, 1, 0, 3, ["risk_level"]), strict=True))
+    totals = ("withdrawal_notices", "correction_notices", "notices_confirmed", "notices_unconfirmed")
+    assert [doc["evidence_totals"][k] for k in totals] == [1, 2, 1, 2]
 
 
 def test_key_ids_across_a_rotation_are_listed_per_flow_without_the_key(world):
