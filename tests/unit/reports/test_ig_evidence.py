@@ -153,3 +153,33 @@ def test_key_ids_across_a_rotation_are_listed_per_flow_without_the_key(world):
     assert "a" * 16 not in repr(doc) and "b" * 16 not in repr(doc)
     [check] = doc["ledger_verification"]
     assert (check["status"], check["head_seq"]) == ("verified", 4)
+
+
+@pytest.mark.parametrize("resolver", ["none", "environment"])
+def test_an_s3_archive_whose_connection_is_not_resolvable_is_listed_as_not_checked(
+    tmp_path, world, monkeypatch, resolver
+):
+    import shutil
+
+    from transfers.connections import env_connection
+
+    settings, _config, ledger = world
+    shutil.copytree(PROJECT_ROOT / "config", tmp_path / "config")
+    path = tmp_path / "config" / "agreements" / "mash-referrals.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "archive: {period: P6M, dir: archive}",
+            "archive: {period: P6M, bucket: mash-archive, connection: archive_s3}",
+            1,
+        )
+    )
+    config = load_config(tmp_path / "config", today=NEXT)
+    ledger.record(_privacy(B, DAY, {}, 30))
+
+    monkeypatch.delenv("AIRFLOW_CONN_ARCHIVE_S3", raising=False)  # not set on this machine
+    connection = env_connection if resolver == "environment" else None
+    [check] = evidence(settings, config, ledger, SINCE, UNTIL, connection=connection)["ledger_verification"]
+
+    assert (check["status"], check["head_seq"], check["manifest_heads"]) == ("verified", 1, 0)
+    [line] = check["not_checked"]
+    assert "archived manifests not read" in line and "archive_s3" in line
