@@ -115,8 +115,9 @@ def pseudonym_keys(config: Config, disclosures: list[Disclosure]) -> list[dict[s
             continue
         used = row(disclosure.flow or "", disclosure.agreement, disclosure.pseudonym_key_id)
         used["disclosures"] += 1
-        if disclosure.recipient and disclosure.recipient not in used["recipients"]:
-            used["recipients"].append(disclosure.recipient)
+        recipient = config.protocol.name_of(disclosure.recipient) if disclosure.recipient else ""
+        if recipient and recipient not in used["recipients"]:
+            used["recipients"].append(recipient)
         day = ds_of(disclosure)
         used["first"] = min(used["first"] or day, day)
         used["last"] = max(used["last"] or day, day)
