@@ -5,6 +5,7 @@ sender, the dry run and the report command, and the reports opened offline in he
 from __future__ import annotations
 
 import csv
+import re
 from datetime import timedelta
 
 import pytest
@@ -215,6 +216,13 @@ def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     for name in SIX:
         assert f'<section id="{name.lower()}">' in scorecard.dom and name in scorecard.dom
     assert "Records to fix" in scorecard.dom and "Recent runs" in scorecard.dom
+    # the headline, and the trend charts with this run's figures (Chromium keeps each chart's description)
+    assert re.search(r'<p class="headline quarantine" id="headline">.*?Held back.*?1 of 30 records held back', scorecard.dom,
+                     re.S)
+    assert re.search(rf'<desc id="trend-records-desc">Records checked per run: [^<]*{LOGICAL_DATE}: 30\.</desc>',
+                     scorecard.dom)
+    assert re.search(rf'<desc id="trend-accuracy-desc">[^<]*{LOGICAL_DATE}: 3\.3%\.</desc>', scorecard.dom)
+    assert scorecard.dom.count('<svg class="chart"') == 7
 
     notice = render_offline(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.html")
     assert notice.requests == []

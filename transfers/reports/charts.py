@@ -1,4 +1,4 @@
-"""Inline SVG charts for the reports: a line chart and a bar chart, drawn as text.
+"""Inline SVG charts for the reports: line and bar charts, drawn as text.
 
 The reports are opened on locked-down machines and must never call out, so a
 chart is a few SVG shapes written into the page: no script, no stylesheet or
@@ -22,9 +22,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Literal
 
 Value = float | int | None
 Formatter = Callable[[float], str]
+Kind = Literal["line", "bar"]
 
 INK = "#1b1b1b"  # text and lines: black on paper
 MARK = "#35506b"  # bars and points: a dark slate that prints as a dark grey
@@ -86,7 +88,8 @@ def nice_top(largest: float, *, cap: float | None = None) -> float:
     return min(top, cap) if cap is not None and largest <= cap else top
 
 
-def line_chart(
+def chart(
+    kind: Kind,
     labels: Sequence[str],
     values: Sequence[Value],
     *,
@@ -97,78 +100,73 @@ def line_chart(
     highlight: int | None = None,
     frame: Frame = Frame(),
 ) -> str:
-    """A line through ``values`` at evenly spaced ``labels``; a ``None`` breaks the line.
+    """A ``line`` through ``values`` at evenly spaced ``labels`` (a ``None`` breaks it), or a ``bar`` per label.
+
+    A bar is labelled with its figure where the label fits above it; a zero is a bar of no height,
+    labelled ``0``; a ``None`` draws nothing and is told as "no figure".
 
     Args:
         ident: unique on the page (letters, digits, ``-``); ids of the title and description derive from it.
         title: what the chart shows; the description adds each label with its figure.
         fmt: formats a value for the axis, the labels and the description.
         top: the axis top (default: :func:`nice_top` of the largest value); pass one to compare charts.
-        highlight: the index of the point to stand out (this run): larger, square, and labelled with its figure.
+        highlight: the index of the mark to stand out (this run): larger, outlined, and labelled with its figure.
     """
     top = top if top is not None else nice_top(max((v for v in values if v is not None), default=0))
     parts = _open(ident, title, labels, values, fmt, frame)
     if labels:
-        xs = _xs(len(labels), frame, inset=0.0)
-        parts += _y_axis(top, fmt, frame) + _x_labels(labels, xs, frame)
-        points = [(x, frame.y(v, top), i, v) for i, (x, v) in enumerate(zip(xs, values, strict=True)) if v is not None]
-        for run in _runs(values, xs, frame, top):
-            if len(run) > 1:
-                coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
-                parts.append(f'<polyline class="line" points="{coords}" fill="none" stroke="{MARK}" stroke-width="2"/>')
-        for x, y, i, v in points:
-            tip = f"<title>{escape(labels[i])}: {escape(fmt(v))}</title>"
-            if i == highlight:
-                parts.append(
-                    f'<rect class="point current" x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
-                    f'fill="{HIGHLIGHT}" stroke="{INK}" stroke-width="1.5">{tip}</rect>'
-                )
-                parts.append(_text(x, max(y - 9, FONT_SIZE), fmt(v), anchor=_anchor(x, frame), weight="bold"))
-            else:
-                parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{MARK}">{tip}</circle>')
+        draw = _line if kind == "line" else _bars
+        parts += draw(labels, values, fmt, top, highlight, frame)
     return "".join(parts) + "</svg>"
 
 
-def bar_chart(
-    labels: Sequence[str],
-    values: Sequence[Value],
-    *,
-    ident: str,
-    title: str,
-    fmt: Formatter = count,
-    top: float | None = None,
-    highlight: int | None = None,
-    frame: Frame = Frame(),
-) -> str:
-    """One bar per label, each labelled with its figure where the label fits above it.
-
-    Arguments as :func:`line_chart`. A ``None`` draws no bar and is told as "no figure"; a zero is a
-    bar of no height and is labelled ``0``.
-    """
-    top = top if top is not None else nice_top(max((v for v in values if v is not None), default=0))
-    parts = _open(ident, title, labels, values, fmt, frame)
-    if labels:
-        slot = frame.plot_width / len(labels)
-        bar = max(min(slot * 0.7, 48.0), 1.0)
-        xs = _xs(len(labels), frame, inset=slot / 2)
-        parts += _y_axis(top, fmt, frame) + _x_labels(labels, xs, frame)
-        for i, (x, v) in enumerate(zip(xs, values, strict=True)):
-            if v is None:
-                continue
-            y = frame.y(v, top)
-            current = i == highlight
-            look = (
-                f'class="bar current" fill="{HIGHLIGHT}" stroke="{INK}" stroke-width="2"'
-                if current
-                else f'class="bar" fill="{MARK}"'
-            )
+def _line(
+    labels: Sequence[str], values: Sequence[Value], fmt: Formatter, top: float, highlight: int | None, frame: Frame
+) -> list[str]:
+    xs = _xs(len(labels), frame, inset=0.0)
+    parts = _y_axis(top, fmt, frame) + _x_labels(labels, xs, frame)
+    for run in _runs(values, xs, frame, top):
+        if len(run) > 1:
+            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            parts.append(f'<polyline class="line" points="{coords}" fill="none" stroke="{MARK}" stroke-width="2"/>')
+    for i, (x, v) in enumerate(zip(xs, values, strict=True)):
+        if v is None:
+            continue
+        y, tip = frame.y(v, top), f"<title>{escape(labels[i])}: {escape(fmt(v))}</title>"
+        if i == highlight:  # a square among circles: told by shape as well as colour
             parts.append(
-                f'<rect {look} x="{x - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
-                f'height="{frame.baseline - y:.1f}"><title>{escape(labels[i])}: {escape(fmt(v))}</title></rect>'
+                f'<rect class="point current" x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
+                f'fill="{HIGHLIGHT}" stroke="{INK}" stroke-width="1.5">{tip}</rect>'
             )
-            if len(fmt(v)) * _CHAR_WIDTH <= slot or current:
-                parts.append(_text(x, max(y - 4, FONT_SIZE), fmt(v), weight="bold" if current else None))
-    return "".join(parts) + "</svg>"
+            parts.append(_text(x, max(y - 9, FONT_SIZE), fmt(v), anchor=_anchor(x, frame), weight="bold"))
+        else:
+            parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{MARK}">{tip}</circle>')
+    return parts
+
+
+def _bars(
+    labels: Sequence[str], values: Sequence[Value], fmt: Formatter, top: float, highlight: int | None, frame: Frame
+) -> list[str]:
+    slot = frame.plot_width / len(labels)
+    bar = max(min(slot * 0.7, 48.0), 1.0)
+    xs = _xs(len(labels), frame, inset=slot / 2)
+    parts = _y_axis(top, fmt, frame) + _x_labels(labels, xs, frame)
+    for i, (x, v) in enumerate(zip(xs, values, strict=True)):
+        if v is None:
+            continue
+        y, current = frame.y(v, top), i == highlight
+        look = (
+            f'class="bar current" fill="{HIGHLIGHT}" stroke="{INK}" stroke-width="2"'
+            if current
+            else f'class="bar" fill="{MARK}"'
+        )  # outlined as well as coloured
+        parts.append(
+            f'<rect {look} x="{x - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+            f'height="{frame.baseline - y:.1f}"><title>{escape(labels[i])}: {escape(fmt(v))}</title></rect>'
+        )
+        if len(fmt(v)) * _CHAR_WIDTH <= slot or current:
+            parts.append(_text(x, max(y - 4, FONT_SIZE), fmt(v), weight="bold" if current else None))
+    return parts
 
 
 def describe(title: str, labels: Sequence[str], values: Sequence[Value], fmt: Formatter = count) -> str:

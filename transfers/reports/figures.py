@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from transfers.agreement import DIMENSIONS
-from transfers.reports.charts import Frame, bar_chart, count, line_chart, nice_top, percent
+from transfers.reports.charts import Frame, chart, count, nice_top, percent
 
 MAX_SERIES = 6  # more small charts than this is a wall of pictures: one chart of the totals instead
 MAX_MONTHS = 24  # a longer period shows the months that had disclosures, not every month between
@@ -47,8 +47,14 @@ def quality_trend(trend: Sequence[Mapping[str, Any]], names: Mapping[str, str]) 
     figures = [
         Figure(
             f"Records checked per run: {_figure(rows[-1], count)} in this run",
-            bar_chart(
-                labels, rows, ident="trend-records", title="Records checked per run", highlight=current, frame=_WIDE
+            chart(
+                "bar",
+                labels,
+                rows,
+                ident="trend-records",
+                title="Records checked per run",
+                highlight=current,
+                frame=_WIDE,
             ),
         )
     ]
@@ -59,7 +65,8 @@ def quality_trend(trend: Sequence[Mapping[str, Any]], names: Mapping[str, str]) 
         figures.append(
             Figure(
                 f"{names[d]}: {_figure(shares[d][-1], percent)} failing in this run",
-                line_chart(
+                chart(
+                    "line",
                     labels,
                     shares[d],
                     ident=f"trend-{d}",
@@ -101,7 +108,7 @@ def disclosures_per_month(doc: Mapping[str, Any]) -> list[Figure]:
         figures.append(
             Figure(
                 f"{what}: {count(sum(values))} records disclosed",
-                bar_chart(months, values, ident=f"disclosures-{i + 1}", title=title, top=top, frame=frame),
+                chart("bar", months, values, ident=f"disclosures-{i + 1}", title=title, top=top, frame=frame),
             )
         )
     return figures
