@@ -34,13 +34,13 @@ class Figure:
 
 
 def quality_trend(trend: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> list[Figure]:
-    """The scorecard's trend charts from its trend rows (``transfers.reports.trend_rows``), this run last.
+    """The scorecard's trend charts from its trend rows (``transfers.reports.trend_rows``), this run last; none for one run.
 
     Args:
         names: each characteristic's display name.
     """
-    if not trend:
-        return []
+    if len(trend) < 2:
+        return []  # a first run has nothing to compare with; its figures are in the summary above
     labels = [str(t["logical_date"]) for t in trend]
     current = len(trend) - 1
     rows: list[int | None] = [t["rows"] for t in trend]
