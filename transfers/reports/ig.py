@@ -47,6 +47,7 @@ from transfers.agreement import Config
 from transfers.files import write_atomic
 from transfers.ledger.records import Destroyed, Disclosure, Incident, Purged, PurgeFailed, SharedWithoutConsent, stamp
 from transfers.reports.destruction import DisclosureDestruction, destruction_statuses
+from transfers.reports.figures import disclosures_per_month
 from transfers.reports.ig_evidence import CSV_COLUMNS as _EVIDENCE_CSV
 from transfers.reports.ig_evidence import evidence
 from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
@@ -233,7 +234,7 @@ def _day(day: date | None) -> str:
 
 
 def render_html(doc: dict) -> str:
-    return _env.get_template("ig.html.j2").render(doc=doc)
+    return _env.get_template("ig.html.j2").render(doc=doc, disclosure_charts=disclosures_per_month(doc))
 
 
 _CSV = {
