@@ -222,12 +222,13 @@ def create_app() -> FastAPI:
     @app.get("/ig", response_class=HTMLResponse)
     def ig(request: Request, user: User) -> HTMLResponse:
         from transfers.reports.ig import build, render_html
+        from transfers_airflow.resolvers import connection
 
         auth.require_ig(user)
         start, end = _period(request.query_params.get("from"), request.query_params.get("to"))
         settings, config = _settings_and_config()
-        with settings.open_ledger() as ledger:
-            doc = build(settings, config, ledger, start, end, now=datetime.now(UTC))
+        with settings.open_ledger() as ledger:  # S3 archives' connections through Airflow's, as the CLI's
+            doc = build(settings, config, ledger, start, end, now=datetime.now(UTC), connection=connection)
         return HTMLResponse(render_html(doc))
 
     @app.get("/subjects", response_class=HTMLResponse)
