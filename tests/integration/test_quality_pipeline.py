@@ -5,6 +5,7 @@ sender, the dry run and the report command, and the reports opened offline in he
 from __future__ import annotations
 
 import csv
+import re
 from datetime import timedelta
 
 import pytest
@@ -203,6 +204,9 @@ def test_check_is_a_dry_run_and_report_quality_prints_summary_and_paths(world, c
 
 def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     edit_flow_b(world, on_failure={"validity": "warn", "accuracy": "quarantine"})
+    yesterday = LOGICAL_DATE - timedelta(days=1)  # an earlier run, so the scorecard has a trend to draw
+    export_b(world, yesterday, synthetic.ed_attendances(28, yesterday, seed=5))
+    run_flow(world.run(FLOW_B, yesterday), world.resolvers())
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[1, "nhs_number"] = BAD_NHS
     frame.at[6, "safeguarding_flag"] = "maybe"
@@ -215,6 +219,13 @@ def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     for name in SIX:
         assert f'<section id="{name.lower()}">' in scorecard.dom and name in scorecard.dom
     assert "Records to fix" in scorecard.dom and "Recent runs" in scorecard.dom
+    # the headline, and the trend charts with this run's figures (Chromium keeps each chart's description)
+    assert re.search(r'<p class="headline quarantine" id="headline">.*?Held back.*?1 of 30 records held back', scorecard.dom,
+                     re.S)
+    assert (f'<desc id="trend-records-desc">Records checked per run: {yesterday}: 28; {LOGICAL_DATE}: 30.</desc>'
+            in scorecard.dom)
+    assert f"Accuracy: share of records failing per run: {yesterday}: 0%; {LOGICAL_DATE}: 3.3%.</desc>" in scorecard.dom
+    assert scorecard.dom.count('<svg class="chart"') == 7
 
     notice = render_offline(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.html")
     assert notice.requests == []

@@ -26,8 +26,10 @@ def report_ig(
     out_dir: Annotated[Path | None, typer.Option("--out", help="directory (default <home>/ig-reports)")] = None,
     now: Annotated[str | None, typer.Option("--now", help="judge holdings and reviews as on this date")] = None,
 ) -> None:
-    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews."""
+    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews,
+    consent exclusions, notices, each flow's basis and field sharing, pseudonym key ids, the ledger's verification."""
     from transfers.agreement import load_config
+    from transfers.connections import cli_connection
     from transfers.reports.ig import build, write_ig_report
 
     settings = load_settings()
@@ -40,7 +42,7 @@ def report_ig(
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
-            doc = build(settings, config, ledger, start, end, now=moment)
+            doc = build(settings, config, ledger, start, end, now=moment, connection=cli_connection)
         paths = write_ig_report(doc, out_dir or settings.layout.ig_reports)
     except TransferError as exc:
         fail(exc)
@@ -50,6 +52,12 @@ def report_ig(
               f"{t['overdue']} overdue; {t['destroyed_at_recipients']} destroyed at recipients (certified), "
               f"{t['destruction_overdue']} overdue there; {t['lapsed']} agreement(s) lapsed, "
               f"{t['due_for_review']} due for review; {t['incidents']} security incident(s)")
+    e = doc["evidence_totals"]
+    ledger_state = (f"ledger verified to entry {e['ledger_head_seq']}" if e["ledger_ok"] else
+                    "[bold red]ledger FAILED verification[/] (see the report's ledger section)")
+    out.print(f"{e['excluded']} record(s) left out by consent, opt-out or death; {e['withdrawal_notices']} withdrawal "
+              f"and {e['correction_notices']} correction notice(s) sent, {e['notices_confirmed']} confirmed; "
+              f"pseudonym key id(s) {escape(', '.join(e['key_ids'])) or 'none'}; {ledger_state}")
     for path in paths:
         out.print(f"  {escape(str(path))}", highlight=False)
 
