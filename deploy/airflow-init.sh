@@ -4,11 +4,13 @@
 #   1. as root: the shared volumes (task logs, TRANSFERS_HOME) become the airflow user's; a volume
 #      made by an earlier compose file, or restored from a backup, may be root's and unwritable;
 #   2. as the airflow user: Airflow's metadata database migrated (with FAB's user tables);
-#   3. the first admin user, once, its password from the airflow_admin_password secret;
+#   3. the first admin user, once, its password from the airflow_admin_password secret, and the
+#      FAB roles that open the IG pages (AIRFLOW__TRANSFERS__IG_ROLES), for the admin to give;
 #   4. the ledger opened and verified in its own database, as its own role;
 #   5. `transfers validate`: a broken agreement or an undefined connection stops the deployment
 #      here, with the file or id named, instead of failing the first night.
 set -euo pipefail
+shopt -s extglob
 
 airflow_uid="${AIRFLOW_UID:-50000}"
 if [[ "$airflow_uid" == 0 ]]; then
@@ -35,6 +37,15 @@ if [[ -s "$admin_password" ]]; then
   airflow users create --role Admin --username "${AIRFLOW_ADMIN_USER:-admin}" \
     --firstname "${AIRFLOW_ADMIN_FIRSTNAME:-Airflow}" --lastname "${AIRFLOW_ADMIN_LASTNAME:-Admin}" \
     --email "${AIRFLOW_ADMIN_EMAIL:-admin@localhost}" --password "$(cat "$admin_password")"
+fi
+
+if [[ -n "${AIRFLOW__TRANSFERS__IG_ROLES:-}" ]]; then
+  IFS=, read -r -a ig_roles <<< "$AIRFLOW__TRANSFERS__IG_ROLES"
+  for role in "${ig_roles[@]}"; do
+    role="${role##+([[:space:]])}" role="${role%%+([[:space:]])}"  # the setting's spaces after commas
+    echo "==> role '$role' (opens the IG report and the subject look-up; kept if it exists)"
+    airflow roles create "$role"
+  done
 fi
 
 echo "==> the disclosure ledger, in its own database"

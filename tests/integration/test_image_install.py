@@ -417,10 +417,12 @@ def test_airflow_init_migrates_makes_the_admin_opens_the_ledger_and_validates(im
                     "ON ur.user_id = u.id JOIN ab_role r ON r.id = ur.role_id"
                 )
             ).all()
+            roles = set(conn.execute(text("SELECT name FROM ab_role")).scalars())
             owners = set(conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")).scalars())
     finally:
         admin.dispose()
     assert ("admin", "Admin") in users
+    assert roles >= {"Admin", "Viewer", "IG Officer"}
     # Everything Airflow made is its own role's, none the superuser's.
     assert owners == {databases.airflow_role}
     if os.geteuid() == 0:

@@ -291,10 +291,13 @@ def test_airflow_init_is_a_valid_script_that_stops_at_the_first_failure():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = _code(script)
     assert "set -euo pipefail" in text
-    steps = [
-        s
-        for s in ("airflow db migrate", "airflow users create", "transfers ledger verify", "transfers validate")
-        if s in text
-    ]
-    assert steps == ["airflow db migrate", "airflow users create", "transfers ledger verify", "transfers validate"]
+    order = (
+        "airflow db migrate",
+        "airflow users create",
+        "airflow roles create",
+        "transfers ledger verify",
+        "transfers validate",
+    )
+    steps = [s for s in order if s in text]
+    assert steps == list(order)
     assert [text.index(s) for s in steps] == sorted(text.index(s) for s in steps)
