@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,7 +35,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["get_logger", "log_to_stderr", "run_log"]
+__all__ = ["Progress", "get_logger", "log_to_stderr", "run_log"]
 
 ROOT = "transfers"
 
@@ -163,3 +164,27 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
         logging.getLogger(name), processors=_PROCESSORS, wrapper_class=structlog.stdlib.BoundLogger
     )
     return logger
+
+
+class Progress:
+    """Progress of long work (parts, batches): at most one info line every ``every`` seconds, none before.
+
+    The stage's own summary line says what was done; these say how far it has got on a night that
+    takes hours, without a line per part (those are the caller's, at debug).
+    """
+
+    def __init__(self, log: structlog.stdlib.BoundLogger, event: str, *, every: float = 60.0, **context: Any) -> None:
+        self.log, self.event, self.every, self.context = log, event, every, context
+        self.steps = 0
+        self.totals: dict[str, int] = {}
+        self._last = time.monotonic()
+
+    def step(self, **counts: int) -> None:
+        """One more step done, adding ``counts`` (rows, bytes, ...) to the running totals."""
+        self.steps += 1
+        for name, value in counts.items():
+            self.totals[name] = self.totals.get(name, 0) + value
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.log.info(self.event, **self.context, done=self.steps, **self.totals)

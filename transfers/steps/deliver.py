@@ -56,7 +56,7 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         host, remote_dir = f"{target.host}:{target.port}", target.remote_dir
     existing = ledger.find(run.disclosure_key(recipient))
     if existing is not None:
-        log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))
+        log.info("already delivered", **run._ctx(recipient=partner, host=host, ledger_seq=existing.seq))
         return {"status": "already-delivered", "ledger_seq": existing.seq}
     outbox = run.outbox_dir(recipient)
     manifest_path = outbox / f"{run.base_name}.manifest.json"
@@ -93,7 +93,9 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         host=host, remote_dir=remote_dir,
         pseudonym_key_id=agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
         subjects=subjects, files=files))
-    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(files), ledger_seq=entry.seq))
+    log.info("delivered", **run._ctx(recipient=partner, host=host, status=status, files=len(files),
+                                     rows=manifest["rows"], bytes=sum(f.size or 0 for f in files),
+                                     archived=archived.get("archived", 0), ledger_seq=entry.seq))
     return {"status": status, "files": len(files), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
 

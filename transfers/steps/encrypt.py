@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from transfers.agreement.signoff import agreement_sha256
 from transfers.files import private_dir, write_atomic
 from transfers.ledger.records import RecipientKeyRefused
-from transfers.logs import get_logger
+from transfers.logs import Progress, get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,16 +61,21 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     partner = recipient.partner
     outbox = run.outbox_dir(recipient)
 
+    progress = Progress(log, "encrypting", **run._ctx(recipient=partner))
+
     def report(part: EncryptedPart) -> None:
-        log.info("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
-                                              size=part["size"]))
+        # A line a part at debug; at info only now and then, so a night of many parts reads in a few lines.
+        log.debug("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
+                                               size=part["size"]))
+        progress.step(rows=part["rows"], bytes=part["size"])
 
     manifest_path = outbox / f"{run.base_name}.manifest.json"
     if manifest_path.exists():
         # A previous attempt sealed this outbox: sending a fresh encryption would put a
         # different file under a name the recipient may already hold.
         manifest = json.loads(manifest_path.read_text())
-        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"])))
+        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"]), rows=manifest["rows"],
+                                             bytes=sum(f["size"] for f in manifest["files"])))
         return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
 
     signer = sender_signing_key(run, resolvers)  # before anything is written: no secret, nothing sealed
@@ -84,7 +89,8 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         # The signature first: a manifest (the mark of a sealed outbox) always has its signature beside it.
         write_atomic(signature_path(manifest_path), sign_detached(data, signer))
         write_atomic(manifest_path, data)
-    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
+    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"],
+                                     bytes=sum(f["size"] for f in files)))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
 
 
