@@ -72,11 +72,13 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
 
 
 def _log_summary(run: FlowRun, outcome: QualityOutcome) -> None:
-    """The stage's one line: a block is the run's failure (error), rows held back a warning."""
-    failing = sorted(d for d, result in outcome.dimensions.items() if result.failing_rows)
+    """The stage's one line: a block is the run's failure (error); rows held back, or failures the flow
+    only warns about, a warning; a clean pass info."""
+    # By failed checks, not rows: relevance fails on columns, with no failing row.
+    failing = sorted(d for d, result in outcome.dimensions.items() if result.failed)
     verdict = ("blocked" if outcome.blocked else "held back" if outcome.held_back_rows
                else "warned" if failing else "passed")
-    level = logging.ERROR if outcome.blocked else logging.WARNING if outcome.held_back_rows else logging.INFO
+    level = logging.ERROR if outcome.blocked else logging.WARNING if outcome.held_back_rows or failing else logging.INFO
     log.log(level, "quality checked", **run._ctx(
         outcome=verdict, rows=outcome.rows, passed=outcome.rows - outcome.held_back_rows,
         held_back=outcome.held_back_rows, failing=failing, blocked=list(outcome.blocked)))
