@@ -81,6 +81,24 @@ def _copy_to_run_log(logger: Any, method: str, event: MutableMapping[str, Any]) 
     return event
 
 
+class _Event(dict[str, Any]):
+    """A line's fields as the ``logging`` record's message.
+
+    A structlog ``ProcessorFormatter`` (Airflow's JSON one in a task, ours on stderr) renders the fields
+    as fields; a plain ``logging`` formatter (pytest's captured log, an application embedding the steps)
+    shows ``str()`` of it: ``extracted rows=30 flow='mash-referrals.B'``.
+    """
+
+    def __str__(self) -> str:
+        fields = " ".join(f"{k}={v!r}" for k, v in self.items() if k not in ("event", "level", "logger", "timestamp"))
+        return f"{self.get('event', '')} {fields}".rstrip()
+
+
+def _for_logging(logger: Any, method: str, event: MutableMapping[str, Any]) -> tuple[Any, ...]:
+    """structlog's ``ProcessorFormatter.wrap_for_formatter``, with the fields as an :class:`_Event`."""
+    return (_Event(event),), {"extra": {"_logger": logger, "_name": method}}
+
+
 _PROCESSORS: list[Any] = [
     structlog.stdlib.filter_by_level,
     structlog.stdlib.add_logger_name,
@@ -88,9 +106,7 @@ _PROCESSORS: list[Any] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.format_exc_info,
     _copy_to_run_log,
-    # Hands the event dict to whichever structlog ProcessorFormatter renders it: Airflow's JSON one in a
-    # task, ours on stderr elsewhere. Its key-values stay fields, not text.
-    structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    _for_logging,
 ]
 
 

@@ -111,3 +111,11 @@ get_logger("transfers.steps.extract").info("extracted", rows=30)
 """)
 
     assert "extracted" in done.stderr and "extracted" not in done.stdout
+
+
+def test_a_plain_logging_handler_shows_the_event_and_its_fields_as_text(caplog):
+    get_logger("transfers.steps.extract").info("extracted", rows=30, flow="mash-referrals.B")
+
+    [record] = [r for r in caplog.records if r.name == "transfers.steps.extract"]
+    assert record.levelname == "INFO"
+    assert record.getMessage() == "extracted rows=30 flow='mash-referrals.B'"
