@@ -65,6 +65,9 @@ def airflow(tmp_path: Path, world: Any) -> Iterator[dict[str, str]]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),  # the API server and the task workers share it
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__PARALLELISM": "2",  # LocalExecutor forks this many workers: not 32 on two shared cores
+        # Three parts, encrypted by spawned worker processes: whatever they print would be the task's stderr.
+        "TRANSFERS_DELIVERY_MAX_ROWS": "10",
+        "TRANSFERS_ENCRYPT_WORKERS": "2",
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     with (home / "api-server.log").open("wb") as out:
@@ -193,7 +196,7 @@ def test_a_successful_run_s_task_logs_have_no_error_line_no_gx_noise_and_one_sum
     assert (prepared["rows_in"], prepared["sent"], prepared["left_out"]) == (30, disclosure["rows"], 0)
     assert prepared["pseudonymised"] == pseudonymised and pseudonymised
     encrypted = summary(f"encrypt_{PARTNER}", "encrypted")
-    assert (encrypted["files"], encrypted["rows"]) == (len(delivered), 30)
+    assert (encrypted["files"], encrypted["rows"]) == (len(delivered), 30) and len(delivered) == 3
     assert encrypted["bytes"] == sum(p.stat().st_size for p in delivered)
     sent = summary(f"deliver_{PARTNER}", "delivered")
     assert (sent["files"], sent["host"], sent["status"]) == (len(disclosure["files"]), disclosure["host"], "delivered")
