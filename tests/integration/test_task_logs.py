@@ -10,16 +10,11 @@ the task logs are the files Airflow writes under ``AIRFLOW_HOME/logs``: one JSON
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +24,7 @@ import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.test_dag_run import _Recipient, airflow_env
+from tests.support.airflow_server import free_port, serving, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -37,29 +33,12 @@ PARTNER = "rotherham-childrens-services"
 GX_NOISE = ("great_expectations", "Skipping registering function", "Multiple declarations of metric")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """End a process this test started, and the workers it forked (its own session), by its id."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture
 def airflow(tmp_path: Path, world: Any) -> Iterator[dict[str, str]]:
     """A migrated AIRFLOW_HOME and its ``airflow api-server`` on a free port; the environment to run tasks in."""
     home = tmp_path / "airflow"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {
         **airflow_env(world, home),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),  # the API server and the task workers share it
@@ -69,37 +48,8 @@ def airflow(tmp_path: Path, world: Any) -> Iterator[dict[str, str]]:
         "TRANSFERS_DELIVERY_MAX_ROWS": "10",
         "TRANSFERS_ENCRYPT_WORKERS": "2",
     }
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    with (home / "api-server.log").open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow",
-                "api-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        for _ in range(1200):
-            assert server.poll() is None, (home / "api-server.log").read_text(errors="replace")[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2):
-                    break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.25)
+    with serving(env, port, home / "api-server.log"):
         yield env
-    finally:
-        _stop(server)
 
 
 def _run_state(home: Path) -> str | None:
@@ -132,7 +82,7 @@ def _run_through_the_executor(world: Any, env: dict[str, str]) -> str:
             time.sleep(0.5)
         return _run_state(home) or f"no run ({(home / 'dags-test.log').read_text(errors='replace')[-3000:]})"
     finally:
-        _stop(command)
+        stop(command)
         recipient.stop.set()
         recipient.join()
 
