@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import airflow_env, conn_json, sftp_conn
+from tests.integration.conftest import LOGICAL_DATE, airflow_env, conn_json, sftp_conn
 
 pytestmark = pytest.mark.integration
 
@@ -158,20 +158,29 @@ def test_preflight_refuses_a_recipient_key_expiring_within_30_days(cli, world, g
     assert "south-yorkshire-police.asc" in result.output and "within the safety margin" in result.output
 
 
+def _airflow_metastore(world, tmp_path, connections: tuple[str, ...]) -> dict[str, str]:
+    """A migrated Airflow metastore holding ``connections`` (added with ``airflow connections add``) and the
+    pseudonym key (``airflow variables set``); the rest of the world's connections only in the environment.
+    Returns the environment the ``transfers`` command runs in."""
+    env = airflow_env(world, tmp_path / "airflow",
+                      AIRFLOW_VAR_TRANSFERS_SIGNING_KEY=world.secrets["transfers_signing_key"])
+    for conn_id, conn in world.connections.items():
+        if conn_id not in connections:
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_json(conn)
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    for conn_id in connections:
+        subprocess.run([*airflow, "connections", "add", conn_id, "--conn-json", conn_json(world.connections[conn_id])],
+                       env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([*airflow, "variables", "set", "mash_pseudonym_key", world.secrets["mash_pseudonym_key"]],
+                   env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
 @pytest.mark.airflow
 def test_the_transfers_command_finds_a_connection_added_with_airflow_connections_add(world, tmp_path):
     """The metastore, not the environment: the env-only CLI (``python -m transfers``) cannot see it."""
-    env = airflow_env(
-        world, tmp_path / "airflow",
-        AIRFLOW_CONN_SYP_SFTP=conn_json(world.connections["syp_sftp"]),  # one from the environment
-        AIRFLOW_VAR_TRANSFERS_SIGNING_KEY=world.secrets["transfers_signing_key"],
-    )
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run([*airflow, "connections", "add", "cs_case_db", "--conn-json",
-                    conn_json(world.connections["cs_case_db"])], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run([*airflow, "variables", "set", "mash_pseudonym_key", world.secrets["mash_pseudonym_key"]],
-                   env=env, check=True, capture_output=True, timeout=300)
+    env = _airflow_metastore(world, tmp_path, ("cs_case_db",))
     command = Path(sys.executable).parent / "transfers"
 
     found = subprocess.run([str(command), "validate", "--connect", "mash-referrals.A"], env=env,
@@ -189,6 +198,23 @@ def test_the_transfers_command_finds_a_connection_added_with_airflow_connections
     assert env_only.returncode == 1
     assert "connection 'cs_case_db' is not set" in env_only.stdout
 
+
+
+@pytest.mark.airflow
+def test_transfers_run_delivers_through_connections_added_with_airflow_connections_add(world, tmp_path):
+    """A whole run whose source database and SFTP server exist only as Airflow connections, and whose
+    pseudonym key only as an Airflow Variable: the installed ``transfers`` resolves them through Airflow."""
+    env = _airflow_metastore(world, tmp_path, ("cs_case_db", "syp_sftp"))
+    assert not any(name in env for name in ("AIRFLOW_CONN_CS_CASE_DB", "AIRFLOW_CONN_SYP_SFTP"))
+    command = Path(sys.executable).parent / "transfers"
+
+    run = subprocess.run([str(command), "run", "mash-referrals.A", "--date", LOGICAL_DATE.isoformat()], env=env,
+                         capture_output=True, text=True, timeout=900)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "south-yorkshire-police: delivered" in run.stdout
+    assert len(world.delivered("inbound/mash")) == 1
+    assert world.secrets["mash_pseudonym_key"] not in run.stdout + run.stderr
 
 def test_preflight_names_a_consent_list_whose_table_is_wrong(cli, world):
     from tests.integration.privacy_world import edit_agreement, flow_of

@@ -52,12 +52,6 @@ class ApiServer:
             return exc.code, exc.read().decode("utf-8", "replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def airflow_env(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """The environment of an Airflow under ``home``: none of the caller's AIRFLOW_/TRANSFERS_ variables leak in."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TRANSFERS_"))}
@@ -74,6 +68,12 @@ def airflow_env(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) 
     }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def api_server(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) -> Iterator[ApiServer]:
     """Migrate a metadata database under ``home`` and run ``airflow api-server`` there until the block ends.
@@ -84,10 +84,16 @@ def api_server(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) -
     (home / "dags").mkdir(exist_ok=True)
     passwords = {user: secrets.token_urlsafe(12) for user in users}
     (home / "passwords.json").write_text(json.dumps(passwords))
-    env = airflow_env(home, users, extra)
+    port = free_port()
+    with serving(airflow_env(home, users, extra), port, home / "api-server.log"):
+        yield ApiServer(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", passwords, home / "api-server.log")
+
+
+@contextmanager
+def serving(env: Mapping[str, str], port: int, log: Path) -> Iterator[None]:
+    """Migrate the metadata database ``env`` names, then run ``airflow api-server`` on ``port`` until the block
+    ends (it answers its health check before the block starts); its output goes to ``log``."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    port = _free_port()
-    log = home / "api-server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -107,16 +113,15 @@ def api_server(home: Path, users: Mapping[str, str], extra: Mapping[str, str]) -
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = ApiServer(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", passwords, log)
     try:
-        _wait_up(server, process)
-        yield server
+        _wait_up(f"http://127.0.0.1:{port}", process, log)
+        yield
     finally:
-        _stop(process)
+        stop(process)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """The server and any worker it forked: the process group it was started in, for it alone."""
+def stop(process: subprocess.Popen) -> None:
+    """A process a test started and any worker it forked: the process group it was started in, for it alone."""
     for signal_number, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal_number)
@@ -127,16 +132,16 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
-def _wait_up(server: ApiServer, process: subprocess.Popen) -> None:
+def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
     """Until the server answers its health check (it takes a while to start); fails if it exits meanwhile."""
     for _ in range(1200):
         if process.poll() is not None:
             raise RuntimeError(
-                f"airflow api-server exited ({process.returncode}): {server.log.read_text(errors='replace')[-3000:]}"
+                f"airflow api-server exited ({process.returncode}): {log.read_text(errors='replace')[-3000:]}"
             )
         try:
-            with urllib.request.urlopen(f"{server.url}/api/v2/monitor/health", timeout=2):
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2):
                 return
         except (urllib.error.HTTPError, urllib.error.URLError, OSError):
             time.sleep(0.1)
-    raise RuntimeError(f"airflow api-server did not answer in time: {server.log.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(f"airflow api-server did not answer in time: {log.read_text(errors='replace')[-3000:]}")
