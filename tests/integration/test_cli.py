@@ -57,12 +57,12 @@ def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_ev
     assert "nothing is due" in cli("purge", "--dry-run").output
 
     later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()  # past staging P7D and remote P14D
-    listed = cli("purge", "--dry-run", "--now", later)
+    listed = cli("purge", "--dry-run", "--as-of", later)
     assert listed.exit_code == 0
     assert "outbox" in listed.output and "remote" in listed.output
     assert all(p.exists() for p in outbox + remote)  # a dry run deletes nothing
 
-    done = cli("purge", "--now", later)
+    done = cli("purge", "--as-of", later)
     assert done.exit_code == 0, done.output
     assert not any(p.exists() for p in outbox + remote)
     purges = list(world.settings.open_ledger().entries(kind="purge"))
@@ -81,13 +81,13 @@ def test_a_failed_remote_deletion_is_reported_and_retried_next_time(cli, world):
     up = world.connections["syp_sftp"]
     world.connections["syp_sftp"] = dataclasses.replace(up, port=1)  # the partner's server is down
 
-    failed = cli("purge", "--now", later)
+    failed = cli("purge", "--as-of", later)
     assert failed.exit_code == 1  # failed deletions fail the purge; they stay due and are retried
     assert "will retry" in failed.output
     assert all(p.exists() for p in remote)
 
     world.connections["syp_sftp"] = up
-    retried = cli("purge", "--now", later)
+    retried = cli("purge", "--as-of", later)
     assert retried.exit_code == 0, retried.output
     assert not any(p.exists() for p in remote)
 
@@ -143,5 +143,5 @@ def test_project_config_validates_with_committed_keys():
             for conn_id in ("syp_sftp", "cs_sftp")}
     env["AIRFLOW_VAR_MASH_PSEUDONYM_KEY"] = "placeholder"
     env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"] = "placeholder"
-    result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
+    result = runner.invoke(app, ["validate", "--as-of", "2026-11-24"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output

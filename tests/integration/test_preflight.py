@@ -122,7 +122,7 @@ def test_preflight_shows_each_host_key_pin_warns_of_one_ending_soon_and_refuses_
     assert (f"warning: mash-referrals.A (send): SFTP syp_sftp: pin ssh-ed25519 {old} ends on {ending} "
             "(in 10 days)") in text
 
-    later = cli("validate", "--connect", "mash-referrals.A", "--on", (ending + timedelta(days=1)).isoformat())
+    later = cli("validate", "--connect", "mash-referrals.A", "--as-of", (ending + timedelta(days=1)).isoformat())
 
     assert later.exit_code == 1, later.output
     assert "FAILED" in rows(later.output, "SFTP syp_sftp")[0]

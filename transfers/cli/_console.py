@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,8 @@ from transfers.errors import ConfigError, RunLocked, TransferError
 
 if TYPE_CHECKING:
     from transfers.settings import Settings
+
+T = TypeVar("T")
 
 # soft_wrap: a long path or message stays on one line, so it can be copied whole.
 out = Console(soft_wrap=True)
@@ -69,6 +71,49 @@ def parse_date(value: str | None, option: str = "--date") -> date:
     except ValueError:
         err.print(f"[bold red]error:[/] {option} {value!r} is not a date (YYYY-MM-DD)")
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def date_option(default: str) -> Any:
+    """The ``--date`` option: a flow run's logical date (the night it covers); ``default`` says what it is when omitted."""
+    return typer.Option("--date", metavar="YYYY-MM-DD", help=f"the run's logical date ({default})")
+
+
+def as_of_option(what: str) -> Any:
+    """The ``--as-of`` option: "pretend today is" this date, for ``what`` the command judges by today.
+
+    Every command spells it this way; ``--date`` is a flow run's logical date, never "today".
+    """
+    return typer.Option("--as-of", metavar="YYYY-MM-DD", help=f"{what} as if today were this date (default today)")
+
+
+def deprecated_alias(old: str, new: str, metavar: str = "YYYY-MM-DD") -> Any:
+    """A hidden option under an old spelling of ``new``: it still works, with a one-line note on stderr.
+
+    Kept so scripts and cron lines written before the rename do not break; the command takes the value
+    with ``either``.
+    """
+
+    def note(value: Any) -> Any:
+        if value is not None:
+            err.print(f"[yellow]deprecated:[/] {old} is the old spelling of {new} (same meaning); use {new}",
+                      highlight=False)
+        return value
+
+    return typer.Option(old, hidden=True, metavar=metavar, callback=note)
+
+
+def either(value: T | None, old_value: T | None, option: str, old: str) -> T | None:
+    """``option``'s value, or its deprecated spelling ``old``'s; exit 2 when both are given."""
+    if value is not None and old_value is not None:
+        err.print(f"[bold red]error:[/] {old} is the old spelling of {option}: give only {option}")
+        raise typer.Exit(EXIT_CONFIG)
+    return value if value is not None else old_value
+
+
+def as_of_moment(value: str | None, option: str = "--as-of") -> datetime:
+    """Now, or the same time of day on the ``--as-of`` date (what is due is judged at that moment)."""
+    now = datetime.now(UTC)
+    return datetime.combine(parse_date(value, option), now.time(), UTC) if value else now
 
 
 def own_party(settings: Settings, given: str | None) -> str:

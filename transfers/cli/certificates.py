@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_FAILED, EXIT_RETRY, err, fail, load_settings, new_table, out, parse_date
+from transfers.cli._console import (
+    EXIT_FAILED,
+    EXIT_RETRY,
+    as_of_moment,
+    as_of_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    load_settings,
+    new_table,
+    out,
+)
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
@@ -29,7 +41,8 @@ def certificates(
                                                         "a certificate for each received delivery the purge has "
                                                         "wholly destroyed")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="judge destroy-by as on this date")] = None,
+    as_of: Annotated[str | None, as_of_option("judge destroy-by")] = None,
+    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
 ) -> None:
     """Each disclosure past its destroy-by (the controller's retention period after its date) and its state:
     destroyed at the recipient (its verified certificate's hash), awaiting, overdue (no certificate
@@ -38,16 +51,13 @@ def certificates(
     Exits 1 when a collected certificate was refused (recorded as certificate-refused), 75 when a
     recipient's server or key could not be used (try again later).
     """
-    from datetime import UTC, datetime
-
     from transfers.agreement import load_config
     from transfers.connections import cli_connection
     from transfers.destruction import collect_certificates
     from transfers.reports.destruction import destruction_statuses
 
     settings = load_settings()
-    moment = (datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now
-              else datetime.now(UTC))
+    moment = as_of_moment(either(as_of, now, "--as-of", "--now"))
     collected, issued = [], []
     try:
         config = load_config(settings.config_dir)

@@ -10,7 +10,21 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
+from transfers.cli._console import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    as_of_moment,
+    as_of_option,
+    date_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    load_settings,
+    new_table,
+    out,
+    parse_date,
+)
 from transfers.cli.privacy import privacy_summary
 from transfers.errors import ConfigError, TransferError
 
@@ -25,7 +39,8 @@ def validate(
         help="config directory (default: TRANSFERS_CONFIG_DIR, else ./config when it holds protocol.yaml, "
              "else the source checkout's); with --connect, "
              "a flow <agreement>.<flow> to check alone")] = None,
-    on: Annotated[str | None, typer.Option("--on", help="check liveness on this date (default today)")] = None,
+    as_of: Annotated[str | None, as_of_option("check liveness (in force, not past review)")] = None,
+    on: Annotated[str | None, deprecated_alias("--on", "--as-of")] = None,
     connect: Annotated[bool, typer.Option(
         "--connect", help="also connect: the extract query (LIMIT 0) or CSV header, consent lists, each SFTP "
                           "server (host key, login, a test file) and each recipient key (valid 30 days); "
@@ -45,7 +60,7 @@ def validate(
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
     settings = load_settings(config_dir)
-    today = parse_date(on, "--on")
+    today = parse_date(either(as_of, on, "--as-of", "--on"), "--as-of")
     try:
         config = load_config(settings.config_dir, today=today)
         found = sides(config, settings.party)
@@ -167,8 +182,7 @@ def _preflight(settings: Settings, config: Config, found: Sides, only: str | Non
 
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
-                                                  "timezone)")] = None,
+    date_: Annotated[str | None, date_option("default: today in the flow's timezone")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="if another run of this flow and date is going on, "
                                                               "wait up to this many seconds for it")] = 0,
     wait_receipt: Annotated[bool, typer.Option("--wait-receipt", help="after delivering, wait for each "
@@ -253,8 +267,9 @@ def _print_receipts(recipients: Any, results: dict[str, Any]) -> None:
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="judge what is due as on this date (for checks); "
-                                            "deletions are still recorded at the real time")] = None,
+    as_of: Annotated[str | None, as_of_option("judge what is due (for checks; deletions are still recorded at "
+                                               "the real time)")] = None,
+    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers.
 
@@ -266,7 +281,8 @@ def purge(
     from transfers.retention import execute_purge, plan_purge
 
     settings = load_settings()
-    moment = datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
+    as_of = either(as_of, now, "--as-of", "--now")
+    moment = as_of_moment(as_of)
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
@@ -284,8 +300,8 @@ def purge(
             out.print(table if items else "nothing is due for deletion")
             if dry_run:
                 return
-            if now and items:
-                out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
+            if as_of and items:
+                out.print(f"due dates judged as on {moment:%Y-%m-%d} (--as-of); the ledger records the real time "
                           f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
             report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_LEDGER, err, fail, load_settings, out, parse_date
+from transfers.cli._console import (
+    EXIT_LEDGER,
+    as_of_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    load_settings,
+    out,
+    parse_date,
+)
 from transfers.errors import TransferError
 
 app = typer.Typer(help="The tamper-evident disclosure ledger.", no_args_is_help=True)
@@ -15,7 +25,8 @@ app = typer.Typer(help="The tamper-evident disclosure ledger.", no_args_is_help=
 
 @app.command("verify")
 def ledger_verify(
-    now: Annotated[str | None, typer.Option("--now", help="check retention as on this date")] = None,
+    as_of: Annotated[str | None, as_of_option("check retention and destruction at recipients")] = None,
+    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
 ) -> None:
     """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
 
@@ -29,6 +40,7 @@ def ledger_verify(
     from transfers.retention.archive import manifest_heads
     from transfers.retention.audit import verify_retention
 
+    as_of = either(as_of, now, "--as-of", "--now")
     settings = load_settings()
     try:
         heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), cli_connection)
@@ -38,7 +50,7 @@ def ledger_verify(
             report = ledger.verify(heads=heads)
         report.problems.extend(unreadable)
         if report.ok:
-            on = parse_date(now, "--now") if now else None
+            on = parse_date(as_of, "--as-of") if as_of else None
             verify_retention(settings, report, on)
             verify_destruction(settings, report, on)
     except TransferError as exc:

@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, out, parse_date
+from transfers.cli._console import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    date_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    load_settings,
+    out,
+    parse_date,
+)
 from transfers.errors import TransferError
 
 if TYPE_CHECKING:
@@ -22,7 +33,7 @@ if TYPE_CHECKING:
 expectations_app = typer.Typer(help="Great Expectations suites per flow (expectations/).", no_args_is_help=True)
 
 FlowArg = Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")]
-DateOpt = Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")]
+DateOpt = Annotated[str | None, date_option("default: today in UTC")]
 
 
 def _expectations_dir(settings: Settings) -> Path:
@@ -34,7 +45,8 @@ def _expectations_dir(settings: Settings) -> Path:
 def expectations_export(
     flow: FlowArg,
     date_: DateOpt = None,
-    to: Annotated[Path | None, typer.Option("--to", help="expectations directory (default: beside config/)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="expectations directory (default: beside config/)")] = None,
+    to: Annotated[Path | None, deprecated_alias("--to", "--out", metavar="DIR")] = None,
 ) -> None:
     """Write the suite derived from FLOW's field checks to expectations/<agreement>/<flow>.json.
 
@@ -48,7 +60,7 @@ def expectations_export(
     try:
         ref = load_config(settings.config_dir).flow(flow)
         path = export_suite(ref.flow, agreement_id=ref.agreement.id, logical_date=logical_date,
-                            expectations_dir=to or _expectations_dir(settings))
+                            expectations_dir=either(out_dir, to, "--out", "--to") or _expectations_dir(settings))
         kept = len(load_expectations(path, ref.flow))
     except TransferError as exc:
         fail(exc)
@@ -148,7 +160,7 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
 
 def report_quality(
     flow: FlowArg,
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: the latest run)")] = None,
+    date_: Annotated[str | None, date_option("default: the latest run")] = None,
 ) -> None:
     """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
     import json

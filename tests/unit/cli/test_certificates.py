@@ -38,7 +38,7 @@ def test_each_disclosure_past_destroy_by_is_listed_with_its_state(tmp_path, monk
                                            destroyed_at="2032-05-01T02:00:00+00:00"))
 
     # 2032-05-25: 05-01 certified, 05-20 past its 10 days' grace, B's controller is its recipient, 09-01 not due.
-    result = _invoke(monkeypatch, home, "--now", "2032-05-25")
+    result = _invoke(monkeypatch, home, "--as-of", "2032-05-25")
 
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[2].strip() + line.split("│")[1].strip()[-1]: line
@@ -49,7 +49,7 @@ def test_each_disclosure_past_destroy_by_is_listed_with_its_state(tmp_path, monk
     assert "awaiting" in rows["2026-05-20A"]
     assert "at-controller" in rows["2026-05-02B"]
 
-    later = _invoke(monkeypatch, home, "--now", "2032-06-01", "--flow", "mash-referrals.A")
+    later = _invoke(monkeypatch, home, "--as-of", "2032-06-01", "--flow", "mash-referrals.A")
     lines = [line for line in later.output.splitlines() if "2026-05-20" in line]
     assert len(lines) == 1 and "overdue: no certificate; destroy by 2032-05-20, overdue since 2032-05-30" in lines[0]
     assert "mash-referrals.B" not in later.output

@@ -203,7 +203,7 @@ def old_ledger(tmp_path: Path) -> Ledger:
     """The demo's ledger of November 2026, its rows as stored, written by the code before the records.
 
     Made with the code of commit 5eba1e3: ``python -m transfers.devkit.demo``, then on its settings
-    ``transfers consent withdraw``, ``transfers correct`` and ``transfers purge --now 2027-12-01``
+    ``transfers consent withdraw``, ``transfers correct`` and ``transfers purge --as-of 2027-12-01``
     (SFTP stand-ins restarted), then ``pipeline._recipient_key`` with a wrong fingerprint and
     ``purge._Recorder.failed``: every kind written today. Synthetic data; no identifier in clear.
     """
