@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import conn_json, sftp_conn
+from tests.support.tables import table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -111,11 +112,7 @@ def test_preflight_shows_each_host_key_pin_warns_of_one_ending_soon_and_refuses_
     text = " ".join(result.output.split())
     assert "ok" in rows(result.output, "SFTP syp_sftp")[0]
     # The detail cell folds onto more lines: read it back whole.
-    lines = result.output.splitlines()
-    first = next(i for i, line in enumerate(lines) if " SFTP syp_sftp " in line)
-    cells = [lines[first].split("│")[5]] + [line.split("│")[5] for line in lines[first + 1:]
-                                             if line.startswith("│ ") and line.split("│")[1].strip() == ""]
-    detail = " ".join(cell.strip() for cell in cells)
+    detail = next(row["detail"] for row in table_rows(result.output) if row["check"] == "SFTP syp_sftp")
     assert f"the server showed ssh-ed25519 {old} (until {ending})" in detail
     assert f"pins: ssh-ed25519 {old} (until {ending}), ssh-ed25519 SHA256:" in detail
     assert detail.endswith("(no end date)")  # the new key's pin, with no end date

@@ -6,6 +6,10 @@ nothing imports a command module back.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from transfers.errors import ConfigError, RunLocked, TransferError
 
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
     from transfers.settings import Settings
 
 T = TypeVar("T")
+
+JSON_HELP = "print JSON Lines on stdout (one object per line, nothing else there) for scripts"
 
 # soft_wrap: a long path or message stays on one line, so it can be copied whole.
 out = Console(soft_wrap=True)
@@ -32,12 +38,57 @@ EXIT_FAILED, EXIT_CONFIG, EXIT_LEDGER, EXIT_RETRY = 1, 2, 3, 75
 EXIT_RUNNING = 4  # another run holds the (flow, logical date) lock
 
 
-def new_table(*headers: str, title: str) -> Table:
-    """A table whose cells fold onto more lines rather than being cut: a path must stay whole."""
-    shown = Table(*headers, title=title)
+def new_table(*columns: str | Column, title: str) -> Table:
+    """A table whose cells fold onto more lines rather than being cut: a path must stay whole.
+
+    A header given as a string is a text column (wraps at spaces, folds a longer word); ``key`` makes a
+    column never wrapped. Tables must read in 80 columns: text columns narrow to fit beside the key
+    ones, and a cell may stack values one per line (flow, date, partner) rather than give each a column.
+    """
+    # A line between rows: a row may be several lines tall, and the eye must see where the next begins.
+    shown = Table(*columns, title=title, show_lines=True)
     for column in shown.columns:
-        column.overflow = "fold"
+        if not column.no_wrap:
+            column.overflow = "fold"
     return shown
+
+
+def key(header: str) -> Column:
+    """A column of values read whole (an id, a date, a status, a count): never wrapped or cut."""
+    return Column(header, no_wrap=True)
+
+
+def lines(*values: object) -> str:
+    """Values stacked in one cell, one per line (the empty ones left out)."""
+    return "\n".join(str(v) for v in values if v not in (None, ""))
+
+
+def when(moment: datetime) -> str:
+    """A time for a table cell: ``YYYY-MM-DD HH:MM`` in UTC, which wraps at the space in a narrow column."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def print_json(rows: Iterable[Mapping[str, Any]]) -> None:
+    """``--json``: each row as one JSON object on its own line of stdout (JSON Lines), and nothing else there.
+
+    Lines, not one array: a long listing streams (``jq -s`` makes it an array), and a command with one
+    answer prints one line, which ``json.loads`` reads whole. Notes and errors stay on stderr.
+    """
+    for row in rows:
+        sys.stdout.write(json.dumps(row, default=_jsonable, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def fail(exc: TransferError) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,15 +11,19 @@ from rich.markup import escape
 from transfers.cli._console import (
     EXIT_FAILED,
     EXIT_RETRY,
+    JSON_HELP,
     as_of_moment,
     as_of_option,
     deprecated_alias,
     either,
     err,
     fail,
+    key,
+    lines,
     load_settings,
     new_table,
     out,
+    print_json,
 )
 from transfers.errors import ConfigError, TransferError
 
@@ -43,6 +48,8 @@ def certificates(
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
     as_of: Annotated[str | None, as_of_option("judge destroy-by")] = None,
     now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + "; what --collect and --issue did goes to "
+                                                             "stderr")] = False,
 ) -> None:
     """Each disclosure past its destroy-by (the controller's retention period after its date) and its state:
     destroyed at the recipient (its verified certificate's hash), awaiting, overdue (no certificate
@@ -72,31 +79,34 @@ def certificates(
                                                       flow=flow, now=moment) if s.past_destroy_by]
     except TransferError as exc:
         fail(exc)
+    said = err if as_json else out  # with --json, stdout holds the statuses only
     for done in issued:
         if done.error:
             err.print(f"[bold red]not issued:[/] {escape(done.delivery_id)}: {escape(done.error)}", highlight=False)
         else:
-            out.print(f"issued: {escape(done.delivery_id)} to {escape(done.controller)} ({done.sent_to}), "
+            said.print(f"issued: {escape(done.delivery_id)} to {escape(done.controller)} ({done.sent_to}), "
                       f"certificate {(done.certificate_sha256 or '')[:16]}", highlight=False)
     for result in collected:
         if result.status in ("refused", "error"):
             style = _STYLE[result.status]
             err.print(f"[{style}]{result.status}:[/] {escape(result.flow)} {result.logical_date} "
                       f"{escape(result.recipient)}: {escape(result.detail)}", highlight=False)
-    if not states:
+    if as_json:
+        print_json({**dataclasses.asdict(s), "detail": s.detail()} for s in states)
+    elif not states:
         out.print("no disclosures past their destroy-by date")
     else:
-        table = new_table("flow", "date", "partner", "destroy by", "destruction", "refused certificates",
+        table = new_table(key("flow, date, partner"), key("destroy by"), "destruction", key("refused"),
                           title="Destruction at recipients")
         for s in states:
             style = _STYLE.get(s.status, "")
             shown = f"[{style}]{s.status}[/]" if style else s.status
-            table.add_row(s.flow, s.logical_date, s.recipient, str(s.destroy_by or ""),
+            table.add_row(lines(s.flow, s.logical_date, s.recipient), str(s.destroy_by or ""),
                           f"{shown}: {escape(s.detail())}", str(s.refused_certificates))
         out.print(table)
     if collect:
         counts = {k: sum(1 for r in collected if r.status == k) for k in ("certified", "refused", "missing", "error")}
-        out.print(f"collected: {counts['certified']} certified, {counts['refused']} refused, "
+        said.print(f"collected: {counts['certified']} certified, {counts['refused']} refused, "
                   f"{counts['missing']} not returned yet, {counts['error']} not reachable")
         if counts["refused"]:
             raise typer.Exit(EXIT_FAILED)

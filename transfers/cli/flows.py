@@ -20,6 +20,8 @@ from transfers.cli._console import (
     either,
     err,
     fail,
+    key,
+    lines,
     load_settings,
     new_table,
     out,
@@ -76,7 +78,7 @@ def validate(
         return
     problems = []
     title = f"{settings.config_dir}: valid on {today}" + (f", for {settings.party}" if settings.party else "")
-    table = new_table("flow", "direction", "from", "to", "fields shared", "schedule", title=title)
+    table = new_table(key("flow"), "from, to", key("fields"), key("schedule"), title=title)
     for ref in found.sending:
         for recipient in ref.flow.to:
             key_path = settings.keys / recipient.key_file
@@ -98,7 +100,7 @@ def validate(
                             f"than a DAG run may last (TRANSFERS_RUN_TIMEOUT_HOURS={settings.run_timeout_hours:g}): "
                             f"the run would be stopped before a missing receipt is reported as overdue; "
                             f"shorten receipt_within (it was {wait})")
-        table.add_row(ref.key, "send", ref.flow.from_, ", ".join(r.partner for r in ref.flow.to),
+        table.add_row(lines(ref.key, "send"), lines(ref.flow.from_, "to " + ", ".join(r.partner for r in ref.flow.to)),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for inbound in found.receiving:
         ref = inbound.ref
@@ -106,7 +108,7 @@ def validate(
                      for check in defined_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
                                                        connection=cli_connection)
                      if check.failed]
-        table.add_row(ref.key, "receive", ref.flow.from_, inbound.recipient.partner,
+        table.add_row(lines(ref.key, "receive"), lines(ref.flow.from_, f"to {inbound.recipient.partner}"),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for loaded in config.agreements:
         if settings.party and settings.party not in loaded.agreement.partners:
@@ -162,10 +164,10 @@ def _preflight(settings: Settings, config: Config, found: Sides, only: str | Non
             checks += preflight_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
                                                   connection=cli_connection)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
-    table = new_table("flow", "side", "check", "status", "detail",
+    table = new_table(key("flow"), "check", key("status"), "detail",
                       title=f"preflight on {today} (logical date {logical_date})")
     for check in checks:
-        table.add_row(check.flow, check.side, check.check, shown[check.status], escape(check.detail))
+        table.add_row(lines(check.flow, check.side), check.check, shown[check.status], escape(check.detail))
     out.print(table)
     for check in checks:
         if check.warning:  # passes tonight, but needs someone soon (a host-key pin running out)
@@ -288,15 +290,16 @@ def purge(
         with settings.open_ledger() as ledger:
             items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
             home = f"{settings.home.resolve()}/"
-            title = "due for deletion" if dry_run else "deleting"
-            table = new_table("place", "flow", "path or delivery", "created", "due", "detail",
-                              title=f"{title} (local paths under {home})")
+            table = new_table(key("place, flow"), "path or delivery", key("due, created"), "detail",
+                              title="due for deletion" if dry_run else "deleting")
             for item in items:
                 shown = item.path.removeprefix(home)
                 detail = "; ".join(filter(None, [item.detail, f"held: {item.hold}" if item.hold else ""]))
                 # Text, not markup: a delivery id like "x:A:..." is neither markup nor an emoji code.
-                table.add_row(item.place, item.flow, Text(shown), f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}",
-                              Text(detail))
+                table.add_row(lines(item.place, item.flow), Text(shown),
+                              lines(f"{item.due:%Y-%m-%d}", f"{item.created:%Y-%m-%d}"), Text(detail))
+            if items:  # on a line of its own, whole, so it can be copied
+                out.print(f"local paths are under\n  {escape(home)}", highlight=False)
             out.print(table if items else "nothing is due for deletion")
             if dry_run:
                 return

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from transfers.cli._console import (
     EXIT_CONFIG,
+    JSON_HELP,
     as_of_moment,
     as_of_option,
     deprecated_alias,
@@ -25,6 +26,7 @@ from transfers.cli._console import (
     load_settings,
     out,
     parse_date,
+    print_json,
 )
 from transfers.errors import KeyRefused, TransferError
 
@@ -39,6 +41,8 @@ def report_ig(
     out_dir: Annotated[Path | None, typer.Option("--out", help="directory (default <home>/ig-reports)")] = None,
     as_of: Annotated[str | None, as_of_option("judge holdings and reviews")] = None,
     now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": the report's figures and the files "
+                                                             "written")] = False,
 ) -> None:
     """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews."""
     from transfers.agreement import load_config
@@ -58,6 +62,9 @@ def report_ig(
         paths = write_ig_report(doc, out_dir or settings.layout.ig_reports)
     except TransferError as exc:
         fail(exc)
+    if as_json:
+        print_json([{**doc, "files": paths}])
+        return
     t = doc["totals"]
     out.print(f"{t['disclosures']} disclosure(s), {t['rows']} records; {t['without_consent']} share(s) without "
               f"consent; {t['purged']} cop(ies) destroyed, {t['purge_failures']} failed; {t['held']} held, "

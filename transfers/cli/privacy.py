@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, err, fail, load_settings, out
+from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, JSON_HELP, err, fail, load_settings, out, print_json
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
@@ -182,7 +182,10 @@ def verify() -> None:
 
 
 @subject_app.command("history")
-def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
+def history(
+    subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": one line per event")] = False,
+) -> None:
     """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""
     from transfers.agreement import load_config
     from transfers.connections import cli_secret
@@ -214,6 +217,14 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
     if not events:
         # Stdout stays empty (nothing concerns this person); the note is for the reader.
         err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
+        return
+    if as_json:
+        print_json({"when": e.at, "what": e.event, "agreement": e.agreement, "flow": e.flow,
+                    "logical_date": e.logical_date, "recipient": e.recipient, "detail": e.detail,
+                    "pseudonym": e.pseudonym, "key_id": e.key_id,
+                    "ledger_entry": seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None,
+                    "receipt": receipts.get(e.ref or "") if e.event in ("disclosed", "notice") else None}
+                   for e in events)
         return
     # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
     out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry\t"

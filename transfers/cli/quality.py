@@ -7,8 +7,9 @@ package (and so Great Expectations) only when run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -16,6 +17,7 @@ from rich.markup import escape
 from transfers.cli._console import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    JSON_HELP,
     date_option,
     deprecated_alias,
     either,
@@ -24,6 +26,7 @@ from transfers.cli._console import (
     load_settings,
     out,
     parse_date,
+    print_json,
 )
 from transfers.errors import TransferError
 
@@ -101,7 +104,7 @@ def _outcome(doc: dict) -> str:
     return "[green]all six characteristics passed[/]: cleared to send"
 
 
-def _print_paths(paths: dict[str, Path | None]) -> None:
+def _print_paths(paths: Mapping[str, Path | None]) -> None:
 
     for label, path in paths.items():
         if path is not None and Path(path).exists():
@@ -161,6 +164,8 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
 def report_quality(
     flow: FlowArg,
     date_: Annotated[str | None, date_option("default: the latest run")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": the scorecard (counts, no record "
+                                                             "values), its files and the recent runs")] = False,
 ) -> None:
     """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
     import json
@@ -189,21 +194,27 @@ def report_quality(
                       highlight=False)
             raise typer.Exit(EXIT_CONFIG)
     doc = json.loads(json_path.read_text(encoding="utf-8"))
+    stem = json_path.stem.removeprefix("quality_")
+    paths = {"scorecard": json_path.with_suffix(".html"), "scorecard (JSON)": json_path,
+             "rectification notice": folder / f"rectification_{stem}.html",
+             "rectification notice (CSV)": folder / f"rectification_{stem}.csv"}
+    trend = _trend(settings, ref.key)
+    if as_json:
+        files = {label: path for label, path in paths.items() if path.exists()}
+        print_json([{"flow": ref.key, "scorecard": doc, "files": files, "recent_runs": trend}])
+        return
     _print_summary(doc, f"{ref.key} {doc['logical_date']}: {doc['rows']} records")
     _notes(doc)
     out.print(_verdict(doc).replace("would be", "was"))
-    stem = json_path.stem.removeprefix("quality_")
     rect = doc.get("rectification") or {}
     if rect:
         out.print(f"  records to fix: {rect.get('records', 0)}")
-    _print_paths({"scorecard": json_path.with_suffix(".html"), "scorecard (JSON)": json_path,
-                  "rectification notice": folder / f"rectification_{stem}.html",
-                  "rectification notice (CSV)": folder / f"rectification_{stem}.csv"})
-    _trend(settings, ref.key)
+    _print_paths(paths)
+    _print_trend(trend)
 
 
-def _trend(settings: Settings, flow_key: str) -> None:
-    """The last runs from the ledger (counts only): failing records per characteristic."""
+def _trend(settings: Settings, flow_key: str) -> list[dict[str, Any]]:
+    """The last runs from the ledger (counts only), oldest first; none when there is no earlier run."""
     from transfers.ledger.records import QualityResult
     from transfers.reports import TREND_RUNS, trend_rows
 
@@ -212,10 +223,14 @@ def _trend(settings: Settings, flow_key: str) -> None:
         with settings.open_ledger() as ledger:
             history = [dict(r.summary) for r in ledger.latest_records(QualityResult, 2 * TREND_RUNS + 1, flow=flow_key)]
     except TransferError:
+        return []
+    return trend_rows(history[:-1], history[-1]) if len(history) >= 2 else []
+
+
+def _print_trend(rows: list[dict[str, Any]]) -> None:
+    """Failing records per characteristic over the recent runs, one line each."""
+    if not rows:
         return
-    if len(history) < 2:
-        return
-    rows = trend_rows(history[:-1], history[-1])
     out.print("  recent runs (records failing per characteristic):")
     for row in rows:
         cells = ", ".join(f"{d} {c['failing']}" for d, c in row["cells"].items() if c["failing"])
