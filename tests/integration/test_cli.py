@@ -145,3 +145,35 @@ def test_project_config_validates_with_committed_keys():
     env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"] = "placeholder"
     result = runner.invoke(app, ["validate", "--as-of", "2026-11-24"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+
+
+def test_json_output_of_a_real_run_is_what_the_ledger_and_the_reports_hold(cli, world):
+    results = run_flow(world.run("mash-referrals.A"), world.resolvers())
+    today = datetime.now(UTC).date()
+    with world.settings.open_ledger() as ledger:
+        stored = list(ledger.entries())
+
+    shown = cli("ledger", "show", "--json")
+    assert shown.exit_code == 0, shown.output
+    entries = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [(e["seq"], e["kind"], e["hash"], e["payload"]) for e in entries] == [
+        (e.seq, e.kind, e.hash, e.payload) for e in stored]
+    [disclosed] = [json.loads(line) for line in cli("ledger", "show", "--kind", "disclosure", "--flow",
+                                                    "mash-referrals.A", "--json").stdout.splitlines()]
+    assert disclosed["payload"]["rows"] == results["prepare"]["rows_out"]
+    assert disclosed["recipient"] == "south-yorkshire-police"
+
+    quality = cli("report", "quality", "mash-referrals.A", "--json")
+    assert quality.exit_code == 0, quality.output
+    [doc] = [json.loads(line) for line in quality.stdout.splitlines()]
+    assert doc["flow"] == "mash-referrals.A" and doc["scorecard"]["rows"] == results["extract"]["rows"]
+    assert doc["scorecard"]["logical_date"] == LOGICAL_DATE.isoformat()
+    assert set(doc["scorecard"]["dimensions"]) == {"accuracy", "validity", "reliability", "timeliness", "relevance",
+                                                   "completeness"}
+    assert doc["files"]["scorecard"].endswith(".html") and os.path.isfile(doc["files"]["scorecard"])
+
+    ig = cli("report", "ig", "--from", today.isoformat(), "--to", today.isoformat(), "--json")
+    assert ig.exit_code == 0, ig.output
+    [report] = [json.loads(line) for line in ig.stdout.splitlines()]
+    assert report["totals"]["disclosures"] == 1 and report["totals"]["rows"] == results["prepare"]["rows_out"]
+    assert all(os.path.isfile(path) for path in report["files"]) and report["files"][0].endswith(".html")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
@@ -35,6 +37,27 @@ def test_history_lists_every_disclosure_and_notice_for_the_subject(world, cli, s
     assert all("withdrawal" in line for line in noticed)
     assert "rotherham-childrens-services" not in result.output  # flow B never carried this child
     assert subject not in result.output
+
+
+def test_history_as_json_has_one_line_per_event_and_never_the_identifier(world, cli, shared_twice):  # noqa: F811
+    subject = shared_twice[0]
+    assert cli("consent", "withdraw", subject).exit_code == 0
+    table = cli("subject", "history", subject).stdout.splitlines()[1:]  # the TSV, below its header
+
+    result = cli("subject", "history", subject, "--json")
+
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) == len(table) == 4
+    assert sorted(e["what"] for e in events) == ["disclosed", "disclosed", "notice", "notice"]
+    assert {e["recipient"] for e in events} == {"south-yorkshire-police", "rotherham-nhs-ft"}
+    for event, line in zip(events, table, strict=True):  # the same events, in the same order, as the TSV
+        cells = line.split("\t")
+        assert [cells[1], cells[2], cells[3], cells[4]] == [event["what"], event["flow"], event["logical_date"],
+                                                            event["recipient"]]
+        assert cells[7] == str(event["ledger_entry"]) and cells[8] == event["receipt"]
+        assert cells[6] == f"{event['pseudonym']} ({event['key_id']})"
+    assert subject not in result.stdout and subject.replace(" ", "") not in result.stdout
 
 
 def test_history_shows_an_exclusion(world, cli):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-JSON_HELP = "print JSON Lines on stdout (one object per line, nothing else there) for scripts"
 
 # soft_wrap: a long path or message stays on one line, so it can be copied whole.
 out = Console(soft_wrap=True)
@@ -153,7 +152,7 @@ def deprecated_alias(old: str, new: str, metavar: str = "YYYY-MM-DD") -> Any:
     return typer.Option(old, hidden=True, metavar=metavar, callback=note)
 
 
-def either(value: T | None, old_value: T | None, option: str, old: str) -> T | None:
+def either(value: T | None, old_value: T | None, option: str = "--as-of", old: str = "--now") -> T | None:
     """``option``'s value, or its deprecated spelling ``old``'s; exit 2 when both are given."""
     if value is not None and old_value is not None:
         err.print(f"[bold red]error:[/] {old} is the old spelling of {option}: give only {option}")
@@ -161,10 +160,17 @@ def either(value: T | None, old_value: T | None, option: str, old: str) -> T | N
     return value if value is not None else old_value
 
 
-def as_of_moment(value: str | None, option: str = "--as-of") -> datetime:
-    """Now, or the same time of day on the ``--as-of`` date (what is due is judged at that moment)."""
-    now = datetime.now(UTC)
-    return datetime.combine(parse_date(value, option), now.time(), UTC) if value else now
+def as_of_moment(value: str | None, old_now: str | None = None) -> datetime:
+    """Now, or the same time of day on the ``--as-of`` (or old ``--now``) date: what is due is judged then."""
+    now, value = datetime.now(UTC), either(value, old_now)
+    return datetime.combine(parse_date(value, "--as-of"), now.time(), UTC) if value else now
+
+
+#: ``--now``, the old spelling of ``--as-of`` (purge, certificates, ledger verify, report ig).
+OldNow = Annotated[str | None, deprecated_alias("--now", "--as-of")]
+#: ``--json`` on a command that prints a table or a report (see ``print_json``).
+JsonFlag = Annotated[bool, typer.Option(
+    "--json", help="print JSON Lines on stdout (one object per line, nothing else there) for scripts")]
 
 
 def own_party(settings: Settings, given: str | None) -> str:

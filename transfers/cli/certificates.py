@@ -11,11 +11,10 @@ from rich.markup import escape
 from transfers.cli._console import (
     EXIT_FAILED,
     EXIT_RETRY,
-    JSON_HELP,
+    JsonFlag,
+    OldNow,
     as_of_moment,
     as_of_option,
-    deprecated_alias,
-    either,
     err,
     fail,
     key,
@@ -47,14 +46,14 @@ def certificates(
                                                         "wholly destroyed")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
     as_of: Annotated[str | None, as_of_option("judge destroy-by")] = None,
-    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + "; what --collect and --issue did goes to "
-                                                             "stderr")] = False,
+    now: OldNow = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Each disclosure past its destroy-by (the controller's retention period after its date) and its state:
     destroyed at the recipient (its verified certificate's hash), awaiting, overdue (no certificate
     TRANSFERS_DESTRUCTION_GRACE_DAYS after destroy-by), at-controller or unsupported.
 
+    With --json, one line per disclosure past its destroy-by; what --collect and --issue did goes to stderr.
     Exits 1 when a collected certificate was refused (recorded as certificate-refused), 75 when a
     recipient's server or key could not be used (try again later).
     """
@@ -64,7 +63,7 @@ def certificates(
     from transfers.reports.destruction import destruction_statuses
 
     settings = load_settings()
-    moment = as_of_moment(either(as_of, now, "--as-of", "--now"))
+    moment = as_of_moment(as_of, now)
     collected, issued = [], []
     try:
         config = load_config(settings.config_dir)

@@ -13,6 +13,7 @@ from rich.text import Text
 from transfers.cli._console import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    OldNow,
     as_of_moment,
     as_of_option,
     date_option,
@@ -271,7 +272,7 @@ def purge(
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
     as_of: Annotated[str | None, as_of_option("judge what is due (for checks; deletions are still recorded at "
                                                "the real time)")] = None,
-    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
+    now: OldNow = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers.
 
@@ -283,7 +284,7 @@ def purge(
     from transfers.retention import execute_purge, plan_purge
 
     settings = load_settings()
-    as_of = either(as_of, now, "--as-of", "--now")
+    as_of = either(as_of, now)
     moment = as_of_moment(as_of)
     try:
         config = load_config(settings.config_dir)

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from transfers.cli._console import JSON_HELP, fail, key, lines, load_settings, new_table, out, print_json, when
+from transfers.cli._console import JsonFlag, fail, key, lines, load_settings, new_table, out, print_json, when
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def remove(delivery: Delivery = None, subject: Subject = None, agreement: Agreem
               f"destroys what is due", highlight=False, emoji=False)
 
 
-def list_holds(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+def list_holds(as_json: JsonFlag = False) -> None:
     """The legal holds in force: what, in which agreement, since when, by whom, why."""
     from transfers.retention.holds import active_holds
 

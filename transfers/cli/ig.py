@@ -16,11 +16,10 @@ from rich.markup import escape
 
 from transfers.cli._console import (
     EXIT_CONFIG,
-    JSON_HELP,
+    JsonFlag,
+    OldNow,
     as_of_moment,
     as_of_option,
-    deprecated_alias,
-    either,
     err,
     fail,
     load_settings,
@@ -40,11 +39,13 @@ def report_ig(
                                            "(default today)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="directory (default <home>/ig-reports)")] = None,
     as_of: Annotated[str | None, as_of_option("judge holdings and reviews")] = None,
-    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": the report's figures and the files "
-                                                             "written")] = False,
+    now: OldNow = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews."""
+    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews.
+
+    With --json, one line: the report's figures (as the HTML and CSVs show them) and the files written.
+    """
     from transfers.agreement import load_config
     from transfers.reports.ig import build, write_ig_report
 
@@ -54,7 +55,7 @@ def report_ig(
     if start > end:
         err.print(f"[bold red]error:[/] --from {start} is after --to {end}")
         raise typer.Exit(EXIT_CONFIG)
-    moment = as_of_moment(either(as_of, now, "--as-of", "--now"))
+    moment = as_of_moment(as_of, now)
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:

@@ -13,9 +13,9 @@ from rich.text import Text
 from transfers.cli._console import (
     EXIT_CONFIG,
     EXIT_LEDGER,
-    JSON_HELP,
+    JsonFlag,
+    OldNow,
     as_of_option,
-    deprecated_alias,
     either,
     err,
     fail,
@@ -38,7 +38,7 @@ app = typer.Typer(help="The tamper-evident disclosure ledger.", no_args_is_help=
 @app.command("verify")
 def ledger_verify(
     as_of: Annotated[str | None, as_of_option("check retention and destruction at recipients")] = None,
-    now: Annotated[str | None, deprecated_alias("--now", "--as-of")] = None,
+    now: OldNow = None,
 ) -> None:
     """Recompute the hash chain and compare it with its anchors and every archived manifest's ledger head.
 
@@ -52,7 +52,7 @@ def ledger_verify(
     from transfers.retention.archive import manifest_heads
     from transfers.retention.audit import verify_retention
 
-    as_of = either(as_of, now, "--as-of", "--now")
+    as_of = either(as_of, now)
     settings = load_settings()
     try:
         heads, unreadable, unreachable = manifest_heads(settings.home, load_config(settings.config_dir), cli_connection)
@@ -92,7 +92,7 @@ def ledger_show(
     kind: Annotated[str | None, typer.Option("--kind", help="only entries of this kind (disclosure, quality, "
                                                             "purge, ...; a wrong one lists them)")] = None,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """The ledger's entries as recorded, oldest first (newest last): number, time, kind, flow, date, recipient
     and payload. With --json, every column of each entry (with its hashes), one entry per line.

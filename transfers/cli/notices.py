@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from transfers.cli._console import (
     EXIT_FAILED,
-    JSON_HELP,
+    JsonFlag,
     err,
     fail,
     key,
@@ -78,7 +78,7 @@ def apply(
 def confirmations(
     collect: Annotated[bool, typer.Option("--collect", help="first read partners' confirmations over SFTP, "
                                                             "verify and record them")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Each notice we sent and its recipient's signed confirmation: confirmed (rows deleted or marked),
     or unconfirmed. With --collect, confirmations not yet recorded are read and verified first."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, JSON_HELP, err, fail, load_settings, out, print_json
+from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, JsonFlag, err, fail, load_settings, out, print_json
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
@@ -184,9 +184,12 @@ def verify() -> None:
 @subject_app.command("history")
 def history(
     subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)],
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": one line per event")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""
+    """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger.
+
+    With --json, one line per event (the same fields as the tab-separated lines); never the identifier.
+    """
     from transfers.agreement import load_config
     from transfers.connections import cli_secret
     from transfers.privacy.subjects import SubjectIndex

@@ -17,7 +17,7 @@ from rich.markup import escape
 from transfers.cli._console import (
     EXIT_CONFIG,
     EXIT_FAILED,
-    JSON_HELP,
+    JsonFlag,
     date_option,
     deprecated_alias,
     either,
@@ -164,10 +164,13 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
 def report_quality(
     flow: FlowArg,
     date_: Annotated[str | None, date_option("default: the latest run")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + ": the scorecard (counts, no record "
-                                                             "values), its files and the recent runs")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
+    """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths.
+
+    With --json, one line: the scorecard as its JSON file holds it (counts, no record values), the files
+    written and the recent runs' failing records per characteristic.
+    """
     import json
 
     from transfers.agreement import load_config

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import JSON_HELP, fail, key, lines, load_settings, new_table, out, print_json, when
+from transfers.cli._console import JsonFlag, fail, key, lines, load_settings, new_table, out, print_json, when
 from transfers.errors import TransferError
 
 #: How each state is shown; the detail (reason, time left, rows) follows it.
@@ -19,7 +19,7 @@ def receipts(
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
     pending: Annotated[bool, typer.Option("--pending", help="only disclosures without an acknowledgement "
                                                             "(pending or overdue)")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Each disclosure in the ledger and its recipient's receipt: acknowledged, rejected (with the reason),
     pending (with the time left of the flow's receipt_within) or overdue; refused receipts counted.

@@ -1,15 +1,13 @@
 """A home whose ledger holds a real run's entries and the exchange that followed, for the reporting commands.
 
-The first entries are ``tests/fixtures/ledger-2026-11.jsonl`` as a real run of the project wrote them
-(quality, privacy, pseudonym key, intents, disclosures, notices, archive, purges); the rest are recorded
+The first entries are the demo's ledger (``tests.support.demo_ledger``) as real runs of the project wrote
+them (quality, privacy, pseudonym key, intents, disclosures, notices, archive, purges); the rest are recorded
 through the typed records, as the receipt, certificate, hold and notice steps record them, between the
 partners of the checked-in config (whose long ids are what a table must keep whole).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.support.demo_ledger import write_demo_ledger
 from transfers.cli import app
 from transfers.ledger import Ledger
 from transfers.ledger.records import (
@@ -32,7 +31,6 @@ from transfers.ledger.records import (
 from transfers.receipt import delivery_id
 from transfers.settings import PROJECT_ROOT
 
-RUN = Path(__file__).parents[2] / "fixtures" / "ledger-2026-11.jsonl"
 CS, SYP = "rotherham-childrens-services", "south-yorkshire-police"
 AGREEMENT = "mash-referrals"
 #: The exchange's entries, recorded after the run's: (flow, logical date, recipient) of each disclosure.
@@ -41,25 +39,12 @@ DISCLOSED = [("mash-referrals.A", date(2026, 5, 1), SYP), ("mash-referrals.A", d
 RECEIVED_ID = delivery_id(AGREEMENT, "A", "2026-11-25", SYP)
 
 
-def _run_entries(home: Path) -> int:
-    """The real run's entries, inserted as they were written (so they still verify)."""
-    rows = [json.loads(line) for line in RUN.read_text().splitlines()]
-    db = sqlite3.connect(home / "ledger.db")
-    with db:
-        columns = list(rows[0])
-        db.executemany(f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       [tuple(row[c] for c in columns) for row in rows])
-    db.close()
-    return len(rows)
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     url = f"sqlite:///{home / 'ledger.db'}"
-    Ledger(url).close()  # the table and its triggers
-    _run_entries(home)
+    write_demo_ledger(home / "ledger.db")
     at = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
     with Ledger(url) as ledger:
         for flow, day, partner in DISCLOSED:
