@@ -48,15 +48,16 @@ def test_history_as_json_has_one_line_per_event_and_never_the_identifier(world, 
 
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(events) == len(table) == 4
-    assert sorted(e["what"] for e in events) == ["disclosed", "disclosed", "notice", "notice"]
-    assert {e["recipient"] for e in events} == {"south-yorkshire-police", "rotherham-nhs-ft"}
-    for event, line in zip(events, table, strict=True):  # the same events, in the same order, as the TSV
-        cells = line.split("\t")
-        assert [cells[1], cells[2], cells[3], cells[4]] == [event["what"], event["flow"], event["logical_date"],
-                                                            event["recipient"]]
-        assert cells[7] == str(event["ledger_entry"]) and cells[8] == event["receipt"]
-        assert cells[6] == f"{event['pseudonym']} ({event['key_id']})"
+    assert len(events) == len(table)
+    shared = [e for e in events if e["what"] in ("disclosed", "notice")]
+    assert sorted(e["what"] for e in shared) == ["disclosed", "disclosed", "notice", "notice"]
+    assert {e["recipient"] for e in shared} == {"south-yorkshire-police", "rotherham-nhs-ft"}
+    for event, line in zip(events, table, strict=True):  # the same events, in the same order, as the lines
+        assert f" {event['what']} " in f" {line} " and (event["logical_date"] or "-") in line
+        if event in shared:
+            shown = [event["flow"], event["recipient"], f"{event['pseudonym']} ({event['key_id']})",
+                     str(event["ledger_entry"]), event["receipt"]]
+            assert all(value in line for value in shown), (shown, line)
     assert subject not in result.stdout and subject.replace(" ", "") not in result.stdout
 
 

@@ -88,3 +88,23 @@ def test_an_unknown_flow_is_a_usage_error_and_a_configured_flow_without_entries_
     assert empty.exit_code == 0, empty.output
     assert empty.stdout.strip() == "no ledger entries for mash-referrals.B"
     assert invoke("ledger", "show", "--json").stdout == ""
+
+
+def test_the_installed_command_prints_only_json_lines_on_stdout(home):
+    """The console script as cron or a pipeline runs it: logs (the ledger opened, ...) stay on stderr."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from transfers.settings import PROJECT_ROOT
+
+    env = {**os.environ, "TRANSFERS_HOME": str(home), "TRANSFERS_CONFIG_DIR": str(PROJECT_ROOT / "config"),
+           "COLUMNS": "80"}
+    command = Path(sys.executable).parent / "transfers"
+    done = subprocess.run([str(command), "ledger", "show", "--kind", "notice", "--json"], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    shown = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["seq"] for e in shown] == [e.seq for e in _entries(home, kind="notice")] and len(shown) == 4
