@@ -147,7 +147,7 @@ def test_project_config_validates_with_committed_keys():
     assert result.exit_code == 0, result.output
 
 
-def test_json_output_of_a_real_run_is_what_the_ledger_and_the_reports_hold(cli, world):
+def test_json_output_of_a_real_run_is_what_the_ledger_and_the_reports_hold(cli, world, monkeypatch):
     results = run_flow(world.run("mash-referrals.A"), world.resolvers())
     today = datetime.now(UTC).date()
     with world.settings.open_ledger() as ledger:
@@ -171,6 +171,14 @@ def test_json_output_of_a_real_run_is_what_the_ledger_and_the_reports_hold(cli, 
     assert set(doc["scorecard"]["dimensions"]) == {"accuracy", "validity", "reliability", "timeliness", "relevance",
                                                    "completeness"}
     assert doc["files"]["scorecard"].endswith(".html") and os.path.isfile(doc["files"]["scorecard"])
+
+    monkeypatch.setenv("COLUMNS", "80")
+    summary = cli("report", "quality", "mash-referrals.A").stdout.splitlines()
+    monkeypatch.delenv("COLUMNS")
+    for name, counts in doc["scorecard"]["dimensions"].items():  # one line each, in 80 columns, figures whole
+        [line] = [line for line in summary if line.startswith(f"  {name} ")]
+        assert len(line) <= 80 and line.split()[1:3] == [str(counts["checks"]), str(counts["failed"])]
+        assert line.split()[-2:] == [counts["policy"], counts["outcome"]]
 
     ig = cli("report", "ig", "--from", today.isoformat(), "--to", today.isoformat(), "--json")
     assert ig.exit_code == 0, ig.output

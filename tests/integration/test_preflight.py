@@ -59,6 +59,20 @@ def test_plain_validate_reads_the_host_key_pins_and_names_a_malformed_one(cli, w
         " ".join(result.output.split()))
 
 
+def test_preflight_table_reads_in_80_columns_with_each_check_and_status_whole(cli, world, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = cli("validate", "--connect", "mash-referrals.A")
+
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stdout.splitlines() if len(line) > 80] == []
+    checks = table_rows(result.stdout)
+    assert len(checks) >= 5 and {row["status"] for row in checks} == {"ok"}
+    assert {row["flow"] for row in checks} == {"mash-referrals.A send"}
+    assert {"source cs_case_db", "SFTP syp_sftp", "key south-yorkshire-police"} <= {row["check"] for row in checks}
+    assert "host key is the pinned one, login ok" in next(r["detail"] for r in checks if r["check"] == "SFTP syp_sftp")
+
+
 def test_preflight_passes_against_the_real_source_sftp_and_keys_and_leaves_nothing_behind(cli, world, sshd):
     result = cli("validate", "--connect")
 

@@ -71,17 +71,24 @@ def expectations_export(
               f"({kept} hand-written expectation(s) kept)", highlight=False)
 
 
+#: The summary's columns: (header, width); numbers right-aligned. 74 characters: it reads in 80 columns.
+_SUMMARY = (("characteristic", 14), ("checks", 6), ("failed", 6), ("records failing", 15), ("on failure", 10),
+            ("outcome", 0))
+
+
 def _print_summary(doc: dict, title: str) -> None:
-    """One line per characteristic: plain text, so it reads the same in a terminal, a log or a ticket."""
+    """One line per characteristic, in aligned columns: plain text, so it reads the same in a terminal, a log
+    or a ticket, and fits 80 columns."""
     from transfers.agreement import DIMENSIONS
 
     out.print(title, highlight=False)
+    out.print("  " + "  ".join(f"{header:<{width}}" for header, width in _SUMMARY).rstrip(), highlight=False)
     rows = doc.get("rows") or 0
     for d in DIMENSIONS:
         r = doc["dimensions"][d]
         share = f"{r['failing_rows'] / rows:.1%}" if rows else "-"
-        out.print(f"  {d:<13} {r['checks']:>3} checks: {r['passed']} passed, {r['failed']} failed; "
-                  f"{r['failing_rows']} records failing ({share}); on failure {r['policy']}: {r['outcome']}",
+        failing = f"{r['failing_rows']} ({share})"
+        out.print(f"  {d:<14}  {r['checks']:>6}  {r['failed']:>6}  {failing:>15}  {r['policy']:<10}  {r['outcome']}",
                   highlight=False)
 
 
