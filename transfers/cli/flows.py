@@ -270,14 +270,14 @@ def _print_receipts(recipients: Any, results: dict[str, Any]) -> None:
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    as_of: Annotated[str | None, as_of_option("judge what is due (for checks; deletions are still recorded at "
-                                               "the real time)")] = None,
+    as_of: Annotated[str | None, as_of_option("judge what is due")] = None,
     now: OldNow = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers.
 
     At a recipient (TRANSFERS_PARTY set), also destroy received deliveries' rows in the store and
     quarantined deliveries on the controller's date, except what a legal hold keeps (transfers hold).
+    With --as-of (best with --dry-run), a deletion is still recorded at the real time, with that date as its as_of.
     """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection

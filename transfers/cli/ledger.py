@@ -114,7 +114,7 @@ def ledger_show(
                 table.add_row(f"#{e.seq}", f"{e.kind}, recorded {e.at:%Y-%m-%d %H:%M:%S} UTC", style="bold")
                 fields = _fields(e)
                 for number, (name, value) in enumerate(fields, 1):
-                    table.add_row(name, Text(value), end_section=number == len(fields))
+                    table.add_row(Text(name), Text(value), end_section=number == len(fields))
     except TransferError as exc:
         fail(exc)
     out.print(table if table.row_count else "no ledger entries" + (f" of kind {kind}" if kind else "")
