@@ -22,7 +22,9 @@ def write_demo_ledger(path: Path) -> int:
     db = sqlite3.connect(path)
     with db:
         columns = list(rows[0])
-        db.executemany(f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       [tuple(row[c] for c in columns) for row in rows])
+        db.executemany(
+            f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [tuple(row[c] for c in columns) for row in rows],
+        )
     db.close()
     return len(rows)

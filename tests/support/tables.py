@@ -27,5 +27,8 @@ def table_rows(output: str) -> list[dict[str, str]]:
             cells = [cell.strip() for cell in line.strip()[1:-1].split(line.strip()[0])]
             (header if part == "header" else rows[-1]).append(cells)
     names = [" ".join(filter(None, column)) for column in zip(*header, strict=True)]
-    return [{name: " ".join(filter(None, column)) for name, column in zip(names, zip(*row, strict=True), strict=True)}
-            for row in rows if row]
+    return [
+        {name: " ".join(filter(None, column)) for name, column in zip(names, zip(*row, strict=True), strict=True)}
+        for row in rows
+        if row
+    ]

@@ -105,7 +105,7 @@ def ledger_show(
             _check_filters(settings, ledger, kind, flow)
             entries = ledger.entries(kind=kind, flow=flow)  # read a page at a time
             if as_json:
-                print_json(_as_json(e) for e in entries)
+                print_json(e.columns() for e in entries)
                 return
             # One section per entry, a field per row: readable in 80 columns, where a column per field is not.
             table = new_table(key("field"), "value", title="Ledger entries, oldest first")
@@ -144,12 +144,6 @@ def _check_filters(settings: Settings, ledger: Ledger, kind: str | None, flow: s
         raise typer.Exit(EXIT_CONFIG)
 
 
-def _as_json(e: Entry) -> dict[str, Any]:
-    return {"seq": e.seq, "at": e.at, "kind": e.kind, "agreement": e.agreement, "flow": e.flow,
-            "logical_date": e.logical_date, "recipient": e.recipient, "dedupe_key": e.dedupe_key,
-            "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
-
-
 def _fields(e: Entry) -> list[tuple[str, str]]:
     """The entry's columns and payload as (name, value), values as stored; empty ones left out (--json has them).
 
@@ -158,5 +152,6 @@ def _fields(e: Entry) -> list[tuple[str, str]]:
     # The entry's own columns on one row, apart from the payload's keys (a payload may hold its own "flow").
     day = e.logical_date.isoformat() if e.logical_date else None
     about = ", ".join(filter(None, [e.flow or e.agreement, day, f"to {e.recipient}" if e.recipient else None]))
+    payload: dict[str, Any] = e.columns()["payload"]  # shown whole, as stored: no key of it is read here
     return [("about", about)] + [(name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-                    for name, value in e.payload.items() if value not in (None, "", [], {})]
+                                 for name, value in payload.items() if value not in (None, "", [], {})]

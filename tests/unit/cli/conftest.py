@@ -34,8 +34,11 @@ from transfers.settings import PROJECT_ROOT
 CS, SYP = "rotherham-childrens-services", "south-yorkshire-police"
 AGREEMENT = "mash-referrals"
 #: The exchange's entries, recorded after the run's: (flow, logical date, recipient) of each disclosure.
-DISCLOSED = [("mash-referrals.A", date(2026, 5, 1), SYP), ("mash-referrals.A", date(2026, 5, 20), SYP),
-             ("mash-referrals.B", date(2026, 5, 2), CS)]
+DISCLOSED = [
+    ("mash-referrals.A", date(2026, 5, 1), SYP),
+    ("mash-referrals.A", date(2026, 5, 20), SYP),
+    ("mash-referrals.B", date(2026, 5, 2), CS),
+]
 RECEIVED_ID = delivery_id(AGREEMENT, "A", "2026-11-25", SYP)
 
 
@@ -48,31 +51,93 @@ def home(tmp_path: Path) -> Path:
     at = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
     with Ledger(url) as ledger:
         for flow, day, partner in DISCLOSED:
-            ledger.record(Disclosure(agreement=AGREEMENT, flow=flow, logical_date=day, recipient=partner, rows=5,
-                                     at=at - timedelta(hours=30), host="sftp.south-yorkshire-police.example:22",
-                                     files=(RemoteFile(f"inbound/mash/{flow}_{day}.csv.pgp", 1234, "ab" * 32,
-                                                       "delivered"),)))
-        ledger.record(Acknowledgement(agreement=AGREEMENT, flow="mash-referrals.A", logical_date=date(2026, 5, 1),
-                                      recipient=SYP, delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
-                                      status="rejected", reason="column referral_reason missing from part 1",
-                                      at=at))
-        ledger.record(DestructionCertified(agreement=AGREEMENT, flow="mash-referrals.A",
-                                           logical_date=date(2026, 5, 1), recipient=SYP,
-                                           delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
-                                           certificate_sha256="ef" * 32, rows=5,
-                                           destroyed_at="2032-05-01T02:00:00+00:00", at=at))
-        ledger.record(Received(agreement=AGREEMENT, flow="mash-referrals.A", logical_date=date(2026, 11, 25),
-                               recipient=SYP, delivery_id=RECEIVED_ID, sender=CS, status="accepted", rows=4, at=at))
-        ledger.record(LegalHold(agreement=AGREEMENT, action="add", scope="delivery", target=RECEIVED_ID,
-                                reason="case 2032/7: judicial review of the referral decision", by="ig-officer",
-                                at=at))
+            ledger.record(
+                Disclosure(
+                    agreement=AGREEMENT,
+                    flow=flow,
+                    logical_date=day,
+                    recipient=partner,
+                    rows=5,
+                    at=at - timedelta(hours=30),
+                    host="sftp.south-yorkshire-police.example:22",
+                    files=(RemoteFile(f"inbound/mash/{flow}_{day}.csv.pgp", 1234, "ab" * 32, "delivered"),),
+                )
+            )
+        ledger.record(
+            Acknowledgement(
+                agreement=AGREEMENT,
+                flow="mash-referrals.A",
+                logical_date=date(2026, 5, 1),
+                recipient=SYP,
+                delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
+                status="rejected",
+                reason="column referral_reason missing from part 1",
+                at=at,
+            )
+        )
+        ledger.record(
+            DestructionCertified(
+                agreement=AGREEMENT,
+                flow="mash-referrals.A",
+                logical_date=date(2026, 5, 1),
+                recipient=SYP,
+                delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
+                certificate_sha256="ef" * 32,
+                rows=5,
+                destroyed_at="2032-05-01T02:00:00+00:00",
+                at=at,
+            )
+        )
+        ledger.record(
+            Received(
+                agreement=AGREEMENT,
+                flow="mash-referrals.A",
+                logical_date=date(2026, 11, 25),
+                recipient=SYP,
+                delivery_id=RECEIVED_ID,
+                sender=CS,
+                status="accepted",
+                rows=4,
+                at=at,
+            )
+        )
+        ledger.record(
+            LegalHold(
+                agreement=AGREEMENT,
+                action="add",
+                scope="delivery",
+                target=RECEIVED_ID,
+                reason="case 2032/7: judicial review of the referral decision",
+                by="ig-officer",
+                at=at,
+            )
+        )
         for reference, partner in [("d22d80aa7c4f", SYP), ("0b5e7f1c2a9d", CS)]:
-            ledger.record(Notice(agreement=AGREEMENT, flow="mash-referrals.A", recipient=partner,
-                                 notice="withdrawal", lookup="d" * 64, occasion="withdrawn", reference=reference,
-                                 at=at))
-        ledger.record(NoticeConfirmed(agreement=AGREEMENT, flow="mash-referrals.A", recipient=SYP,
-                                      reference="d22d80aa7c4f", notice="withdrawal", rows=2,
-                                      confirmation_sha256="cd" * 32, signer_fingerprint="5" * 40, at=at))
+            ledger.record(
+                Notice(
+                    agreement=AGREEMENT,
+                    flow="mash-referrals.A",
+                    recipient=partner,
+                    notice="withdrawal",
+                    lookup="d" * 64,
+                    occasion="withdrawn",
+                    reference=reference,
+                    at=at,
+                )
+            )
+        ledger.record(
+            NoticeConfirmed(
+                agreement=AGREEMENT,
+                flow="mash-referrals.A",
+                recipient=SYP,
+                reference="d22d80aa7c4f",
+                notice="withdrawal",
+                rows=2,
+                confirmation_sha256="cd" * 32,
+                signer_fingerprint="5" * 40,
+                at=at,
+            )
+        )
     return home
 
 

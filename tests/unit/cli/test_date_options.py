@@ -57,7 +57,13 @@ def test_every_visible_date_option_is_date_as_of_or_the_ig_range_and_the_only_hi
     assert all(opts <= DATE_OPTIONS for opts in dated.values()), dated
     assert {path for path, opts in dated.items() if "--as-of" in opts} == set(RENAMED) - {"expectations export"}
     assert {path for path, opts in dated.items() if "--date" in opts} == {
-        "run", "receive", "check", "unlock", "expectations export", "report quality"}
+        "run",
+        "receive",
+        "check",
+        "unlock",
+        "expectations export",
+        "report quality",
+    }
     assert dated["report ig"] == {"--from", "--to", "--as-of"}
 
 
@@ -66,8 +72,16 @@ def _certificates(monkeypatch, tmp_path, *args: str):
     if not home.exists():
         home.mkdir()
         with Ledger(f"sqlite:///{home / 'ledger.db'}") as ledger:
-            ledger.record(Disclosure(agreement="mash-referrals", flow="mash-referrals.A", logical_date=date(2026, 5, 1),
-                                     recipient="south-yorkshire-police", rows=5, at=datetime(2026, 5, 2, tzinfo=UTC)))
+            ledger.record(
+                Disclosure(
+                    agreement="mash-referrals",
+                    flow="mash-referrals.A",
+                    logical_date=date(2026, 5, 1),
+                    recipient="south-yorkshire-police",
+                    rows=5,
+                    at=datetime(2026, 5, 2, tzinfo=UTC),
+                )
+            )
     monkeypatch.setenv("TRANSFERS_HOME", str(home))
     monkeypatch.setenv("TRANSFERS_CONFIG_DIR", str(PROJECT_ROOT / "config"))
     monkeypatch.setenv("COLUMNS", "300")
@@ -82,8 +96,9 @@ def test_the_old_spelling_gives_the_same_answer_with_one_deprecation_line_on_std
     assert "2026-05-01" in new.stdout and "overdue" in new.stdout  # judged as on 2032: past destroy-by
     assert old.stdout == new.stdout
     assert new.stderr == ""
-    assert old.stderr.strip().splitlines() == ["deprecated: --now is the old spelling of --as-of (same meaning); "
-                                               "use --as-of"]
+    assert old.stderr.strip().splitlines() == [
+        "deprecated: --now is the old spelling of --as-of (same meaning); use --as-of"
+    ]
 
 
 def test_giving_both_spellings_is_a_usage_error(tmp_path, monkeypatch):

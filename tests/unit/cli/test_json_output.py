@@ -31,8 +31,11 @@ def test_certificates_json_has_a_line_per_disclosure_past_destroy_by(invoke):
     shown = _lines(invoke("certificates", "--as-of", "2032-06-01", "--json"))
 
     states = {(r["flow"], r["logical_date"]): r for r in shown}
-    assert set(states) == {("mash-referrals.A", "2026-05-01"), ("mash-referrals.A", "2026-05-20"),
-                           ("mash-referrals.B", "2026-05-02")}
+    assert set(states) == {
+        ("mash-referrals.A", "2026-05-01"),
+        ("mash-referrals.A", "2026-05-20"),
+        ("mash-referrals.B", "2026-05-02"),
+    }
     assert states[("mash-referrals.A", "2026-05-01")]["status"] == "destroyed"
     assert states[("mash-referrals.A", "2026-05-01")]["certificate_sha256"] == "ef" * 32
     late = states[("mash-referrals.A", "2026-05-20")]
@@ -44,7 +47,9 @@ def test_notice_confirmations_json_has_a_line_per_notice_sent(invoke):
     shown = _lines(invoke("notices", "confirmations", "--json"))
 
     assert [(r["flow"], r["recipient"], r["reference"], r["status"]) for r in shown][-2:] == [
-        ("mash-referrals.A", SYP, "d22d80aa7c4f", "confirmed"), ("mash-referrals.A", CS, "0b5e7f1c2a9d", "unconfirmed")]
+        ("mash-referrals.A", SYP, "d22d80aa7c4f", "confirmed"),
+        ("mash-referrals.A", CS, "0b5e7f1c2a9d", "unconfirmed"),
+    ]
     assert shown[-2]["rows"] == 2 and shown[-2]["detail"] == "confirmed: 2 rows deleted 2026-11-26 05:00"
     assert len(shown) == 4  # and the run's two notices, to the trust
 
@@ -52,9 +57,15 @@ def test_notice_confirmations_json_has_a_line_per_notice_sent(invoke):
 def test_hold_list_json_has_a_line_per_hold_in_force(invoke):
     [hold] = _lines(invoke("hold", "list", "--json", party=SYP))
 
-    assert hold == {"scope": "delivery", "agreement": "mash-referrals", "target": RECEIVED_ID,
-                    "reason": "case 2032/7: judicial review of the referral decision", "by": "ig-officer",
-                    "since": "2026-11-26T05:00:00+00:00", "seq": 50}
+    assert hold == {
+        "scope": "delivery",
+        "agreement": "mash-referrals",
+        "target": RECEIVED_ID,
+        "reason": "case 2032/7: judicial review of the referral decision",
+        "by": "ig-officer",
+        "since": "2026-11-26T05:00:00+00:00",
+        "seq": 50,
+    }
 
 
 def test_an_empty_answer_is_no_line_at_all(tmp_path, invoke, home):

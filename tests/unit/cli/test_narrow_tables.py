@@ -23,8 +23,12 @@ def test_receipts_keep_flow_date_partner_and_state_whole(invoke):
     rows = table_rows(_narrow(invoke("receipts", columns=WIDTH)))
 
     assert {row["flow, date, partner"] for row in rows} == {
-        f"mash-referrals.A 2026-11-25 {SYP}", f"mash-referrals.B 2026-11-25 {CS}", f"mash-referrals.A 2026-05-01 {SYP}",
-        f"mash-referrals.A 2026-05-20 {SYP}", f"mash-referrals.B 2026-05-02 {CS}"}
+        f"mash-referrals.A 2026-11-25 {SYP}",
+        f"mash-referrals.B 2026-11-25 {CS}",
+        f"mash-referrals.A 2026-05-01 {SYP}",
+        f"mash-referrals.A 2026-05-20 {SYP}",
+        f"mash-referrals.B 2026-05-02 {CS}",
+    }
     assert [row["receipt"].split(":")[0] for row in rows] == ["overdue", "overdue", "rejected", "overdue", "overdue"]
     assert rows[2]["receipt"] == "rejected: column referral_reason missing from part 1"
     assert rows[0]["delivered (UTC)"] == "2026-11-26 04:02" and rows[0]["refused"] == "0"
@@ -36,7 +40,8 @@ def test_certificates_keep_flow_date_partner_destroy_by_and_state_whole(invoke):
     assert [(row["flow, date, partner"], row["destroy by"], row["destruction"].split(":")[0]) for row in rows] == [
         (f"mash-referrals.A 2026-05-01 {SYP}", "2032-05-01", "destroyed"),
         (f"mash-referrals.A 2026-05-20 {SYP}", "2032-05-20", "overdue"),
-        (f"mash-referrals.B 2026-05-02 {CS}", "2032-05-02", "at-controller")]
+        (f"mash-referrals.B 2026-05-02 {CS}", "2032-05-02", "at-controller"),
+    ]
     assert rows[1]["destruction"] == "overdue: no certificate; destroy by 2032-05-20, overdue since 2032-05-30"
 
 
@@ -44,7 +49,9 @@ def test_notices_keep_flow_partner_notice_and_reference_whole(invoke):
     rows = table_rows(_narrow(invoke("notices", "confirmations", columns=WIDTH)))
 
     assert [(row["flow, partner"], row["notice"]) for row in rows][-2:] == [
-        (f"mash-referrals.A {SYP}", "withdrawal d22d80aa7c4f"), (f"mash-referrals.A {CS}", "withdrawal 0b5e7f1c2a9d")]
+        (f"mash-referrals.A {SYP}", "withdrawal d22d80aa7c4f"),
+        (f"mash-referrals.A {CS}", "withdrawal 0b5e7f1c2a9d"),
+    ]
     assert rows[-2]["confirmation"] == "confirmed: 2 rows deleted 2026-11-26 05:00"
     assert rows[-1]["confirmation"] == "unconfirmed"
 
@@ -85,13 +92,19 @@ def deployment_env(monkeypatch):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    host_key = Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    host_key = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     for conn_id in ("cs_case_db", "rft_exports"):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", "fs://placeholder")
     for conn_id in ("syp_sftp", "cs_sftp"):
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(
-            {"conn_type": "sftp", "host": "sftp.partner.example", "extra": {"host_key": host_key}}))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps({"conn_type": "sftp", "host": "sftp.partner.example", "extra": {"host_key": host_key}}),
+        )
     monkeypatch.setenv("AIRFLOW_VAR_MASH_PSEUDONYM_KEY", "placeholder")
     monkeypatch.setenv("AIRFLOW_VAR_TRANSFERS_SIGNING_KEY", "placeholder")
 
