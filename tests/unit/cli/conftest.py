@@ -63,13 +63,17 @@ def home(tmp_path: Path) -> Path:
                     files=(RemoteFile(f"inbound/mash/{flow}_{day}.csv.pgp", 1234, "ab" * 32, "delivered"),),
                 )
             )
+        # The police's first delivery: rejected by their receipt, destroyed by their certificate.
+        first_to_police = {
+            "agreement": AGREEMENT,
+            "flow": "mash-referrals.A",
+            "logical_date": date(2026, 5, 1),
+            "recipient": SYP,
+            "delivery_id": delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
+        }
         ledger.record(
             Acknowledgement(
-                agreement=AGREEMENT,
-                flow="mash-referrals.A",
-                logical_date=date(2026, 5, 1),
-                recipient=SYP,
-                delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
+                **first_to_police,
                 status="rejected",
                 reason="column referral_reason missing from part 1",
                 at=at,
@@ -77,11 +81,7 @@ def home(tmp_path: Path) -> Path:
         )
         ledger.record(
             DestructionCertified(
-                agreement=AGREEMENT,
-                flow="mash-referrals.A",
-                logical_date=date(2026, 5, 1),
-                recipient=SYP,
-                delivery_id=delivery_id(AGREEMENT, "A", "2026-05-01", SYP),
+                **first_to_police,
                 certificate_sha256="ef" * 32,
                 rows=5,
                 destroyed_at="2032-05-01T02:00:00+00:00",
