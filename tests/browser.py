@@ -25,6 +25,28 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 # report could pull an asset from are still caught (see tests/integration/test_browser.py).
 BROWSER_OWN_HOSTS = frozenset({"update.googleapis.com", "accounts.google.com", "clients2.google.com"})
 
+#: Headless, and none of Chromium's own background traffic: whatever reaches the proxy came from the page.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # tests run as root in CI
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-domain-reliability",
+    "--disable-sync",
+    "--disable-breakpad",
+    "--disable-client-side-phishing-detection",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-pings",
+    "--metrics-recording-only",
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
+    "AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
+    "--no-first-run",
+    "--no-default-browser-check",
+)
+
 
 def _host(request_line: str) -> str:
     """``GET http://h:80/x HTTP/1.1`` or ``CONNECT h:443 HTTP/1.1`` -> ``h``."""
@@ -63,6 +85,16 @@ class _RecordingProxy:
         self.port = self._sock.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def flags(self, *direct: str) -> list[str]:
+        """Chromium's switches to send every request through this proxy, loopback too, except to ``direct``
+        (``host:port`` entries, such as the server under test)."""
+        return [f"--proxy-server=http://127.0.0.1:{self.port}",
+                "--proxy-bypass-list=" + ";".join(["<-loopback>", *direct])]  # <-loopback>: loopback is proxied too
+
+    def outside(self) -> list[str]:
+        """The requests that reached the proxy, less Chromium's own pings (``BROWSER_OWN_HOSTS``)."""
+        return [r for r in self.requests if _host(r) not in BROWSER_OWN_HOSTS]
 
     def __enter__(self) -> _RecordingProxy:
         self._thread.start()
@@ -108,29 +140,9 @@ def render_offline(html: Path, *, timeout: float = 60) -> Rendered:
     with _RecordingProxy() as proxy, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         command = [
             browser,
-            "--headless=new",
-            "--no-sandbox",  # tests run as root in CI
-            "--disable-gpu",
+            *CHROMIUM_FLAGS,
+            *proxy.flags(),
             f"--user-data-dir={profile}",
-            f"--proxy-server=http://127.0.0.1:{proxy.port}",
-            "--proxy-bypass-list=<-loopback>",  # loopback goes through the proxy too
-            # Chromium's own background traffic is not the page's; switch it off so
-            # that whatever reaches the proxy came from the report.
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-domain-reliability",
-            "--disable-sync",
-            "--disable-breakpad",
-            "--disable-client-side-phishing-detection",
-            "--disable-component-extensions-with-background-pages",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--no-pings",
-            "--metrics-recording-only",
-            "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
-            "AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
-            "--no-first-run",
-            "--no-default-browser-check",
             "--virtual-time-budget=3000",
             "--dump-dom",
             Path(html).resolve().as_uri(),
@@ -138,5 +150,4 @@ def render_offline(html: Path, *, timeout: float = 60) -> Rendered:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0 or not result.stdout.strip():
             raise RuntimeError(f"chromium could not render {html}: {result.stderr[-2000:]}")
-        page_requests = [r for r in proxy.requests if _host(r) not in BROWSER_OWN_HOSTS]
-        return Rendered(dom=result.stdout, requests=page_requests)
+        return Rendered(dom=result.stdout, requests=proxy.outside())

@@ -62,7 +62,9 @@ _CSV = {
 }
 
 
-def _how(spec: FieldSpec) -> str:
+def how_shared(spec: FieldSpec) -> str:
+    """How a field is shared, in words: ``generalised to postcode district``, ``not shared`` (the agreement
+    document and the IG report say it the same way)."""
     text = _SHARE.get(spec.share, spec.share)
     if spec.share == "generalise" and spec.to:
         level = {"age_band": "age band", "year": "year", "month": "month", "district": "postcode district",
@@ -92,6 +94,21 @@ def _checks(spec: FieldSpec) -> str:
     return "; ".join(parts)
 
 
+def sharing_basis(flow: Flow, protocol: Protocol) -> dict[str, Any]:
+    """The flow's own basis for sharing: ``consent``, or ``statutory`` with its legal basis and exceptional
+    ground (names from the Tier 1 register; ``legal_basis_id`` and ``ground_id`` keep the ids)."""
+    basis = flow.consent
+    if basis.basis == "statutory":
+        legal = protocol.legal_basis(basis.legal_basis or "")
+        ground = next((g for g in protocol.exceptional_grounds if g.id == basis.ground), None)
+        return {"basis": "statutory", "legal_basis": legal.name if legal else basis.legal_basis,
+                "legal_basis_id": basis.legal_basis, "ground": ground.name if ground else basis.ground,
+                "ground_id": basis.ground, "justification": basis.justification,
+                "override_opt_outs": basis.override_opt_outs}
+    return {"basis": "consent", "legal_basis": None, "legal_basis_id": None, "ground": None, "ground_id": None,
+            "justification": None, "override_opt_outs": False}
+
+
 def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
     r = flow.retention
     places = [{"place": _PLACES["staging"], "period": r.staging}]
@@ -102,25 +119,15 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
                                                  " (removed by the recipient; the sender may not)"),
                    "period": r.remote.period})
     places += [{"place": _PLACES[k], "period": getattr(r, k)} for k in ("reports", "notices", "logs")]
-    basis = flow.consent
-    if basis.basis == "statutory":
-        legal = protocol.legal_basis(basis.legal_basis or "")
-        ground = next((g for g in protocol.exceptional_grounds if g.id == basis.ground), None)
-        sharing = {"basis": "statutory", "legal_basis": legal.name if legal else basis.legal_basis,
-                   "ground": ground.name if ground else basis.ground, "justification": basis.justification,
-                   "override_opt_outs": basis.override_opt_outs}
-    else:
-        sharing = {"basis": "consent", "legal_basis": None, "ground": None, "justification": None,
-                   "override_opt_outs": False}
     return {
         "id": flow.id, "name": flow.name, "from": protocol.name_of(flow.from_),
         "to": [protocol.name_of(t.partner) for t in flow.to],
         "recipients": [{"partner": protocol.name_of(t.partner), "fingerprint": t.pgp_fingerprint, "path": t.path}
                        for t in flow.to],
         "schedule": flow.schedule, "timezone": flow.timezone, "subject": flow.subject,
-        "fields": [{"name": name, "share": spec.share, "how": _how(spec), "checks": _checks(spec)}
+        "fields": [{"name": name, "share": spec.share, "how": how_shared(spec), "checks": _checks(spec)}
                    for name, spec in flow.fields.items()],
-        "shared": flow.shared_fields, "retention": places, "sharing": sharing,
+        "shared": flow.shared_fields, "retention": places, "sharing": sharing_basis(flow, protocol),
         "quality": [{"dimension": d.name, "meaning": d.meaning or "", "on_failure": flow.quality.policy(d.id)}
                     for d in protocol.quality_characteristics],
         "deceased": flow.deceased.handling.replace("_", " ") if flow.deceased else None,

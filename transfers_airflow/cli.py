@@ -25,8 +25,10 @@ def _quiet(lookup: Callable[[str], T]) -> Callable[[str], T]:
 def main() -> None:  # pragma: no cover - the installed command; tests run it as a subprocess
     from transfers.cli import app
     from transfers.connections import install_cli_lookups
+    from transfers.logs import log_to_stderr
     from transfers_airflow.resolvers import connection, secret
 
+    log_to_stderr()
     install_cli_lookups(_quiet(connection), _quiet(secret))
     sys.exit(app())
 

@@ -201,7 +201,11 @@ def write_keys(keys: Path, gpg_partner, gpg_sender) -> None:
 @pytest.fixture
 def world(tmp_path, sshd, gpg_partner, gpg_sender, pg_source) -> World:
     """The sample agreement's two flows, wired to real PostgreSQL, sshd and gpg."""
-    url, _name = pg_source
+    return make_world(tmp_path, sshd, gpg_partner, gpg_sender, pg_source[0])
+
+
+def make_world(tmp_path: Path, sshd, gpg_partner, gpg_sender, url: str) -> World:
+    """A ``World`` under ``tmp_path`` (for a fixture of a wider scope than ``world``'s)."""
     synthetic.write_referrals_table(url, synthetic.referrals(40, LOGICAL_DATE))
     exports = tmp_path / "exports"
     attendances = synthetic.ed_attendances(30, LOGICAL_DATE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -58,8 +59,10 @@ def _joined(gpg_partner, paths) -> str:
 
 
 def test_parts_encrypted_in_parallel_decrypt_with_gpg_to_exactly_the_prepared_rows_in_order(world, gpg_partner,
-                                                                                             capsys):
+                                                                                             caplog):
     from transfers.steps.encrypt import encrypt
+
+    caplog.set_level(logging.DEBUG, logger="transfers.steps.encrypt")
 
     world.settings = world.settings.model_copy(update={"delivery_max_rows": 6, "encrypt_workers": 2})
     run, ledger, resolvers, recipient = _prepared(world, batch_rows=4)  # 40 rows, batches of 4, parts of 6
@@ -74,8 +77,8 @@ def test_parts_encrypted_in_parallel_decrypt_with_gpg_to_exactly_the_prepared_ro
     assert [f["rows"] for f in manifest["files"]] == [6] * 6 + [4]
     assert list(manifest["files"][0]) == ["name", "size", "sha256", "rows"]
     assert _joined(gpg_partner, [outbox / n for n in names]) == expected
-    # One line per part, naming it with its rows and size, and no value of any row.
-    lines = [line for line in capsys.readouterr().err.splitlines() if "part encrypted" in line]
+    # One line per part (at debug), naming it with its rows and size, and no value of any row.
+    lines = [str(r.msg) for r in caplog.records if isinstance(r.msg, dict) and r.msg["event"] == "part encrypted"]
     assert len(lines) == 7 and {n for n in names if any(n in line for line in lines)} == set(names)
     first_ids = pd.read_csv(io.StringIO(expected), dtype=str)["referral_id"]
     assert not any(ref in line for line in lines for ref in first_ids)
@@ -127,8 +130,10 @@ def test_each_compression_opens_with_gpg_and_with_the_receive_side(world, gpg_pa
     assert [r["referral_id"] for r in received] == list(decrypted["referral_id"])
 
 
-def test_a_worker_that_cannot_write_its_part_stops_the_step_and_leaves_no_part(world, mounts, capsys):
+def test_a_worker_that_cannot_write_its_part_stops_the_step_and_leaves_no_part(world, mounts, caplog):
     from transfers.steps.encrypt import encrypt
+
+    caplog.set_level(logging.DEBUG, logger="transfers.steps.encrypt")
 
     world.settings = world.settings.model_copy(update={"delivery_max_rows": 15, "encrypt_workers": 2})
     run, ledger, resolvers, recipient = _prepared(world)
@@ -137,7 +142,7 @@ def test_a_worker_that_cannot_write_its_part_stops_the_step_and_leaves_no_part(w
     with pytest.raises(WorkspaceFull, match=rf"{outbox}: no space left .* the encrypted file {run.base_name}_part"):
         encrypt(run, resolvers, ledger, recipient)
 
-    assert "part encrypted" in capsys.readouterr().err  # a part was written before the failure...
+    assert "part encrypted" in caplog.text  # a part was written before the failure...
     assert list(outbox.iterdir()) == []  # ...and removed with the rest: no part, no temporary file, no manifest
 
 

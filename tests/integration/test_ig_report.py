@@ -99,6 +99,15 @@ def test_ig_report_opens_offline_and_its_figures_match_the_ledger(world, cli, tm
     for entry in without:
         for key in ("legal_basis", "ground", "justification"):
             assert entry.payload[key] in dom
+    # The disclosures section opens with records disclosed per month, a chart per flow and recipient, whose
+    # figures (its description, which Chromium keeps in the DOM) are the ledger's rows.
+    charts = re.findall(r'<desc id="disclosures-\d+-desc">(.*?)</desc>', dom)
+    assert len(charts) == len({(e.flow, e.recipient) for e in disclosures}) == 2
+    for entry in disclosures:
+        name = world.config.protocol.name_of(entry.recipient or "")
+        month = (entry.logical_date or entry.at.date()).strftime("%Y-%m")
+        assert any(f"{entry.flow} to {name}:" in c and re.search(rf"{month}: {entry.payload['rows']:,}[;.]", c)
+                   for c in charts), (entry.flow, charts)
     overdue_rows = re.findall(r'<tr class="overdue">(.*?)</tr>', dom, re.S)
     assert len(overdue_rows) == 1 and "rectification_old.csv" in overdue_rows[0]
     assert re.search(r'<tr class="lapsed">.*?mash-referrals-2025', dom, re.S)

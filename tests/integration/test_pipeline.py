@@ -156,3 +156,20 @@ def test_a_run_keeps_its_own_log_without_record_values(world, sshd):
     for event in ("agreement live", "extracted", "quality checked", "prepared", "encrypted", "delivered"):
         assert event in text
     assert files_containing(run.log_path.parent, list(source["nhs_number"]) + list(source["surname"])) == []
+
+
+def test_a_host_key_pin_ending_within_30_days_is_a_warning_in_the_deliver_step_s_log(world, sshd, caplog):
+    from datetime import UTC, datetime, timedelta
+
+    until = datetime.now(UTC).date() + timedelta(days=10)
+    conn = world.connections["cs_sftp"]
+    world.connections["cs_sftp"] = dataclasses.replace(conn, extra={
+        "host_keys": [{"key": sshd.host_key_line, "until": until.isoformat()}],
+        "private_key": conn.extra["private_key"]})
+
+    run_flow(world.run("mash-referrals.B"), world.resolvers())
+
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "transfers.steps.deliver"]
+    assert warning.msg["event"] == "host key pin ending" and warning.msg["host"] == f"{sshd.host}:{sshd.port}"
+    assert f"ends on {until} (in 10 days)" in warning.msg["detail"]
+    assert world.delivered("inbound/ed-attendances")  # delivered all the same

@@ -5,6 +5,7 @@ sender, the dry run and the report command, and the reports opened offline in he
 from __future__ import annotations
 
 import csv
+import re
 from datetime import timedelta
 
 import pytest
@@ -49,7 +50,13 @@ def quality_entries(world) -> list[dict]:
     return [e.payload for e in world.settings.open_ledger().entries(kind="quality", flow=FLOW_B)]
 
 
-def test_block_sends_nothing_and_the_notice_names_the_record(world):
+def quality_line(caplog) -> tuple[str, dict]:
+    """The quality stage's one summary line: its level and fields."""
+    [record] = [r for r in caplog.records if isinstance(r.msg, dict) and r.msg["event"] == "quality checked"]
+    return record.levelname, record.msg
+
+
+def test_block_sends_nothing_and_the_notice_names_the_record(world, caplog):
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[4, "nhs_number"] = BAD_NHS
     export_b(world, LOGICAL_DATE, frame)
@@ -68,9 +75,11 @@ def test_block_sends_nothing_and_the_notice_names_the_record(world):
     assert [(r["record_key"], r["field"], r["characteristic"]) for r in rows] == [
         (frame.at[4, "attendance_id"], "nhs_number", "accuracy")
     ]
+    level, line = quality_line(caplog)  # the run's failure: the one stage line that is an error
+    assert level == "ERROR" and (line["outcome"], line["blocked"], line["rows"]) == ("blocked", ["accuracy"], 30)
 
 
-def test_quarantine_holds_back_exactly_the_failing_records(world, gpg_partner):
+def test_quarantine_holds_back_exactly_the_failing_records(world, gpg_partner, caplog):
     edit_flow_b(world, on_failure={"accuracy": "quarantine"})
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[3, "nhs_number"] = BAD_NHS
@@ -96,9 +105,11 @@ def test_quarantine_holds_back_exactly_the_failing_records(world, gpg_partner):
     assert files_containing(world.settings.home / "outbox", held) == []
     assert world.remote_names(REMOTE_B) == sorted(p.name for p in (world.remote_root / REMOTE_B).iterdir())
     assert not any("rectification" in name for name in world.remote_names(REMOTE_B))
+    level, line = quality_line(caplog)  # records held back: a warning, with the counts
+    assert level == "WARNING" and (line["outcome"], line["passed"], line["held_back"]) == ("held back", 27, 3)
 
 
-def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner):
+def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner, caplog):
     edit_flow_b(world, on_failure={"validity": "warn"})
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[5, "safeguarding_flag"] = "maybe"
@@ -119,6 +130,8 @@ def test_warn_sends_everything_and_reports_the_warning(world, gpg_partner):
     assert entry["dimensions"]["validity"] == {
         "checks": 4, "passed": 2, "failed": 2, "failing_rows": 2, "policy": "warn", "outcome": "warn",
     }
+    level, line = quality_line(caplog)
+    assert level == "WARNING" and line["outcome"] == "warned" and {"relevance", "validity"} <= set(line["failing"])
 
 
 def test_row_count_and_null_rate_drift_over_several_runs(world):
@@ -203,6 +216,9 @@ def test_check_is_a_dry_run_and_report_quality_prints_summary_and_paths(world, c
 
 def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     edit_flow_b(world, on_failure={"validity": "warn", "accuracy": "quarantine"})
+    yesterday = LOGICAL_DATE - timedelta(days=1)  # an earlier run, so the scorecard has a trend to draw
+    export_b(world, yesterday, synthetic.ed_attendances(28, yesterday, seed=5))
+    run_flow(world.run(FLOW_B, yesterday), world.resolvers())
     frame = synthetic.ed_attendances(30, LOGICAL_DATE)
     frame.at[1, "nhs_number"] = BAD_NHS
     frame.at[6, "safeguarding_flag"] = "maybe"
@@ -215,6 +231,13 @@ def test_scorecard_and_notice_open_offline_in_chromium(world, chromium):
     for name in SIX:
         assert f'<section id="{name.lower()}">' in scorecard.dom and name in scorecard.dom
     assert "Records to fix" in scorecard.dom and "Recent runs" in scorecard.dom
+    # the headline, and the trend charts with this run's figures (Chromium keeps each chart's description)
+    assert re.search(r'<p class="headline quarantine" id="headline">.*?Held back.*?1 of 30 records held back', scorecard.dom,
+                     re.S)
+    assert (f'<desc id="trend-records-desc">Records checked per run: {yesterday}: 28; {LOGICAL_DATE}: 30.</desc>'
+            in scorecard.dom)
+    assert f"Accuracy: share of records failing per run: {yesterday}: 0%; {LOGICAL_DATE}: 3.3%.</desc>" in scorecard.dom
+    assert scorecard.dom.count('<svg class="chart"') == 7
 
     notice = render_offline(run.reports_dir / f"rectification_B_{LOGICAL_DATE}.html")
     assert notice.requests == []

@@ -42,11 +42,13 @@ def report_ig(
     now: OldNow = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews.
+    """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews,
+    consent exclusions, notices, each flow's basis and field sharing, pseudonym key ids, the ledger's verification.
 
     With --json, one line: the report's figures (as the HTML and CSVs show them) and the files written.
     """
     from transfers.agreement import load_config
+    from transfers.connections import cli_connection
     from transfers.reports.ig import build, write_ig_report
 
     settings = load_settings()
@@ -59,7 +61,7 @@ def report_ig(
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
-            doc = build(settings, config, ledger, start, end, now=moment)
+            doc = build(settings, config, ledger, start, end, now=moment, connection=cli_connection)
         paths = write_ig_report(doc, out_dir or settings.layout.ig_reports)
     except TransferError as exc:
         fail(exc)
@@ -72,6 +74,12 @@ def report_ig(
               f"{t['overdue']} overdue; {t['destroyed_at_recipients']} destroyed at recipients (certified), "
               f"{t['destruction_overdue']} overdue there; {t['lapsed']} agreement(s) lapsed, "
               f"{t['due_for_review']} due for review; {t['incidents']} security incident(s)")
+    e = doc["evidence_totals"]
+    ledger_state = (f"ledger verified to entry {e['ledger_head_seq']}" if e["ledger_ok"] else
+                    "[bold red]ledger FAILED verification[/] (see the report's ledger section)")
+    out.print(f"{e['excluded']} record(s) left out by consent, opt-out or death; {e['withdrawal_notices']} withdrawal "
+              f"and {e['correction_notices']} correction notice(s) sent, {e['notices_confirmed']} confirmed; "
+              f"pseudonym key id(s) {escape(', '.join(e['key_ids'])) or 'none'}; {ledger_state}")
     for path in paths:
         out.print(f"  {escape(str(path))}", highlight=False)
 

@@ -8,6 +8,7 @@ the process list.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,13 +17,11 @@ from rich.markup import escape
 
 from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, JsonFlag, err, fail, load_settings, out, print_json
 from transfers.errors import ConfigError, TransferError
+from transfers.privacy.trail import subject_lookups
 
 if TYPE_CHECKING:
     from transfers.agreement import Config
-    from transfers.connections import SecretLookup
-    from transfers.ledger import Ledger
     from transfers.notices import Kind
-    from transfers.privacy.subjects import SubjectEvent
     from transfers.settings import Settings
 
 SUBJECT_HELP = "the subject's identifier (e.g. NHS number); '-' reads it from standard input"
@@ -33,19 +32,6 @@ def _identifier(value: str) -> str:
     if not text.strip():
         raise ConfigError("no subject identifier given")
     return text.strip()
-
-
-def subject_lookups(config: Config, identifier: str, secret: SecretLookup) -> dict[str, str]:
-    """agreement id -> the subject's lookup under that agreement's local lookup key."""
-    from transfers.privacy.subjects import lookup_key, lookup_of
-
-    lookups: dict[str, str] = {}
-    for item in config.agreements:
-        setting = item.agreement.pseudonymisation
-        if setting is None:
-            continue  # no key: this agreement records no subjects
-        lookups[item.agreement.id] = lookup_of(identifier, lookup_key(secret(setting.key_secret), item.agreement.id))
-    return lookups
 
 
 def privacy_summary(prepared: dict, notices: dict | None = None) -> str:
@@ -188,80 +174,27 @@ def history(
 ) -> None:
     """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger.
 
-    With --json, one line per event (the same fields as the tab-separated lines); never the identifier.
+    With --json, one line per event (the same cells as the printed lines, named); never the identifier.
     """
     from transfers.agreement import load_config
     from transfers.connections import cli_secret
-    from transfers.privacy.subjects import SubjectIndex
+    from transfers.privacy.trail import TRAIL_HEADINGS, subject_trail
 
     settings = load_settings()
     try:
         config = load_config(settings.config_dir)
-        lookups = subject_lookups(config, _identifier(subject), cli_secret)
-        index = SubjectIndex.for_settings(settings)
-        try:
-            events = [e for e in index.events(lookups.values()) if lookups.get(e.agreement)]
-        finally:
-            index.close()
-        seqs: dict[str, int] = {}  # the ledger entry of each disclosure and notice
-        receipts: dict[str, str] = {}  # what the recipient's signed receipt (confirmation) said of each disclosure (notice)
-        if events:
-            with settings.open_ledger() as ledger:
-                for e in events:
-                    wanted = e.event in ("disclosed", "notice") and e.ref and e.ref not in seqs
-                    if wanted and (entry := ledger.find(e.ref)) is not None:
-                        seqs[e.ref] = entry.seq
-                    if e.event == "disclosed" and e.ref:
-                        receipts[e.ref] = _receipt_of(ledger, e)
-                    if e.event == "notice" and e.ref:
-                        receipts[e.ref] = _confirmation_of(ledger, e.ref)
+        rows = subject_trail(settings, subject_lookups(config, _identifier(subject), cli_secret))
     except TransferError as exc:
         fail(exc)
-    if not events:
+    if not rows:
         # Stdout stays empty (nothing concerns this person); the note is for the reader.
         err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
         return
-    if as_json:
-        print_json({"when": e.at, "what": e.event, "agreement": e.agreement, "flow": e.flow,
-                    "logical_date": e.logical_date, "recipient": e.recipient, "detail": e.detail,
-                    "pseudonym": e.pseudonym, "key_id": e.key_id,
-                    "ledger_entry": seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None,
-                    "receipt": receipts.get(e.ref or "") if e.event in ("disclosed", "notice") else None}
-                   for e in events)
+    if as_json:  # the same cells, named; null where the line shows "-"
+        print_json({name: None if value == "-" else int(value) if name == "ledger_entry" else value
+                    for name, value in dataclasses.asdict(row).items()} for row in rows)
         return
     # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
-    out.print("when\twhat\tflow\tlogical date\trecipient\tdetail\tpseudonym (key id)\tledger entry\t"
-              "receipt or confirmation",
-              highlight=False)
-    for e in events:
-        seq = seqs.get(e.ref or "") if e.event in ("disclosed", "notice") else None
-        cells = [f"{e.at:%Y-%m-%d %H:%M}", e.event, e.flow or e.agreement,
-                 e.logical_date.isoformat() if e.logical_date else "-", e.recipient or "-", e.detail or "-",
-                 f"{e.pseudonym} ({e.key_id})" if e.pseudonym else "-", str(seq) if seq else "-",
-                 receipts.get(e.ref or "", "-") if e.event in ("disclosed", "notice") else "-"]
-        out.print(escape("\t".join(cells)), highlight=False)
-
-
-def _receipt_of(ledger: Ledger, event: SubjectEvent) -> str:
-    """``acknowledged <when> by <key>``, ``rejected: <reason>`` or ``unacknowledged``, for one disclosure."""
-    from transfers.ledger.records import Acknowledgement
-    from transfers.receipt import delivery_id
-
-    flow_id = (event.flow or "").partition(".")[2] or (event.flow or "")
-    ds = event.logical_date.isoformat() if event.logical_date else ""
-    ack = ledger.find_record(Acknowledgement, Acknowledgement.key_for(
-        delivery_id(event.agreement, flow_id, ds, event.recipient or "")))
-    if ack is None:
-        return "unacknowledged"
-    if ack.status == "rejected":
-        return f"rejected: {ack.reason}"
-    return f"acknowledged {ack.when:%Y-%m-%d %H:%M} by {(ack.signer_fingerprint or '')[-16:]}"
-
-
-def _confirmation_of(ledger: Ledger, ref: str) -> str:
-    """``confirmed: 2 rows deleted <when>`` or ``unconfirmed``, for one notice (its ledger dedupe key)."""
-    from transfers.ledger.records import Notice
-    from transfers.notice_confirmations import confirmation_of, describe
-
-    notice = ledger.find_record(Notice, ref)
-    return describe(confirmation_of(ledger, notice)) if notice is not None else "-"
+    out.print("\t".join(TRAIL_HEADINGS), highlight=False)
+    for row in rows:
+        out.print(escape("\t".join(row.cells())), highlight=False)

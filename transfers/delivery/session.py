@@ -23,6 +23,7 @@ methods of ``session.sftp``, so they can run over an in-memory fake.
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -44,6 +45,11 @@ from transfers.errors import (
     TransferError,
 )
 from transfers.watchdog import Watchdog
+
+# paramiko's transport says "Connected", "Authentication successful" and "Opened sftp connection" at info on
+# every connection: three lines per delivery and per receipt look in a task log, where the step's own line says
+# what matters. Its warnings and errors still show.
+logging.getLogger("paramiko.transport").setLevel(logging.WARNING)
 
 __all__ = [
     "DISABLED_ALGORITHMS",

@@ -22,6 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from transfers.agreement import DIMENSIONS
 from transfers.files import private_dir, write_atomic
+from transfers.reports.figures import quality_trend
 
 # Section 4 of the protocol (config/protocol.yaml, quality_characteristics), in its order.
 CHARACTERISTICS: dict[str, tuple[str, str]] = {
@@ -46,7 +47,7 @@ CHARACTERISTICS: dict[str, tuple[str, str]] = {
 }
 assert tuple(CHARACTERISTICS) == DIMENSIONS  # a mismatch is a programming error
 
-_OUTCOMES = ("pass", "warn", "quarantine", "block")
+_OUTCOMES = ("pass", "warn", "quarantine", "block")  # from least to most severe
 TREND_RUNS = 10
 
 _env = Environment(
@@ -115,14 +116,53 @@ def render_quality_html(document: Mapping[str, Any], *, history: Sequence[Mappin
         history: earlier runs' summaries, oldest first; shown as a trend table when given.
     """
     template = _env.get_template("quality.html.j2")
+    trend = trend_rows(history, document)
     return template.render(
         doc=document,
         dimensions=DIMENSIONS,
         characteristics=CHARACTERISTICS,
         checks_of={d: [c for c in document["checks"] if c["dimension"] == d] for d in DIMENSIONS},
         warned=[d for d in DIMENSIONS if document["dimensions"][d]["outcome"] == "warn"],
-        trend=trend_rows(history, document),
+        headline=headline(document),
+        trend=trend,
+        trend_charts=quality_trend(trend, {d: name for d, (name, _) in CHARACTERISTICS.items()}),
     )
+
+
+def headline(document: Mapping[str, Any]) -> dict[str, str]:
+    """The scorecard's first line, to be read in five seconds: what happened, to how many records, and why.
+
+    Returns:
+        ``state`` (``pass``, ``warn``, ``quarantine`` or ``block``: the page's colour), ``word`` (the
+        outcome in one or two capitalised words, so the colour is never the only sign) and ``text``
+        (records checked, what was done with them, and the worst characteristic).
+    """
+    dry = bool(document.get("dry_run"))
+    would = "would be " if dry else ""
+    rows = document["rows"]
+    held = document.get("held_back_rows", document["quarantined"])
+    dims = document["dimensions"]
+    worst = max(DIMENSIONS, key=lambda d: (_OUTCOMES.index(dims[d]["outcome"]), dims[d]["failing_rows"],
+                                           dims[d]["failed"]))
+    w = dims[worst]
+    if w["outcome"] == "pass":
+        why = "all six characteristics passed"
+    elif w["failing_rows"]:
+        why = f"worst: {CHARACTERISTICS[worst][0]}, {w['failing_rows']} record{'' if w['failing_rows'] == 1 else 's'}"
+        why += f" failing ({w['failing_rows'] / rows:.1%})" if rows else " failing"
+    else:
+        why = f"worst: {CHARACTERISTICS[worst][0]}, {w['failed']} check{'' if w['failed'] == 1 else 's'} failed"
+    checked = f"{rows} record{'' if rows == 1 else 's'} checked" if rows else "the extract was empty (0 records)"
+    if document["blocked"]:
+        state, word, done = "block", "Blocked", f"{checked}, nothing {'would be' if dry else 'was'} sent"
+    elif document["quarantined"]:
+        state, word = "quarantine", "Held back"
+        done = f"{held} of {rows} records {would}held back, {rows - held} {would}cleared to send"
+    else:
+        state = "warn" if w["outcome"] == "warn" else "pass"
+        word = "Passed with warnings" if state == "warn" else "Passed"
+        done = f"{checked}, all {would}cleared to send"
+    return {"state": state, "word": f"Dry run: {word.lower()}" if dry else word, "text": f"{done}; {why}"}
 
 
 def write_quality_report(

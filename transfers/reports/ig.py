@@ -21,6 +21,16 @@ Sections:
     agreements      agreements lapsed or due for review within 30 days
     incidents       security incidents recorded in the period (ISP protocol 6.2), highlighted: what, where, the
                     partner concerned, the evidence, and whether the IG contact was told at once
+
+and after them (built in ``transfers.reports.ig_evidence``, which describes each):
+    consent_exclusions    records left out per flow and month, by reason (withdrawn, withdrawn by notice,
+                          restricted, opted out, deceased)
+    notices               withdrawal and correction notices sent, and their recipients' confirmations
+    flow_bases            each flow's own basis: consent, or its statutory legal basis and exceptional ground
+    field_sharing         how each field of each flow is shared (kept, pseudonymised, generalised to year, ...)
+    pseudonym_keys        the pseudonym key ids in use per flow (ids only, never key material), and
+    pseudonym_key_events  each key's first use and rotations
+    ledger_verification   the ledger's verification result and the head it covers
 """
 
 from __future__ import annotations
@@ -37,9 +47,15 @@ from transfers.agreement import Config
 from transfers.files import write_atomic
 from transfers.ledger.records import Destroyed, Disclosure, Incident, Purged, PurgeFailed, SharedWithoutConsent, stamp
 from transfers.reports.destruction import DisclosureDestruction, destruction_statuses
+from transfers.reports.figures import disclosures_per_month
+from transfers.reports.ig_evidence import CSV_COLUMNS as _EVIDENCE_CSV
+from transfers.reports.ig_evidence import evidence
 from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from transfers.connections import ConnInfo
     from transfers.ledger import Ledger
     from transfers.settings import Settings
 
@@ -60,12 +76,13 @@ def _text(value: Any) -> str:
 
 
 def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: date, *,
-          now: datetime | None = None) -> dict[str, Any]:
+          now: datetime | None = None, connection: Callable[[str], ConnInfo] | None = None) -> dict[str, Any]:
     """The report's figures as plain data (what the HTML and the CSVs show).
 
     Args:
         start, end: Inclusive dates; entries recorded in this range are reported.
         now: The moment "held now", "overdue" and "due for review" are judged at.
+        connection: Resolves S3 archives' connections, so their manifests' ledger heads are checked too.
     """
     from transfers.retention import inventory
     from transfers.retention.holds import active_holds
@@ -161,7 +178,10 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         agreements.append({"id": a.id, "name": a.name, "version": a.version, "in_force": a.in_force.isoformat(),
                            "review_by": a.review_by.isoformat(), "status": status,
                            "days_to_review": (a.review_by - today).days, "file": loaded.path.name})
+    # Last, so the ledger's verification covers every entry read above.
+    more = evidence(settings, config, ledger, since, until, connection=connection)
     return {
+        **more,
         "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),
         "disclosures": sorted(disclosures.values(), key=lambda g: (g["agreement"], g["flow"] or "",
                                                                     g["recipient"] or "", g["period"])),
@@ -214,7 +234,7 @@ def _day(day: date | None) -> str:
 
 
 def render_html(doc: dict) -> str:
-    return _env.get_template("ig.html.j2").render(doc=doc)
+    return _env.get_template("ig.html.j2").render(doc=doc, disclosure_charts=disclosures_per_month(doc))
 
 
 _CSV = {
@@ -238,6 +258,7 @@ _CSV = {
     "agreements": ["id", "name", "version", "in_force", "review_by", "status", "days_to_review", "file"],
     "incidents": ["seq", "at", "what", "agreement", "flow", "logical_date", "party", "partner", "where", "evidence",
                   "notified", "notice", "detail"],
+    **_EVIDENCE_CSV,
 }
 
 

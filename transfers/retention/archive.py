@@ -92,7 +92,7 @@ def archive_delivery(home: Path, ref: FlowRef, ds: str, partner: str, outbox: Pa
                                sha256=digest, created=at, due=period.after(at),
                                rule=f"retention.archive {archive.period}", at=at))
         done += 1
-    log.info("archived", flow=ref.key, logical_date=ds, recipient=partner, files=done, already=already)
+    log.debug("archived", flow=ref.key, logical_date=ds, recipient=partner, files=done, already=already)
     return {"archived": done, "already": already}
 
 

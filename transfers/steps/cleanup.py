@@ -34,7 +34,9 @@ def cleanup(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CleanupResult
     except OSError:
         pass
     clear_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
-    return {"cleared": str(run.run_dir), "prepared_subject_rows_removed": _forget_prepared_subjects(run, ledger)}
+    removed = _forget_prepared_subjects(run, ledger)
+    log.info("working files removed", **run._ctx(folder=str(run.run_dir), prepared_subject_rows_removed=removed))
+    return {"cleared": str(run.run_dir), "prepared_subject_rows_removed": removed}
 
 
 def _forget_prepared_subjects(run: FlowRun, ledger: Ledger) -> int | None:

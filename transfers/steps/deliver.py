@@ -54,9 +54,10 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         target = SftpTarget.from_connection(resolvers.connection(recipient.sftp_connection), recipient,
                                             settings=run.settings)
         host, remote_dir = f"{target.host}:{target.port}", target.remote_dir
+        _warn_of_ending_pins(run, partner, host, target)
     existing = ledger.find(run.disclosure_key(recipient))
     if existing is not None:
-        log.info("already delivered", **run._ctx(recipient=partner, ledger_seq=existing.seq))
+        log.info("already delivered", **run._ctx(recipient=partner, host=host, ledger_seq=existing.seq))
         return {"status": "already-delivered", "ledger_seq": existing.seq}
     outbox = run.outbox_dir(recipient)
     manifest_path = outbox / f"{run.base_name}.manifest.json"
@@ -93,9 +94,23 @@ def deliver(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         host=host, remote_dir=remote_dir,
         pseudonym_key_id=agreement.pseudonymisation.key_id if agreement.pseudonymisation else None,
         subjects=subjects, files=files))
-    log.info("delivered", **run._ctx(recipient=partner, status=status, files=len(files), ledger_seq=entry.seq))
+    log.info("delivered", **run._ctx(recipient=partner, host=host, status=status, files=len(files),
+                                     rows=manifest["rows"], bytes=sum(f.size or 0 for f in files),
+                                     archived=archived.get("archived", 0), ledger_seq=entry.seq))
     return {"status": status, "files": len(files), "rows": manifest["rows"], "ledger_seq": entry.seq,
             "archived": archived.get("archived", 0)}
+
+
+def _warn_of_ending_pins(run: FlowRun, partner: str, host: str, target: SftpTarget) -> None:
+    """A host-key pin that ends within 30 days is a warning each night: pin the partner's next key before
+    then, or that night's connection is refused (``validate --connect`` says the same)."""
+    from datetime import UTC, datetime
+
+    from transfers.delivery.hostkeys import pin_warnings
+
+    notes = pin_warnings(target.host_keys, datetime.now(UTC).date())
+    if notes:
+        log.warning("host key pin ending", **run._ctx(recipient=partner, host=host, detail="; ".join(notes)))
 
 
 def _upload(run: FlowRun, ledger: Ledger, target: SftpTarget, outbox: Path, names: list[str]) -> tuple[RemoteFile, ...]:

@@ -22,13 +22,13 @@ agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from transfers.agreement.signoff import agreement_sha256
 from transfers.files import private_dir, write_atomic
 from transfers.ledger.records import RecipientKeyRefused
-from transfers.logs import get_logger
+from transfers.logs import Progress, get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from transfers.steps.encrypt_parts import EncryptedPart, Job
 
 log = get_logger(__name__)
+
+#: A recipient key that ends within this is a warning each night; within ``load_recipient_key``'s margin
+#: (7 days) it is refused and nothing is sent.
+KEY_WARNING = timedelta(days=30)
 
 #: Bumped when a manifest key changes meaning or goes away (a recipient checks it before reading on).
 MANIFEST_FORMAT = 2
@@ -61,20 +65,27 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
     partner = recipient.partner
     outbox = run.outbox_dir(recipient)
 
+    progress = Progress(log, "encrypting", **run._ctx(recipient=partner))
+
     def report(part: EncryptedPart) -> None:
-        log.info("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
-                                              size=part["size"]))
+        # A line a part at debug; at info only now and then, so a night of many parts reads in a few lines.
+        log.debug("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
+                                               size=part["size"]))
+        progress.step(rows=part["rows"], bytes=part["size"])
 
     manifest_path = outbox / f"{run.base_name}.manifest.json"
     if manifest_path.exists():
         # A previous attempt sealed this outbox: sending a fresh encryption would put a
         # different file under a name the recipient may already hold.
         manifest = json.loads(manifest_path.read_text())
-        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"])))
+        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"]), rows=manifest["rows"],
+                                             bytes=sum(f["size"] for f in manifest["files"])))
         return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
 
     signer = sender_signing_key(run, resolvers)  # before anything is written: no secret, nothing sealed
     key = _recipient_key(run, recipient, ledger)
+    if note := key_expiry_warning(key, partner, datetime.now(UTC)):
+        log.warning("recipient key expiring", **run._ctx(recipient=partner, fingerprint=key.fingerprint, detail=note))
     private_dir(outbox)
     files: list[dict[str, Any]] = [dict(part) for part in encrypt_all(_jobs(run, key, signer, outbox), report)]
     manifest = build_manifest(run, recipient, files, ledger, signer)
@@ -84,8 +95,18 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         # The signature first: a manifest (the mark of a sealed outbox) always has its signature beside it.
         write_atomic(signature_path(manifest_path), sign_detached(data, signer))
         write_atomic(manifest_path, data)
-    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"]))
+    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"],
+                                     bytes=sum(f["size"] for f in files)))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
+
+
+def key_expiry_warning(key: RecipientKey, partner: str, now: datetime) -> str:
+    """What to do about a recipient key that ends within ``KEY_WARNING`` of ``now`` (empty: nothing)."""
+    if key.expires_at is None or key.expires_at - now > KEY_WARNING:
+        return ""
+    days = (key.expires_at - now).days
+    return (f"the key expires on {key.expires_at:%Y-%m-%d} (in {days} days) and is refused from 7 days before; "
+            f"ask {partner} to extend it or send a new key, and pin that")
 
 
 def signature_path(manifest_path: Path) -> Path:

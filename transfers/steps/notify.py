@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
+from transfers.logs import get_logger
+
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
+
+log = get_logger(__name__)
 
 
 class NotifyResult(TypedDict):
@@ -28,6 +32,7 @@ def notify(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> NotifyResult:
     lookups = run.staging.read_json("withdrawn_lookups", []) or []
     sent = already = 0
     if not lookups:
+        log.info("notices sent", **run._ctx(withdrawn=0, sent=0, already_sent=0))
         return {"sent": 0, "already_sent": 0}
     index = SubjectIndex.for_settings(run.settings)
     try:
@@ -39,4 +44,5 @@ def notify(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> NotifyResult:
                 already += result.status == "already-sent"
     finally:
         index.close()
+    log.info("notices sent", **run._ctx(withdrawn=len(lookups), sent=sent, already_sent=already))
     return {"sent": sent, "already_sent": already}

@@ -67,5 +67,18 @@ def prepare(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> PrepareResult
         totals.update(screening.finish(ledger))
     finally:
         screening.close()  # a failed attempt: its staged subjects are dropped, never recorded
-    log.info("prepared", **run._ctx(**totals))
+    _log_summary(run, totals)
     return cast("PrepareResult", totals)
+
+
+def _log_summary(run: FlowRun, totals: dict[str, Any]) -> None:
+    """The stage's one line: rows sent, held back and left out (by reason), and how fields were shared."""
+    fields = run.ref.flow.fields
+    excluded: dict[str, int] = totals.get("excluded", {})
+    k = totals.get("k")
+    log.info("prepared", **run._ctx(
+        rows_in=totals["rows_in"], sent=totals["rows_out"], held_back=totals["held_back"],
+        left_out=sum(excluded.values()), excluded=excluded, basis=totals.get("basis"),
+        pseudonymised=[name for name, spec in fields.items() if spec.share == "pseudonymise"],
+        generalised=[name for name, spec in fields.items() if spec.share == "generalise"],
+        **({"k": k["k"]} if k else {})))

@@ -7,6 +7,7 @@ record keys go to staging for the prepare step to hold back.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, TypedDict
 
 from transfers.errors import QualityBlocked
@@ -16,6 +17,7 @@ from transfers.logs import get_logger
 if TYPE_CHECKING:
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
+    from transfers.quality.outcome import QualityOutcome
 
 log = get_logger(__name__)
 
@@ -49,8 +51,7 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
     ledger.record(QualityRecord(agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
                                 summary=summary))
     run.staging.write_json("quarantine", sorted(list(k) for k in outcome.quarantined_keys))
-    log.info("quality checked", **run._ctx(blocked=outcome.blocked, quarantined=len(outcome.quarantined_keys),
-                                         held_back_rows=outcome.held_back_rows))
+    _log_summary(run, outcome)
     if outcome.blocked:
         details = ", ".join(
             f"{d} ({outcome.dimensions[d].failing_rows} of {outcome.rows} rows)" for d in outcome.blocked
@@ -68,3 +69,16 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
         "rectification": str(outcome.rectification_html) if outcome.rectification_html else None,
         "records_to_fix": outcome.records_to_fix,
     }
+
+
+def _log_summary(run: FlowRun, outcome: QualityOutcome) -> None:
+    """The stage's one line: a block is the run's failure (error); rows held back, or failures the flow
+    only warns about, a warning; a clean pass info."""
+    # By failed checks, not rows: relevance fails on columns, with no failing row.
+    failing = sorted(d for d, result in outcome.dimensions.items() if result.failed)
+    verdict = ("blocked" if outcome.blocked else "held back" if outcome.held_back_rows
+               else "warned" if failing else "passed")
+    level = logging.ERROR if outcome.blocked else logging.WARNING if outcome.held_back_rows or failing else logging.INFO
+    log.log(level, "quality checked", **run._ctx(
+        outcome=verdict, rows=outcome.rows, passed=outcome.rows - outcome.held_back_rows,
+        held_back=outcome.held_back_rows, failing=failing, blocked=list(outcome.blocked)))

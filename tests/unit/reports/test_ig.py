@@ -60,6 +60,18 @@ def test_disclosures_past_destroy_by_are_destroyed_or_overdue_and_counted(doc):
         "2032-11-20", "not-due")
 
 
+def test_the_disclosures_section_opens_with_records_disclosed_per_month_as_a_chart(doc):
+    html = render_html(doc)
+    section = html[html.index('<section id="disclosures">'):html.index('<section id="receipts">')]
+    [svg] = re.findall(r'<svg class="chart" id="disclosures-1".*?</svg>', section, re.S)
+    flow = "mash-referrals.A to South Yorkshire Police"
+    months = "; ".join(f"2026-{m:02d}: {12 if m in (5, 6, 11) else 0}" for m in range(1, 13))
+    assert f"<desc id=\"disclosures-1-desc\">Records disclosed per month: {flow}: {months}.</desc>" in svg
+    assert f"<figcaption>{flow}: 36 records disclosed</figcaption>" in section
+    assert section.index("<svg") < section.index("<table")  # the picture first, the exact table below it
+    assert "<script" not in svg and "http" not in svg
+
+
 def test_the_html_highlights_overdue_and_shows_the_certificate_hash(doc):
     html = render_html(doc)
     section = html[html.index('<section id="destruction">'):html.index('<section id="without-consent">')]
