@@ -57,12 +57,12 @@ def test_purge_dry_run_lists_what_is_due_and_purge_deletes_it_everywhere_with_ev
     assert "nothing is due" in cli("purge", "--dry-run").output
 
     later = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()  # past staging P7D and remote P14D
-    listed = cli("purge", "--dry-run", "--now", later)
+    listed = cli("purge", "--dry-run", "--as-of", later)
     assert listed.exit_code == 0
     assert "outbox" in listed.output and "remote" in listed.output
     assert all(p.exists() for p in outbox + remote)  # a dry run deletes nothing
 
-    done = cli("purge", "--now", later)
+    done = cli("purge", "--as-of", later)
     assert done.exit_code == 0, done.output
     assert not any(p.exists() for p in outbox + remote)
     purges = list(world.settings.open_ledger().entries(kind="purge"))
@@ -81,13 +81,13 @@ def test_a_failed_remote_deletion_is_reported_and_retried_next_time(cli, world):
     up = world.connections["syp_sftp"]
     world.connections["syp_sftp"] = dataclasses.replace(up, port=1)  # the partner's server is down
 
-    failed = cli("purge", "--now", later)
+    failed = cli("purge", "--as-of", later)
     assert failed.exit_code == 1  # failed deletions fail the purge; they stay due and are retried
     assert "will retry" in failed.output
     assert all(p.exists() for p in remote)
 
     world.connections["syp_sftp"] = up
-    retried = cli("purge", "--now", later)
+    retried = cli("purge", "--as-of", later)
     assert retried.exit_code == 0, retried.output
     assert not any(p.exists() for p in remote)
 
@@ -143,5 +143,45 @@ def test_project_config_validates_with_committed_keys():
             for conn_id in ("syp_sftp", "cs_sftp")}
     env["AIRFLOW_VAR_MASH_PSEUDONYM_KEY"] = "placeholder"
     env["AIRFLOW_VAR_TRANSFERS_SIGNING_KEY"] = "placeholder"
-    result = runner.invoke(app, ["validate", "--on", "2026-11-24"], env=env, catch_exceptions=False)
+    result = runner.invoke(app, ["validate", "--as-of", "2026-11-24"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+
+
+def test_json_output_of_a_real_run_is_what_the_ledger_and_the_reports_hold(cli, world, monkeypatch):
+    results = run_flow(world.run("mash-referrals.A"), world.resolvers())
+    today = datetime.now(UTC).date()
+    with world.settings.open_ledger() as ledger:
+        stored = list(ledger.entries())
+
+    shown = cli("ledger", "show", "--json")
+    assert shown.exit_code == 0, shown.output
+    entries = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [(e["seq"], e["kind"], e["hash"], e["payload"]) for e in entries] == [
+        (e.seq, e.kind, e.hash, e.payload) for e in stored]
+    [disclosed] = [json.loads(line) for line in cli("ledger", "show", "--kind", "disclosure", "--flow",
+                                                    "mash-referrals.A", "--json").stdout.splitlines()]
+    assert disclosed["payload"]["rows"] == results["prepare"]["rows_out"]
+    assert disclosed["recipient"] == "south-yorkshire-police"
+
+    quality = cli("report", "quality", "mash-referrals.A", "--json")
+    assert quality.exit_code == 0, quality.output
+    [doc] = [json.loads(line) for line in quality.stdout.splitlines()]
+    assert doc["flow"] == "mash-referrals.A" and doc["scorecard"]["rows"] == results["extract"]["rows"]
+    assert doc["scorecard"]["logical_date"] == LOGICAL_DATE.isoformat()
+    assert set(doc["scorecard"]["dimensions"]) == {"accuracy", "validity", "reliability", "timeliness", "relevance",
+                                                   "completeness"}
+    assert doc["files"]["scorecard"].endswith(".html") and os.path.isfile(doc["files"]["scorecard"])
+
+    monkeypatch.setenv("COLUMNS", "80")
+    summary = cli("report", "quality", "mash-referrals.A").stdout.splitlines()
+    monkeypatch.delenv("COLUMNS")
+    for name, counts in doc["scorecard"]["dimensions"].items():  # one line each, in 80 columns, figures whole
+        [line] = [line for line in summary if line.startswith(f"  {name} ")]
+        assert len(line) <= 80 and line.split()[1:3] == [str(counts["checks"]), str(counts["failed"])]
+        assert line.split()[-2:] == [counts["policy"], counts["outcome"]]
+
+    ig = cli("report", "ig", "--from", today.isoformat(), "--to", today.isoformat(), "--json")
+    assert ig.exit_code == 0, ig.output
+    [report] = [json.loads(line) for line in ig.stdout.splitlines()]
+    assert report["totals"]["disclosures"] == 1 and report["totals"]["rows"] == results["prepare"]["rows_out"]
+    assert all(os.path.isfile(path) for path in report["files"]) and report["files"][0].endswith(".html")

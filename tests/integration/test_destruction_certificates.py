@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.exchange_world import RECIPIENT, SENDER, Exchange, exchange, police_keys, police_sshd
+from tests.support.tables import table_rows
 from transfers.certificate import DestructionCertificate, certificate_name, write_certificate
 from transfers.crypto import load_own_signing_key
 from transfers.destruction import collect_certificates
@@ -76,7 +77,7 @@ def _collect(ex: Exchange, now: datetime):
 
 def _ig(cli, tmp_path, now: date) -> tuple[str, list[dict]]:
     out = tmp_path / f"ig-{now}"
-    result = cli("report", "ig", "--from", LOGICAL_DATE.isoformat(), "--to", now.isoformat(), "--now",
+    result = cli("report", "ig", "--from", LOGICAL_DATE.isoformat(), "--to", now.isoformat(), "--as-of",
                  now.isoformat(), "--out", str(out))
     assert result.exit_code == 0, result.output
     [html] = out.glob("*.html")
@@ -107,7 +108,7 @@ def test_a_signed_certificate_is_collected_after_destroy_by_and_shown_in_the_ig_
     assert re.search(r'id="total-destroyed-at-recipients">1<', html)
     assert re.search(r'id="total-destruction-overdue">0<', html)
     assert [(r["status"], r["certificate_sha256"]) for r in rows] == [("destroyed", digest)]
-    verified = cli("ledger", "verify", "--now", (DESTROY_BY + timedelta(days=40)).isoformat())
+    verified = cli("ledger", "verify", "--as-of", (DESTROY_BY + timedelta(days=40)).isoformat())
     assert "destruction:" not in verified.output
 
 
@@ -117,7 +118,7 @@ def test_a_certificate_signed_by_another_key_is_refused_and_never_counts(receive
     # The sender's own key (not the police's pinned one) signs it: a certificate anyone else could have written.
     digest = _destroyed_by_police(received, certificate, gpg_sender.secret, gpg_sender.fingerprint)
 
-    collected = cli("certificates", "--collect", "--now", (DESTROY_BY + timedelta(days=1)).isoformat())
+    collected = cli("certificates", "--collect", "--as-of", (DESTROY_BY + timedelta(days=1)).isoformat())
 
     assert collected.exit_code == 1, collected.output
     assert "refused:" in collected.output and "does not verify against" in collected.output
@@ -126,8 +127,8 @@ def test_a_certificate_signed_by_another_key_is_refused_and_never_counts(receive
     [refused] = received.sender_records(CertificateRefused)
     assert refused.delivery_id == certificate.delivery_id and refused.certificate_sha256 == digest
     # Listed as awaiting still (within the grace days), with the refused certificate counted.
-    [row] = [line for line in collected.output.splitlines() if "mash-referrals.A" in line and "│" in line]
-    assert "awaiting" in row and row.rstrip("│ ").endswith("1")
+    [row] = [r for r in table_rows(collected.output) if r["flow, date, partner"].startswith("mash-referrals.A")]
+    assert row["destruction"].startswith("awaiting") and row["refused"] == "1"
 
 
 def test_no_certificate_grace_days_after_destroy_by_is_overdue_in_the_report_and_a_ledger_gap(received, cli,
@@ -137,7 +138,7 @@ def test_no_certificate_grace_days_after_destroy_by_is_overdue_in_the_report_and
     assert missing.status == "missing"
     html, rows = _ig(cli, tmp_path, within)
     assert [r["status"] for r in rows] == ["awaiting"] and 'class="destruction overdue' not in html
-    assert "destruction:" not in cli("ledger", "verify", "--now", within.isoformat()).output
+    assert "destruction:" not in cli("ledger", "verify", "--as-of", within.isoformat()).output
 
     late = DESTROY_BY + timedelta(days=31)
     html, rows = _ig(cli, tmp_path, late)
@@ -146,9 +147,9 @@ def test_no_certificate_grace_days_after_destroy_by_is_overdue_in_the_report_and
     [row] = re.findall(r'<tr class="destruction overdue overdue">(.*?)</tr>', html, re.S)
     assert "OVERDUE" in row and LOGICAL_DATE.isoformat() in row
     assert re.search(r'id="total-destruction-overdue">1<', html)
-    verified = cli("ledger", "verify", "--now", late.isoformat())
+    verified = cli("ledger", "verify", "--as-of", late.isoformat())
     assert verified.exit_code == 3, verified.output
     [gap] = [line for line in verified.output.splitlines() if "destruction:" in line]
     assert f"to {RECIPIENT}" in gap and f"destroy by {DESTROY_BY}" in gap
-    listed = cli("certificates", "--now", late.isoformat())
+    listed = cli("certificates", "--as-of", late.isoformat())
     assert listed.exit_code == 0 and "overdue" in listed.output

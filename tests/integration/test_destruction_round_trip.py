@@ -1,6 +1,6 @@
 """Both ends of destruction: the police destroy on the controller's date, certify it, and the controller records it.
 
-Nothing is played by hand here: the police's purge (``transfers purge --now``) destroys the rows, their
+Nothing is played by hand here: the police's purge (``transfers purge --as-of``) destroys the rows, their
 daily exchange (the retention DAG's second task) issues the signed certificate into their inbox's
 ``receipts/`` folder, and Children's Services (flow A's sender and the agreement's controller) collect it
 over their pinned SFTP connection. Real sshd, PostgreSQL and gpg; the controller's period is P30D so the
@@ -38,10 +38,10 @@ def _police(ex: Exchange, cls):
 def test_destroyed_at_the_recipient_certified_and_recorded_by_the_controller(received: Exchange, monkeypatch):
     loaded = len(rows(received))
     # Before the date: the police destroy nothing and so certify nothing.
-    assert as_police(received, monkeypatch, "purge", "--now", (DESTROY_BY - timedelta(days=1)).isoformat()).exit_code == 0
+    assert as_police(received, monkeypatch, "purge", "--as-of", (DESTROY_BY - timedelta(days=1)).isoformat()).exit_code == 0
     assert _police_daily(received).certificates_issued == 0 and len(rows(received)) == loaded
 
-    done = as_police(received, monkeypatch, "purge", "--now", DESTROY_BY.isoformat())
+    done = as_police(received, monkeypatch, "purge", "--as-of", DESTROY_BY.isoformat())
     assert done.exit_code == 0, done.output
     assert rows(received) == [] and [d.delivery_id for d in _police(received, Destroyed)] == [ID]
     daily = _police_daily(received)

@@ -50,7 +50,7 @@ def test_ig_report_opens_offline_and_its_figures_match_the_ledger(world, cli, tm
     run_flow(world.run("mash-referrals.B"), world.resolvers())
     ledger = world.settings.open_ledger()
     later = (datetime.now(UTC) + timedelta(days=20)).date()
-    assert cli("purge", "--now", later.isoformat()).exit_code == 0
+    assert cli("purge", "--as-of", later.isoformat()).exit_code == 0
     # A notice kept past its period (P90D): held now, and overdue.
     notice = world.settings.home / "notices" / "mash-referrals" / "A" / "rectification_old.csv"
     notice.parent.mkdir(parents=True, exist_ok=True)

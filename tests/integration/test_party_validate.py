@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.conftest import sftp_conn, throwaway_pg_database
+from tests.support.tables import table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,9 @@ def as_party(monkeypatch, world):
 
 
 def rows(output: str, *words: str) -> list[str]:
-    return [line for line in output.splitlines() if all(f" {w} " in line for w in words)]
+    """The table's rows (each read whole, however many lines it takes) holding every one of ``words``."""
+    texts = [f" {' '.join(row.values())} " for row in table_rows(output)]
+    return [text for text in texts if all(f" {w} " in text for w in words)]
 
 
 def test_the_police_validate_their_receiving_side_only_and_nothing_of_other_flows(cli, world, as_party):

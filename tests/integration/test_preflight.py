@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import LOGICAL_DATE, airflow_env, conn_json, sftp_conn
+from tests.support.tables import table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +56,20 @@ def test_plain_validate_reads_the_host_key_pins_and_names_a_malformed_one(cli, w
     assert result.exit_code == 2, result.output
     assert "connection syp_sftp: SFTP to south-yorkshire-police: connection 'syp_sftp': extra.host_keys[0]: must be" in (
         " ".join(result.output.split()))
+
+
+def test_preflight_table_reads_in_80_columns_with_each_check_and_status_whole(cli, world, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = cli("validate", "--connect", "mash-referrals.A")
+
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stdout.splitlines() if len(line) > 80] == []
+    checks = table_rows(result.stdout)
+    assert len(checks) >= 5 and {row["status"] for row in checks} == {"ok"}
+    assert {row["flow"] for row in checks} == {"mash-referrals.A send"}
+    assert {"source cs_case_db", "SFTP syp_sftp", "key south-yorkshire-police"} <= {row["check"] for row in checks}
+    assert "host key is the pinned one, login ok" in next(r["detail"] for r in checks if r["check"] == "SFTP syp_sftp")
 
 
 def test_preflight_passes_against_the_real_source_sftp_and_keys_and_leaves_nothing_behind(cli, world, sshd):
@@ -110,18 +125,14 @@ def test_preflight_shows_each_host_key_pin_warns_of_one_ending_soon_and_refuses_
     text = " ".join(result.output.split())
     assert "ok" in rows(result.output, "SFTP syp_sftp")[0]
     # The detail cell folds onto more lines: read it back whole.
-    lines = result.output.splitlines()
-    first = next(i for i, line in enumerate(lines) if " SFTP syp_sftp " in line)
-    cells = [lines[first].split("│")[5]] + [line.split("│")[5] for line in lines[first + 1:]
-                                             if line.startswith("│ ") and line.split("│")[1].strip() == ""]
-    detail = " ".join(cell.strip() for cell in cells)
+    detail = next(row["detail"] for row in table_rows(result.output) if row["check"] == "SFTP syp_sftp")
     assert f"the server showed ssh-ed25519 {old} (until {ending})" in detail
     assert f"pins: ssh-ed25519 {old} (until {ending}), ssh-ed25519 SHA256:" in detail
     assert detail.endswith("(no end date)")  # the new key's pin, with no end date
     assert (f"warning: mash-referrals.A (send): SFTP syp_sftp: pin ssh-ed25519 {old} ends on {ending} "
             "(in 10 days)") in text
 
-    later = cli("validate", "--connect", "mash-referrals.A", "--on", (ending + timedelta(days=1)).isoformat())
+    later = cli("validate", "--connect", "mash-referrals.A", "--as-of", (ending + timedelta(days=1)).isoformat())
 
     assert later.exit_code == 1, later.output
     assert "FAILED" in rows(later.output, "SFTP syp_sftp")[0]

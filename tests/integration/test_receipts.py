@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import LOGICAL_DATE, pin_and_sign
+from tests.support.tables import table_rows
 from transfers.acknowledge import collect_receipt
 from transfers.agreement import load_config
 from transfers.crypto import load_own_signing_key, sign_detached
@@ -189,5 +190,5 @@ def test_cli_run_wait_receipt_fails_on_a_refused_receipt(world, delivered, cli, 
     assert result.exit_code == 1, result.output
     shown = cli("receipts")
     # A refused receipt never counts: still pending, one refused receipt.
-    [row] = [line for line in shown.output.splitlines() if PARTNER in line]
-    assert "pending" in row and row.rstrip("│ ").endswith("1")
+    [row] = [r for r in table_rows(shown.output) if PARTNER in r["flow, date, partner"]]
+    assert row["receipt"].startswith("pending") and row["refused"] == "1"

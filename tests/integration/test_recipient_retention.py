@@ -2,7 +2,7 @@
 
 Two parties (``exchange_world``): the sender's real night for flow A over the police's own sshd, the
 police receiving into their store on PostgreSQL, then ``transfers purge`` run as the police
-(TRANSFERS_PARTY south-yorkshire-police) with ``--now`` before and after the manifest's destroy_by;
+(TRANSFERS_PARTY south-yorkshire-police) with ``--as-of`` before and after the manifest's destroy_by;
 and a rejected delivery's quarantine folder, destroyed on its own date.
 """
 
@@ -86,16 +86,16 @@ def received(ex: Exchange) -> int:
 def test_received_rows_are_destroyed_on_the_controllers_date_and_not_before(exchange, monkeypatch):
     count, due = received(exchange), destroy_by(exchange)
 
-    early = as_police(exchange, monkeypatch, "purge", "--now", (due - timedelta(days=1)).isoformat())
+    early = as_police(exchange, monkeypatch, "purge", "--as-of", (due - timedelta(days=1)).isoformat())
     assert early.exit_code == 0, early.output
     assert ID not in early.output and len(rows(exchange)) == count and police_records(exchange, Destroyed) == []
 
-    listed = as_police(exchange, monkeypatch, "purge", "--dry-run", "--now", due.isoformat())
+    listed = as_police(exchange, monkeypatch, "purge", "--dry-run", "--as-of", due.isoformat())
     line = next(text for text in listed.output.splitlines() if ID in text)
     assert "received" in line and f"{count} rows" in line and due.isoformat() in line
     assert len(rows(exchange)) == count  # a dry run deletes nothing
 
-    done = as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
+    done = as_police(exchange, monkeypatch, "purge", "--as-of", due.isoformat())
     assert done.exit_code == 0, done.output
     assert rows(exchange) == []
     (record,) = police_records(exchange, Destroyed)
@@ -115,10 +115,10 @@ def test_a_held_delivery_is_listed_as_held_and_destroyed_once_the_hold_is_lifted
                       "--by", "ig-officer")
     assert added.exit_code == 0, added.output
 
-    listed = as_police(exchange, monkeypatch, "purge", "--dry-run", "--now", due.isoformat())
+    listed = as_police(exchange, monkeypatch, "purge", "--dry-run", "--as-of", due.isoformat())
     line = next(text for text in listed.output.splitlines() if ID in text)
     assert "held: legal hold on the delivery" in line and "case 2032/7" in line
-    kept = as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
+    kept = as_police(exchange, monkeypatch, "purge", "--as-of", due.isoformat())
     assert kept.exit_code == 0, kept.output
     assert "1 held" in kept.output and f"held: received {FLOW} {ID}: legal hold" in kept.output
     assert len(rows(exchange)) == count and police_records(exchange, Destroyed) == []
@@ -128,7 +128,7 @@ def test_a_held_delivery_is_listed_as_held_and_destroyed_once_the_hold_is_lifted
 
     lifted = as_police(exchange, monkeypatch, "hold", "remove", "--delivery", ID, "--reason", "case closed")
     assert lifted.exit_code == 0, lifted.output
-    as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
+    as_police(exchange, monkeypatch, "purge", "--as-of", due.isoformat())
     assert rows(exchange) == [] and len(police_records(exchange, Destroyed)) == 1
     assert [h.action for h in police_records(exchange, LegalHold)] == ["add", "lift"]
     doc = ig_doc(exchange)
@@ -144,14 +144,14 @@ def test_a_subject_hold_keeps_only_that_subjects_rows(exchange, monkeypatch):
     assert held.exit_code == 0, held.output
     assert subject not in held.output
 
-    as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
+    as_police(exchange, monkeypatch, "purge", "--as-of", due.isoformat())
     left = rows(exchange)
     assert len(left) == theirs and {r["nhs_number"] for r in left} == {subject}
     (partial,) = police_records(exchange, Destroyed)
     assert (partial.rows, partial.held_rows, partial.complete) == (count - theirs, theirs, False)
 
     as_police(exchange, monkeypatch, "hold", "remove", "--subject", subject, "--reason", "case closed")
-    as_police(exchange, monkeypatch, "purge", "--now", due.isoformat())
+    as_police(exchange, monkeypatch, "purge", "--as-of", due.isoformat())
     assert rows(exchange) == []
     assert [(d.rows, d.complete) for d in police_records(exchange, Destroyed)] == [(count - theirs, False),
                                                                                   (count, True)]
@@ -175,11 +175,11 @@ def test_a_rejected_delivery_in_quarantine_is_destroyed_on_its_date_and_not_befo
         before, after = today + timedelta(days=6), today + timedelta(days=8)
         rule = "retention.staging P7D after quarantine (no readable manifest)"
 
-    kept = as_police(exchange, monkeypatch, "purge", "--now", before.isoformat())
+    kept = as_police(exchange, monkeypatch, "purge", "--as-of", before.isoformat())
     assert kept.exit_code == 0, kept.output
     assert folder.exists() and police_records(exchange, Destroyed) == []
 
-    gone = as_police(exchange, monkeypatch, "purge", "--now", after.isoformat())
+    gone = as_police(exchange, monkeypatch, "purge", "--as-of", after.isoformat())
     assert gone.exit_code == 0, gone.output
     assert not folder.exists() and not (exchange.police.settings.home / "quarantine" / "mash-referrals").exists()
     (record,) = police_records(exchange, Destroyed)

@@ -104,19 +104,19 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     assert len(s3_versions()) == 4
 
     # Day 10: past staging (P7D) only.
-    assert cli("purge", "--now", day(10)).exit_code == 0
+    assert cli("purge", "--as-of", day(10)).exit_code == 0
     assert not any(p.exists() for p in outbox)
     assert all(p.exists() for p in remote + local_archive) and len(s3_versions()) == 4
 
     # Day 20: past remote (P14D): the copies on the recipient's sshd go.
-    assert cli("purge", "--now", day(20)).exit_code == 0
+    assert cli("purge", "--as-of", day(20)).exit_code == 0
     assert not any(p.exists() for p in remote)
     assert all(p.exists() for p in local_archive) and len(s3_versions()) == 4
     run_logs = sorted((home / "logs").rglob("*.log"))
     assert len(run_logs) == 2  # one per flow run, still within logs (P30D)
 
     # Day 40: past archive and logs (P30D): local archive, every S3 version and marker, the run logs go.
-    done = cli("purge", "--now", day(40))
+    done = cli("purge", "--as-of", day(40))
     assert done.exit_code == 0, done.output
     assert not any(p.exists() for p in local_archive)
     assert s3_versions() == []
@@ -138,10 +138,10 @@ def test_each_place_is_purged_when_its_period_ends_with_every_deletion_in_the_le
     for payload in (p for group in by_place.values() for p in group):
         for field in ("path", "size", "sha256", "created", "due", "deleted_at", "rule", "verified"):
             assert payload[field], (field, payload)
-        assert payload["due"] <= payload["as_of"]  # judged as on --now; deleted_at is the real time
+        assert payload["due"] <= payload["as_of"]  # judged as on --as-of; deleted_at is the real time
         assert datetime.fromisoformat(payload["deleted_at"]) <= datetime.now(UTC)
-    assert cli("purge", "--now", day(40)).output.strip().startswith("nothing is due")
-    verified = cli("ledger", "verify", "--now", day(40))
+    assert cli("purge", "--as-of", day(40)).output.strip().startswith("nothing is due")
+    verified = cli("ledger", "verify", "--as-of", day(40))
     assert verified.exit_code == 0, verified.output
 
 
@@ -156,19 +156,19 @@ def test_deletions_that_fail_because_servers_are_down_are_reported_recorded_and_
     monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", conn_json(ConnInfo(
         sftp.conn_id, sftp.conn_type, host=sftp.host, port=closed, login=sftp.login, extra=sftp.extra)))
 
-    failed = cli("purge", "--now", day(40))
+    failed = cli("purge", "--as-of", day(40))
     assert failed.exit_code == 1
     assert failed.output.count("will retry on the next purge") == 6  # 3 remote files + 3 archived objects
     assert all(p.exists() for p in remote) and len(s3_versions()) == 3
     ledger = world.settings.open_ledger()
     attempts = list(ledger.entries(kind="purge-failed"))
     assert sorted(e.payload["store"] for e in attempts) == ["s3", "s3", "s3", "sftp", "sftp", "sftp"]
-    gaps = cli("ledger", "verify", "--now", day(40))
+    gaps = cli("ledger", "verify", "--as-of", day(40))
     assert gaps.exit_code == 3
     assert "has no purge record" in gaps.output and "remote copy" in gaps.output and "archived copy" in gaps.output
     # The IG report lists each failed attempt, and the copies as held and overdue.
     out = world.root / "ig"
-    assert cli("report", "ig", "--from", day(0), "--to", day(40), "--now", day(40), "--out", str(out)).exit_code == 0
+    assert cli("report", "ig", "--from", day(0), "--to", day(40), "--as-of", day(40), "--out", str(out)).exit_code == 0
     with (out / f"ig_{day(0)}_{day(40)}_purge_failures.csv").open() as fh:
         assert sorted(r["path"] for r in csv.DictReader(fh)) == sorted(e.payload["path"] for e in attempts)
     with (out / f"ig_{day(0)}_{day(40)}_held.csv").open() as fh:
@@ -177,10 +177,10 @@ def test_deletions_that_fail_because_servers_are_down_are_reported_recorded_and_
 
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", conn_json(world.connections["archive_s3"]))
     monkeypatch.setenv("AIRFLOW_CONN_SYP_SFTP", conn_json(sftp))
-    retried = cli("purge", "--now", day(40))
+    retried = cli("purge", "--as-of", day(40))
     assert retried.exit_code == 0, retried.output
     assert not any(p.exists() for p in remote) and s3_versions() == []
-    assert cli("ledger", "verify", "--now", day(40)).exit_code == 0
+    assert cli("ledger", "verify", "--as-of", day(40)).exit_code == 0
 
 
 def test_a_copy_the_sender_may_not_remove_is_left_on_the_partners_server(places):
@@ -193,7 +193,7 @@ def test_a_copy_the_sender_may_not_remove_is_left_on_the_partners_server(places)
     run_flow(world.run("mash-referrals.A"), world.resolvers())
     remote = world.delivered("inbound/mash")
 
-    assert cli("purge", "--now", day(20)).exit_code == 0
+    assert cli("purge", "--as-of", day(20)).exit_code == 0
     assert all(p.exists() for p in remote)
     assert not [e for e in world.settings.open_ledger().entries(kind="purge") if e.payload["place"] == "remote"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
@@ -35,6 +37,28 @@ def test_history_lists_every_disclosure_and_notice_for_the_subject(world, cli, s
     assert all("withdrawal" in line for line in noticed)
     assert "rotherham-childrens-services" not in result.output  # flow B never carried this child
     assert subject not in result.output
+
+
+def test_history_as_json_has_one_line_per_event_and_never_the_identifier(world, cli, shared_twice):  # noqa: F811
+    subject = shared_twice[0]
+    assert cli("consent", "withdraw", subject).exit_code == 0
+    table = cli("subject", "history", subject).stdout.splitlines()[1:]  # the TSV, below its header
+
+    result = cli("subject", "history", subject, "--json")
+
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) == len(table)
+    shared = [e for e in events if e["what"] in ("disclosed", "notice")]
+    assert sorted(e["what"] for e in shared) == ["disclosed", "disclosed", "notice", "notice"]
+    assert {e["recipient"] for e in shared} == {"south-yorkshire-police", "rotherham-nhs-ft"}
+    for event, line in zip(events, table, strict=True):  # the same events, in the same order, as the lines
+        assert f" {event['what']} " in f" {line} " and (event["logical_date"] or "-") in line
+        if event in shared:
+            shown = [event["flow"], event["recipient"], event["pseudonym"], str(event["ledger_entry"]), event["receipt"]]
+            assert all(value in line for value in shown), (shown, line)
+            assert isinstance(event["ledger_entry"], int) and event["pseudonym"].endswith(")")  # "p... (key id)"
+    assert subject not in result.stdout and subject.replace(" ", "") not in result.stdout
 
 
 def test_history_shows_an_exclusion(world, cli):

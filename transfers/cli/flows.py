@@ -10,7 +10,24 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, new_table, out, parse_date
+from transfers.cli._console import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    OldNow,
+    as_of_moment,
+    as_of_option,
+    date_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    key,
+    lines,
+    load_settings,
+    new_table,
+    out,
+    parse_date,
+)
 from transfers.cli.privacy import privacy_summary
 from transfers.errors import ConfigError, TransferError
 
@@ -25,7 +42,8 @@ def validate(
         help="config directory (default: TRANSFERS_CONFIG_DIR, else ./config when it holds protocol.yaml, "
              "else the source checkout's); with --connect, "
              "a flow <agreement>.<flow> to check alone")] = None,
-    on: Annotated[str | None, typer.Option("--on", help="check liveness on this date (default today)")] = None,
+    as_of: Annotated[str | None, as_of_option("check liveness (in force, not past review)")] = None,
+    on: Annotated[str | None, deprecated_alias("--on", "--as-of")] = None,
     connect: Annotated[bool, typer.Option(
         "--connect", help="also connect: the extract query (LIMIT 0) or CSV header, consent lists, each SFTP "
                           "server (host key, login, a test file) and each recipient key (valid 30 days); "
@@ -45,7 +63,7 @@ def validate(
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
     settings = load_settings(config_dir)
-    today = parse_date(on, "--on")
+    today = parse_date(either(as_of, on, "--as-of", "--on"), "--as-of")
     try:
         config = load_config(settings.config_dir, today=today)
         found = sides(config, settings.party)
@@ -61,7 +79,7 @@ def validate(
         return
     problems = []
     title = f"{settings.config_dir}: valid on {today}" + (f", for {settings.party}" if settings.party else "")
-    table = new_table("flow", "direction", "from", "to", "fields shared", "schedule", title=title)
+    table = new_table(key("flow"), "from, to", key("fields"), key("schedule"), title=title)
     for ref in found.sending:
         for recipient in ref.flow.to:
             key_path = settings.keys / recipient.key_file
@@ -83,7 +101,7 @@ def validate(
                             f"than a DAG run may last (TRANSFERS_RUN_TIMEOUT_HOURS={settings.run_timeout_hours:g}): "
                             f"the run would be stopped before a missing receipt is reported as overdue; "
                             f"shorten receipt_within (it was {wait})")
-        table.add_row(ref.key, "send", ref.flow.from_, ", ".join(r.partner for r in ref.flow.to),
+        table.add_row(lines(ref.key, "send"), lines(ref.flow.from_, "to " + ", ".join(r.partner for r in ref.flow.to)),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for inbound in found.receiving:
         ref = inbound.ref
@@ -91,7 +109,7 @@ def validate(
                      for check in defined_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
                                                        connection=cli_connection)
                      if check.failed]
-        table.add_row(ref.key, "receive", ref.flow.from_, inbound.recipient.partner,
+        table.add_row(lines(ref.key, "receive"), lines(ref.flow.from_, f"to {inbound.recipient.partner}"),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     for loaded in config.agreements:
         if settings.party and settings.party not in loaded.agreement.partners:
@@ -147,10 +165,10 @@ def _preflight(settings: Settings, config: Config, found: Sides, only: str | Non
             checks += preflight_receiving(inbound, cli_secret, settings=settings, protocol=config.protocol,
                                                   connection=cli_connection)
     shown = {"ok": "[green]ok[/]", "FAILED": "[bold red]FAILED[/]", "skipped": "[yellow]skipped[/]"}
-    table = new_table("flow", "side", "check", "status", "detail",
+    table = new_table(key("flow"), "check", key("status"), "detail",
                       title=f"preflight on {today} (logical date {logical_date})")
     for check in checks:
-        table.add_row(check.flow, check.side, check.check, shown[check.status], escape(check.detail))
+        table.add_row(lines(check.flow, check.side), check.check, shown[check.status], escape(check.detail))
     out.print(table)
     for check in checks:
         if check.warning:  # passes tonight, but needs someone soon (a host-key pin running out)
@@ -167,8 +185,7 @@ def _preflight(settings: Settings, config: Config, found: Sides, only: str | Non
 
 def run(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: today in the flow's "
-                                                  "timezone)")] = None,
+    date_: Annotated[str | None, date_option("default: today in the flow's timezone")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="if another run of this flow and date is going on, "
                                                               "wait up to this many seconds for it")] = 0,
     wait_receipt: Annotated[bool, typer.Option("--wait-receipt", help="after delivering, wait for each "
@@ -253,39 +270,42 @@ def _print_receipts(recipients: Any, results: dict[str, Any]) -> None:
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what is due, delete nothing")] = False,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow (<agreement>.<flow>)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="judge what is due as on this date (for checks); "
-                                            "deletions are still recorded at the real time")] = None,
+    as_of: Annotated[str | None, as_of_option("judge what is due")] = None,
+    now: OldNow = None,
 ) -> None:
     """Delete what the retention periods say must go, locally and on partners' servers.
 
     At a recipient (TRANSFERS_PARTY set), also destroy received deliveries' rows in the store and
     quarantined deliveries on the controller's date, except what a legal hold keeps (transfers hold).
+    With --as-of (best with --dry-run), a deletion is still recorded at the real time, with that date as its as_of.
     """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection
     from transfers.retention import execute_purge, plan_purge
 
     settings = load_settings()
-    moment = datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
+    as_of = either(as_of, now)
+    moment = as_of_moment(as_of)
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
             items = plan_purge(settings, config, ledger, now=moment, only_flow=flow)
             home = f"{settings.home.resolve()}/"
-            title = "due for deletion" if dry_run else "deleting"
-            table = new_table("place", "flow", "path or delivery", "created", "due", "detail",
-                              title=f"{title} (local paths under {home})")
+            table = new_table(key("place, flow"), "path or delivery", key("due, created"), "detail",
+                              title="due for deletion" if dry_run else "deleting")
             for item in items:
                 shown = item.path.removeprefix(home)
                 detail = "; ".join(filter(None, [item.detail, f"held: {item.hold}" if item.hold else ""]))
                 # Text, not markup: a delivery id like "x:A:..." is neither markup nor an emoji code.
-                table.add_row(item.place, item.flow, Text(shown), f"{item.created:%Y-%m-%d}", f"{item.due:%Y-%m-%d}",
-                              Text(detail))
+                table.add_row(lines(item.place, item.flow), Text(shown),
+                              lines(f"{item.due:%Y-%m-%d}", f"{item.created:%Y-%m-%d}"), Text(detail))
+            if items:  # on a line of its own, whole, so it can be copied
+                out.print(f"local paths are under\n  {escape(home)}", highlight=False)
             out.print(table if items else "nothing is due for deletion")
             if dry_run:
                 return
-            if now and items:
-                out.print(f"due dates judged as on {moment:%Y-%m-%d} (--now); the ledger records the real time "
+            if as_of and items:
+                out.print(f"due dates judged as on {moment:%Y-%m-%d} (--as-of); the ledger records the real time "
                           f"of each deletion, with {moment:%Y-%m-%d} as its 'as_of'", highlight=False)
             report = execute_purge(items, settings, config, ledger, cli_connection, now=moment)
     except TransferError as exc:

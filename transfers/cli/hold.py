@@ -7,13 +7,14 @@ force, ``transfers purge`` and the retention DAG destroy nothing it covers and l
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from transfers.cli._console import fail, load_settings, new_table, out
+from transfers.cli._console import JsonFlag, fail, key, lines, load_settings, new_table, out, print_json, when
 from transfers.errors import ConfigError, TransferError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def remove(delivery: Delivery = None, subject: Subject = None, agreement: Agreem
               f"destroys what is due", highlight=False, emoji=False)
 
 
-def list_holds() -> None:
+def list_holds(as_json: JsonFlag = False) -> None:
     """The legal holds in force: what, in which agreement, since when, by whom, why."""
     from transfers.retention.holds import active_holds
 
@@ -73,15 +74,17 @@ def list_holds() -> None:
             holds = active_holds(ledger)
         except TransferError as exc:
             fail(exc)
+    if as_json:
+        print_json(dataclasses.asdict(h) for h in holds)
+        return
     if not holds:
         out.print("no legal hold is in force")
         return
-    table = new_table("scope", "agreement", "delivery or subject", "since", "by", "reason", "entry",
-                      title="Legal holds in force")
+    table = new_table(key("#"), "held", "since (UTC), by", "reason", title="Legal holds in force")
     for h in holds:
         # Text, not markup: an id like "x:A:..." is neither markup nor an emoji code.
-        table.add_row(h.scope, h.agreement, Text(h.target), f"{h.since:%Y-%m-%d %H:%M}", Text(h.by), Text(h.reason),
-                      str(h.seq))
+        table.add_row(str(h.seq), Text(lines(f"{h.scope} in {h.agreement}", h.target)),
+                      Text(lines(when(h.since), h.by)), Text(h.reason))
     out.print(table)
 
 

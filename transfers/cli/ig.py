@@ -7,27 +7,46 @@ and ``agreement sign`` (a partner's sign-off of the agreement file, see ``transf
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, err, fail, load_settings, out, parse_date
+from transfers.cli._console import (
+    EXIT_CONFIG,
+    JsonFlag,
+    OldNow,
+    as_of_moment,
+    as_of_option,
+    err,
+    fail,
+    load_settings,
+    out,
+    parse_date,
+    print_json,
+)
 from transfers.errors import KeyRefused, TransferError
 
 agreement_app = typer.Typer(help="Tier 2 agreements as documents.", no_args_is_help=True)
 
 
 def report_ig(
-    from_: Annotated[str | None, typer.Option("--from", help="first date YYYY-MM-DD (default 30 days ago)")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last date YYYY-MM-DD (default today)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="first day recorded "
+                                              "(default 30 days before --to)")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="last day recorded "
+                                           "(default today)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="directory (default <home>/ig-reports)")] = None,
-    now: Annotated[str | None, typer.Option("--now", help="judge holdings and reviews as on this date")] = None,
+    as_of: Annotated[str | None, as_of_option("judge holdings and reviews")] = None,
+    now: OldNow = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write the IG report (HTML and CSV): disclosures, shares without consent, destruction, holdings, reviews,
-    consent exclusions, notices, each flow's basis and field sharing, pseudonym key ids, the ledger's verification."""
+    consent exclusions, notices, each flow's basis and field sharing, pseudonym key ids, the ledger's verification.
+
+    With --json, one line: the report's figures (as the HTML and CSVs show them) and the files written.
+    """
     from transfers.agreement import load_config
     from transfers.connections import cli_connection
     from transfers.reports.ig import build, write_ig_report
@@ -38,7 +57,7 @@ def report_ig(
     if start > end:
         err.print(f"[bold red]error:[/] --from {start} is after --to {end}")
         raise typer.Exit(EXIT_CONFIG)
-    moment = datetime.combine(parse_date(now, "--now"), datetime.now(UTC).time(), UTC) if now else datetime.now(UTC)
+    moment = as_of_moment(as_of, now)
     try:
         config = load_config(settings.config_dir)
         with settings.open_ledger() as ledger:
@@ -46,6 +65,9 @@ def report_ig(
         paths = write_ig_report(doc, out_dir or settings.layout.ig_reports)
     except TransferError as exc:
         fail(exc)
+    if as_json:
+        print_json([{**doc, "files": paths}])
+        return
     t = doc["totals"]
     out.print(f"{t['disclosures']} disclosure(s), {t['rows']} records; {t['without_consent']} share(s) without "
               f"consent; {t['purged']} cop(ies) destroyed, {t['purge_failures']} failed; {t['held']} held, "

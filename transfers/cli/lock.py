@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_RUNNING, err, fail, load_settings, out, parse_date
+from transfers.cli._console import EXIT_RUNNING, date_option, err, fail, load_settings, out, parse_date
 from transfers.errors import TransferError
 
 
 def unlock(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")],
-    date_: Annotated[str, typer.Option("--date", help="logical date YYYY-MM-DD")],
+    date_: Annotated[str, date_option("required: the locked run's")],
     force: Annotated[bool, typer.Option("--force", help="remove it even if its run may still be going")] = False,
 ) -> None:
     """Remove the lock of a (flow, logical date) whose run was killed, so the next run can start.

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_FAILED, err, fail, load_settings, new_table, out, own_party
+from transfers.cli._console import (
+    EXIT_FAILED,
+    JsonFlag,
+    err,
+    fail,
+    key,
+    lines,
+    load_settings,
+    new_table,
+    out,
+    own_party,
+    print_json,
+    when,
+)
 from transfers.errors import TransferError
 
 app = typer.Typer(help="Withdrawal and correction notices: act on those received, collect partners' confirmations.",
@@ -64,6 +78,7 @@ def apply(
 def confirmations(
     collect: Annotated[bool, typer.Option("--collect", help="first read partners' confirmations over SFTP, "
                                                             "verify and record them")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Each notice we sent and its recipient's signed confirmation: confirmed (rows deleted or marked),
     or unconfirmed. With --collect, confirmations not yet recorded are read and verified first."""
@@ -84,13 +99,15 @@ def confirmations(
             states = confirmation_statuses(ledger)
     except TransferError as exc:
         fail(exc)
-    if not states:
+    if as_json:
+        print_json({**dataclasses.asdict(s), "detail": describe(s)} for s in states)
+    elif not states:
         out.print("no notices sent")
     else:
-        table = new_table("flow", "partner", "notice", "reference", "sent at", "confirmation", title="Notices")
+        table = new_table(key("flow, partner"), key("notice"), "sent (UTC)", "confirmation", title="Notices")
         for s in states:
             style = _STYLE.get(s.status, "bold red")
-            table.add_row(s.flow, s.recipient, s.notice, s.reference, s.sent_at.isoformat(timespec="minutes"),
+            table.add_row(lines(s.flow, s.recipient), lines(s.notice, s.reference), when(s.sent_at),
                           f"[{style}]{escape(describe(s))}[/]")
         out.print(table)
     if problem is not None:

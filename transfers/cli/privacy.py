@@ -8,13 +8,14 @@ the process list.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, err, fail, load_settings, out
+from transfers.cli._console import EXIT_CONFIG, EXIT_LEDGER, JsonFlag, err, fail, load_settings, out, print_json
 from transfers.errors import ConfigError, TransferError
 from transfers.privacy.trail import subject_lookups
 
@@ -167,8 +168,14 @@ def verify() -> None:
 
 
 @subject_app.command("history")
-def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
-    """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger."""
+def history(
+    subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Every disclosure, exclusion and notice that concerned one person; nothing at all for a stranger.
+
+    With --json, one line per event (the same cells as the printed lines, named); never the identifier.
+    """
     from transfers.agreement import load_config
     from transfers.connections import cli_secret
     from transfers.privacy.trail import TRAIL_HEADINGS, subject_trail
@@ -182,6 +189,10 @@ def history(subject: Annotated[str, typer.Argument(help=SUBJECT_HELP)]) -> None:
     if not rows:
         # Stdout stays empty (nothing concerns this person); the note is for the reader.
         err.print("no disclosure, exclusion or notice is recorded for this subject", highlight=False)
+        return
+    if as_json:  # the same cells, named; null where the line shows "-"
+        print_json({name: None if value == "-" else int(value) if name == "ledger_entry" else value
+                    for name, value in dataclasses.asdict(row).items()} for row in rows)
         return
     # One plain line per event (no table): it is copied into SAR responses and complaint files whole.
     out.print("\t".join(TRAIL_HEADINGS), highlight=False)

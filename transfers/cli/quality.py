@@ -7,13 +7,27 @@ package (and so Great Expectations) only when run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import EXIT_CONFIG, EXIT_FAILED, err, fail, load_settings, out, parse_date
+from transfers.cli._console import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    JsonFlag,
+    date_option,
+    deprecated_alias,
+    either,
+    err,
+    fail,
+    load_settings,
+    out,
+    parse_date,
+    print_json,
+)
 from transfers.errors import TransferError
 
 if TYPE_CHECKING:
@@ -22,7 +36,7 @@ if TYPE_CHECKING:
 expectations_app = typer.Typer(help="Great Expectations suites per flow (expectations/).", no_args_is_help=True)
 
 FlowArg = Annotated[str, typer.Argument(help="<agreement>.<flow>, e.g. mash-referrals.A")]
-DateOpt = Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default today)")]
+DateOpt = Annotated[str | None, date_option("default: today in UTC")]
 
 
 def _expectations_dir(settings: Settings) -> Path:
@@ -34,7 +48,8 @@ def _expectations_dir(settings: Settings) -> Path:
 def expectations_export(
     flow: FlowArg,
     date_: DateOpt = None,
-    to: Annotated[Path | None, typer.Option("--to", help="expectations directory (default: beside config/)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="expectations directory (default: beside config/)")] = None,
+    to: Annotated[Path | None, deprecated_alias("--to", "--out", metavar="DIR")] = None,
 ) -> None:
     """Write the suite derived from FLOW's field checks to expectations/<agreement>/<flow>.json.
 
@@ -48,7 +63,7 @@ def expectations_export(
     try:
         ref = load_config(settings.config_dir).flow(flow)
         path = export_suite(ref.flow, agreement_id=ref.agreement.id, logical_date=logical_date,
-                            expectations_dir=to or _expectations_dir(settings))
+                            expectations_dir=either(out_dir, to, "--out", "--to") or _expectations_dir(settings))
         kept = len(load_expectations(path, ref.flow))
     except TransferError as exc:
         fail(exc)
@@ -56,17 +71,24 @@ def expectations_export(
               f"({kept} hand-written expectation(s) kept)", highlight=False)
 
 
+#: The summary's columns: (header, width); numbers right-aligned. 74 characters: it reads in 80 columns.
+_SUMMARY = (("characteristic", 14), ("checks", 6), ("failed", 6), ("records failing", 15), ("on failure", 10),
+            ("outcome", 0))
+
+
 def _print_summary(doc: dict, title: str) -> None:
-    """One line per characteristic: plain text, so it reads the same in a terminal, a log or a ticket."""
+    """One line per characteristic, in aligned columns: plain text, so it reads the same in a terminal, a log
+    or a ticket, and fits 80 columns."""
     from transfers.agreement import DIMENSIONS
 
     out.print(title, highlight=False)
+    out.print("  " + "  ".join(f"{header:<{width}}" for header, width in _SUMMARY).rstrip(), highlight=False)
     rows = doc.get("rows") or 0
     for d in DIMENSIONS:
         r = doc["dimensions"][d]
         share = f"{r['failing_rows'] / rows:.1%}" if rows else "-"
-        out.print(f"  {d:<13} {r['checks']:>3} checks: {r['passed']} passed, {r['failed']} failed; "
-                  f"{r['failing_rows']} records failing ({share}); on failure {r['policy']}: {r['outcome']}",
+        failing = f"{r['failing_rows']} ({share})"
+        out.print(f"  {d:<14}  {r['checks']:>6}  {r['failed']:>6}  {failing:>15}  {r['policy']:<10}  {r['outcome']}",
                   highlight=False)
 
 
@@ -89,7 +111,7 @@ def _outcome(doc: dict) -> str:
     return "[green]all six characteristics passed[/]: cleared to send"
 
 
-def _print_paths(paths: dict[str, Path | None]) -> None:
+def _print_paths(paths: Mapping[str, Path | None]) -> None:
 
     for label, path in paths.items():
         if path is not None and Path(path).exists():
@@ -148,9 +170,14 @@ def check(flow: FlowArg, date_: DateOpt = None) -> None:
 
 def report_quality(
     flow: FlowArg,
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD (default: the latest run)")] = None,
+    date_: Annotated[str | None, date_option("default: the latest run")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths."""
+    """Print the quality summary of FLOW's run on --date (default: its latest run) and the reports' paths.
+
+    With --json, one line: the scorecard as its JSON file holds it (counts, no record values), the files
+    written and the recent runs' failing records per characteristic.
+    """
     import json
 
     from transfers.agreement import load_config
@@ -177,21 +204,27 @@ def report_quality(
                       highlight=False)
             raise typer.Exit(EXIT_CONFIG)
     doc = json.loads(json_path.read_text(encoding="utf-8"))
+    stem = json_path.stem.removeprefix("quality_")
+    paths = {"scorecard": json_path.with_suffix(".html"), "scorecard (JSON)": json_path,
+             "rectification notice": folder / f"rectification_{stem}.html",
+             "rectification notice (CSV)": folder / f"rectification_{stem}.csv"}
+    trend = _trend(settings, ref.key)
+    if as_json:
+        files = {label: path for label, path in paths.items() if path.exists()}
+        print_json([{"flow": ref.key, "scorecard": doc, "files": files, "recent_runs": trend}])
+        return
     _print_summary(doc, f"{ref.key} {doc['logical_date']}: {doc['rows']} records")
     _notes(doc)
     out.print(_verdict(doc).replace("would be", "was"))
-    stem = json_path.stem.removeprefix("quality_")
     rect = doc.get("rectification") or {}
     if rect:
         out.print(f"  records to fix: {rect.get('records', 0)}")
-    _print_paths({"scorecard": json_path.with_suffix(".html"), "scorecard (JSON)": json_path,
-                  "rectification notice": folder / f"rectification_{stem}.html",
-                  "rectification notice (CSV)": folder / f"rectification_{stem}.csv"})
-    _trend(settings, ref.key)
+    _print_paths(paths)
+    _print_trend(trend)
 
 
-def _trend(settings: Settings, flow_key: str) -> None:
-    """The last runs from the ledger (counts only): failing records per characteristic."""
+def _trend(settings: Settings, flow_key: str) -> list[dict[str, Any]]:
+    """The last runs from the ledger (counts only), oldest first; none when there is no earlier run."""
     from transfers.ledger.records import QualityResult
     from transfers.reports import TREND_RUNS, trend_rows
 
@@ -200,10 +233,14 @@ def _trend(settings: Settings, flow_key: str) -> None:
         with settings.open_ledger() as ledger:
             history = [dict(r.summary) for r in ledger.latest_records(QualityResult, 2 * TREND_RUNS + 1, flow=flow_key)]
     except TransferError:
+        return []
+    return trend_rows(history[:-1], history[-1]) if len(history) >= 2 else []
+
+
+def _print_trend(rows: list[dict[str, Any]]) -> None:
+    """Failing records per characteristic over the recent runs, one line each."""
+    if not rows:
         return
-    if len(history) < 2:
-        return
-    rows = trend_rows(history[:-1], history[-1])
     out.print("  recent runs (records failing per characteristic):")
     for row in rows:
         cells = ", ".join(f"{d} {c['failing']}" for d, c in row["cells"].items() if c["failing"])

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from transfers.cli._console import err, fail, load_settings, out, own_party, parse_date
+from transfers.cli._console import date_option, err, fail, load_settings, out, own_party, parse_date
 from transfers.errors import DeliveryPending, DeliveryRejected, TransferError
 
 #: Seconds between looks at the inbox while ``--wait`` runs.
@@ -18,8 +18,7 @@ POLL_SECONDS = 5.0
 
 def receive(
     flow: Annotated[str, typer.Argument(help="<agreement>.<flow> sent to this party, e.g. mash-referrals.A")],
-    date_: Annotated[str | None, typer.Option("--date", help="logical date YYYY-MM-DD of the delivery (default: "
-                                                  "today in the flow's timezone)")] = None,
+    date_: Annotated[str | None, date_option("default: today in the flow's timezone")] = None,
     party: Annotated[str | None, typer.Option("--as", help="receive as this party (default: TRANSFERS_PARTY)")] = None,
     wait: Annotated[float, typer.Option("--wait", min=0, help="wait up to this many seconds for the delivery "
                                                               "to arrive")] = 0,

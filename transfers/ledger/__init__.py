@@ -218,6 +218,12 @@ class Ledger:
         pages = self._store.pages(self._store.conditions(kinds, agreement, flow, since, until))
         return (r for r in map(record_of, pages) if r is not None)  # type: ignore[misc]
 
+    def distinct(self, column: str) -> list[str]:
+        """The values ``column`` (``kind``, ``agreement``, ``flow`` or ``recipient``) holds in any entry, sorted."""
+        if column not in ("kind", "agreement", "flow", "recipient"):
+            raise ValueError(f"ledger column {column!r}: only kind, agreement, flow or recipient")
+        return self._store.distinct(column)
+
     def latest(self, limit: int, *, kind: str | None = None, flow: str | None = None) -> list[Entry]:
         """The last ``limit`` entries matching the filters, in seq order, read with one bounded query.
 

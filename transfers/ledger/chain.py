@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -52,6 +52,11 @@ class Entry:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+
+    def columns(self) -> dict[str, Any]:
+        """Every column as stored, payload and hashes too: for an export (``transfers ledger show --json``)
+        that shows an entry whole, never for reading a payload's keys (the records do that)."""
+        return asdict(self)
 
     def expected_hash(self) -> str:
         """The hash these contents must have; differs from ``hash`` if the row was edited."""

@@ -131,6 +131,12 @@ class Store:
         with self.errors("read"), self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one())
 
+    def distinct(self, column: str) -> list[str]:
+        """The values ``column`` holds in any entry, sorted (NULL left out)."""
+        c = self.table.c[column]
+        with self.errors("read"), self.engine.connect() as conn:
+            return sorted(v for (v,) in conn.execute(sa.select(c).distinct()) if v is not None)
+
     def conditions(self, kinds: tuple[str, ...] | None, agreement: str | None, flow: str | None,
                    since: datetime | None, until: datetime | None) -> list[sa.ColumnElement[bool]]:
         t = self.table

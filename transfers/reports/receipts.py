@@ -58,7 +58,7 @@ class DisclosureReceipt:
         if self.due_by is None:
             return "flow no longer in the config"
         if self.status == "overdue":
-            return f"due by {self.due_by.isoformat(timespec='minutes')}"
+            return f"due by {self.due_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         from transfers.acknowledge import describe_left
 
         return f"{describe_left(self.due_by - (now or datetime.now(UTC)))} left"

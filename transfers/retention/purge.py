@@ -25,7 +25,7 @@ and flows received; a legal hold (``transfers.retention.holds``) keeps what it c
 Every deletion is checked (the object is gone afterwards) and recorded in the
 ledger (a ``Purged`` record: place, path, size, sha256, created, due, deleted_at,
 rule, as_of). ``deleted_at`` is always the real time; ``as_of`` is the moment due
-dates were judged at, which ``purge --now`` may set later to test. A deletion that fails is recorded too (``PurgeFailed``), reported,
+dates were judged at, which ``purge --as-of`` may set later to test. A deletion that fails is recorded too (``PurgeFailed``), reported,
 and stays due, so the next purge tries again. A copy belonging to a run still
 in progress is held back and listed, never deleted.
 
@@ -108,7 +108,7 @@ def plan_purge(settings: Settings, config: Config, ledger: Ledger, *, now: datet
 class _Recorder:
     """Writes each outcome to the ledger and the report.
 
-    ``as_of`` is the moment due dates were judged against (``purge --now`` may pretend a later
+    ``as_of`` is the moment due dates were judged against (``purge --as-of`` may pretend a later
     one to test retention); every deletion and attempt is recorded at the real time it happened,
     so the evidence never claims a deletion on a day it did not take place.
     """

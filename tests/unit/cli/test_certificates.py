@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from typer.testing import CliRunner
 
+from tests.support.tables import table_rows
 from transfers.cli import app
 from transfers.ledger import Ledger
 from transfers.ledger.records import DestructionCertified, Disclosure
@@ -38,20 +39,21 @@ def test_each_disclosure_past_destroy_by_is_listed_with_its_state(tmp_path, monk
                                            destroyed_at="2032-05-01T02:00:00+00:00"))
 
     # 2032-05-25: 05-01 certified, 05-20 past its 10 days' grace, B's controller is its recipient, 09-01 not due.
-    result = _invoke(monkeypatch, home, "--now", "2032-05-25")
+    result = _invoke(monkeypatch, home, "--as-of", "2032-05-25")
 
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[2].strip() + line.split("│")[1].strip()[-1]: line
-            for line in result.output.splitlines() if "mash-referrals." in line}
-    assert set(rows) == {"2026-05-01A", "2026-05-20A", "2026-05-02B"}
-    assert "destroyed: 5 rows destroyed" in rows["2026-05-01A"] and "ef" * 32 in rows["2026-05-01A"]
-    assert "overdue: no certificate; destroy by 2032-05-20, overdue since 2032-05-30" not in rows["2026-05-20A"]
-    assert "awaiting" in rows["2026-05-20A"]
-    assert "at-controller" in rows["2026-05-02B"]
+    rows = {row["flow, date, partner"]: row["destruction"] for row in table_rows(result.output)}
+    assert set(rows) == {f"mash-referrals.A 2026-05-01 {SYP}", f"mash-referrals.A 2026-05-20 {SYP}",
+                         f"mash-referrals.B 2026-05-02 {CS}"}
+    assert "destroyed: 5 rows destroyed" in rows[f"mash-referrals.A 2026-05-01 {SYP}"]
+    assert "ef" * 32 in rows[f"mash-referrals.A 2026-05-01 {SYP}"]
+    assert rows[f"mash-referrals.A 2026-05-20 {SYP}"].startswith("awaiting")
+    assert rows[f"mash-referrals.B 2026-05-02 {CS}"].startswith("at-controller")
 
-    later = _invoke(monkeypatch, home, "--now", "2032-06-01", "--flow", "mash-referrals.A")
-    lines = [line for line in later.output.splitlines() if "2026-05-20" in line]
-    assert len(lines) == 1 and "overdue: no certificate; destroy by 2032-05-20, overdue since 2032-05-30" in lines[0]
+    later = _invoke(monkeypatch, home, "--as-of", "2032-06-01", "--flow", "mash-referrals.A")
+    rows = {row["flow, date, partner"]: row["destruction"] for row in table_rows(later.output)}
+    assert rows[f"mash-referrals.A 2026-05-20 {SYP}"] == ("overdue: no certificate; destroy by 2032-05-20, "
+                                                          "overdue since 2032-05-30")
     assert "mash-referrals.B" not in later.output
 
 

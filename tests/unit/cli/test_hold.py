@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from typer.testing import CliRunner
 
+from tests.support.tables import table_rows
 from transfers.cli import app
 from transfers.ledger import Ledger
 from transfers.ledger.records import LegalHold, Received
@@ -50,8 +51,10 @@ def test_a_delivery_hold_is_added_listed_and_removed(tmp_path, monkeypatch):
     assert f"held: the delivery {ID} in mash-referrals (ledger entry 2, by ig-officer): case 2032/7" in added.output
 
     listed = _invoke(monkeypatch, home, "list")
-    row = next(line for line in listed.output.splitlines() if ID in line)
-    assert "delivery" in row and "ig-officer" in row and "case 2032/7" in row
+    [row] = table_rows(listed.output)
+    assert row == {"#": "2", "held": f"delivery in mash-referrals {ID}", "since (UTC), by": row["since (UTC), by"],
+                   "reason": "case 2032/7"}
+    assert row["since (UTC), by"].endswith(" ig-officer")
 
     removed = _invoke(monkeypatch, home, "remove", "--delivery", ID, "--reason", "case closed")
     assert removed.exit_code == 0, removed.output

@@ -79,7 +79,7 @@ def test_report_holds_both_quality_and_ig_and_agreement_render_sign_schema():
     groups = {name: root.get_command(ctx, name) for name in ("report", "agreement", "ledger", "keys", "consent",
                                                              "subject", "expectations", "hold", "notices")}
     listed = {name: group.list_commands(_click.Context(group)) for name, group in groups.items()}
-    assert listed == {"report": ["quality", "ig"], "agreement": ["render", "sign", "schema"], "ledger": ["verify"],
+    assert listed == {"report": ["quality", "ig"], "agreement": ["render", "sign", "schema"], "ledger": ["verify", "show"],
                       "keys": ["staging"], "consent": ["withdraw"], "subject": ["verify", "history"],
                       "expectations": ["export"], "hold": ["add", "remove", "list"],
                       "notices": ["apply", "confirmations"]}

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
+from tests.support.tables import table_rows
 from transfers.cli import app
 from transfers.ledger import Ledger
 from transfers.ledger.records import Notice, NoticeConfirmed
@@ -66,10 +67,9 @@ def test_confirmations_lists_each_notice_with_its_confirmation(tmp_path, monkeyp
     result = _invoke(monkeypatch, home, "confirmations", party=None)
 
     assert result.exit_code == 0, result.output
-    police = next(line for line in result.output.splitlines() if POLICE in line)
-    trust = next(line for line in result.output.splitlines() if "rotherham-nhs-ft" in line)
-    assert "confirmed: 3 rows deleted 2026-11-27 09:00" in police
-    assert "unconfirmed" in trust
+    rows = {row["flow, partner"]: row["confirmation"] for row in table_rows(result.output)}
+    assert rows[f"mash-referrals.A {POLICE}"] == "confirmed: 3 rows deleted 2026-11-27 09:00"
+    assert rows["mash-referrals.A rotherham-nhs-ft"] == "unconfirmed"
 
 
 def test_confirmations_with_no_notice_sent(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from typer.testing import CliRunner
 
+from tests.support.tables import table_rows
 from transfers.cli import app
 from transfers.ledger import Ledger
 from transfers.ledger.records import Acknowledgement, Disclosure
@@ -38,15 +39,15 @@ def test_each_disclosure_is_listed_with_its_receipt_and_pending_lists_only_the_u
 
     every = _invoke(monkeypatch, home)
     assert every.exit_code == 0, every.output
-    rows = [line for line in every.output.splitlines() if "mash-referrals." in line]
+    rows = table_rows(every.output)
     assert len(rows) == 3
-    assert "rejected: column x missing" in rows[0]
-    assert "pending: 9h" in rows[1]  # PT12H after a delivery two hours ago
-    assert "overdue" in rows[2]
+    assert rows[0]["receipt"] == "rejected: column x missing"
+    assert rows[1]["receipt"].startswith("pending: 9h")  # PT12H after a delivery two hours ago
+    assert rows[2]["receipt"].startswith("overdue")
 
     pending = _invoke(monkeypatch, home, "--pending", "--flow", "mash-referrals.A")
-    rows = [line for line in pending.output.splitlines() if "mash-referrals." in line]
-    assert len(rows) == 1 and "2026-05-02" in rows[0]
+    rows = table_rows(pending.output)
+    assert [row["flow, date, partner"] for row in rows] == ["mash-referrals.A 2026-05-02 south-yorkshire-police"]
 
 
 def test_an_unknown_flow_is_a_usage_error(tmp_path, monkeypatch):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.support.demo_ledger import write_demo_ledger
 from transfers.ledger import Entry, Ledger
 from transfers.ledger.records import (
     KINDS,
@@ -42,7 +42,6 @@ from transfers.ledger.records import (
     record_of,
 )
 
-FIXTURE = Path(__file__).parents[2] / "fixtures" / "ledger-2026-11.jsonl"
 AT = datetime(2026, 11, 26, 4, 2, 57, 123456, tzinfo=UTC)
 DAY = date(2026, 11, 25)
 FLOW = "mash-referrals.A"
@@ -207,16 +206,8 @@ def old_ledger(tmp_path: Path) -> Ledger:
     (SFTP stand-ins restarted), then ``pipeline._recipient_key`` with a wrong fingerprint and
     ``purge._Recorder.failed``: every kind written today. Synthetic data; no identifier in clear.
     """
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).close()  # the table and its triggers, as today's code makes them
-    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-    db = sqlite3.connect(tmp_path / "ledger.db")
-    with db:
-        columns = list(rows[0])
-        db.executemany(f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       [tuple(row[c] for c in columns) for row in rows])
-    db.close()
-    ledger = Ledger(url)
+    write_demo_ledger(tmp_path / "ledger.db")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield ledger
     ledger.close()
 

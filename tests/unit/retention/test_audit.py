@@ -29,5 +29,5 @@ def test_ledger_verify_reports_disclosed_copies_held_past_their_period(world, mo
     assert f"entry {gone.seq}: disclosure of old.A" in result.output
     # Checked as on a day when the copy was still within its period, there is no gap for it.
     earlier = (sent + timedelta(days=1)).date().isoformat()
-    within = CliRunner().invoke(app, ["ledger", "verify", "--now", earlier])
+    within = CliRunner().invoke(app, ["ledger", "verify", "--as-of", earlier])
     assert f"entry {entry.seq}:" not in within.output

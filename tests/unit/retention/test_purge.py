@@ -155,7 +155,7 @@ def test_purge_now_records_the_real_deletion_time_never_the_pretend_one(world, m
     before = datetime.now(UTC).replace(microsecond=0)
 
     with undeletable(files["logs"].parent):  # one deletion fails: its attempt is dated truly too
-        result = CliRunner().invoke(app, ["purge", "--now", pretend.isoformat()])
+        result = CliRunner().invoke(app, ["purge", "--as-of", pretend.isoformat()])
     after = datetime.now(UTC)
 
     assert result.exit_code == 1, result.output

@@ -42,7 +42,7 @@ class Destroyed(Record):
     files: tuple[RemoteFile, ...] = ()
     destroyed_at: datetime | None = None
     verified: str = ""
-    as_of: datetime | None = None  # the moment due dates were judged at (``purge --now``)
+    as_of: datetime | None = None  # the moment due dates were judged at (``purge --as-of``)
 
     @staticmethod
     def key_for(delivery_id: str, rows: int | None = None) -> str:

@@ -57,7 +57,7 @@ class _PurgeAttempt(Record):
     created: datetime | None = None
     due: datetime | None = None
     rule: str = ""
-    as_of: datetime | None = None  # the moment due dates were judged at (``purge --now``)
+    as_of: datetime | None = None  # the moment due dates were judged at (``purge --as-of``)
 
     def _common(self) -> dict[str, Any]:
         return {"place": self.place, "store": self.store, "path": self.path,
