@@ -60,17 +60,19 @@ def parse_bytes(data: bytes, where: str, pinned: str | None, kind: str = "public
 
     def work() -> None:
         try:
-            with quiet_pgpy():
-                # pgpy reads one armour block; a file made by appending one partner's keys holds several.
-                result["value"] = [pgpy.PGPKey.from_blob(blob) for blob in _armour_blocks(data)]
+            # pgpy reads one armour block; a file made by appending one partner's keys holds several.
+            result["value"] = [pgpy.PGPKey.from_blob(blob) for blob in _armour_blocks(data)]
         except Exception as exc:  # any parser failure means "not a key we can use"
             result["error"] = exc
 
     # A daemon thread: if the parser never returns we give up on it, and it
     # cannot keep the process alive at exit (a thread cannot be killed).
     worker = threading.Thread(target=work, name="pgp-parse", daemon=True)
-    worker.start()
-    worker.join(PARSE_TIMEOUT_SECONDS)
+    # Quietened here, not in the thread: warnings' filters are process-wide, and a parse left running
+    # past its limit would otherwise restore them whenever it ended, undoing whatever was set meanwhile.
+    with quiet_pgpy():
+        worker.start()
+        worker.join(PARSE_TIMEOUT_SECONDS)
     if worker.is_alive():
         raise KeyRefused(
             f"{where}: parsing took longer than {PARSE_TIMEOUT_SECONDS:g}s; it is not a normal {kind}"

@@ -8,7 +8,9 @@ the checks that need no ``gpg`` stay unmarked.
 from __future__ import annotations
 
 import os
+import threading
 import time
+import warnings
 
 import pytest
 
@@ -54,6 +56,22 @@ def test_a_parse_that_does_not_finish_in_time_is_refused(gpg_partner, monkeypatc
         load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
     assert time.monotonic() - started < 2
 
+
+
+@pytest.mark.integration
+def test_a_parse_that_ends_after_its_limit_leaves_the_warning_filters_set_meanwhile(gpg_partner, monkeypatch):
+    """Warning filters are process-wide: a parse given up on must not restore them when it finally ends."""
+    monkeypatch.setattr(parsing, "PARSE_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(parsing.pgpy.PGPKey, "from_blob", staticmethod(lambda data: time.sleep(0.5)))
+
+    with warnings.catch_warnings():
+        with pytest.raises(KeyRefused, match="longer than"):
+            load_recipient_key(gpg_partner.public_key_path, gpg_partner.fingerprint)
+        warnings.filterwarnings("error", message="set while a parse was still running")
+        for thread in [t for t in threading.enumerate() if t.name == "pgp-parse"]:
+            thread.join(5)
+
+        assert any(f[1] is not None and f[1].pattern == "set while a parse was still running" for f in warnings.filters)
 
 @pytest.mark.integration
 def test_a_private_key_file_is_refused_without_quoting_it(gpg_home, tmp_path):
