@@ -29,17 +29,18 @@ _SUFFIXES: dict[str, Literal["csv", "parquet"]] = {".csv": "csv", ".parquet": "p
 
 def check_date_template(value: str, what: str) -> str:
     """Refuse a template with a placeholder other than ``{ds}``/``{ds_nodash}``, a format spec, or a stray brace."""
+    known = ", ".join(f"{{{n}}} ({meaning})" for n, meaning in DATE_PLACEHOLDERS.items())
     try:
         parts = list(string.Formatter().parse(value))
     except ValueError as exc:  # "Single '}' encountered in format string"
         raise ValueError(
-            f"{what} {value!r} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
+            f"{what} {value!r} is not a valid template ({exc}); a template may use {known}, "
+            "and writes a literal brace as {{ or }}"
         ) from None
     for _literal, name, spec, conversion in parts:
         if name is None:
             continue
         if name not in DATE_PLACEHOLDERS or spec or conversion:
-            known = ", ".join(f"{{{n}}} ({meaning})" for n, meaning in DATE_PLACEHOLDERS.items())
             raise ValueError(
                 f"{what} {value!r}: unknown placeholder {{{name}{'!' + conversion if conversion else ''}"
                 f"{':' + spec if spec else ''}}} (a template may use {known})"
