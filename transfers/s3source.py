@@ -76,19 +76,6 @@ class S3Object:
             return {"VersionId": self.version_id}
         return {"IfMatch": self.etag}
 
-    def provenance(self) -> dict[str, Any]:
-        """Names, version and sizes only: what the extract's ledger entry holds."""
-        return {
-            "source": "s3",
-            "connection": self.connection,
-            "bucket": self.bucket,
-            "key": self.key,
-            "version_id": self.version_id,
-            "etag": self.etag,
-            "size": self.size,
-            "format": self.format,
-        }
-
 
 def object_key(source: Source, logical_date: dt.date) -> str:
     """The source object's key for ``logical_date`` (the template checked again, filled in)."""

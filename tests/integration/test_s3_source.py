@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import LOGICAL_DATE, files_containing, read_delivery
 from tests.integration.privacy_world import edit_agreement, flow_of
-from tests.support.s3 import moto_s3, versioned_bucket
+from tests.support.s3 import moto_s3, s3_bucket
 from transfers.devkit import synthetic
 from transfers.errors import SourceError, SourceUnavailable, TerminalError
 from transfers.ledger.records import Extracted
@@ -33,7 +33,7 @@ PARQUET_KEY = "ed/{ds_nodash}/attendances.parquet"
 @pytest.fixture
 def bucket(world):
     """``(client, bucket)``: flow B reads from this versioned bucket through the ``rft_s3`` connection."""
-    with moto_s3("rft_s3") as conn, versioned_bucket(conn, "rft-exports") as (client, name):
+    with moto_s3("rft_s3") as conn, s3_bucket(conn, "rft-exports") as (client, name):
         world.connections["rft_s3"] = conn
         yield client, name
 
@@ -155,6 +155,23 @@ def test_the_version_looked_up_is_the_one_read_even_if_a_new_one_is_written_mean
 
     assert obj.version_id == first["VersionId"]
     assert list(rows["attendance_id"]) == list(today["attendance_id"])
+
+
+def test_in_a_bucket_without_versions_an_object_replaced_mid_read_is_refused_for_a_retry(world):
+    from transfers.s3source import locate, read_batches
+
+    today = synthetic.ed_attendances(30, LOGICAL_DATE)
+    with moto_s3("rft_s3") as conn, s3_bucket(conn, "rft-plain", versioned=False) as (client, name):
+        key = f"ed/{LOGICAL_DATE.isoformat()}/attendances.csv"
+        client.put_object(Bucket=name, Key=key, Body=csv_bytes(today))
+        world.connections["rft_s3"] = conn
+        read_from(world, name, CSV_KEY)
+        s3, obj = locate(world.run(FLOW).ref.flow.source, conn, logical_date=LOGICAL_DATE)
+        assert obj.version_id in (None, "null") and obj.etag
+        client.put_object(Bucket=name, Key=key, Body=csv_bytes(earlier_version(today)))  # no version to pin
+
+        with pytest.raises(SourceUnavailable, match="replaced while it was being read"):
+            list(read_batches(s3, obj, 10))
 
 
 def test_a_missing_object_names_the_bucket_and_key_and_is_not_retried(world, bucket):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.s3 import moto_s3, versioned_bucket
+from tests.support.s3 import moto_s3, s3_bucket
 from transfers.retention import s3 as archive_s3
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "transfers"
 @pytest.fixture
 def small_pages(monkeypatch):
     monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "2")
-    with moto_s3() as conn, versioned_bucket(conn, "isp-pages") as (client, bucket):
+    with moto_s3() as conn, s3_bucket(conn, "isp-pages") as (client, bucket):
         yield client, bucket
 
 

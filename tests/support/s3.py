@@ -40,12 +40,13 @@ def moto_s3(conn_id: str = "archive_s3") -> Iterator[ConnInfo]:
 
 
 @contextmanager
-def versioned_bucket(conn: ConnInfo, prefix: str) -> Iterator[tuple[Any, str]]:
-    """``(client, bucket)``: a new bucket with versioning on; every version and the bucket removed after."""
+def s3_bucket(conn: ConnInfo, prefix: str, *, versioned: bool = True) -> Iterator[tuple[Any, str]]:
+    """``(client, bucket)``: a new bucket (versioning on unless not ``versioned``); every version and the bucket removed after."""
     client = archive_s3.client(conn)
     bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     try:
         yield client, bucket
     finally:
