@@ -20,7 +20,7 @@ providers installed, read in the providers' shapes by the steps that use them:
   extra (``transfers.sources.sqlalchemy_url``);
 - ``aws``: access key and secret as login and password; ``extra.region_name``,
   ``extra.endpoint_url``, ``extra.aws_session_token`` (``transfers.retention.s3``, whose client the
-  archive, the ledger anchor and an ``s3`` source all use).
+  archive and an ``s3`` source both use).
 """
 
 from __future__ import annotations
