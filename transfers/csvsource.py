@@ -25,21 +25,30 @@ class _NulFound(Exception):
     """Raised from inside pandas' read when a chunk holds a NUL byte (caught below, never escapes)."""
 
 
-class _NulGuard(io.RawIOBase):
-    """A read-only stream that refuses NUL bytes as they pass, so the export is read once, not scanned first."""
+class _Stream(io.RawIOBase):
+    """Any object with ``read(n)`` as a raw stream of its own, so a ``BufferedReader`` or ``TextIOWrapper`` can sit on it.
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
+    An object's body (botocore's ``StreamingBody``) reports itself closed once read to the end, which
+    the io wrappers take for an error; this stream's state is its own. With ``refuse_nul``, a NUL
+    byte stops the read as it passes (:class:`_NulFound`), so the export is read once, not scanned first.
+    """
+
+    def __init__(self, raw: IO[bytes], *, refuse_nul: bool = False) -> None:
+        self._raw, self._refuse_nul = raw, refuse_nul
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._raw.read(len(buffer))
-        if b"\x00" in data:
+        if self._refuse_nul and b"\x00" in data:
             raise _NulFound
         buffer[: len(data)] = data
         return len(data)
+
+
+def _buffered(raw: IO[bytes], *, refuse_nul: bool = False) -> io.BufferedReader:
+    return io.BufferedReader(_Stream(raw, refuse_nul=refuse_nul), buffer_size=1 << 20)
 
 
 def csv_batches(reopen: Opener, where: str, batch_rows: int) -> Iterator[pd.DataFrame]:
@@ -53,7 +62,7 @@ def csv_batches(reopen: Opener, where: str, batch_rows: int) -> Iterator[pd.Data
     Raises:
         SourceError: The export is empty, broken CSV, holds a NUL byte or is not UTF-8.
     """
-    with reopen() as raw, io.BufferedReader(_NulGuard(raw), buffer_size=1 << 20) as stream:
+    with reopen() as raw, _buffered(raw, refuse_nul=True) as stream:
         try:
             reader = pd.read_csv(
                 stream,
@@ -87,7 +96,7 @@ def csv_batches(reopen: Opener, where: str, batch_rows: int) -> Iterator[pd.Data
 def csv_header(stream: IO[bytes], where: str) -> list[str]:
     """The header row's column names, reading no further than the first record."""
     try:
-        text = io.TextIOWrapper(io.BufferedReader(_NulGuard(stream)), encoding="utf-8", newline="")
+        text = io.TextIOWrapper(_buffered(stream, refuse_nul=True), encoding="utf-8", newline="")
         header = next(csv.reader(text), None)
     except _NulFound:
         raise SourceError(f"{where}: the header row contains a NUL byte; fix the export") from None
@@ -113,7 +122,7 @@ def _bad_field(reopen: Opener, where: str, problem: str, bad: Callable[[bytes], 
     commas, quotes, newlines) parses exactly as in UTF-8 and each field maps
     back to its original bytes.
     """
-    with reopen() as raw, io.TextIOWrapper(raw, encoding="latin-1", newline="") as fh:
+    with reopen() as raw, io.TextIOWrapper(_buffered(raw), encoding="latin-1", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
         for number, name in enumerate(header, start=1):

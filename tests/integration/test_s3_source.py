@@ -210,3 +210,20 @@ def test_validate_connect_reads_the_object_s_header_and_names_a_missing_one(worl
     found = cli("validate", "--connect", FLOW)
 
     assert "s3 source answers: 7 columns" in " ".join(found.output.split()), found.output
+
+
+def test_a_nul_byte_in_the_object_names_its_row_and_column_as_for_a_csv_file(world, bucket):
+    from transfers.s3source import locate, read_batches
+
+    client, name = bucket
+    key = f"ed/{LOGICAL_DATE.isoformat()}/attendances.csv"
+    client.put_object(Bucket=name, Key=key, Body=b'attendance_id,surname\nA1,Jones\nA2,"Smi\x00th"\nA3,Brown\n')
+    read_from(world, name, CSV_KEY)
+    s3, obj = locate(world.run(FLOW).ref.flow.source, world.connections["rft_s3"], logical_date=LOGICAL_DATE)
+
+    with pytest.raises(SourceError) as caught:
+        list(read_batches(s3, obj, 10))
+
+    message = str(caught.value)
+    assert message.startswith(f"s3://{name}/{key} (version {obj.version_id})")
+    assert "row 2 (line 3), column 'surname'" in message and "NUL byte" in message and "Smi" not in message
