@@ -201,7 +201,8 @@ def _parquet(s3: Any, obj: S3Object) -> Any:
     import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
     try:
-        return pq.ParquetFile(open_ranged(s3, obj))
+        # pre_buffer (on by default) would fetch every row group at the first batch: the whole object in memory.
+        return pq.ParquetFile(open_ranged(s3, obj), pre_buffer=False)
     except pa.ArrowInvalid as exc:
         raise SourceError(f"{obj.where}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
 

@@ -227,3 +227,46 @@ def test_a_nul_byte_in_the_object_names_its_row_and_column_as_for_a_csv_file(wor
     message = str(caught.value)
     assert message.startswith(f"s3://{name}/{key} (version {obj.version_id})")
     assert "row 2 (line 3), column 'surname'" in message and "NUL byte" in message and "Smi" not in message
+
+
+class CountingClient:
+    """The real boto3 client, noting the bytes each ``GetObject`` asked for (a ranged read names its range)."""
+
+    def __init__(self, client) -> None:
+        self._client, self.ranges = client, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def get_object(self, **kwargs):
+        start, end = kwargs["Range"].removeprefix("bytes=").split("-")
+        self.ranges.append(int(end) - int(start) + 1)
+        return self._client.get_object(**kwargs)
+
+
+def test_a_parquet_object_is_fetched_a_row_group_at_a_time_never_whole(world, bucket):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from transfers.s3source import locate, read_batches
+
+    client, name = bucket
+    rows = 200_000
+    table = pa.table({"id": [f"R{i:07d}" for i in range(rows)], "value": [f"{i * 7919:016x}" for i in range(rows)]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=25_000, compression="none")  # eight row groups of ~0.8 MB
+    key = f"ed/{LOGICAL_DATE:%Y%m%d}/attendances.parquet"
+    client.put_object(Bucket=name, Key=key, Body=sink.getvalue())
+    read_from(world, name, PARQUET_KEY)
+    counting = CountingClient(client)
+    s3, obj = locate(
+        world.run(FLOW).ref.flow.source, world.connections["rft_s3"], logical_date=LOGICAL_DATE, s3=counting
+    )
+
+    batches = read_batches(s3, obj, 25_000)
+    first = next(batches)
+
+    assert len(first) == 25_000
+    assert sum(counting.ranges) < obj.size / 3  # the footer and one row group, not the object
+    assert len(first) + sum(len(b) for b in batches) == rows
+    assert max(counting.ranges) < obj.size / 3  # no read ever asked for the whole object
