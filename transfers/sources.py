@@ -1,12 +1,14 @@
 """Extract: read a flow's rows from the sender's system, batch by batch.
 
-Every value leaves this module as a string (dates as ISO 8601) or None, so
-quality checks and pseudonyms see the same text whether the source was a
-database or a CSV file, and a number never turns into ``12.0`` on the way.
+Every value leaves this module as a string (dates as ISO 8601) or None (the rule is
+:mod:`transfers.cells`), so quality checks and pseudonyms see the same text whether the
+source was a database, a CSV file or an S3 object, and a number never turns into ``12.0``.
 
 A PostgreSQL source is read with ``COPY`` into Arrow (:mod:`transfers.pgcopy`),
 which renders that same text in the database; other databases, and queries whose
-column types COPY cannot render the same way, are read row by row here.
+column types COPY cannot render the same way, are read row by row here. A CSV file
+is read by :mod:`transfers.csvsource`; an object in S3 (CSV or Parquet, at one
+version) by :mod:`transfers.s3source`.
 """
 
 from __future__ import annotations
