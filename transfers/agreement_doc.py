@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from transfers.agreement import Config, FieldSpec, Flow, Protocol
+from transfers.agreement import Config, FieldSpec, Flow, Protocol, Source
 
 #: Appendix C's sections, as (anchor, heading); the templates render them in this order.
 SECTIONS = (
@@ -94,6 +94,21 @@ def _checks(spec: FieldSpec) -> str:
     return "; ".join(parts)
 
 
+def describe_source(source: Source) -> str:
+    """Where the flow's extract is read from, for the reader of the agreement (``{ds}``: the logical date)."""
+    def dated(template: str) -> str:
+        return template.replace("{ds}", "YYYY-MM-DD").replace("{ds_nodash}", "YYYYMMDD")
+
+    if source.kind == "sql":
+        return f"Extracted from the sender's database (connection {source.connection}) by the query {source.query}."
+    if source.kind == "csv":
+        return (f"Extracted from the sender's export file {dated(source.path or '')} (connection {source.connection}), "
+                "the date in its name being the run's logical date.")
+    return (f"Extracted from the object {dated(source.key or '')} ({(source.object_format or 'csv').upper()}) in the "
+            f"S3 bucket {source.bucket} (connection {source.connection}), the date in its key being the run's logical date; "
+            "each run reads one version of it and records its version id and ETag in the ledger.")
+
+
 def sharing_basis(flow: Flow, protocol: Protocol) -> dict[str, Any]:
     """The flow's own basis for sharing: ``consent``, or ``statutory`` with its legal basis and exceptional
     ground (names from the Tier 1 register; ``legal_basis_id`` and ``ground_id`` keep the ids)."""
@@ -133,6 +148,7 @@ def _flow(flow: Flow, protocol: Protocol) -> dict[str, Any]:
         "deceased": flow.deceased.handling.replace("_", " ") if flow.deceased else None,
         "min_k": flow.disclosure_risk.min_k if flow.disclosure_risk else None,
         "csv": _CSV[flow.csv.formula_escape],
+        "source": describe_source(flow.source),
     }
 
 

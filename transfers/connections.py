@@ -19,7 +19,8 @@ providers installed, read in the providers' shapes by the steps that use them:
 - ``postgres``: the form's "Database" is ``schema``; libpq settings such as ``sslmode`` in the
   extra (``transfers.sources.sqlalchemy_url``);
 - ``aws``: access key and secret as login and password; ``extra.region_name``,
-  ``extra.endpoint_url``, ``extra.aws_session_token`` (``transfers.retention.s3``).
+  ``extra.endpoint_url``, ``extra.aws_session_token`` (``transfers.retention.s3``, whose client the
+  archive and an ``s3`` source both use).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ record values.
     │   ├── AgreementNotLive          lapsed, not yet in force, or not in the Tier 1 register
     │   ├── AgreementNotSigned        a partner has not signed this version of the agreement file
     │   ├── SecretMissing             a secret the flow needs was not provided
-    │   ├── SourceError               extract failed: missing file, broken CSV, schema drift
+    │   ├── SourceError               extract failed: missing file or S3 object, broken CSV, schema drift
     │   ├── QualityBlocked            a characteristic with policy ``block`` failed
     │   ├── PrivacyError              a field cannot be minimised/pseudonymised as declared
     │   │   └── DisclosureRiskBlocked k below the flow's min_k and the flow says block
@@ -31,7 +31,7 @@ record values.
     │   ├── CertificateInvalid        (controller) a destruction certificate unreadable, unsigned, or not for the delivery
     │   └── StateError                a step run out of order (e.g. deliver before encrypt)
     └── RetriableError                a later attempt may succeed
-        ├── SourceUnavailable         database or file store not reachable
+        ├── SourceUnavailable         database or file store not reachable (an S3 object replaced mid-read)
         ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
         ├── ArchiveUnavailable        the archive store (S3) cannot be reached or failed the request
         ├── PurgeIncomplete           some due copies were not deleted; they stay due for the next purge

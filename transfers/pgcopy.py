@@ -206,7 +206,7 @@ def _fix_floats(table: pa.Table, floats: list[str]) -> pa.Table:
 
 
 def _float_text(text: str) -> str | None:
-    # The row-by-row path's rule for a float (transfers.sources._text): NaN is missing, 12.0 is "12".
+    # The row-by-row path's rule for a float (transfers.cells._text): NaN is missing, 12.0 is "12".
     value = float(text)
     if value != value:
         return None

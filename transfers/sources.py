@@ -1,20 +1,20 @@
 """Extract: read a flow's rows from the sender's system, batch by batch.
 
-Every value leaves this module as a string (dates as ISO 8601) or None, so
-quality checks and pseudonyms see the same text whether the source was a
-database or a CSV file, and a number never turns into ``12.0`` on the way.
+Every value leaves this module as a string (dates as ISO 8601) or None (the rule is
+:mod:`transfers.cells`), so quality checks and pseudonyms see the same text whether the
+source was a database, a CSV file or an S3 object, and a number never turns into ``12.0``.
 
 A PostgreSQL source is read with ``COPY`` into Arrow (:mod:`transfers.pgcopy`),
 which renders that same text in the database; other databases, and queries whose
-column types COPY cannot render the same way, are read row by row here.
+column types COPY cannot render the same way, are read row by row here. A CSV file
+is read by :mod:`transfers.csvsource`; an object in S3 (CSV or Parquet, at one
+version) by :mod:`transfers.s3source`.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import decimal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,46 +23,11 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
 from transfers.agreement import Source, check_relative_path
+from transfers.agreement.source import fill_date_template
+from transfers.cells import as_text
 from transfers.connections import ConnInfo
+from transfers.csvsource import csv_batches, csv_header
 from transfers.errors import ConfigError, SourceError, SourceUnavailable
-
-
-def _text(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):  # NaN
-        return None
-    if value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, dt.datetime):
-        return value.replace(microsecond=0).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes | bytearray | memoryview):  # psycopg2 gives bytea as a memoryview
-        raise SourceError("the source returned a binary column; select text columns only")
-    return str(value)
-
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as str or None, column names as str."""
-    return pd.DataFrame({str(frame.columns[i]): _column_text(frame.iloc[:, i]) for i in range(frame.shape[1])},
-                        dtype=object)
-
-
-def _column_text(column: pd.Series) -> list[str | None] | Any:
-    values = column.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        # Text already (the common case): only the missing cells need a look, not every cell.
-        missing = pd.isna(values)
-        if all(v is None or v is pd.NaT or isinstance(v, float) for v in values[missing]):
-            values = values.copy()
-            values[missing] = None
-            return values
-    return [_text(v) for v in values.tolist()]
 
 
 def sqlalchemy_url(conn: ConnInfo) -> str:
@@ -258,7 +223,7 @@ def _csv_path(source: Source, conn: ConnInfo, logical_date: dt.date) -> Path:
     base = conn.extra.get("path") or conn.host
     if not base:
         raise ConfigError(f"connection {conn.conn_id!r}: a file connection needs extra.path (the export directory)")
-    relative = check_relative_path((source.path or "").format(ds=logical_date.isoformat()), "source.path")
+    relative = check_relative_path(fill_date_template(source.path or "", logical_date), "source.path")
     path = Path(base) / relative
     if not path.is_file():
         raise SourceError(f"{path}: the extract for {logical_date} is not there (connection {conn.conn_id!r})")
@@ -272,14 +237,12 @@ def source_columns(source: Source, conn: ConnInfo, *, config_dir: Path, logical_
     """
     if source.kind == "csv":
         path = _csv_path(source, conn, logical_date)
-        try:
-            with path.open(encoding="utf-8", newline="") as fh:
-                header = next(csv.reader(fh), None)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise SourceError(f"{path}: the header row is not readable CSV ({type(exc).__name__})") from None
-        if not header:
-            raise SourceError(f"{path}: the file is empty (no header row)")
-        return header
+        with path.open("rb") as fh:
+            return csv_header(fh, str(path))
+    if source.kind == "s3":
+        from transfers.s3source import object_columns
+
+        return object_columns(source, conn, logical_date=logical_date)
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -299,80 +262,17 @@ def source_columns(source: Source, conn: ConnInfo, *, config_dir: Path, logical_
 def extract_csv(source: Source, conn: ConnInfo, *, logical_date: dt.date) -> Iterator[pd.DataFrame]:
     """Read the flow's CSV file (``{ds}`` in its path is the logical date), in batches."""
     path = _csv_path(source, conn, logical_date)
-    if _has_nul(path):
-        # pandas' C parser silently ends a field at a NUL byte: the rest of the value would vanish.
-        raise SourceError(_bad_field(path, "contains a NUL byte", lambda raw: b"\x00" in raw))
-    try:
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=source.batch_rows,
-            on_bad_lines="error",
-            encoding="utf-8",
-        )
-        empty = True
-        for chunk in reader:
-            empty = False
-            yield chunk.astype(object).where(chunk.notna(), None)
-        if empty:
-            yield pd.DataFrame()
-    except pd.errors.EmptyDataError:
-        raise SourceError(f"{path}: the file is empty (no header row)") from None
-    except pd.errors.ParserError as exc:
-        # pandas names the line ("Expected 5 fields in line 12, saw 6"); it holds no values.
-        raise SourceError(f"{path}: broken CSV: {str(exc).strip()}") from None
-    except UnicodeDecodeError:
-        # pandas' byte offset is into its own buffer; the row and column are what a data engineer can find.
-        raise SourceError(_bad_field(path, "is not UTF-8 text", _not_utf8)) from None
-    except csv.Error as exc:
-        raise SourceError(f"{path}: broken CSV: {exc}") from None
-
-
-def _has_nul(path: Path) -> bool:
-    with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            if b"\x00" in chunk:
-                return True
-    return False
-
-
-def _not_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def _bad_field(path: Path, problem: str, bad: Callable[[bytes], bool]) -> str:
-    """Name the first row and column whose raw bytes are ``bad``, never the value.
-
-    Read as Latin-1, every byte is one character, so the CSV structure (ASCII
-    commas, quotes, newlines) parses exactly as in UTF-8 and each field maps
-    back to its original bytes.
-    """
-    with path.open(encoding="latin-1", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, [])
-        for number, name in enumerate(header, start=1):
-            if bad(name.encode("latin-1")):
-                return f"{path}: header, column {number}: the column name {problem}; fix the export"
-        row = 0
-        for row, fields in enumerate(reader, start=1):
-            for number, value in enumerate(fields, start=1):
-                if bad(value.encode("latin-1")):
-                    column = header[number - 1] if number <= len(header) else f"#{number}"
-                    return (f"{path}: row {row} (line {reader.line_num}), column {column!r}: the value {problem}; "
-                            "fix the export at source (nothing was read)")
-    return f"{path}: the file {problem} (outside any field); fix the export"
+    yield from csv_batches(lambda: path.open("rb"), str(path), source.batch_rows)
 
 
 def extract(source: Source, conn: ConnInfo, *, config_dir: Path, logical_date: dt.date) -> Iterator[pd.DataFrame]:
     """Batches of text columns as DataFrames (object columns of str or None)."""
     if source.kind == "sql":
         return extract_sql(source, conn, config_dir=config_dir, logical_date=logical_date)
+    if source.kind == "s3":
+        from transfers.s3source import extract_s3
+
+        return extract_s3(source, conn, logical_date=logical_date)
     return extract_csv(source, conn, logical_date=logical_date)
 
 
@@ -385,4 +285,8 @@ def extract_batches(
     """
     if source.kind == "sql":
         return _sql_batches(source, conn, config_dir=config_dir, logical_date=logical_date)
+    if source.kind == "s3":
+        from transfers.s3source import extract_s3
+
+        return extract_s3(source, conn, logical_date=logical_date)
     return extract_csv(source, conn, logical_date=logical_date)

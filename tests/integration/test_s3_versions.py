@@ -9,13 +9,11 @@ markers from page to page.
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import _free_port
-from transfers.connections import ConnInfo
+from tests.support.s3 import moto_s3, s3_bucket
 from transfers.retention import s3 as archive_s3
 
 pytestmark = pytest.mark.integration
@@ -25,28 +23,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "transfers"
 
 @pytest.fixture
 def small_pages(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
     monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "2")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    conn = ConnInfo("archive_s3", "aws", login="test", password="test",
-                    extra={"endpoint_url": url, "region_name": "eu-west-2"})
-    client = archive_s3.client(conn)
-    bucket = f"isp-pages-{uuid.uuid4().hex[:8]}"
-    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    try:
+    with moto_s3() as conn, s3_bucket(conn, "isp-pages") as (client, bucket):
         yield client, bucket
-    finally:
-        # moto keeps buckets in the process: leave it as found for the other S3 tests.
-        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
-        client.delete_bucket(Bucket=bucket)
-        server.stop()
 
 
 def test_every_version_and_delete_marker_is_listed_and_purged_across_pages(small_pages):

@@ -12,9 +12,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from transfers.cells import _text
 from transfers.errors import SourceError
 from transfers.pgcopy import _fix_floats, plan
-from transfers.sources import _text
 
 
 def _description(*columns: tuple[str, int]) -> list[tuple]:

@@ -23,6 +23,7 @@ from transfers.agreement.common import (
 )
 from transfers.agreement.mesh import MeshRoute
 from transfers.agreement.retention import FlowRetention
+from transfers.agreement.source import Source
 from transfers.durations import IsoDuration, parse_duration
 from transfers.errors import ConfigError
 from transfers.logical_date import DEFAULT_TIMEZONE, check_timezone
@@ -99,27 +100,6 @@ class FieldSpec(_Strict):
                 raise ValueError("bands must be distinct, increasing, non-negative ages, e.g. [0, 5, 10, 16, 18]")
         if self.keep_last and self.share != "mask":
             raise ValueError(f"'keep_last' only applies to share: mask (this field is share: {self.share})")
-        return self
-
-
-class Source(_Strict):
-    """Where the sender's extract comes from."""
-
-    kind: Literal["sql", "csv"]
-    connection: ConnectionId
-    query: str | None = None  # sql: a file under config/ holding the query
-    path: str | None = None  # csv: a path under the connection's base directory; {ds} = logical date
-    batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> Source:
-        if self.kind == "sql" and not self.query:
-            raise ValueError("a sql source needs 'query' (a .sql file under config/)")
-        if self.kind == "csv" and not self.path:
-            raise ValueError("a csv source needs 'path' (relative to the connection's directory)")
-        for value in (self.query, self.path):
-            if value:
-                check_relative_path(value, "source path")
         return self
 
 

@@ -471,7 +471,7 @@ def test_archive_dirs_outside_home_are_rejected_at_load_naming_file_and_key_all_
     path = edit(config_dir, change)
 
     lines = problems(config_dir).splitlines()
-    assert any(line.startswith(f"{path}: flows[1].source: ") and "'..'" in line for line in lines), lines
+    assert any(line.startswith(f"{path}: flows[1].source.path: ") and "'..'" in line for line in lines), lines
     assert any(line.startswith(f"{path}: flows[1].consent.opt_outs: ") and "must be relative" in line
                for line in lines), lines
     assert any(line.startswith(f"{path}: flows[0].retention.archive.dir: ") and "'..'" in line for line in lines), lines

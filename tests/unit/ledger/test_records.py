@@ -21,6 +21,7 @@ from transfers.ledger.records import (
     Destroyed,
     DestructionCertified,
     Disclosure,
+    Extracted,
     Incident,
     LegalHold,
     Notice,
@@ -128,6 +129,9 @@ def _samples() -> list:
         Incident(**COLUMNS, recipient="syp", what="host-key-mismatch", party="cs", where="sftp.syp.example:22",
                  evidence="ssh-ed25519 SHA256:abc", detail="SFTP server sftp.syp.example:22: host key ... not pinned",
                  notified=True, notice="emailed ig@cs.example"),
+        Extracted(**COLUMNS, connection="cs_exports_s3", bucket="cs-exports", key="exports/2026-11-25/referrals.csv",
+                  version_id="3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY", etag='"9b2cf535f27731c974343645a3985328"',
+                  size=4812, format="csv", rows=120),
     ]
 
 
@@ -143,7 +147,7 @@ def test_every_kind_written_today_has_a_record():
                           "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold",
                           "destruction-certified", "certificate-refused", "notice-applied", "notice-refused",
                           "notice-confirmed", "notice-confirmation-refused", "certificate-issued",
-                          "incident"}
+                          "incident", "extract"}
     assert {type(r) for r in _samples()} == set(KINDS.values())
 
 
@@ -223,7 +227,7 @@ def test_a_ledger_written_before_the_records_still_verifies_and_reads(old_ledger
     assert len(records) == 43 and {r.KIND for r in records} == set(KINDS) - {
         "receipt", "acknowledgement", "receipt-refused", "destroyed", "legal-hold", "destruction-certified",
         "certificate-refused", "notice-applied", "notice-refused", "notice-confirmed", "notice-confirmation-refused",
-        "certificate-issued", "incident"}
+        "certificate-issued", "incident", "extract"}
     for record in records:
         # Today's classes write exactly what the old code wrote: same payload, same dedupe key.
         assert record.to_payload() == record.entry.payload, record.KIND

@@ -24,7 +24,8 @@ without consent, pseudonym key), ``delivery`` (refused key, intent, disclosure),
 (a delivery received, its receipt acknowledged, a receipt refused), ``destruction`` (received data
 destroyed at the recipient, legal holds), ``certificates`` (a destruction certificate issued at the
 recipient, verified or refused at the controller), ``notices`` (a notice applied or refused at the recipient,
-its confirmation recorded or refused at the sender), ``incidents`` (a security incident for breach assessment).
+its confirmation recorded or refused at the sender), ``incidents`` (a security incident for breach assessment),
+``extract`` (the source object an extract read: an S3 object's version id and ETag).
 Import the classes from here.
 """
 
@@ -36,6 +37,7 @@ from transfers.ledger.records.certificates import CertificateIssued, Certificate
 from transfers.ledger.records.delivery import DeliveryIntent, Disclosure, RecipientKeyRefused
 from transfers.ledger.records.destruction import Destroyed, LegalHold
 from transfers.ledger.records.exchange import Acknowledgement, ReceiptRefused, Received
+from transfers.ledger.records.extract import Extracted
 from transfers.ledger.records.incidents import Incident
 from transfers.ledger.records.notices import (
     NoticeApplied,
@@ -48,7 +50,7 @@ from transfers.ledger.records.steps import PrivacyResult, PseudonymKey, QualityR
 from transfers.ledger.records.subjects import Notice, Withdrawal
 
 __all__ = ["KINDS", "Acknowledgement", "Archived", "CertificateIssued", "CertificateRefused", "DeliveryIntent", "Destroyed",
-           "DestructionCertified", "Disclosure", "Incident", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
+           "DestructionCertified", "Disclosure", "Extracted", "Incident", "LegalHold", "Notice", "NoticeApplied", "NoticeConfirmationRefused",
            "NoticeConfirmed", "NoticeRefused", "PrivacyResult", "PseudonymKey", "PurgeFailed", "Purged",
            "QualityResult", "ReceiptRefused", "Received", "RecipientKeyRefused", "Record", "RemoteFile",
            "SharedWithoutConsent", "Withdrawal", "record_of", "stamp"]
@@ -58,7 +60,7 @@ KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     QualityResult, PrivacyResult, SharedWithoutConsent, PseudonymKey, RecipientKeyRefused, DeliveryIntent,
     Disclosure, Withdrawal, Notice, Archived, Purged, PurgeFailed, Received, Acknowledgement, ReceiptRefused,
     Destroyed, LegalHold, DestructionCertified, CertificateRefused, NoticeApplied, NoticeRefused, NoticeConfirmed,
-    NoticeConfirmationRefused, CertificateIssued, Incident)}
+    NoticeConfirmationRefused, CertificateIssued, Incident, Extracted)}
 
 
 def record_of(entry: Entry) -> Record | None:
