@@ -89,3 +89,11 @@ def test_the_scorecard_draws_the_trend_with_this_runs_figures(tmp_path):
     assert "http://" not in lowered and "https://" not in lowered
     # the charts come first, the exact table after them
     assert page.index('id="trend-records"') < page.index(f"<td>{days[2]} (this run)</td>")
+
+
+def test_a_first_run_has_no_chart_and_its_scorecard_points_to_none(tmp_path):
+    outcome = run_quality(clean(), make_flow(), report_dir=tmp_path, history=[])
+    page = html(outcome)
+    assert "No earlier run of this flow is recorded yet" in page
+    assert '<svg class="chart"' not in page and 'class="charts"' not in page  # no empty chart group either
+    assert "charts" not in page.split('id="trend"', 1)[1].split("</table>", 1)[0]  # nor words about charts
