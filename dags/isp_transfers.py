@@ -110,6 +110,7 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
     from transfers.errors import TransferError
     from transfers.logical_date import flow_date
     from transfers.logs import run_log
+    from transfers.workstore import task_files
 
     settings = Settings(config_dir=CONFIG_DIR)
     config = load_config(CONFIG_DIR)
@@ -122,7 +123,9 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
     try:
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         settings.home.mkdir(parents=True, exist_ok=True)
-        with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path):  # the run's own log, under retention
+        # task_files: the run's working files from the work store and back (TRANSFERS_WORK_STORE=s3://...).
+        with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path), \
+                task_files(run, _connection):  # the run's own log, under retention
             return work(run)
     except TransferError as exc:
         if exc.retriable:

@@ -130,6 +130,10 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
     with hold(run.settings.ledger_database, run.ref.key, run.ds, cli_owner(), wait=wait,
               ttl=run.settings.run_lock_ttl) as held, run_log(run.log_path), run.settings.open_ledger() as ledger:
         results = _run_steps(run, resolvers, ledger, progress or (lambda _msg: None))
+        if results.get("status") == "delivered":  # an S3 work store holds the sealed outbox too (for the DAG, purge)
+            from transfers.workstore import commit_outbox
+
+            commit_outbox(run, resolvers.connection)
         if held.took_over is not None:
             results["took_over"] = {"holder": held.took_over.describe(),
                                     "since": held.took_over.started_at.isoformat(timespec="seconds")}

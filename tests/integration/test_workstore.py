@@ -1,0 +1,169 @@
+"""A run's working files in an S3 work store: any task on any worker, nothing left on a worker.
+
+Real parts: moto's S3 server (``tests/support/s3.py``; no real S3 can run here), the world's sshd,
+PostgreSQL (the source, and a fresh database as the shared ledger) and ``gpg`` decrypting what was
+delivered. Each step runs as its own "task" through the DAG file's own wrapper (``_step`` in
+``dags/isp_transfers.py``, loaded from the file as the scheduler would), alternating between two
+``TRANSFERS_HOME``s that stand for two worker machines. Only Airflow's task context (which DAG run
+this is) is stood in for: the wrapper is called outside a running task.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from datetime import UTC, datetime, time
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+from tests.integration.conftest import LOGICAL_DATE, conn_json, read_delivery, throwaway_pg_database
+from tests.support.s3 import moto_s3, s3_bucket
+from transfers import pipeline
+from transfers.pipeline import Step
+from transfers.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+FLOW = "mash-referrals.A"
+PARTNER = "south-yorkshire-police"
+PREFIX = "work"
+
+
+@pytest.fixture
+def store(world):
+    """``(client, bucket, conn)``: an empty bucket the work store lives in, reached through ``work_s3``."""
+    with moto_s3("work_s3") as conn, s3_bucket(conn, "isp-work", versioned=False) as (client, bucket):
+        yield client, bucket, conn
+
+
+@pytest.fixture
+def ledger_url():
+    with throwaway_pg_database("isp_workstore_ledger") as (url, _name):
+        yield url
+
+
+@pytest.fixture
+def workers(world, store, ledger_url, tmp_path, monkeypatch):
+    """Two worker homes and the DAG file loaded for them, in the environment a deployment sets."""
+    _client, bucket, conn = store
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TRANSFERS_CONFIG_DIR": str(world.settings.config_dir),
+        "TRANSFERS_KEYS_DIR": str(world.settings.keys),
+        "TRANSFERS_LEDGER_URL": ledger_url,
+        "TRANSFERS_WORK_STORE": f"s3://{bucket}/{PREFIX}",
+        "TRANSFERS_WORK_STORE_CONN_ID": "work_s3",
+        "AIRFLOW_CONN_WORK_S3": conn_json(conn),
+        "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": world.staging_key,
+        "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": world.secrets["transfers_signing_key"],
+    }
+    for conn_id, info in world.connections.items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_json(info)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import airflow.sdk
+
+    # The one stand-in: the task context Airflow gives a running task (which DAG run holds the run lock).
+    monkeypatch.setattr(airflow.sdk, "get_current_context",
+                        lambda: {"dag": SimpleNamespace(dag_id=FLOW), "run_id": "scheduled__workstore-test"})
+    spec = importlib.util.spec_from_file_location(f"isp_transfers_{uuid.uuid4().hex[:6]}",
+                                                  PROJECT_ROOT / "dags" / "isp_transfers.py")
+    assert spec and spec.loader
+    dag_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dag_file)
+    homes = [tmp_path / "worker-1", tmp_path / "worker-2"]
+    return SimpleNamespace(dag_file=dag_file, homes=homes, bucket=bucket, monkeypatch=monkeypatch)
+
+
+def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: str | None = None):
+    """One task of flow A's DAG run on the worker whose home is ``home``, through the DAG's own wrapper."""
+    dag_file: ModuleType = workers.dag_file
+    if isinstance(step, str):
+        step = next(s for s in pipeline.STEPS if s.name == step)
+    workers.monkeypatch.setenv("TRANSFERS_HOME", str(home))
+    start = datetime.combine(LOGICAL_DATE, time(12), tzinfo=UTC)  # the same day on the flow's London clock
+    return dag_file._step(FLOW, start, step, partner)
+
+
+def working_files(home: Path) -> list[Path]:
+    """Files a worker holds in a run's working places (staging, outbox, running markers)."""
+    return sorted(p for place in ("runs", "outbox", "running") for p in (home / place).rglob("*") if p.is_file())
+
+
+def keys(client, bucket: str, under: str = "") -> dict[str, str]:
+    """``{key: etag}`` of every object under ``under``."""
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=under):
+        found.update({item["Key"]: item["ETag"] for item in page.get("Contents", [])})
+    return found
+
+
+def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves_nothing_behind(
+        world, store, workers, gpg_partner):
+    client, bucket, _conn = store
+    order = ["check_agreement", "extract", "quality", "prepare", ("encrypt", PARTNER), ("deliver", PARTNER),
+             "notify"]
+    for number, task in enumerate(order):
+        home = workers.homes[number % 2]
+        name, partner = task if isinstance(task, tuple) else (task, None)
+        run_task(workers, home, name, partner)
+        # A worker keeps nothing between tasks, encrypted or not.
+        assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == [], name
+        if name != "check_agreement":
+            assert keys(client, bucket, f"{PREFIX}/runs/"), f"{name}: the run's staging is in the store"
+
+    files = world.delivered("inbound/mash")
+    assert [f.name for f in files] == [f"mash-referrals_A_{LOGICAL_DATE}.csv.pgp"]
+    assert len(read_delivery(gpg_partner, files[0])) == 40  # every source row, decrypted by the recipient's gpg
+    outbox = keys(client, bucket, f"{PREFIX}/outbox/")
+    assert f"{PREFIX}/outbox/mash-referrals/A/{LOGICAL_DATE}/{PARTNER}/mash-referrals_A_{LOGICAL_DATE}.manifest.json" \
+        in outbox
+    assert f"{PREFIX}/running/mash-referrals/A/{LOGICAL_DATE}.json" in keys(client, bucket)  # the run is going on
+
+    run_task(workers, workers.homes[1], "cleanup")
+
+    assert keys(client, bucket, f"{PREFIX}/runs/") == {}  # no staging object left
+    assert keys(client, bucket, f"{PREFIX}/running/") == {}  # the run's marker went with it
+    assert keys(client, bucket, f"{PREFIX}/outbox/") == outbox  # the sealed outbox stays, for retention
+    assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == []
+
+
+def _failing(run, resolvers, ledger):
+    """A step that changes the run's files (adds one, deletes one) and then fails."""
+    from transfers.errors import SourceError
+
+    (run.run_dir / "half-written.json.fernet").write_bytes(b"not for the store")
+    next(p for p in run.run_dir.rglob("*") if p.is_file() and p.name != "half-written.json.fernet").unlink()
+    raise SourceError("the source broke half-way")
+
+
+def test_a_task_that_fails_uploads_nothing_and_leaves_nothing_local(world, store, workers):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    client, bucket, _conn = store
+    run_task(workers, workers.homes[0], "check_agreement")
+    run_task(workers, workers.homes[1], "extract")
+    before = keys(client, bucket)
+
+    with pytest.raises(AirflowFailException, match="the source broke half-way"):
+        run_task(workers, workers.homes[0], Step("quality", _failing, "failing"))
+
+    assert keys(client, bucket) == before  # nothing added, nothing deleted, nothing changed
+    assert working_files(workers.homes[0]) == []
+
+
+def test_a_missing_bucket_is_a_clear_error_naming_the_bucket_and_the_connection(world, store, workers):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    workers.monkeypatch.setenv("TRANSFERS_WORK_STORE", "s3://no-such-work-bucket/work")
+
+    with pytest.raises(AirflowFailException) as failed:
+        run_task(workers, workers.homes[0], "check_agreement")
+
+    message = str(failed.value)
+    assert "no-such-work-bucket" in message and "connection 'work_s3'" in message and "NoSuchBucket" in message
+    assert working_files(workers.homes[0]) == []
