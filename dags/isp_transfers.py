@@ -35,9 +35,11 @@ from airflow.sdk.log import mask_secret
 
 from transfers import pipeline
 from transfers.agreement import FlowRef, Inbound, Recipient, load_config, receive_dag_id, sides
+from transfers.deployment import check_deployment
 from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
 from transfers_airflow.alerts import FlowFailureNotifier
+from transfers_airflow.executor import configured_executor
 
 if TYPE_CHECKING:
     from transfers.connections import ConnInfo
@@ -51,6 +53,9 @@ STAGING_KEY = "transfers_staging_key"
 # scheduler whose transfers is installed (not a checkout) and whose working directory holds no config/
 # still parses this file, instead of Settings refusing for want of one.
 _LIMITS = Settings(config_dir=CONFIG_DIR)
+# Several worker machines need a PostgreSQL ledger, a shared work store and an external anchor: a deployment
+# that lacks one fails here, at parse, the DAG file's import error naming every problem.
+check_deployment(_LIMITS, executor=configured_executor())
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
