@@ -372,7 +372,7 @@ def build_retention_dag() -> DAG:
             settings = Settings(config_dir=CONFIG_DIR)
             config = load_config(CONFIG_DIR)
             with settings.open_ledger() as ledger:
-                items = plan_purge(settings, config, ledger)
+                items = plan_purge(settings, config, ledger, connection=_connection)
                 report = execute_purge(items, settings, config, ledger, _connection)
             if report.failed:
                 # Fail visibly; whatever was not deleted stays due and is retried.

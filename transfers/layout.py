@@ -45,6 +45,14 @@ def _day(name: str) -> date | None:
     return day if day.isoformat() == name else None
 
 
+def layout_day(name: str) -> date | None:
+    """The date a folder or file name of the layout's shape holds (``2026-11-25``, ``2026-11-25.check``,
+    ``2026-11-25.json``); None for any other name. For shapes read from elsewhere (an object store's keys)."""
+    for suffix in (_CHECK, ".json", ".log"):
+        name = name.removesuffix(suffix)
+    return _day(name)
+
+
 @dataclass(frozen=True)
 class Dated:
     """A folder or file the layout made for one (agreement, flow, date[, partner])."""

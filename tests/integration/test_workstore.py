@@ -102,12 +102,20 @@ def keys(client, bucket: str, under: str = "") -> dict[str, str]:
     return found
 
 
+SEND = ["check_agreement", "extract", "quality", "prepare", ("encrypt", PARTNER), ("deliver", PARTNER), "notify"]
+
+
+def send(workers: SimpleNamespace) -> None:
+    """Flow A's send tasks, each on the other worker."""
+    for number, task in enumerate(SEND):
+        name, partner = task if isinstance(task, tuple) else (task, None)
+        run_task(workers, workers.homes[number % 2], name, partner)
+
+
 def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves_nothing_behind(
         world, store, workers, gpg_partner):
     client, bucket, _conn = store
-    order = ["check_agreement", "extract", "quality", "prepare", ("encrypt", PARTNER), ("deliver", PARTNER),
-             "notify"]
-    for number, task in enumerate(order):
+    for number, task in enumerate(SEND):
         home = workers.homes[number % 2]
         name, partner = task if isinstance(task, tuple) else (task, None)
         run_task(workers, home, name, partner)
@@ -167,3 +175,44 @@ def test_a_missing_bucket_is_a_clear_error_naming_the_bucket_and_the_connection(
     message = str(failed.value)
     assert "no-such-work-bucket" in message and "connection 'work_s3'" in message and "NoSuchBucket" in message
     assert working_files(workers.homes[0]) == []
+
+
+def test_an_outbox_copy_in_the_store_past_its_period_is_purged_with_evidence_once_its_run_has_ended(
+        world, store, workers):
+    import hashlib
+    from datetime import timedelta
+
+    from transfers.ledger.records import Purged
+    from transfers.retention import execute_purge, plan_purge
+    from transfers.settings import Settings
+
+    client, bucket, conn = store
+    send(workers)
+    outbox = keys(client, bucket, f"{PREFIX}/outbox/")
+    digests = {f"s3://{bucket}/{key}": hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+               .hexdigest() for key in outbox}
+    workers.monkeypatch.setenv("TRANSFERS_HOME", str(workers.homes[0]))  # the retention DAG's worker
+    settings = Settings()
+    later = datetime.now(UTC) + timedelta(days=400)  # past retention.staging for every copy
+
+    def connection(conn_id: str):
+        return conn if conn_id == "work_s3" else world.connections[conn_id]
+
+    with settings.open_ledger() as ledger:  # the run is still going on (its marker is in the store): held back
+        items = plan_purge(settings, world.config, ledger, now=later, only_flow=FLOW, connection=connection)
+        held = execute_purge(items, settings, world.config, ledger, connection, now=later)
+    assert {i.path for i in items if i.place == "outbox"} == set(digests)
+    assert held.deleted == 0 and len(held.held) >= len(digests)
+    assert keys(client, bucket, f"{PREFIX}/outbox/") == outbox
+
+    run_task(workers, workers.homes[1], "cleanup")
+    with settings.open_ledger() as ledger:
+        items = plan_purge(settings, world.config, ledger, now=later, only_flow=FLOW, connection=connection)
+        report = execute_purge(items, settings, world.config, ledger, connection, now=later)
+        purged = {p.path: p for p in ledger.records(Purged, flow=FLOW) if p.place == "outbox"}
+
+    assert report.failed == []
+    assert keys(client, bucket, f"{PREFIX}/outbox/") == {}
+    assert {path: p.sha256 for path, p in purged.items()} == digests  # evidence of exactly what was deleted
+    assert {(p.store, p.verified, str(p.logical_date), p.recipient) for p in purged.values()} == {
+        ("s3", "no version or delete marker left (ListObjectVersions)", LOGICAL_DATE.isoformat(), PARTNER)}

@@ -43,7 +43,7 @@ class WorkObjects:
     client: Any
     via: str  # "connection 'x'" or "the standard AWS chain": what an error names besides the bucket
 
-    def _fail(self, action: str, relative: str, exc: Exception) -> Exception:
+    def failure(self, action: str, relative: str, exc: Exception) -> Exception:
         from botocore.exceptions import ClientError
 
         where = f"work store {self.place.url(relative)} (bucket {self.place.bucket!r}, {self.via})"
@@ -64,7 +64,7 @@ class WorkObjects:
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"][cut:], int(item["Size"]), item["LastModified"])
         except Exception as exc:  # boto3 raises many kinds; all become ours
-            raise self._fail("listing", relative, exc) from None
+            raise self.failure("listing", relative, exc) from None
 
     def exists(self, relative: str) -> bool:
         from botocore.exceptions import ClientError
@@ -74,9 +74,9 @@ class WorkObjects:
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise self._fail("reading", relative, exc) from None
+            raise self.failure("reading", relative, exc) from None
         except Exception as exc:
-            raise self._fail("reading", relative, exc) from None
+            raise self.failure("reading", relative, exc) from None
         return True
 
     def download(self, relative: str, local: Path) -> None:
@@ -91,21 +91,21 @@ class WorkObjects:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError) and not type(exc).__module__.startswith(("botocore", "urllib3")):
                 raise  # the local disk's own error (full, read-only) says what it is
-            raise self._fail("downloading", relative, exc) from None
+            raise self.failure("downloading", relative, exc) from None
 
     def upload(self, local: Path, relative: str) -> None:
         try:
             with local.open("rb") as fh:
                 self.client.put_object(Bucket=self.place.bucket, Key=self.place.key(relative), Body=fh)
         except Exception as exc:
-            raise self._fail("uploading", relative, exc) from None
+            raise self.failure("uploading", relative, exc) from None
 
     def delete(self, relative: str) -> None:
         """Delete one object (absent is fine: deleting is idempotent in S3)."""
         try:
             self.client.delete_object(Bucket=self.place.bucket, Key=self.place.key(relative))
         except Exception as exc:
-            raise self._fail("deleting", relative, exc) from None
+            raise self.failure("deleting", relative, exc) from None
 
     def delete_under(self, relative: str) -> int:
         """Delete every object under ``relative`` + ``/``; how many there were."""
