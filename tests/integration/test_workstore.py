@@ -114,11 +114,24 @@ def send(workers: SimpleNamespace) -> None:
 
 def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves_nothing_behind(
         world, store, workers, gpg_partner):
+    from transfers.workstore.objects import WorkObjects
+
     client, bucket, _conn = store
+    uploaded: list[str] = []  # the real upload, watched: which object went to the store in which order
+    real_upload = WorkObjects.upload
+
+    def watched(self, local, relative):
+        real_upload(self, local, relative)
+        uploaded.append(relative)
+
+    workers.monkeypatch.setattr(WorkObjects, "upload", watched)
     for number, task in enumerate(SEND):
         home = workers.homes[number % 2]
         name, partner = task if isinstance(task, tuple) else (task, None)
+        uploaded.clear()
         run_task(workers, home, name, partner)
+        if name == "encrypt":  # a manifest in the store means a complete, signed outbox there
+            assert uploaded[-1].endswith(".manifest.json") and len(uploaded) >= 3, uploaded
         # A worker keeps nothing between tasks, encrypted or not.
         assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == [], name
         if name != "check_agreement":
@@ -216,3 +229,22 @@ def test_an_outbox_copy_in_the_store_past_its_period_is_purged_with_evidence_onc
     assert {path: p.sha256 for path, p in purged.items()} == digests  # evidence of exactly what was deleted
     assert {(p.store, p.verified, str(p.logical_date), p.recipient) for p in purged.values()} == {
         ("s3", "no version or delete marker left (ListObjectVersions)", LOGICAL_DATE.isoformat(), PARTNER)}
+
+
+def test_transfers_run_keeps_its_files_as_ever_and_leaves_the_sealed_outbox_in_the_store_too(world, store, ledger_url):
+    from transfers.pipeline import FlowRun, run_flow
+
+    client, bucket, conn = store
+    world.connections["work_s3"] = conn
+    settings = world.settings.model_copy(update={"work_store": f"s3://{bucket}/{PREFIX}",
+                                                 "work_store_conn_id": "work_s3", "ledger_url": ledger_url})
+    run = FlowRun(settings, world.config, world.config.flow(FLOW), LOGICAL_DATE, staging_key=world.staging_key)
+
+    assert run_flow(run, world.resolvers())["status"] == "delivered"
+
+    base = f"{PREFIX}/outbox/mash-referrals/A/{LOGICAL_DATE}/{PARTNER}/mash-referrals_A_{LOGICAL_DATE}"
+    local = run.outbox_dir(run.recipient(PARTNER))
+    sealed = {".csv.pgp", ".manifest.json", ".manifest.json.asc"}  # the part, the manifest and its signature
+    assert set(keys(client, bucket, f"{PREFIX}/outbox/")) == {base + suffix for suffix in sealed}
+    assert sorted(p.name for p in local.iterdir()) == sorted(f"mash-referrals_A_{LOGICAL_DATE}{s}" for s in sealed)
+    assert keys(client, bucket, f"{PREFIX}/runs/") == {}
