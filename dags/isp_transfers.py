@@ -130,8 +130,8 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
         settings.home.mkdir(parents=True, exist_ok=True)
         # task_files: the run's working files from the work store and back (TRANSFERS_WORK_STORE=s3://...).
         with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path), \
-                task_files(run, _connection):  # the run's own log, under retention
-            return work(run)
+                task_files(run, _connection) as task_run:  # the run's own log, under retention
+            return work(task_run)
     except TransferError as exc:
         if exc.retriable:
             raise

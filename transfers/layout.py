@@ -26,7 +26,9 @@ from transfers.errors import ConfigError
 RUNS, OUTBOX, REPORTS, NOTICES, LOGS, RUNNING = "runs", "outbox", "reports", "notices", "logs", "running"
 INBOX, QUARANTINE, INBOX_CACHE = "inbox", "quarantine", "inbox-cache"
 HOME_FOLDERS = (OUTBOX, RUNS, REPORTS, NOTICES, LOGS, RUNNING, "retention", "ig-reports", "locks", INBOX, QUARANTINE,
-                INBOX_CACHE, "alerts")
+                INBOX_CACHE, "alerts", "tasks")
+#: The folders of runs in progress, under the work root (the home, a shared volume, or one task's checkout).
+WORK_FOLDERS = (RUNS, OUTBOX, RUNNING)
 
 #: Folders holding copies the purge deletes; ``archive`` is wherever the agreement puts it.
 DatedFolder = Literal["runs", "outbox", "archive", "logs", "running"]
@@ -84,7 +86,8 @@ class HomeLayout:
     ``<home>/reports/<agreement>/<flow>/[dry-run/]``             quality reports ``<kind>_<flow>_<date>.*``
     ``<home>/notices/<agreement>/<flow>/<partner>/``             notices sent to partners
     ``<home>/logs/<agreement>/<flow>/<date>.log``                run logs
-    ``<home>/running/<agreement>/<flow>/<date>.json``            markers of runs in progress
+    ``<work>/running/<agreement>/<flow>/<date>.json``            markers of runs in progress
+    ``<home>/tasks/<random>/``                                   (S3 work store) one task's checkout of its run
     ``<home>/inbox/<path>/``                                     (recipient) where partners' deliveries land,
                                                                  unless ``TRANSFERS_INBOX_DIR`` names the SFTP root
     ``<home>/quarantine/<agreement>/<flow>/<date>/<sender>/``    (recipient) rejected deliveries, still encrypted
@@ -96,12 +99,18 @@ class HomeLayout:
 
     home: Path
     work: Path | None = None
-    """Where ``runs/`` and ``outbox/`` live when not under the home: a shared volume every worker mounts."""
+    """Where ``runs/``, ``outbox/`` and ``running/`` live when not under the home: a shared volume every worker
+    mounts, or (an S3 work store) the one task's own checkout under ``tasks/``."""
 
     @property
     def work_root(self) -> Path:
-        """The folder holding ``runs/`` and ``outbox/``: the shared volume, else the home."""
+        """The folder holding ``runs/``, ``outbox/`` and ``running/``: the shared volume, else the home."""
         return self.work or self.home
+
+    @property
+    def tasks(self) -> Path:
+        """(S3 work store) each task's own checkout of its run, ``tasks/<random>/``, removed when it ends."""
+        return self.home / "tasks"
 
     # ------------------------------------------------------------------ one run's places
 
@@ -138,7 +147,7 @@ class HomeLayout:
         return self.home / LOGS / agreement / flow / f"{day.isoformat()}.log"
 
     def running_marker(self, agreement: str, flow: str, day: date) -> Path:
-        return self.home / RUNNING / agreement / flow / f"{day.isoformat()}.json"
+        return self.work_root / RUNNING / agreement / flow / f"{day.isoformat()}.json"
 
     def quarantine_dir(self, agreement: str, flow: str, day: date, sender: str) -> Path:
         """A rejected delivery's files, as received (still encrypted), with the reason beside them."""
@@ -188,7 +197,7 @@ class HomeLayout:
         """A folder directly under the home (one of ``HOME_FOLDERS``)."""
         if name not in HOME_FOLDERS:
             raise ValueError(f"{name!r} is not a folder of the home layout ({', '.join(HOME_FOLDERS)})")
-        return (self.work_root if name in (RUNS, OUTBOX) else self.home) / name
+        return (self.work_root if name in WORK_FOLDERS else self.home) / name
 
     # ------------------------------------------------------------------ enumeration, by the same shape
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transfers.errors import ConfigError
@@ -153,6 +153,15 @@ class Settings(BaseSettings):
                                                                        "machines: then the ledger must be PostgreSQL, "
                                                                        "the work store shared, the anchor external")
 
+    # Not a setting: one task's own checkout of its run (S3 work store), set by ``for_task``.
+    _task_root: Path | None = PrivateAttr(default=None)
+
+    def for_task(self, root: Path) -> Settings:
+        """These settings with the run's working places (runs/, outbox/, running/) under ``root``."""
+        copy = self.model_copy()
+        copy._task_root = root
+        return copy
+
     @field_validator("work_store")
     @classmethod
     def _work_store(cls, value: str) -> str:
@@ -173,7 +182,7 @@ class Settings(BaseSettings):
         from transfers.workstore.where import parse_work_store
 
         where = parse_work_store(self.work_store)
-        return HomeLayout(self.home, work=where if isinstance(where, Path) else None)
+        return HomeLayout(self.home, work=self._task_root or (where if isinstance(where, Path) else None))
 
     @property
     def keys(self) -> Path:

@@ -90,8 +90,8 @@ def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: st
 
 
 def working_files(home: Path) -> list[Path]:
-    """Files a worker holds in a run's working places (staging, outbox, running markers)."""
-    return sorted(p for place in ("runs", "outbox", "running") for p in (home / place).rglob("*") if p.is_file())
+    """Files a worker holds in a run's working places (staging, outbox, running markers, a task's checkout)."""
+    return sorted(p for place in ("runs", "outbox", "running", "tasks") for p in (home / place).rglob("*") if p.is_file())
 
 
 def keys(client, bucket: str, under: str = "") -> dict[str, str]:
@@ -248,3 +248,32 @@ def test_transfers_run_keeps_its_files_as_ever_and_leaves_the_sealed_outbox_in_t
     assert set(keys(client, bucket, f"{PREFIX}/outbox/")) == {base + suffix for suffix in sealed}
     assert sorted(p.name for p in local.iterdir()) == sorted(f"mash-referrals_A_{LOGICAL_DATE}{s}" for s in sealed)
     assert keys(client, bucket, f"{PREFIX}/runs/") == {}
+
+
+def test_two_tasks_of_one_run_at_once_on_one_worker_keep_apart_and_each_commits_only_its_own(world, store, workers):
+    from transfers.pipeline import FlowRun
+    from transfers.settings import Settings
+    from transfers.workstore import task_files
+
+    client, bucket, conn = store
+    run_task(workers, workers.homes[0], "check_agreement")
+    run_task(workers, workers.homes[0], "extract")
+    staging = keys(client, bucket, f"{PREFIX}/runs/")
+    workers.monkeypatch.setenv("TRANSFERS_HOME", str(workers.homes[0]))
+    run = FlowRun(Settings(), world.config, world.config.flow(FLOW), LOGICAL_DATE, staging_key=world.staging_key)
+    outbox = f"{PREFIX}/outbox/mash-referrals/A/{LOGICAL_DATE}"
+
+    with task_files(run, lambda _id: conn) as first:  # say encrypt for one recipient, then another beside it
+        mine = first.outbox_dir(first.recipient(PARTNER))
+        mine.mkdir(parents=True)
+        (mine / "first.pgp").write_bytes(b"first's part")
+        with task_files(run, lambda _id: conn) as second:
+            assert second.run_dir != first.run_dir and second.run_dir.is_dir()  # its own checkout of the staging
+            (second.outbox_dir(second.recipient(PARTNER)).parent / "other-partner").mkdir(parents=True)
+            (second.outbox_dir(second.recipient(PARTNER)).parent / "other-partner" / "second.pgp").write_bytes(b"2")
+        assert (mine / "first.pgp").read_bytes() == b"first's part"  # the other task's end took nothing of this one's
+        assert f"{outbox}/other-partner/second.pgp" in keys(client, bucket)
+
+    assert set(keys(client, bucket, f"{outbox}/")) == {f"{outbox}/{PARTNER}/first.pgp", f"{outbox}/other-partner/second.pgp"}
+    assert keys(client, bucket, f"{PREFIX}/runs/") == staging  # neither deleted the staging the other saw
+    assert working_files(workers.homes[0]) == []

@@ -94,7 +94,7 @@ def test_a_malformed_workers_value_is_a_config_error_naming_the_setting(tmp_path
         settings(tmp_path, workers="several")
 
 
-def test_a_shared_volume_holds_runs_and_outbox_and_the_home_keeps_the_rest(tmp_path):
+def test_a_shared_volume_holds_runs_outbox_and_running_markers_and_the_home_keeps_the_rest(tmp_path):
     from datetime import date
 
     layout = settings(tmp_path, work_store=str(tmp_path / "shared")).layout
@@ -103,8 +103,10 @@ def test_a_shared_volume_holds_runs_and_outbox_and_the_home_keeps_the_rest(tmp_p
     assert layout.run_dir("a", "A", day) == tmp_path / "shared" / "runs" / "a" / "A" / "2026-11-25"
     assert layout.outbox_dir("a", "A", day, "p") == tmp_path / "shared" / "outbox" / "a" / "A" / "2026-11-25" / "p"
     assert layout.folder("outbox") == tmp_path / "shared" / "outbox"
+    # Every worker's purge sees a run in progress: its marker is on the shared volume too.
+    assert layout.running_marker("a", "A", day) == tmp_path / "shared" / "running" / "a" / "A" / "2026-11-25.json"
     assert layout.log_path("a", "A", day).is_relative_to(tmp_path / "home")
-    assert layout.running_marker("a", "A", day).is_relative_to(tmp_path / "home")
+    assert layout.reports_dir("a", "A").is_relative_to(tmp_path / "home")
 
 
 def test_a_dag_file_parsed_for_several_workers_without_shared_state_is_an_import_error_naming_each_problem(

@@ -37,7 +37,7 @@ def store_of(settings: Settings, connection: Callable[[str], ConnInfo] | None) -
 def _flow_folder(settings: Settings, folder: str, ref: FlowRef) -> str:
     """``<folder>/<agreement>/<flow>`` as the layout puts it under the home (the same under the prefix)."""
     layout = settings.layout
-    return (layout.folder(folder) / ref.agreement.id / ref.flow.id).relative_to(layout.home).as_posix()
+    return (layout.folder(folder) / ref.agreement.id / ref.flow.id).relative_to(layout.work_root).as_posix()
 
 
 def held(store: WorkObjects, settings: Settings, ref: FlowRef, period: Duration) -> Iterator[PurgeItem]:

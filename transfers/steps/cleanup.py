@@ -34,7 +34,7 @@ def cleanup(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CleanupResult
         run.run_dir.rmdir()
     except OSError:
         pass
-    clear_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
+    clear_running(run.settings.layout, run.ref.agreement.id, run.ref.flow.id, run.ds)
     # An S3 work store: every staging object goes, also one a task it never saw left (the outbox stays).
     drop_staging(run, resolvers.connection)
     removed = _forget_prepared_subjects(run, ledger)

@@ -1,9 +1,10 @@
 """One task's view of a run in the S3 work store: checked out at its start, committed at its success.
 
 A task sees the run's working places (``runs/<a>/<f>/<date>/``, ``outbox/<a>/<f>/<date>/`` and the
-run's "running" marker) as local files under its home, as on one machine. At the start every
-object under them is downloaded, after any stale local copy is removed, and what was there is
-remembered (path and SHA-256). At success the task uploads what it made or changed and deletes in
+run's "running" marker) as local files, as on one machine, in a folder of its own under the home
+(``tasks/<random>/``, the layout's work root for that task). At the start every object under them
+is downloaded into a new, empty folder (a killed task's stale one is swept), and what was there
+is remembered (path and SHA-256). At success the task uploads what it made or changed and deletes in
 the store what it deleted, of what it saw: tasks running at once (encrypt for two recipients,
 mapped parts) each touch only their own files. A delivery's manifest is uploaded last, so a
 manifest in the store means a complete, signed outbox there too. Whatever happens, the local
@@ -13,9 +14,11 @@ copies go at the end: a worker keeps nothing between tasks. A failed task upload
 from __future__ import annotations
 
 import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,20 +37,20 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class RunPlaces:
-    """A run's working places, as paths relative to the home (the same as the keys under the prefix)."""
+    """A run's working places, as paths relative to its work root (the same as the keys under the prefix)."""
 
-    root: Path  # the home the layout put them under; the relative paths are the layout's, never built here
+    root: Path  # the work root the layout put them under; the relative paths are the layout's, never built here
     folders: tuple[str, ...]  # runs/<a>/<f>/<date>, outbox/<a>/<f>/<date>
     marker: str  # running/<a>/<f>/<date>.json
 
     @classmethod
     def of(cls, run: FlowRun) -> RunPlaces:
         layout, ref = run.settings.layout, run.ref
-        home = layout.home
+        root = layout.work_root
         outbox = layout.outbox_dir(ref.agreement.id, ref.flow.id, run.logical_date, "-").parent
         marker = layout.running_marker(ref.agreement.id, ref.flow.id, run.logical_date)
-        return cls(home, (run.run_dir.relative_to(home).as_posix(), outbox.relative_to(home).as_posix()),
-                   marker.relative_to(home).as_posix())
+        return cls(root, (run.run_dir.relative_to(root).as_posix(), outbox.relative_to(root).as_posix()),
+                   marker.relative_to(root).as_posix())
 
     def local_files(self) -> dict[str, Path]:
         """Every file in the places now (a temporary file being written is not one)."""
@@ -63,32 +66,13 @@ class RunPlaces:
             found[self.marker] = marker
         return found
 
-    def remove_local(self) -> None:
-        for folder in self.folders:
-            shutil.rmtree(self.root / folder, ignore_errors=True)
-            _prune(self.root / folder, self.root)
-        (self.root / self.marker).unlink(missing_ok=True)
-        _prune(self.root / self.marker, self.root)
-
 
 def _temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def _prune(path: Path, root: Path) -> None:
-    """Remove the empty folders above ``path`` up to (not including) the layout's top folder."""
-    for parent in path.relative_to(root).parents:
-        if len(parent.parts) < 2:
-            return
-        try:
-            (root / parent).rmdir()
-        except OSError:
-            return
-
-
 def checkout(store: WorkObjects, places: RunPlaces) -> dict[str, str]:
-    """Download the run's objects into the home; ``{relative path: sha256}`` of what was there."""
-    places.remove_local()
+    """Download the run's objects into the task's work root; ``{relative path: sha256}`` of what was there."""
     wanted = [obj.relative for folder in places.folders for obj in store.listing(folder)]
     if store.exists(places.marker):
         wanted.append(places.marker)
@@ -132,21 +116,41 @@ def commit(store: WorkObjects, places: RunPlaces, seen: dict[str, str]) -> dict[
 
 
 @contextmanager
-def task_files(run: FlowRun, connection: Callable[[str], ConnInfo] | None = None) -> Iterator[None]:
-    """The run's working files for one task: a no-op unless ``TRANSFERS_WORK_STORE`` is ``s3://...``.
+def task_files(run: FlowRun, connection: Callable[[str], ConnInfo] | None = None) -> Iterator[FlowRun]:
+    """The run as this task sees it: ``run`` itself unless ``TRANSFERS_WORK_STORE`` is ``s3://...``.
 
-    ``connection`` resolves ``TRANSFERS_WORK_STORE_CONN_ID`` (the DAG: Airflow's connections; default:
-    the CLI's lookup). On success the task's changes are committed; either way the local copies go.
+    With S3, the run's files are checked out into a folder of this task's own (``<home>/tasks/<random>/``:
+    tasks of one run may run at once on one worker, and must not clear each other's files), the run
+    yielded works there, its changes are committed on success, and the folder goes whatever happens.
+    ``connection`` resolves ``TRANSFERS_WORK_STORE_CONN_ID`` (the DAG: Airflow's; default: the CLI's lookup).
     """
     where = parse_work_store(run.settings.work_store)
     if not isinstance(where, S3Place):
-        yield
+        yield run
         return
     store = open_objects(run.settings, where, connection)
-    places = RunPlaces.of(run)
+    tasks = run.settings.layout.tasks
+    _sweep(tasks, run.settings.task_timeout_minutes)
+    private_dir(tasks)
+    root = Path(tempfile.mkdtemp(dir=tasks))  # owner-only
     try:
+        mine = replace(run, settings=run.settings.for_task(root))
+        places = RunPlaces.of(mine)
         seen = checkout(store, places)
-        yield
+        yield mine
         commit(store, places, seen)
     finally:
-        places.remove_local()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sweep(tasks: Path, timeout_minutes: float) -> None:
+    """Remove checkouts older than any task may run (Airflow stops it at its timeout): a killed worker's."""
+    if not tasks.is_dir():
+        return
+    cutoff = time.time() - timeout_minutes * 60 - 600
+    for old in tasks.iterdir():
+        try:
+            if old.is_dir() and not old.is_symlink() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue  # another task swept it first
