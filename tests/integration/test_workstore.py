@@ -10,6 +10,7 @@ this is) is stood in for: the wrapper is called outside a running task.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import uuid
 from datetime import UTC, datetime, time
@@ -276,4 +277,19 @@ def test_two_tasks_of_one_run_at_once_on_one_worker_keep_apart_and_each_commits_
 
     assert set(keys(client, bucket, f"{outbox}/")) == {f"{outbox}/{PARTNER}/first.pgp", f"{outbox}/other-partner/second.pgp"}
     assert keys(client, bucket, f"{PREFIX}/runs/") == staging  # neither deleted the staging the other saw
+    assert working_files(workers.homes[0]) == []
+
+
+def test_an_unreachable_store_is_retried_naming_the_bucket_and_connection_and_leaves_nothing(world, store, workers):
+    from tests.support.airflow_server import free_port
+    from transfers.errors import WorkStoreUnavailable
+
+    _client, bucket, conn = store
+    down = dict(conn.extra, endpoint_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    workers.monkeypatch.setenv("AIRFLOW_CONN_WORK_S3", conn_json(dataclasses.replace(conn, extra=down)))
+
+    with pytest.raises(WorkStoreUnavailable) as failed:  # retriable: the DAG's retry tries again
+        run_task(workers, workers.homes[0], "check_agreement")
+
+    assert f"s3://{bucket}/{PREFIX}/" in str(failed.value) and "connection 'work_s3'" in str(failed.value)
     assert working_files(workers.homes[0]) == []
