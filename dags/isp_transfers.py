@@ -173,8 +173,9 @@ def _mapped(ref: FlowRef, step: Step, partner: str | None) -> tuple[Any, Any]:
         get_current_context()["part_name"] = part["name"]  # type: ignore[typeddict-unknown-key]  # map_index_template
         return dict(_step(ref.key, logical_date, step, partner, mapped.part, part))
 
-    def seal(planned: list[dict[str, Any]], made: Any, logical_date: Any = None) -> dict[str, Any]:
-        # ``made``: every mapped part's return value, in map index order (empty when none ran).
+    def seal(planned: Any, made: Any, logical_date: Any = None) -> dict[str, Any]:
+        # ``planned``: the plan's list; ``made``: every mapped part's return value, in map index order (empty when
+        # none ran). Typed Any: at parse time both are XComArgs, resolved to values when the task runs.
         return dict(_step(ref.key, logical_date, step, partner, mapped.seal, list(planned), [dict(m) for m in made]))
 
     plan.__doc__ = mapped.plan.__doc__

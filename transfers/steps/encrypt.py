@@ -131,7 +131,7 @@ def encrypt_part(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: 
         sealed = {f["name"]: f for f in json.loads(manifest_path.read_text())["files"]}
         if part["name"] not in sealed:
             raise StateError(f"{manifest_path}: the sealed outbox does not list part {part['name']!r}")
-        return sealed[part["name"]]  # type: ignore[no-any-return]
+        return sealed[part["name"]]
     wanted = Part(part["name"], part["start"], part["rows"])
     if wanted not in _parts(run):
         raise StateError(f"{outbox}: part {part['name']!r} (rows {part['start']:,}+{part['rows']:,}) is not one the "
