@@ -162,6 +162,31 @@ def test_each_part_is_encrypted_by_its_own_mapped_task_and_one_seal_writes_the_m
         assert secret not in logs + result.stdout + result.stderr
 
 
+def test_an_outbox_sealed_by_an_earlier_attempt_is_planned_as_nothing_and_delivered_as_it_is(world, sshd, airflow_home):
+    """An attempt that sealed the outbox and failed to deliver: the next run's part task is skipped, the seal reuses."""
+    from transfers.steps.check_agreement import check_agreement
+    from transfers.steps.encrypt import encrypt
+    from transfers.steps.extract import extract
+    from transfers.steps.prepare import prepare
+    from transfers.steps.quality import quality
+
+    partner = "rotherham-childrens-services"
+    run, resolvers = world.run("mash-referrals.B"), world.resolvers()
+    with world.settings.open_ledger() as ledger:
+        for step in (check_agreement, extract, quality, prepare):
+            step(run, resolvers, ledger)
+        encrypt(run, resolvers, ledger, run.recipient(partner))
+    outbox = run.outbox_dir(run.recipient(partner))
+    sealed = {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()}
+
+    _dags_test_b(world, airflow_env(world, airflow_home))
+
+    assert _task_instances(airflow_home, f"encrypt_{partner}_part") == [(-1, "skipped", None)]
+    assert _task_instances(airflow_home, f"seal_{partner}") == [(-1, "success", None)]
+    files = world.delivered("inbound/ed-attendances")
+    assert [(f.name, f.read_bytes()) for f in files] == [(n, b) for n, b in sealed.items() if n.endswith(".pgp")]
+
+
 def test_a_rejected_receipt_fails_the_dag_run_with_the_recipient_s_reason(world, sshd, airflow_home):
     recipient = _Recipient(world, accept=False)
     recipient.start()

@@ -153,3 +153,73 @@ def test_a_part_the_stage_no_longer_names_is_refused(world):
     with pytest.raises(StateError, match=rf"part '{planned[1]['name']}' .* is not one the prepared stage names"):
         encrypt_part(run, resolvers, ledger, recipient, planned[1])
     assert list(run.outbox_dir(recipient).glob("*.pgp")) == []
+
+
+# --------------------------------------------------------------------------- the DAG's part task and the run lock
+
+
+def _dag_part_task(world, monkeypatch, run_id: str):
+    """The DAG file's own wrapper (``_step``: run lock, run log, ledger) calling one part, outside Airflow.
+
+    Airflow's task context and its Variables/Connections are stood in for (a dict with the DAG and run id,
+    the world's secrets): a task context only exists inside a running task. The Airflow runs of the mapped
+    tasks themselves are in ``tests/integration/test_dag_run.py``.
+    """
+    import importlib.util
+    import types
+    from datetime import UTC, datetime, time
+
+    import airflow.sdk
+
+    from tests.integration.conftest import LOGICAL_DATE
+    from transfers.settings import PROJECT_ROOT
+
+    for name, value in {"TRANSFERS_CONFIG_DIR": world.settings.config_dir, "TRANSFERS_KEYS_DIR": world.settings.keys,
+                        "TRANSFERS_HOME": world.settings.home,
+                        "TRANSFERS_DELIVERY_MAX_ROWS": world.settings.delivery_max_rows}.items():
+        monkeypatch.setenv(name, str(value))
+    path = PROJECT_ROOT / "dags" / "isp_transfers.py"
+    spec = importlib.util.spec_from_file_location("isp_transfers_dag_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resolvers = world.resolvers()
+    monkeypatch.setattr(module, "_secret",
+                        lambda name: world.staging_key if name == module.STAGING_KEY else resolvers.secret(name))
+    monkeypatch.setattr(module, "_connection", resolvers.connection)
+    context = {"dag": types.SimpleNamespace(dag_id="mash-referrals.A"), "run_id": run_id}
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
+    [step] = [s for s in module.pipeline.STEPS if s.mapped is not None]
+    noon = datetime.combine(LOGICAL_DATE, time(12), tzinfo=UTC)  # the same day on the flow's clock
+
+    def call(part):
+        return module._step("mash-referrals.A", noon, step, "south-yorkshire-police", step.mapped.part, part)
+
+    return call
+
+
+def test_a_part_task_joins_its_dag_run_s_lock_and_refuses_while_another_run_holds_it(world, monkeypatch):
+    from transfers.errors import RunLocked
+    from transfers.runlock import RunLocks, dag_owner
+
+    run, ledger, resolvers, recipient, planned = _planned(world)
+    ledger.close()
+    outbox = run.outbox_dir(recipient)
+    locks = RunLocks(world.settings.ledger_database)
+    try:
+        locks.acquire("mash-referrals.A", run.ds, dag_owner("mash-referrals.A", "other-run"))
+        part_task = _dag_part_task(world, monkeypatch, "this-run")
+
+        with pytest.raises(RunLocked, match="other-run"):
+            part_task(planned[0])
+        assert list(outbox.glob("*.pgp")) == []  # nothing written while another run holds (flow, date)
+
+        locks.release("mash-referrals.A", run.ds, dag_owner("mash-referrals.A", "other-run"))
+        locks.acquire("mash-referrals.A", run.ds, dag_owner("mash-referrals.A", "this-run"))  # as check_agreement
+        made = part_task(planned[0])
+
+        assert made["name"] == planned[0]["name"] and (outbox / planned[0]["name"]).exists()
+        holder = locks.holder("mash-referrals.A", run.ds)
+        assert holder is not None and holder.owner == dag_owner("mash-referrals.A", "this-run")  # joined, kept
+    finally:
+        locks.close()
