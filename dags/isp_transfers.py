@@ -166,25 +166,25 @@ def _mapped(ref: FlowRef, step: Step, partner: str | None) -> tuple[Any, Any]:
     mapped = step.mapped
     plan_id, part_id, seal_id = step.task_ids(partner)
 
-    def plan(logical_date: Any = None) -> list[dict[str, Any]]:
+    def run_plan(logical_date: Any = None) -> list[dict[str, Any]]:
         return [dict(p) for p in _step(ref.key, logical_date, step, partner, mapped.plan)]
 
-    def part(part: dict[str, Any], logical_date: Any = None) -> dict[str, Any]:
+    def run_part(part: dict[str, Any], logical_date: Any = None) -> dict[str, Any]:
         get_current_context()["part_name"] = part["name"]  # type: ignore[typeddict-unknown-key]  # map_index_template
         return dict(_step(ref.key, logical_date, step, partner, mapped.part, part))
 
-    def seal(planned: Any, made: Any, logical_date: Any = None) -> dict[str, Any]:
+    def run_seal(planned: Any, made: Any, logical_date: Any = None) -> dict[str, Any]:
         # ``planned``: the plan's list; ``made``: every mapped part's return value, in map index order (empty when
         # none ran). Typed Any: at parse time both are XComArgs, resolved to values when the task runs.
         return dict(_step(ref.key, logical_date, step, partner, mapped.seal, list(planned), [dict(m) for m in made]))
 
-    plan.__doc__ = mapped.plan.__doc__
-    part.__doc__ = mapped.part.__doc__
-    seal.__doc__ = mapped.seal.__doc__
-    planned = task(task_id=plan_id)(plan)()
+    run_plan.__doc__ = mapped.plan.__doc__  # each task's doc in the UI
+    run_part.__doc__ = mapped.part.__doc__
+    run_seal.__doc__ = mapped.seal.__doc__
+    planned = task(task_id=plan_id)(run_plan)()
     # The grid names each mapped instance by its part's file name rather than only its index.
-    parts = task(task_id=part_id, map_index_template="{{ part_name }}")(part).expand(part=planned)
-    sealed = task(task_id=seal_id, trigger_rule="none_failed")(seal)(planned, parts)
+    parts = task(task_id=part_id, map_index_template="{{ part_name }}")(run_part).expand(part=planned)
+    sealed = task(task_id=seal_id, trigger_rule="none_failed")(run_seal)(planned, parts)
     return planned, sealed
 
 

@@ -163,8 +163,8 @@ def _plaintexts(staging: Any, job: Job) -> Iterator[tuple[Part, bytes]]:
 
 
 def _frames_from(tables: Iterator[Any], start: int, position: int = 0) -> Iterator[pd.DataFrame]:
-    """The stage's Arrow tables (the first one holding row ``position``) as frames; one wholly before row ``start``
-    only as its length (no columns).
+    """The stage's Arrow tables (the first of which starts at row ``position``) as frames; one wholly before row
+    ``start`` only as its length (no columns).
 
     A job's parts are a later run of the stage's rows: turning the rows before them into pandas
     objects, only to skip them, cost the last job about two seconds per million rows.
