@@ -8,6 +8,7 @@ PostgreSQL there too.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -29,19 +30,41 @@ from tests.support.dockerfile import instructions
 from transfers.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+ONE_MACHINE = PROJECT_ROOT / "docker-compose.one-machine.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 MAKE_SECRETS = PROJECT_ROOT / "deploy" / "make-secrets"
+OBJECT_STORE_INIT = PROJECT_ROOT / "deploy" / "object-store-init"
 POSTGRES_INIT = PROJECT_ROOT / "deploy" / "postgres-init.sql"
 IMAGE = "isp-transfers:local"
-AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
-LONG_RUNNING = ("postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
+#: The Airflow services that keep TRANSFERS_HOME on the shared state volume; the workers keep their own.
+STATE_SERVICES = tuple(s for s in AIRFLOW_SERVICES if s != "airflow-worker")
+LONG_RUNNING = (
+    "postgres",
+    "redis",
+    "object-store",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
 #: Every value Airflow reads from a secret file, and the file; each must be the same for every component.
 SHARED_SECRETS = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": "airflow_db_url",
     "AIRFLOW__CORE__FERNET_KEY_CMD": "airflow_fernet_key",
     "AIRFLOW__API_AUTH__JWT_SECRET_CMD": "airflow_jwt_secret",
     "AIRFLOW__API__SECRET_KEY_CMD": "airflow_api_secret_key",
+    "AIRFLOW__CELERY__BROKER_URL_CMD": "airflow_broker_url",
+    "AIRFLOW__CELERY__RESULT_BACKEND_CMD": "airflow_result_backend",
 }
 
 
@@ -90,13 +113,24 @@ def test_every_service_of_the_image_waits_for_init_and_a_healthy_database(compos
     services = _image_services(compose)
     assert set(AIRFLOW_SERVICES) <= set(services)
     for name, service in services.items():
+        if name == "object-store-init":  # it needs the object store alone (below)
+            continue
         needs = service["depends_on"]
         assert needs["postgres"] == {"condition": "service_healthy"}, name
         if name != "airflow-init":
             assert needs["airflow-init"] == {"condition": "service_completed_successfully"}, name
+            assert needs["redis"] == {"condition": "service_healthy"}, name
+            assert needs["object-store"] == {"condition": "service_healthy"}, name
     init = services["airflow-init"]
-    assert set(init["depends_on"]) == {"postgres"}
+    # `transfers ledger verify` reads the anchor: its bucket is made (and versioned) before.
+    assert init["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "object-store-init": {"condition": "service_completed_successfully"},
+    }
     assert init["restart"] == "no"
+    buckets = services["object-store-init"]
+    assert buckets["depends_on"] == {"object-store": {"condition": "service_healthy"}}
+    assert buckets["restart"] == "no"
 
 
 def test_the_image_is_built_here_and_no_container_installs_at_start(compose):
@@ -116,13 +150,17 @@ def test_every_long_running_service_has_a_healthcheck_that_asks_it(compose):
     assert "http://127.0.0.1:8974/health" in " ".join(services["airflow-scheduler"]["healthcheck"]["test"])
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
     assert "--job-type DagProcessorJob" in " ".join(services["airflow-dag-processor"]["healthcheck"]["test"])
+    assert "--job-type TriggererJob" in " ".join(services["airflow-triggerer"]["healthcheck"]["test"])
+    assert "inspect ping" in " ".join(services["airflow-worker"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:7070/health" in services["object-store"]["healthcheck"]["test"]
     # Over TCP: the server listens on its socket alone while the init script makes the roles.
     assert services["postgres"]["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
 
 
 def test_every_airflow_component_shares_the_logs_and_state_volumes(compose):
     declared = compose["volumes"]
-    for name in AIRFLOW_SERVICES:
+    for name in STATE_SERVICES:
         mounts = dict(v.split(":")[:2][::-1] for v in compose["services"][name]["volumes"])
         assert mounts["/opt/airflow/logs"] == "airflow-logs", name
         assert mounts["/var/lib/isp-transfers"] == "transfers-state", name
@@ -278,7 +316,21 @@ def test_make_secrets_writes_matching_passwords_urls_and_a_fernet_key(tmp_path):
             f"/{role}",
         )
     Fernet(read["airflow_fernet_key"].encode())  # a valid key, or this raises
-    assert len({read[n] for n in read if "password" in n}) == 4
+    assert len({read[n] for n in read if "password" in n}) == 5
+    # The broker's URL carries Redis's password; the result backend is Airflow's database, as its URL says.
+    broker = urlsplit(read["airflow_broker_url"])
+    assert (broker.scheme, broker.username, broker.password, broker.hostname, broker.port, broker.path) == (
+        "redis", "", read["redis_password"], "redis", 6379, "/0",
+    )
+    assert read["airflow_result_backend"] == "db+" + read["airflow_db_url"]
+    # boto3's credentials file is the object store's own key pair.
+    credentials = configparser.ConfigParser()
+    credentials.read_string(read["object_store_credentials"])
+    assert dict(credentials["default"]) == {
+        "aws_access_key_id": read["object_store_access_key"],
+        "aws_secret_access_key": read["object_store_secret_key"],
+    }
+    assert read["object_store_access_key"] != read["object_store_secret_key"]
 
     again = subprocess.run([sys.executable, str(MAKE_SECRETS), str(folder)], capture_output=True, text=True)
     assert {p.name: p.read_text() for p in folder.iterdir()} == read  # kept, never replaced
