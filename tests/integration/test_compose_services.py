@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -55,7 +56,7 @@ def endpoint() -> Iterator[str]:
         server.stop()
 
 
-def _client(endpoint: str) -> object:
+def _client(endpoint: str) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -75,11 +76,11 @@ def buckets(endpoint: str) -> Iterator[tuple[str, str]]:
     s3 = _client(endpoint)
     for bucket in names:
         try:
-            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):  # type: ignore[attr-defined]
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
                 for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])  # type: ignore[attr-defined]
-            s3.delete_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-        except s3.exceptions.NoSuchBucket:  # type: ignore[attr-defined]
+                    s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+            s3.delete_bucket(Bucket=bucket)
+        except s3.exceptions.NoSuchBucket:
             pass
 
 
@@ -118,8 +119,8 @@ def test_object_store_init_makes_both_buckets_and_versions_the_anchors_alone(end
 
     assert made.returncode == 0, made.stderr
     s3 = _client(endpoint)
-    assert s3.get_bucket_versioning(Bucket=anchor).get("Status") == "Enabled"  # type: ignore[attr-defined]
-    assert "Status" not in s3.get_bucket_versioning(Bucket=work)  # type: ignore[attr-defined]
+    assert s3.get_bucket_versioning(Bucket=anchor).get("Status") == "Enabled"
+    assert "Status" not in s3.get_bucket_versioning(Bucket=work)
     assert f"bucket {work} (TRANSFERS_WORK_STORE): made" in made.stdout
     assert f"bucket {anchor} (TRANSFERS_LEDGER_ANCHOR_URL): made" in made.stdout
     for secret in ("object_store_access_key", "object_store_secret_key"):
@@ -134,8 +135,8 @@ def test_object_store_init_makes_both_buckets_and_versions_the_anchors_alone(end
 def test_object_store_init_refuses_a_versioned_work_store(endpoint, secrets, buckets):
     work, anchor = buckets
     s3 = _client(endpoint)
-    s3.create_bucket(Bucket=work)  # type: ignore[attr-defined]
-    s3.put_bucket_versioning(Bucket=work, VersioningConfiguration={"Status": "Enabled"})  # type: ignore[attr-defined]
+    s3.create_bucket(Bucket=work)
+    s3.put_bucket_versioning(Bucket=work, VersioningConfiguration={"Status": "Enabled"})
 
     refused = _run_init(_init_env(endpoint, secrets, work, anchor))
 
@@ -151,7 +152,7 @@ def test_object_store_init_refuses_one_bucket_for_both_and_makes_nothing(endpoin
 
     assert refused.returncode == 2
     assert "TRANSFERS_WORK_STORE and TRANSFERS_LEDGER_ANCHOR_URL both name bucket" in refused.stderr
-    assert work not in [b["Name"] for b in _client(endpoint).list_buckets()["Buckets"]]  # type: ignore[attr-defined]
+    assert work not in [b["Name"] for b in _client(endpoint).list_buckets()["Buckets"]]
 
 
 def test_object_store_init_names_an_endpoint_that_does_not_answer(secrets, buckets):
