@@ -132,6 +132,22 @@ def test_object_store_init_makes_both_buckets_and_versions_the_anchors_alone(end
     assert again.stdout.count(": kept") == 2
 
 
+def test_object_store_init_on_one_machine_makes_the_anchors_bucket_alone(endpoint, secrets, buckets):
+    work, anchor = buckets
+    one_machine = yaml.safe_load((PROJECT_ROOT / "docker-compose.one-machine.yml").read_text())
+    env = {
+        **_init_env(endpoint, secrets, work, anchor),
+        "TRANSFERS_WORK_STORE": one_machine["services"]["object-store-init"]["environment"]["TRANSFERS_WORK_STORE"],
+    }
+
+    made = _run_init(env)
+
+    assert made.returncode == 0, made.stderr
+    names = [b["Name"] for b in _client(endpoint).list_buckets()["Buckets"]]
+    assert anchor in names and work not in names
+    assert _client(endpoint).get_bucket_versioning(Bucket=anchor).get("Status") == "Enabled"
+
+
 def test_object_store_init_refuses_a_versioned_work_store(endpoint, secrets, buckets):
     work, anchor = buckets
     s3 = _client(endpoint)
