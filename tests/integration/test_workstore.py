@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -57,6 +60,7 @@ def workers(world, store, ledger_url, tmp_path, monkeypatch):
         "TRANSFERS_LEDGER_URL": ledger_url,
         "TRANSFERS_WORK_STORE": f"s3://{bucket}/{PREFIX}",
         "TRANSFERS_WORK_STORE_CONN_ID": "work_s3",
+        "TRANSFERS_DELIVERY_MAX_ROWS": "15",  # 40 rows: 3 parts, each encrypted by a task of its own
         "AIRFLOW_CONN_WORK_S3": conn_json(conn),
         "AIRFLOW_VAR_TRANSFERS_STAGING_KEY": world.staging_key,
         "AIRFLOW_VAR_MASH_PSEUDONYM_KEY": world.secrets["mash_pseudonym_key"],
@@ -80,14 +84,17 @@ def workers(world, store, ledger_url, tmp_path, monkeypatch):
     return SimpleNamespace(dag_file=dag_file, homes=homes, bucket=bucket, monkeypatch=monkeypatch)
 
 
-def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: str | None = None):
-    """One task of flow A's DAG run on the worker whose home is ``home``, through the DAG's own wrapper."""
+def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: str | None = None, *call: Any):
+    """One task of flow A's DAG run on the worker whose home is ``home``, through the DAG's own wrapper.
+
+    ``call`` (a mapped step's plan, part or seal function, and its arguments) as the DAG's mapped tasks pass it.
+    """
     dag_file: ModuleType = workers.dag_file
     if isinstance(step, str):
         step = next(s for s in pipeline.STEPS if s.name == step)
     workers.monkeypatch.setenv("TRANSFERS_HOME", str(home))
     start = datetime.combine(LOGICAL_DATE, time(12), tzinfo=UTC)  # the same day on the flow's London clock
-    return dag_file._step(FLOW, start, step, partner)
+    return dag_file._step(FLOW, start, step, partner, *call)
 
 
 def working_files(home: Path) -> list[Path]:
@@ -103,14 +110,28 @@ def keys(client, bucket: str, under: str = "") -> dict[str, str]:
     return found
 
 
-SEND = ["check_agreement", "extract", "quality", "prepare", ("encrypt", PARTNER), ("deliver", PARTNER), "notify"]
+def send(workers: SimpleNamespace) -> Iterator[str]:
+    """Flow A's send tasks as its DAG runs them, each on the other worker; yields each task's name once it ran.
 
-
-def send(workers: SimpleNamespace) -> None:
-    """Flow A's send tasks, each on the other worker."""
-    for number, task in enumerate(SEND):
-        name, partner = task if isinstance(task, tuple) else (task, None)
-        run_task(workers, workers.homes[number % 2], name, partner)
+    Encrypt is a mapped step: its plan, one task per part (3 parts of 15 rows at most), and the seal.
+    """
+    homes = itertools.cycle(workers.homes)
+    for name in ("check_agreement", "extract", "quality", "prepare"):
+        run_task(workers, next(homes), name)
+        yield name
+    encrypt = next(s for s in pipeline.STEPS if s.name == "encrypt")
+    assert encrypt.mapped is not None
+    planned = [dict(p) for p in run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.plan)]
+    yield "plan"
+    made = []
+    for part in planned:
+        made.append(dict(run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.part, part)))
+        yield "part"
+    run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.seal, planned, made)
+    yield "seal"
+    for name, partner in (("deliver", PARTNER), ("notify", None)):
+        run_task(workers, next(homes), name, partner)
+        yield name
 
 
 def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves_nothing_behind(
@@ -126,21 +147,23 @@ def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves
         uploaded.append(relative)
 
     workers.monkeypatch.setattr(WorkObjects, "upload", watched)
-    for number, task in enumerate(SEND):
-        home = workers.homes[number % 2]
-        name, partner = task if isinstance(task, tuple) else (task, None)
-        uploaded.clear()
-        run_task(workers, home, name, partner)
-        if name == "encrypt":  # a manifest in the store means a complete, signed outbox there
-            assert uploaded[-1].endswith(".manifest.json") and len(uploaded) >= 3, uploaded
+    ran = []
+    for name in send(workers):
+        ran.append(name)
+        if name == "seal":  # a manifest in the store means a complete, signed outbox there
+            assert uploaded[-1].endswith(".manifest.json"), uploaded
+        if name == "part":
+            assert [u.rsplit(".", 1)[-1] for u in uploaded] == ["pgp"], uploaded  # one part's file, nothing else
         # A worker keeps nothing between tasks, encrypted or not.
         assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == [], name
         if name != "check_agreement":
             assert keys(client, bucket, f"{PREFIX}/runs/"), f"{name}: the run's staging is in the store"
+        uploaded.clear()
 
+    assert ran.count("part") == 3  # the parts ran as separate tasks, on both workers
     files = world.delivered("inbound/mash")
-    assert [f.name for f in files] == [f"mash-referrals_A_{LOGICAL_DATE}.csv.pgp"]
-    assert len(read_delivery(gpg_partner, files[0])) == 40  # every source row, decrypted by the recipient's gpg
+    assert len(files) == 3
+    assert sum(len(read_delivery(gpg_partner, f)) for f in files) == 40  # every row, decrypted by the recipient's gpg
     outbox = keys(client, bucket, f"{PREFIX}/outbox/")
     assert f"{PREFIX}/outbox/mash-referrals/A/{LOGICAL_DATE}/{PARTNER}/mash-referrals_A_{LOGICAL_DATE}.manifest.json" \
         in outbox
@@ -201,7 +224,7 @@ def test_an_outbox_copy_in_the_store_past_its_period_is_purged_with_evidence_onc
     from transfers.settings import Settings
 
     client, bucket, conn = store
-    send(workers)
+    list(send(workers))
     outbox = keys(client, bucket, f"{PREFIX}/outbox/")
     digests = {f"s3://{bucket}/{key}": hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read())
                .hexdigest() for key in outbox}
