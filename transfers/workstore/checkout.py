@@ -80,7 +80,8 @@ def checkout(store: WorkObjects, places: RunPlaces) -> dict[str, str]:
     for relative in wanted:
         local = places.root / relative
         private_dir(local.parent)
-        store.download(relative, local)
+        if not store.download(relative, local):
+            continue
         size, digest = sha256_size(local)
         seen[relative], total = digest, total + size
     log.info("work files checked out", store=store.place.url(), files=len(seen), bytes=total)

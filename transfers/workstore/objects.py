@@ -79,8 +79,10 @@ class WorkObjects:
             raise self.failure("reading", relative, exc) from None
         return True
 
-    def download(self, relative: str, local: Path) -> None:
-        """``relative`` into ``local`` (owner-only), written whole or not at all."""
+    def download(self, relative: str, local: Path) -> bool:
+        """``relative`` into ``local`` (owner-only), written whole or not at all; False if it is gone since listed."""
+        from botocore.exceptions import ClientError
+
         tmp = local.with_name(f".{local.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -89,9 +91,12 @@ class WorkObjects:
             tmp.replace(local)
         except Exception as exc:
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                return False  # deleted by another task between the listing and now: not part of the run any more
             if isinstance(exc, OSError) and not type(exc).__module__.startswith(("botocore", "urllib3")):
                 raise  # the local disk's own error (full, read-only) says what it is
             raise self.failure("downloading", relative, exc) from None
+        return True
 
     def upload(self, local: Path, relative: str) -> None:
         try:
