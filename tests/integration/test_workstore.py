@@ -316,3 +316,19 @@ def test_an_unreachable_store_is_retried_naming_the_bucket_and_connection_and_le
 
     assert f"s3://{bucket}/{PREFIX}/" in str(failed.value) and "connection 'work_s3'" in str(failed.value)
     assert working_files(workers.homes[0]) == []
+
+
+def test_credentials_the_store_does_not_know_are_a_clear_error_naming_the_bucket_and_connection(world, store, workers):
+    import moto.settings
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _client, bucket, _conn = store
+    # moto's server checks request signatures from now on: the connection's key is one it has never issued.
+    workers.monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+    with pytest.raises(AirflowFailException) as failed:  # terminal: a retry with the same key cannot succeed
+        run_task(workers, workers.homes[0], "check_agreement")
+
+    message = str(failed.value)
+    assert f"bucket '{bucket}'" in message and "connection 'work_s3'" in message and "InvalidAccessKeyId" in message
+    assert working_files(workers.homes[0]) == []
