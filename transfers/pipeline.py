@@ -34,6 +34,7 @@ from transfers.steps.extract import extract
 from transfers.steps.notify import notify
 from transfers.steps.prepare import prepare
 from transfers.steps.quality import quality
+from transfers.steps.quality_parts import plan_quality, quality_part, seal_quality
 
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
@@ -103,7 +104,10 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("check_agreement", check_agreement, "checking the agreement", gate=True, lock="take"),
     Step("extract", extract, "extracting"),
-    Step("quality", quality, "checking data quality"),
+    # In the DAG, quality plans ranges of the extract, quality_part checks one each (mapped), quality_seal judges
+    # uniqueness across them and the whole (the scorecard, the quarantine, the ledger entry, a block).
+    Step("quality", quality, "checking data quality",
+         mapped=Mapped(plan_quality, quality_part, seal_quality, seal_name="quality_seal")),
     Step("prepare", prepare, "minimising and pseudonymising"),
     # In the DAG, encrypt_<p> plans the parts, encrypt_<p>_part encrypts one each (mapped), seal_<p> writes the manifest.
     Step("encrypt", encrypt, "encrypting for {partner}", per_recipient=True,

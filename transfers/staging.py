@@ -232,6 +232,20 @@ class Staging:
             skip = index + 1
         return first, (self._read_part(part) for part in parts[skip:])
 
+    def read_range(self, stage: str, first: int, stop: int) -> Iterator[pd.DataFrame]:
+        """The stage's parts ``first`` to ``stop`` (not included) as frames: a mapped task's range.
+
+        A stage with no parts gives one empty frame to the range starting at 0, as :meth:`read_batches` does.
+        """
+        parts = self._parts(stage)
+        if not parts and first == 0:
+            yield from self.read_batches(stage)
+            return
+        if not 0 <= first <= stop <= len(parts):
+            raise StateError(f"{self.run_dir / stage}: parts {first} to {stop} asked for, the stage has {len(parts)}")
+        for part in parts[first:stop]:
+            yield as_frame(self._read_part(part))
+
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""
         for table in self.read_tables(stage):
