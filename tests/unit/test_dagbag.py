@@ -80,6 +80,20 @@ def test_each_recipient_s_encryption_is_a_plan_a_mapped_task_per_part_and_a_seal
             assert deliver.upstream_task_ids == {f"seal_{p}"} and deliver.trigger_rule == "all_success"
 
 
+def test_quality_is_a_plan_a_mapped_task_per_range_and_a_seal_before_prepare(dagbag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    for ref in load_config(ROOT / "config").flows():
+        dag = dagbag.dags[ref.key]
+        plan, part, seal = (dag.get_task(i) for i in ("quality", "quality_part", "quality_seal"))
+        assert plan.upstream_task_ids == {"extract"} and not isinstance(plan, MappedOperator)
+        assert isinstance(part, MappedOperator) and part.upstream_task_ids == {"quality"}
+        assert part.map_index_template == "{{ part_name }}"
+        # Uniqueness across parts, the scorecard and a block are the seal's: prepare waits for it alone.
+        assert seal.upstream_task_ids == {"quality", "quality_part"} and seal.trigger_rule == "none_failed"
+        assert dag.get_task("prepare").upstream_task_ids == {"quality_seal"}
+
+
 def _dags_with(monkeypatch, step, before: str) -> dict:
     """Every DAG the DAG file builds with ``step`` put into ``pipeline.STEPS`` before the step named ``before``."""
     import runpy
