@@ -247,9 +247,9 @@ def test_the_retention_dag_purges_through_airflow_with_evidence(world, sshd, air
     assert [p["path"] for p in purges] == [str(scorecard)]
 
 
-def test_quality_runs_as_a_mapped_task_per_range_and_its_seal_catches_a_key_repeated_across_ranges(
+def test_quality_and_prepare_run_as_a_mapped_task_per_range_and_the_seal_catches_a_key_repeated_across_ranges(
         world, sshd, gpg_partner, airflow_home):
-    """Flow B's 30 rows staged 10 a part, checked 10 rows a task: three quality_part instances and one seal."""
+    """Flow B's 30 rows staged 10 a part, 10 rows a task: three instances each of quality_part and prepare_part."""
     import yaml
 
     from tests.integration.test_quality_pipeline import edit_flow_b, export_b
@@ -267,9 +267,10 @@ def test_quality_runs_as_a_mapped_task_per_range_and_its_seal_catches_a_key_repe
 
     result = _dags_test_b(world, env)
 
-    assert _task_instances(airflow_home, "quality_part") == [(i, "success", f"part-{i:05d}") for i in range(3)]
-    assert _task_instances(airflow_home, "quality") == [(-1, "success", None)]
-    assert _task_instances(airflow_home, "quality_seal") == [(-1, "success", None)]
+    for step in ("quality", "prepare"):
+        assert _task_instances(airflow_home, f"{step}_part") == [(i, "success", f"part-{i:05d}") for i in range(3)]
+        assert _task_instances(airflow_home, step) == [(-1, "success", None)]
+        assert _task_instances(airflow_home, f"{step}_seal") == [(-1, "success", None)]
     [entry] = world.settings.open_ledger().entries(kind="quality", flow="mash-referrals.B")
     assert entry.payload["rows"] == 30 and entry.payload["quarantined"] == 1
     assert entry.payload["dimensions"]["reliability"] == {**entry.payload["dimensions"]["reliability"],
@@ -279,5 +280,7 @@ def test_quality_runs_as_a_mapped_task_per_range_and_its_seal_catches_a_key_repe
     [delivered] = world.delivered("inbound/ed-attendances")
     received = read_delivery(gpg_partner, delivered)
     assert sorted(received["attendance_id"]) == sorted(frame["attendance_id"].drop([2, 25]))  # both copies held back
+    [privacy] = world.settings.open_ledger().entries(kind="privacy", flow="mash-referrals.B")
+    assert (privacy.payload["rows_screened"], privacy.payload["rows_sent"]) == (28, 28)
     logs = "\n".join(p.read_text(errors="replace") for p in airflow_home.rglob("*.log"))
     assert str(frame.at[2, "attendance_id"]) not in logs + result.stdout + result.stderr  # keys never in a log
