@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.integration.conftest import LOGICAL_DATE
-from tests.integration.test_quality_pipeline import FLOW_B, BAD_NHS, edit_flow_b, export_b, notice_rows, pd_day
+from tests.integration.test_quality_pipeline import BAD_NHS, FLOW_B, edit_flow_b, export_b, notice_rows, pd_day
 from transfers.devkit import synthetic
 from transfers.errors import QualityBlocked, StateError
 
