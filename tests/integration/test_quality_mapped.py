@@ -151,3 +151,15 @@ def test_a_retried_part_overwrites_its_results_and_is_counted_once(world):
     (entry,) = ledger.entries(kind="quality", flow=FLOW_B)
     assert entry.payload["rows"] == 40 and entry.payload["dimensions"]["accuracy"]["failing_rows"] == 1
     assert (result["quarantined"], result["held_back_rows"]) == (1, 1)
+
+
+def test_an_empty_extract_is_one_empty_range_judged_as_the_one_pass_step_judges_it(world):
+    run, ledger, resolvers = _extracted(world, synthetic.ed_attendances(40, LOGICAL_DATE).iloc[:0])
+    assert run.staging.part_rows("extract") == []
+    once, judged = _one_pass(run, ledger, resolvers)
+
+    planned, mapped, mapped_judged = _mapped(run, ledger, resolvers)
+
+    assert [(p["first"], p["stop"], p["rows"]) for p in planned] == [(0, 0, 0)]
+    assert mapped_judged == judged and mapped == once
+    assert judged[0]["rows"] == 0 and judged[0]["dimensions"]["completeness"]["failed"] == 1
