@@ -252,8 +252,9 @@ def _sensor(ref: FlowRef, step: Step, partner: str | None) -> Any:
 def build_flow_dag(ref: FlowRef) -> DAG:
     """One flow: a task per entry of ``pipeline.STEPS``, one per recipient for a per-recipient step.
 
-    Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> encrypt_part (mapped, one per
-    delivery part) >> seal >> deliver) per recipient >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
+    Today: check_agreement >> extract >> quality >> quality_part (mapped, one per range of the extract) >>
+    quality_seal >> prepare >> prepare_part (mapped, the same ranges) >> prepare_seal >> (encrypt >> encrypt_part
+    (mapped, one per delivery part) >> seal >> deliver) per recipient >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
     (a wait step: a sensor nothing else waits for, so notify and cleanup do not wait a day for it).
     """
     flow, agreement = ref.flow, ref.agreement

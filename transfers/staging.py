@@ -172,6 +172,31 @@ class Staging:
                          json.dumps({"columns": seen_columns or [], "rows": rows, "part_rows": part_rows}))
         return {"rows": rows, "parts": len(part_rows), "columns": seen_columns or []}
 
+    def clear_stage(self, stage: str) -> None:
+        """Remove a stage's parts and its column list: a mapped step's plan starts it afresh."""
+        target = self._dir(stage)
+        for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS), target / "columns.json"]:
+            old.unlink(missing_ok=True)
+
+    def write_part(self, stage: str, index: int, batch: pd.DataFrame | pa.Table) -> int:
+        """Write (or overwrite) part ``index`` of a stage written part by part (then :meth:`finish_stage`); its rows."""
+        table = as_table(batch)
+        self._write_part(self._dir(stage) / f"part-{index:05d}.arrow.gcm", table)
+        return int(table.num_rows)
+
+    def finish_stage(self, stage: str, columns: list[str], part_rows: list[int]) -> None:
+        """The column list of a stage written by :meth:`write_part`; a StateError names a part missing or extra."""
+        target = self._dir(stage)
+        found = sorted(p.name for p in target.glob(_PARTS))
+        wanted = [f"part-{i:05d}.arrow.gcm" for i in range(len(part_rows))]
+        if found != wanted:
+            missing, extra = sorted(set(wanted) - set(found)), sorted(set(found) - set(wanted))
+            raise StateError(f"{target}: stage {stage!r} is not whole (missing: {', '.join(missing) or 'none'}; "
+                             f"not planned: {', '.join(extra) or 'none'})")
+        with writing(target, "the stage's column list"):
+            write_atomic(target / "columns.json",
+                         json.dumps({"columns": columns, "rows": sum(part_rows), "part_rows": part_rows}))
+
     def columns(self, stage: str) -> list[str]:
         path = self.run_dir / stage / "columns.json"
         if not path.exists():
@@ -231,6 +256,17 @@ class Staging:
             first += count
             skip = index + 1
         return first, (self._read_part(part) for part in parts[skip:])
+
+    def read_range(self, stage: str, first: int, stop: int) -> Iterator[pd.DataFrame]:
+        """Parts ``first`` to ``stop`` (not included) as frames; with no parts, one empty frame as read_batches."""
+        parts = self._parts(stage)
+        if not parts and first == 0:
+            yield from self.read_batches(stage)
+            return
+        if not 0 <= first <= stop <= len(parts):
+            raise StateError(f"{self.run_dir / stage}: parts {first} to {stop} asked for, the stage has {len(parts)}")
+        for part in parts[first:stop]:
+            yield as_frame(self._read_part(part))
 
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""
