@@ -33,7 +33,7 @@ import shutil
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
@@ -48,7 +48,26 @@ from transfers.files import atomic_file, private_dir, write_atomic
 
 #: Parts written before 2026-11 (Fernet over CSV); no longer read, see :meth:`Staging._parts`.
 _OLD_PARTS = "part-*.csv.fernet"
-_PARTS = "part-*.arrow.gcm"
+#: A stage's parts: the only big files of a run's staging (the S3 work store leaves them to be fetched on demand).
+PARTS = "part-*.arrow.gcm"
+_PARTS = PARTS
+
+
+class PartStore(Protocol):
+    """Where a stage's parts are kept when they are not all on this disk (an S3 work store's task checkout).
+
+    With one, a stage's parts are named from its ``columns.json`` (``part_rows``), a part not here is fetched
+    when a reader opens it, and a stage being rewritten has its stored parts replaced.
+    """
+
+    def fetch(self, path: Path) -> None:
+        """Bring the part ``path`` onto this disk; a StateError naming the object and bucket if it is not stored."""
+
+    def stored(self, folder: Path) -> list[str]:
+        """Names of the parts in ``folder`` kept in the store and not fetched (nor replaced) by this task."""
+
+    def replace(self, folder: Path) -> None:
+        """The stage in ``folder`` is being rewritten: its stored parts go with this task's commit, unless written."""
 
 
 def new_staging_key() -> str:
@@ -102,8 +121,9 @@ def _string_column(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 class Staging:
     """Encrypted batch files for one run."""
 
-    def __init__(self, run_dir: Path, key: str | bytes) -> None:
+    def __init__(self, run_dir: Path, key: str | bytes, store: PartStore | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self._store = store
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
@@ -139,6 +159,8 @@ class Staging:
             seal(self._master, memoryview(plain).cast("B"), fh, _label(path))
 
     def _read_part(self, path: Path) -> pa.Table:
+        if self._store is not None and not path.exists():
+            self._store.fetch(path)
         try:
             with path.open("rb") as fh:
                 plain = unseal(self._master, fh, _label(path))
@@ -155,6 +177,8 @@ class Staging:
     ) -> dict:
         """Replace ``stage`` with these batches (DataFrames or Arrow tables); returns counts only."""
         target = self._dir(stage)
+        if self._store is not None:  # a retry writing fewer parts leaves none of the earlier ones in the store
+            self._store.replace(target)
         for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS)]:
             old.unlink()
         part_rows: list[int] = []
@@ -197,7 +221,21 @@ class Staging:
                 f"{old[0]}: stage {stage!r} was written by an earlier version (Fernet CSV parts); "
                 f"run the flow again for this date ({self.run_dir.name}) to rewrite it"
             )
-        return sorted(folder.glob(_PARTS))
+        if self._store is None:
+            return sorted(folder.glob(_PARTS))
+        # Named from the stage's own count, not from what is stored: a part an earlier attempt with more parts
+        # left behind (its commit cut short before it deleted them) is never read.
+        counts = self.part_rows(stage)
+        if counts is None:
+            return sorted({*folder.glob(_PARTS), *(folder / name for name in self._store.stored(folder))})
+        return [folder / f"part-{index:05d}.arrow.gcm" for index in range(len(counts))]
+
+    def fetch_stage(self, stage: str) -> None:
+        """Every part of ``stage`` onto this disk, for a reader in another process (which has no store)."""
+        if self._store is not None:
+            for part in self._parts(stage):
+                if not part.exists():
+                    self._store.fetch(part)
 
     def read_tables(self, stage: str) -> Iterator[pa.Table]:
         """Yield the stage's parts in order as Arrow tables of strings; one empty table if there were no rows.
