@@ -72,7 +72,7 @@ class FlowRun:
     @property
     def staging(self) -> Staging:
         # Imported here: the DAG file imports the step list (so this module) at parse time, without pandas.
-        from transfers.staging import PartStore, Staging
+        from transfers.staging import Staging
 
         return Staging(self.run_dir, self.staging_key, self.stored_parts)
 

@@ -9,27 +9,21 @@ server keeps no request log a test can read.
 from __future__ import annotations
 
 import json
+import logging
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from tests.integration import test_workstore as base
 from tests.integration.conftest import LOGICAL_DATE, read_delivery
-from tests.integration.test_workstore import (  # noqa: F401  (fixtures, used by name)
-    FLOW,
-    PARTNER,
-    PREFIX,
-    keys,
-    ledger_url,
-    run_task,
-    send,
-    store,
-    working_files,
-    workers,
-)
+from tests.integration.test_workstore import PREFIX, keys, run_task, send, working_files
 from transfers.devkit.signoff import sign_for_partners
 
 pytestmark = pytest.mark.integration
+
+# test_workstore.py's fixtures: the bucket, the shared ledger, two worker homes and the DAG file.
+store, ledger_url, workers = base.store, base.ledger_url, base.workers
 
 RUN = f"{PREFIX}/runs/mash-referrals/A/{LOGICAL_DATE}"
 
@@ -80,13 +74,20 @@ def holding(counts: list[int], start: int, rows: int) -> set[str]:
 
 
 def test_a_mapped_encrypt_part_downloads_only_the_staging_parts_holding_its_rows_and_gpg_decrypts_the_delivery(
-        world, store, workers: SimpleNamespace, downloads, gpg_partner):
+        world, store, workers: SimpleNamespace, downloads, gpg_partner, caplog):
     client, bucket, _conn = store
     batch_rows(world, 7)  # 40 rows: 6 staging parts a stage; delivered in 3 parts of at most 15 rows
+    caplog.set_level(logging.INFO, logger="transfers.workstore.checkout")
     by_task: list[tuple[str, list[str]]] = []
+    fetched_lines: list[dict] = []
     for name in send(workers):  # each task on the other worker's home
         by_task.append((name, list(downloads)))
+        if name == "part":
+            [line] = [r.msg for r in caplog.records if isinstance(r.msg, dict)
+                      and r.msg["event"] == "staging parts fetched on demand"]
+            fetched_lines.append(line)
         downloads.clear()
+        caplog.clear()
         assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == [], name
 
     counts = part_rows(client, bucket, "prepared")
@@ -98,6 +99,9 @@ def test_a_mapped_encrypt_part_downloads_only_the_staging_parts_holding_its_rows
         assert not [g for g in got if "/extract/part-" in g], index  # the extract is not its business
         assert staging == holding(counts, 15 * index, min(15, 40 - 15 * index)), index
         assert not [g for g in got if g.startswith("outbox/") and g.endswith(".pgp")], index  # no other part's file
+        # The task's end says what it fetched on demand: counts and bytes only.
+        assert fetched_lines[index]["parts"] == len(staging) and fetched_lines[index]["bytes"] > 0
+        assert fetched_lines[index]["left_in_store"] == 12 - len(staging)  # both stages' other parts
     quality = dict(by_task)["quality"]
     assert sorted(g.rsplit("/", 1)[1] for g in quality if "/extract/part-" in g) == \
         stage_parts(client, bucket, "extract")  # a reader of the whole stage fetches every part of it
