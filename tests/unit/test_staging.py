@@ -104,7 +104,7 @@ def test_values_come_back_as_the_csv_staging_gave_them(tmp_path):
 
 
 def test_a_part_is_sealed_in_chunks_that_cannot_be_cut_reordered_or_swapped(tmp_path, monkeypatch):
-    import transfers.staging as staging_module
+    import transfers.stagingseal as staging_module
 
     monkeypatch.setattr(staging_module, "_CHUNK", 1024)  # several chunks per part, on a small frame
     run = tmp_path / "run"
