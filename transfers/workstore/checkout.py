@@ -6,8 +6,9 @@ run's "running" marker) as local files, as on one machine, in a folder of its ow
 is downloaded into a new, empty folder (a killed task's stale one is swept), and what was there
 is remembered (path and SHA-256), except the staging parts, the big files: those are fetched when a
 reader opens one (``lazy.StoredParts``, given to the staging through the FlowRun), and a mapped part
-task (``outbox_parts=False``) leaves out the outbox's delivery files (``*.pgp``), as it writes its own. At success the task uploads what it made or changed and deletes in
-the store what it deleted, of what it saw: tasks running at once (encrypt for two recipients,
+task (``outbox_parts=False``) leaves out the outbox's delivery files (``*.pgp``), as it writes its
+own. At success the task uploads what it made or changed and deletes in the store what it deleted, of
+what it saw, and a stage's stored parts it rewrote: tasks running at once (encrypt for two recipients,
 mapped parts) each touch only their own files. A delivery's manifest is uploaded last, so a
 manifest in the store means a complete, signed outbox there too. Whatever happens, the local
 copies go at the end: a worker keeps nothing between tasks. A failed task uploads nothing.
