@@ -9,6 +9,7 @@ under the staging key, the outbox with OpenPGP).
     where.py     what the setting names (``parse_work_store``)
     objects.py   the S3 objects, through boto3 (list, download, upload, delete)
     checkout.py  one task's checkout and commit (``task_files``)
+    lazy.py      the staging parts a checkout leaves in the store, fetched when opened (``StoredParts``)
     run.py       a whole run's: the CLI's outbox (``commit_outbox``), cleanup's staging (``drop_staging``)
 """
 
