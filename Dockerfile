@@ -36,6 +36,7 @@ COPY --from=build /opt/venv /opt/venv
 # are the deployment's own and are mounted read-only by docker-compose.yml.
 COPY dags/ /opt/isp-transfers/dags/
 COPY deploy/airflow-init.sh /opt/isp-transfers/deploy/airflow-init.sh
+COPY deploy/object-store-init /opt/isp-transfers/deploy/object-store-init
 ENV PATH=/opt/venv/bin:$PATH \
     AIRFLOW_HOME=/opt/airflow \
     TRANSFERS_HOME=/var/lib/isp-transfers \

@@ -4,7 +4,8 @@ plus the daily retention purge.
 Built from the agreements under ``TRANSFERS_CONFIG_DIR`` (default: the project's ``config/``) for the
 party ``TRANSFERS_PARTY`` names (unset: every flow is sent from here and none received, as in a
 single-deployment demo). A send DAG follows the step list ``transfers.pipeline.STEPS``: one task per
-step (per recipient for a per-recipient step), so adding a step to the list adds its task. A receive
+step (per recipient for a per-recipient step; a step with ``mapped`` as plan, mapped parts and seal), so adding
+a step to the list adds its task. A receive
 DAG has one sensor, ``receive``, that looks for the night's delivery without holding a worker slot. Only
 YAML and environment variables are read at parse time; each task calls its step with
 the run, resolvers over Airflow Connections and Variables (so any secrets backend;
@@ -35,9 +36,11 @@ from airflow.sdk.log import mask_secret
 
 from transfers import pipeline
 from transfers.agreement import FlowRef, Inbound, Recipient, load_config, receive_dag_id, sides
+from transfers.deployment import check_deployment
 from transfers.pipeline import FlowRun, Lock, Resolvers, Step
 from transfers.settings import Settings
 from transfers_airflow.alerts import FlowFailureNotifier
+from transfers_airflow.executor import configured_executor
 
 if TYPE_CHECKING:
     from transfers.connections import ConnInfo
@@ -51,6 +54,9 @@ STAGING_KEY = "transfers_staging_key"
 # scheduler whose transfers is installed (not a checkout) and whose working directory holds no config/
 # still parses this file, instead of Settings refusing for want of one.
 _LIMITS = Settings(config_dir=CONFIG_DIR)
+# Several worker machines need a PostgreSQL ledger, a shared work store and an external anchor: a deployment
+# that lacks one fails here, at parse, the DAG file's import error naming every problem.
+check_deployment(_LIMITS, executor=configured_executor())
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
@@ -110,6 +116,7 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
     from transfers.errors import TransferError
     from transfers.logical_date import flow_date
     from transfers.logs import run_log
+    from transfers.workstore import task_files
 
     settings = Settings(config_dir=CONFIG_DIR)
     config = load_config(CONFIG_DIR)
@@ -122,24 +129,71 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
     try:
         run = FlowRun(settings, config, ref, flow_date(start, ref.flow.timezone), staging_key=_secret(STAGING_KEY))
         settings.home.mkdir(parents=True, exist_ok=True)
-        with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path):  # the run's own log, under retention
-            return work(run)
+        # task_files: the run's working files from the work store and back (TRANSFERS_WORK_STORE=s3://...).
+        with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path), \
+                task_files(run, _connection) as task_run:  # the run's own log, under retention
+            return work(task_run)
     except TransferError as exc:
         if exc.retriable:
             raise
         raise AirflowFailException(str(exc)) from None
 
 
-def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = None) -> Mapping[str, Any]:
-    """Run one entry of ``pipeline.STEPS`` (for one recipient if ``partner``); the task owns the ledger."""
+def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = None,
+          call: Callable[..., Any] | None = None, *args: Any) -> Any:
+    """Run one entry of ``pipeline.STEPS`` (for one recipient if ``partner``); the task owns the ledger.
 
-    def work(run: FlowRun) -> Mapping[str, Any]:
+    ``call`` (with ``args`` after the step's own) is one of a mapped step's plan, part or seal functions.
+    """
+
+    def work(run: FlowRun) -> Any:
         recipient = () if partner is None else (run.recipient(partner),)
         with run.settings.open_ledger() as ledger:
-            return step.function(run, Resolvers(_connection, _secret), ledger, *recipient)
+            return (call or step.function)(run, Resolvers(_connection, _secret), ledger, *recipient, *args)
 
     # A wait step runs beside the run, after its lock may be gone: it only reads and records once.
     return _in_run(ref_key, logical_date, None if step.wait else step.lock, work)
+
+
+def _tasks(ref: FlowRef, step: Step, partner: str | None = None) -> tuple[Any, Any]:
+    """The first and last of ``step``'s tasks (for ``partner``): one task, or a mapped step's plan and seal."""
+    if step.mapped is None:
+        made = _task(ref, step, partner)
+        return made, made
+    return _mapped(ref, step, partner)
+
+
+def _mapped(ref: FlowRef, step: Step, partner: str | None) -> tuple[Any, Any]:
+    """A mapped step (``Step.mapped``): plan >> a mapped task per planned part >> seal; returns (plan, seal).
+
+    Every task goes through ``_step`` (the run lock, the run's log, the ledger) like any other. A plan with no
+    parts (the outbox was sealed by an earlier attempt) leaves the mapped task skipped; the seal runs unless
+    something failed (``none_failed``) and reports the sealed outbox as reused.
+    """
+    assert step.mapped is not None
+    mapped = step.mapped
+    plan_id, part_id, seal_id = step.task_ids(partner)
+
+    def run_plan(logical_date: Any = None) -> list[dict[str, Any]]:
+        return [dict(p) for p in _step(ref.key, logical_date, step, partner, mapped.plan)]
+
+    def run_part(part: dict[str, Any], logical_date: Any = None) -> dict[str, Any]:
+        get_current_context()["part_name"] = part["name"]  # type: ignore[typeddict-unknown-key]  # map_index_template
+        return dict(_step(ref.key, logical_date, step, partner, mapped.part, part))
+
+    def run_seal(planned: Any, made: Any, logical_date: Any = None) -> dict[str, Any]:
+        # ``planned``: the plan's list; ``made``: every mapped part's return value, in map index order (empty when
+        # none ran). Typed Any: at parse time both are XComArgs, resolved to values when the task runs.
+        return dict(_step(ref.key, logical_date, step, partner, mapped.seal, list(planned), [dict(m) for m in made]))
+
+    run_plan.__doc__ = mapped.plan.__doc__  # each task's doc in the UI
+    run_part.__doc__ = mapped.part.__doc__
+    run_seal.__doc__ = mapped.seal.__doc__
+    planned = task(task_id=plan_id)(run_plan)()
+    # The grid names each mapped instance by its part's file name rather than only its index.
+    parts = task(task_id=part_id, map_index_template="{{ part_name }}")(run_part).expand(part=planned)
+    sealed = task(task_id=seal_id, trigger_rule="none_failed")(run_seal)(planned, parts)
+    return planned, sealed
 
 
 def _task(ref: FlowRef, step: Step, partner: str | None = None) -> Any:
@@ -198,8 +252,8 @@ def _sensor(ref: FlowRef, step: Step, partner: str | None) -> Any:
 def build_flow_dag(ref: FlowRef) -> DAG:
     """One flow: a task per entry of ``pipeline.STEPS``, one per recipient for a per-recipient step.
 
-    Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> deliver) per recipient
-    >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
+    Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> encrypt_part (mapped, one per
+    delivery part) >> seal >> deliver) per recipient >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
     (a wait step: a sensor nothing else waits for, so notify and cleanup do not wait a day for it).
     """
     flow, agreement = ref.flow, ref.agreement
@@ -227,15 +281,15 @@ def build_flow_dag(ref: FlowRef) -> DAG:
         first_after_gate = None
         for group in pipeline.groups(pipeline.STEPS):
             if group[0].per_recipient:
-                chains = [[_task(ref, step, recipient.partner) for step in group] for recipient in flow.to]
-                last.update({recipient.partner: chain[-1] for recipient, chain in zip(flow.to, chains, strict=True)})
+                chains = [[_tasks(ref, step, recipient.partner) for step in group] for recipient in flow.to]
+                last.update({recipient.partner: chain[-1][1] for recipient, chain in zip(flow.to, chains, strict=True)})
                 for chain in chains:
                     for upstream, downstream in zip(chain, chain[1:], strict=False):
-                        upstream >> downstream
-                heads, new_tails = [c[0] for c in chains], [c[-1] for c in chains]
+                        upstream[1] >> downstream[0]
+                heads, new_tails = [c[0][0] for c in chains], [c[-1][1] for c in chains]
             else:
-                made = _task(ref, group[0])
-                heads = new_tails = [made]
+                head, tail = _tasks(ref, group[0])
+                heads, new_tails = [head], [tail]
             for head in heads:
                 for upstream in tails:
                     upstream >> head
@@ -364,7 +418,7 @@ def build_retention_dag() -> DAG:
             settings = Settings(config_dir=CONFIG_DIR)
             config = load_config(CONFIG_DIR)
             with settings.open_ledger() as ledger:
-                items = plan_purge(settings, config, ledger)
+                items = plan_purge(settings, config, ledger, connection=_connection)
                 report = execute_purge(items, settings, config, ledger, _connection)
             if report.failed:
                 # Fail visibly; whatever was not deleted stays due and is retried.

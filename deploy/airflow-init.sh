@@ -6,7 +6,8 @@
 #   2. as the airflow user: Airflow's metadata database migrated (with FAB's user tables);
 #   3. the first admin user, once, its password from the airflow_admin_password secret, and the
 #      FAB roles that open the IG pages (AIRFLOW__TRANSFERS__IG_ROLES), for the admin to give;
-#   4. the ledger opened and verified in its own database, as its own role;
+#   4. the ledger opened and verified in its own database, as its own role, with its anchor in the
+#      object store (TRANSFERS_LEDGER_ANCHOR_URL; object-store-init made the bucket, versioned, first);
 #   5. `transfers validate`: a broken agreement or an undefined connection stops the deployment
 #      here, with the file or id named, instead of failing the first night.
 set -euo pipefail
@@ -48,7 +49,7 @@ if [[ -n "${AIRFLOW__TRANSFERS__IG_ROLES:-}" ]]; then
   done
 fi
 
-echo "==> the disclosure ledger, in its own database"
+echo "==> the disclosure ledger, in its own database${TRANSFERS_LEDGER_ANCHOR_URL:+ (anchor: $TRANSFERS_LEDGER_ANCHOR_URL)}"
 transfers ledger verify
 
 echo "==> the agreements, keys and connections"

@@ -22,6 +22,7 @@ record values.
     │   ├── DeliveryRefused           login refused or remote path not permitted
     │   ├── DeliveryConflict          a different file already sits under the final name
     │   ├── ArchiveRefused            the archive store refused, or kept a copy it was told to delete
+    │   ├── WorkStoreRefused          the work store (S3) refused: no such bucket, wrong credentials
     │   ├── LedgerTampered            the hash chain or its anchor does not verify
     │   ├── DeliveryRejected          (recipient) a delivery failed verification: quarantined, never loaded
     │   ├── ReceiptInvalid            (sender) a receipt is unreadable, unsigned, or not the recipient's key
@@ -34,6 +35,7 @@ record values.
         ├── SourceUnavailable         database or file store not reachable (an S3 object replaced mid-read)
         ├── DeliveryUnavailable       SFTP server down, connection dropped, upload cut short
         ├── ArchiveUnavailable        the archive store (S3) cannot be reached or failed the request
+        ├── WorkStoreUnavailable      the work store (S3) cannot be reached or failed the request
         ├── PurgeIncomplete           some due copies were not deleted; they stay due for the next purge
         ├── LedgerUnavailable         ledger database unreachable, or its append lock held too long
         ├── WorkspaceFull             the local disk (staging, outbox) is full: free space, run again
@@ -161,6 +163,14 @@ class ArchiveRefused(TerminalError):
 
 class ArchiveUnavailable(RetriableError):
     """The archive store cannot be reached or failed the request; a later attempt may succeed."""
+
+
+class WorkStoreRefused(TerminalError):
+    """The work store (``TRANSFERS_WORK_STORE``, S3) refused a request: names the bucket and the connection."""
+
+
+class WorkStoreUnavailable(RetriableError):
+    """The work store cannot be reached or failed a request; a later attempt may succeed."""
 
 
 class PurgeIncomplete(RetriableError):

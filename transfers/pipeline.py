@@ -3,7 +3,8 @@
 Each entry names a step once: its function (in :mod:`transfers.steps`, a module of
 the same name), its DAG task id (``<name>_<partner>`` for a step run per recipient)
 and the key of its result. ``transfers run`` (:func:`run_flow`) runs them in order in
-one process; the DAG builds one task per entry, so the grid shows which step failed.
+one process; the DAG builds one task per entry (a step with ``mapped`` as a plan task, a mapped
+task per part and a seal task), so the grid shows which step failed.
 Adding a step is adding an entry here.
 
 Every step is ``step(run, resolvers, ledger[, recipient]) -> result`` (see
@@ -28,7 +29,7 @@ from transfers.steps.await_receipt import await_receipt
 from transfers.steps.check_agreement import check_agreement
 from transfers.steps.cleanup import cleanup
 from transfers.steps.deliver import deliver
-from transfers.steps.encrypt import encrypt
+from transfers.steps.encrypt import encrypt, encrypt_part, plan_encrypt, seal_encrypt
 from transfers.steps.extract import extract
 from transfers.steps.notify import notify
 from transfers.steps.prepare import prepare
@@ -37,9 +38,26 @@ from transfers.steps.quality import quality
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
 
-__all__ = ["STEPS", "FlowRun", "Lock", "Resolvers", "Step", "groups", "run_flow"]
+__all__ = ["STEPS", "FlowRun", "Lock", "Mapped", "Resolvers", "Step", "groups", "run_flow"]
 
 Lock = Literal["take", "join", "release"]
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """How the DAG runs a step as Airflow mapped tasks; ``transfers run`` calls the step's ``function`` instead.
+
+    Each takes the step's arguments, ``(run, resolvers, ledger[, recipient])``, then: ``plan`` nothing more,
+    and returns the parts as small JSON values (an empty list: nothing to do, the seal decides); ``part``
+    one of those parts, and returns what it made (small values); ``seal`` the plan and every part's
+    report, checks them, and returns the step's result.
+    """
+
+    plan: Callable[..., Sequence[Mapping[str, Any]]]
+    part: Callable[..., Mapping[str, Any]]
+    seal: Callable[..., Mapping[str, Any]]
+    seal_name: str
+    """The seal task's id is this with ``_<partner>`` per recipient (the plan keeps the step's own id)."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +85,19 @@ class Step:
     other steps and outside the run lock, polling; the DAG runs it as a reschedule-mode sensor after
     its recipient's chain, outside the run lock, and no other task waits for it (see :func:`groups`)."""
 
+    mapped: Mapped | None = None
+    """In the DAG: a planning task (the step's own id), a mapped task per part (``<id>_part``) and a seal task."""
+
     def key(self, partner: str | None = None) -> str:
         """The task id and result key: the name, with ``_<partner>`` for a per-recipient step."""
         return self.name if partner is None else f"{self.name}_{partner}"
+
+    def task_ids(self, partner: str | None = None) -> tuple[str, ...]:
+        """The step's DAG task ids: its key, or for a mapped step the plan, part and seal tasks."""
+        if self.mapped is None:
+            return (self.key(partner),)
+        seal = self.mapped.seal_name if partner is None else f"{self.mapped.seal_name}_{partner}"
+        return self.key(partner), f"{self.key(partner)}_part", seal
 
 
 STEPS: tuple[Step, ...] = (
@@ -77,7 +105,9 @@ STEPS: tuple[Step, ...] = (
     Step("extract", extract, "extracting"),
     Step("quality", quality, "checking data quality"),
     Step("prepare", prepare, "minimising and pseudonymising"),
-    Step("encrypt", encrypt, "encrypting for {partner}", per_recipient=True),
+    # In the DAG, encrypt_<p> plans the parts, encrypt_<p>_part encrypts one each (mapped), seal_<p> writes the manifest.
+    Step("encrypt", encrypt, "encrypting for {partner}", per_recipient=True,
+         mapped=Mapped(plan_encrypt, encrypt_part, seal_encrypt, seal_name="seal")),
     Step("deliver", deliver, "delivering to {partner}", per_recipient=True),
     # Not in the chain: waited for after the run (on request) or beside it (a sensor), see Step.wait.
     Step("await_receipt", await_receipt, "waiting for {partner}'s receipt", per_recipient=True, wait=True),
@@ -130,6 +160,10 @@ def run_flow(run: FlowRun, resolvers: Resolvers, *, progress: Callable[[str], No
     with hold(run.settings.ledger_database, run.ref.key, run.ds, cli_owner(), wait=wait,
               ttl=run.settings.run_lock_ttl) as held, run_log(run.log_path), run.settings.open_ledger() as ledger:
         results = _run_steps(run, resolvers, ledger, progress or (lambda _msg: None))
+        if results.get("status") == "delivered":  # an S3 work store holds the sealed outbox too (for the DAG, purge)
+            from transfers.workstore import commit_outbox
+
+            commit_outbox(run, resolvers.connection)
         if held.took_over is not None:
             results["took_over"] = {"holder": held.took_over.describe(),
                                     "since": held.took_over.started_at.isoformat(timespec="seconds")}

@@ -18,7 +18,7 @@ under the same key.
 Layout under ``<home>/runs/<agreement>/<flow>/<logical date>/``::
 
     extract/part-00000.arrow.gcm ...    the extract, in batches
-    extract/columns.json                the source's column names and row count (no values)
+    extract/columns.json                the source's column names, row count and rows per part (no values)
     prepared/part-00000.arrow.gcm ...   minimised and pseudonymised batches
     quarantine.json.fernet              record keys held back by quality
 """
@@ -157,18 +157,20 @@ class Staging:
         target = self._dir(stage)
         for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS)]:
             old.unlink()
-        rows = parts = 0
+        part_rows: list[int] = []
         seen_columns = columns
         for batch in batches:
             table = as_table(batch)
             if seen_columns is None:
                 seen_columns = list(table.column_names)
-            self._write_part(target / f"part-{parts:05d}.arrow.gcm", table)
-            rows += table.num_rows
-            parts += 1
+            self._write_part(target / f"part-{len(part_rows):05d}.arrow.gcm", table)
+            part_rows.append(table.num_rows)
+        rows = sum(part_rows)
+        # ``part_rows``: a reader after row N opens the part holding it, not every part before it (tables_from).
         with writing(target, "the stage's column list"):
-            write_atomic(target / "columns.json", json.dumps({"columns": seen_columns or [], "rows": rows}))
-        return {"rows": rows, "parts": parts, "columns": seen_columns or []}
+            write_atomic(target / "columns.json",
+                         json.dumps({"columns": seen_columns or [], "rows": rows, "part_rows": part_rows}))
+        return {"rows": rows, "parts": len(part_rows), "columns": seen_columns or []}
 
     def columns(self, stage: str) -> list[str]:
         path = self.run_dir / stage / "columns.json"
@@ -179,6 +181,12 @@ class Staging:
     def rows(self, stage: str) -> int:
         self.columns(stage)
         return json.loads((self.run_dir / stage / "columns.json").read_text())["rows"]
+
+    def part_rows(self, stage: str) -> list[int] | None:
+        """Rows in each of the stage's parts, in order; None for a stage written before they were recorded."""
+        self.columns(stage)
+        rows = json.loads((self.run_dir / stage / "columns.json").read_text()).get("part_rows")
+        return None if rows is None else [int(n) for n in rows]
 
     def _parts(self, stage: str) -> list[Path]:
         folder = self.run_dir / stage
@@ -203,6 +211,26 @@ class Staging:
             return
         for part in parts:
             yield self._read_part(part)
+
+    def tables_from(self, stage: str, row: int) -> tuple[int, Iterator[pa.Table]]:
+        """The stage's tables from the part holding ``row`` (counted from 0) on, and the first row of that part.
+
+        A stage whose ``columns.json`` has no ``part_rows`` (written by an earlier version) is read from its
+        first part: ``(0, read_tables(stage))``. A ``row`` past the end gives the last part (a caller
+        checks the rows it got against what it expected).
+        """
+        counts = self.part_rows(stage)
+        parts = self._parts(stage)
+        if counts is None or not parts or len(counts) != len(parts):
+            return 0, self.read_tables(stage)
+        first = 0
+        skip = 0
+        for index, count in enumerate(counts[:-1]):
+            if first + count > row:
+                break
+            first += count
+            skip = index + 1
+        return first, (self._read_part(part) for part in parts[skip:])
 
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""

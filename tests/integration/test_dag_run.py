@@ -126,21 +126,65 @@ def test_flow_dag_runs_through_airflow_and_gpg_decrypts_the_delivery(world, sshd
     assert world.staging_key not in logs + result.stdout + result.stderr
 
 
-def test_parts_encrypted_by_worker_processes_inside_an_airflow_task_arrive_whole(world, sshd, gpg_partner,
-                                                                                 airflow_home):
-    env = {**airflow_env(world, airflow_home), "TRANSFERS_DELIVERY_MAX_ROWS": "10", "TRANSFERS_ENCRYPT_WORKERS": "2",
-           "TRANSFERS_COMPRESSION": "zlib"}
+def _task_instances(airflow_home, task_id: str) -> list[tuple[int, str, str | None]]:
+    """(map_index, state, rendered_map_index) of each instance of ``task_id`` in flow B's run, as Airflow recorded it."""
+    import sqlite3
+
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        return db.execute("SELECT map_index, state, rendered_map_index FROM task_instance WHERE dag_id = ? "
+                          "AND task_id = ? ORDER BY map_index", ("mash-referrals.B", task_id)).fetchall()
+
+
+def test_each_part_is_encrypted_by_its_own_mapped_task_and_one_seal_writes_the_manifest(world, sshd, gpg_partner,
+                                                                                       airflow_home):
+    import json
+
+    partner = "rotherham-childrens-services"
+    env = {**airflow_env(world, airflow_home), "TRANSFERS_DELIVERY_MAX_ROWS": "10", "TRANSFERS_COMPRESSION": "zlib"}
     result = _dags_test_b(world, env)
 
+    names = [f"mash-referrals_B_{LOGICAL_DATE}_part{i:03d}of003.csv.pgp" for i in (1, 2, 3)]
+    # One mapped task instance per part, each named in the grid by its file; one plan and one seal.
+    assert _task_instances(airflow_home, f"encrypt_{partner}_part") == [(i, "success", n) for i, n in enumerate(names)]
+    assert _task_instances(airflow_home, f"encrypt_{partner}") == [(-1, "success", None)]
+    assert _task_instances(airflow_home, f"seal_{partner}") == [(-1, "success", None)]
     files = world.delivered("inbound/ed-attendances")
-    assert [f.name for f in files] == [f"mash-referrals_B_{LOGICAL_DATE}_part{i:03d}of003.csv.pgp" for i in (1, 2, 3)]
+    assert [f.name for f in files] == names
     frames = [read_delivery(gpg_partner, f) for f in files]
     assert [len(f) for f in frames] == [10, 10, 10]
-    # The signing key went to the workers through a pipe: never into a log, argv or the environment they print.
+    [manifest] = (world.remote_root / "inbound" / "ed-attendances").glob("*.manifest.json")
+    listed = json.loads(manifest.read_text())["files"]
+    assert [(f["name"], f["rows"], f["size"]) for f in listed] == [(p.name, 10, p.stat().st_size) for p in files]
+    # The signing key and the staging key reach each part's task from the secrets backend: never a log.
     logs = "\n".join(p.read_text(errors="replace") for p in airflow_home.rglob("*.log"))
     secret_line = world.secrets["transfers_signing_key"].splitlines()[3]  # a line of the armoured key
     for secret in (secret_line, world.staging_key, world.secrets["mash_pseudonym_key"]):
         assert secret not in logs + result.stdout + result.stderr
+
+
+def test_an_outbox_sealed_by_an_earlier_attempt_is_planned_as_nothing_and_delivered_as_it_is(world, sshd, airflow_home):
+    """An attempt that sealed the outbox and failed to deliver: the next run's part task is skipped, the seal reuses."""
+    from transfers.steps.check_agreement import check_agreement
+    from transfers.steps.encrypt import encrypt
+    from transfers.steps.extract import extract
+    from transfers.steps.prepare import prepare
+    from transfers.steps.quality import quality
+
+    partner = "rotherham-childrens-services"
+    run, resolvers = world.run("mash-referrals.B"), world.resolvers()
+    with world.settings.open_ledger() as ledger:
+        for step in (check_agreement, extract, quality, prepare):
+            step(run, resolvers, ledger)
+        encrypt(run, resolvers, ledger, run.recipient(partner))
+    outbox = run.outbox_dir(run.recipient(partner))
+    sealed = {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()}
+
+    _dags_test_b(world, airflow_env(world, airflow_home))
+
+    assert _task_instances(airflow_home, f"encrypt_{partner}_part") == [(-1, "skipped", None)]
+    assert _task_instances(airflow_home, f"seal_{partner}") == [(-1, "success", None)]
+    files = world.delivered("inbound/ed-attendances")
+    assert [(f.name, f.read_bytes()) for f in files] == [(n, b) for n, b in sealed.items() if n.endswith(".pgp")]
 
 
 def test_a_rejected_receipt_fails_the_dag_run_with_the_recipient_s_reason(world, sshd, airflow_home):

@@ -5,9 +5,11 @@
   nothing else, the project installed as a wheel, ``transfers`` and Airflow with its providers.
 - ``deploy/postgres-init.sql`` run by ``psql`` against the local PostgreSQL, as the postgres image
   runs it (scratch role and database names, dropped afterwards).
-- ``deploy/airflow-init.sh`` run from that venv with the environment docker-compose.yml gives it
-  (paths under /run/secrets and /opt mapped to folders here), against those databases: the metadata
-  migrated with FAB, the admin user made, the ledger opened as its own role, the config validated.
+- ``deploy/object-store-init`` then ``deploy/airflow-init.sh`` run from that venv with the environment
+  docker-compose.yml gives them (paths under /run/secrets and /opt mapped to folders here, the object
+  store's endpoint to moto's S3 server), against those databases: the buckets made, the anchor's
+  versioned; the metadata migrated with FAB, the admin user made, the ledger opened as its own role
+  with its anchor in the object store, the config validated.
   As root it hands the volumes to another uid and drops to it, as in the container.
 - The API server of that venv answers the healthcheck's URL without a login, and refuses the API
   without one.
@@ -72,6 +74,20 @@ class Databases:
     airflow_role: str
     ledger_role: str
     secrets: Path
+
+
+@pytest.fixture(scope="module")
+def object_store() -> Iterator[str]:
+    """moto's S3 server standing for the compose file's object-store service: its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +317,7 @@ def _pinned_host_key() -> str:
     return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-def _deployment(image: Image, databases: Databases) -> tuple[dict[str, str], Path]:
+def _deployment(image: Image, databases: Databases, object_store: str) -> tuple[dict[str, str], Path]:
     """The environment docker-compose.yml gives airflow-init, with its container paths mapped to folders here.
 
     Returns the environment and the folder standing for /opt/isp-transfers.
@@ -311,7 +327,8 @@ def _deployment(image: Image, databases: Databases) -> tuple[dict[str, str], Pat
         for folder in ("config", "keys", "expectations", "dags"):
             shutil.copytree(ROOT / folder, opt / folder, ignore=shutil.ignore_patterns("__pycache__"))
         (opt / "deploy").mkdir()
-        shutil.copy2(ROOT / "deploy" / "airflow-init.sh", opt / "deploy" / "airflow-init.sh")
+        for script in ("airflow-init.sh", "object-store-init"):
+            shutil.copy2(ROOT / "deploy" / script, opt / "deploy" / script)
         (image.root / "airflow").mkdir()
         if os.geteuid() == 0:  # the image's /opt/airflow is the services' user's (Dockerfile)
             os.chown(image.root / "airflow", SERVICE_UID, 0)
@@ -364,6 +381,7 @@ def _deployment(image: Image, databases: Databases) -> tuple[dict[str, str], Pat
             .replace("$$", "$")
             .replace("/run/secrets/", f"{secrets}/")
             .replace("/opt/isp-transfers", str(opt))
+            .replace("http://object-store:7070", object_store)
         )
     env.update(
         {
@@ -395,11 +413,34 @@ class Initialised:
 
 
 @pytest.fixture(scope="module")
-def initialised(image, databases) -> Initialised:
-    env, opt = _deployment(image, databases)
+def buckets(image, databases, object_store) -> subprocess.CompletedProcess[str]:
+    """object-store-init, which airflow-init waits for in the compose file."""
+    env, opt = _deployment(image, databases, object_store)
+    return subprocess.run(
+        [str(opt / "deploy" / "object-store-init")],
+        env=env,
+        cwd=image.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def initialised(image, databases, object_store, buckets) -> Initialised:
+    env, opt = _deployment(image, databases, object_store)
     script = opt / "deploy" / "airflow-init.sh"
     init = subprocess.run([str(script)], env=env, cwd=image.root, capture_output=True, text=True, timeout=900)
     return Initialised(env, script, init)
+
+
+def test_object_store_init_runs_from_the_image_and_versions_the_anchors_bucket(image, buckets, object_store):
+    assert buckets.returncode == 0, buckets.stdout[-2000:] + buckets.stderr[-2000:]
+    env = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-airflow"]["environment"]
+    work = env["TRANSFERS_WORK_STORE"].split("/")[2]
+    anchor = env["TRANSFERS_LEDGER_ANCHOR_URL"].split("/")[2]
+    assert f"bucket {work} (TRANSFERS_WORK_STORE): made" in buckets.stdout
+    assert f"versioning Enabled on {anchor}" in buckets.stdout
 
 
 def test_airflow_init_migrates_makes_the_admin_opens_the_ledger_and_validates(image, databases, initialised):
@@ -407,6 +448,8 @@ def test_airflow_init_migrates_makes_the_admin_opens_the_ledger_and_validates(im
 
     assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
     assert "ok: 1 agreement(s), 2 flow(s) to send" in init.stdout
+    # `transfers ledger verify` read the anchor in the object store (a missing or unversioned bucket fails it).
+    assert "(anchor: s3://transfers-ledger-anchor/ledger.head)" in init.stdout
     assert (databases.secrets / "airflow_admin_password").read_text() not in init.stdout + init.stderr
     admin = create_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{databases.airflow}")
     try:

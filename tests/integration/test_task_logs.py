@@ -44,9 +44,8 @@ def airflow(tmp_path: Path, world: Any) -> Iterator[dict[str, str]]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),  # the API server and the task workers share it
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__PARALLELISM": "2",  # LocalExecutor forks this many workers: not 32 on two shared cores
-        # Three parts, encrypted by spawned worker processes: whatever they print would be the task's stderr.
+        # Three parts, each encrypted by its own mapped task instance (encrypt_<partner>_part).
         "TRANSFERS_DELIVERY_MAX_ROWS": "10",
-        "TRANSFERS_ENCRYPT_WORKERS": "2",
     }
     with serving(env, port, home / "api-server.log"):
         yield env
@@ -88,11 +87,13 @@ def _run_through_the_executor(world: Any, env: dict[str, str]) -> str:
 
 
 def _task_logs(home: Path) -> dict[str, list[dict[str, Any]]]:
-    """Each task's log lines as Airflow wrote them (every line a JSON object), by task id."""
+    """Each task's log lines as Airflow wrote them (every line a JSON object), by task id (``<id>[<i>]`` if mapped)."""
     logs: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((home / "logs").rglob("attempt=*.log")):
         task_id = next(p for p in path.parts if p.startswith("task_id=")).removeprefix("task_id=")
-        logs[task_id] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        index = next((p.removeprefix("map_index=") for p in path.parts if p.startswith("map_index=")), "-1")
+        key = task_id if index == "-1" else f"{task_id}[{index}]"
+        logs[key] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return logs
 
 
@@ -112,6 +113,8 @@ def test_a_successful_run_s_task_logs_have_no_error_line_no_gx_noise_and_one_sum
             "quality",
             "prepare",
             f"encrypt_{PARTNER}",
+            *(f"encrypt_{PARTNER}_part[{i}]" for i in range(3)),
+            f"seal_{PARTNER}",
             f"deliver_{PARTNER}",
             f"await_receipt_{PARTNER}",
             "notify",
@@ -145,7 +148,10 @@ def test_a_successful_run_s_task_logs_have_no_error_line_no_gx_noise_and_one_sum
     prepared = summary("prepare", "prepared")
     assert (prepared["rows_in"], prepared["sent"], prepared["left_out"]) == (30, disclosure["rows"], 0)
     assert prepared["pseudonymised"] == pseudonymised and pseudonymised
-    encrypted = summary(f"encrypt_{PARTNER}", "encrypted")
+    for i, path in enumerate(delivered):
+        part = summary(f"encrypt_{PARTNER}_part[{i}]", "part encrypted")
+        assert (part["name"], part["rows"], part["size"]) == (path.name, 10, path.stat().st_size)
+    encrypted = summary(f"seal_{PARTNER}", "encrypted")
     assert (encrypted["files"], encrypted["rows"]) == (len(delivered), 30) and len(delivered) == 3
     assert encrypted["bytes"] == sum(p.stat().st_size for p in delivered)
     sent = summary(f"deliver_{PARTNER}", "delivered")

@@ -8,6 +8,7 @@ PostgreSQL there too.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -29,19 +30,41 @@ from tests.support.dockerfile import instructions
 from transfers.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+ONE_MACHINE = PROJECT_ROOT / "docker-compose.one-machine.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 MAKE_SECRETS = PROJECT_ROOT / "deploy" / "make-secrets"
+OBJECT_STORE_INIT = PROJECT_ROOT / "deploy" / "object-store-init"
 POSTGRES_INIT = PROJECT_ROOT / "deploy" / "postgres-init.sql"
 IMAGE = "isp-transfers:local"
-AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
-LONG_RUNNING = ("postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
+#: The Airflow services that keep TRANSFERS_HOME on the shared state volume; the workers keep their own.
+STATE_SERVICES = tuple(s for s in AIRFLOW_SERVICES if s != "airflow-worker")
+LONG_RUNNING = (
+    "postgres",
+    "redis",
+    "object-store",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
 #: Every value Airflow reads from a secret file, and the file; each must be the same for every component.
 SHARED_SECRETS = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": "airflow_db_url",
     "AIRFLOW__CORE__FERNET_KEY_CMD": "airflow_fernet_key",
     "AIRFLOW__API_AUTH__JWT_SECRET_CMD": "airflow_jwt_secret",
     "AIRFLOW__API__SECRET_KEY_CMD": "airflow_api_secret_key",
+    "AIRFLOW__CELERY__BROKER_URL_CMD": "airflow_broker_url",
+    "AIRFLOW__CELERY__RESULT_BACKEND_CMD": "airflow_result_backend",
 }
 
 
@@ -90,13 +113,24 @@ def test_every_service_of_the_image_waits_for_init_and_a_healthy_database(compos
     services = _image_services(compose)
     assert set(AIRFLOW_SERVICES) <= set(services)
     for name, service in services.items():
+        if name == "object-store-init":  # it needs the object store alone (below)
+            continue
         needs = service["depends_on"]
         assert needs["postgres"] == {"condition": "service_healthy"}, name
         if name != "airflow-init":
             assert needs["airflow-init"] == {"condition": "service_completed_successfully"}, name
+            assert needs["redis"] == {"condition": "service_healthy"}, name
+            assert needs["object-store"] == {"condition": "service_healthy"}, name
     init = services["airflow-init"]
-    assert set(init["depends_on"]) == {"postgres"}
+    # `transfers ledger verify` reads the anchor: its bucket is made (and versioned) before.
+    assert init["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "object-store-init": {"condition": "service_completed_successfully"},
+    }
     assert init["restart"] == "no"
+    buckets = services["object-store-init"]
+    assert buckets["depends_on"] == {"object-store": {"condition": "service_healthy"}}
+    assert buckets["restart"] == "no"
 
 
 def test_the_image_is_built_here_and_no_container_installs_at_start(compose):
@@ -116,13 +150,17 @@ def test_every_long_running_service_has_a_healthcheck_that_asks_it(compose):
     assert "http://127.0.0.1:8974/health" in " ".join(services["airflow-scheduler"]["healthcheck"]["test"])
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
     assert "--job-type DagProcessorJob" in " ".join(services["airflow-dag-processor"]["healthcheck"]["test"])
+    assert "--job-type TriggererJob" in " ".join(services["airflow-triggerer"]["healthcheck"]["test"])
+    assert "inspect ping" in " ".join(services["airflow-worker"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:7070/health" in services["object-store"]["healthcheck"]["test"]
     # Over TCP: the server listens on its socket alone while the init script makes the roles.
     assert services["postgres"]["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
 
 
 def test_every_airflow_component_shares_the_logs_and_state_volumes(compose):
     declared = compose["volumes"]
-    for name in AIRFLOW_SERVICES:
+    for name in STATE_SERVICES:
         mounts = dict(v.split(":")[:2][::-1] for v in compose["services"][name]["volumes"])
         assert mounts["/opt/airflow/logs"] == "airflow-logs", name
         assert mounts["/var/lib/isp-transfers"] == "transfers-state", name
@@ -278,7 +316,26 @@ def test_make_secrets_writes_matching_passwords_urls_and_a_fernet_key(tmp_path):
             f"/{role}",
         )
     Fernet(read["airflow_fernet_key"].encode())  # a valid key, or this raises
-    assert len({read[n] for n in read if "password" in n}) == 4
+    assert len({read[n] for n in read if "password" in n}) == 5
+    # The broker's URL carries Redis's password; the result backend is Airflow's database, as its URL says.
+    broker = urlsplit(read["airflow_broker_url"])
+    assert (broker.scheme, broker.username, broker.password, broker.hostname, broker.port, broker.path) == (
+        "redis",
+        "",
+        read["redis_password"],
+        "redis",
+        6379,
+        "/0",
+    )
+    assert read["airflow_result_backend"] == "db+" + read["airflow_db_url"]
+    # boto3's credentials file is the object store's own key pair.
+    credentials = configparser.ConfigParser()
+    credentials.read_string(read["object_store_credentials"])
+    assert dict(credentials["default"]) == {
+        "aws_access_key_id": read["object_store_access_key"],
+        "aws_secret_access_key": read["object_store_secret_key"],
+    }
+    assert read["object_store_access_key"] != read["object_store_secret_key"]
 
     again = subprocess.run([sys.executable, str(MAKE_SECRETS), str(folder)], capture_output=True, text=True)
     assert {p.name: p.read_text() for p in folder.iterdir()} == read  # kept, never replaced
@@ -301,3 +358,134 @@ def test_airflow_init_is_a_valid_script_that_stops_at_the_first_failure():
     steps = [s for s in order if s in text]
     assert steps == list(order)
     assert [text.index(s) for s in steps] == sorted(text.index(s) for s in steps)
+
+
+# --- several workers: CeleryExecutor, Redis, the object store (issue 16) ---------------------------
+
+
+def _s3_bucket(url: str) -> str:
+    assert url.startswith("s3://"), url
+    return url[len("s3://") :].split("/", 1)[0]
+
+
+def test_every_airflow_service_runs_the_celery_executor_with_the_multi_worker_settings(compose):
+    services = _image_services(compose)
+    object_store = compose["services"]["object-store"]
+    for name, service in services.items():
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["TRANSFERS_WORKERS"] == "many", name
+        assert env["TRANSFERS_WORK_STORE"].startswith("s3://") and env["TRANSFERS_WORK_STORE"].count("/") >= 3, name
+        assert env["TRANSFERS_LEDGER_ANCHOR_URL"].startswith("s3://"), name
+        # The AWS chain, not a connection id: the endpoint is the compose service, the keys a secret file.
+        assert "TRANSFERS_WORK_STORE_CONN_ID" not in env, name
+        endpoint = urlsplit(env["AWS_ENDPOINT_URL_S3"])
+        assert endpoint.hostname == "object-store" and f":{endpoint.port}" in " ".join(object_store["command"]), name
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/object_store_credentials", name
+        assert "object_store_credentials" in service["secrets"], name
+        assert env["AWS_DEFAULT_REGION"], name
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), name
+    env = compose["x-airflow"]["environment"]
+    # The anchor's bucket is versioned and the work store's must not be: never one bucket for both.
+    assert _s3_bucket(env["TRANSFERS_WORK_STORE"]) != _s3_bucket(env["TRANSFERS_LEDGER_ANCHOR_URL"])
+    assert not env["TRANSFERS_LEDGER_ANCHOR_URL"].endswith("/")
+
+
+def test_the_broker_and_result_backend_are_the_compose_services_read_from_secret_files(compose, tmp_path):
+    env = compose["x-airflow"]["environment"]
+    assert "AIRFLOW__CELERY__BROKER_URL" not in env and "AIRFLOW__CELERY__RESULT_BACKEND" not in env
+    subprocess.run([sys.executable, str(MAKE_SECRETS), str(tmp_path)], capture_output=True, check=False)
+    broker = urlsplit((tmp_path / "airflow_broker_url").read_text())
+    backend = urlsplit((tmp_path / "airflow_result_backend").read_text())
+
+    assert broker.scheme == "redis" and broker.hostname in compose["services"]
+    assert compose["services"][broker.hostname]["image"].startswith("redis:")
+    assert backend.scheme.startswith("db+postgresql") and backend.hostname == "postgres"
+    assert backend.path == "/airflow"  # Airflow's own database, not the ledger's
+    # The broker refuses a client without its password, and its healthcheck gives it.
+    redis = compose["services"]["redis"]
+    assert "requirepass" in " ".join(redis["command"]) and "/run/secrets/redis_password" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    assert redis["secrets"] == ["redis_password"] and "ports" not in redis
+
+
+def test_the_worker_can_be_scaled_and_keeps_nothing_of_its_own_on_shared_disk(compose):
+    worker = compose["services"]["airflow-worker"]
+    # `docker compose up --scale airflow-worker=3`: a fixed name or host port would clash between replicas.
+    assert "container_name" not in worker and "ports" not in worker
+    assert not [name for name, s in compose["services"].items() if "container_name" in s]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    ping = " ".join(worker["healthcheck"]["test"])
+    assert "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping" in ping
+    assert "celery@$${HOSTNAME}" in ping  # this replica, not any worker
+    mounts = [v.split(":") for v in worker["volumes"]]
+    # Task logs shared (the API server shows them); TRANSFERS_HOME an anonymous volume, one per replica.
+    assert ["airflow-logs", "/opt/airflow/logs"] in mounts
+    assert ["/var/lib/isp-transfers"] in mounts
+    assert not [m for m in mounts if len(m) > 1 and m[1] == "/var/lib/isp-transfers"]
+    named = [m[0] for m in mounts if len(m) > 1 and not m[0].startswith(".")]
+    assert named == ["airflow-logs"]
+    assert worker["depends_on"]["airflow-apiserver"] == {"condition": "service_healthy"}
+    # Warm shutdown: a stopped worker finishes its tasks before Docker kills it.
+    assert worker["stop_grace_period"] == "10m"
+
+
+def test_the_object_store_keeps_versions_and_its_init_makes_the_buckets(compose):
+    store = compose["services"]["object-store"]
+    image, _, tag = store["image"].partition(":")
+    assert image == "versity/versitygw" and tag.startswith("v") and tag != "latest"
+    command = " ".join(store["command"])
+    assert "posix --versioning-dir /data/versions /data/buckets" in command  # without it, no versioning
+    assert "--health /health" in command
+    assert store["secrets"] == ["object_store_access_key", "object_store_secret_key"]
+    assert "ports" not in store  # only the compose network reaches it
+    assert "object-store-data:/data" in store["volumes"]
+
+    init = compose["services"]["object-store-init"]
+    assert init["image"] == IMAGE and init["command"] == ["/opt/isp-transfers/deploy/object-store-init"]
+    assert init["secrets"] == ["object_store_credentials"] and init["volumes"] == []
+    assert ("COPY", "deploy/object-store-init /opt/isp-transfers/deploy/object-store-init") in instructions()
+    assert os.access(OBJECT_STORE_INIT, os.X_OK)
+    code = _code(OBJECT_STORE_INIT)
+    assert 'put_bucket_versioning(Bucket=anchor, VersioningConfiguration={"Status": "Enabled"})' in code
+    assert "TRANSFERS_WORK_STORE" in code and "TRANSFERS_LEDGER_ANCHOR_URL" in code
+
+
+def test_the_compose_commands_are_valid_shell(compose):
+    for name in ("redis", "object-store"):
+        service = compose["services"][name]
+        script = service["command"][-1].replace("$$", "$")
+        subprocess.run(["sh", "-n", "-c", script], check=True)
+    for service in compose["services"].values():
+        test = (service.get("healthcheck") or {}).get("test") or []
+        if test[:1] == ["CMD-SHELL"]:
+            subprocess.run(["sh", "-n", "-c", test[1].replace("$$", "$")], check=True)
+
+
+@pytest.fixture(scope="module")
+def one_machine() -> dict:
+    return yaml.safe_load(ONE_MACHINE.read_text())
+
+
+def _merged_environment(base: dict, override: dict, name: str) -> dict:
+    # Compose merges `environment` key by key when a second file names the same service.
+    return {**base["services"][name]["environment"], **(override["services"].get(name, {}).get("environment") or {})}
+
+
+def test_the_one_machine_override_runs_the_local_executor_and_no_worker(compose, one_machine, compose_schema):
+    assert [f"{e.json_path}: {e.message[:200]}" for e in compose_schema.iter_errors(one_machine)] == []
+    assert set(one_machine["services"]) <= set(compose["services"])
+    for name in _image_services(compose):
+        if name == "airflow-worker":
+            continue
+        env = _merged_environment(compose, one_machine, name)
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert env["TRANSFERS_WORKERS"] == "one", name
+        assert env["TRANSFERS_WORK_STORE"] == "local", name
+        # The anchor stays outside the ledger's database.
+        assert env["TRANSFERS_LEDGER_ANCHOR_URL"].startswith("s3://"), name
+    # A profile the file never enables: `up` leaves the workers out.
+    assert one_machine["services"]["airflow-worker"]["profiles"]
+    assert "COMPOSE_PROFILES" not in ONE_MACHINE.read_text()
+    # Nothing that holds a value a secret should.
+    assert not re.search(r"://[^/\s:@]+:[^@\s]+@", _code(ONE_MACHINE))

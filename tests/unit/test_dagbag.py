@@ -40,9 +40,9 @@ def test_flow_dag_has_a_task_per_stage_and_per_recipient(dagbag):
     for recipient in ref.flow.to:
         assert f"encrypt_{recipient.partner}" in ids
         assert f"deliver_{recipient.partner}" in ids
-    # Delivery can be retried alone: it depends on its own encrypt task only.
+    # Delivery can be retried alone: it depends on its own recipient's seal (the signed manifest) only.
     deliver = dag.get_task(f"deliver_{ref.flow.to[0].partner}")
-    assert deliver.upstream_task_ids == {f"encrypt_{ref.flow.to[0].partner}"}
+    assert deliver.upstream_task_ids == {f"seal_{ref.flow.to[0].partner}"}
     # Working files are removed whatever happened upstream, without the cleanup
     # deciding the run's state (a plain all_done leaf would turn a failed run green).
     cleanup = dag.get_task("cleanup")
@@ -55,9 +55,29 @@ def test_the_tasks_are_the_step_list_one_per_recipient_for_a_per_recipient_step(
 
     config = load_config(ROOT / "config")
     for ref in config.flows():
-        expected = {step.key(r.partner) for step in STEPS if step.per_recipient for r in ref.flow.to}
-        expected |= {step.key() for step in STEPS if not step.per_recipient}
+        expected = {i for step in STEPS if step.per_recipient for r in ref.flow.to for i in step.task_ids(r.partner)}
+        expected |= {i for step in STEPS if not step.per_recipient for i in step.task_ids()}
         assert {t.task_id for t in dagbag.dags[ref.key].tasks} == expected
+
+
+def test_each_recipient_s_encryption_is_a_plan_a_mapped_task_per_part_and_a_seal_before_its_delivery(dagbag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    for ref in load_config(ROOT / "config").flows():
+        dag = dagbag.dags[ref.key]
+        for recipient in ref.flow.to:
+            p = recipient.partner
+            plan, part, seal = (dag.get_task(i) for i in (f"encrypt_{p}", f"encrypt_{p}_part", f"seal_{p}"))
+            assert plan.upstream_task_ids == {"prepare"} and not isinstance(plan, MappedOperator)
+            # One task instance per planned part, named in the grid by its file.
+            assert isinstance(part, MappedOperator) and part.upstream_task_ids == {f"encrypt_{p}"}
+            assert part.map_index_template == "{{ part_name }}"
+            # The seal sees the plan and every part; it runs when the plan found the outbox sealed (no parts,
+            # the mapped task skipped), never after a failure; the delivery only after the seal succeeded.
+            assert seal.upstream_task_ids == {f"encrypt_{p}", f"encrypt_{p}_part"}
+            assert seal.trigger_rule == "none_failed"
+            deliver = dag.get_task(f"deliver_{p}")
+            assert deliver.upstream_task_ids == {f"seal_{p}"} and deliver.trigger_rule == "all_success"
 
 
 def _dags_with(monkeypatch, step, before: str) -> dict:
@@ -100,7 +120,7 @@ def test_a_per_recipient_step_added_to_the_list_is_a_task_per_recipient_in_its_c
         dag = dags[ref.key]
         for recipient in ref.flow.to:
             p = recipient.partner
-            assert dag.get_task(f"sign_{p}").upstream_task_ids == {f"encrypt_{p}"}
+            assert dag.get_task(f"sign_{p}").upstream_task_ids == {f"seal_{p}"}
             assert dag.get_task(f"deliver_{p}").upstream_task_ids == {f"sign_{p}"}
         assert {t.task_id for t in dag.leaves} == {"cleanup", *_waits(ref)}
 

@@ -164,3 +164,73 @@ def test_the_aes_key_comes_from_the_staging_key_so_the_same_key_reads_in_another
     key = new_staging_key()
     Staging(tmp_path / "run", key).write_batches("extract", [frame(2)])
     assert len(next(Staging(tmp_path / "run", key.encode()).read_batches("extract"))) == 2
+
+
+# --------------------------------------------------------------------------- the part-row index (columns.json)
+
+
+def _sizes_staging(tmp_path, sizes: list[int]) -> Staging:
+    staging = Staging(tmp_path / "run", new_staging_key())
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    staging.write_batches("prepared", [frame(n, s) for n, s in zip(sizes, starts, strict=True)])
+    return staging
+
+
+def _opened(monkeypatch, staging: Staging) -> list[str]:
+    """The staging part files ``staging`` opens from now on, by name, as it opens them."""
+    opened: list[str] = []
+    real = Staging._read_part
+
+    def spy(self, path):
+        opened.append(path.name)
+        return real(self, path)
+
+    monkeypatch.setattr(Staging, "_read_part", spy)
+    return opened
+
+
+def test_columns_json_records_each_parts_row_count(tmp_path):
+    import json
+
+    staging = _sizes_staging(tmp_path, [8, 0, 5, 8])
+
+    assert json.loads((staging.run_dir / "prepared" / "columns.json").read_text())["part_rows"] == [8, 0, 5, 8]
+    assert staging.part_rows("prepared") == [8, 0, 5, 8]
+
+
+@pytest.mark.parametrize(("row", "first", "opened"), [
+    (0, 0, ["part-00000.arrow.gcm", "part-00001.arrow.gcm", "part-00002.arrow.gcm", "part-00003.arrow.gcm"]),
+    (7, 0, ["part-00000.arrow.gcm", "part-00001.arrow.gcm", "part-00002.arrow.gcm", "part-00003.arrow.gcm"]),
+    (8, 8, ["part-00002.arrow.gcm", "part-00003.arrow.gcm"]),  # the empty part 1 holds no row: skipped too
+    (12, 8, ["part-00002.arrow.gcm", "part-00003.arrow.gcm"]),
+    (13, 13, ["part-00003.arrow.gcm"]),
+    (20, 13, ["part-00003.arrow.gcm"]),
+])
+def test_a_reader_starts_at_the_staging_part_holding_its_first_row(tmp_path, monkeypatch, row, first, opened):
+    staging = _sizes_staging(tmp_path, [8, 0, 5, 8])
+    seen = _opened(monkeypatch, staging)
+
+    position, tables = staging.tables_from("prepared", row)
+    ids = [i for table in tables for i in table.column("id").to_pylist()]
+
+    assert position == first
+    assert seen == opened
+    assert ids == [f"R{i:06d}" for i in range(first, 21)]
+
+
+def test_a_stage_whose_columns_json_has_no_part_rows_is_read_from_its_first_part(tmp_path, monkeypatch):
+    import json
+
+    staging = _sizes_staging(tmp_path, [8, 5, 8])
+    path = staging.run_dir / "prepared" / "columns.json"
+    old = json.loads(path.read_text())
+    del old["part_rows"]  # as a run written before the index was kept
+    path.write_text(json.dumps(old))
+    seen = _opened(monkeypatch, staging)
+
+    position, tables = staging.tables_from("prepared", 15)
+
+    assert staging.part_rows("prepared") is None
+    assert position == 0
+    assert sum(t.num_rows for t in tables) == 21
+    assert len(seen) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -59,6 +60,7 @@ def validate(
     from transfers.agreement.signoff import require_signoff
     from transfers.connections import cli_connection, cli_secret
     from transfers.crypto import load_recipient_key, load_signing_key
+    from transfers.deployment import deployment_problems
     from transfers.preflight import defined, defined_receiving
 
     config_dir, only = (Path(target), None) if target and (not connect or Path(target).is_dir()) else (None, target)
@@ -111,6 +113,8 @@ def validate(
                      if check.failed]
         table.add_row(lines(ref.key, "receive"), lines(ref.flow.from_, f"to {inbound.recipient.partner}"),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
+    # Several workers (TRANSFERS_WORKERS=many, or the executor Airflow is set to) need shared state.
+    problems += deployment_problems(settings, executor=os.environ.get("AIRFLOW__CORE__EXECUTOR"))
     for loaded in config.agreements:
         if settings.party and settings.party not in loaded.agreement.partners:
             continue  # another party's agreement: not this deployment's to check

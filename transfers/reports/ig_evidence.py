@@ -98,7 +98,8 @@ def evidence(
         PrivacyResult, Disclosure, Notice, PseudonymKey, SharedWithoutConsent, since=since, until=until
     ):
         if isinstance(record, PrivacyResult):
-            privacy[(record.flow or "", ds_of(record))] = record  # the latest attempt wins
+            # records() yields in seq order, so a retried night's later attempt overwrites its earlier one.
+            privacy[(record.flow or "", ds_of(record))] = record
         elif isinstance(record, Disclosure):
             disclosures.append(record)
         elif isinstance(record, Notice):

@@ -47,7 +47,7 @@ from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.ledger.records import Archived, Purged, PurgeFailed
 from transfers.logs import get_logger
-from transfers.retention import journal, local, received, sftp
+from transfers.retention import journal, local, received, sftp, workstore
 from transfers.retention.items import PLACES, RECIPIENT_PLACES, PurgeItem, PurgeReport
 from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
@@ -74,11 +74,14 @@ def _s3_held(ref: FlowRef, ledger: Ledger, period: Duration) -> list[PurgeItem]:
     return items
 
 
-def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str | None = None) -> list[PurgeItem]:
-    """Every copy held now, in every place, due or not (local places by listing, others from the ledger)."""
+def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str | None = None,
+              connection: Callable[[str], ConnInfo] | None = None) -> list[PurgeItem]:
+    """Every copy held now, in every place, due or not (local places and an S3 work store by listing, others
+    from the ledger). ``connection`` resolves the work store's (default: the CLI's lookup)."""
     if only_flow:
         config.flow(only_flow)  # an unknown flow is an error naming the known ones, not "nothing due"
     items: list[PurgeItem] = []
+    store = workstore.store_of(settings, connection)
     for ref in config.flows():
         if only_flow and ref.key != only_flow:
             continue
@@ -87,6 +90,8 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
         for place, key in _LOCAL:
             items.extend(local.scan(place, ref.key, layout.held(place, *base), periods[key],
                                     f"retention.{key} {periods[key]}"))
+        if store is not None:  # the outbox (and a killed run's staging) in the S3 work store
+            items.extend(workstore.held(store, settings, ref, periods["staging"]))
         archive = ref.flow.retention.archive
         if archive is not None and archive.bucket:
             items.extend(_s3_held(ref, ledger, periods["archive"]))
@@ -99,10 +104,11 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
 
 
 def plan_purge(settings: Settings, config: Config, ledger: Ledger, *, now: datetime | None = None,
-               only_flow: str | None = None) -> list[PurgeItem]:
+               only_flow: str | None = None, connection: Callable[[str], ConnInfo] | None = None) -> list[PurgeItem]:
     """Everything past its retention period at ``now``, in every place."""
     now = now or datetime.now(UTC)
-    return [i for i in inventory(settings, config, ledger, only_flow=only_flow) if i.is_due(now)]
+    return [i for i in inventory(settings, config, ledger, only_flow=only_flow, connection=connection)
+            if i.is_due(now)]
 
 
 class _Recorder:
@@ -170,9 +176,13 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
     rec = _Recorder(config, ledger, report, now, settings.home)
     busy: dict[str, set[date]] = {}
     todo: list[PurgeItem] = []
+    store = workstore.store_of(settings, connection)
     for item in (i for i in items if i.place not in RECIPIENT_PLACES):
         ref = config.flow(item.flow)
-        running = busy.setdefault(item.flow, settings.layout.running_days(ref.agreement.id, ref.flow.id))
+        if item.flow not in busy:  # a run's marker is under this home, or in the S3 work store every worker sees
+            busy[item.flow] = settings.layout.running_days(ref.agreement.id, ref.flow.id) | (
+                workstore.running_days(store, settings, ref) if store is not None else set())
+        running = busy[item.flow]
         if item.day and item.day in running:
             report.held.append(f"{item.place} {item.flow} {item.path}: run for {item.logical_date} in progress; "
                                f"kept until it ends")
@@ -189,7 +199,16 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
             continue
         rec.deleted(item, size, digest, check)
 
-    _purge_s3([i for i in todo if i.store == "s3"], config, connection, rec)
+    in_store = [i for i in todo if i.store == "s3" and i.place in (OUTBOX, RUNS)]
+    _purge_s3([i for i in todo if i.store == "s3" and i not in in_store], config, connection, rec)
+    for item in in_store:
+        assert store is not None  # only listed from it
+        try:
+            size, digest, count, check = workstore.delete(store, item)
+        except TransferError as exc:
+            rec.failed(item, str(exc))
+            continue
+        rec.deleted(item, size, digest, check, dedupe=Purged.s3_key(item.path), versions_deleted=count)
 
     groups: dict[tuple[str, str], list[PurgeItem]] = {}
     for item in (i for i in todo if i.store == "sftp"):
@@ -201,8 +220,9 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
         roots = [settings.layout.folder(place) for place, _key in _LOCAL]
         if ref.flow.retention.archive is not None and ref.flow.retention.archive.dir:
             roots.append(settings.layout.archive_root(ref.flow.retention.archive.dir))
-        for root in roots:
-            local.prune_empty_dirs(root.joinpath(ref.agreement.id, ref.flow.id), root, settings.home)
+        for root in roots:  # runs/ and outbox/ may be on a shared volume: their own root bounds them there
+            bound = settings.layout.work_root if root.parent == settings.layout.work_root else settings.home
+            local.prune_empty_dirs(root.joinpath(ref.agreement.id, ref.flow.id), root, bound)
     log.info("purge done", deleted=report.deleted, failed=len(report.failed), held=len(report.held))
     return report
 

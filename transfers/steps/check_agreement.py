@@ -43,6 +43,6 @@ def check_agreement(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> Check
         sender_signing_key(run, resolvers)
         # Until cleanup, a purge keeps its hands off this (flow, date): the outbox is reused on a retry.
         # Only when there is work: the DAG short-circuits otherwise and may skip its cleanup.
-        mark_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
+        mark_running(run.settings.layout, run.ref.agreement.id, run.ref.flow.id, run.ds)
     log.info("agreement live", **run._ctx(pending=pending))
     return {"live": True, "pending": pending}

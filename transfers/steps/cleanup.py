@@ -27,13 +27,16 @@ class CleanupResult(TypedDict):
 def cleanup(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> CleanupResult:
     """Remove the run's working files; the encrypted outbox stays for retention."""
     from transfers.retention.running import clear_running
+    from transfers.workstore import drop_staging
 
     run.staging.clear()
     try:
         run.run_dir.rmdir()
     except OSError:
         pass
-    clear_running(run.settings.home, run.ref.agreement.id, run.ref.flow.id, run.ds)
+    clear_running(run.settings.layout, run.ref.agreement.id, run.ref.flow.id, run.ds)
+    # An S3 work store: every staging object goes, also one a task it never saw left (the outbox stays).
+    drop_staging(run, resolvers.connection)
     removed = _forget_prepared_subjects(run, ledger)
     log.info("working files removed", **run._ctx(folder=str(run.run_dir), prepared_subject_rows_removed=removed))
     return {"cleared": str(run.run_dir), "prepared_subject_rows_removed": removed}

@@ -17,11 +17,19 @@ agreement file}, ``flow``, ``logical_date``, ``sender``, ``recipient``,
 ``formula_escape``, ``rows``, ``files`` [{name, size, sha256, rows}], ``retention``
 {controller, period, destroy_by}, ``sender_ledger_head`` {seq, hash} (also as
 ``ledger_head``, which the archive's ledger check reads), ``created_at``.
+
+Three phases, which ``encrypt`` (``transfers run``) runs in one process and the DAG runs as tasks
+(``pipeline.Mapped``): ``plan_encrypt`` checks both keys and names the parts (small values; none
+when the outbox is sealed already), ``encrypt_part`` encrypts one part (a mapped task each), and
+``seal_encrypt`` checks every planned part is in the outbox exactly as its task reported it, then
+writes the manifest as ``encrypt`` does. A part without a manifest is never delivered.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
     from transfers.crypto import RecipientKey, SigningKey
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
-    from transfers.steps.encrypt_parts import EncryptedPart, Job
+    from transfers.steps.encrypt_parts import EncryptedPart, Job, Part
 
 log = get_logger(__name__)
 
@@ -55,39 +63,157 @@ class EncryptResult(TypedDict):
     reused: bool
 
 
+class PlannedPart(TypedDict):
+    """A part as the planning task hands it to its mapped task: small values only (no rows, no keys)."""
+
+    index: int
+    name: str
+    start: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    signer: SigningKey
+    key: RecipientKey
+    parts: list[Part]
+
+
 def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> EncryptResult:
     """Encrypt the prepared rows to the recipient's pinned key, into its outbox."""
-    from transfers.crypto import sign_detached
-    from transfers.diskspace import writing
-    from transfers.privacy.step import seal_subjects
     from transfers.steps.encrypt_parts import encrypt_all
 
-    partner = recipient.partner
-    outbox = run.outbox_dir(recipient)
-
-    progress = Progress(log, "encrypting", **run._ctx(recipient=partner))
+    plan = _plan(run, resolvers, ledger, recipient)
+    if plan is None:
+        return _reused(run, recipient)
+    progress = Progress(log, "encrypting", **run._ctx(recipient=recipient.partner))
 
     def report(part: EncryptedPart) -> None:
         # A line a part at debug; at info only now and then, so a night of many parts reads in a few lines.
-        log.debug("part encrypted", **run._ctx(recipient=partner, name=part["name"], rows=part["rows"],
+        log.debug("part encrypted", **run._ctx(recipient=recipient.partner, name=part["name"], rows=part["rows"],
                                                size=part["size"]))
         progress.step(rows=part["rows"], bytes=part["size"])
 
+    outbox = run.outbox_dir(recipient)
+    files = [dict(part) for part in encrypt_all(_jobs(run, plan.key, plan.signer, outbox, plan.parts), report)]
+    return _seal(run, recipient, ledger, plan.signer, files)
+
+
+def plan_encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> list[PlannedPart]:
+    """The parts to encrypt (index, name, start, rows), after both keys are checked; none if the outbox is sealed.
+
+    Parts an earlier, unsealed attempt left in the outbox are removed: the seal accepts only the parts planned.
+    """
+    plan = _plan(run, resolvers, ledger, recipient)
+    if plan is None:
+        return []
+    _remove_parts(run.outbox_dir(recipient), run.base_name)
+    return [PlannedPart(index=i, name=p.name, start=p.start, rows=p.rows) for i, p in enumerate(plan.parts)]
+
+
+def encrypt_part(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient,
+                 part: PlannedPart) -> EncryptedPart:
+    """Encrypt one planned part into the outbox (signed, to the pinned key, atomically); what the manifest lists.
+
+    Raises:
+        StateError: ``part`` is not one the prepared stage's row count names (the stage or
+            ``delivery_max_rows`` changed since the plan), or the sealed outbox does not list it.
+    """
+    from transfers.crypto import load_recipient_key
+    from transfers.errors import StateError
+    from transfers.steps.encrypt_parts import Part, encrypt_job
+
+    outbox = run.outbox_dir(recipient)
     manifest_path = outbox / f"{run.base_name}.manifest.json"
     if manifest_path.exists():
+        # Sealed already (this task cleared after its seal): the sealed file stands. A fresh encryption would
+        # put a different file under a name the recipient may already hold.
+        sealed = {f["name"]: f for f in json.loads(manifest_path.read_text())["files"]}
+        if part["name"] not in sealed:
+            raise StateError(f"{manifest_path}: the sealed outbox does not list part {part['name']!r}")
+        return sealed[part["name"]]
+    wanted = Part(part["name"], part["start"], part["rows"])
+    if wanted not in _parts(run):
+        raise StateError(f"{outbox}: part {part['name']!r} (rows {part['start']:,}+{part['rows']:,}) is not one the "
+                         f"prepared stage names now (delivery_max_rows {run.settings.delivery_max_rows:,}); "
+                         f"run encrypt_{recipient.partner} again")
+    signer = sender_signing_key(run, resolvers)
+    # Checked again here (a part may run a while after the plan); a refusal was recorded by the plan.
+    key = load_recipient_key(run.settings.keys / recipient.key_file, recipient.pgp_fingerprint)
+    private_dir(outbox)
+    [job] = _jobs(run, key, signer, outbox, [wanted], workers=1)
+    [made] = encrypt_job(job, lambda _part: None, lambda: False)
+    log.info("part encrypted", **run._ctx(recipient=recipient.partner, name=made["name"], rows=made["rows"],
+                                          size=made["size"]))
+    return made
+
+
+def seal_encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient,
+                 planned: Sequence[PlannedPart], made: Sequence[EncryptedPart]) -> EncryptResult:
+    """Check every planned part is in the outbox as its task reported it, then write the one signed manifest.
+
+    Raises:
+        StateError: A part missing, extra, or not the file (size, sha256, rows) its task reported, each
+            named; the outbox's unsealed parts are removed, so nothing of it can be delivered.
+    """
+    from transfers.errors import StateError
+
+    outbox = run.outbox_dir(recipient)
+    if (outbox / f"{run.base_name}.manifest.json").exists():
+        return _reused(run, recipient)
+    if not planned:
+        raise StateError(f"{outbox}: no parts were planned and the outbox is not sealed; "
+                         f"run encrypt_{recipient.partner} again")
+    if problems := _part_problems(outbox, run.base_name, planned, made):
+        _remove_parts(outbox, run.base_name)
+        raise StateError(f"{outbox}: not sealed, " + "; ".join(problems)
+                         + f"; its parts were removed: run encrypt_{recipient.partner} again")
+    by_name = {m["name"]: m for m in made}
+    # The manifest's key order (name, size, sha256, rows), in the plan's order.
+    files: list[dict[str, Any]] = [{"name": p["name"], "size": by_name[p["name"]]["size"],
+                                    "sha256": by_name[p["name"]]["sha256"], "rows": p["rows"]}
+                                   for p in sorted(planned, key=lambda p: p["index"])]
+    return _seal(run, recipient, ledger, sender_signing_key(run, resolvers), files)
+
+
+def _plan(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recipient) -> _Plan | None:
+    """Both keys checked and the parts named; None (logged) when a previous attempt sealed the outbox."""
+    partner = recipient.partner
+    outbox = run.outbox_dir(recipient)
+    if (outbox / f"{run.base_name}.manifest.json").exists():
         # A previous attempt sealed this outbox: sending a fresh encryption would put a
         # different file under a name the recipient may already hold.
-        manifest = json.loads(manifest_path.read_text())
-        log.info("outbox reused", **run._ctx(recipient=partner, files=len(manifest["files"]), rows=manifest["rows"],
-                                             bytes=sum(f["size"] for f in manifest["files"])))
-        return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
-
+        return None
     signer = sender_signing_key(run, resolvers)  # before anything is written: no secret, nothing sealed
     key = _recipient_key(run, recipient, ledger)
     if note := key_expiry_warning(key, partner, datetime.now(UTC)):
         log.warning("recipient key expiring", **run._ctx(recipient=partner, fingerprint=key.fingerprint, detail=note))
     private_dir(outbox)
-    files: list[dict[str, Any]] = [dict(part) for part in encrypt_all(_jobs(run, key, signer, outbox), report)]
+    return _Plan(signer, key, _parts(run))
+
+
+def _parts(run: FlowRun) -> list[Part]:
+    from transfers.steps.encrypt_parts import plan_parts
+
+    return plan_parts(run.staging.rows("prepared"), run.settings.delivery_max_rows, run.base_name)
+
+
+def _reused(run: FlowRun, recipient: Recipient) -> EncryptResult:
+    manifest = json.loads((run.outbox_dir(recipient) / f"{run.base_name}.manifest.json").read_text())
+    log.info("outbox reused", **run._ctx(recipient=recipient.partner, files=len(manifest["files"]),
+                                         rows=manifest["rows"], bytes=sum(f["size"] for f in manifest["files"])))
+    return {"files": len(manifest["files"]), "rows": manifest["rows"], "reused": True}
+
+
+def _seal(run: FlowRun, recipient: Recipient, ledger: Ledger, signer: SigningKey,
+          files: list[dict[str, Any]]) -> EncryptResult:
+    """The manifest, subjects sealed, the detached signature, then the manifest itself (the mark of a sealed outbox)."""
+    from transfers.crypto import sign_detached
+    from transfers.diskspace import writing
+    from transfers.privacy.step import seal_subjects
+
+    outbox = run.outbox_dir(recipient)
+    manifest_path = outbox / f"{run.base_name}.manifest.json"
     manifest = build_manifest(run, recipient, files, ledger, signer)
     seal_subjects(run, outbox)  # before the manifest: a sealed outbox always names its subjects
     data = json.dumps(manifest, indent=2).encode("utf-8")
@@ -95,9 +221,46 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         # The signature first: a manifest (the mark of a sealed outbox) always has its signature beside it.
         write_atomic(signature_path(manifest_path), sign_detached(data, signer))
         write_atomic(manifest_path, data)
-    log.info("encrypted", **run._ctx(recipient=partner, files=len(files), rows=manifest["rows"],
+    log.info("encrypted", **run._ctx(recipient=recipient.partner, files=len(files), rows=manifest["rows"],
                                      bytes=sum(f["size"] for f in files)))
     return {"files": len(files), "rows": manifest["rows"], "reused": False}
+
+
+def _part_files(outbox: Path, base_name: str) -> list[Path]:
+    """The delivery's part files in the outbox: ``<base>.csv.pgp`` or ``<base>_partNNNofMMM.csv.pgp``."""
+    return sorted([*outbox.glob(f"{base_name}.csv.pgp"), *outbox.glob(f"{base_name}_part*of*.csv.pgp")])
+
+
+def _remove_parts(outbox: Path, base_name: str) -> None:
+    for path in _part_files(outbox, base_name):
+        path.unlink(missing_ok=True)
+
+
+def _part_problems(outbox: Path, base_name: str, planned: Sequence[PlannedPart],
+                   made: Sequence[EncryptedPart]) -> list[str]:
+    """Each planned part missing or not as its task reported it, and each part nobody planned, by name."""
+    from transfers.files import sha256_size
+
+    problems: list[str] = []
+    reported = {m["name"]: m for m in made}
+    names = {p["name"] for p in planned}
+    for part in sorted(planned, key=lambda p: p["index"]):
+        name, path = part["name"], outbox / part["name"]
+        got = reported.get(name)
+        if got is None:
+            problems.append(f"part {name} was planned but no part task reported it")
+        elif not path.exists():
+            problems.append(f"part {name} is missing")
+        elif got["rows"] != part["rows"]:
+            problems.append(f"part {name} holds {got['rows']:,} rows, {part['rows']:,} planned")
+        elif sha256_size(path) != (got["size"], got["sha256"]):
+            problems.append(f"part {name} is not the file its task wrote (size or sha256 differs)")
+    for name in sorted(set(reported) - names):
+        problems.append(f"part {name} was reported but not planned")
+    for path in _part_files(outbox, base_name):
+        if path.name not in names and path.name not in reported:
+            problems.append(f"part {path.name} is in the outbox but was not planned")
+    return problems
 
 
 def key_expiry_warning(key: RecipientKey, partner: str, now: datetime) -> str:
@@ -194,13 +357,13 @@ def _recipient_key(run: FlowRun, recipient: Recipient, ledger: Ledger) -> Recipi
         raise
 
 
-def _jobs(run: FlowRun, key: RecipientKey, signer: SigningKey, outbox: Path) -> list[Job]:
-    """The parts, named from the prepared row count, split into one contiguous run per worker."""
-    from transfers.steps.encrypt_parts import Job, plan_parts, worker_count
+def _jobs(run: FlowRun, key: RecipientKey, signer: SigningKey, outbox: Path, parts: list[Part],
+          workers: int | None = None) -> list[Job]:
+    """The parts split into one contiguous run per worker (``encrypt_workers`` unless ``workers`` says)."""
+    from transfers.steps.encrypt_parts import Job, worker_count
 
     settings = run.settings
-    parts = plan_parts(run.staging.rows("prepared"), settings.delivery_max_rows, run.base_name)
-    workers = worker_count(settings.encrypt_workers, len(parts))
+    workers = workers or worker_count(settings.encrypt_workers, len(parts))
     columns = run.staging.columns("prepared")
     return [Job(run_dir=run.staging.run_dir, staging_key=run.staging_key, columns=columns,
                 formula_escape=run.ref.flow.csv.formula_escape,

@@ -146,7 +146,9 @@ def _plaintexts(staging: Any, job: Job) -> Iterator[tuple[Part, bytes]]:
     from transfers.errors import StateError
 
     start = job.parts[0].start if job.parts else 0
-    for part, frame in _part_frames(_frames_from(staging.read_tables("prepared"), start), job.parts, job.columns):
+    # From the staging part holding the first row (its row counts are in columns.json), not the stage's start.
+    position, tables = staging.tables_from("prepared", start)
+    for part, frame in _part_frames(_frames_from(tables, start, position), job.parts, job.columns, position):
         if len(frame) != part.rows:
             raise StateError(f"{job.run_dir}: stage 'prepared' ends before row {part.start + part.rows:,} that its "
                              f"row count promises ({part.name}); run the prepare step again")
@@ -160,8 +162,9 @@ def _plaintexts(staging: Any, job: Job) -> Iterator[tuple[Part, bytes]]:
         yield part, out.getvalue().encode("utf-8")
 
 
-def _frames_from(tables: Iterator[Any], start: int) -> Iterator[pd.DataFrame]:
-    """The stage's Arrow tables as frames; one wholly before row ``start`` only as its length (no columns).
+def _frames_from(tables: Iterator[Any], start: int, position: int = 0) -> Iterator[pd.DataFrame]:
+    """The stage's Arrow tables (the first of which starts at row ``position``) as frames; one wholly before row
+    ``start`` only as its length (no columns).
 
     A job's parts are a later run of the stage's rows: turning the rows before them into pandas
     objects, only to skip them, cost the last job about two seconds per million rows.
@@ -170,22 +173,22 @@ def _frames_from(tables: Iterator[Any], start: int) -> Iterator[pd.DataFrame]:
 
     from transfers.staging import as_frame
 
-    position = 0
     for table in tables:
         rows = table.num_rows
         yield pd.DataFrame(index=pd.RangeIndex(rows)) if rows and position + rows <= start else as_frame(table)
         position += rows
 
 
-def _part_frames(batches: Iterator[pd.DataFrame], parts: tuple[Part, ...],
-                 columns: list[str]) -> Iterator[tuple[Part, pd.DataFrame]]:
-    """Cut ``parts`` (contiguous, in order) out of the batches; rows before the first part are skipped."""
+def _part_frames(batches: Iterator[pd.DataFrame], parts: tuple[Part, ...], columns: list[str],
+                 position: int = 0) -> Iterator[tuple[Part, pd.DataFrame]]:
+    """Cut ``parts`` (contiguous, in order) out of the batches, the first of which starts at row ``position``;
+    rows before the first part are skipped."""
     import pandas as pd
 
     pending = list(parts)
     buffer: list[pd.DataFrame] = []
     taken = 0  # rows of pending[0] in buffer
-    position = 0  # rows of the stage before this batch
+    # ``position``: rows of the stage before this batch
     for batch in batches:
         after = position + len(batch)
         while pending:

@@ -86,3 +86,15 @@ def test_tables_before_a_jobs_first_part_are_not_converted_and_the_parts_are_the
     assert sum(len(f) for f in skipped) == sum(s for i, s in enumerate(sizes) if s and sum(sizes[:i + 1]) <= 20)
     got = [(p.name, list(f["referral_id"])) for p, f in _part_frames(iter(frames), tuple(parts[2:]), COLUMNS)]
     assert got == [(p.name, [f"R{i}" for i in range(p.start, p.start + p.rows)]) for p in parts[2:]]
+
+
+def test_parts_are_cut_from_batches_that_start_mid_stage_at_the_given_row():
+    # The reader opened the staging part holding row 16 (batches of 8: it starts at row 16), as a part task does.
+    parts = plan_parts(40, 10, "b")
+    later = _batches([8, 8, 8, 8, 8])[2:]
+    tables = [pa.Table.from_pandas(batch, preserve_index=False) for batch in later]
+
+    frames = _frames_from(iter(tables), parts[2].start, 16)
+    got = [(p.name, list(f["referral_id"])) for p, f in _part_frames(frames, tuple(parts[2:]), COLUMNS, 16)]
+
+    assert got == [(p.name, [f"R{i}" for i in range(p.start, p.start + p.rows)]) for p in parts[2:]]
