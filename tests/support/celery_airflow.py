@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,12 +138,15 @@ class CeleryDeployment:
             engine.dispose()
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, tuple[str | None, str | None]]:
-        """task id -> (state, hostname of the worker that ran it) in one run of ``dag_id``."""
+        """task id (``id[i]`` for a mapped task's instance ``i``) -> (state, hostname of the worker that ran it),
+        in one run of ``dag_id``."""
         rows = self.query(
-            "SELECT task_id, state, hostname FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id",
+            "SELECT task_id, map_index, state, hostname FROM task_instance"
+            " WHERE dag_id = :dag_id AND run_id = :run_id",
             dag_id=dag_id, run_id=run_id,
         )
-        return {task_id: (state, hostname or None) for task_id, state, hostname in rows}
+        return {(task_id if index < 0 else f"{task_id}[{index}]"): (state, hostname or None)
+                for task_id, index, state, hostname in rows}
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         rows = self.query("SELECT state FROM dag_run WHERE dag_id = :dag_id AND run_id = :run_id",
@@ -151,8 +155,14 @@ class CeleryDeployment:
 
     def trigger(self, dag_id: str, logical_date: str) -> str:
         """``POST /api/v2/dags/<dag_id>/dagRuns`` for ``logical_date`` once the DAG is parsed; the run id."""
+        def parsed() -> bool:
+            errors = self.query("SELECT stacktrace FROM import_error")
+            if errors:  # the DAG file refused this deployment (or broke): say why at once
+                raise AssertionError(f"DAG file import error: {_redact(str(errors[0][0])[-3000:], self.env)}")
+            return bool(self.query("SELECT 1 FROM serialized_dag WHERE dag_id = :d", d=dag_id))
+
         self.wait_for(
-            lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = :d", d=dag_id),
+            parsed,
             f"the dag-processor to parse DAG {dag_id}",
             timeout=300,
             logs=("dag-processor",),
@@ -266,3 +276,4 @@ def celery_deployment(home: Path, metadata_url: str, broker_db: int, extra: Mapp
         for process in deployment.processes.values():
             with contextlib.suppress(Exception):
                 stop(process)
+        shutil.rmtree(home, ignore_errors=True)  # logs and task logs: a failure's message has their tails
