@@ -219,7 +219,8 @@ class CeleryDeployment:
 def _redact(text: str, env: Mapping[str, str]) -> str:
     """``text`` without the value of any secret-looking setting in ``env`` (keys, passwords, tokens)."""
     for name, value in env.items():
-        if len(value) >= 8 and any(w in name for w in ("KEY", "SECRET", "PASSWORD", "TOKEN", "AIRFLOW_VAR_")):
+        secret = ("KEY", "SECRET", "PASSWORD", "TOKEN", "AIRFLOW_VAR_", "AIRFLOW_CONN_")
+        if len(value) >= 8 and any(w in name for w in secret):
             text = text.replace(value, "***")
     return text
 
