@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -156,67 +157,74 @@ def test_a_send_dag_runs_on_two_celery_workers_worker_2_carrying_on_from_worker_
     started = time.monotonic()
     homes = {name: tmp_path / name for name in ("worker-1", "worker-2")}  # two machines' disks
     recipient = _Recipient(world)
-    with (
-        throwaway_pg_database("isp_celery") as (metadata_url, _name),
-        throwaway_pg_database("isp_celery_ledger") as (ledger_url, _ledger),
-        moto_s3("work_s3") as store,
-        s3_bucket(store, "isp-work", versioned=False) as (client, work_bucket),
-        s3_bucket(store, "isp-anchor") as (_client, anchor_bucket),
-        redis_db() as broker,
-        celery_deployment(tmp_path / "airflow", metadata_url, broker,
-                          _shared_env(world, ledger_url, store, work_bucket, anchor_bucket)) as airflow,
-        _source_locked(pg_source[0]) as (lock, extract_waits),
-    ):
-        recipient.start()
-        try:
-            airflow.start_worker("worker-1", homes["worker-1"])
-            run = airflow.trigger(FLOW, f"{LOGICAL_DATE.isoformat()}T00:00:00Z")
+    try:
+        with (
+            throwaway_pg_database("isp_celery") as (metadata_url, _name),
+            throwaway_pg_database("isp_celery_ledger") as (ledger_url, _ledger),
+            moto_s3("work_s3") as store,
+            s3_bucket(store, "isp-work", versioned=False) as (client, work_bucket),
+            s3_bucket(store, "isp-anchor") as (_client, anchor_bucket),
+            redis_db() as broker,
+            celery_deployment(tmp_path / "airflow", metadata_url, broker,
+                              _shared_env(world, ledger_url, store, work_bucket, anchor_bucket)) as airflow,
+            _source_locked(pg_source[0]) as (lock, extract_waits),
+        ):
+            recipient.start()
+            try:
+                airflow.start_worker("worker-1", homes["worker-1"])
+                run = airflow.trigger(FLOW, f"{LOGICAL_DATE.isoformat()}T00:00:00Z")
 
-            # extract has started on worker 1 and waits for the source table inside its query.
-            airflow.wait_for(
-                lambda: airflow.task_instances(FLOW, run).get("extract", (None, None))[0] == "running"
-                and extract_waits(),
-                "extract to run on worker 1 and wait for the locked source table",
-                timeout=600, logs=("scheduler", "worker-1"),
-            )
-            assert airflow.task_instances(FLOW, run)["check_agreement"] == ("success", "worker-1"), (
-                _states(airflow, run))
-            airflow.warm_stop("worker-1")  # finishes extract, takes nothing more
-            airflow.start_worker("worker-2", homes["worker-2"])
-            lock.commit()  # extract's query goes on
+                # extract has started on worker 1 and waits for the source table inside its query.
+                airflow.wait_for(
+                    lambda: airflow.task_instances(FLOW, run).get("extract", (None, None))[0] == "running"
+                    and extract_waits(),
+                    "extract to run on worker 1 and wait for the locked source table",
+                    timeout=600, logs=("scheduler", "worker-1"),
+                )
+                assert airflow.task_instances(FLOW, run)["check_agreement"] == ("success", "worker-1"), (
+                    _states(airflow, run))
+                airflow.warm_stop("worker-1")  # finishes extract, takes nothing more
+                airflow.start_worker("worker-2", homes["worker-2"])
+                lock.commit()  # extract's query goes on
 
-            airflow.wait_for(lambda: airflow.processes["worker-1"].poll() is not None,
-                             "worker 1 to end after its warm shutdown", timeout=300, logs=("worker-1",))
-            assert airflow.task_instances(FLOW, run)["extract"] == ("success", "worker-1"), (
-                f"{_states(airflow, run)}\n{airflow.tails('worker-1')}"
-            )
-            airflow.wait_for(lambda: airflow.run_state(FLOW, run) in ("success", "failed"), "the DAG run to end",
-                             timeout=900, logs=("scheduler", "worker-2"))
-            state = airflow.run_state(FLOW, run)
-            assert state == "success", f"run {state}: {_states(airflow, run)}\n{airflow.tails('scheduler', 'worker-2')}"
-            ran_on = {task: host for task, (_state, host) in airflow.task_instances(FLOW, run).items()}
-            left_in_store = sorted(o["Key"] for o in client.list_objects_v2(Bucket=work_bucket).get("Contents", [])
-                                   if o["Key"].startswith(("work/runs/", "work/running/")))
-        finally:
-            recipient.stop.set()
-            recipient.join()
+                airflow.wait_for(lambda: airflow.processes["worker-1"].poll() is not None,
+                                 "worker 1 to end after its warm shutdown", timeout=300, logs=("worker-1",))
+                assert airflow.task_instances(FLOW, run)["extract"] == ("success", "worker-1"), (
+                    f"{_states(airflow, run)}\n{airflow.tails('worker-1')}"
+                )
+                airflow.wait_for(lambda: airflow.run_state(FLOW, run) in ("success", "failed"), "the DAG run to end",
+                                 timeout=900, logs=("scheduler", "worker-2"))
+                state = airflow.run_state(FLOW, run)
+                assert state == "success", (
+                    f"run {state}: {_states(airflow, run)}\n{airflow.tails('scheduler', 'worker-2')}")
+                ran_on = {task: host for task, (_state, host) in airflow.task_instances(FLOW, run).items()}
+                objects = client.list_objects_v2(Bucket=work_bucket).get("Contents", [])
+                run_places = ("work/runs/", "work/running/")
+                left_in_store = sorted(o["Key"] for o in objects if o["Key"].startswith(run_places))
+            finally:
+                recipient.stop.set()
+                recipient.join()
+                left_on_workers = [p for home in homes.values() for place in ("runs", "outbox", "running", "tasks")
+                                   for p in (home / place).rglob("*") if p.is_file()]
 
-        # check_agreement and extract ran on worker 1; everything after, on worker 2 alone, from the store.
-        assert {task for task, host in ran_on.items() if host == "worker-1"} == set(FIRST), ran_on
-        later = {task for task, host in ran_on.items() if host == "worker-2"}
-        assert later == set(ran_on) - set(FIRST), ran_on
-        assert set(LATER) <= {task.split("[")[0] for task in later}, ran_on
-        assert sum(task.startswith(f"encrypt_{PARTNER}_part[") for task in later) == 3, ran_on  # mapped parts
-        # Neither worker keeps a run's working files, and cleanup removed the run's staging from the store.
-        assert [p for home in homes.values() for place in ("runs", "outbox", "running", "tasks")
-                for p in (home / place).rglob("*") if p.is_file()] == []
-        assert left_in_store == []
-        ledger = world.settings.model_copy(update={"ledger_url": ledger_url}).open_ledger()
-        try:
-            assert [e.recipient for e in ledger.entries(kind="disclosure")] == [PARTNER]
-            assert [e.payload["status"] for e in ledger.entries(kind="acknowledgement")] == ["acknowledged"]
-        finally:
-            ledger.close()
+            # check_agreement and extract ran on worker 1; everything after, on worker 2 alone, from the store.
+            assert {task for task, host in ran_on.items() if host == "worker-1"} == set(FIRST), ran_on
+            later = {task for task, host in ran_on.items() if host == "worker-2"}
+            assert later == set(ran_on) - set(FIRST), ran_on
+            assert set(LATER) <= {task.split("[")[0] for task in later}, ran_on
+            assert sum(task.startswith(f"encrypt_{PARTNER}_part[") for task in later) == 3, ran_on  # mapped parts
+            # Neither worker keeps a run's working files, and cleanup removed the run's staging from the store.
+            assert left_on_workers == []
+            assert left_in_store == []
+            ledger = world.settings.model_copy(update={"ledger_url": ledger_url}).open_ledger()
+            try:
+                assert [e.recipient for e in ledger.entries(kind="disclosure")] == [PARTNER]
+                assert [e.payload["status"] for e in ledger.entries(kind="acknowledgement")] == ["acknowledged"]
+            finally:
+                ledger.close()
+    finally:
+        for home in homes.values():  # whatever happened, no worker's disk outlives the test (processes ended)
+            shutil.rmtree(home, ignore_errors=True)
 
     # Worker 2 sent what worker 1 extracted: the delivery decrypts with gpg to the source's rows,
     # minimised (names dropped) and pseudonymised with the flow's key.
