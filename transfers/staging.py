@@ -196,6 +196,8 @@ class Staging:
     def clear_stage(self, stage: str) -> None:
         """Remove a stage's parts and its column list: a mapped step's plan starts it afresh."""
         target = self._dir(stage)
+        if self._store is not None:  # the plan's commit then deletes the stored parts of an earlier attempt
+            self._store.replace(target)
         for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS), target / "columns.json"]:
             old.unlink(missing_ok=True)
 
@@ -208,7 +210,9 @@ class Staging:
     def finish_stage(self, stage: str, columns: list[str], part_rows: list[int]) -> None:
         """The column list of a stage written by :meth:`write_part`; a StateError names a part missing or extra."""
         target = self._dir(stage)
-        found = sorted(p.name for p in target.glob(_PARTS))
+        # Under a work store the part tasks' parts are in the store, not in this task's checkout.
+        stored = self._store.stored(target) if self._store is not None else ()
+        found = sorted({p.name for p in target.glob(_PARTS)} | set(stored))
         wanted = [f"part-{i:05d}.arrow.gcm" for i in range(len(part_rows))]
         if found != wanted:
             missing, extra = sorted(set(wanted) - set(found)), sorted(set(found) - set(wanted))

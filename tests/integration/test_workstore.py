@@ -115,26 +115,26 @@ def keys(client, bucket: str, under: str = "") -> dict[str, str]:
 def send(workers: SimpleNamespace) -> Iterator[str]:
     """Flow A's send tasks as its DAG runs them, each on the other worker; yields each task's name once it ran.
 
-    Encrypt is a mapped step: its plan, one task per part (3 parts of 15 rows at most), and the seal.
+    Quality, prepare and encrypt are mapped steps: a plan, one task per part (encrypt: 3 parts of 15 rows
+    at most), and the seal, each on the next worker, as a CeleryExecutor may place them.
     """
     homes = itertools.cycle(workers.homes)
-    for name in ("check_agreement", "extract", "quality", "prepare"):
-        run_task(workers, next(homes), name)
-        yield name
-    encrypt = next(s for s in pipeline.STEPS if s.name == "encrypt")
-    assert encrypt.mapped is not None
-    planned = [dict(p) for p in run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.plan)]
-    yield "plan"
-    made = []
-    for part in planned:
-        made.append(dict(run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.part, part,
-                                  outbox_parts=False)))
-        yield "part"
-    run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.seal, planned, made)
-    yield "seal"
-    for name, partner in (("deliver", PARTNER), ("notify", None)):
-        run_task(workers, next(homes), name, partner)
-        yield name
+    for name, partner in (("check_agreement", None), ("extract", None), ("quality", None), ("prepare", None),
+                          ("encrypt", PARTNER), ("deliver", PARTNER), ("notify", None)):
+        step = next(s for s in pipeline.STEPS if s.name == name)
+        if step.mapped is None:
+            run_task(workers, next(homes), step, partner)
+            yield name
+            continue
+        planned = [dict(p) for p in run_task(workers, next(homes), step, partner, step.mapped.plan)]
+        yield f"{name}.plan"
+        made = []
+        for part in planned:
+            made.append(dict(run_task(workers, next(homes), step, partner, step.mapped.part, part,
+                                      outbox_parts=False)))
+            yield f"{name}.part"
+        run_task(workers, next(homes), step, partner, step.mapped.seal, planned, made)
+        yield f"{name}.seal"
 
 
 def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves_nothing_behind(
@@ -153,17 +153,20 @@ def test_each_step_on_another_worker_delivers_a_delivery_gpg_decrypts_and_leaves
     ran = []
     for name in send(workers):
         ran.append(name)
-        if name == "seal":  # a manifest in the store means a complete, signed outbox there
+        if name == "encrypt.seal":  # a manifest in the store means a complete, signed outbox there
             assert uploaded[-1].endswith(".manifest.json"), uploaded
-        if name == "part":
+        if name == "encrypt.part":
             assert [u.rsplit(".", 1)[-1] for u in uploaded] == ["pgp"], uploaded  # one part's file, nothing else
+        if name in ("quality.part", "prepare.part"):  # its own results (and prepared rows), encrypted
+            assert uploaded and all(u.endswith((".json.fernet", ".arrow.gcm")) for u in uploaded), uploaded
         # A worker keeps nothing between tasks, encrypted or not.
         assert working_files(workers.homes[0]) == working_files(workers.homes[1]) == [], name
         if name != "check_agreement":
             assert keys(client, bucket, f"{PREFIX}/runs/"), f"{name}: the run's staging is in the store"
         uploaded.clear()
 
-    assert ran.count("part") == 3  # the parts ran as separate tasks, on both workers
+    assert ran.count("encrypt.part") == 3  # the parts ran as separate tasks, on both workers
+    assert ran.count("quality.part") >= 1 and ran.count("prepare.part") >= 1
     files = world.delivered("inbound/mash")
     assert len(files) == 3
     assert sum(len(read_delivery(gpg_partner, f)) for f in files) == 40  # every row, decrypted by the recipient's gpg

@@ -77,12 +77,13 @@ def test_a_mapped_encrypt_part_downloads_only_the_staging_parts_holding_its_rows
         world, store, workers: SimpleNamespace, downloads, gpg_partner, caplog):
     client, bucket, _conn = store
     batch_rows(world, 7)  # 40 rows: 6 staging parts a stage; delivered in 3 parts of at most 15 rows
+    workers.monkeypatch.setenv("TRANSFERS_PART_ROWS", "14")  # quality and prepare: 3 ranges of 2 staging parts
     caplog.set_level(logging.INFO, logger="transfers.workstore.checkout")
     by_task: list[tuple[str, list[str]]] = []
     fetched_lines: list[dict] = []
     for name in send(workers):  # each task on the other worker's home
         by_task.append((name, list(downloads)))
-        if name == "part":
+        if name == "encrypt.part":
             [line] = [r.msg for r in caplog.records if isinstance(r.msg, dict)
                       and r.msg["event"] == "staging parts fetched on demand"]
             fetched_lines.append(line)
@@ -92,7 +93,7 @@ def test_a_mapped_encrypt_part_downloads_only_the_staging_parts_holding_its_rows
 
     counts = part_rows(client, bucket, "prepared")
     assert len(counts) == 6 and sum(counts) == 40
-    parts = [got for name, got in by_task if name == "part"]
+    parts = [got for name, got in by_task if name == "encrypt.part"]
     assert len(parts) == 3
     for index, got in enumerate(parts):
         staging = {g.rsplit("/", 1)[1] for g in got if "/part-" in g and g.startswith("runs/")}
@@ -102,10 +103,12 @@ def test_a_mapped_encrypt_part_downloads_only_the_staging_parts_holding_its_rows
         # The task's end says what it fetched on demand: counts and bytes only.
         assert fetched_lines[index]["parts"] == len(staging) and fetched_lines[index]["bytes"] > 0
         assert fetched_lines[index]["left_in_store"] == 12 - len(staging)  # both stages' other parts
-    quality = dict(by_task)["quality"]
-    assert sorted(g.rsplit("/", 1)[1] for g in quality if "/extract/part-" in g) == \
-        stage_parts(client, bucket, "extract")  # a reader of the whole stage fetches every part of it
-    seal = dict(by_task)["seal"]
+    # Each mapped quality part fetches only its own range of the extract; together they fetch all of it once.
+    ranges = [sorted(g.rsplit("/", 1)[1] for g in got if "/extract/part-" in g)
+              for name, got in by_task if name == "quality.part"]
+    assert [len(r) for r in ranges] == [2, 2, 2], ranges
+    assert sorted(sum(ranges, [])) == stage_parts(client, bucket, "extract")
+    seal = dict(by_task)["encrypt.seal"]
     assert not [g for g in seal if "/part-" in g]  # the seal reads the outbox, not the staging
     assert len([g for g in seal if g.endswith(".pgp")]) == 3  # ...all of it: it checks every part's sha256
 
