@@ -47,7 +47,7 @@ from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.ledger.records import Archived, Purged, PurgeFailed
 from transfers.logs import get_logger
-from transfers.retention import journal, local, received, sftp, workstore
+from transfers.retention import journal, local, outputs, received, sftp, workstore
 from transfers.retention.items import PLACES, RECIPIENT_PLACES, PurgeItem, PurgeReport
 from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
@@ -92,6 +92,7 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
                                     f"retention.{key} {periods[key]}"))
         if store is not None:  # the outbox (and a killed run's staging) in the S3 work store
             items.extend(workstore.held(store, settings, ref, periods["staging"]))
+            items.extend(outputs.held(store, settings, ref, periods))  # and what tasks published there
         archive = ref.flow.retention.archive
         if archive is not None and archive.bucket:
             items.extend(_s3_held(ref, ledger, periods["archive"]))
@@ -199,7 +200,7 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
             continue
         rec.deleted(item, size, digest, check)
 
-    in_store = [i for i in todo if i.store == "s3" and i.place in (OUTBOX, RUNS)]
+    in_store = [i for i in todo if i.store == "s3" and i.place in (OUTBOX, RUNS, REPORTS, NOTICES, LOGS)]
     _purge_s3([i for i in todo if i.store == "s3" and i not in in_store], config, connection, rec)
     for item in in_store:
         assert store is not None  # only listed from it

@@ -1,0 +1,195 @@
+"""What a task writes outside its run's working places, published to the S3 work store so every worker,
+the UI and the purge see it: the data owner's reports, notices sent to partners, and the run's log.
+
+A task (``task_files``) writes its flow's reports (``reports/<a>/<f>/``) and notices (``notices/<a>/<f>/``)
+under the worker's home as on one machine. At its end, whatever its outcome (a blocked quality run's report
+matters most), each file of its run there (reports named for its date; any notice) that is new or changed since
+the task started is uploaded under the same relative key (``<prefix>/reports/<a>/<f>/...``). The published
+reports are then removed from the worker, which keeps none between tasks (so no worker holds a copy the purge,
+running elsewhere, cannot reach); a notice stays, as its task's retry re-sends the same bytes.
+
+The run's log is appended to by many tasks, on many workers, some at once: each task writes its part to a file
+of its own (in a folder of its own under ``<home>/tasks/``) and publishes it as its own object,
+``logs/<a>/<f>/<date>/<task>.log`` (``<task>`` is random), never merged; reading a run's log is reading its
+parts in the order of their times.
+
+Readers (the UI's flow pages, ``transfers report quality``) call ``mirror_reports`` before listing: the
+flow's published reports not already held alike are downloaded into the reader's home (bounded, newest first),
+with the object's time as the file's, so the existing readers and the reader's own purge work unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from transfers.errors import TransferError
+from transfers.files import private_dir
+from transfers.layout import LOGS, NOTICES, REPORTS, layout_day
+from transfers.logs import get_logger, run_log
+from transfers.workstore.objects import WorkObjects, open_objects
+from transfers.workstore.where import S3Place, parse_work_store
+
+if TYPE_CHECKING:
+    from transfers.connections import ConnInfo
+    from transfers.flowrun import FlowRun
+    from transfers.settings import Settings
+
+log = get_logger(__name__)
+
+#: The most report files one listing mirrors (newest first): a reader never downloads without bound.
+MIRROR_LIMIT = 500
+
+
+def flow_folder(settings: Settings, place: str, agreement: str, flow: str) -> str:
+    """``<place>/<agreement>/<flow>`` relative to the home, as the layout puts it (the same under the prefix)."""
+    layout = settings.layout
+    return (layout.home / place / agreement / flow).relative_to(layout.home).as_posix()
+
+
+def log_part(settings: Settings, agreement: str, flow: str, day: str, task: str) -> str:
+    """The object (relative to the prefix) holding one task's part of a run's log."""
+    return f"{flow_folder(settings, LOGS, agreement, flow)}/{day}/{task}.log"
+
+
+@dataclass
+class _Snapshot:
+    """The run's report files and the flow's notices on this worker when the task started:
+    ``{relative: (size, mtime_ns)}``. Reports of other dates are another run's (perhaps being written now by
+    a task beside this one): never this task's to publish or remove."""
+
+    home: Path
+    reports: str  # reports/<a>/<f>
+    notices: str  # notices/<a>/<f>
+    day: date
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def now(self) -> dict[str, tuple[Path, tuple[int, int]]]:
+        found = {}
+        for folder in (self.reports, self.notices):
+            base = self.home / folder
+            if not base.is_dir() or base.is_symlink():
+                continue
+            for path in base.rglob("*"):
+                if not path.is_file() or path.is_symlink() or path.name.startswith("."):
+                    continue
+                if folder == self.reports and _report_day(path.name) != self.day:
+                    continue
+                stat = path.stat()
+                found[path.relative_to(self.home).as_posix()] = (path, (stat.st_size, stat.st_mtime_ns))
+        return found
+
+    def changed(self) -> dict[str, Path]:
+        return {rel: path for rel, (path, mark) in self.now().items() if self.files.get(rel) != mark}
+
+
+def _report_day(name: str) -> date | None:
+    """A report's run date: the end of the stem the layout gave it (``quality_<flow>_<date>.html``)."""
+    return layout_day(name.split(".", 1)[0].rpartition("_")[2])
+
+
+def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: str) -> dict[str, int]:
+    """Upload the task's new or changed reports and notices, and its part of the run log; the published
+    reports and notices then go from the worker. Raises the store's error if an upload fails (nothing removed)."""
+    changed = snapshot.changed()
+    for relative, path in changed.items():
+        store.upload(path, relative)
+    if log_file.is_file() and log_file.stat().st_size:
+        store.upload(log_file, log_key)
+    for relative, path in changed.items():
+        # Published: the store's copy is the one every reader and the purge see. A notice stays too: a retry of
+        # its task on this worker re-sends the same bytes (it is encrypted to the partner).
+        if relative.startswith(snapshot.reports + "/"):
+            path.unlink(missing_ok=True)
+    return {"files": len(changed), "log": int(log_file.is_file())}
+
+
+@contextmanager
+def published_outputs(run: FlowRun, connection: Callable[[str], ConnInfo] | None = None) -> Iterator[None]:
+    """Inside, the run's log lines go to this task's own part; at the end, whatever the outcome, the task's
+    reports, notices and log part are published to the S3 work store. Nothing happens unless S3.
+
+    A failed task's outputs are published too; if publishing them fails as well, the task's own error is
+    the one raised (the publishing error is logged) and the reports stay on the worker.
+    """
+    where = parse_work_store(run.settings.work_store)
+    if not isinstance(where, S3Place):
+        yield
+        return
+    settings, ref = run.settings, run.ref
+    store = open_objects(settings, where, connection)
+    snapshot = _Snapshot(settings.home, flow_folder(settings, REPORTS, ref.agreement.id, ref.flow.id),
+                         flow_folder(settings, NOTICES, ref.agreement.id, ref.flow.id), run.logical_date)
+    snapshot.files = {rel: mark for rel, (_path, mark) in snapshot.now().items()}
+    tasks = settings.layout.tasks
+    private_dir(tasks)
+    own = Path(tempfile.mkdtemp(dir=tasks))  # swept like a checkout if the task is killed
+    log_file = own / "run.log"
+    key = log_part(settings, ref.agreement.id, ref.flow.id, run.logical_date.isoformat(), own.name)
+    try:
+        try:
+            with run_log(log_file):
+                yield
+        except BaseException:
+            try:
+                counts = _publish(store, snapshot, log_file, key)
+                log.info("task outputs published", store=where.url(), outcome="failed", **counts)
+            except TransferError as exc:
+                log.warning("task outputs not published", store=where.url(), error=str(exc))
+            raise
+        counts = _publish(store, snapshot, log_file, key)
+        log.info("task outputs published", store=where.url(), outcome="succeeded", **counts)
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def mirror_reports(settings: Settings, agreement: str, flow: str,
+                   connection: Callable[[str], ConnInfo] | None = None) -> int:
+    """Download the flow's published reports this home does not hold alike (size and time), newest first, at
+    most ``MIRROR_LIMIT``; how many. Nothing unless the work store is S3.
+
+    Only names in the layout's shape (``<file>`` or ``dry-run/<file>`` under the flow's reports folder, no
+    dot-files) are written, so no object name can reach outside the folder.
+    """
+    where = parse_work_store(settings.work_store)
+    if not isinstance(where, S3Place):
+        return 0
+    store = open_objects(settings, where, connection)
+    base = flow_folder(settings, REPORTS, agreement, flow)
+    listed = sorted(store.listing(base), key=lambda o: o.modified, reverse=True)[:MIRROR_LIMIT]
+    count = 0
+    for obj in listed:
+        parts = obj.relative[len(base) + 1:].split("/")
+        if not _report_shape(parts):
+            continue
+        local = settings.home.joinpath(base, *parts)
+        stamp = obj.modified.timestamp()
+        if local.is_file() and not local.is_symlink():
+            held = local.stat()
+            if held.st_size == obj.size and int(held.st_mtime) == int(stamp):
+                continue
+        if local.is_symlink():
+            continue  # never written through
+        private_dir(local.parent)
+        if store.download(obj.relative, local):
+            os.utime(local, (stamp, stamp))  # dated as the store's copy: this home's purge keeps the same period
+            count += 1
+    if count:
+        log.info("published reports mirrored", store=where.url(base), files=count)
+    return count
+
+
+def _report_shape(parts: list[str]) -> bool:
+    if len(parts) == 2 and parts[0] != "dry-run" or len(parts) not in (1, 2):
+        return False
+    name = parts[-1]
+    if not name or name.startswith(".") or any(c in name for c in "\0\n\r\\"):
+        return False
+    return _report_day(name) is not None
