@@ -95,10 +95,12 @@ def _report_day(name: str) -> date | None:
     return layout_day(name.split(".", 1)[0].rpartition("_")[2])
 
 
-def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: str) -> dict[str, int]:
-    """Upload the task's new or changed reports and notices, and its part of the run log; the published
-    reports and notices then go from the worker. Raises the store's error if an upload fails (nothing removed)."""
+def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: str, outcome: str) -> None:
+    """Upload the task's new or changed reports and notices, and its part of the run log (this line its last);
+    the published reports then go from the worker. Raises the store's error if an upload fails (nothing removed)."""
     changed = snapshot.changed()
+    log.info("task outputs published", store=store.place.url(), outcome=outcome, files=len(changed),
+             bytes=sum(path.stat().st_size for path in changed.values()))
     for relative, path in changed.items():
         store.upload(path, relative)
     if log_file.is_file() and log_file.stat().st_size:
@@ -108,7 +110,6 @@ def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: s
         # its task on this worker re-sends the same bytes (it is encrypted to the partner).
         if relative.startswith(snapshot.reports + "/"):
             path.unlink(missing_ok=True)
-    return {"files": len(changed), "log": int(log_file.is_file())}
 
 
 @contextmanager
@@ -134,18 +135,16 @@ def published_outputs(run: FlowRun, connection: Callable[[str], ConnInfo] | None
     log_file = own / "run.log"
     key = log_part(settings, ref.agreement.id, ref.flow.id, run.logical_date.isoformat(), own.name)
     try:
-        try:
-            with run_log(log_file):
-                yield
-        except BaseException:
+        with run_log(log_file):  # publishing inside it: no line of this task's goes to the worker's own log
             try:
-                counts = _publish(store, snapshot, log_file, key)
-                log.info("task outputs published", store=where.url(), outcome="failed", **counts)
-            except TransferError as exc:
-                log.warning("task outputs not published", store=where.url(), error=str(exc))
-            raise
-        counts = _publish(store, snapshot, log_file, key)
-        log.info("task outputs published", store=where.url(), outcome="succeeded", **counts)
+                yield
+            except BaseException:
+                try:
+                    _publish(store, snapshot, log_file, key, "failed")
+                except TransferError as exc:
+                    log.warning("task outputs not published", store=where.url(), error=str(exc))
+                raise
+            _publish(store, snapshot, log_file, key, "succeeded")
     finally:
         shutil.rmtree(own, ignore_errors=True)
 
