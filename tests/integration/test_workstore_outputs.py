@@ -87,7 +87,7 @@ def test_a_quality_report_written_on_one_worker_is_published_and_a_reader_with_a
 
 
 def _mirrored_again(settings) -> int:
-    from transfers.workstore.outputs import mirror_reports
+    from transfers.workstore.mirror import mirror_reports
     from transfers_airflow.resolvers import connection
 
     return mirror_reports(settings, "mash-referrals", "A", connection)
@@ -142,12 +142,16 @@ def test_a_blocked_quality_run_publishes_its_report_and_log_but_commits_no_worki
 
 def test_the_purge_deletes_a_published_report_and_log_past_their_periods_with_evidence(world, store, workers):
     from transfers.ledger.records import Purged
+    from transfers.reports.files import flow_reports
     from transfers.retention import execute_purge, plan_purge
     from transfers.settings import Settings
 
     client, bucket, conn = store
     quality_on_two_workers(workers)
     run_task(workers, workers.homes[1], "cleanup")  # the run ended: its marker is gone
+    workers.monkeypatch.setenv("TRANSFERS_HOME", str(workers.homes[1].parent / "api-server"))
+    reader = Settings()
+    assert _mirrored_again(reader) == 4  # the UI's home holds copies of the published reports
     published = {k: hashlib.sha256(body(client, bucket, k)).hexdigest()
                  for k in [*keys(client, bucket, REPORTS), *keys(client, bucket, f"{PREFIX}/logs/")]}
     workers.monkeypatch.setenv("TRANSFERS_HOME", str(workers.homes[0]))  # the retention DAG's worker
@@ -179,3 +183,13 @@ def test_the_purge_deletes_a_published_report_and_log_past_their_periods_with_ev
         ("logs", "retention.logs P30D", "s3", "no version or delete marker left (ListObjectVersions)")}
     assert all(p.size and p.size > 0 for p in purged.values())
     assert {str(p.logical_date) for p in purged.values()} == {LOGICAL_DATE.isoformat()}
+
+    # The UI's next listing drops its copies of the purged reports, recording each as the purge would.
+    held = {r.name for r in flow_reports(reader, "mash-referrals", "A")}
+    assert len(held) == 4
+    assert _mirrored_again(reader) == 0
+    assert flow_reports(reader, "mash-referrals", "A") == []
+    with settings.open_ledger() as ledger:
+        copies = [p for p in ledger.records(Purged, flow=FLOW) if p.store == "local" and p.place == "reports"]
+    assert {Path(p.path).name for p in copies} == held
+    assert all(p.sha256 and p.note and p.note.startswith(f"mirror of s3://{bucket}/") for p in copies)

@@ -182,7 +182,7 @@ def report_quality(
 
     from transfers.agreement import load_config
     from transfers.quality.dry_run import reports_dir
-    from transfers.workstore.outputs import mirror_reports
+    from transfers.workstore.mirror import mirror_reports
 
     settings = load_settings()
     try:

@@ -209,7 +209,9 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
         except TransferError as exc:
             rec.failed(item, str(exc))
             continue
-        rec.deleted(item, size, digest, check, dedupe=Purged.s3_key(item.path), versions_deleted=count)
+        # A published report or log may be published again under its name (a re-run): each deletion its own record.
+        dedupe = Purged.s3_key(item.path) if item.place in (OUTBOX, RUNS) else None
+        rec.deleted(item, size, digest, check, dedupe=dedupe, versions_deleted=count)
 
     groups: dict[tuple[str, str], list[PurgeItem]] = {}
     for item in (i for i in todo if i.store == "sftp"):

@@ -13,14 +13,11 @@ of its own (in a folder of its own under ``<home>/tasks/``) and publishes it as 
 ``logs/<a>/<f>/<date>/<task>.log`` (``<task>`` is random), never merged; reading a run's log is reading its
 parts in the order of their times.
 
-Readers (the UI's flow pages, ``transfers report quality``) call ``mirror_reports`` before listing: the
-flow's published reports not already held alike are downloaded into the reader's home (bounded, newest first),
-with the object's time as the file's, so the existing readers and the reader's own purge work unchanged.
+Readers see them through ``transfers.workstore.mirror``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -43,10 +40,6 @@ if TYPE_CHECKING:
     from transfers.settings import Settings
 
 log = get_logger(__name__)
-
-#: The most report files one listing mirrors (newest first): a reader never downloads without bound.
-MIRROR_LIMIT = 500
-
 
 def flow_folder(settings: Settings, place: str, agreement: str, flow: str) -> str:
     """``<place>/<agreement>/<flow>`` relative to the home, as the layout puts it (the same under the prefix)."""
@@ -80,7 +73,7 @@ class _Snapshot:
             for path in base.rglob("*"):
                 if not path.is_file() or path.is_symlink() or path.name.startswith("."):
                     continue
-                if folder == self.reports and _report_day(path.name) != self.day:
+                if folder == self.reports and report_day(path.name) != self.day:
                     continue
                 stat = path.stat()
                 found[path.relative_to(self.home).as_posix()] = (path, (stat.st_size, stat.st_mtime_ns))
@@ -90,7 +83,7 @@ class _Snapshot:
         return {rel: path for rel, (path, mark) in self.now().items() if self.files.get(rel) != mark}
 
 
-def _report_day(name: str) -> date | None:
+def report_day(name: str) -> date | None:
     """A report's run date: the end of the stem the layout gave it (``quality_<flow>_<date>.html``)."""
     return layout_day(name.split(".", 1)[0].rpartition("_")[2])
 
@@ -147,48 +140,3 @@ def published_outputs(run: FlowRun, connection: Callable[[str], ConnInfo] | None
             _publish(store, snapshot, log_file, key, "succeeded")
     finally:
         shutil.rmtree(own, ignore_errors=True)
-
-
-def mirror_reports(settings: Settings, agreement: str, flow: str,
-                   connection: Callable[[str], ConnInfo] | None = None) -> int:
-    """Download the flow's published reports this home does not hold alike (size and time), newest first, at
-    most ``MIRROR_LIMIT``; how many. Nothing unless the work store is S3.
-
-    Only names in the layout's shape (``<file>`` or ``dry-run/<file>`` under the flow's reports folder, no
-    dot-files) are written, so no object name can reach outside the folder.
-    """
-    where = parse_work_store(settings.work_store)
-    if not isinstance(where, S3Place):
-        return 0
-    store = open_objects(settings, where, connection)
-    base = flow_folder(settings, REPORTS, agreement, flow)
-    listed = sorted(store.listing(base), key=lambda o: o.modified, reverse=True)[:MIRROR_LIMIT]
-    count = 0
-    for obj in listed:
-        parts = obj.relative[len(base) + 1:].split("/")
-        if not _report_shape(parts):
-            continue
-        local = settings.home.joinpath(base, *parts)
-        stamp = obj.modified.timestamp()
-        if local.is_file() and not local.is_symlink():
-            held = local.stat()
-            if held.st_size == obj.size and int(held.st_mtime) == int(stamp):
-                continue
-        if local.is_symlink():
-            continue  # never written through
-        private_dir(local.parent)
-        if store.download(obj.relative, local):
-            os.utime(local, (stamp, stamp))  # dated as the store's copy: this home's purge keeps the same period
-            count += 1
-    if count:
-        log.info("published reports mirrored", store=where.url(base), files=count)
-    return count
-
-
-def _report_shape(parts: list[str]) -> bool:
-    if len(parts) == 2 and parts[0] != "dry-run" or len(parts) not in (1, 2):
-        return False
-    name = parts[-1]
-    if not name or name.startswith(".") or any(c in name for c in "\0\n\r\\"):
-        return False
-    return _report_day(name) is not None

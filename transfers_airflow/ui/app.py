@@ -104,7 +104,7 @@ def _mirror(settings: Settings, agreement: str, flow: str) -> None:
     A store that cannot be read leaves the page with what this home holds (logged), rather than no page.
     """
     from transfers.errors import TransferError
-    from transfers.workstore.outputs import mirror_reports
+    from transfers.workstore.mirror import mirror_reports
     from transfers_airflow.resolvers import connection
 
     try:
