@@ -19,6 +19,8 @@ quarantine  (recipient) a rejected delivery's files             ``destroy_by``, 
                                                                 ``staging``
 ==========  ==================================================  ======================
 
+With an S3 work store, outbox and runs copies (``transfers.retention.workstore``) and the reports, notices
+and log parts tasks published (``transfers.retention.outputs``) are also found, and deleted, in the store.
 The recipient's places (``transfers.retention.received``) exist only with ``TRANSFERS_PARTY`` set
 and flows received; a legal hold (``transfers.retention.holds``) keeps what it covers, listed as held.
 

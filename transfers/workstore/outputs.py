@@ -41,10 +41,11 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+
 def flow_folder(settings: Settings, place: str, agreement: str, flow: str) -> str:
     """``<place>/<agreement>/<flow>`` relative to the home, as the layout puts it (the same under the prefix)."""
     layout = settings.layout
-    return (layout.home / place / agreement / flow).relative_to(layout.home).as_posix()
+    return (layout.folder(place) / agreement / flow).relative_to(layout.home).as_posix()
 
 
 def log_part(settings: Settings, agreement: str, flow: str, day: str, task: str) -> str:
