@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration import test_workstore as shared
 from tests.integration.conftest import LOGICAL_DATE
-from tests.integration.test_workstore import FLOW, PREFIX, keys, run_task
+from tests.integration.test_workstore import FLOW, PARTNER, PREFIX, keys, run_task
 from transfers.devkit import synthetic
 
 pytestmark = pytest.mark.integration
@@ -193,3 +193,62 @@ def test_the_purge_deletes_a_published_report_and_log_past_their_periods_with_ev
         copies = [p for p in ledger.records(Purged, flow=FLOW) if p.store == "local" and p.place == "reports"]
     assert {Path(p.path).name for p in copies} == held
     assert all(p.sha256 and p.note and p.note.startswith(f"mirror of s3://{bucket}/") for p in copies)
+
+
+NOTICE = "mash-referrals_A_withdrawal-notice_0123456789ab.json.pgp"
+
+
+def _notice_then(fail: bool):
+    """A step that writes a notice where ``send_notices`` makes one (encrypted to the partner), then ends."""
+    from transfers.errors import DeliveryUnavailable
+
+    def step(run, resolvers, ledger):
+        folder = run.settings.layout.notices_dir(run.ref.agreement.id, run.ref.flow.id, PARTNER)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / NOTICE).write_bytes(b"-----BEGIN PGP MESSAGE----- (stands for the notice)")
+        if fail:
+            raise DeliveryUnavailable("the partner's server went away")
+
+    return step
+
+
+def test_a_notice_is_published_kept_on_its_worker_after_a_failure_and_gone_after_a_success(world, store, workers):
+    from transfers.errors import DeliveryUnavailable
+    from transfers.pipeline import Step
+
+    client, bucket, _conn = store
+    key = f"{PREFIX}/notices/mash-referrals/A/{PARTNER}/{NOTICE}"
+    home = workers.homes[0]
+    local = home / "notices" / "mash-referrals" / "A" / PARTNER / NOTICE
+    run_task(workers, workers.homes[1], "check_agreement")
+
+    with pytest.raises(DeliveryUnavailable, match="the partner.s server went away"):  # retriable: raised as it is
+        run_task(workers, home, Step("notify", _notice_then(fail=True), "notifying"))
+    assert key in keys(client, bucket)  # published whatever the outcome
+    assert local.is_file()  # a retry on this worker re-sends the same bytes
+
+    run_task(workers, home, Step("notify", lambda run, resolvers, ledger: None, "notifying"))
+    assert not local.exists()  # a success here: the store holds it alike, the worker keeps nothing
+    assert key in keys(client, bucket)
+
+    run_task(workers, workers.homes[1], Step("notify", _notice_then(fail=False), "notifying"))
+    assert output_files(workers.homes[1]) == []
+
+    # The purge, on either worker, deletes the published notice on its period (retention.notices P90D).
+    from transfers.ledger.records import Purged
+    from transfers.retention import execute_purge, plan_purge
+    from transfers.settings import Settings
+
+    run_task(workers, workers.homes[1], "cleanup")
+    settings = Settings()
+    later = datetime.now(UTC) + timedelta(days=100)
+
+    def connection(conn_id: str):
+        return _conn if conn_id == "work_s3" else world.connections[conn_id]
+
+    with settings.open_ledger() as ledger:
+        items = plan_purge(settings, world.config, ledger, now=later, only_flow=FLOW, connection=connection)
+        assert execute_purge(items, settings, world.config, ledger, connection, now=later).failed == []
+        [purged] = [p for p in ledger.records(Purged, flow=FLOW) if p.place == "notices"]
+    assert key not in keys(client, bucket)
+    assert (purged.path, purged.recipient, purged.rule) == (f"s3://{bucket}/{key}", PARTNER, "retention.notices P90D")

@@ -1,12 +1,13 @@
 """What a task writes outside its run's working places, published to the S3 work store so every worker,
 the UI and the purge see it: the data owner's reports, notices sent to partners, and the run's log.
 
-A task (``task_files``) writes its flow's reports (``reports/<a>/<f>/``) and notices (``notices/<a>/<f>/``)
-under the worker's home as on one machine. At its end, whatever its outcome (a blocked quality run's report
-matters most), each file of its run there (reports named for its date; any notice) that is new or changed since
-the task started is uploaded under the same relative key (``<prefix>/reports/<a>/<f>/...``). The published
-reports are then removed from the worker, which keeps none between tasks (so no worker holds a copy the purge,
-running elsewhere, cannot reach); a notice stays, as its task's retry re-sends the same bytes.
+A task (``task_files``) writes its flow's reports (``reports/<a>/<f>/``) and its agreement's notices
+(``notices/<a>/<f>/<partner>/``) under the worker's home as on one machine. At its end, whatever its outcome (a
+blocked quality run's report matters most), each of them (reports named for its run's date; any notice) that is
+new or changed since the task started is uploaded under the same relative key (``<prefix>/reports/<a>/<f>/...``).
+The published copies are then removed from the worker, which keeps none between tasks (so no worker holds a copy
+the purge, running elsewhere, cannot reach); only a failed task's notices stay until a task here succeeds, as
+its retry re-sends the same bytes.
 
 The run's log is appended to by many tasks, on many workers, some at once: each task writes its part to a file
 of its own (in a folder of its own under ``<home>/tasks/``) and publishes it as its own object,
@@ -55,13 +56,14 @@ def log_part(settings: Settings, agreement: str, flow: str, day: str, task: str)
 
 @dataclass
 class _Snapshot:
-    """The run's report files and the flow's notices on this worker when the task started:
+    """The run's report files and the agreement's notices on this worker when the task started:
     ``{relative: (size, mtime_ns)}``. Reports of other dates are another run's (perhaps being written now by
-    a task beside this one): never this task's to publish or remove."""
+    a task beside this one): never this task's to publish or remove. Notices are the agreement's: a flow's
+    ``notify`` sends one to each earlier recipient of a withdrawn subject, by any flow of the agreement."""
 
     home: Path
     reports: str  # reports/<a>/<f>
-    notices: str  # notices/<a>/<f>
+    notices: str  # notices/<a>
     day: date
     files: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -89,21 +91,30 @@ def report_day(name: str) -> date | None:
     return layout_day(name.split(".", 1)[0].rpartition("_")[2])
 
 
-def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: str, outcome: str) -> None:
+def _publish(store: WorkObjects, snapshot: _Snapshot, log_file: Path, log_key: str, failed: bool) -> None:
     """Upload the task's new or changed reports and notices, and its part of the run log (this line its last);
-    the published reports then go from the worker. Raises the store's error if an upload fails (nothing removed)."""
+    then the published copies go from the worker. Raises the store's error if an upload fails (nothing removed).
+
+    A failed task's notices stay on the worker: its retry here re-sends the same bytes, so a notice that reached
+    the partner before the failure reconciles rather than conflicts. After a success every notice is in the
+    ledger (never made again), so it goes, with any a failed task left here that the store holds alike.
+    """
     changed = snapshot.changed()
-    log.info("task outputs published", store=store.place.url(), outcome=outcome, files=len(changed),
-             bytes=sum(path.stat().st_size for path in changed.values()))
+    log.info("task outputs published", store=store.place.url(), outcome="failed" if failed else "succeeded",
+             files=len(changed), bytes=sum(path.stat().st_size for path in changed.values()))
     for relative, path in changed.items():
         store.upload(path, relative)
     if log_file.is_file() and log_file.stat().st_size:
         store.upload(log_file, log_key)
     for relative, path in changed.items():
-        # Published: the store's copy is the one every reader and the purge see. A notice stays too: a retry of
-        # its task on this worker re-sends the same bytes (it is encrypted to the partner).
-        if relative.startswith(snapshot.reports + "/"):
-            path.unlink(missing_ok=True)
+        if relative.startswith(snapshot.reports + "/") or not failed:
+            path.unlink(missing_ok=True)  # the store's copy is the one every reader and the purge see
+    left = {rel: path for rel, (path, _mark) in snapshot.now().items() if rel.startswith(snapshot.notices + "/")}
+    if left and not failed:
+        held = {obj.relative: obj.size for obj in store.listing(snapshot.notices)}
+        for relative, path in left.items():
+            if held.get(relative) == path.stat().st_size:
+                path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -121,7 +132,8 @@ def published_outputs(run: FlowRun, connection: Callable[[str], ConnInfo] | None
     settings, ref = run.settings, run.ref
     store = open_objects(settings, where, connection)
     snapshot = _Snapshot(settings.home, flow_folder(settings, REPORTS, ref.agreement.id, ref.flow.id),
-                         flow_folder(settings, NOTICES, ref.agreement.id, ref.flow.id), run.logical_date)
+                         (settings.layout.folder(NOTICES) / ref.agreement.id).relative_to(settings.home).as_posix(),
+                         run.logical_date)
     snapshot.files = {rel: mark for rel, (_path, mark) in snapshot.now().items()}
     tasks = settings.layout.tasks
     private_dir(tasks)
@@ -134,10 +146,10 @@ def published_outputs(run: FlowRun, connection: Callable[[str], ConnInfo] | None
                 yield
             except BaseException:
                 try:
-                    _publish(store, snapshot, log_file, key, "failed")
+                    _publish(store, snapshot, log_file, key, failed=True)
                 except TransferError as exc:
                     log.warning("task outputs not published", store=where.url(), error=str(exc))
                 raise
-            _publish(store, snapshot, log_file, key, "succeeded")
+            _publish(store, snapshot, log_file, key, failed=False)
     finally:
         shutil.rmtree(own, ignore_errors=True)
