@@ -68,8 +68,9 @@ def mirror_reports(settings: Settings, agreement: str, flow: str,
             count += 1
     if count:
         log.info("published reports mirrored", store=where.url(base), files=count)
+    in_store = {obj.relative for obj in listed}
     gone = [path for path in _local_reports(settings.home / base)
-            if path.relative_to(settings.home).as_posix() not in {o.relative for o in listed}]
+            if path.relative_to(settings.home).as_posix() not in in_store]
     if gone:
         _drop_purged(settings, where, f"{agreement}.{flow}", gone)
     return count
