@@ -108,9 +108,10 @@ def _run_lock(settings: Settings, run: FlowRun, lock: Lock) -> Any:
                 ttl=settings.run_lock_ttl, release=lock == "release", release_on_error=lock != "join")
 
 
-def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[FlowRun], Any]) -> Any:
+def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[FlowRun], Any],
+            outbox_parts: bool = True) -> Any:
     """``work(run)`` for this DAG run's (flow, date), in the run lock (unless ``lock`` is None) and the run's
-    log; terminal errors fail at once."""
+    log; terminal errors fail at once. ``outbox_parts=False``: a mapped part, which needs no delivery file."""
     from contextlib import nullcontext
 
     from transfers.errors import TransferError
@@ -131,7 +132,7 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
         settings.home.mkdir(parents=True, exist_ok=True)
         # task_files: the run's working files from the work store and back (TRANSFERS_WORK_STORE=s3://...).
         with _run_lock(settings, run, lock) if lock else nullcontext(), run_log(run.log_path), \
-                task_files(run, _connection) as task_run:  # the run's own log, under retention
+                task_files(run, _connection, outbox_parts) as task_run:  # the run's own log, under retention
             return work(task_run)
     except TransferError as exc:
         if exc.retriable:
@@ -140,7 +141,7 @@ def _in_run(ref_key: str, logical_date: Any, lock: Lock | None, work: Callable[[
 
 
 def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = None,
-          call: Callable[..., Any] | None = None, *args: Any) -> Any:
+          call: Callable[..., Any] | None = None, *args: Any, outbox_parts: bool = True) -> Any:
     """Run one entry of ``pipeline.STEPS`` (for one recipient if ``partner``); the task owns the ledger.
 
     ``call`` (with ``args`` after the step's own) is one of a mapped step's plan, part or seal functions.
@@ -152,7 +153,7 @@ def _step(ref_key: str, logical_date: Any, step: Step, partner: str | None = Non
             return (call or step.function)(run, Resolvers(_connection, _secret), ledger, *recipient, *args)
 
     # A wait step runs beside the run, after its lock may be gone: it only reads and records once.
-    return _in_run(ref_key, logical_date, None if step.wait else step.lock, work)
+    return _in_run(ref_key, logical_date, None if step.wait else step.lock, work, outbox_parts)
 
 
 def _tasks(ref: FlowRef, step: Step, partner: str | None = None) -> tuple[Any, Any]:
@@ -179,7 +180,8 @@ def _mapped(ref: FlowRef, step: Step, partner: str | None) -> tuple[Any, Any]:
 
     def run_part(part: dict[str, Any], logical_date: Any = None) -> dict[str, Any]:
         get_current_context()["part_name"] = part["name"]  # type: ignore[typeddict-unknown-key]  # map_index_template
-        return dict(_step(ref.key, logical_date, step, partner, mapped.part, part))
+        # A part reads and writes its own rows only: the outbox's other delivery files stay in the work store.
+        return dict(_step(ref.key, logical_date, step, partner, mapped.part, part, outbox_parts=False))
 
     def run_seal(planned: Any, made: Any, logical_date: Any = None) -> dict[str, Any]:
         # ``planned``: the plan's list; ``made``: every mapped part's return value, in map index order (empty when
@@ -252,8 +254,9 @@ def _sensor(ref: FlowRef, step: Step, partner: str | None) -> Any:
 def build_flow_dag(ref: FlowRef) -> DAG:
     """One flow: a task per entry of ``pipeline.STEPS``, one per recipient for a per-recipient step.
 
-    Today: check_agreement >> extract >> quality >> prepare >> (encrypt >> encrypt_part (mapped, one per
-    delivery part) >> seal >> deliver) per recipient >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
+    Today: check_agreement >> extract >> quality >> quality_part (mapped, one per range of the extract) >>
+    quality_seal >> prepare >> prepare_part (mapped, the same ranges) >> prepare_seal >> (encrypt >> encrypt_part
+    (mapped, one per delivery part) >> seal >> deliver) per recipient >> notify, and cleanup as the teardown; beside them, deliver_<partner> >> await_receipt_<partner>
     (a wait step: a sensor nothing else waits for, so notify and cleanup do not wait a day for it).
     """
     flow, agreement = ref.flow, ref.agreement

@@ -8,7 +8,7 @@ it takes (``run: FlowRun``) without importing the pipeline that composes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from transfers.agreement import Config, FlowRef, Recipient
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
-    from transfers.staging import Staging
+    from transfers.staging import PartStore, Staging
 
 __all__ = ["FlowRun", "Resolvers"]
 
@@ -35,6 +35,8 @@ class FlowRun:
     logical_date: date
     staging_key: str | bytes
     today: date | None = None  # default: today on the flow's clock (its timezone), set below
+    # A task's checkout of an S3 work store: the staging parts it fetches when a reader opens one (else None).
+    stored_parts: PartStore | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.today is None:
@@ -72,7 +74,7 @@ class FlowRun:
         # Imported here: the DAG file imports the step list (so this module) at parse time, without pandas.
         from transfers.staging import Staging
 
-        return Staging(self.run_dir, self.staging_key)
+        return Staging(self.run_dir, self.staging_key, self.stored_parts)
 
     @property
     def base_name(self) -> str:

@@ -33,7 +33,9 @@ from transfers.steps.encrypt import encrypt, encrypt_part, plan_encrypt, seal_en
 from transfers.steps.extract import extract
 from transfers.steps.notify import notify
 from transfers.steps.prepare import prepare
+from transfers.steps.prepare_parts import plan_prepare, prepare_part, seal_prepare
 from transfers.steps.quality import quality
+from transfers.steps.quality_parts import plan_quality, quality_part, seal_quality
 
 if TYPE_CHECKING:
     from transfers.ledger import Ledger
@@ -103,8 +105,14 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("check_agreement", check_agreement, "checking the agreement", gate=True, lock="take"),
     Step("extract", extract, "extracting"),
-    Step("quality", quality, "checking data quality"),
-    Step("prepare", prepare, "minimising and pseudonymising"),
+    # In the DAG, quality plans ranges of the extract, quality_part checks one each (mapped), quality_seal judges
+    # uniqueness across them and the whole (the scorecard, the quarantine, the ledger entry, a block).
+    Step("quality", quality, "checking data quality",
+         mapped=Mapped(plan_quality, quality_part, seal_quality, seal_name="quality_seal")),
+    # In the DAG, prepare plans the same ranges, prepare_part makes one each safe to send (mapped), prepare_seal
+    # closes the prepared stage and records the run's privacy entries once (exclusions summed, k over every part).
+    Step("prepare", prepare, "minimising and pseudonymising",
+         mapped=Mapped(plan_prepare, prepare_part, seal_prepare, seal_name="prepare_seal")),
     # In the DAG, encrypt_<p> plans the parts, encrypt_<p>_part encrypts one each (mapped), seal_<p> writes the manifest.
     Step("encrypt", encrypt, "encrypting for {partner}", per_recipient=True,
          mapped=Mapped(plan_encrypt, encrypt_part, seal_encrypt, seal_name="seal")),

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     keys_dir: Path | None = Field(default=None, description="partners' public keys; default <config>/../keys")
     ledger_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
     delivery_max_rows: int = Field(default=250_000, ge=1, description="rows per delivered file")
+    part_rows: int = Field(default=250_000, ge=1, description="rows per mapped quality task in the DAG (whole "
+                                                              "extract staging parts, so at least one part each)")
     compression: Literal["none", "zip", "zlib"] = Field(
         default="zip", description="how each delivered file is compressed inside its encryption: `zip` (raw "
                                    "DEFLATE, read by every OpenPGP tool), `zlib`, or `none`. Measured on a part "

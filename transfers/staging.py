@@ -8,7 +8,7 @@ clear: a run that crashes half-way leaves ciphertext, not an extract
 encrypted deliveries) lives in the outbox.
 
 A batch is an Arrow IPC stream (every column a string, a missing value null)
-sealed with AES-256-GCM in chunks of at most 4 MiB (see :func:`seal`), so a
+sealed with AES-256-GCM in chunks of at most 4 MiB (see :func:`transfers.stagingseal.seal`), so a
 part is read at the speed of a memory copy, not parsed as CSV, and a part whose
 chunks were cut short, reordered, swapped with another part's, or that was
 renamed, fails to open. The AES key is derived from the staging key (a Fernet
@@ -28,27 +28,43 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
-import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
-from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from transfers.diskspace import writing
 from transfers.errors import ConfigError, StateError
 from transfers.files import atomic_file, private_dir, write_atomic
+from transfers.stagingseal import SealError, seal, unseal
 
 #: Parts written before 2026-11 (Fernet over CSV); no longer read, see :meth:`Staging._parts`.
 _OLD_PARTS = "part-*.csv.fernet"
-_PARTS = "part-*.arrow.gcm"
+#: A stage's parts: the only big files of a run's staging (the S3 work store leaves them to be fetched on demand).
+PARTS = "part-*.arrow.gcm"
+_PARTS = PARTS
+
+
+class PartStore(Protocol):
+    """Where a stage's parts are kept when they are not all on this disk (an S3 work store's task checkout).
+
+    With one, a stage's parts are named from its ``columns.json`` (``part_rows``), a part not here is fetched
+    when a reader opens it, and a stage being rewritten has its stored parts replaced.
+    """
+
+    def fetch(self, path: Path) -> None:
+        """Bring the part ``path`` onto this disk; a StateError naming the object and bucket if it is not stored."""
+
+    def stored(self, folder: Path) -> list[str]:
+        """Names of the parts in ``folder`` kept in the store and not fetched (nor replaced) by this task."""
+
+    def replace(self, folder: Path) -> None:
+        """The stage in ``folder`` is being rewritten: its stored parts go with this task's commit, unless written."""
 
 
 def new_staging_key() -> str:
@@ -102,8 +118,9 @@ def _string_column(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 class Staging:
     """Encrypted batch files for one run."""
 
-    def __init__(self, run_dir: Path, key: str | bytes) -> None:
+    def __init__(self, run_dir: Path, key: str | bytes, store: PartStore | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self._store = store
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
@@ -139,6 +156,8 @@ class Staging:
             seal(self._master, memoryview(plain).cast("B"), fh, _label(path))
 
     def _read_part(self, path: Path) -> pa.Table:
+        if self._store is not None and not path.exists():
+            self._store.fetch(path)
         try:
             with path.open("rb") as fh:
                 plain = unseal(self._master, fh, _label(path))
@@ -155,6 +174,8 @@ class Staging:
     ) -> dict:
         """Replace ``stage`` with these batches (DataFrames or Arrow tables); returns counts only."""
         target = self._dir(stage)
+        if self._store is not None:  # a retry writing fewer parts leaves none of the earlier ones in the store
+            self._store.replace(target)
         for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS)]:
             old.unlink()
         part_rows: list[int] = []
@@ -171,6 +192,31 @@ class Staging:
             write_atomic(target / "columns.json",
                          json.dumps({"columns": seen_columns or [], "rows": rows, "part_rows": part_rows}))
         return {"rows": rows, "parts": len(part_rows), "columns": seen_columns or []}
+
+    def clear_stage(self, stage: str) -> None:
+        """Remove a stage's parts and its column list: a mapped step's plan starts it afresh."""
+        target = self._dir(stage)
+        for old in [*target.glob(_PARTS), *target.glob(_OLD_PARTS), target / "columns.json"]:
+            old.unlink(missing_ok=True)
+
+    def write_part(self, stage: str, index: int, batch: pd.DataFrame | pa.Table) -> int:
+        """Write (or overwrite) part ``index`` of a stage written part by part (then :meth:`finish_stage`); its rows."""
+        table = as_table(batch)
+        self._write_part(self._dir(stage) / f"part-{index:05d}.arrow.gcm", table)
+        return int(table.num_rows)
+
+    def finish_stage(self, stage: str, columns: list[str], part_rows: list[int]) -> None:
+        """The column list of a stage written by :meth:`write_part`; a StateError names a part missing or extra."""
+        target = self._dir(stage)
+        found = sorted(p.name for p in target.glob(_PARTS))
+        wanted = [f"part-{i:05d}.arrow.gcm" for i in range(len(part_rows))]
+        if found != wanted:
+            missing, extra = sorted(set(wanted) - set(found)), sorted(set(found) - set(wanted))
+            raise StateError(f"{target}: stage {stage!r} is not whole (missing: {', '.join(missing) or 'none'}; "
+                             f"not planned: {', '.join(extra) or 'none'})")
+        with writing(target, "the stage's column list"):
+            write_atomic(target / "columns.json",
+                         json.dumps({"columns": columns, "rows": sum(part_rows), "part_rows": part_rows}))
 
     def columns(self, stage: str) -> list[str]:
         path = self.run_dir / stage / "columns.json"
@@ -197,7 +243,21 @@ class Staging:
                 f"{old[0]}: stage {stage!r} was written by an earlier version (Fernet CSV parts); "
                 f"run the flow again for this date ({self.run_dir.name}) to rewrite it"
             )
-        return sorted(folder.glob(_PARTS))
+        if self._store is None:
+            return sorted(folder.glob(_PARTS))
+        # Named from the stage's own count, not from what is stored: a part an earlier attempt with more parts
+        # left behind (its commit cut short before it deleted them) is never read.
+        counts = self.part_rows(stage)
+        if counts is None:
+            return sorted({*folder.glob(_PARTS), *(folder / name for name in self._store.stored(folder))})
+        return [folder / f"part-{index:05d}.arrow.gcm" for index in range(len(counts))]
+
+    def fetch_stage(self, stage: str) -> None:
+        """Every part of ``stage`` onto this disk, for a reader in another process (which has no store)."""
+        if self._store is not None:
+            for part in self._parts(stage):
+                if not part.exists():
+                    self._store.fetch(part)
 
     def read_tables(self, stage: str) -> Iterator[pa.Table]:
         """Yield the stage's parts in order as Arrow tables of strings; one empty table if there were no rows.
@@ -231,6 +291,17 @@ class Staging:
             first += count
             skip = index + 1
         return first, (self._read_part(part) for part in parts[skip:])
+
+    def read_range(self, stage: str, first: int, stop: int) -> Iterator[pd.DataFrame]:
+        """Parts ``first`` to ``stop`` (not included) as frames; with no parts, one empty frame as read_batches."""
+        parts = self._parts(stage)
+        if not parts and first == 0:
+            yield from self.read_batches(stage)
+            return
+        if not 0 <= first <= stop <= len(parts):
+            raise StateError(f"{self.run_dir / stage}: parts {first} to {stop} asked for, the stage has {len(parts)}")
+        for part in parts[first:stop]:
+            yield as_frame(self._read_part(part))
 
     def read_batches(self, stage: str) -> Iterator[pd.DataFrame]:
         """Yield the stage's batches in order (object columns of str or None); one empty frame if no rows."""
@@ -269,93 +340,3 @@ def as_frame(table: pa.Table) -> pd.DataFrame:
 def _label(path: Path) -> bytes:
     # Bound into every chunk: a part renamed, or moved to the other stage, no longer opens.
     return f"{path.parent.name}/{path.name}".encode()
-
-
-# --------------------------------------------------------------------------- the sealed file format
-
-_MAGIC = b"TRSTAGE1"
-_CHUNK = 4 << 20
-_HEAD = struct.Struct(">8s16sQ")  # magic, HKDF salt, plaintext length
-_CHUNK_HEAD = struct.Struct(">BI12s")  # kind, ciphertext length, nonce
-_DATA, _FINAL = 0, 1
-_FINAL_BODY = struct.Struct(">QQ")  # data chunks, plaintext length
-
-
-class SealError(Exception):
-    """A staging part that does not open: wrong key, altered, cut short, or not one of ours."""
-
-
-def _file_key(master: bytes, salt: bytes) -> AESGCM:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    # A fresh salt per file gives each file its own key, so random nonces never meet across files.
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"transfers staging part v1").derive(master)
-    return AESGCM(key)
-
-
-def _aad(head: bytes, label: bytes, index: int, kind: int) -> bytes:
-    return head + struct.pack(">QB", index, kind) + label
-
-
-def seal(master: bytes, plain: memoryview, out: IO[bytes], label: bytes) -> None:
-    """Write ``plain`` to ``out`` as AES-256-GCM chunks bound to ``label``, their order and their count.
-
-    Each chunk has a fresh 96-bit nonce; the file's header, the chunk's index and kind and
-    ``label`` are its associated data; a final chunk carries the count and the length, so a
-    file cut at a chunk boundary is told from a whole one.
-    """
-    head = _HEAD.pack(_MAGIC, os.urandom(16), len(plain))
-    aead = _file_key(master, head[8:24])
-    out.write(head)
-    index = 0
-    for start in range(0, len(plain), _CHUNK):
-        _write_chunk(out, aead, _aad(head, label, index, _DATA), _DATA, plain[start : start + _CHUNK])
-        index += 1
-    _write_chunk(out, aead, _aad(head, label, index, _FINAL), _FINAL, _FINAL_BODY.pack(index, len(plain)))
-
-
-def _write_chunk(out: IO[bytes], aead: AESGCM, aad: bytes, kind: int, data: bytes | memoryview) -> None:
-    nonce = os.urandom(12)
-    sealed = aead.encrypt(nonce, data, aad)
-    out.write(_CHUNK_HEAD.pack(kind, len(sealed), nonce))
-    out.write(sealed)
-
-
-def unseal(master: bytes, src: IO[bytes], label: bytes) -> bytearray:
-    """The plaintext :func:`seal` wrote under ``label``; ``SealError`` saying why if it does not open."""
-    head = src.read(_HEAD.size)
-    if len(head) < _HEAD.size or head[:8] != _MAGIC:
-        raise SealError("not a staging part of this version")
-    _magic, salt, length = _HEAD.unpack(head)
-    if length > os.fstat(src.fileno()).st_size:
-        raise SealError("its header was altered")  # never allocate what a tampered header asks for
-    aead = _file_key(master, salt)
-    plain = bytearray(length)
-    view = memoryview(plain)
-    at = index = 0
-    while True:
-        chunk_head = src.read(_CHUNK_HEAD.size)
-        if len(chunk_head) < _CHUNK_HEAD.size:
-            raise SealError(f"it ends after chunk {index} without its final marker (cut short)")
-        kind, size, nonce = _CHUNK_HEAD.unpack(chunk_head)
-        if kind not in (_DATA, _FINAL) or not 16 <= size <= _CHUNK + 16:
-            raise SealError(f"chunk {index} was altered")
-        sealed = src.read(size)
-        if len(sealed) < size:
-            raise SealError(f"chunk {index} is cut short")
-        aad = _aad(head, label, index, kind)
-        try:
-            if kind == _FINAL:
-                count, total = _FINAL_BODY.unpack(aead.decrypt(nonce, sealed, aad))
-                break
-            if at + size - 16 > length:
-                raise SealError(f"chunk {index} runs past the part's length")
-            aead.decrypt_into(nonce, sealed, aad, view[at : at + size - 16])
-        except (InvalidTag, struct.error):
-            raise SealError(f"chunk {index} does not authenticate") from None
-        at += size - 16
-        index += 1
-    if (count, total) != (index, at) or at != length or src.read(1):
-        raise SealError("its chunks do not add up to the part that was written")
-    return plain

@@ -245,3 +245,42 @@ def test_the_retention_dag_purges_through_airflow_with_evidence(world, sshd, air
     assert all(p.exists() for p in delivered)  # the partner's copy is within its period
     purges = [e.payload for e in world.settings.open_ledger().entries(kind="purge")]
     assert [p["path"] for p in purges] == [str(scorecard)]
+
+
+def test_quality_and_prepare_run_as_a_mapped_task_per_range_and_the_seal_catches_a_key_repeated_across_ranges(
+        world, sshd, gpg_partner, airflow_home):
+    """Flow B's 30 rows staged 10 a part, 10 rows a task: three instances each of quality_part and prepare_part."""
+    import yaml
+
+    from tests.integration.test_quality_pipeline import edit_flow_b, export_b
+    from transfers.devkit import synthetic
+
+    path = world.settings.config_dir / "agreements" / "mash-referrals.yaml"
+    data = yaml.safe_load(path.read_text())
+    next(f for f in data["flows"] if f["id"] == "B")["source"]["batch_rows"] = 10
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    edit_flow_b(world, on_failure={"reliability": "quarantine"})
+    frame = synthetic.ed_attendances(30, LOGICAL_DATE)
+    frame.at[25, "attendance_id"] = frame.at[2, "attendance_id"]  # the first range and the third
+    export_b(world, LOGICAL_DATE, frame)
+    env = {**airflow_env(world, airflow_home), "TRANSFERS_PART_ROWS": "10"}
+
+    result = _dags_test_b(world, env)
+
+    for step in ("quality", "prepare"):
+        assert _task_instances(airflow_home, f"{step}_part") == [(i, "success", f"part-{i:05d}") for i in range(3)]
+        assert _task_instances(airflow_home, step) == [(-1, "success", None)]
+        assert _task_instances(airflow_home, f"{step}_seal") == [(-1, "success", None)]
+    [entry] = world.settings.open_ledger().entries(kind="quality", flow="mash-referrals.B")
+    assert entry.payload["rows"] == 30 and entry.payload["quarantined"] == 1
+    assert entry.payload["dimensions"]["reliability"] == {**entry.payload["dimensions"]["reliability"],
+                                                         "failing_rows": 2, "outcome": "quarantine"}
+    reports = world.settings.home / "reports"
+    assert len(list(reports.rglob(f"quality_B_{LOGICAL_DATE}.html"))) == 1
+    [delivered] = world.delivered("inbound/ed-attendances")
+    received = read_delivery(gpg_partner, delivered)
+    assert sorted(received["attendance_id"]) == sorted(frame["attendance_id"].drop([2, 25]))  # both copies held back
+    [privacy] = world.settings.open_ledger().entries(kind="privacy", flow="mash-referrals.B")
+    assert (privacy.payload["rows_screened"], privacy.payload["rows_sent"]) == (28, 28)
+    logs = "\n".join(p.read_text(errors="replace") for p in airflow_home.rglob("*.log"))
+    assert str(frame.at[2, "attendance_id"]) not in logs + result.stdout + result.stderr  # keys never in a log

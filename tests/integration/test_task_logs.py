@@ -111,7 +111,11 @@ def test_a_successful_run_s_task_logs_have_no_error_line_no_gx_noise_and_one_sum
             "check_agreement",
             "extract",
             "quality",
+            "quality_part[0]",  # 30 rows: one range of the extract
+            "quality_seal",
             "prepare",
+            "prepare_part[0]",
+            "prepare_seal",
             f"encrypt_{PARTNER}",
             *(f"encrypt_{PARTNER}_part[{i}]" for i in range(3)),
             f"seal_{PARTNER}",
@@ -142,10 +146,12 @@ def test_a_successful_run_s_task_logs_have_no_error_line_no_gx_noise_and_one_sum
 
     assert summary("check_agreement", "agreement live")["pending"] == [PARTNER]
     assert summary("extract", "extracted")["rows"] == 30
-    quality = summary("quality", "quality checked")
+    assert summary("quality_part[0]", "quality part checked")["rows"] == 30
+    quality = summary("quality_seal", "quality checked")  # the whole extract's outcome is the seal's
     assert (quality["rows"], quality["passed"], quality["held_back"], quality["blocked"]) == (30, 30, 0, [])
     assert quality["outcome"] == "passed" and quality["failing"] == []
-    prepared = summary("prepare", "prepared")
+    assert summary("prepare_part[0]", "prepare part done")["rows_in"] == 30
+    prepared = summary("prepare_seal", "prepared")
     assert (prepared["rows_in"], prepared["sent"], prepared["left_out"]) == (30, disclosure["rows"], 0)
     assert prepared["pseudonymised"] == pseudonymised and pseudonymised
     for i, path in enumerate(delivered):

@@ -84,17 +84,19 @@ def workers(world, store, ledger_url, tmp_path, monkeypatch):
     return SimpleNamespace(dag_file=dag_file, homes=homes, bucket=bucket, monkeypatch=monkeypatch)
 
 
-def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: str | None = None, *call: Any):
+def run_task(workers: SimpleNamespace, home: Path, step: Step | str, partner: str | None = None, *call: Any,
+             outbox_parts: bool = True):
     """One task of flow A's DAG run on the worker whose home is ``home``, through the DAG's own wrapper.
 
-    ``call`` (a mapped step's plan, part or seal function, and its arguments) as the DAG's mapped tasks pass it.
+    ``call`` (a mapped step's plan, part or seal function, and its arguments) and ``outbox_parts`` as the DAG's
+    mapped tasks pass them.
     """
     dag_file: ModuleType = workers.dag_file
     if isinstance(step, str):
         step = next(s for s in pipeline.STEPS if s.name == step)
     workers.monkeypatch.setenv("TRANSFERS_HOME", str(home))
     start = datetime.combine(LOGICAL_DATE, time(12), tzinfo=UTC)  # the same day on the flow's London clock
-    return dag_file._step(FLOW, start, step, partner, *call)
+    return dag_file._step(FLOW, start, step, partner, *call, outbox_parts=outbox_parts)
 
 
 def working_files(home: Path) -> list[Path]:
@@ -125,7 +127,8 @@ def send(workers: SimpleNamespace) -> Iterator[str]:
     yield "plan"
     made = []
     for part in planned:
-        made.append(dict(run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.part, part)))
+        made.append(dict(run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.part, part,
+                                  outbox_parts=False)))
         yield "part"
     run_task(workers, next(homes), encrypt, PARTNER, encrypt.mapped.seal, planned, made)
     yield "seal"

@@ -68,7 +68,7 @@ def test_each_recipient_s_encryption_is_a_plan_a_mapped_task_per_part_and_a_seal
         for recipient in ref.flow.to:
             p = recipient.partner
             plan, part, seal = (dag.get_task(i) for i in (f"encrypt_{p}", f"encrypt_{p}_part", f"seal_{p}"))
-            assert plan.upstream_task_ids == {"prepare"} and not isinstance(plan, MappedOperator)
+            assert plan.upstream_task_ids == {"prepare_seal"} and not isinstance(plan, MappedOperator)
             # One task instance per planned part, named in the grid by its file.
             assert isinstance(part, MappedOperator) and part.upstream_task_ids == {f"encrypt_{p}"}
             assert part.map_index_template == "{{ part_name }}"
@@ -78,6 +78,23 @@ def test_each_recipient_s_encryption_is_a_plan_a_mapped_task_per_part_and_a_seal
             assert seal.trigger_rule == "none_failed"
             deliver = dag.get_task(f"deliver_{p}")
             assert deliver.upstream_task_ids == {f"seal_{p}"} and deliver.trigger_rule == "all_success"
+
+
+@pytest.mark.parametrize("step, before, after", [("quality", "extract", "prepare"),
+                                                  ("prepare", "quality_seal", "encrypt_rotherham-childrens-services")])
+def test_quality_and_prepare_are_each_a_plan_a_mapped_task_per_range_and_a_seal(dagbag, step, before, after):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    ref = load_config(ROOT / "config").flow("mash-referrals.B")
+    dag = dagbag.dags[ref.key]
+    plan, part, seal = (dag.get_task(i) for i in (step, f"{step}_part", f"{step}_seal"))
+    assert plan.upstream_task_ids == {before} and not isinstance(plan, MappedOperator)
+    assert isinstance(part, MappedOperator) and part.upstream_task_ids == {step}
+    assert part.map_index_template == "{{ part_name }}"
+    # What needs every row (uniqueness, the scorecard, a block; k, the privacy entries) is the seal's:
+    # the next step waits for it alone.
+    assert seal.upstream_task_ids == {step, f"{step}_part"} and seal.trigger_rule == "none_failed"
+    assert dag.get_task(after).upstream_task_ids == {f"{step}_seal"}
 
 
 def _dags_with(monkeypatch, step, before: str) -> dict:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -102,7 +104,7 @@ def test_values_come_back_as_the_csv_staging_gave_them(tmp_path):
 
 
 def test_a_part_is_sealed_in_chunks_that_cannot_be_cut_reordered_or_swapped(tmp_path, monkeypatch):
-    import transfers.staging as staging_module
+    import transfers.stagingseal as staging_module
 
     monkeypatch.setattr(staging_module, "_CHUNK", 1024)  # several chunks per part, on a small frame
     run = tmp_path / "run"
@@ -234,3 +236,73 @@ def test_a_stage_whose_columns_json_has_no_part_rows_is_read_from_its_first_part
     assert position == 0
     assert sum(t.num_rows for t in tables) == 21
     assert len(seen) == 3
+
+
+class FolderStore:
+    """A ``PartStore`` over another run folder (standing in for the work store: the unit needs no S3)."""
+
+    def __init__(self, kept: Path, here: Path) -> None:
+        self.kept, self.here = kept, here
+        self.fetched: list[str] = []
+        self.replaced: list[str] = []
+
+    def fetch(self, path: Path) -> None:
+        import shutil
+
+        from transfers.errors import StateError
+
+        source = self.kept / path.relative_to(self.here)
+        if not source.exists():
+            raise StateError(f"{source}: not stored")
+        shutil.copyfile(source, path)
+        self.fetched.append(path.name)
+
+    def stored(self, folder: Path) -> list[str]:
+        kept = self.kept / folder.relative_to(self.here)
+        return sorted(p.name for p in kept.glob("part-*.arrow.gcm") if not (folder / p.name).exists())
+
+    def replace(self, folder: Path) -> None:
+        self.replaced.append(folder.name)
+
+
+def stored_run(tmp_path: Path, parts: list[int], extra: int = 0) -> tuple[Staging, FolderStore]:
+    """A stage written in ``kept/``, with ``extra`` stale parts beside it; a staging in ``here/`` with only its
+    columns.json, reading the parts through a ``FolderStore``."""
+    import shutil
+
+    key = new_staging_key()
+    kept = Staging(tmp_path / "kept", key)
+    kept.write_batches("extract", [frame(n, sum(parts[:i])) for i, n in enumerate(parts)])
+    for index in range(len(parts), len(parts) + extra):  # an earlier attempt's, not named by columns.json
+        shutil.copyfile(tmp_path / "kept" / "extract" / "part-00000.arrow.gcm",
+                        tmp_path / "kept" / "extract" / f"part-{index:05d}.arrow.gcm")
+    (tmp_path / "here" / "extract").mkdir(parents=True)
+    shutil.copyfile(tmp_path / "kept" / "extract" / "columns.json", tmp_path / "here" / "extract" / "columns.json")
+    store = FolderStore(tmp_path / "kept", tmp_path / "here")
+    return Staging(tmp_path / "here", key, store), store
+
+
+def test_with_a_part_store_a_reader_fetches_only_the_parts_it_opens(tmp_path):
+    staging, store = stored_run(tmp_path, [3, 3, 3, 3])
+
+    first, tables = staging.tables_from("extract", 7)
+    assert first == 6 and next(tables).num_rows == 3
+    assert store.fetched == ["part-00002.arrow.gcm"]  # the part holding row 7, no other
+
+
+def test_with_a_part_store_parts_are_named_from_columns_json_not_from_what_is_stored(tmp_path):
+    staging, store = stored_run(tmp_path, [3, 2], extra=2)
+
+    back = pd.concat(list(staging.read_batches("extract")), ignore_index=True)
+    assert back["id"].tolist() == [f"R{i:06d}" for i in range(5)]  # the stale parts 2 and 3 are never read
+    assert store.fetched == ["part-00000.arrow.gcm", "part-00001.arrow.gcm"]
+
+
+def test_with_a_part_store_rewriting_a_stage_replaces_its_stored_parts(tmp_path):
+    staging, store = stored_run(tmp_path, [3, 3])
+
+    staging.write_batches("extract", [frame(4)])
+
+    assert store.replaced == ["extract"]
+    assert staging.part_rows("extract") == [4]
+    assert [len(b) for b in staging.read_batches("extract")] == [4] and store.fetched == []  # its own, written here

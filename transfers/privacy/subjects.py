@@ -189,6 +189,18 @@ class SubjectIndex:
                 fields.update(event="disclosed", recipient=recipient, ref=disclosure_ref)
                 register.header(conn, h, fields, at=now, source=row.id)
 
+    def adopt_prepared(self, refs: list[str], ref: str) -> None:
+        """Put the subjects of several prepare parts (their ``refs``) under one prepare step's ``ref``.
+
+        Idempotent: a second call finds nothing left under ``refs``. A retried part's earlier attempt, under a
+        ref not given here, is never adopted; :meth:`forget_prepared` drops it.
+        """
+        h = self.headers
+        if refs:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(h).where(h.c.event == "prepared", h.c.source.is_(None), h.c.ref.in_(refs))
+                             .values(ref=ref))
+
     def forget_prepared(self, flow_key: str, logical_date: date) -> int:
         """Drop the prepared sets of one (flow, date) that no disclosure points at; return their subjects.
 

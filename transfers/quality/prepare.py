@@ -51,9 +51,10 @@ class _Preparer:
 
     def __init__(
         self, flow: Flow, checks: Sequence[Check], *, hand_written: bool = False, digest: Digest = key_hash,
-        work_dir: Path | None = None,
+        work_dir: Path | None = None, keys: bool = True,
     ) -> None:
         self.flow = flow
+        self.with_keys = keys  # False: a mapped part, whose seal judges the record key across all parts
         cols = {getattr(ch.expectation, "column", None) for ch in checks if ch.expectation is not None}
         self.when = [n for n in flow.fields if _derived("when", n) in cols or _derived("parsed", n) in cols]
         self.nhs = [n for n in flow.fields if _derived("nhs", n) in cols]
@@ -118,7 +119,8 @@ class _Preparer:
             data[_derived("number", name)] = pd.Series(pd.to_numeric(_objects(text[name]), errors="coerce"))
         for name in self.unique:
             data[_derived("first", name)] = self._first(self.seen[name], [text[name]])[0]
-        data[_KEY_COLUMN], self.key_firsts = self._first(self.keys, [text[k] for k in self.flow.key_fields])
+        if self.with_keys:
+            data[_KEY_COLUMN], self.key_firsts = self._first(self.keys, [text[k] for k in self.flow.key_fields])
         self.offset += n
         return pd.DataFrame(data, index=pd.RangeIndex(n))
 

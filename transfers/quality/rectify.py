@@ -90,6 +90,34 @@ class Rectification:
     def abort(self) -> None:
         self._file.abort()
 
+    def write_line(self, row: int, line: Sequence[str]) -> None:
+        """Write a line a mapped part found (:class:`PartLines`), as :meth:`flush` writes its own."""
+        self._writer.writerow(tuple(escape_value(v) for v in line))
+        self.records.add(row)
+        self.count += 1
+
+
+class PartLines(Rectification):
+    """A mapped quality part's notice lines, kept as (extract row, line) for its seal to write with the others.
+
+    They name records (personal data): the part stores them only in the run's encrypted staging.
+    """
+
+    def __init__(self, key_fields: Sequence[str]) -> None:  # no file: the seal writes the one notice
+        self.key_fields = list(key_fields)
+        self.count = 0
+        self.records = set()
+        self._pending = []
+        self._starts = np.zeros(1, dtype=np.int64)
+        self.lines: list[tuple[int, tuple[str, ...]]] = []
+
+    def flush(self) -> None:
+        self.lines += [(row, line) for _batch, row, _n, line in sorted(self._pending)]
+        self._pending = []
+
+    def abort(self) -> None:
+        self._pending = []
+
 
 def by_record(lines: Sequence[dict[str, str]]) -> list[dict]:
     """The notice's lines grouped by record (extract row), in row order: each with its problems."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,15 +13,13 @@ import pandas as pd
 
 from transfers.agreement import DIMENSIONS, Flow
 from transfers.quality.checks import Check, plan_checks
-from transfers.quality.extract_checks import _judge_extract
 from transfers.quality.gxrun import _RESULT_FORMAT, _batch_definition, _raised, gx
-from transfers.quality.history import judge_drift
+from transfers.quality.judge import _Copies, _Tally, judge
 from transfers.quality.keys import Digest, key_hash
-from transfers.quality.outcome import CheckResult, DimensionResult, Outcome, QualityOutcome
+from transfers.quality.outcome import QualityOutcome
 from transfers.quality.prepare import _Preparer
-from transfers.quality.rectify import HTML_ROWS, Rectification, by_record, read_notice
-from transfers.quality.relevance import ColumnChecks, is_column_check
-from transfers.quality.report import report_document
+from transfers.quality.rectify import Rectification
+from transfers.quality.relevance import ColumnChecks
 from transfers.quality.rules import _KEY_COLUMN
 from transfers.quality.suite import flow_checks
 from transfers.settings import HomeLayout
@@ -34,50 +30,6 @@ _KEY_CHECK = "reliability.record_key"
 # which 50,000-row batches paid 20 times a million rows. GX holds about 1 KB a row while it
 # validates, so 200,000 rows was no faster but 110 MB bigger than this (bench_quality).
 CHUNK_ROWS = 100_000
-
-
-@dataclass
-class _Tally:
-    judged: int = 0
-    failing: int = 0
-    errors: int = 0
-    rows: list[np.ndarray] = field(default_factory=list)
-    keys: set[tuple[str, ...]] = field(default_factory=set)
-
-
-@dataclass
-class _Copies:
-    """How many rows carry each record key, kept only where that is not one: duplicated or incomplete keys.
-
-    The pipeline holds back every row whose key is quarantined, so the rows held
-    back are counted from these, as rendered there (``astype(str)``).
-    """
-
-    repeats: Counter[tuple[str, ...]] = field(default_factory=Counter)  # later copies of a complete key
-    incomplete: Counter[tuple[str, ...]] = field(default_factory=Counter)  # keys with a missing part
-
-    def note(self, frame: pd.DataFrame, keys: Callable[[], pd.DataFrame]) -> None:
-        flags = frame[_KEY_COLUMN]
-        missing = flags.isna().to_numpy()
-        odd = np.flatnonzero(missing | ~flags.fillna(True).to_numpy(dtype=bool))
-        if not odd.size:
-            return
-        rendered = keys().iloc[odd].astype(str).itertuples(index=False, name=None)
-        for i, key in zip(odd.tolist(), rendered, strict=True):
-            (self.incomplete if missing[i] else self.repeats)[key] += 1
-
-    def rows(self, keys: set[tuple[str, ...]]) -> int:
-        # A complete key's rows are its first copy plus its repeats; an incomplete one's are counted directly.
-        return sum(
-            self.incomplete.get(k, 0) + (1 + self.repeats.get(k, 0) if k in self.repeats or k not in self.incomplete
-                                         else 0)
-            for k in keys
-        )
-
-
-def _mostly_met(judged: int, failing: int, mostly: float) -> bool:
-    # Same rule as GX, applied to the totals of every batch; nothing judged passes.
-    return judged == 0 or (judged - failing) / judged >= mostly
 
 
 def _key_frame(batch: pd.DataFrame, key_fields: list[str]) -> pd.DataFrame:
@@ -151,84 +103,12 @@ def check_quality(
         preparer.close()
     rectification = notice.close() if notice is not None else None
 
-    results: list[CheckResult] = []
-    for ch in checks:
-        if ch.scope == "rows":
-            t = tallies[ch.id]
-            ok = t.errors == 0 and _mostly_met(t.judged, t.failing, ch.mostly)
-            note = f"could not be evaluated on {t.errors} batch(es)" if t.errors else None
-            results.append(
-                CheckResult(ch.id, ch.dimension, ch.description, ch.field, "rows", t.judged, t.failing, ok, note)
-            )
-        elif ch.id.startswith(("reliability.row_count", "reliability.null_rate.")):
-            results.append(
-                judge_drift(ch, flow.quality, logical_date, rows=rows, nulls=preparer.nulls, history=history)
-            )
-        elif is_column_check(ch):
-            results.append(columns.judge(ch, n_batches))
-        else:
-            results.append(_judge_extract(ch, flow, logical_date, rows=rows, newest=preparer.newest))
-
-    dimensions: dict[str, DimensionResult] = {}
-    quarantined: set[tuple[str, ...]] = set()
-    for d in DIMENSIONS:
-        mine = [r for r in results if r.dimension == d]
-        failed = [r for r in mine if r.success is False]
-        # A record failing two checks of a characteristic counts once.
-        flagged = [part for r in failed if r.scope == "rows" for part in tallies[r.id].rows]
-        n_failing = int(np.unique(np.concatenate(flagged)).size) if flagged else 0
-        policy = flow.quality.policy(d)
-        notes = [f"{r.id}: {r.note}" for r in mine if r.note]
-        if not mine:
-            notes.append("the agreement sets no check of this characteristic")
-        if d == "timeliness" and flow.quality.max_age and not preparer.recent:
-            notes.append("quality.max_age is set but no field has a 'recent' check, so the extract's age is not judged")
-        verdict: Outcome = "pass"
-        if failed:
-            verdict = policy
-            whole = [r for r in failed if r.scope == "extract" or tallies[r.id].errors]
-            if policy == "quarantine" and whole:
-                # Quarantine holds back failing records; a failure of the extract as
-                # a whole names no record to hold back, so nothing may be sent.
-                verdict = "block"
-                notes.append("a failure of the whole extract cannot be quarantined record by record: blocked")
-            if verdict == "quarantine":
-                for r in failed:
-                    quarantined |= tallies[r.id].keys
-        dimensions[d] = DimensionResult(
-            d, len(mine), sum(r.success is True for r in mine), len(failed), n_failing, rows, policy, verdict, notes
-        )
-
-    outcome = QualityOutcome(
-        rows=rows,
-        dimensions=dimensions,
-        blocked=[d for d in DIMENSIONS if dimensions[d].outcome == "block"],
-        quarantined_keys=quarantined,
-        held_back_rows=copies.rows(quarantined),
-        report_html=None,
-        report_json=None,
-        agreement_id=agreement_id,
-        flow_id=flow.id,
-        logical_date=logical_date,
-        batches=n_batches,
-        checks=results,
-        nulls=dict(preparer.nulls),
-        rectification_csv=rectification,
-        records_to_fix=len(notice.records) if notice is not None else 0,
-        dry_run=dry_run,
+    return judge(
+        flow, checks, tallies, copies, columns, rows=rows, batches=n_batches, nulls=preparer.nulls,
+        newest=preparer.newest, recent=bool(preparer.recent), rectification=rectification,
+        records_to_fix=len(notice.records) if notice is not None else 0, agreement_id=agreement_id,
+        logical_date=logical_date, report_dir=report_dir, history=history, dry_run=dry_run,
     )
-    if report_dir is not None:
-        from transfers.reports import write_quality_report, write_rectification_html
-
-        outcome.report_html, outcome.report_json = write_quality_report(
-            report_document(outcome, flow), Path(report_dir), history=history
-        )
-        if rectification is not None:
-            lines = read_notice(rectification, HTML_ROWS + 1)
-            outcome.rectification_html = write_rectification_html(
-                outcome, flow, Path(report_dir), lines[:HTML_ROWS], by_record(lines[:HTML_ROWS]), len(lines) > HTML_ROWS
-            )
-    return outcome
 
 
 def _validate_batches(
@@ -242,10 +122,15 @@ def _validate_batches(
     notice: Rectification | None,
     columns: ColumnChecks,
     copies: _Copies,
+    start: int = 0,
 ) -> tuple[int, int]:
-    """Validate every batch with GX, summing counts into ``tallies``; returns (rows, batches)."""
+    """Validate every batch with GX, summing counts into ``tallies``; returns (rows, batches).
+
+    ``start``: the extract row the batches begin at (a mapped part's range); rows are counted from it,
+    so the row returned is the range's end.
+    """
     by_id = {ch.id: ch for ch in checks}
-    rows = 0
+    rows = start
     counted = [0]
     for batch, starts in _chunks(batches, columns, counted):
         frame = preparer.prepare(batch)
@@ -259,7 +144,8 @@ def _validate_batches(
         if notice is not None:
             notice.begin(starts)
         if len(frame):
-            copies.note(frame, batch_keys)
+            if _KEY_COLUMN in frame.columns:  # a mapped part leaves uniqueness to its seal (quality.mapped)
+                copies.note(frame, batch_keys)
             with warnings.catch_warnings():
                 # pandas warns when an agreement's pattern has capture groups; the match is still right
                 warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)

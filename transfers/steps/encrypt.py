@@ -95,6 +95,7 @@ def encrypt(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: Recip
         progress.step(rows=part["rows"], bytes=part["size"])
 
     outbox = run.outbox_dir(recipient)
+    run.staging.fetch_stage("prepared")  # the workers read the run folder and know no work store
     files = [dict(part) for part in encrypt_all(_jobs(run, plan.key, plan.signer, outbox, plan.parts), report)]
     return _seal(run, recipient, ledger, plan.signer, files)
 
@@ -142,7 +143,8 @@ def encrypt_part(run: FlowRun, resolvers: Resolvers, ledger: Ledger, recipient: 
     key = load_recipient_key(run.settings.keys / recipient.key_file, recipient.pgp_fingerprint)
     private_dir(outbox)
     [job] = _jobs(run, key, signer, outbox, [wanted], workers=1)
-    [made] = encrypt_job(job, lambda _part: None, lambda: False)
+    # The run's own staging: in a task of the S3 work store it fetches only the staging parts holding these rows.
+    [made] = encrypt_job(job, lambda _part: None, lambda: False, run.staging)
     log.info("part encrypted", **run._ctx(recipient=recipient.partner, name=made["name"], rows=made["rows"],
                                           size=made["size"]))
     return made

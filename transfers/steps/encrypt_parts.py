@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from transfers.crypto import Compression
+    from transfers.staging import Staging
 
 __all__ = ["EncryptedPart", "Job", "Part", "encrypt_all", "plan_parts", "worker_count"]
 
@@ -116,14 +117,19 @@ def encrypt_all(jobs: list[Job], report: Callable[[EncryptedPart], None]) -> lis
         raise
 
 
-def encrypt_job(job: Job, report: Callable[[EncryptedPart], None], stop: Callable[[], bool]) -> list[EncryptedPart]:
-    """Build and encrypt ``job``'s parts one after another; return before a part once ``stop()`` says so."""
+def encrypt_job(job: Job, report: Callable[[EncryptedPart], None], stop: Callable[[], bool],
+                staging: Staging | None = None) -> list[EncryptedPart]:
+    """Build and encrypt ``job``'s parts one after another; return before a part once ``stop()`` says so.
+
+    ``staging``: the run's own (a task's, fetching staging parts from the work store as they are opened);
+    default, the job's run folder as it is on this disk (a worker process).
+    """
     from transfers.crypto import encrypt_to_file, load_own_signing_key, load_recipient_key
     from transfers.staging import Staging
 
     key = load_recipient_key(job.recipient_key_file, job.recipient_fingerprint, armored=job.recipient_armored)
     signer = load_own_signing_key(job.signer_armored, job.signer_fingerprint, passphrase=job.signer_passphrase)
-    staging = Staging(job.run_dir, job.staging_key)
+    staging = staging or Staging(job.run_dir, job.staging_key)
     done: list[EncryptedPart] = []
     for part, plaintext in _plaintexts(staging, job):
         if stop():

@@ -8,7 +8,7 @@ agreement's secret through ``resolvers``, and never leave this step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from transfers.logs import get_logger
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from transfers.flowrun import FlowRun, Resolvers
     from transfers.ledger import Ledger
+    from transfers.privacy.step import Screening
 
 log = get_logger(__name__)
 
@@ -37,41 +38,50 @@ class PrepareResult(TypedDict, total=False):
 
 def prepare(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> PrepareResult:
     """Hold back quarantined rows, exclude who may not be sent, then minimise, pseudonymise and generalise."""
-    from transfers.privacy import apply_privacy
-    from transfers.privacy.step import Screening, pseudonym_key, subject_lookup_key
-
-    flow = run.ref.flow
-    key = pseudonym_key(run, resolvers.secret)
-    held = {tuple(k) for k in (run.staging.read_json("quarantine", []) or [])}
     totals: dict[str, Any] = {"rows_in": 0, "rows_out": 0, "held_back": 0}
-    screening = Screening(run, key=key, lookup=subject_lookup_key(run, resolvers.secret),
-                          connection=resolvers.connection)
-
-    def batches() -> Iterator[pd.DataFrame]:
-        for batch in run.staging.read_batches("extract"):
-            totals["rows_in"] += len(batch)
-            if held and len(batch):
-                keys = batch[flow.key_fields].astype(str).apply(tuple, axis=1)
-                keep = ~keys.isin(held)
-                totals["held_back"] += int((~keep).sum())
-                batch = batch[keep]
-            batch = screening.screen(batch)
-            safe, _stats = apply_privacy(batch, flow, key=key, logical_date=run.logical_date,
-                                         normalised=screening.normalised(batch))
-            screening.sent(batch, safe)
-            totals["rows_out"] += len(safe)
-            yield safe
-
+    screening, key = screening_for(run, resolvers)
     try:
-        run.staging.write_batches("prepared", batches(), columns=flow.shared_fields)
+        batches = prepared_batches(run, screening, key, run.staging.read_batches("extract"), totals)
+        run.staging.write_batches("prepared", batches, columns=run.ref.flow.shared_fields)
         totals.update(screening.finish(ledger))
     finally:
         screening.close()  # a failed attempt: its staged subjects are dropped, never recorded
-    _log_summary(run, totals)
+    log_summary(run, totals)
     return cast("PrepareResult", totals)
 
 
-def _log_summary(run: FlowRun, totals: dict[str, Any]) -> None:
+def screening_for(run: FlowRun, resolvers: Resolvers) -> tuple[Screening, bytes | None]:
+    """The run's :class:`Screening` and pseudonymisation key (from the agreement's secret)."""
+    from transfers.privacy.step import Screening, pseudonym_key, subject_lookup_key
+
+    key = pseudonym_key(run, resolvers.secret)
+    return Screening(run, key=key, lookup=subject_lookup_key(run, resolvers.secret),
+                     connection=resolvers.connection), key
+
+
+def prepared_batches(run: FlowRun, screening: Screening, key: bytes | None, source: Iterable[pd.DataFrame],
+                     totals: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    """Each extract batch made safe to send, one out per one in; ``totals`` counts rows in, out and held back."""
+    from transfers.privacy import apply_privacy
+
+    flow = run.ref.flow
+    held = {tuple(k) for k in (run.staging.read_json("quarantine", []) or [])}
+    for batch in source:
+        totals["rows_in"] += len(batch)
+        if held and len(batch):
+            keys = batch[flow.key_fields].astype(str).apply(tuple, axis=1)
+            keep = ~keys.isin(held)
+            totals["held_back"] += int((~keep).sum())
+            batch = batch[keep]
+        batch = screening.screen(batch)
+        safe, _stats = apply_privacy(batch, flow, key=key, logical_date=run.logical_date,
+                                     normalised=screening.normalised(batch))
+        screening.sent(batch, safe)
+        totals["rows_out"] += len(safe)
+        yield safe
+
+
+def log_summary(run: FlowRun, totals: dict[str, Any]) -> None:
     """The stage's one line: rows sent, held back and left out (by reason), and how fields were shared."""
     fields = run.ref.flow.fields
     excluded: dict[str, int] = totals.get("excluded", {})

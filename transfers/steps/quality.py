@@ -47,6 +47,11 @@ def quality(run: FlowRun, resolvers: Resolvers, ledger: Ledger) -> QualityResult
         expectations_dir=run.config.root.parent / "expectations",
         work_dir=run.staging.run_dir,
     )
+    return finish_quality(run, ledger, outcome)
+
+
+def finish_quality(run: FlowRun, ledger: Ledger, outcome: QualityOutcome) -> QualityResult:
+    """Record the outcome once in the ledger, stage the quarantine, log it, and stop the run if it is blocked."""
     summary = outcome.summary()
     ledger.record(QualityRecord(agreement=run.ref.agreement.id, flow=run.ref.key, logical_date=run.logical_date,
                                 summary=summary))

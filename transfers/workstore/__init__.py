@@ -9,6 +9,7 @@ under the staging key, the outbox with OpenPGP).
     where.py     what the setting names (``parse_work_store``)
     objects.py   the S3 objects, through boto3 (list, download, upload, delete)
     checkout.py  one task's checkout and commit of its run's working files
+    lazy.py      the staging parts a checkout leaves in the store, fetched when opened (``StoredParts``)
     outputs.py   what a task writes beside them (reports, notices, its log part), published
     mirror.py    readers' copies of the published reports (``mirror_reports``)
     task.py      both, for one DAG task (``task_files``)

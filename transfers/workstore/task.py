@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def task_files(run: FlowRun, connection: Callable[[str], ConnInfo] | None = None) -> Iterator[FlowRun]:
-    """The run as this task sees it (``checkout.task_files``); with ``TRANSFERS_WORK_STORE=s3://...`` the task's
-    reports, notices and log part are also published at its end, whatever the outcome, after its commit."""
-    with published_outputs(run, connection), checkout.task_files(run, connection) as mine:
+def task_files(run: FlowRun, connection: Callable[[str], ConnInfo] | None = None,
+               outbox_parts: bool = True) -> Iterator[FlowRun]:
+    """The run as this task sees it (``checkout.task_files``, ``outbox_parts`` as there); with
+    ``TRANSFERS_WORK_STORE=s3://...`` the task's reports, notices and log part are also published at its end,
+    whatever the outcome, after its commit."""
+    with published_outputs(run, connection), checkout.task_files(run, connection, outbox_parts) as mine:
         yield mine
