@@ -182,10 +182,15 @@ def report_quality(
 
     from transfers.agreement import load_config
     from transfers.quality.dry_run import reports_dir
+    from transfers.workstore.mirror import mirror_reports
 
     settings = load_settings()
     try:
         ref = load_config(settings.config_dir).flow(flow)
+    except TransferError as exc:
+        fail(exc)
+    try:  # with an S3 work store, reports published by tasks on any worker join this home's first
+        mirror_reports(settings, ref.agreement.id, ref.flow.id)
     except TransferError as exc:
         fail(exc)
     folder = reports_dir(settings, ref)

@@ -19,6 +19,8 @@ quarantine  (recipient) a rejected delivery's files             ``destroy_by``, 
                                                                 ``staging``
 ==========  ==================================================  ======================
 
+With an S3 work store, outbox and runs copies (``transfers.retention.workstore``) and the reports, notices
+and log parts tasks published (``transfers.retention.outputs``) are also found, and deleted, in the store.
 The recipient's places (``transfers.retention.received``) exist only with ``TRANSFERS_PARTY`` set
 and flows received; a legal hold (``transfers.retention.holds``) keeps what it covers, listed as held.
 
@@ -47,7 +49,7 @@ from transfers.connections import ConnInfo
 from transfers.errors import TransferError
 from transfers.ledger.records import Archived, Purged, PurgeFailed
 from transfers.logs import get_logger
-from transfers.retention import journal, local, received, sftp, workstore
+from transfers.retention import journal, local, outputs, received, sftp, workstore
 from transfers.retention.items import PLACES, RECIPIENT_PLACES, PurgeItem, PurgeReport
 from transfers.settings import LOGS, NOTICES, OUTBOX, REPORTS, RUNS
 
@@ -92,6 +94,7 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
                                     f"retention.{key} {periods[key]}"))
         if store is not None:  # the outbox (and a killed run's staging) in the S3 work store
             items.extend(workstore.held(store, settings, ref, periods["staging"]))
+            items.extend(outputs.held(store, settings, ref, periods))  # and what tasks published there
         archive = ref.flow.retention.archive
         if archive is not None and archive.bucket:
             items.extend(_s3_held(ref, ledger, periods["archive"]))
@@ -199,7 +202,7 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
             continue
         rec.deleted(item, size, digest, check)
 
-    in_store = [i for i in todo if i.store == "s3" and i.place in (OUTBOX, RUNS)]
+    in_store = [i for i in todo if i.store == "s3" and i.place in (OUTBOX, RUNS, REPORTS, NOTICES, LOGS)]
     _purge_s3([i for i in todo if i.store == "s3" and i not in in_store], config, connection, rec)
     for item in in_store:
         assert store is not None  # only listed from it
@@ -208,7 +211,9 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
         except TransferError as exc:
             rec.failed(item, str(exc))
             continue
-        rec.deleted(item, size, digest, check, dedupe=Purged.s3_key(item.path), versions_deleted=count)
+        # A published report or log may be published again under its name (a re-run): each deletion its own record.
+        dedupe = Purged.s3_key(item.path) if item.place in (OUTBOX, RUNS) else None
+        rec.deleted(item, size, digest, check, dedupe=dedupe, versions_deleted=count)
 
     groups: dict[tuple[str, str], list[PurgeItem]] = {}
     for item in (i for i in todo if i.store == "sftp"):

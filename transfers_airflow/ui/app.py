@@ -98,6 +98,21 @@ def _flow(config: Config, agreement: str, flow: str) -> FlowRef:
     return ref
 
 
+def _mirror(settings: Settings, agreement: str, flow: str) -> None:
+    """The flow's reports published by tasks on any worker (an S3 work store), into this home before listing.
+
+    A store that cannot be read leaves the page with what this home holds (logged), rather than no page.
+    """
+    from transfers.errors import TransferError
+    from transfers.workstore.mirror import mirror_reports
+    from transfers_airflow.resolvers import connection
+
+    try:
+        mirror_reports(settings, agreement, flow, connection)
+    except TransferError as exc:
+        log.warning("published reports of %s.%s not mirrored: %s", agreement, flow, exc)
+
+
 def create_app() -> FastAPI:
     """The pages' app; Airflow mounts it at ``URL_PREFIX``."""
     from transfers.errors import TransferError
@@ -155,6 +170,7 @@ def create_app() -> FastAPI:
         settings, config = _settings_and_config()
         ref = _flow(config, agreement, flow)
         auth.require_dag(user, _dag_ids(ref))
+        _mirror(settings, agreement, flow)
         now = datetime.now(UTC)
         with settings.open_ledger() as ledger:
             receipts = receipt_statuses(ledger, config, flow=ref.key, now=now)
@@ -179,6 +195,7 @@ def create_app() -> FastAPI:
         settings, config = _settings_and_config()
         ref = _flow(config, agreement, flow)
         auth.require_dag(user, _dag_ids(ref))
+        _mirror(settings, agreement, flow)
         found = next(
             (
                 r
@@ -201,6 +218,7 @@ def create_app() -> FastAPI:
         settings, config = _settings_and_config()
         ref = _flow(config, agreement, flow)
         auth.require_dag(user, _dag_ids(ref))
+        _mirror(settings, agreement, flow)
         found = report_file(settings, agreement, flow, file)  # only a name the flow's listing holds
         if found is None:
             raise HTTPException(
