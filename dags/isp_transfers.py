@@ -54,9 +54,11 @@ STAGING_KEY = "transfers_staging_key"
 # scheduler whose transfers is installed (not a checkout) and whose working directory holds no config/
 # still parses this file, instead of Settings refusing for want of one.
 _LIMITS = Settings(config_dir=CONFIG_DIR)
-# Several worker machines need a PostgreSQL ledger, a shared work store and an external anchor: a deployment
-# that lacks one fails here, at parse, the DAG file's import error naming every problem.
-check_deployment(_LIMITS, executor=configured_executor())
+_SIDES = sides(load_config(CONFIG_DIR), _LIMITS.party)  # an unknown party stops the file, naming it
+# Several worker machines need a PostgreSQL ledger, a shared work store and an external anchor (and, to receive,
+# a PostgreSQL store and an inbox every worker reaches): a deployment that lacks one fails here, at parse, the
+# DAG file's import error naming every problem.
+check_deployment(_LIMITS, executor=configured_executor(), receiving=_SIDES.receiving)
 #: A whole run ends (failed) before the next night's is due, whatever hangs: max_active_runs=1 would
 #: otherwise hold every later night behind it.
 RUN_TIMEOUT = timedelta(hours=_LIMITS.run_timeout_hours)
@@ -455,7 +457,6 @@ def build_retention_dag() -> DAG:
     return dag
 
 
-_SIDES = sides(load_config(CONFIG_DIR), _LIMITS.party)  # an unknown party stops the file, naming it
 if _SIDES.warning:
     logging.getLogger(__name__).warning(_SIDES.warning)
 for _ref in _SIDES.sending:

@@ -125,3 +125,81 @@ def test_a_dag_file_parsed_for_several_workers_without_shared_state_is_an_import
     for setting in ("TRANSFERS_LEDGER_URL", "TRANSFERS_WORK_STORE", "TRANSFERS_LEDGER_ANCHOR_URL"):
         assert f"{setting}: Airflow's executor is CeleryExecutor" in error
     assert bag.dag_ids == []
+
+
+# ---------------------------------------------------------------- the recipient's side
+
+POLICE = "south-yorkshire-police"  # receives Data Flow A (SFTP, inbound/mash), sends nothing
+STORE = "postgresql+psycopg2://postgres@127.0.0.1:5432/received"
+
+
+def receiving(party: str) -> tuple:
+    from transfers.agreement import load_config, sides
+
+    return sides(load_config(PROJECT_ROOT / "config"), party).receiving
+
+
+def test_a_receiving_party_with_a_postgresql_store_and_a_mailbox_or_a_shared_inbox_passes(tmp_path):
+    inbound = receiving(POLICE)
+    assert [i.key for i in inbound] == ["mash-referrals.A"]
+
+    check_deployment(fit(tmp_path, store_url=STORE, mailbox="police_mailbox"), receiving=inbound)
+    check_deployment(fit(tmp_path, store_url=STORE, inbox_dir=tmp_path / "shared" / "inbox"), receiving=inbound,
+                     executor="CeleryExecutor")
+
+
+def test_a_receiving_party_s_default_store_and_default_inbox_are_each_named(tmp_path):
+    problems = deployment_problems(fit(tmp_path), receiving=receiving(POLICE))
+
+    assert problems == [
+        "TRANSFERS_STORE_URL: TRANSFERS_WORKERS=many: tasks run on several machines, so the store received rows are "
+        "loaded into must be PostgreSQL (postgresql+psycopg2://...), not sqlite (the default SQLite file under "
+        "TRANSFERS_HOME): rows loaded on one worker must be seen by the destruction run on another",
+        f"TRANSFERS_INBOX_DIR: TRANSFERS_WORKERS=many: tasks run on several machines, so the default inbox "
+        f"{tmp_path / 'home' / 'inbox'} (one worker's disk) cannot receive mash-referrals.A: mount a volume every "
+        f"worker shares and set TRANSFERS_INBOX_DIR to it, or set TRANSFERS_MAILBOX to a remote SFTP mailbox",
+    ]
+
+
+def test_a_sqlite_store_url_and_an_inbox_under_the_home_are_refused(tmp_path):
+    inbox = tmp_path / "home" / "elsewhere"
+    problems = deployment_problems(fit(tmp_path, store_url="sqlite:////shared/received.db", inbox_dir=inbox),
+                                   receiving=receiving(POLICE))
+
+    assert [p.split(":", 1)[0] for p in problems] == ["TRANSFERS_STORE_URL", "TRANSFERS_INBOX_DIR"]
+    assert "must be PostgreSQL (postgresql+psycopg2://...), not sqlite:" in problems[0]
+    assert f"the inbox {inbox} must not be under TRANSFERS_HOME" in problems[1]
+
+
+def test_every_problem_of_both_sides_is_listed_at_once(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        check_deployment(settings(tmp_path), executor="CeleryExecutor", receiving=receiving(POLICE))
+
+    assert [p.split(":", 1)[0] for p in refused.value.problems] == [
+        "TRANSFERS_LEDGER_URL", "TRANSFERS_WORK_STORE", "TRANSFERS_LEDGER_ANCHOR_URL", "TRANSFERS_STORE_URL",
+        "TRANSFERS_INBOX_DIR"]
+
+
+def test_mesh_is_a_remote_inbox_so_only_the_store_is_asked_for(tmp_path):
+    from dataclasses import replace
+
+    from transfers.agreement.mesh import MeshRoute
+
+    [inbound] = receiving(POLICE)
+    mesh = MeshRoute(mailbox="X26HC001", workflow_id="MASH_REFERRALS", connection="mesh_in")
+    by_mesh = replace(inbound, recipient=inbound.recipient.model_copy(update={"mesh": mesh, "sftp": None,
+                                                                              "path": None}))
+
+    problems = deployment_problems(fit(tmp_path), receiving=[by_mesh])
+
+    assert [p.split(":", 1)[0] for p in problems] == ["TRANSFERS_STORE_URL"]
+
+
+def test_a_sending_only_party_and_one_worker_are_not_asked_for_a_store_or_an_inbox(tmp_path):
+    from transfers.agreement import load_config, sides
+
+    # The NHS trust sends Data Flow B and receives nothing.
+    trust = sides(load_config(PROJECT_ROOT / "config"), "rotherham-nhs-ft")
+    assert trust.sending and not trust.receiving
+    check_deployment(fit(tmp_path), receiving=trust.receiving)
+    assert deployment_problems(settings(tmp_path), receiving=receiving(POLICE)) == []  # one worker: as before

@@ -114,7 +114,8 @@ def validate(
         table.add_row(lines(ref.key, "receive"), lines(ref.flow.from_, f"to {inbound.recipient.partner}"),
                       str(len(ref.flow.shared_fields)), ref.flow.schedule)
     # Several workers (TRANSFERS_WORKERS=many, or the executor Airflow is set to) need shared state.
-    problems += deployment_problems(settings, executor=os.environ.get("AIRFLOW__CORE__EXECUTOR"))
+    problems += deployment_problems(settings, executor=os.environ.get("AIRFLOW__CORE__EXECUTOR"),
+                                    receiving=found.receiving)
     for loaded in config.agreements:
         if settings.party and settings.party not in loaded.agreement.partners:
             continue  # another party's agreement: not this deployment's to check
