@@ -1,0 +1,188 @@
+"""The recipient's side with several workers: received on one, destroyed and certified on another.
+
+The police (``exchange_world``'s mailbox deployment: real sshd, PostgreSQL and gpg) run as a deployment of
+several workers (``TRANSFERS_WORKERS=many``) that the deployment check accepts: PostgreSQL ledger and store,
+their remote SFTP mailbox as the inbox, a shared volume as work store and an anchor outside the homes. The
+receive DAG's poke (``_receive`` in ``dags/isp_transfers.py``, loaded from the file as the scheduler would)
+runs on the worker whose home is ``worker-1``; the retention DAG's purge and daily exchange run on
+``worker-2``, which never saw the delivery: the rows go on the controller's date, the signed certificate goes
+to the mailbox, and the controller (the sender) collects and records it. Only the call outside a running
+task is stood in for (the poke gets its logical date as an argument, as the sensor's template gives it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.conftest import LOGICAL_DATE, conn_json, sftp_conn, throwaway_pg_database
+from tests.integration.exchange_world import (
+    FLOW,
+    RECIPIENT,
+    SENDER,
+    Exchange,
+    mailbox_exchange,
+    police_keys,
+    police_sshd,
+)
+from transfers.certificate import certificate_name
+from transfers.ledger.records import CertificateIssued, Destroyed, DestructionCertified, Received
+from transfers.receipt import RECEIPTS_DIR, base_name, delivery_id
+from transfers.settings import PROJECT_ROOT, Settings
+
+__all__ = ["mailbox_exchange", "police_keys", "police_sshd"]  # fixtures, imported for pytest
+
+pytestmark = pytest.mark.integration
+
+ID = delivery_id("mash-referrals", "A", LOGICAL_DATE.isoformat(), RECIPIENT)
+DESTROY_BY = LOGICAL_DATE + timedelta(days=30)
+DUE = datetime.combine(DESTROY_BY, time.min, UTC)
+TABLE = "received_mash_referrals_a"
+
+
+@pytest.fixture
+def ledger_url():
+    with throwaway_pg_database("syp_ledger") as (url, _name):
+        yield url
+
+
+@pytest.fixture
+def police(mailbox_exchange: Exchange, ledger_url: str, tmp_path: Path, monkeypatch) -> Exchange:
+    """Flow A under a P30D controller period, sent to the police's mailbox; the police's environment set for
+    several workers."""
+    ex = mailbox_exchange
+    agreement = ex.sender.settings.config_dir / "agreements" / "mash-referrals.yaml"
+    text = agreement.read_text()
+    assert text.count("period: P6Y") == 1
+    agreement.write_text(text.replace("period: P6Y", "period: P30D"))  # the police's one-year key still verifies
+    ex.sender.reload()
+    settings = ex.police.settings
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TRANSFERS_CONFIG_DIR": str(settings.config_dir),
+        "TRANSFERS_KEYS_DIR": str(settings.keys),
+        "TRANSFERS_PARTY": RECIPIENT,
+        "TRANSFERS_WORKERS": "many",
+        "TRANSFERS_LEDGER_URL": ledger_url,
+        "TRANSFERS_STORE_URL": ex.store_url,
+        "TRANSFERS_MAILBOX": "syp_mailbox",
+        "TRANSFERS_WORK_STORE": str(tmp_path / "shared-volume"),
+        "TRANSFERS_LEDGER_ANCHOR_URL": str(tmp_path / "anchor-volume" / "ledger.head"),
+        "AIRFLOW_CONN_SYP_MAILBOX": conn_json(sftp_conn("syp_mailbox", ex.police_sshd)),
+        "AIRFLOW_VAR_TRANSFERS_SIGNING_KEY": ex.keys.signing_secret,
+        "AIRFLOW_VAR_TRANSFERS_DECRYPTION_KEY": ex.keys.decryption_secret,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("TRANSFERS_INBOX_DIR", "AIRFLOW__CORE__EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    return ex
+
+
+def dag_file() -> ModuleType:
+    """``dags/isp_transfers.py`` loaded as the scheduler and each worker load it (the deployment check included)."""
+    spec = importlib.util.spec_from_file_location(f"isp_transfers_{uuid.uuid4().hex[:6]}",
+                                                  PROJECT_ROOT / "dags" / "isp_transfers.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def on_worker(monkeypatch, home: Path) -> Settings:
+    monkeypatch.setenv("TRANSFERS_HOME", str(home))
+    return Settings()
+
+
+def rows(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(TABLE):
+                return 0
+            return int(conn.execute(sa.text(f'SELECT count(*) FROM "{TABLE}"')).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def files(home: Path) -> list[Path]:
+    return sorted(p for p in home.rglob("*") if p.is_file()) if home.exists() else []
+
+
+def test_received_on_one_worker_destroyed_and_certified_on_another(police: Exchange, monkeypatch, tmp_path):
+    from transfers.destruction import collect_certificates
+    from transfers.exchange_daily import run_daily_exchange
+    from transfers.pipeline import Resolvers
+    from transfers.retention import execute_purge, plan_purge
+
+    police.send()
+    worker_1, worker_2 = tmp_path / "worker-1", tmp_path / "worker-2"
+    on_worker(monkeypatch, worker_1)
+    dags = dag_file()  # the deployment check passes: this is a deployment fit for several workers
+    assert f"dag_receive_{FLOW.replace('-', '_').replace('.', '__')}" in vars(dags)
+
+    # The receive poke on worker 1: fetched from the mailbox, loaded into the shared store, receipt returned.
+    start = datetime.combine(LOGICAL_DATE, time(12), tzinfo=UTC)
+    poke = dags._receive(FLOW, start)
+    assert poke.is_done and poke.xcom_value["status"] == "accepted"
+    loaded = poke.xcom_value["rows"]
+    assert loaded > 0 and rows(police.store_url) == loaded
+    # Nothing of the delivery stays on worker 1: the mailbox cache went with the receive, the store is elsewhere.
+    assert not [p for p in files(worker_1) if "inbox-cache" in p.parts or p.name.endswith((".db", ".pgp"))]
+    assert police.collect()["status"] == "acknowledged"
+
+    # The retention DAG's tasks on worker 2, which never saw the delivery: the purge, then the daily exchange.
+    settings = on_worker(monkeypatch, worker_2)
+    config = police.police.config
+    with settings.open_ledger() as ledger:
+        [received] = ledger.records(Received)
+        assert received.delivery_id == ID and received.rows == loaded
+        early = plan_purge(settings, config, ledger, now=DUE - timedelta(days=1))
+        assert [i.place for i in early if i.place == "received"] == []  # not due before the controller's date
+        due = plan_purge(settings, config, ledger, now=DUE)
+        assert [(i.place, i.path) for i in due if i.place == "received"] == [("received", ID)]
+        report = execute_purge(due, settings, config, ledger, dags._connection, now=DUE)
+        assert report.failed == []
+        daily = run_daily_exchange(settings, config, ledger, Resolvers(dags._connection, dags._secret),
+                                   now=DUE + timedelta(hours=5))
+        assert (daily.certificates_issued, daily.problems) == (1, [])
+        [destroyed] = ledger.records(Destroyed)
+        [issued] = ledger.records(CertificateIssued)
+    assert rows(police.store_url) == 0
+    assert (destroyed.delivery_id, destroyed.rows, destroyed.complete) == (ID, loaded, True)
+    assert (issued.delivery_id, issued.controller, issued.sent_to, issued.rows) == (ID, SENDER, "mailbox", loaded)
+    assert (police.inbox / RECEIPTS_DIR / certificate_name(base_name("mash-referrals", "A", LOGICAL_DATE.isoformat()))
+            ).is_file()  # on the mailbox, where the controller collects it
+    assert not (worker_2 / "received.db").exists() and not (worker_1 / "received.db").exists()
+
+    # The controller collects the certificate from the police's mailbox and records it.
+    sender = police.sender
+    with sender.settings.open_ledger() as ledger:
+        [result] = collect_certificates(sender.settings, sender.config, ledger, sender.resolvers().connection,
+                                        now=DUE + timedelta(days=1))
+    assert result.status == "certified", result.detail
+    [certified] = police.sender_records(DestructionCertified)
+    assert (certified.delivery_id, certified.rows, certified.certificate_sha256) == \
+        (ID, loaded, issued.certificate_sha256)
+
+
+def test_the_dag_file_refuses_the_same_deployment_with_a_worker_s_own_store_and_inbox(police: Exchange, monkeypatch,
+                                                                                        tmp_path):
+    from transfers.errors import ConfigError
+
+    on_worker(monkeypatch, tmp_path / "worker-1")
+    monkeypatch.delenv("TRANSFERS_STORE_URL")
+    monkeypatch.delenv("TRANSFERS_MAILBOX")
+
+    with pytest.raises(ConfigError) as refused:
+        dag_file()
+
+    assert [p.split(":", 1)[0] for p in refused.value.problems] == ["TRANSFERS_STORE_URL", "TRANSFERS_INBOX_DIR"]
+    assert "mash-referrals.A" in refused.value.problems[1]
