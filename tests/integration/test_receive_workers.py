@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -186,3 +186,65 @@ def test_the_dag_file_refuses_the_same_deployment_with_a_worker_s_own_store_and_
 
     assert [p.split(":", 1)[0] for p in refused.value.problems] == ["TRANSFERS_STORE_URL", "TRANSFERS_INBOX_DIR"]
     assert "mash-referrals.A" in refused.value.problems[1]
+
+
+def test_a_rejected_delivery_s_quarantine_is_published_to_the_s3_work_store_and_purged_there_by_another_worker(
+        mailbox_exchange: Exchange, ledger_url: str, tmp_path):
+    """moto's S3 server stands for the work store (no real S3 can run here)."""
+    import hashlib
+    import json
+
+    from tests.support.s3 import moto_s3, s3_bucket
+    from transfers.errors import DeliveryRejected
+    from transfers.retention import execute_purge, plan_purge
+
+    ex = mailbox_exchange
+    ex.send()
+    part = sorted(ex.inbox.glob(f"mash-referrals_A_{LOGICAL_DATE}*.pgp"))[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # changed on the way: the police reject and quarantine it
+    part.write_bytes(bytes(data))
+    with moto_s3("work_s3") as conn, s3_bucket(conn, "isp-work", versioned=True) as (client, bucket):
+        def worker(home: Path) -> Settings:
+            base = ex.police.settings
+            return Settings(home=home, config_dir=base.config_dir, keys_dir=base.keys, party=RECIPIENT,
+                            store_url=ex.store_url, mailbox="syp_mailbox", ledger_url=ledger_url,
+                            work_store=f"s3://{bucket}/work", work_store_conn_id="work_s3")
+
+        ex.police.settings = worker(tmp_path / "worker-1")
+        ex.police.connections["work_s3"] = conn
+        with pytest.raises(DeliveryRejected):
+            ex.police.receive()
+
+        # Published under the same relative path, still encrypted, and gone from worker 1.
+        folder = f"work/quarantine/mash-referrals/A/{LOGICAL_DATE}/{SENDER}"
+        stored = sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket, Prefix=folder + "/")["Contents"])
+        manifest = f"mash-referrals_A_{LOGICAL_DATE}.manifest.json"
+        assert stored == sorted(f"{folder}/{name}" for name in (part.name, manifest, manifest + ".asc", "reason.json"))
+        assert client.get_object(Bucket=bucket, Key=f"{folder}/{part.name}")["Body"].read() == bytes(data)
+        reason = json.loads(client.get_object(Bucket=bucket, Key=f"{folder}/reason.json")["Body"].read())
+        assert reason["delivery_id"] == ID and "SHA-256" in reason["reason"]
+        assert not (tmp_path / "worker-1" / "quarantine" / "mash-referrals" / "A" / LOGICAL_DATE.isoformat()
+                    / SENDER).exists()
+
+        # Worker 2, which never saw it: kept before its date, destroyed on it, with evidence.
+        settings, config = worker(tmp_path / "worker-2"), ex.police.config
+        quarantined = datetime.fromisoformat(reason["quarantined_at"])
+        if reason.get("destroy_by"):  # the signed manifest's date: the controller's rule
+            due = datetime.combine(date.fromisoformat(reason["destroy_by"]), time.min, UTC)
+        else:  # no date from the manifest: the flow's staging period (P7D) after quarantine
+            due = quarantined + timedelta(days=7)
+        with settings.open_ledger() as ledger:
+            early = plan_purge(settings, config, ledger, now=due - timedelta(days=1), connection=lambda _id: conn)
+            assert [i for i in early if i.place == "quarantine"] == []
+            items = plan_purge(settings, config, ledger, now=due + timedelta(hours=1), connection=lambda _id: conn)
+            [item] = [i for i in items if i.place == "quarantine"]
+            assert (item.store, item.path) == ("s3", f"s3://{bucket}/{folder}")
+            report = execute_purge(items, settings, config, ledger, lambda _id: conn, now=due + timedelta(hours=1))
+            assert report.failed == []
+            [record] = ledger.records(Destroyed)
+        assert client.list_object_versions(Bucket=bucket, Prefix=folder + "/").get("Versions", []) == []
+        assert (record.place, record.delivery_id, record.path) == ("quarantine", ID, f"s3://{bucket}/{folder}")
+        evidence = {f.remote_path: f.sha256 for f in record.files}
+        assert evidence[part.name] == hashlib.sha256(bytes(data)).hexdigest() and "reason.json" in evidence
+        assert "every version" in record.verified

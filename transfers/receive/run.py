@@ -49,7 +49,10 @@ from transfers.receipt import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from transfers.agreement import Config, FlowRef, Recipient
+    from transfers.connections import ConnInfo
     from transfers.crypto import SigningKey
     from transfers.flowrun import Resolvers
     from transfers.ledger import Ledger
@@ -193,7 +196,8 @@ def _receive(settings: Settings, config: Config, place: _Place, resolvers: Resol
     except DeliveryRejected as exc:
         # Hashed before quarantine moves the manifest away: the incident names the manifest that came.
         manifest_sha = sha256_hex(place.manifest.read_bytes()) if place.manifest.is_file() else None
-        _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened)
+        _reject(settings, place, ledger, signer, exc.reason, received_at, destroy_by=opened,
+                connection=resolvers.connection)
         if exc.kind == "signature":
             _signature_incident(settings, place, ledger, exc, manifest_sha)
         raise
@@ -242,12 +246,14 @@ def _already(place: _Place, ledger: Ledger) -> ReceiveResult | None:
 
 
 def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKey, reason: str,
-            received_at: datetime, *, destroy_by: date | None = None) -> None:
+            received_at: datetime, *, destroy_by: date | None = None,
+            connection: Callable[[str], ConnInfo] | None = None) -> None:
     """Quarantine what arrived (still encrypted), return a signed rejection, record it.
 
     ``destroy_by`` is the controller's date from a manifest whose signature verified (the rejection
     came later, from a part or the store): the quarantined copy goes then. Without it (the manifest
-    itself failed) the quarantine's own period applies.
+    itself failed) the quarantine's own period applies. With an S3 work store the quarantined copy is
+    published there, once all is recorded (``connection`` resolves the store's).
     """
     from transfers.receive.quarantine import quarantine
 
@@ -259,9 +265,10 @@ def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKe
         files.append(ReceiptFile(path.name, size, file_sha))
     where = settings.layout.quarantine_dir(place.ref.agreement.id, place.ref.flow.id, place.logical_date,
                                            place.sender)
+    folder = None
     if held:
-        quarantine(held, where, reason=reason, delivery_id=place.delivery_id, manifest_sha256=manifest_sha,
-                   destroy_by=destroy_by)
+        folder = quarantine(held, where, reason=reason, delivery_id=place.delivery_id,
+                            manifest_sha256=manifest_sha, destroy_by=destroy_by)
     receipt = _receipt(place, ledger, signer, status="rejected", reason=reason, received_at=received_at,
                        manifest_sha256=manifest_sha, rows=0, files=files, destroy_by=None)
     digest: str | None = None
@@ -280,6 +287,20 @@ def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKe
         place.mailbox.collect()  # only once recorded: a retry before this fetches it again and records it
     log.warning("delivery rejected", flow=place.ref.key, logical_date=place.ds, sender=place.sender,
                 reason=reason, quarantine=str(where))
+    if folder is not None:
+        _publish_quarantine(settings, folder, connection)
+
+
+def _publish_quarantine(settings: Settings, folder: Path, connection: Callable[[str], ConnInfo] | None) -> None:
+    """The quarantined copy into the S3 work store, where every worker's purge finds it. A store that is down
+    leaves it on this worker (whose own purge still destroys it on its date): the rejection stands either way."""
+    from transfers.errors import TransferError
+    from transfers.workstore.quarantine import publish_quarantine
+
+    try:
+        publish_quarantine(settings, folder, connection)
+    except TransferError as exc:
+        log.warning("quarantine not published; the copy stays on this worker", folder=str(folder), error=str(exc))
 
 
 def _receipt(place: _Place, ledger: Ledger, signer: SigningKey, *, status: str, reason: str,

@@ -102,7 +102,7 @@ def inventory(settings: Settings, config: Config, ledger: Ledger, *, only_flow: 
             items.extend(local.scan("archive", ref.key, layout.held("archive", *base, root=layout.archive_root(archive.dir)),
                                     periods["archive"], f"retention.archive {periods['archive']}"))
         items.extend(sftp.held(ref, ledger, periods["remote"]))
-    items.extend(received.held(settings, config, ledger, only_flow=only_flow))
+    items.extend(received.held(settings, config, ledger, only_flow=only_flow, store=store))
     return sorted(items, key=lambda i: (PLACES.index(i.place), i.flow, i.path))
 
 
@@ -174,12 +174,12 @@ def execute_purge(items: list[PurgeItem], settings: Settings, config: Config, le
     replayed = journal.replay(settings.home, ledger)  # records a previous purge could not write
     if replayed:
         log.info("journalled purge records written to the ledger", records=replayed)
+    store = workstore.store_of(settings, connection)
     received.destroy_due([i for i in items if i.place in RECIPIENT_PLACES], settings, config, ledger, report,
-                         now=now)
+                         now=now, store=store)
     rec = _Recorder(config, ledger, report, now, settings.home)
     busy: dict[str, set[date]] = {}
     todo: list[PurgeItem] = []
-    store = workstore.store_of(settings, connection)
     for item in (i for i in items if i.place not in RECIPIENT_PLACES):
         ref = config.flow(item.flow)
         if item.flow not in busy:  # a run's marker is under this home, or in the S3 work store every worker sees

@@ -16,7 +16,9 @@ nothing here runs):
     ``destroy_by`` when ``reason.json`` carries one (the manifest was signed and readable);
     otherwise ``retention.staging`` of the flow after ``quarantined_at``: evidence of a rejection
     is kept as briefly as a working copy, since no controller's date was ever accepted for it.
-    Its files are deleted, the folder removed and checked gone. A delivery hold keeps it too.
+    Its files are deleted, the folder removed and checked gone. A delivery hold keeps it too. With an S3
+    work store, folders published there (``transfers.retention.quarantine_store``) are found and destroyed
+    alike, by any worker.
 
 A failure is recorded (``PurgeFailed``), reported, and stays due.
 """
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from transfers.receive.register import ReceivedDelivery
     from transfers.receive.store import ReceivedStore
     from transfers.settings import Settings
+    from transfers.workstore.objects import WorkObjects
 
 __all__ = ["ReceivedItem", "destroy_due", "held"]
 
@@ -70,8 +73,10 @@ class ReceivedItem(PurgeItem):
     unrecorded: bool = False  # destroyed in the store already; only the ledger record is missing
 
 
-def held(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str | None = None) -> list[PurgeItem]:
-    """Every received delivery not wholly destroyed, and every quarantined one, due or not."""
+def held(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str | None = None,
+         store: WorkObjects | None = None) -> list[PurgeItem]:
+    """Every received delivery not wholly destroyed, and every quarantined one (here, and in the S3 work
+    ``store`` when there is one), due or not."""
     if settings.party is None or not (inbound := receiving_flows(config, settings.party)):
         return []
     holds = active_holds(ledger)
@@ -79,10 +84,12 @@ def held(settings: Settings, config: Config, ledger: Ledger, *, only_flow: str |
     if settings.store_url is not None or settings.layout.store_db.exists():
         from transfers.receive.store import ReceivedStore
 
-        with ReceivedStore(settings.store_database) as store:
-            items += _rows_held(store, settings.party, config, ledger, holds, only_flow)
+        with ReceivedStore(settings.store_database) as rows:
+            items += _rows_held(rows, settings.party, config, ledger, holds, only_flow)
     for ref in (i.ref for i in inbound if only_flow in (None, i.key)):
         items += _quarantined(settings, settings.party, ref, holds)
+        if store is not None:
+            items += _quarantined_in_store(store, settings, settings.party, ref, holds)
     return items
 
 
@@ -156,28 +163,44 @@ def _replace(item: ReceivedItem, **changes: Any) -> ReceivedItem:
 
 
 def _quarantined(settings: Settings, me: str, ref: FlowRef, holds: list[Hold]) -> list[PurgeItem]:
-    staging = ref.flow.retention.staging
     items: list[PurgeItem] = []
     for found in settings.layout.quarantined(ref.agreement.id, ref.flow.id):
         reason = _reason(found.path)
         files = [p for p in found.path.rglob("*") if p.is_file()]
         quarantined_at = _moment(reason.get("quarantined_at")) or _newest(found.path, files)
-        destroy_by = _day(reason.get("destroy_by"))
-        delivery = str(reason.get("delivery_id") or delivery_id_of(ref.agreement.id, ref.flow.id,
-                                                                    found.day.isoformat(), me))
-        if destroy_by is not None:
-            controller, rule = _rule(ref, destroy_by)
-            due = datetime.combine(destroy_by, time.min, UTC)
-        else:
-            controller = ref.agreement.retention.controller
-            rule, due = f"retention.staging {staging} after quarantine (no readable manifest)", \
-                staging.after(quarantined_at)
-        hold = "; ".join(h.describe() for h in holds if h.scope == "delivery" and h.target == delivery) or None
-        items.append(ReceivedItem("quarantine", ref.key, str(found.path), quarantined_at, due, rule, me,
-                                  day=found.day, hold=hold, detail=f"{len(files)} files", delivery_id=delivery,
-                                  sender=found.partner or "", controller=controller, destroy_by=destroy_by,
-                                  manifest_sha256=reason.get("manifest_sha256")))
+        items.append(_quarantine_item(me, ref, holds, reason, str(found.path), found.day, found.partner or "",
+                                      quarantined_at, len(files), "local"))
     return items
+
+
+def _quarantined_in_store(store: WorkObjects, settings: Settings, me: str, ref: FlowRef,
+                          holds: list[Hold]) -> list[PurgeItem]:
+    from transfers.retention.quarantine_store import stored_folders
+
+    items: list[PurgeItem] = []
+    for found in stored_folders(store, settings, ref.agreement.id, ref.flow.id):
+        quarantined_at = _moment(found.reason.get("quarantined_at")) or max(obj.modified for obj in found.files)
+        items.append(_quarantine_item(me, ref, holds, found.reason, store.place.url(found.relative), found.day,
+                                      found.sender, quarantined_at, len(found.files), "s3"))
+    return items
+
+
+def _quarantine_item(me: str, ref: FlowRef, holds: list[Hold], reason: dict[str, Any], path: str, day: date,
+                     sender: str, quarantined_at: datetime, count: int, where: str) -> ReceivedItem:
+    staging = ref.flow.retention.staging
+    destroy_by = _day(reason.get("destroy_by"))
+    delivery = str(reason.get("delivery_id") or delivery_id_of(ref.agreement.id, ref.flow.id, day.isoformat(), me))
+    if destroy_by is not None:
+        controller, rule = _rule(ref, destroy_by)
+        due = datetime.combine(destroy_by, time.min, UTC)
+    else:
+        controller = ref.agreement.retention.controller
+        rule, due = f"retention.staging {staging} after quarantine (no readable manifest)", \
+            staging.after(quarantined_at)
+    hold = "; ".join(h.describe() for h in holds if h.scope == "delivery" and h.target == delivery) or None
+    return ReceivedItem("quarantine", ref.key, path, quarantined_at, due, rule, me, day=day, hold=hold,
+                        detail=f"{count} files", store=where, delivery_id=delivery, sender=sender,
+                        controller=controller, destroy_by=destroy_by, manifest_sha256=reason.get("manifest_sha256"))
 
 
 def _reason(folder: Path) -> dict[str, Any]:
@@ -259,7 +282,7 @@ class _Outcome:
 
 
 def destroy_due(items: list[PurgeItem], settings: Settings, config: Config, ledger: Ledger, report: PurgeReport,
-                *, now: datetime) -> None:
+                *, now: datetime, store: WorkObjects | None = None) -> None:
     """Destroy each due received delivery and quarantined folder not under a hold; record each in the ledger."""
     mine = [i for i in items if isinstance(i, ReceivedItem)]
     if not mine:
@@ -271,11 +294,14 @@ def destroy_due(items: list[PurgeItem], settings: Settings, config: Config, ledg
     if rows:
         from transfers.receive.store import ReceivedStore
 
-        with ReceivedStore(settings.store_database) as store:
+        with ReceivedStore(settings.store_database) as received_store:
             for item in rows:
-                _destroy_rows(item, store, out)
+                _destroy_rows(item, received_store, out)
     for item in (i for i in mine if i.place == "quarantine" and not i.hold):
-        _destroy_folder(item, out)
+        if item.store == "s3":
+            _destroy_stored(item, store, out)
+        else:
+            _destroy_folder(item, out)
     root = settings.layout.folder(QUARANTINE)
     for flow in {i.flow for i in mine if i.place == "quarantine"}:
         local.prune_empty_dirs(root.joinpath(*flow.split(".", 1)), root, settings.home)
@@ -305,6 +331,22 @@ def _destroy_rows(item: ReceivedItem, store: ReceivedStore, out: _Outcome) -> No
     if not complete:
         out.report.held.append(f"received {item.flow} {item.delivery_id}: {item.held_rows} rows kept: "
                                f"{item.subject_hold}")
+
+
+def _destroy_stored(item: ReceivedItem, store: WorkObjects | None, out: _Outcome) -> None:
+    from transfers.retention.quarantine_store import delete_folder
+
+    if store is None:
+        out.failed(item, "the S3 work store holding it is no longer TRANSFERS_WORK_STORE; delete it by hand")
+        return
+    relative = item.path[len(store.place.url("")):]
+    try:
+        files, check = delete_folder(store, relative)
+    except TransferError as exc:
+        out.failed(item, str(exc))
+        return
+    if files:
+        out.destroyed(item, out.record(item, rows=0, path=item.path, files=files, verified=check))
 
 
 def _destroy_folder(item: ReceivedItem, out: _Outcome) -> None:
