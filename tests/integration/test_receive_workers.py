@@ -248,3 +248,41 @@ def test_a_rejected_delivery_s_quarantine_is_published_to_the_s3_work_store_and_
         evidence = {f.remote_path: f.sha256 for f in record.files}
         assert evidence[part.name] == hashlib.sha256(bytes(data)).hexdigest() and "reason.json" in evidence
         assert "every version" in record.verified
+
+
+def test_a_second_quarantine_of_the_same_delivery_never_overwrites_the_store_s_evidence_and_a_refusing_store_keeps_the_copy(
+        tmp_path):
+    """Two workers quarantine the same delivery (each into its own home's ``<sender>`` folder): the store keeps
+    both, the second as ``<sender>.2``. moto's S3 server stands for the work store."""
+    from tests.support.s3 import moto_s3, s3_bucket
+    from transfers.errors import WorkStoreRefused
+    from transfers.receive.quarantine import quarantine
+    from transfers.workstore.quarantine import publish_quarantine
+
+    def rejected_on(home: Path, settings: Settings, body: bytes) -> Path:
+        inbox = home / "inbox-copy"
+        inbox.mkdir(parents=True)
+        (inbox / "x.csv.pgp").write_bytes(body)
+        return quarantine([inbox / "x.csv.pgp"], settings.layout.quarantine_dir("mash-referrals", "A", LOGICAL_DATE,
+                                                                                 SENDER),
+                          reason="x.csv.pgp: SHA-256 differs from the manifest's", delivery_id=ID, manifest_sha256=None)
+
+    with moto_s3("work_s3") as conn, s3_bucket(conn, "isp-work", versioned=False) as (client, bucket):
+        published = []
+        for number, home in enumerate((tmp_path / "worker-1", tmp_path / "worker-2"), 1):
+            settings = Settings(home=home, config_dir=PROJECT_ROOT / "config", work_store=f"s3://{bucket}/work",
+                                work_store_conn_id="work_s3")
+            folder = rejected_on(home, settings, f"copy {number}".encode())
+            published.append(publish_quarantine(settings, folder, lambda _id: conn))
+            assert not folder.exists()
+        base = f"s3://{bucket}/work/quarantine/mash-referrals/A/{LOGICAL_DATE}/{SENDER}"
+        assert published == [base, base + ".2"]
+        first = client.get_object(Bucket=bucket, Key=base.split("/", 3)[3] + "/x.csv.pgp")["Body"].read()
+        assert first == b"copy 1"
+
+        refusing = Settings(home=tmp_path / "worker-3", config_dir=PROJECT_ROOT / "config",
+                            work_store="s3://no-such-bucket/work", work_store_conn_id="work_s3")
+        folder = rejected_on(tmp_path / "worker-3", refusing, b"copy 3")
+        with pytest.raises(WorkStoreRefused, match="no-such-bucket"):
+            publish_quarantine(refusing, folder, lambda _id: conn)
+        assert (folder / "x.csv.pgp").read_bytes() == b"copy 3" and (folder / "reason.json").is_file()
