@@ -42,6 +42,7 @@ from transfers.receipt import RECEIPTS_DIR, SIGNATURE_SUFFIX, sha256_hex
 if TYPE_CHECKING:
     from transfers.agreement import Config
     from transfers.agreement.party import Inbound
+    from transfers.connections import ConnLookup
     from transfers.crypto import DecryptionKey, SigningKey
     from transfers.delivery.session import SftpSession
     from transfers.flowrun import Resolvers
@@ -135,7 +136,7 @@ def apply_notices(settings: Settings, config: Config, ledger: Ledger, resolvers:
                 continue
             keys = _keys(settings, config, resolvers, place)
             for name in place.names:
-                outcomes.append(_one(settings, config, ledger, place, keys, name, at))
+                outcomes.append(_one(settings, config, ledger, place, keys, name, at, resolvers.connection))
     return outcomes
 
 
@@ -187,7 +188,7 @@ def _keys(settings: Settings, config: Config, resolvers: Resolvers, place: _Plac
 
 
 def _one(settings: Settings, config: Config, ledger: Ledger, place: _Place, keys: _Keys, name: str,
-         at: datetime) -> NoticeOutcome:
+         at: datetime, connection: ConnLookup | None = None) -> NoticeOutcome:
     from transfers.crypto import decrypt_verified
     from transfers.receive.store import ReceivedStore
     from transfers.receive.subject_rows import apply_subject_notice
@@ -204,7 +205,7 @@ def _one(settings: Settings, config: Config, ledger: Ledger, place: _Place, keys
         plain = decrypt_verified(data, keys.own, keys.sender, where=name, party=place.sender)
         notice = _checked(plain, name, kind=kind, tag=tag, place=place)
     except DeliveryRejected as exc:
-        return _refuse(settings, ledger, place, name, digest, exc.reason, at)
+        return _refuse(settings, ledger, place, name, digest, exc.reason, at, connection)
     recorded = ledger.find_record(NoticeApplied, NoticeApplied.key_for(tag))
     if recorded is not None:
         _confirm_again(place, kind, tag)
@@ -306,15 +307,17 @@ def _confirm_again(place: _Place, kind: str, tag: str) -> None:
 
 
 def _refuse(settings: Settings, ledger: Ledger, place: _Place, name: str, digest: str, reason: str,
-            at: datetime) -> NoticeOutcome:
+            at: datetime, connection: ConnLookup | None = None) -> NoticeOutcome:
     from transfers.receive.quarantine import quarantine
+    from transfers.workstore.quarantine import publish_or_keep
 
     ref = place.item.ref
     entry, _created = ledger.record(NoticeRefused(agreement=ref.agreement.id, flow=ref.key, recipient=place.me,
                                                   name=name, reason=reason, notice_sha256=digest))
     where = settings.layout.quarantine_dir(ref.agreement.id, ref.flow.id, at.date(), place.sender)
-    quarantine([place.directory / name], where, reason=f"notice refused: {reason}",
-               delivery_id=f"{ref.agreement.id}:{ref.flow.id}:notice:{name}", manifest_sha256=None)
+    folder = quarantine([place.directory / name], where, reason=f"notice refused: {reason}",
+                        delivery_id=f"{ref.agreement.id}:{ref.flow.id}:notice:{name}", manifest_sha256=None)
+    publish_or_keep(settings, folder, connection)  # with an S3 work store, where every worker's purge sees it
     if place.session is not None:
         place.remove(name)
     log.error("notice refused", flow=ref.key, file=name, reason=reason, ledger_seq=entry.seq)

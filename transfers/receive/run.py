@@ -288,19 +288,9 @@ def _reject(settings: Settings, place: _Place, ledger: Ledger, signer: SigningKe
     log.warning("delivery rejected", flow=place.ref.key, logical_date=place.ds, sender=place.sender,
                 reason=reason, quarantine=str(where))
     if folder is not None:
-        _publish_quarantine(settings, folder, connection)
+        from transfers.workstore.quarantine import publish_or_keep
 
-
-def _publish_quarantine(settings: Settings, folder: Path, connection: Callable[[str], ConnInfo] | None) -> None:
-    """The quarantined copy into the S3 work store, where every worker's purge finds it. A store that is down
-    leaves it on this worker (whose own purge still destroys it on its date): the rejection stands either way."""
-    from transfers.errors import TransferError
-    from transfers.workstore.quarantine import publish_quarantine
-
-    try:
-        publish_quarantine(settings, folder, connection)
-    except TransferError as exc:
-        log.warning("quarantine not published; the copy stays on this worker", folder=str(folder), error=str(exc))
+        publish_or_keep(settings, folder, connection)
 
 
 def _receipt(place: _Place, ledger: Ledger, signer: SigningKey, *, status: str, reason: str,

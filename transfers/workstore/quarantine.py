@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from transfers.connections import ConnInfo
     from transfers.settings import Settings
 
-__all__ = ["publish_quarantine"]
+__all__ = ["publish_or_keep", "publish_quarantine"]
 
 log = get_logger(__name__)
 
@@ -64,6 +64,17 @@ def publish_quarantine(settings: Settings, folder: Path,
     shutil.rmtree(folder)
     log.info("quarantine published", store=where.url(relative), files=len(files))
     return where.url(relative)
+
+
+def publish_or_keep(settings: Settings, folder: Path, connection: Callable[[str], ConnInfo] | None = None) -> None:
+    """``publish_quarantine``, where a store that is down leaves the copy on this worker (whose own purge still
+    destroys it on its date), logged: the rejection or refusal it is evidence of stands either way."""
+    from transfers.errors import TransferError
+
+    try:
+        publish_quarantine(settings, folder, connection)
+    except TransferError as exc:
+        log.warning("quarantine not published; the copy stays on this worker", folder=str(folder), error=str(exc))
 
 
 def _free_name(store: WorkObjects, relative: str) -> str:
