@@ -149,9 +149,9 @@ def test_before_the_police_apply_it_the_notice_is_unconfirmed(received, cli):
     assert line.endswith("unconfirmed")
 
 
-def test_a_notice_signed_by_another_key_is_refused_and_nothing_is_deleted(received, cli):
-    ex, _subject, pseudonym = received
-    before = subject_rows(ex)
+def forged_notice(ex: Exchange, pseudonym: str) -> str:
+    """A withdrawal encrypted to the police as a real notice is, but signed by a key that is not the sender's
+    pinned one, put in their inbox; its name."""
     ref = ex.sender.config.flow(FLOW)
     notice = {"notice": "withdrawal", "agreement": "mash-referrals", "flow": "A", "sender": ref.flow.from_,
               "recipient": RECIPIENT, "subject": {"field": "nhs_number", "pseudonyms": [pseudonym], "key_ids": []},
@@ -163,6 +163,13 @@ def test_a_notice_signed_by_another_key_is_refused_and_nothing_is_deleted(receiv
     key = load_recipient_key(ex.sender.settings.keys / police.key_file, police.pgp_fingerprint)
     encrypt_to_file(json.dumps(notice).encode(), key, ex.inbox / name, filename=name.removesuffix(".pgp"),
                     signer=forger)
+    return name
+
+
+def test_a_notice_signed_by_another_key_is_refused_and_nothing_is_deleted(received, cli):
+    ex, _subject, pseudonym = received
+    before = subject_rows(ex)
+    name = forged_notice(ex, pseudonym)
 
     [outcome] = apply(ex)
 
@@ -175,6 +182,29 @@ def test_a_notice_signed_by_another_key_is_refused_and_nothing_is_deleted(receiv
     assert not (ex.inbox / RECEIPTS_DIR / confirmation_name("mash-referrals", "A", "withdrawal",
                                                              "0123456789ab")).exists()
     assert apply(ex) == []
+
+
+def test_a_refused_notice_s_quarantine_copy_is_published_to_the_s3_work_store(received, tmp_path):
+    """With several workers the evidence of a refused notice is where every worker's purge finds it. moto's S3
+    server stands for the work store."""
+    from tests.support.s3 import moto_s3, s3_bucket
+    from transfers.settings import Settings
+
+    ex, _subject, pseudonym = received
+    name = forged_notice(ex, pseudonym)
+    with moto_s3("work_s3") as conn, s3_bucket(conn, "isp-work", versioned=False) as (client, bucket):
+        ex.police.settings = Settings(**{**ex.police.settings.model_dump(), "work_store": f"s3://{bucket}/work",
+                                         "work_store_conn_id": "work_s3"})
+        ex.police.connections["work_s3"] = conn
+
+        [outcome] = apply(ex)
+
+        assert outcome.status == "refused"
+        listed = client.list_objects_v2(Bucket=bucket, Prefix="work/quarantine/mash-referrals/A/")["Contents"]
+        stored = sorted(item["Key"].rsplit("/", 1)[1] for item in listed)
+        assert stored == sorted([name, "reason.json"])
+        assert not (ex.police.settings.home / "quarantine" / "mash-referrals" / "A").exists() or not [
+            p for p in (ex.police.settings.home / "quarantine" / "mash-referrals" / "A").rglob("*") if p.is_file()]
 
 
 def test_a_notice_on_a_remote_mailbox_is_applied_and_confirmed_there(mailbox_exchange, cli):
