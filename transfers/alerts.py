@@ -19,8 +19,6 @@ Who gets what, from the agreement's ``contacts``:
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,8 +31,8 @@ if TYPE_CHECKING:
     from transfers.ledger import Ledger
     from transfers.ledger.records import Incident
 
-__all__ = ["REVIEW_WARNING_DAYS", "Alert", "certificate_overdue_alert", "claim_once", "daily_alerts",
-           "failure_alert", "incident_alert", "quality_block_alert", "receipt_overdue_alert", "release_claim", "review_due",
+__all__ = ["REVIEW_WARNING_DAYS", "Alert", "certificate_overdue_alert", "daily_alerts",
+           "failure_alert", "incident_alert", "quality_block_alert", "receipt_overdue_alert", "review_due",
            "review_due_alert", "what_happened"]
 
 #: An agreement whose ``review_by`` is this many days away or fewer is announced to IG, once a day.
@@ -235,29 +233,3 @@ def daily_alerts(config: Config, ledger: Ledger, today: date, *, grace_days: int
             alert = certificate_overdue_alert(known[state.flow], state.logical_date, state.recipient, state.destroy_by)
             out.append((f"certificate-overdue {state.delivery_id} {today}", alert))
     return out
-
-
-def _marker(folder: Path, key: str) -> Path:
-    # Hashed: a key (a DAG run id) may hold characters a file name cannot.
-    return folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".sent")
-
-
-def claim_once(folder: Path, key: str) -> bool:
-    """True the first time ``key`` is claimed in ``folder`` (by any process), False ever after.
-
-    The marker is created exclusively, so two failing tasks of one DAG run racing to alert
-    send one message between them. It holds the key only (a DAG id and run id, no data).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(_marker(folder, key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return True
-
-
-def release_claim(folder: Path, key: str) -> None:
-    """Undo ``claim_once`` (the message could not be sent), so the next attempt sends it."""
-    _marker(folder, key).unlink(missing_ok=True)

@@ -57,7 +57,7 @@ def install_sender(factory: Callable[[Settings], Sender | None]) -> None:
 
 
 def notice_key(incident: Incident) -> str:
-    """The key an incident's notice is sent once under (``transfers.alerts.claim_once``)."""
+    """The key an incident's notice is sent once under (``transfers.alert_claims.claim_once``)."""
     return f"incident {incident.dedupe_key()}"
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from transfers.alerts import Alert, claim_once, daily_alerts, failure_alert, incident_alert, release_claim
+from transfers.alert_claims import claim_once, release_claim
+from transfers.alerts import Alert, daily_alerts, failure_alert, incident_alert
 from transfers.incidents import Sender, install_sender, notice_key
 from transfers.settings import Settings
 
@@ -59,13 +60,13 @@ def send_alert(alert: Alert, settings: Settings, context: Mapping[str, Any]) -> 
 
 
 def _send_once(alert: Alert, settings: Settings, key: str, context: Mapping[str, Any]) -> bool:
-    folder = settings.layout.folder("alerts")
-    if not claim_once(folder, key):
+    settings.home.mkdir(parents=True, exist_ok=True)  # the default SQLite ledger lives there
+    if not claim_once(settings.ledger_database, key):
         return False
     try:
         send_alert(alert, settings, context)
     except Exception:
-        release_claim(folder, key)  # not sent: the next failed task (or tomorrow's run) tries again
+        release_claim(settings.ledger_database, key)  # not sent: the next failed task (or tomorrow's run) tries again
         raise
     return True
 
@@ -143,7 +144,7 @@ def send_daily_alerts(config_dir: Path | str, timezone: str, context: Mapping[st
 
 def incident_sender(settings: Settings) -> Sender:
     """The incidents' sender in Airflow: ``SmtpNotifier`` through the alerts connection, each incident claimed once
-    (``transfers.alerts.claim_once``), so the failure callback does not send it again."""
+    (``transfers.alert_claims.claim_once``), so the failure callback does not send it again."""
 
     def send(alert: Alert, key: str) -> str:
         if not _send_once(alert, settings, key, {}):

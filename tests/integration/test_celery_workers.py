@@ -11,14 +11,10 @@ later task can only run on worker 2, from what worker 1 wrote.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -28,6 +24,7 @@ from tests.conftest import require_part
 from tests.integration.conftest import LOGICAL_DATE, World, conn_json, read_delivery, throwaway_pg_database
 from tests.integration.privacy_world import pseudonyms
 from tests.support.celery_airflow import CeleryDeployment, celery_deployment, redis_db
+from tests.support.receipt_standin import StandInRecipient
 from tests.support.s3 import moto_s3, s3_bucket
 from transfers.connections import ConnInfo
 
@@ -39,43 +36,6 @@ INBOUND = "inbound/mash"
 FIRST = ["check_agreement", "extract"]  # worker 1
 LATER = ["quality", "prepare", f"encrypt_{PARTNER}", f"encrypt_{PARTNER}_part", f"seal_{PARTNER}",
          f"deliver_{PARTNER}", f"await_receipt_{PARTNER}", "notify", "cleanup"]  # worker 2
-
-
-class _Recipient(threading.Thread):
-    """Plays flow A's recipient (the police): once the manifest lands on sshd, puts a signed receipt beside it."""
-
-    def __init__(self, world: World) -> None:
-        super().__init__(daemon=True)
-        self.inbound = world.remote_root / INBOUND
-        self.secret = world.secrets["transfers_signing_key"]  # every partner's signing key in the test world
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from transfers.crypto import load_own_signing_key, own_key_fingerprint, sign_detached
-        from transfers.receipt import Receipt, ReceiptFile, delivery_id
-
-        base = f"mash-referrals_A_{LOGICAL_DATE.isoformat()}"
-        manifest_path = self.inbound / f"{base}.manifest.json"
-        while not manifest_path.exists():
-            if self.stop.wait(0.5):
-                return
-        data = manifest_path.read_bytes()
-        manifest = json.loads(data)
-        fingerprint = own_key_fingerprint(self.secret)
-        receipt = Receipt(
-            delivery_id=delivery_id("mash-referrals", "A", manifest["logical_date"], manifest["recipient"]),
-            agreement=manifest["agreement"], flow="A", logical_date=manifest["logical_date"],
-            sender=manifest["sender"], recipient=manifest["recipient"],
-            manifest_sha256=hashlib.sha256(data).hexdigest(),
-            files=tuple(ReceiptFile(f["name"], f["size"], f["sha256"]) for f in manifest["files"]),
-            rows=manifest["rows"], status="accepted", reason="",
-            received_at=datetime.now(UTC).isoformat(timespec="seconds"), destroy_by=None,
-            recipient_ledger_head=None, signer_fingerprint=fingerprint).to_bytes()
-        folder = self.inbound / "receipts"
-        folder.mkdir(exist_ok=True)
-        signature = sign_detached(receipt, load_own_signing_key(self.secret, fingerprint))
-        (folder / f"{base}.receipt.json.asc").write_text(signature)
-        (folder / f"{base}.receipt.json").write_bytes(receipt)
 
 
 @contextmanager
@@ -156,7 +116,7 @@ def test_a_send_dag_runs_on_two_celery_workers_worker_2_carrying_on_from_worker_
     _require_redis()
     started = time.monotonic()
     homes = {name: tmp_path / name for name in ("worker-1", "worker-2")}  # two machines' disks
-    recipient = _Recipient(world)
+    recipient = StandInRecipient(world, "A", INBOUND)
     try:
         with (
             throwaway_pg_database("isp_celery") as (metadata_url, _name),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.integration.conftest import LOGICAL_DATE, conn_json, read_delivery
+from tests.support.receipt_standin import StandInRecipient
 from transfers.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -50,45 +50,9 @@ def airflow_env(world, airflow_home) -> dict:
     return env
 
 
-class _Recipient(threading.Thread):
+def _Recipient(world, *, accept: bool = True) -> StandInRecipient:  # noqa: N802  # reads as the class it makes
     """Plays flow B's recipient while the DAG runs: once the manifest lands, returns a signed receipt for it."""
-
-    def __init__(self, world, *, accept: bool = True) -> None:
-        super().__init__(daemon=True)
-        self.inbound = world.remote_root / "inbound" / "ed-attendances"
-        self.secret = world.secrets["transfers_signing_key"]  # every partner's signing key in the test world
-        self.accept = accept
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        import hashlib
-        import json
-
-        from transfers.crypto import load_own_signing_key, own_key_fingerprint, sign_detached
-        from transfers.receipt import Receipt, ReceiptFile, delivery_id
-
-        base = f"mash-referrals_B_{LOGICAL_DATE.isoformat()}"
-        manifest_path = self.inbound / f"{base}.manifest.json"
-        while not manifest_path.exists():
-            if self.stop.wait(0.5):
-                return
-        data = manifest_path.read_bytes()
-        manifest = json.loads(data)
-        fpr = own_key_fingerprint(self.secret)
-        receipt = Receipt(
-            delivery_id=delivery_id("mash-referrals", "B", manifest["logical_date"], manifest["recipient"]),
-            agreement=manifest["agreement"], flow="B", logical_date=manifest["logical_date"],
-            sender=manifest["sender"], recipient=manifest["recipient"],
-            manifest_sha256=hashlib.sha256(data).hexdigest(),
-            files=tuple(ReceiptFile(f["name"], f["size"], f["sha256"]) for f in manifest["files"]),
-            rows=manifest["rows"] if self.accept else 0, status="accepted" if self.accept else "rejected",
-            reason="" if self.accept else "rows do not match the manifest",
-            received_at=datetime.now(UTC).isoformat(timespec="seconds"), destroy_by=None,
-            recipient_ledger_head=None, signer_fingerprint=fpr).to_bytes()
-        folder = self.inbound / "receipts"
-        folder.mkdir(exist_ok=True)
-        (folder / f"{base}.receipt.json.asc").write_text(sign_detached(receipt, load_own_signing_key(self.secret, fpr)))
-        (folder / f"{base}.receipt.json").write_bytes(receipt)
+    return StandInRecipient(world, "B", "inbound/ed-attendances", accept=accept)
 
 
 def _dags_test_b(world, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

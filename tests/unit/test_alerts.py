@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.support.config_edits import copy_config, edit
 from transfers.agreement import load_config
+from transfers.alert_claims import claim_once, release_claim
 from transfers.alerts import (
     certificate_overdue_alert,
-    claim_once,
     daily_alerts,
     failure_alert,
     quality_block_alert,
-    release_claim,
     review_due,
     review_due_alert,
     what_happened,
@@ -167,13 +166,33 @@ def test_daily_alerts_key_a_review_once_per_agreement_per_day(config):
 
 
 def test_a_key_is_claimed_once_until_released(tmp_path: Path):
-    folder = tmp_path / "alerts"
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
 
-    assert claim_once(folder, "mash-referrals.A scheduled__2026-11-25T02:00:00+00:00")
-    assert not claim_once(folder, "mash-referrals.A scheduled__2026-11-25T02:00:00+00:00")
-    assert claim_once(folder, "mash-referrals.A manual__2026-11-25")
-    release_claim(folder, "mash-referrals.A manual__2026-11-25")
-    assert claim_once(folder, "mash-referrals.A manual__2026-11-25")
+    assert claim_once(url, "mash-referrals.A scheduled__2026-11-25T02:00:00+00:00")
+    assert not claim_once(url, "mash-referrals.A scheduled__2026-11-25T02:00:00+00:00")
+    assert claim_once(url, "mash-referrals.A manual__2026-11-25")
+    release_claim(url, "mash-referrals.A manual__2026-11-25")
+    assert claim_once(url, "mash-referrals.A manual__2026-11-25")
+
+
+def test_claims_older_than_the_keeping_period_are_deleted_as_new_ones_are_made(tmp_path: Path):
+    import sqlalchemy as sa
+
+    from transfers.alert_claims import KEEP_DAYS, TABLE
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert claim_once(url, "review-due mash-referrals 2026-01-01", now=start)
+    assert claim_once(url, "review-due mash-referrals 2026-01-02", now=start + timedelta(days=1))
+    later = start + timedelta(days=KEEP_DAYS, hours=12)  # past the first's keeping period, not the second's
+    assert claim_once(url, "review-due mash-referrals later", now=later)
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one()
+    engine.dispose()
+    assert kept == 2
+    assert not claim_once(url, "review-due mash-referrals 2026-01-02", now=later)  # still claimed
 
 
 def test_an_incident_goes_to_the_ig_contacts_of_the_party_that_saw_it_with_no_record_value(config):
