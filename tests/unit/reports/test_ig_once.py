@@ -139,6 +139,9 @@ def _fill(ledger: Ledger) -> None:
                             reason="audit", by="ig-officer", at=_at(date(2026, 7, 5))))
     ledger.record(LegalHold(agreement=AG, action="lift", scope="delivery", target=_did(A, date(2026, 7, 2), SYP),
                             by="ig-officer", at=_at(date(2026, 10, 5))))  # lifted after the period
+    # Placed again after the lift (a later seq) with a time inside the period: the later seq stands, so it is held.
+    ledger.record(LegalHold(agreement=AG, action="add", scope="delivery", target=_did(A, date(2026, 7, 2), SYP),
+                            reason="audit reopened", by="ig-officer", at=_at(date(2026, 9, 1))))
 
 
 def _outputs(doc: dict) -> dict:
@@ -181,3 +184,40 @@ def test_the_report_is_what_it_was_before_byte_for_byte(world):
     assert got["csv"] == want["csv"]
     assert got["doc"] == want["doc"]
     assert got["html_sha256"] == want["html_sha256"]
+
+
+def test_the_report_reads_the_period_once_and_beyond_it_only_what_judging_it_needs(world, reads):
+    settings, config, ledger = world
+    since, until = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)
+
+    build(settings, config, ledger, START, END, now=NOW)
+
+    sliced = [(kinds, flow, s, u) for _, kinds, flow, s, u in reads if s is not None or u is not None]
+    [period] = [k for k, _, s, u in sliced if (s, u) == (since, until)]
+    shown = (Disclosure, SharedWithoutConsent, Purged, PurgeFailed, Destroyed, Incident, PrivacyResult, Notice,
+             PseudonymKey)  # what ig.build and ig_evidence.evidence list for the period
+    assert {c.KIND for c in shown} <= period
+    beyond = {(s, u): k for k, _, s, u in sliced if (s, u) != (since, until)}
+    assert set(beyond) == {(None, since), (until, None)}  # before and after: disjoint from the period
+    assert beyond[(None, since)] == beyond[(until, None)] < period  # only what judging the period needs
+    assert all(flow is None for _, flow, _, _ in sliced)
+    # Nothing else in the report's own modules reads the ledger again (the copies held now are listed by the
+    # retention package, and the chain check uses Ledger.verify, not records).
+    others = [c for c in reads if c[3] is None and c[4] is None and not c[0].startswith("transfers.retention.")]
+    assert others == []
+
+
+def test_the_flow_page_statuses_read_only_that_flows_records_once(world, reads):
+    settings, config, ledger = world
+    from transfers.reports.destruction import destruction_statuses
+    from transfers.reports.reading import flow_statuses
+    from transfers.reports.receipts import receipt_statuses
+
+    receipts, destruction = flow_statuses(ledger, config, A, grace_days=30, now=NOW)
+
+    assert [(flow, since, until) for _, _, flow, since, until in reads] == [(A, None, None)]
+    assert {r.flow for r in receipts} == {d.flow for d in destruction} == {A}
+    # The same statuses as the functions the CLI uses, each of which reads the flow on its own.
+    assert receipts == receipt_statuses(ledger, config, flow=A, now=NOW)
+    assert destruction == destruction_statuses(ledger, config, grace_days=30, flow=A, now=NOW)
+    assert len(receipts) == 10 and {d.status for d in destruction} >= {"destroyed", "overdue", "not-due"}
