@@ -110,7 +110,7 @@ def evidence(
     without: Counter[str] = Counter()
     for record in read.period:
         if isinstance(record, PrivacyResult):
-            # records() yields in seq order, so a retried night's later attempt overwrites its earlier one.
+            # The period is in seq order, so a retried night's later attempt overwrites its earlier one.
             privacy[(record.flow or "", ds_of(record))] = record
         elif isinstance(record, Disclosure):
             disclosures.append(record)
