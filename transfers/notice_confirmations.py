@@ -16,7 +16,7 @@ affected, the confirmation's SHA-256, the signer); anything else is ``NoticeConf
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from transfers.crypto import SigningKey
     from transfers.delivery import SftpSession
     from transfers.ledger import Ledger
+    from transfers.ledger.records import Record
     from transfers.settings import Settings
 
-__all__ = ["NoticeStatus", "collect_confirmations", "confirmation_of", "confirmation_statuses", "describe"]
+__all__ = ["NoticeStatus", "collect_confirmations", "confirmation_of", "confirmation_statuses", "describe",
+           "statuses_of"]
 
 log = get_logger(__name__)
 
@@ -71,10 +73,26 @@ def describe(status: NoticeStatus) -> str:
 
 def confirmation_statuses(ledger: Ledger) -> list[NoticeStatus]:
     """Every notice in the ledger, oldest first, with its confirmation (from the ledger only)."""
-    confirmed = {r.dedupe_key(): r for r in ledger.records(NoticeConfirmed)}
-    refused = {(r.recipient or "", r.reference): r for r in ledger.records(NoticeConfirmationRefused)}
+    answers = list(ledger.records(NoticeConfirmed, NoticeConfirmationRefused))
+    return statuses_of(ledger.records(Notice), answers)
+
+
+def statuses_of(notices: Iterable[Notice], answers: Iterable[Record]) -> list[NoticeStatus]:
+    """``notices`` with their confirmations, from records already read (``confirmation_statuses`` reads them).
+
+    Args:
+        answers: Records in seq order holding at least every ``NoticeConfirmed`` and ``NoticeConfirmationRefused``
+            of these notices, whenever recorded; records of other kinds are ignored.
+    """
+    confirmed: dict[str | None, NoticeConfirmed] = {}
+    refused: dict[tuple[str, str], NoticeConfirmationRefused] = {}
+    for answer in answers:
+        if isinstance(answer, NoticeConfirmed):
+            confirmed[answer.dedupe_key()] = answer
+        elif isinstance(answer, NoticeConfirmationRefused):
+            refused[(answer.recipient or "", answer.reference)] = answer
     return [_status(n, confirmed.get(NoticeConfirmed.key_for(n.recipient or "", n.reference)),
-                    refused.get((n.recipient or "", n.reference))) for n in ledger.records(Notice)]
+                    refused.get((n.recipient or "", n.reference))) for n in notices]
 
 
 def confirmation_of(ledger: Ledger, notice: Notice) -> NoticeStatus:

@@ -27,12 +27,15 @@ from transfers.ledger.records import CertificateRefused, DestructionCertified, D
 from transfers.receipt import delivery_id
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from transfers.agreement import Config, FlowRef
     from transfers.ledger import Ledger, VerifyReport
+    from transfers.ledger.records import Record
     from transfers.settings import Settings
 
-__all__ = ["PAST_DESTROY_BY", "DisclosureDestruction", "destroy_by", "destruction_gaps", "destruction_statuses",
-           "due_moment", "verify_destruction"]
+__all__ = ["PAST_DESTROY_BY", "DisclosureDestruction", "destroy_by", "destruction_gaps", "destruction_of",
+           "destruction_statuses", "due_moment", "verify_destruction"]
 
 #: The states of a disclosure whose destroy-by has come (what ``transfers certificates`` lists).
 PAST_DESTROY_BY = ("awaiting", "destroyed", "overdue", "at-controller", "unsupported")
@@ -97,13 +100,29 @@ def destruction_statuses(ledger: Ledger, config: Config, *, grace_days: int, sin
                          now: datetime | None = None) -> list[DisclosureDestruction]:
     """Every disclosure recorded in [since, until) (of one ``<agreement>.<flow>`` if given), with its destruction
     state as at ``now``; certificates are looked for whenever they were recorded."""
+    answers = list(ledger.records(DestructionCertified, CertificateRefused, flow=flow))
+    return destruction_of(config, ledger.records(Disclosure, flow=flow, since=since, until=until), answers,
+                          grace_days=grace_days, now=now)
+
+
+def destruction_of(config: Config, disclosures: Iterable[Disclosure], answers: Iterable[Record], *,
+                   grace_days: int, now: datetime | None = None) -> list[DisclosureDestruction]:
+    """``disclosures`` with their destruction state as at ``now``, from records already read.
+
+    Args:
+        answers: Records in seq order holding at least every ``DestructionCertified`` and ``CertificateRefused``
+            of these disclosures' flows, whenever recorded; records of other kinds are ignored.
+    """
     now = now or datetime.now(UTC)
-    certified = {c.delivery_id: c for c in ledger.records(DestructionCertified, flow=flow)}
+    certified: dict[str, DestructionCertified] = {}
     refused: dict[str, int] = {}
-    for refusal in ledger.records(CertificateRefused, flow=flow):
-        refused[refusal.delivery_id] = refused.get(refusal.delivery_id, 0) + 1
+    for answer in answers:
+        if isinstance(answer, DestructionCertified):
+            certified[answer.delivery_id] = answer
+        elif isinstance(answer, CertificateRefused):
+            refused[answer.delivery_id] = refused.get(answer.delivery_id, 0) + 1
     out = []
-    for disclosure in ledger.records(Disclosure, flow=flow, since=since, until=until):
+    for disclosure in disclosures:
         if disclosure.logical_date is None:
             continue  # every disclosure is of one logical date; an entry without one is not a delivery
         flow_key = disclosure.flow or ""

@@ -46,11 +46,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from transfers.agreement import Config
 from transfers.files import write_atomic
 from transfers.ledger.records import Destroyed, Disclosure, Incident, Purged, PurgeFailed, SharedWithoutConsent, stamp
-from transfers.reports.destruction import DisclosureDestruction, destruction_statuses
+from transfers.reports.destruction import DisclosureDestruction, destruction_of
 from transfers.reports.figures import disclosures_per_month
 from transfers.reports.ig_evidence import CSV_COLUMNS as _EVIDENCE_CSV
 from transfers.reports.ig_evidence import evidence
-from transfers.reports.receipts import DisclosureReceipt, receipt_statuses
+from transfers.reports.reading import read_period
+from transfers.reports.receipts import DisclosureReceipt, receipts_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,7 +86,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
         connection: Resolves S3 archives' connections, so their manifests' ledger heads are checked too.
     """
     from transfers.retention import inventory
-    from transfers.retention.holds import active_holds
+    from transfers.retention.holds import holds_of
 
     now = now or datetime.now(UTC)
     since = datetime.combine(start, time.min, UTC)
@@ -97,8 +98,9 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
     failures: list[dict] = []
     destroyed: list[dict] = []
     incidents: list[dict] = []
-    for record in ledger.records(Disclosure, SharedWithoutConsent, Purged, PurgeFailed, Destroyed, Incident,
-                                 since=since, until=until):
+    # The ledger read once for everything below but the chain check and the copies held now (see ``reading``).
+    read = read_period(ledger, since, until)
+    for record in read.period:
         entry = record.entry
         assert entry is not None  # read back: every record has its entry
         if isinstance(record, Disclosure):
@@ -147,10 +149,10 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                              "due": stamp(record.due), "attempted_at": stamp(record.attempted_at),
                              "error": record.error})
     grace = settings.destruction_grace_days
-    everything = destruction_statuses(ledger, config, grace_days=grace, now=now)
+    everything = destruction_of(config, read.disclosures, read.answers, grace_days=grace, now=now)
     states = {d.delivery_id: d for d in everything}
     receipts = [_receipt_row(r, names, states.get(r.delivery_id))
-                for r in receipt_statuses(ledger, config, since=since, until=until, now=now)]
+                for r in receipts_of(config, read.of(Disclosure), read.answers, now=now)]
     destruction = [_destruction_row(d, names) for d in everything if d.past_destroy_by]
     destruction.sort(key=lambda d: (d["status"] != "overdue", d["destroy_by"], d["flow"], d["recipient"]))
     for row in receipts:
@@ -160,7 +162,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
     # Legal holds in force: what they keep from destruction and why (a subject is never named).
     holds = [{"seq": h.seq, "scope": h.scope, "agreement": h.agreement,
               "target": h.target if h.scope == "delivery" else "one subject (pseudonym in the ledger entry)",
-              "reason": h.reason, "by": h.by, "since": stamp(h.since)} for h in active_holds(ledger)]
+              "reason": h.reason, "by": h.by, "since": stamp(h.since)} for h in holds_of(read.answers)]
     held = []
     for item in inventory(settings, config, ledger):
         held.append({"place": item.place, "store": item.store, "flow": item.flow, "path": item.path,
@@ -179,7 +181,7 @@ def build(settings: Settings, config: Config, ledger: Ledger, start: date, end: 
                            "review_by": a.review_by.isoformat(), "status": status,
                            "days_to_review": (a.review_by - today).days, "file": loaded.path.name})
     # Last, so the ledger's verification covers every entry read above.
-    more = evidence(settings, config, ledger, since, until, connection=connection)
+    more = evidence(settings, config, ledger, since, until, connection=connection, read=read)
     return {
         **more,
         "from": start.isoformat(), "to": end.isoformat(), "generated": now.isoformat(timespec="seconds"),

@@ -23,7 +23,8 @@ Each is a key of the report's data and a CSV (``CSV_COLUMNS``):
                           covers
 
 The three sections that describe flows from their agreement (bases, fields, keys) are built in
-:mod:`transfers.reports.ig_flows`; this module reads the ledger once for all of them.
+:mod:`transfers.reports.ig_flows`; all of them come from the one reading of the ledger the IG report makes
+(:mod:`transfers.reports.reading`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,18 @@ from typing import TYPE_CHECKING, Any
 from transfers.agreement import Config
 from transfers.consent import REASONS, reason_label
 from transfers.errors import TransferError
-from transfers.ledger.records import Disclosure, Notice, PrivacyResult, PseudonymKey, SharedWithoutConsent, stamp
+from transfers.ledger.records import (
+    Disclosure,
+    Notice,
+    PrivacyResult,
+    PseudonymKey,
+    Record,
+    SharedWithoutConsent,
+    stamp,
+)
 from transfers.ledger.records.base import ds_of
 from transfers.reports.ig_flows import field_sharing, flow_bases, key_event, pseudonym_keys
+from transfers.reports.reading import PeriodRecords, read_period
 
 if TYPE_CHECKING:
     from transfers.connections import ConnInfo
@@ -82,23 +92,25 @@ def evidence(
     until: datetime,
     *,
     connection: Callable[[str], ConnInfo] | None = None,
+    read: PeriodRecords | None = None,
 ) -> dict[str, Any]:
     """Every section above, and their totals, for entries recorded in ``[since, until)``.
 
     Args:
         connection: Resolves an S3 archive's connection so its manifests' ledger heads are checked too;
             without it such an archive is listed as not checked.
+        read: The ledger already read for this period (the IG report's reading); read here when not given.
     """
+    if read is None:
+        read = read_period(ledger, since, until)
     privacy: dict[tuple[str, str], PrivacyResult] = {}
     disclosures: list[Disclosure] = []
     notices: list[Notice] = []
     key_events: list[PseudonymKey] = []
     without: Counter[str] = Counter()
-    for record in ledger.records(
-        PrivacyResult, Disclosure, Notice, PseudonymKey, SharedWithoutConsent, since=since, until=until
-    ):
+    for record in read.period:
         if isinstance(record, PrivacyResult):
-            # records() yields in seq order, so a retried night's later attempt overwrites its earlier one.
+            # The period is in seq order, so a retried night's later attempt overwrites its earlier one.
             privacy[(record.flow or "", ds_of(record))] = record
         elif isinstance(record, Disclosure):
             disclosures.append(record)
@@ -106,11 +118,11 @@ def evidence(
             notices.append(record)
         elif isinstance(record, PseudonymKey):
             key_events.append(record)
-        else:
+        elif isinstance(record, SharedWithoutConsent):
             without[record.flow or ""] += 1
     names = config.protocol.name_of
     exclusions = _exclusions(privacy.values())
-    notice_rows = _notices(ledger, notices, names)
+    notice_rows = _notices(notices, read.answers, names)
     keys = pseudonym_keys(config, disclosures)
     check = ledger_check(settings, config, ledger, connection)
     excluded = {reason: sum(row[reason] for row in exclusions) for reason in (*REASONS, "other")}
@@ -179,14 +191,18 @@ def _exclusions(runs: Iterable[PrivacyResult]) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda r: (r["agreement"], r["flow"], r["period"]))
 
 
-def _notices(ledger: Ledger, notices: list[Notice], names: Callable[[str], str]) -> list[dict[str, Any]]:
-    """One row per (flow, recipient, kind, month) of notices sent, with where their confirmations stand."""
-    from transfers.notice_confirmations import confirmation_statuses
+def _notices(
+    notices: list[Notice], answers: Iterable[Record], names: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """One row per (flow, recipient, kind, month) of notices sent, with where their confirmations stand.
+
+    ``answers`` holds every confirmation (and refused one) whenever recorded: one can come after the period.
+    """
+    from transfers.notice_confirmations import statuses_of
 
     if not notices:
         return []
-    # Every notice's status in one pass (a refused confirmation is only known from the whole ledger).
-    statuses = {(s.recipient, s.reference): s for s in confirmation_statuses(ledger)}
+    statuses = {(s.recipient, s.reference): s for s in statuses_of(notices, answers)}
     groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for notice in notices:
         status = statuses[(notice.recipient or "", notice.reference)]

@@ -18,10 +18,13 @@ from transfers.ledger.records import Acknowledgement, Disclosure, ReceiptRefused
 from transfers.receipt import delivery_id
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from transfers.agreement import Config
     from transfers.ledger import Ledger
+    from transfers.ledger.records import Record
 
-__all__ = ["DisclosureReceipt", "receipt_statuses"]
+__all__ = ["DisclosureReceipt", "receipt_statuses", "receipts_of"]
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,29 @@ def receipt_statuses(ledger: Ledger, config: Config, *, since: datetime | None =
 
     Acknowledgements are looked for whenever they were recorded (a receipt can come after ``until``).
     """
+    answers = list(ledger.records(Acknowledgement, ReceiptRefused, flow=flow))
+    return receipts_of(config, ledger.records(Disclosure, flow=flow, since=since, until=until), answers, now=now)
+
+
+def receipts_of(config: Config, disclosures: Iterable[Disclosure], answers: Iterable[Record], *,
+                now: datetime | None = None) -> list[DisclosureReceipt]:
+    """``disclosures`` with their receipt status, from records already read (``receipt_statuses`` reads them).
+
+    Args:
+        answers: Records in seq order holding at least every ``Acknowledgement`` and ``ReceiptRefused`` of these
+            disclosures' flows, whenever recorded; records of other kinds are ignored. A later acknowledgement of a
+            delivery stands over an earlier one.
+    """
     now = now or datetime.now(UTC)
     acks: dict[str, Acknowledgement] = {}
     refused: dict[str, int] = {}
-    for ack in ledger.records(Acknowledgement, flow=flow):
-        acks[ack.delivery_id] = ack
-    for refusal in ledger.records(ReceiptRefused, flow=flow):
-        refused[refusal.delivery_id] = refused.get(refusal.delivery_id, 0) + 1
+    for answer in answers:
+        if isinstance(answer, Acknowledgement):
+            acks[answer.delivery_id] = answer
+        elif isinstance(answer, ReceiptRefused):
+            refused[answer.delivery_id] = refused.get(answer.delivery_id, 0) + 1
     out = []
-    for disclosure in ledger.records(Disclosure, flow=flow, since=since, until=until):
+    for disclosure in disclosures:
         ds = disclosure.logical_date.isoformat() if disclosure.logical_date else ""
         flow_key = disclosure.flow or ""
         flow_id = flow_key.partition(".")[2] or flow_key

@@ -18,9 +18,12 @@ from transfers.errors import ConfigError
 from transfers.ledger.records import LegalHold
 
 if TYPE_CHECKING:
-    from transfers.ledger import Ledger
+    from collections.abc import Iterable
 
-__all__ = ["SCOPES", "Hold", "active_holds", "add_hold", "current_user", "lift_hold"]
+    from transfers.ledger import Ledger
+    from transfers.ledger.records import Record
+
+__all__ = ["SCOPES", "Hold", "active_holds", "add_hold", "current_user", "holds_of", "lift_hold"]
 
 SCOPES = ("delivery", "subject")
 
@@ -45,8 +48,15 @@ class Hold:
 
 def active_holds(ledger: Ledger) -> list[Hold]:
     """Every hold in force, in the order they were placed."""
+    return holds_of(ledger.records(LegalHold))
+
+
+def holds_of(records: Iterable[Record]) -> list[Hold]:
+    """The holds in force after ``records`` (in seq order, holding every ``LegalHold``; other kinds are ignored)."""
     latest: dict[tuple[str, str, str], LegalHold] = {}
-    for record in ledger.records(LegalHold):
+    for record in records:
+        if not isinstance(record, LegalHold):
+            continue
         key = (record.scope, record.agreement, record.target)
         latest.pop(key, None)  # re-placed holds move to the end
         latest[key] = record

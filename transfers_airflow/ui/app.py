@@ -163,9 +163,8 @@ def create_app() -> FastAPI:
 
     @app.get("/flows/{agreement}/{flow}", response_class=HTMLResponse)
     def flow_page(request: Request, agreement: str, flow: str, user: User) -> HTMLResponse:
-        from transfers.reports.destruction import destruction_statuses
         from transfers.reports.files import flow_reports
-        from transfers.reports.receipts import receipt_statuses
+        from transfers.reports.reading import flow_statuses
 
         settings, config = _settings_and_config()
         ref = _flow(config, agreement, flow)
@@ -173,9 +172,9 @@ def create_app() -> FastAPI:
         _mirror(settings, agreement, flow)
         now = datetime.now(UTC)
         with settings.open_ledger() as ledger:
-            receipts = receipt_statuses(ledger, config, flow=ref.key, now=now)
-            destruction = destruction_statuses(
-                ledger, config, grace_days=settings.destruction_grace_days, flow=ref.key, now=now
+            # One read of this flow's entries only, however many flows the ledger holds.
+            receipts, destruction = flow_statuses(
+                ledger, config, ref.key, grace_days=settings.destruction_grace_days, now=now
             )
         return _page(
             "flow.html.j2",
