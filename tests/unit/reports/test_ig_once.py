@@ -4,7 +4,7 @@ A real (SQLite) ledger with two flows (and one no longer in the config), disclos
 the period over several months, receipts acknowledged, rejected and refused (some recorded after the
 period), destruction certificates and refusals, privacy results (a retried night), notices with their
 confirmations, shares without consent, purges, a received delivery destroyed, a legal hold, key events and
-an incident. ``snapshots/ig_once.json`` is the report this ledger gave before the single read (its data,
+an incident. ``tests/fixtures/ig-report-snapshot.json`` is the report this ledger gave before the single read (its data,
 every CSV and the HTML's SHA-256, generated from the old code path at commit 8197231): the new path must
 give it byte for byte.
 
@@ -47,7 +47,7 @@ from transfers.receipt import delivery_id
 from transfers.reports.ig import _CSV, build, render_csv, render_html
 from transfers.settings import PROJECT_ROOT, Settings
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "ig_once.json"
+SNAPSHOT = Path(__file__).resolve().parents[2] / "fixtures" / "ig-report-snapshot.json"
 AG, A, B, GONE = "mash-referrals", "mash-referrals.A", "mash-referrals.B", "mash-referrals.Z"
 SYP, CS = "south-yorkshire-police", "rotherham-childrens-services"
 START, END = date(2026, 6, 1), date(2026, 9, 30)
