@@ -22,6 +22,9 @@ TABLE = "alert_claims"
 #: Claims are kept this long, then deleted: far longer than any DAG run (under a day) or its retries.
 KEEP_DAYS = 90
 
+#: The advisory lock PostgreSQL creators of the table take in turn (any fixed 64-bit number).
+_CREATE_LOCK = int.from_bytes(hashlib.sha256(b"transfers alert claims table").digest()[:8], "big", signed=True)
+
 _table = sa.Table(
     TABLE, sa.MetaData(),
     # Hashed: a key (a DAG run id, an incident's notice key) may be long; the hash is all a claim needs.
@@ -39,13 +42,15 @@ def _engine(url: str) -> sa.Engine:
 
     engine = database_engine(url)
     try:
-        _table.create(engine, checkfirst=True)
-    except sa.exc.DBAPIError:
-        # Another worker's first claim created it between the check and the create (PostgreSQL reports the
-        # race as a duplicate table or type); anything else is a real failure.
-        if not sa.inspect(engine).has_table(TABLE):
-            engine.dispose()
-            raise
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Workers' first claims take turns creating the table: at the same moment, both would find it
+                # missing and the second create would fail on a duplicate table.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK)))
+            _table.create(conn, checkfirst=True)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -16,7 +16,11 @@ pytestmark = pytest.mark.integration
 KEY = "mash-referrals.A scheduled__2026-11-25T02:00:00+00:00"
 
 
-def _claim(url: str, start: Any, results: Any) -> None:
+def _claim(url: str, start: Any, results: Any, ready: Any) -> None:
+    import sqlalchemy as sa
+
+    sa.create_engine(url).connect().close()  # the driver loaded and the server reached before the start
+    ready.wait(120)
     start.wait(30)
     results.put(claim_once(url, KEY))
 
@@ -24,10 +28,11 @@ def _claim(url: str, start: Any, results: Any) -> None:
 def test_of_eight_processes_racing_for_one_alert_exactly_one_claims_it():
     with throwaway_pg_database("alert_claims") as (url, _name):
         context = multiprocessing.get_context("spawn")
-        start, results = context.Event(), context.Queue()
-        racers = [context.Process(target=_claim, args=(url, start, results)) for _ in range(8)]
+        start, results, ready = context.Event(), context.Queue(), context.Barrier(9)
+        racers = [context.Process(target=_claim, args=(url, start, results, ready)) for _ in range(8)]
         for racer in racers:
             racer.start()
+        ready.wait(120)  # every racer has imported and connected: they start together (the table is made then too)
         start.set()
         outcomes = [results.get(timeout=60) for _ in racers]
         for racer in racers:

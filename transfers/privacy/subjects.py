@@ -94,6 +94,24 @@ def _define_withdrawals(metadata: sa.MetaData) -> sa.Table:
 
 WITHDRAWALS = "subject_withdrawals"
 
+#: The advisory lock PostgreSQL creators of the register's tables take in turn (any fixed 64-bit number).
+_CREATE_LOCK = int.from_bytes(hashlib.sha256(b"transfers subject register tables").digest()[:8], "big", signed=True)
+
+
+def _create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """The register's tables, made once however many workers open it first at the same moment.
+
+    On a fresh PostgreSQL ledger two first ``prepare_part`` tasks on two workers both found the tables missing
+    and both created them; the second failed on a duplicate table. Creators now take turns under a
+    transaction-scoped advisory lock, so the second finds the first's tables. SQLite serialises DDL itself.
+    """
+    if engine.dialect.name != "postgresql":
+        metadata.create_all(engine, checkfirst=True)
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK)))
+        metadata.create_all(conn, checkfirst=True)
+
 
 class SubjectIndex:
     """The subject register (headers, pseudonyms, member sets), seals and withdrawals, in the ledger's database."""
@@ -108,7 +126,7 @@ class SubjectIndex:
         self.headers, self.subjects, self.members = register.define(metadata)
         self.seals = _define_seals(metadata)
         self.withdrawals = _define_withdrawals(metadata)
-        metadata.create_all(self.engine, checkfirst=True)
+        _create_tables(self.engine, metadata)
         register.migrate_legacy(self.engine, self._write)
 
     def record_withdrawal(self, agreement: str, lookup: str) -> bool:
