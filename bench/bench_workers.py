@@ -162,7 +162,7 @@ def wait_for_run(airflow: CeleryDeployment, run: str, workers: list[str]) -> str
     started = time.monotonic()
 
     def ended() -> str | None:
-        states = Counter(state or "queued" for state, _host in airflow.task_instances(FLOW, run).values())
+        states = Counter(state or "not yet scheduled" for state, _host in airflow.task_instances(FLOW, run).values())
         line = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
         if line != shown[0]:
             print(f"   {time.monotonic() - started:6.0f} s  {line}", flush=True)
