@@ -75,3 +75,31 @@ def test_the_import_check_catches_a_moved_name(tmp_path):
     assert _imports(script) == [("transfers.pipeline", "Staging"), ("transfers", "staging")]
     with pytest.raises(AssertionError, match=r"transfers\.pipeline\.Staging"):
         test_every_name_a_bench_imports_exists_even_inside_main(script)
+
+
+def _load(stem: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_script_{stem}", BENCH / f"{stem}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_workers_counts_a_mapped_step_s_plan_parts_and_seal_as_one_stage(monkeypatch):
+    stage_of = _load("bench_workers", monkeypatch).stage_of(["police"])
+    assert {t for t, s in stage_of.items() if s == "quality"} == {"quality", "quality_part", "quality_seal"}
+    assert {t for t, s in stage_of.items() if s == "encrypt_police"} == {
+        "encrypt_police", "encrypt_police_part", "seal_police"}
+    assert stage_of["extract"] == "extract" and stage_of["deliver_police"] == "deliver_police"
+
+
+def test_bench_workers_takes_worker_counts_and_a_store_and_refuses_a_zero_count(monkeypatch, capsys):
+    bench = _load("bench_workers", monkeypatch)
+    args = bench.parse_args(["3000000", "--workers", "1", "2", "--store", "volume"])
+    assert (args.rows, args.workers, args.store, args.part_rows) == (3_000_000, [1, 2], "volume", None)
+    assert bench.parse_args(["10"]).store == "s3"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["10", "--workers", "0"])
+    assert "--workers" in capsys.readouterr().err
