@@ -8,8 +8,7 @@ parties' gpg keys, a private sshd. Then, for each worker count, a fresh deployme
 api-server, a scheduler, a dag-processor and N ``airflow celery worker --concurrency 1``, each with its own
 ``TRANSFERS_HOME`` (standing for its own machine); a fresh PostgreSQL ledger; the work store either moto's S3
 server (``s3``, as the tests use it: a Python server inside this process) or a shared directory (``volume``);
-the ledger's anchor beside it (a bucket, or a file in another directory); the ledger's subject register tables
-made before the run (see ``subject_register_made``). It triggers the flow's send DAG for
+the ledger's anchor beside it (a bucket, or a file in another directory). It triggers the flow's send DAG for
 one date, waits for the run to end, and prints from Airflow's own records: the DAG run's wall time (its
 start to its end), each stage's wall time (its first task instance's start to its last one's end: plan, mapped
 parts and seal), how many mapped instances it had and which worker ran its task instances. A stand-in
@@ -157,18 +156,6 @@ def work_store(kind: str, place: Path) -> Iterator[dict[str, str]]:
         }
 
 
-def subject_register_made(ledger_url: str) -> None:
-    """Make the subject register's tables in the fresh ledger first, as a ledger that has run a night before has.
-
-    On a fresh PostgreSQL ledger, the first two prepare parts, started at once on two workers, both create them
-    (``create_all(checkfirst=True)`` is not atomic across processes): one fails with a duplicate ``pg_type`` key
-    and waits out the DAG's 5-minute retry delay. Found by this bench; left to the project to fix.
-    """
-    from transfers.privacy.subjects import SubjectIndex
-
-    SubjectIndex(ledger_url).engine.dispose()
-
-
 def wait_for_run(airflow: CeleryDeployment, run: str, workers: list[str]) -> str:
     """Poll the run until it ends, printing a progress line (task states) whenever they change."""
     shown = [""]
@@ -196,8 +183,10 @@ def measure(n: int, args: argparse.Namespace, base_env: dict[str, str], work: Pa
         ledger_url, _ = stack.enter_context(throwaway_pg_database("bench_workers_ledger"))
         store = stack.enter_context(work_store(args.store, work / f"store-{n}"))
         broker = stack.enter_context(redis_db())
-        env = {**base_env, **store, "TRANSFERS_LEDGER_URL": ledger_url, "TRANSFERS_WORKERS": "many"}
-        subject_register_made(ledger_url)
+        # The sending party receives flows too: with several workers its received store is PostgreSQL (the
+        # ledger's database here) and its inbox a folder every worker reaches (nothing arrives there in the bench).
+        env = {**base_env, **store, "TRANSFERS_LEDGER_URL": ledger_url, "TRANSFERS_WORKERS": "many",
+               "TRANSFERS_STORE_URL": ledger_url, "TRANSFERS_INBOX_DIR": str(work / f"inbox-{n}")}
         started = time.perf_counter()
         airflow = stack.enter_context(celery_deployment(work / f"airflow-{n}", metadata_url, broker, env))
         workers = [f"worker-{i}" for i in range(1, n + 1)]
