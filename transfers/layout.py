@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from transfers.errors import ConfigError
@@ -192,6 +192,17 @@ class HomeLayout:
         if root == home or not root.is_relative_to(home):
             raise ConfigError(f"retention.archive.dir: {folder!r} must be a folder under TRANSFERS_HOME ({self.home})")
         return root
+
+    def at(self, relative: str) -> Path:
+        """The path a work store names relative to the home (``reports/<a>/<f>``), never outside it.
+
+        Raises:
+            ValueError: ``relative`` is absolute or climbs out (``..``).
+        """
+        parts = PurePosixPath(relative).parts
+        if not parts or parts[0] == "/" or ".." in parts:
+            raise ValueError(f"{relative!r} is not a path inside the home")
+        return self.home.joinpath(*parts)
 
     def folder(self, name: str) -> Path:
         """A folder directly under the home (one of ``HOME_FOLDERS``)."""

@@ -202,3 +202,12 @@ def test_no_module_but_settings_builds_a_path_under_home():
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if pattern.search(line)]
     assert offenders == [], "build paths under TRANSFERS_HOME with settings.layout (HomeLayout):\n" + "\n".join(offenders)
+
+
+def test_a_path_a_work_store_names_relative_to_the_home_stays_inside_it(tmp_path):
+    layout = HomeLayout(tmp_path / "home")
+
+    assert layout.at("reports/mash-referrals/A") == tmp_path / "home" / "reports" / "mash-referrals" / "A"
+    for escaping in ("../elsewhere", "reports/../../etc", "/etc/passwd", ""):
+        with pytest.raises(ValueError, match="not a path inside the home"):
+            layout.at(escaping)

@@ -54,7 +54,7 @@ def mirror_reports(settings: Settings, agreement: str, flow: str,
         parts = obj.relative[len(base) + 1:].split("/")
         if not _report_shape(parts):
             continue
-        local = settings.home.joinpath(base, *parts)
+        local = settings.layout.at(base).joinpath(*parts)
         stamp = obj.modified.timestamp()
         if local.is_symlink():
             continue  # never written through
@@ -69,7 +69,7 @@ def mirror_reports(settings: Settings, agreement: str, flow: str,
     if count:
         log.info("published reports mirrored", store=where.url(base), files=count)
     in_store = {obj.relative for obj in listed}
-    gone = [path for path in _local_reports(settings.home / base)
+    gone = [path for path in _local_reports(settings.layout.at(base))
             if path.relative_to(settings.home).as_posix() not in in_store]
     if gone:
         _drop_purged(settings, where, f"{agreement}.{flow}", gone)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from transfers.errors import TransferError
 from transfers.files import private_dir
-from transfers.layout import LOGS, NOTICES, REPORTS, layout_day
+from transfers.layout import LOGS, NOTICES, REPORTS, HomeLayout, layout_day
 from transfers.logs import get_logger, run_log
 from transfers.workstore.objects import WorkObjects, open_objects
 from transfers.workstore.where import S3Place, parse_work_store
@@ -70,7 +70,7 @@ class _Snapshot:
     def now(self) -> dict[str, tuple[Path, tuple[int, int]]]:
         found = {}
         for folder in (self.reports, self.notices):
-            base = self.home / folder
+            base = HomeLayout(self.home).at(folder)
             if not base.is_dir() or base.is_symlink():
                 continue
             for path in base.rglob("*"):
