@@ -79,15 +79,10 @@ class Databases:
 @pytest.fixture(scope="module")
 def object_store() -> Iterator[str]:
     """moto's S3 server standing for the compose file's object-store service: its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    from tests.support.s3 import moto_s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as conn:  # the tests' one moto endpoint; only its URL is wanted here
+        yield conn.extra["endpoint_url"]
 
 
 @pytest.fixture(scope="module")
